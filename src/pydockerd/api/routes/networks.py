@@ -1,0 +1,118 @@
+"""/networks routes: list, inspect, and clear errors for what is not supported yet."""
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import InvalidParameter, NotFound, NotImplementedErr
+from ...network import Network, NetworkService
+from ..http import AnyResponse, Request, empty, json_response
+from ..router import Route
+
+
+def parse_filters(req: Request) -> dict[str, list[str]]:
+    """The `filters` query: {"k": ["v", ...]} or the legacy {"k": {"v": true}}."""
+    raw = req.q_json("filters")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidParameter("invalid filters: expected a JSON object")
+    out: dict[str, list[str]] = {}
+    for key, val in raw.items():
+        if isinstance(val, dict):
+            out[key] = [k for k, on in val.items() if on]
+        elif isinstance(val, list):
+            out[key] = [str(v) for v in val]
+        elif isinstance(val, str):
+            out[key] = [val]
+        else:
+            raise InvalidParameter(f"invalid filter '{key}'")
+    return out
+
+
+def network_to_wire(networks: NetworkService, net: Network, *,
+                    with_containers: bool = True) -> dict[str, Any]:
+    containers: dict[str, Any] = {}
+    if with_containers:
+        for ep in networks.attached(net.id):
+            containers[ep.container_id] = {
+                "Name": networks.name_of(ep.container_id),
+                "EndpointID": ep.endpoint_id,
+                "MacAddress": ep.mac,
+                "IPv4Address": f"{ep.ip}/{ep.prefix_len}",
+                "IPv6Address": "",
+            }
+    config: list[dict[str, Any]] = []
+    if net.subnet:
+        cfg: dict[str, Any] = {"Subnet": net.subnet, "Gateway": net.gateway}
+        if net.ip_range:
+            cfg["IPRange"] = net.ip_range
+        config.append(cfg)
+    return {
+        "Name": net.name,
+        "Id": net.id,
+        "Created": net.created,
+        "Scope": net.scope,
+        "Driver": net.driver,
+        "EnableIPv4": net.enable_ipv4,
+        "EnableIPv6": net.enable_ipv6,
+        "IPAM": {"Driver": "default", "Options": None, "Config": config},
+        "Internal": net.internal,
+        "Attachable": net.attachable,
+        "Ingress": net.ingress,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": containers,
+        "Options": dict(net.options),
+        "Labels": dict(net.labels),
+    }
+
+
+def routes(networks: NetworkService) -> list[Route]:
+    async def list_networks(req: Request) -> AnyResponse:
+        nets = networks.list(parse_filters(req))
+        return json_response([network_to_wire(networks, n, with_containers=False)
+                              for n in nets])
+
+    async def inspect_network(req: Request) -> AnyResponse:
+        scope = req.q("scope")
+        net = networks.get(req.params["id"])
+        if scope and scope != net.scope:
+            raise NotFound(f"network {req.params['id']} not found")
+        return json_response(network_to_wire(networks, net))
+
+    async def create_network(req: Request) -> AnyResponse:
+        body = await req.json(default={})
+        name = body.get("Name", "") if isinstance(body, dict) else ""
+        if not name:
+            raise InvalidParameter("network name is required")
+        net = await networks.create_network(name)
+        return json_response({"Id": net.id, "Warning": ""}, 201)
+
+    async def delete_network(req: Request) -> AnyResponse:
+        await networks.remove_network(req.params["id"])
+        return empty(204)
+
+    async def connect_network(req: Request) -> AnyResponse:
+        networks.get(req.params["id"])
+        raise NotImplementedErr("connecting a running container to a network is not "
+                                "supported yet by pydockerd")
+
+    async def disconnect_network(req: Request) -> AnyResponse:
+        networks.get(req.params["id"])
+        raise NotImplementedErr("disconnecting a container from a network is not "
+                                "supported yet by pydockerd")
+
+    async def prune_networks(req: Request) -> AnyResponse:
+        parse_filters(req)
+        # there are no user-defined networks, so there is never anything to prune
+        return json_response({"NetworksDeleted": []})
+
+    return [
+        Route("GET", "/networks", list_networks),
+        Route("POST", "/networks/create", create_network),
+        Route("POST", "/networks/prune", prune_networks),
+        Route("GET", "/networks/{id}", inspect_network),
+        Route("DELETE", "/networks/{id}", delete_network),
+        Route("POST", "/networks/{id}/connect", connect_network),
+        Route("POST", "/networks/{id}/disconnect", disconnect_network),
+    ]

@@ -1,0 +1,77 @@
+"""`GET /networks` filters (name, id, driver, type, label, scope, dangling). Pure logic."""
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from ..errors import InvalidParameter
+from .model import Network
+
+ACCEPTED = ("dangling", "driver", "id", "label", "name", "scope", "type")
+
+
+def _match(pattern: str, value: str) -> bool:
+    """Docker's filters.Match: a regular expression search, falling back to substring."""
+    try:
+        return re.search(pattern, value) is not None
+    except re.error:
+        return pattern in value
+
+
+def _labels_match(wanted: list[str], labels: dict[str, str]) -> bool:
+    for w in wanted:
+        key, sep, value = w.partition("=")
+        if key not in labels or (sep and labels[key] != value):
+            return False
+    return True
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    v = value.lower()
+    if v in ("true", "1"):
+        return True
+    if v in ("false", "0"):
+        return False
+    raise InvalidParameter(f"invalid filter '{name}={value}'")
+
+
+def validate(filters: dict[str, list[str]]) -> None:
+    for key, values in filters.items():
+        if key not in ACCEPTED:
+            raise InvalidParameter(f"invalid filter '{key}'")
+        if key == "type":
+            for v in values:
+                if v not in ("custom", "builtin"):
+                    raise InvalidParameter(f"invalid filter: 'type'='{v}'")
+        if key == "dangling":
+            for v in values:
+                _parse_bool(key, v)
+
+
+def apply(networks: list[Network], filters: dict[str, list[str]],
+          in_use: Callable[[Network], bool]) -> list[Network]:
+    """The networks passing every filter; values of one filter are OR-ed."""
+    validate(filters)
+    out: list[Network] = []
+    for n in networks:
+        if (names := filters.get("name")) and not any(_match(p, n.name) for p in names):
+            continue
+        if (ids := filters.get("id")) and not any(_match(p, n.id) for p in ids):
+            continue
+        if (drivers := filters.get("driver")) and n.driver not in drivers:
+            continue
+        if (scopes := filters.get("scope")) and n.scope not in scopes:
+            continue
+        if types := filters.get("type"):
+            kind = "builtin" if n.predefined else "custom"
+            if kind not in types:
+                continue
+        if (labels := filters.get("label")) and not _labels_match(labels, n.labels):
+            continue
+        if dangling := filters.get("dangling"):
+            want_dangling = _parse_bool("dangling", dangling[-1])
+            is_dangling = not n.predefined and not in_use(n)
+            if want_dangling != is_dangling:
+                continue
+        out.append(n)
+    return out

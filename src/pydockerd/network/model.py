@@ -1,0 +1,72 @@
+"""Network and endpoint models, as stored (kinds "network", "endpoint", "ipam")."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PREDEFINED = ("bridge", "host", "none")
+
+
+@dataclass(slots=True)
+class Network:
+    id: str                            # 64 hex, stable across restarts
+    name: str                          # "bridge", "host", "none"
+    driver: str                        # "bridge", "host", "null"
+    created: str                       # RFC3339Nano
+    scope: str = "local"
+    subnet: str = ""                   # "10.199.0.0/24"; "" for host/none
+    gateway: str = ""                  # "10.199.0.1"
+    ip_range: str = ""                 # --fixed-cidr
+    options: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    internal: bool = False
+    attachable: bool = False
+    ingress: bool = False
+    enable_ipv4: bool = True
+    enable_ipv6: bool = False
+    bridge_created: bool = False       # pydockerd created the bridge device (cleanup may delete it)
+
+    @property
+    def predefined(self) -> bool:
+        return self.name in PREDEFINED
+
+    def to_doc(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> "Network":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in doc.items() if k in known})
+
+
+@dataclass(slots=True)
+class Endpoint:
+    network_id: str
+    endpoint_id: str                   # 64 hex
+    container_id: str
+    ip: str                            # "10.199.0.2"
+    prefix_len: int
+    gateway: str
+    mac: str
+    host_veth: str                     # "veth1a2b3c4"
+    netns_path: str = ""
+
+    @property
+    def key(self) -> str:
+        return endpoint_key(self.container_id, self.network_id)
+
+    def to_doc(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> "Endpoint":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in doc.items() if k in known})
+
+
+def endpoint_key(container_id: str, network_id: str) -> str:
+    return f"{container_id}/{network_id}"
+
+
+def lease_key(network_id: str, ip: str) -> str:
+    return f"{network_id}/{ip}"
