@@ -51,7 +51,7 @@ def test_exhaustion_excludes_broadcast() -> None:
 
 def test_fixed_cidr_restricts_pool() -> None:
     p = pool("10.199.0.1/24", "10.199.0.128/25")
-    assert p.allocate(set()) == A("10.199.0.128")
+    assert p.allocate(set()) == A("10.199.0.129")
     assert p.contains(A("10.199.0.200")) and not p.contains(A("10.199.0.3"))
 
 
@@ -59,6 +59,16 @@ def test_fixed_cidr_containing_gateway_and_broadcast() -> None:
     p = pool("10.199.0.1/24", "10.199.0.0/24")
     assert p.allocate(set()) == A("10.199.0.2")
     used = {A(f"10.199.0.{i}") for i in range(2, 255)}
+    with pytest.raises(Unavailable):
+        p.allocate(used)
+
+
+def test_fixed_cidr_edges_excluded() -> None:
+    p = pool("10.199.0.1/16", "10.199.5.0/24")
+    used: set[ipaddress.IPv4Address] = set()
+    for _ in range(254):
+        used.add(p.allocate(used))
+    assert min(used) == A("10.199.5.1") and max(used) == A("10.199.5.254")
     with pytest.raises(Unavailable):
         p.allocate(used)
 

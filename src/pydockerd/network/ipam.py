@@ -66,8 +66,12 @@ class Pool:
                                    f"subnet {self.subnet}")
 
     def reserved(self, ip: IPv4Addr) -> bool:
-        return ip in (self.gateway, self.subnet.network_address,
-                      self.subnet.broadcast_address)
+        """Gateway, network and broadcast addresses; also the first and last address of
+        a --fixed-cidr range (so a container never gets a ".0" or ".255" address)."""
+        edges = (self.subnet,) if self.ip_range is None or self.ip_range.prefixlen >= 31 \
+            else (self.subnet, self.ip_range)
+        return ip == self.gateway or any(
+            ip in (n.network_address, n.broadcast_address) for n in edges)
 
     def contains(self, ip: IPv4Addr) -> bool:
         rng = self.ip_range or self.subnet

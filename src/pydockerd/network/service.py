@@ -32,6 +32,12 @@ DEFAULT_MTU = 1500
 
 K_NETWORK, K_ENDPOINT, K_LEASE = "network", "endpoint", "ipam"
 
+# aliases: inside the class body `list` names the method NetworkService.list
+Filters = dict[str, list[str]]
+Endpoints = list[Endpoint]
+Networks = list[Network]
+StrList = list[str]
+
 
 class NetworkService:
     def __init__(self, store: Store, events: EventBus, exec_root: str, *,
@@ -180,14 +186,14 @@ class NetworkService:
                                    f"({len(matches)} matches found based on ID prefix)")
         raise NotFound(f"network {name_or_id} not found")
 
-    def list(self, filters: dict[str, list[str]] | None = None) -> list[Network]:
+    def list(self, filters: Filters | None = None) -> Networks:
         nets = sorted(self._networks.values(), key=lambda n: n.name)
         return nfilters.apply(nets, filters or {}, lambda n: bool(self.attached(n.id)))
 
-    def attached(self, network_id: str) -> list[Endpoint]:
+    def attached(self, network_id: str) -> Endpoints:
         return [ep for ep in self._endpoints.values() if ep.network_id == network_id]
 
-    def endpoints(self, container_id: str) -> list[Endpoint]:
+    def endpoints(self, container_id: str) -> Endpoints:
         return [ep for ep in self._endpoints.values() if ep.container_id == container_id]
 
     def endpoint(self, container_id: str, network: str | None = None) -> Endpoint | None:
@@ -232,7 +238,8 @@ class NetworkService:
     async def create_sandbox(self, container_id: str) -> str:
         """A fresh network namespace for the container, pinned at a file; returns its path."""
         path = self.netns_path(container_id)
-        sandbox.remove_netns(path)              # a leftover from a crash: never reuse it
+        if os.path.lexists(path):               # a leftover from a crash: never reuse it
+            await asyncio.to_thread(sandbox.remove_netns, path)
         await sandbox.create_netns(path)
         return path
 
@@ -317,15 +324,15 @@ class NetworkService:
     async def release_sandbox(self, container_id: str) -> None:
         """disconnect() plus unmount and delete the namespace file; idempotent."""
         await self.disconnect(container_id)
-        sandbox.remove_netns(self.netns_path(container_id))
+        await asyncio.to_thread(sandbox.remove_netns, self.netns_path(container_id))
 
     # ------------------------------------------------------------ container files
 
-    def resolv_conf(self, dns: list[str], search: list[str], options: list[str], *,
+    def resolv_conf(self, dns: StrList, search: StrList, options: StrList, *,
                     host_network: bool = False) -> str:
         return files.resolv_conf(dns, search, options, host_network=host_network)
 
     def hosts_file(self, hostname: str, domainname: str, ip: str,
-                   extra_hosts: list[str]) -> str:
+                   extra_hosts: StrList) -> str:
         return files.hosts_file(hostname, domainname, ip, extra_hosts,
                                 host_gateway_ip=self.bridge_gateway)
