@@ -1,0 +1,82 @@
+"""Image routes: list, inspect, history, tag, remove, load.
+
+Pull (POST /images/create), push, build, save (get) and import belong to
+other modules (distribution, build); they are not registered here.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import InvalidParameter
+from ...images.service import ImageService
+from ...images.wire import history_to_wire, image_summary, image_to_wire
+from ..http import AnyResponse, Request, StreamResponse, empty, json_response
+from ..router import Route
+
+
+def parse_filters(raw: Any) -> dict[str, list[str]]:
+    """Docker's filters JSON: {"key": {"value": true}} or the legacy {"key": ["value"]}."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidParameter("invalid filters: expected a JSON object")
+    out: dict[str, list[str]] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out[key] = [str(k) for k, v in value.items() if v]
+        elif isinstance(value, list):
+            out[key] = [str(v) for v in value]
+        elif isinstance(value, str):
+            out[key] = [value]
+        else:
+            raise InvalidParameter(f"invalid filter '{key}'")
+    return out
+
+
+def routes(images: ImageService) -> list[Route]:
+    async def list_images(req: Request) -> AnyResponse:
+        filters = parse_filters(req.q_json("filters"))
+        if req.q("filter"):                      # API < 1.41: ?filter=<reference>
+            filters.setdefault("reference", []).append(req.q("filter") or "")
+        imgs = images.list_images(all=req.q_bool("all"), filters=filters,
+                                  digests=req.q_bool("digests"))
+        if req.q_bool("shared-size"):
+            usage = {u.image.id: u for u in images.disk_usage().images}
+            out = [image_summary(i, req.api_version,
+                                 usage[i.id].shared_size if i.id in usage else -1,
+                                 usage[i.id].containers if i.id in usage else -1)
+                   for i in imgs]
+        else:
+            out = [image_summary(i, req.api_version) for i in imgs]
+        return json_response(out)
+
+    async def inspect(req: Request) -> AnyResponse:
+        img = images.resolve(req.params["name"])
+        return json_response(image_to_wire(img, images.image_graph_driver(img),
+                                           req.api_version))
+
+    async def history(req: Request) -> AnyResponse:
+        return json_response(history_to_wire(images.history(req.params["name"])))
+
+    async def tag(req: Request) -> AnyResponse:
+        repo = req.q("repo") or ""
+        images.tag(req.params["name"], repo, req.q("tag") or None)
+        return empty(201)
+
+    async def remove(req: Request) -> AnyResponse:
+        return json_response(images.remove(req.params["name"], force=req.q_bool("force"),
+                                           noprune=req.q_bool("noprune")))
+
+    async def load(req: Request) -> AnyResponse:
+        quiet = req.q_bool("quiet", default=True)
+        return StreamResponse(images.load(req.body.chunks(), quiet),
+                              content_type="application/json")
+
+    return [
+        Route("GET", "/images/json", list_images),
+        Route("POST", "/images/load", load),
+        Route("GET", "/images/{name:path}/json", inspect),
+        Route("GET", "/images/{name:path}/history", history),
+        Route("POST", "/images/{name:path}/tag", tag),
+        Route("DELETE", "/images/{name:path}", remove),
+    ]

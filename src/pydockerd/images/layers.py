@@ -1,0 +1,142 @@
+"""The layer store: unpacked layers under data_root/layers, keyed by chain id.
+
+    layers/<chain-hex>/diff/       the unpacked layer (overlay lowerdir)
+    layers/<chain-hex>/meta.json   LayerInfo (also kept in the Store, kind "layer")
+    layers/l/<short>  ->  ../<chain-hex>/diff     short links, like overlay2's,
+                                   so many lowerdirs fit in one mount option page
+    layers/tmp-*/                  layers being unpacked (removed at start-up)
+
+A layer is unpacked into tmp-<random>/diff, verified, then renamed into place
+in one step, so a half-made layer never appears under its chain id.
+Blocking: call from worker threads.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+from typing import IO
+
+from ..errors import InvalidParameter
+from ..store import Store
+from ..util.fsatomic import write_atomic
+from .model import LayerInfo
+from .tarsafe import unpack_layer
+
+log = logging.getLogger("pydockerd.images")
+
+KIND = "layer"
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
+    out: list[str] = []
+    for d in diff_ids:
+        if not out:
+            out.append(d)
+        else:
+            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
+    return out
+
+
+def hex_of(digest: str) -> str:
+    return digest.split(":", 1)[-1]
+
+
+def short_link(chain_id: str) -> str:
+    """A 26-character name derived from the chain id (Docker uses random ones)."""
+    return base64.b32encode(bytes.fromhex(hex_of(chain_id))).decode()[:26]
+
+
+class LayerStore:
+    def __init__(self, root: str, store: Store) -> None:
+        self.root = root
+        self.links_dir = os.path.join(root, "l")
+        self._store = store
+        self._lock = threading.Lock()
+
+    def setup(self) -> None:
+        os.makedirs(self.links_dir, exist_ok=True)
+        for name in os.listdir(self.root):
+            if name.startswith("tmp-"):
+                shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+
+    # --- queries -----------------------------------------------------------
+    def layer_dir(self, chain_id: str) -> str:
+        return os.path.join(self.root, hex_of(chain_id))
+
+    def diff_dir(self, chain_id: str) -> str:
+        return os.path.join(self.layer_dir(chain_id), "diff")
+
+    def get(self, chain_id: str) -> LayerInfo | None:
+        doc = self._store.get(KIND, chain_id)
+        if doc is None or not os.path.isdir(self.diff_dir(chain_id)):
+            return None
+        return LayerInfo.from_doc(doc)
+
+    def exists(self, chain_id: str) -> bool:
+        return self.get(chain_id) is not None
+
+    def all(self) -> dict[str, LayerInfo]:
+        return {k: LayerInfo.from_doc(v) for k, v in self._store.all(KIND).items()}
+
+    def lowerdirs(self, chain: list[str]) -> list[str]:
+        """Relative lowerdir paths (to be used from cwd=root), top layer first."""
+        return [os.path.join("l", short_link(c)) for c in reversed(chain)]
+
+    # --- changes -------------------------------------------------------------
+    def unpack(self, src: IO[bytes], diff_id: str, parent: str) -> tuple[LayerInfo, bool]:
+        """Unpack one layer on top of chain `parent`; verify its diff id.
+
+        Returns (info, created). A layer already present is not unpacked again
+        (the stream is not read). Raises InvalidParameter on a bad layer,
+        leaving nothing behind.
+        """
+        chain = chain_ids([parent, diff_id])[1] if parent else diff_id
+        existing = self.get(chain)
+        if existing is not None:
+            return existing, False
+        tmp = os.path.join(self.root, "tmp-" + os.urandom(8).hex())
+        diff = os.path.join(tmp, "diff")
+        os.makedirs(diff)
+        try:
+            res = unpack_layer(src, diff)
+            if res.diff_id != diff_id:
+                raise InvalidParameter(
+                    f"layer digest mismatch: expected {diff_id}, got {res.diff_id}")
+            info = LayerInfo(chain, diff_id, parent, res.size, short_link(chain))
+            write_atomic(os.path.join(tmp, "meta.json"), json.dumps(info.to_doc()))
+            with self._lock:
+                existing = self.get(chain)
+                if existing is not None:      # another load won the race
+                    return existing, False
+                final = self.layer_dir(chain)
+                if os.path.lexists(final):    # debris without a store record
+                    shutil.rmtree(final)
+                os.rename(tmp, final)
+                link = os.path.join(self.links_dir, info.link)
+                if os.path.lexists(link):
+                    os.unlink(link)
+                os.symlink(os.path.join("..", hex_of(chain), "diff"), link)
+                self._store.put(KIND, chain, info.to_doc())
+            return info, True
+        finally:
+            if os.path.lexists(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def remove(self, chain_id: str) -> None:
+        with self._lock:
+            self._store.delete(KIND, chain_id)
+            link = os.path.join(self.links_dir, short_link(chain_id))
+            if os.path.lexists(link):
+                os.unlink(link)
+            d = self.layer_dir(chain_id)
+            if os.path.lexists(d):
+                # rename first so a crash never leaves a half-deleted layer in place
+                doomed = os.path.join(self.root, "tmp-rm-" + os.urandom(8).hex())
+                os.rename(d, doomed)
+                shutil.rmtree(doomed, ignore_errors=True)

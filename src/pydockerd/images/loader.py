@@ -1,0 +1,204 @@
+"""POST /images/load: spool the upload to disk, then import it in a thread.
+
+Phases (so an invalid archive leaves nothing behind):
+1. spool the body to data_root/tmp (decompressed there if it was gzip'd);
+2. parse and validate every manifest and config (archive.read_archive);
+3. unpack missing layers, verifying each diff id; on any error the layers
+   this load created (and no image uses) are removed again;
+4. commit images and tags in one Store transaction.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
+
+from ..errors import DockerError, SystemError_
+from ..store import Store
+from .archive import ArchiveImage, ensure_plain_tar, member_file, open_tar, read_archive
+from .content import ContentStore
+from .imagestore import ImageStore
+from .layers import LayerStore, chain_ids, hex_of
+from .model import Image
+from .references import Reference
+
+Progress = Callable[[dict[str, Any]], None]
+_SPOOL_BATCH = 4 << 20
+
+
+@dataclass
+class Loaded:
+    image_id: str
+    refs: list[Reference]
+    labels: dict[str, str]
+    replaced: list[tuple[Reference, str]] = field(default_factory=list)  # (ref, old id)
+
+
+def json_line(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, separators=(",", ":")) + "\r\n").encode()
+
+
+def error_line(message: str) -> bytes:
+    return json_line({"errorDetail": {"message": message}, "error": message})
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.4g}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1000
+    return f"{n}B"
+
+
+def progress_message(layer_id: str, current: int, total: int) -> dict[str, Any]:
+    width = 50
+    filled = int(width * current / total) if total else width
+    bar = "=" * max(filled - 1, 0) + (">" if filled < width else "=") + " " * (width - filled)
+    return {"status": "Loading layer", "progressDetail": {"current": current, "total": total},
+            "progress": f"[{bar}] {_human(current):>8}/{_human(total)}", "id": layer_id}
+
+
+class Loader:
+    def __init__(self, tmp_dir: str, store: Store, images: ImageStore, layers: LayerStore,
+                 content: ContentStore, lock: threading.RLock) -> None:
+        self.tmp_dir = tmp_dir
+        self._db = store
+        self._images = images
+        self._layers = layers
+        self._content = content
+        self._lock = lock
+
+    async def spool(self, chunks: AsyncIterator[bytes]) -> str:
+        """Write the request body to a temp file (in batches, off the event loop)."""
+        path = os.path.join(self.tmp_dir, "load-" + os.urandom(8).hex())
+        f = await asyncio.to_thread(open, path, "wb")
+        try:
+            buf = bytearray()
+            async for chunk in chunks:
+                buf += chunk
+                if len(buf) >= _SPOOL_BATCH:
+                    await asyncio.to_thread(f.write, bytes(buf))
+                    buf.clear()
+            if buf:
+                await asyncio.to_thread(f.write, bytes(buf))
+            await asyncio.to_thread(f.close)
+        except BaseException:
+            f.close()
+            os.unlink(path)
+            raise
+        return path
+
+    # --- the import, in a worker thread ---------------------------------------------
+    def import_file(self, spool_path: str, progress: Progress | None) -> list[Loaded]:
+        created: list[str] = []
+        paths = [spool_path]
+        try:
+            path = ensure_plain_tar(spool_path)
+            paths.append(path)
+            with open_tar(path) as tar:
+                plans = read_archive(tar)
+                for plan in plans:
+                    self._unpack_layers(tar, plan, created, progress)
+            return self._commit(plans)
+        except BaseException:
+            self._rollback(created)
+            raise
+        finally:
+            for p in paths:
+                if os.path.lexists(p):
+                    os.unlink(p)
+
+    def _unpack_layers(self, tar: Any, plan: ArchiveImage, created: list[str],
+                       progress: Progress | None) -> None:
+        parent = ""
+        for member, diff_id, chain in zip(plan.layer_members, plan.diff_ids,
+                                          chain_ids(plan.diff_ids)):
+            if not self._layers.exists(chain):
+                src = member_file(tar, member)
+                total = int(getattr(getattr(src, "raw", None), "size", 0) or 0)
+                short = hex_of(diff_id)[:12]
+                if progress:
+                    progress(progress_message(short, 0, total))
+                _, was_created = self._layers.unpack(src, diff_id, parent)
+                if was_created:
+                    created.append(chain)
+                if progress:
+                    progress(progress_message(short, total, total))
+            parent = chain
+
+    def _commit(self, plans: list[ArchiveImage]) -> list[Loaded]:
+        out: list[Loaded] = []
+        with self._lock, self._db.transaction():
+            for plan in plans:
+                chain = chain_ids(plan.diff_ids)
+                infos = [self._layers.get(c) for c in chain]
+                if any(i is None for i in infos):
+                    raise SystemError_(f"a layer of image {plan.image_id} vanished during load")
+                self._content.put(plan.config_bytes)
+                old = self._images.get(plan.image_id)
+                img = Image(plan.image_id, plan.config, chain,
+                            sum(i.size for i in infos if i is not None),
+                            parent=old.parent if old else "",
+                            last_tag_time=old.last_tag_time if old else "")
+                self._images.put(img)
+                loaded = Loaded(plan.image_id, plan.refs, img.labels)
+                for ref in plan.refs:
+                    prev = self._images.ref_target(ref)
+                    if prev and prev != plan.image_id:
+                        loaded.replaced.append((ref, prev))
+                    self._images.put_ref(ref, plan.image_id)
+                out.append(loaded)
+        return out
+
+    def _rollback(self, created: list[str]) -> None:
+        with self._lock:
+            used = {c for img in self._images.all().values() for c in img.layers}
+            for chain in reversed(created):
+                if chain not in used:
+                    self._layers.remove(chain)
+
+    # --- the stream -------------------------------------------------------------------
+    async def run(self, chunks: AsyncIterator[bytes], quiet: bool,
+                  on_loaded: Callable[[Loaded], None]) -> AsyncIterator[bytes]:
+        """Yield dockerd's JSON lines; on_loaded runs on the loop per image (events)."""
+        try:
+            path = await self.spool(chunks)
+        except DockerError as e:
+            yield error_line(e.message)
+            return
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+        def progress(msg: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, msg)
+
+        def work() -> list[Loaded]:
+            try:
+                return self.import_file(path, None if quiet else progress)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        fut = loop.run_in_executor(None, work)
+        while (msg := await queue.get()) is not None:
+            yield json_line(msg)
+        try:
+            results = await fut
+        except DockerError as e:
+            yield error_line(e.message)
+            return
+        except OSError as e:
+            yield error_line(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
+            return
+        for loaded in results:
+            for ref, old in loaded.replaced:
+                yield json_line({"stream": f"The image {ref.familiar()} already exists, "
+                                           f"renaming the old one with ID {old} to empty string\n"})
+            for ref in loaded.refs:
+                yield json_line({"stream": f"Loaded image: {ref.familiar()}\n"})
+            on_loaded(loaded)
+        if results and not any(loaded.refs for loaded in results):
+            for loaded in results:
+                yield json_line({"stream": f"Loaded image ID: {loaded.image_id}\n"})

@@ -1,0 +1,374 @@
+"""ImageService: the images area of the daemon (lookup, list, tag, remove, load)
+and, delegated to `self.snapshots`, containers' root filesystems.
+
+Snapshot methods (create_rw_layer, mount_rootfs, unmount_rootfs,
+remove_rw_layer, changes, rw_size, graph_driver_data) are available both as
+`ImageService.<name>` and `ImageService.snapshots.<name>`; they block, so call
+them with asyncio.to_thread from async code.
+
+The daemon sets two callbacks after construction:
+    containers_using(image_id) -> [container ids]     (default: none)
+    container_is_running(container_id) -> bool         (default: False)
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import threading
+from typing import AsyncIterator, Callable
+
+from ..errors import Conflict, InvalidParameter, NotFound
+from ..events import EventBus
+from ..store import Store
+from ..util.ids import now_rfc3339, to_unix
+from . import filters as flt
+from .content import ContentStore
+from .imagestore import ImageStore
+from .layers import LayerStore, chain_ids
+from .loader import Loaded, Loader
+from .model import DiskUsage, HistoryEntry, Image, ImageUsage
+from .references import HEX64_RE, Reference, parse_normalized, repo_tag_reference, try_parse
+from .snapshots import Snapshots
+
+log = logging.getLogger("pydockerd.images")
+
+
+class _DeleteConflict(Exception):
+    def __init__(self, image: Image, message: str, hard: bool, used: bool = False) -> None:
+        super().__init__(message)
+        self.image, self.message, self.hard, self.used = image, message, hard, used
+
+    def error(self) -> Conflict:
+        force = "cannot be forced" if self.hard else "must be forced"
+        return Conflict(f"conflict: unable to delete {self.image.short_id} ({force}) - "
+                        f"{self.message}")
+
+
+def _is_single_reference(refs: list[Reference]) -> bool:
+    """moby's isSingleReference: one repository, at most one tag."""
+    if len(refs) <= 1:
+        return len(refs) == 1
+    single: Reference | None = None
+    canonical: set[str] = set()
+    for r in refs:
+        if r.digest:
+            canonical.add(r.name)
+        elif single is None:
+            single = r
+        else:
+            return False
+    single = single or refs[0]
+    return len(canonical) == 1 and single.name in canonical
+
+
+def _is_id_prefix(image_id: str, ref: str) -> bool:
+    hexpart = image_id.split(":", 1)[1]
+    r = ref[len("sha256:"):] if ref.startswith("sha256:") else ref
+    return bool(r) and hexpart.startswith(r)
+
+
+class ImageService:
+    def __init__(self, data_root: str, store: Store, events: EventBus,
+                 storage_driver: str = "overlay2") -> None:
+        self.data_root = data_root
+        self.storage_driver = "overlay2" if storage_driver == "overlay" else storage_driver
+        self._events = events
+        self._db = store
+        self.images = ImageStore(store)
+        self.content = ContentStore(os.path.join(data_root, "content"))
+        self.layers = LayerStore(os.path.join(data_root, "layers"), store)
+        self.snapshots = Snapshots(data_root, self.layers, self.storage_driver)
+        self.tmp_dir = os.path.join(data_root, "tmp")
+        self._lock = threading.RLock()
+        self._loader = Loader(self.tmp_dir, store, self.images, self.layers, self.content,
+                              self._lock)
+        self.containers_using: Callable[[str], list[str]] = lambda image_id: []
+        self.container_is_running: Callable[[str], bool] = lambda container_id: False
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._setup)
+
+    def _setup(self) -> None:
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        for name in os.listdir(self.tmp_dir):
+            if name.startswith("load-"):
+                p = os.path.join(self.tmp_dir, name)
+                shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+        os.makedirs(self.snapshots.containers_root, exist_ok=True)
+        self.content.setup()
+        self.layers.setup()
+
+    # --- events ------------------------------------------------------------------
+    def _event(self, action: str, img: Image, name: str) -> None:
+        attrs = dict(img.labels)
+        attrs["name"] = name
+        self._events.publish("image", action, img.id, attrs)
+
+    # --- lookup ------------------------------------------------------------------
+    def get(self, image_id: str) -> Image | None:
+        """An image by its full id (sha256:<hex>), with its tags."""
+        img = self.images.get(image_id)
+        return self.images.hydrate(img, self.images.refs_of(image_id)) if img else None
+
+    def _lookup(self, ref: str) -> Image | None:
+        if not ref:
+            return None
+        if HEX64_RE.match(ref):
+            return self.get("sha256:" + ref)
+        if ref.startswith("sha256:") and HEX64_RE.match(ref[7:]):
+            return self.get(ref)
+        parsed = try_parse(ref)
+        if parsed is not None:
+            key = Reference(parsed.name, "", parsed.digest) if parsed.digest \
+                else parsed.with_default_tag()
+            target = self.images.ref_target(key)
+            if target:
+                img = self.get(target)
+                if img:
+                    return img
+        hexpart = ref[7:] if ref.startswith("sha256:") else ref
+        if hexpart and all(c in "0123456789abcdef" for c in hexpart):
+            ids = [i for i in self.images.all() if i[7:].startswith(hexpart)]
+            if len(ids) == 1:
+                return self.get(ids[0])
+        return None
+
+    def resolve(self, ref: str) -> Image:
+        img = self._lookup(ref)
+        if img is None:
+            parsed = try_parse(ref)
+            shown = parsed.with_default_tag().familiar() if parsed is not None else ref
+            raise NotFound(f"No such image: {shown}")
+        return img
+
+    def list_images(self, all: bool = False, filters: dict[str, list[str]] | None = None,
+                    digests: bool = False) -> list[Image]:
+        filters = filters or {}
+        flt.validate(filters)
+        dangling_only = flt.dangling_only(filters)
+        lower, upper = flt.time_bounds(filters, self.resolve)
+        labels = filters.get("label", [])
+        patterns = filters.get("reference", [])
+        images = self.images.all()
+        refs_by = self.images.refs_by_image()
+        out = []
+        for img in images.values():
+            refs = refs_by.get(img.id, [])
+            if not refs:
+                if not all and self.images.children(img.id, images):
+                    continue                      # an intermediate image
+            elif dangling_only:
+                continue
+            if patterns:
+                refs = flt.matching_refs(refs, patterns)
+                if not refs:
+                    continue
+            if labels and not flt.label_match(img, labels):
+                continue
+            created = to_unix(img.created)
+            if (lower is not None and not created > lower) or \
+                    (upper is not None and not created < upper):
+                continue
+            out.append(self.images.hydrate(img, refs))
+        out.sort(key=lambda i: to_unix(i.created), reverse=True)
+        return out
+
+    # --- tag / untag -----------------------------------------------------------------
+    def tag(self, source_ref: str, repo: str, tag: str | None = None) -> str:
+        """Tag an image; returns the familiar new reference (busybox:mine)."""
+        ref = repo_tag_reference(repo, tag)
+        if ref.familiar_name() == "sha256":
+            raise InvalidParameter(
+                "refusing to create an ambiguous tag using digest algorithm as name")
+        with self._lock:
+            img = self.resolve(source_ref)
+            with self._db.transaction():
+                self.images.put_ref(ref, img.id)
+                stored = self.images.get(img.id)
+                if stored:
+                    stored.last_tag_time = now_rfc3339()
+                    self.images.put(stored)
+        self._event("tag", img, ref.familiar())
+        return ref.familiar()
+
+    # --- remove --------------------------------------------------------------------------
+    def remove(self, ref: str, force: bool = False, noprune: bool = False
+               ) -> list[dict[str, str]]:
+        with self._lock:
+            return self._remove(ref, force, not noprune)
+
+    def _untag(self, img: Image, ref: Reference, records: list[dict[str, str]]) -> None:
+        self.images.delete_ref(ref)
+        records.append({"Untagged": ref.familiar()})
+        self._event("untag", img, img.id)
+
+    def _remove(self, ref: str, force: bool, prune: bool) -> list[dict[str, str]]:
+        img = self.resolve(ref)
+        records: list[dict[str, str]] = []
+        refs = self.images.refs_of(img.id)
+        removed_repo_ref = False
+        if not _is_id_prefix(img.id, ref):
+            if not force and _is_single_reference(refs):
+                using = self.containers_using(img.id)
+                if using:
+                    raise Conflict(
+                        f"conflict: unable to remove repository reference \"{ref}\" (must force)"
+                        f" - container {using[0][:12]} is using its referenced image "
+                        f"{img.short_id}")
+            parsed = parse_normalized(ref)
+            parsed = Reference(parsed.name, "", parsed.digest) if parsed.digest \
+                else parsed.with_default_tag()
+            self._untag(img, parsed, records)
+            refs = self.images.refs_of(img.id)
+            if not parsed.digest and not any(not r.digest and r.name == parsed.name
+                                             for r in refs):
+                for r in [r for r in refs if r.digest and r.name == parsed.name]:
+                    self._untag(img, r, records)
+                refs = self.images.refs_of(img.id)
+            if refs:
+                return records
+            removed_repo_ref = True
+        elif _is_single_reference(refs):
+            conflict = self._conflict(img, hard=True, soft=not force, active_ref=False)
+            if conflict:
+                raise conflict.error()
+            for r in refs:
+                self._untag(img, r, records)
+        self._delete(img, records, force, prune, quiet=removed_repo_ref)
+        return records
+
+    def _conflict(self, img: Image, hard: bool, soft: bool, active_ref: bool = True
+                  ) -> _DeleteConflict | None:
+        using = self.containers_using(img.id)
+        running = [c for c in using if self.container_is_running(c)]
+        stopped = [c for c in using if c not in running]
+        if hard and self.images.children(img.id):
+            return _DeleteConflict(img, "image has dependent child images", hard=True)
+        if hard and running:
+            return _DeleteConflict(img, f"image is being used by running container "
+                                        f"{running[0][:12]}", hard=True, used=True)
+        if soft and active_ref and self.images.refs_of(img.id):
+            return _DeleteConflict(img, "image is referenced in multiple repositories",
+                                   hard=False)
+        if soft and stopped:
+            return _DeleteConflict(img, f"image is being used by stopped container "
+                                        f"{stopped[0][:12]}", hard=False, used=True)
+        return None
+
+    def _delete(self, img: Image, records: list[dict[str, str]], force: bool, prune: bool,
+                quiet: bool) -> None:
+        conflict = self._conflict(img, hard=True, soft=not force)
+        if conflict:
+            dangling = not self.images.refs_of(img.id) and not self.images.children(img.id)
+            if quiet and (not dangling or conflict.used):
+                return
+            raise conflict.error()
+        for r in self.images.refs_of(img.id):
+            self._untag(img, r, records)
+        if self.containers_using(img.id):
+            # forced, but containers keep their image: it stays, untagged (dangling),
+            # so their layers stay too; it can be removed once they are gone.
+            return
+        parent = img.parent
+        self.images.delete(img.id)
+        self.content.delete(img.id)
+        self._event("delete", img, img.id)
+        records.append({"Deleted": img.id})
+        used = {c for other in self.images.all().values() for c in other.layers}
+        for chain in reversed(img.layers):
+            if chain not in used and self.layers.get(chain) is not None:
+                self.layers.remove(chain)
+                records.append({"Deleted": chain})
+        if prune and parent:
+            parent_img = self.get(parent)
+            if parent_img is not None:
+                self._delete(parent_img, records, False, prune, quiet=True)
+
+    # --- load ----------------------------------------------------------------------------
+    async def load(self, chunks: AsyncIterator[bytes], quiet: bool = True
+                   ) -> AsyncIterator[bytes]:
+        """Import a `docker save` archive, yielding dockerd's JSON progress lines."""
+        async for line in self._loader.run(chunks, quiet, self._on_loaded):
+            yield line
+
+    def _on_loaded(self, loaded: Loaded) -> None:
+        img = self.get(loaded.image_id)
+        if img is None:
+            return
+        for ref in loaded.refs:
+            self._event("tag", img, ref.familiar())
+        name = loaded.refs[0].familiar() if loaded.refs else img.id
+        self._event("load", img, name)
+
+    # --- history / disk usage --------------------------------------------------------
+    def history(self, ref: str) -> list[HistoryEntry]:
+        img = self.resolve(ref)
+        diff_ids = img.diff_ids
+        out: list[HistoryEntry] = []
+        n = 0
+        for h in img.config.get("history") or []:
+            size = 0
+            if not h.get("empty_layer"):
+                if n >= len(diff_ids):
+                    raise InvalidParameter("too many non-empty layers in History section")
+                info = self.layers.get(chain_ids(diff_ids[:n + 1])[-1])
+                size = info.size if info else 0
+                n += 1
+            out.insert(0, HistoryEntry("<missing>", int(to_unix(str(h.get("created") or ""))),
+                                       str(h.get("created_by") or ""), None, size,
+                                       str(h.get("comment") or "")))
+        if out:
+            out[0].id = img.id
+            out[0].tags = img.repo_tags or None
+        return out
+
+    def disk_usage(self) -> DiskUsage:
+        images = list(self.images.all().values())
+        refs_by = self.images.refs_by_image()
+        layers = self.layers.all()
+        users: dict[str, int] = {}
+        for img in images:
+            for c in img.layers:
+                users[c] = users.get(c, 0) + 1
+        usage = []
+        for img in images:
+            shared = sum(layers[c].size for c in img.layers if users[c] > 1 and c in layers)
+            usage.append(ImageUsage(self.images.hydrate(img, refs_by.get(img.id, [])), shared,
+                                    len(self.containers_using(img.id))))
+        return DiskUsage(sum(i.size for i in layers.values()), usage)
+
+    def image_graph_driver(self, img: Image) -> dict[str, object]:
+        """GraphDriver of image inspect: {"Name", "Data": {LowerDir, UpperDir, ...}}."""
+        if self.storage_driver == "vfs" or not img.layers:
+            return {"Name": self.storage_driver, "Data": {}}
+        top = self.layers.layer_dir(img.layers[-1])
+        data = {"MergedDir": os.path.join(top, "merged"), "UpperDir": os.path.join(top, "diff"),
+                "WorkDir": os.path.join(top, "work")}
+        if len(img.layers) > 1:
+            data = {"LowerDir": ":".join(self.layers.diff_dir(c)
+                                         for c in reversed(img.layers[:-1])), **data}
+        return {"Name": self.storage_driver, "Data": data}
+
+    # --- snapshots (blocking: use asyncio.to_thread) --------------------------------------
+    def create_rw_layer(self, container_id: str, image: Image) -> None:
+        self.snapshots.create_rw_layer(container_id, image)
+
+    def mount_rootfs(self, container_id: str, image: Image | None = None) -> str:
+        return self.snapshots.mount_rootfs(container_id, image)
+
+    def unmount_rootfs(self, container_id: str) -> None:
+        self.snapshots.unmount_rootfs(container_id)
+
+    def remove_rw_layer(self, container_id: str) -> None:
+        self.snapshots.remove_rw_layer(container_id)
+
+    def changes(self, container_id: str) -> list[dict[str, object]]:
+        return self.snapshots.changes(container_id)
+
+    def rw_size(self, container_id: str) -> int:
+        return self.snapshots.rw_size(container_id)
+
+    def graph_driver_data(self, container_id: str, image: Image) -> dict[str, str]:
+        return self.snapshots.graph_driver_data(container_id, image)

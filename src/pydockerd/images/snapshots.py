@@ -1,0 +1,309 @@
+"""Containers' root filesystems: an overlay of the image's layers + a rw layer.
+
+    containers/<id>/upper/    the container's changes (overlay upperdir)
+    containers/<id>/work/     overlay workdir
+    containers/<id>/rootfs/   the mountpoint (the OCI bundle's root.path)
+    containers/<id>/rwlayer.json   {"driver", "layers": [chain ids]}
+
+The overlay is mounted with `mount -t overlay` run (through util/cmd.py) with
+cwd = data_root/layers (via `env -C`), using the short relative lowerdirs
+`l/<short>`, so even 128-layer images fit the one-page option limit.
+
+With storage_driver="vfs" the layers are copied (whiteouts applied) into
+rootfs/ at create time and mount/unmount are no-ops.
+
+All methods block (mount, file walks): call them with asyncio.to_thread from
+async code. ImageService exposes them under the same names.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import stat
+
+from ..errors import CommandFailed, NotFound, NotImplementedErr, SystemError_
+from ..util.cmd import run_sync
+from ..util.fsatomic import write_atomic
+from .layers import LayerStore
+from .model import Image
+from .tarsafe import OPAQUE_XATTR
+
+log = logging.getLogger("pydockerd.images")
+
+CHANGE_MODIFY, CHANGE_ADD, CHANGE_DELETE = 0, 1, 2
+MAX_LAYERS = 125
+PAGE = 4096
+
+
+def _unescape_mountinfo(s: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+
+
+def mounted(path: str) -> bool:
+    """Is path a mount point (per /proc/self/mountinfo)?"""
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split(" ", 5)
+                if len(fields) > 4 and _unescape_mountinfo(fields[4]) == real:
+                    return True
+    except FileNotFoundError:
+        pass
+    return False
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+class Snapshots:
+    def __init__(self, data_root: str, layers: LayerStore, driver: str = "overlay2") -> None:
+        if driver not in ("overlay2", "overlay", "vfs"):
+            raise NotImplementedErr(f"storage driver {driver!r} is not supported "
+                                    "(overlay2 and vfs are)")
+        self.driver = "overlay2" if driver == "overlay" else driver
+        self.containers_root = os.path.join(data_root, "containers")
+        self._layers = layers
+
+    # --- paths -----------------------------------------------------------------
+    def container_dir(self, container_id: str) -> str:
+        return os.path.join(self.containers_root, container_id)
+
+    def rootfs_path(self, container_id: str) -> str:
+        return os.path.join(self.container_dir(container_id), "rootfs")
+
+    def _upper(self, container_id: str) -> str:
+        return os.path.join(self.container_dir(container_id), "upper")
+
+    def _work(self, container_id: str) -> str:
+        return os.path.join(self.container_dir(container_id), "work")
+
+    def _chain(self, container_id: str) -> list[str]:
+        try:
+            with open(os.path.join(self.container_dir(container_id), "rwlayer.json")) as f:
+                return list(json.load(f)["layers"])
+        except FileNotFoundError:
+            raise NotFound(f"no rw layer for container {container_id}") from None
+
+    # --- lifecycle -------------------------------------------------------------
+    def create_rw_layer(self, container_id: str, image: Image) -> None:
+        if len(image.layers) > MAX_LAYERS:
+            raise SystemError_(f"max depth exceeded: image has more than {MAX_LAYERS} layers")
+        for chain in image.layers:
+            if not os.path.isdir(self._layers.diff_dir(chain)):
+                raise SystemError_(f"layer {chain} of image {image.id} is missing")
+        cdir = self.container_dir(container_id)
+        os.makedirs(cdir, exist_ok=True)
+        os.makedirs(self.rootfs_path(container_id), exist_ok=True)
+        if self.driver == "overlay2":
+            os.makedirs(self._upper(container_id), exist_ok=True)
+            os.makedirs(self._work(container_id), exist_ok=True)
+        write_atomic(os.path.join(cdir, "rwlayer.json"),
+                     json.dumps({"driver": self.driver, "layers": image.layers}))
+        if self.driver == "vfs":
+            root = self.rootfs_path(container_id)
+            for chain in image.layers:
+                _apply_layer_dir(self._layers.diff_dir(chain), root)
+
+    def mount_rootfs(self, container_id: str, image: Image | None = None) -> str:
+        """Mount the container's rootfs (idempotent); return its path."""
+        rootfs = self.rootfs_path(container_id)
+        if self.driver == "vfs":
+            return rootfs
+        chain = image.layers if image is not None else self._chain(container_id)
+        if mounted(rootfs):
+            return rootfs
+        lowers = self._layers.lowerdirs(chain)
+        if not lowers:
+            empty = os.path.join(self.container_dir(container_id), "empty")
+            os.makedirs(empty, exist_ok=True)
+            lowers = [empty]
+        opts = (f"lowerdir={':'.join(lowers)},upperdir={self._upper(container_id)},"
+                f"workdir={self._work(container_id)}")
+        if os.path.exists("/sys/module/overlay/parameters/index"):
+            opts += ",index=off"
+        if len(opts) >= PAGE:
+            raise SystemError_("overlay mount options exceed one page: too many layers")
+        run_sync(["env", "-C", self._layers.root, "mount", "-t", "overlay", "overlay",
+                  "-o", opts, rootfs])
+        return rootfs
+
+    def unmount_rootfs(self, container_id: str) -> None:
+        rootfs = self.rootfs_path(container_id)
+        if self.driver == "vfs" or not mounted(rootfs):
+            return
+        try:
+            run_sync(["umount", rootfs])
+        except CommandFailed:
+            if mounted(rootfs):
+                run_sync(["umount", "-l", rootfs])     # busy: detach like dockerd does
+
+    def remove_rw_layer(self, container_id: str) -> None:
+        cdir = self.container_dir(container_id)
+        if not os.path.lexists(cdir):
+            return
+        self.unmount_rootfs(container_id)
+        if mounted(self.rootfs_path(container_id)):
+            raise SystemError_(f"cannot remove rw layer of {container_id}: rootfs still mounted")
+        shutil.rmtree(cdir)
+
+    # --- inspection --------------------------------------------------------------
+    def changes(self, container_id: str) -> list[dict[str, object]]:
+        """[{"Path", "Kind"}] like GET /containers/{id}/changes (0 modify, 1 add, 2 delete)."""
+        if self.driver == "vfs":
+            raise NotImplementedErr("container changes are not supported with the vfs driver")
+        upper = self._upper(container_id)
+        if not os.path.isdir(upper):
+            raise NotFound(f"no rw layer for container {container_id}")
+        lowers = [self._layers.diff_dir(c) for c in reversed(self._chain(container_id))]
+        out: list[dict[str, object]] = []
+
+        changed_dirs: set[str] = set()
+
+        def in_lower(rel: str) -> os.stat_result | None:
+            for lower in lowers:
+                try:
+                    st = os.stat(os.path.join(lower, rel))
+                except OSError:
+                    continue
+                return st
+            return None
+
+        def walk(rel: str) -> None:        # moby's archive.changes() over the upper dir
+            with os.scandir(os.path.join(upper, rel)) as it:
+                entries = sorted(it, key=lambda e: e.name)
+            for e in entries:
+                child = f"{rel}/{e.name}" if rel else e.name
+                st = e.stat(follow_symlinks=False)
+                is_dir = stat.S_ISDIR(st.st_mode)
+                if _is_whiteout(st) or (is_dir and _is_opaque(e.path)):
+                    kind = CHANGE_DELETE
+                else:
+                    kind = CHANGE_ADD
+                    lower = in_lower(child)
+                    if lower is not None:
+                        if is_dir and stat.S_ISDIR(lower.st_mode) and \
+                                lower.st_size == st.st_size and lower.st_mode == st.st_mode \
+                                and lower.st_mtime_ns == st.st_mtime_ns:
+                            walk(child)          # unchanged parent of changes
+                            continue
+                        kind = CHANGE_MODIFY
+                out.append({"Path": "/" + child, "Kind": kind})
+                if is_dir:
+                    changed_dirs.add(child)
+                if kind != CHANGE_MODIFY and rel and rel not in changed_dirs:
+                    out.append({"Path": "/" + rel, "Kind": CHANGE_MODIFY})
+                    changed_dirs.add(rel)
+                if is_dir and not _is_whiteout(st):
+                    walk(child)
+
+        walk("")
+        return out
+
+    def rw_size(self, container_id: str) -> int:
+        top = self._upper(container_id) if self.driver == "overlay2" else \
+            self.rootfs_path(container_id)
+        return _dir_size(top)
+
+    def graph_driver_data(self, container_id: str, image: Image) -> dict[str, str]:
+        """GraphDriver.Data for container inspect."""
+        lowers = ":".join(self._layers.diff_dir(c) for c in reversed(image.layers))
+        if self.driver == "vfs":
+            return {}
+        return {"LowerDir": lowers, "MergedDir": self.rootfs_path(container_id),
+                "UpperDir": self._upper(container_id), "WorkDir": self._work(container_id)}
+
+
+def _dir_size(top: str) -> int:
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in filenames + dirnames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            if st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                if key in seen:
+                    continue
+                seen.add(key)
+            total += st.st_size
+    return total
+
+
+def _copy_meta(src: str, dst: str, st: os.stat_result) -> None:
+    os.lchown(dst, st.st_uid, st.st_gid)
+    if not stat.S_ISLNK(st.st_mode):
+        os.chmod(dst, stat.S_IMODE(st.st_mode))
+    try:
+        for name in os.listxattr(src, follow_symlinks=False):
+            if not name.startswith("trusted.overlay."):
+                os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False),
+                            follow_symlinks=False)
+    except OSError:
+        pass
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _remove(path: str) -> None:
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def _apply_layer_dir(src_dir: str, dst_dir: str) -> None:
+    """vfs: copy one unpacked layer onto dst, applying its overlay whiteouts.
+
+    dst_dir is always a real directory we checked; entries are created without
+    following symlinks, and a non-directory in the way of a directory is replaced.
+    """
+    with os.scandir(src_dir) as it:
+        entries = list(it)
+    for e in entries:
+        src = e.path
+        dst = os.path.join(dst_dir, e.name)
+        st = e.stat(follow_symlinks=False)
+        try:
+            dst_st: os.stat_result | None = os.lstat(dst)
+        except FileNotFoundError:
+            dst_st = None
+        if _is_whiteout(st):
+            if dst_st is not None:
+                _remove(dst)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if dst_st is not None and (not stat.S_ISDIR(dst_st.st_mode) or _is_opaque(src)):
+                _remove(dst)
+                dst_st = None
+            if dst_st is None:
+                os.mkdir(dst, 0o700)
+            _apply_layer_dir(src, dst)
+            _copy_meta(src, dst, st)
+            continue
+        if dst_st is not None:
+            _remove(dst)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(src), dst)
+        elif stat.S_ISREG(st.st_mode):
+            shutil.copyfile(src, dst, follow_symlinks=False)
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+            os.mknod(dst, st.st_mode, st.st_rdev)
+        else:
+            continue
+        _copy_meta(src, dst, st)
