@@ -39,7 +39,9 @@ class Store:
         current = self._db.execute("PRAGMA user_version").fetchone()[0]
         for version in range(current + 1, SCHEMA_VERSION + 1):
             with self.transaction():
-                self._db.executescript(_MIGRATIONS[version])
+                for stmt in _MIGRATIONS[version].split(";"):
+                    if stmt.strip():
+                        self._db.execute(stmt)
                 self._db.execute(f"PRAGMA user_version={version}")
 
     @contextlib.contextmanager

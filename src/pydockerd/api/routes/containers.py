@@ -1,0 +1,340 @@
+"""Container routes: parse, call one service method, serialise."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any, AsyncIterator
+
+from ...containers.logs import LogQuery, read_logs
+from ...containers.service import ContainerService
+from ...errors import InvalidParameter, NotFound
+from ...util.ids import parse_time
+from .. import wire_containers as wire
+from ..http import (AnyResponse, HijackResponse, Request, Response, StreamResponse, empty,
+                    json_response)
+from ..router import Route
+from ..streams import frame, parse_detach_keys, pump_input
+
+
+def _since(v: str | None) -> float:
+    if not v:
+        return 0.0
+    try:
+        return float(v)
+    except ValueError:
+        try:
+            return parse_time(v).timestamp()
+        except ValueError:
+            raise InvalidParameter(f"invalid time value: {v}") from None
+
+
+def _filters(req: Request) -> dict[str, list[str]]:
+    raw = req.q_json("filters") or {}
+    if not isinstance(raw, dict):
+        raise InvalidParameter("invalid filters")
+    out: dict[str, list[str]] = {}
+    for k, v in raw.items():
+        # both {"k": ["v"]} and the legacy {"k": {"v": true}} forms
+        out[k] = [x for x, on in v.items() if on] if isinstance(v, dict) else list(v)
+    return out
+
+
+class ContainerRoutes:
+    def __init__(self, containers: ContainerService, images: Any, networks: Any,
+                 stats: Any, archive: Any) -> None:
+        self.c = containers
+        self.images = images
+        self.networks = networks
+        self.stats = stats
+        self.archive = archive
+
+    def routes(self) -> list[Route]:
+        r = Route
+        return [
+            r("POST", "/containers/create", self.create),
+            r("GET", "/containers/json", self.list),
+            r("POST", "/containers/prune", self.prune),
+            r("GET", "/containers/{id}/json", self.inspect),
+            r("POST", "/containers/{id}/start", self.start),
+            r("POST", "/containers/{id}/stop", self.stop),
+            r("POST", "/containers/{id}/restart", self.restart),
+            r("POST", "/containers/{id}/kill", self.kill),
+            r("POST", "/containers/{id}/pause", self.pause),
+            r("POST", "/containers/{id}/unpause", self.unpause),
+            r("POST", "/containers/{id}/wait", self.wait),
+            r("DELETE", "/containers/{id}", self.remove),
+            r("POST", "/containers/{id}/rename", self.rename),
+            r("POST", "/containers/{id}/update", self.update),
+            r("GET", "/containers/{id}/top", self.top),
+            r("GET", "/containers/{id}/logs", self.logs),
+            r("POST", "/containers/{id}/attach", self.attach),
+            r("POST", "/containers/{id}/resize", self.resize),
+            r("GET", "/containers/{id}/stats", self.get_stats),
+            r("GET", "/containers/{id}/changes", self.changes),
+            r("GET", "/containers/{id}/export", self.export),
+            r("HEAD", "/containers/{id}/archive", self.archive_head),
+            r("GET", "/containers/{id}/archive", self.archive_get),
+            r("PUT", "/containers/{id}/archive", self.archive_put),
+        ]
+
+    def _network_ids(self) -> dict[str, str]:
+        return {n.name: n.id for n in self.networks.list()}
+
+    async def create(self, req: Request) -> AnyResponse:
+        body = await req.json()
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid JSON: expected an object")
+        host_config = body.pop("HostConfig", None)
+        networking = body.pop("NetworkingConfig", None)
+        platform = req.q("platform")
+        if platform and platform not in ("linux", "linux/amd64", "linux/x86_64") \
+                and not platform.startswith("linux/"):
+            raise InvalidParameter(f"unsupported platform {platform}")
+        c = await self.c.create(req.q("name"), body, host_config, networking)
+        return json_response({"Id": c.id, "Warnings": []}, 201)
+
+    async def list(self, req: Request) -> AnyResponse:
+        from ...containers.listing import select
+        size = req.q_bool("size")
+        chosen = select(self.c.all(), req.q_bool("all"), req.q_int("limit", -1) or 0,
+                        _filters(req), self.c.get, self.images.matches_container_image)
+        ids = self._network_ids()
+        out = []
+        for ct in chosen:
+            sz = await asyncio.to_thread(self.images.container_size, ct.id, ct.image_id) \
+                if size else None
+            out.append(wire.summary(ct, ids, sz))
+        return json_response(out)
+
+    async def inspect(self, req: Request) -> AnyResponse:
+        ct = self.c.get(req.params["id"])
+        sz = await asyncio.to_thread(self.images.container_size, ct.id, ct.image_id) \
+            if req.q_bool("size") else None
+        return json_response(wire.inspect(ct, self._network_ids(),
+                                          self.images.graph_driver(ct.id, ct.image_id), sz))
+
+    async def start(self, req: Request) -> AnyResponse:
+        if req.q("checkpoint"):
+            raise InvalidParameter("checkpoints are not supported")
+        body = await req.json()
+        if body:
+            raise InvalidParameter("starting container with non-empty request body was "
+                                   "deprecated since API v1.22 and removed in v1.24")
+        await self.c.start(req.params["id"])
+        return empty()
+
+    async def stop(self, req: Request) -> AnyResponse:
+        done = await self.c.stop(req.params["id"], req.q_int("t"), req.q("signal"))
+        return empty(204 if done else 304)
+
+    async def restart(self, req: Request) -> AnyResponse:
+        await self.c.restart(req.params["id"], req.q_int("t"), req.q("signal"))
+        return empty()
+
+    async def kill(self, req: Request) -> AnyResponse:
+        await self.c.kill(req.params["id"], req.q("signal"))
+        return empty()
+
+    async def pause(self, req: Request) -> AnyResponse:
+        await self.c.pause(req.params["id"])
+        return empty()
+
+    async def unpause(self, req: Request) -> AnyResponse:
+        await self.c.unpause(req.params["id"])
+        return empty()
+
+    async def wait(self, req: Request) -> AnyResponse:
+        cond = req.q("condition", "not-running") or "not-running"
+        ref = req.params["id"]
+        self.c.get(ref)  # 404 before the 200 header goes out
+        waiter = asyncio.ensure_future(self.c.wait(ref, cond))
+
+        async def body() -> AsyncIterator[bytes]:
+            # the header goes out at once (the CLI waits for it before starting);
+            # the JSON body follows when the condition is met
+            try:
+                ct = await waiter
+            except NotFound:
+                yield json.dumps({"StatusCode": 0, "Error": None}).encode() + b"\n"
+                return
+            err = {"Message": ct.state.error} if ct.state.error else None
+            yield json.dumps({"StatusCode": ct.state.exit_code, "Error": err}).encode() + b"\n"
+        return StreamResponse(body())
+
+    async def remove(self, req: Request) -> AnyResponse:
+        if req.q_bool("link"):
+            raise InvalidParameter("legacy links are not supported")
+        await self.c.remove(req.params["id"], req.q_bool("force"), req.q_bool("v"))
+        return empty()
+
+    async def rename(self, req: Request) -> AnyResponse:
+        self.c.rename(req.params["id"], req.q("name") or "")
+        return empty()
+
+    async def update(self, req: Request) -> AnyResponse:
+        body = await req.json({})
+        warnings = await self.c.update(req.params["id"], body)
+        return json_response({"Warnings": warnings})
+
+    async def top(self, req: Request) -> AnyResponse:
+        titles, procs = await self.c.top(req.params["id"], req.q("ps_args") or "-ef")
+        return json_response({"Titles": titles, "Processes": procs})
+
+    async def logs(self, req: Request) -> AnyResponse:
+        ct = self.c.get(req.params["id"])
+        if ct.host_config["LogConfig"]["Type"] == "none":
+            raise InvalidParameter('configured logging driver does not support reading')
+        stdout, stderr = req.q_bool("stdout"), req.q_bool("stderr")
+        if not stdout and not stderr:
+            raise InvalidParameter("Bad parameters: you must choose at least one stream")
+        tail = req.q("tail", "all") or "all"
+        try:
+            tail_n = -1 if tail == "all" else int(tail)
+        except ValueError:
+            tail_n = -1
+        q = LogQuery(stdout=stdout, stderr=stderr, since=_since(req.q("since")),
+                     until=_since(req.q("until")), tail=tail_n,
+                     timestamps=req.q_bool("timestamps"), follow=req.q_bool("follow"))
+        tty = ct.tty
+
+        def running() -> bool:
+            return ct.state.running or ct.state.status == "restarting"
+
+        async def body() -> AsyncIterator[bytes]:
+            async for rec in read_logs(ct.log_path, q, running):
+                data = rec.data
+                if q.timestamps:
+                    data = rec.timestamp.replace("+00:00", "Z").encode() + b" " + data
+                yield data if tty else frame(rec.stream, data)
+        ctype = "application/vnd.docker.raw-stream" if tty \
+            else "application/vnd.docker.multiplexed-stream"
+        return StreamResponse(body(), ctype)
+
+    async def attach(self, req: Request) -> AnyResponse:
+        ct = self.c.get(req.params["id"])
+        want = {s for s in ("stdout", "stderr") if req.q_bool(s)}
+        use_stdin = req.q_bool("stdin")
+        stream = req.q_bool("stream")
+        logs = req.q_bool("logs")
+        try:
+            keys = parse_detach_keys(req.q("detachKeys"))
+        except ValueError as e:
+            raise InvalidParameter(str(e)) from None
+        tty = ct.tty
+        ctype = "application/vnd.docker.raw-stream" if tty \
+            else "application/vnd.docker.multiplexed-stream"
+        session_fut = asyncio.ensure_future(self.c.attach(ct.id)) if stream else None
+        if session_fut is not None and ct.state.running:
+            await asyncio.wait([session_fut], timeout=2)
+
+        async def handler(reader: Any, writer: asyncio.StreamWriter) -> None:
+            if logs and ct.log_path:
+                q = LogQuery(stdout="stdout" in want, stderr="stderr" in want)
+                async for rec in read_logs(ct.log_path, q, lambda: False):
+                    writer.write(rec.data if tty else frame(rec.stream, rec.data))
+                await writer.drain()
+            if session_fut is None:
+                return
+            try:
+                session = await session_fut
+            except Exception:  # noqa: BLE001 - the container failed to start
+                return
+            self.c.events.publish("container", "attach", ct.id,
+                                  {"image": ct.image, "name": ct.name})
+            in_task = None
+            if use_stdin and ct.config.get("OpenStdin"):
+                in_task = asyncio.ensure_future(pump_input(reader, session.send,
+                                                           session.close_stdin, keys))
+            try:
+                out_task = asyncio.ensure_future(_copy_out(session, writer, tty, want))
+                waits = {out_task} | ({in_task} if in_task else set())
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if in_task in done and in_task.result():   # detached by keys
+                    out_task.cancel()
+                elif in_task in done:
+                    await out_task
+            finally:
+                if in_task:
+                    in_task.cancel()
+                session.close()
+                try:
+                    if writer.can_write_eof():
+                        writer.write_eof()
+                except OSError:
+                    pass
+        return HijackResponse(handler, ctype)
+
+    async def resize(self, req: Request) -> AnyResponse:
+        h, w = req.q_int("h", 0) or 0, req.q_int("w", 0) or 0
+        self.c.resize(req.params["id"], h, w)
+        return Response(200, b"", "text/plain; charset=utf-8")
+
+    async def get_stats(self, req: Request) -> AnyResponse:
+        ct = self.c.get(req.params["id"])
+        stream = req.q_bool("stream", True)
+        one_shot = req.q_bool("one-shot")
+
+        async def body() -> AsyncIterator[bytes]:
+            async for doc in self.stats.stream(ct, stream, one_shot):
+                yield json.dumps(doc).encode() + b"\n"
+        return StreamResponse(body())
+
+    async def changes(self, req: Request) -> AnyResponse:
+        ct = self.c.get(req.params["id"])
+        return json_response(await asyncio.to_thread(self.images.changes, ct.id) or None)
+
+    async def export(self, req: Request) -> AnyResponse:
+        ct = self.c.get(req.params["id"])
+        return StreamResponse(self.archive.export(ct), "application/x-tar")
+
+    async def archive_head(self, req: Request) -> AnyResponse:
+        ct = self.c.get(req.params["id"])
+        stat = await self.archive.stat(ct, req.q("path") or "")
+        return Response(200, b"", "application/json",
+                        {"X-Docker-Container-Path-Stat": _stat_header(stat)})
+
+    async def archive_get(self, req: Request) -> AnyResponse:
+        ct = self.c.get(req.params["id"])
+        stat, chunks = await self.archive.get(ct, req.q("path") or "")
+        return StreamResponse(chunks, "application/x-tar",
+                              headers={"X-Docker-Container-Path-Stat": _stat_header(stat)})
+
+    async def archive_put(self, req: Request) -> AnyResponse:
+        ct = self.c.get(req.params["id"])
+        await self.archive.put(ct, req.q("path") or "", req.body.chunks(),
+                               no_overwrite_dir_non_dir=req.q_bool("noOverwriteDirNonDir"),
+                               copy_uid_gid=req.q_bool("copyUIDGID"))
+        return Response(200, b"", None)
+
+    async def prune(self, req: Request) -> AnyResponse:
+        f = _filters(req)
+        until = _since(f.get("until", [""])[0]) if f.get("until") else 0.0
+        deleted, reclaimed = await self.c.prune(until, f.get("label"))
+        return json_response({"ContainersDeleted": deleted or None,
+                              "SpaceReclaimed": reclaimed})
+
+
+async def _copy_out(session: Any, writer: asyncio.StreamWriter, tty: bool,
+                    want: set[str]) -> None:
+    while True:
+        item = await session.recv()
+        if item is None:
+            return
+        stream, data = item
+        if stream not in want:
+            continue
+        writer.write(data if tty else frame(stream, data))
+        await writer.drain()
+
+
+def _stat_header(stat: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(stat).encode()).decode()
+
+
+def routes(containers: ContainerService, images: Any, networks: Any, stats: Any,
+           archive: Any) -> list[Route]:
+    return ContainerRoutes(containers, images, networks, stats, archive).routes()
+
+
+__all__ = ["routes", "NotFound"]

@@ -1,0 +1,87 @@
+"""Exec routes."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ...containers.execs import ExecService
+from ...errors import InvalidParameter
+from ..http import AnyResponse, HijackResponse, Request, Response, json_response
+from ..router import Route
+from ..streams import frame, parse_detach_keys, pump_input
+
+
+class ExecRoutes:
+    def __init__(self, execs: ExecService) -> None:
+        self.execs = execs
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("POST", "/containers/{id}/exec", self.create),
+            Route("POST", "/exec/{id}/start", self.start),
+            Route("POST", "/exec/{id}/resize", self.resize),
+            Route("GET", "/exec/{id}/json", self.inspect),
+        ]
+
+    async def create(self, req: Request) -> AnyResponse:
+        body = await req.json({})
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid exec config")
+        inst = self.execs.create(req.params["id"], body)
+        return json_response({"Id": inst.id}, 201)
+
+    async def start(self, req: Request) -> AnyResponse:
+        body = await req.json({}) or {}
+        detach = bool(body.get("Detach"))
+        tty = body.get("Tty")
+        inst = self.execs.get(req.params["id"])
+        if body.get("ConsoleSize"):
+            inst.console_size = tuple(body["ConsoleSize"])  # type: ignore[assignment]
+        try:
+            keys = parse_detach_keys(inst.detach_keys) if inst.detach_keys else None
+        except ValueError as e:
+            raise InvalidParameter(str(e)) from None
+        session = await self.execs.start(inst.id, detach, tty)
+        if session is None:
+            return Response(200, b"", "application/json")
+        want = {s for s, on in (("stdout", inst.attach_stdout),
+                                ("stderr", inst.attach_stderr)) if on}
+        is_tty = inst.tty
+
+        async def handler(reader: Any, writer: asyncio.StreamWriter) -> None:
+            in_task = None
+            if inst.attach_stdin:
+                in_task = asyncio.ensure_future(
+                    pump_input(reader, session.send, session.close_stdin, keys))
+            try:
+                async for stream, data in session.output():
+                    if stream in want:
+                        writer.write(data if is_tty else frame(stream, data))
+                        await writer.drain()
+                # the CLI asks for ExitCode as soon as the stream ends
+                await self.execs.wait_done(inst.id)
+            finally:
+                if in_task:
+                    in_task.cancel()
+                session.close()
+        ctype = "application/vnd.docker.raw-stream" if is_tty \
+            else "application/vnd.docker.multiplexed-stream"
+        return HijackResponse(handler, ctype)
+
+    async def resize(self, req: Request) -> AnyResponse:
+        self.execs.resize(req.params["id"], req.q_int("h", 0) or 0, req.q_int("w", 0) or 0)
+        return Response(200, b"", "text/plain; charset=utf-8")
+
+    async def inspect(self, req: Request) -> AnyResponse:
+        i = self.execs.get(req.params["id"])
+        return json_response({
+            "CanRemove": False, "ContainerID": i.container_id, "DetachKeys": i.detach_keys,
+            "ExitCode": i.exit_code, "ID": i.id, "OpenStderr": i.attach_stderr,
+            "OpenStdin": i.attach_stdin, "OpenStdout": i.attach_stdout, "Running": i.running,
+            "Pid": i.pid, "ProcessConfig": {"arguments": i.cmd[1:], "entrypoint": i.cmd[0],
+                                            "privileged": i.privileged, "tty": i.tty,
+                                            "user": i.user}})
+
+
+def routes(execs: ExecService) -> list[Route]:
+    return ExecRoutes(execs).routes()

@@ -1,0 +1,104 @@
+"""Stream helpers: stdcopy multiplexing, JSON-lines progress, attach pumps."""
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+STREAM_IDS = {"stdin": 0, "stdout": 1, "stderr": 2}
+
+
+def frame(stream: str, data: bytes) -> bytes:
+    """One stdcopy frame: [stream, 0, 0, 0, size(be32)] + data."""
+    return struct.pack(">BxxxL", STREAM_IDS[stream], len(data)) + data
+
+
+def json_line(obj: Any) -> bytes:
+    return (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+
+
+def parse_detach_keys(spec: str | None) -> bytes:
+    """`ctrl-p,ctrl-q` -> b"\\x10\\x11" (Docker's default)."""
+    if not spec:
+        return b"\x10\x11"
+    out = bytearray()
+    for key in spec.split(","):
+        key = key.strip().lower()
+        if key.startswith("ctrl-") and len(key) == 6:
+            ch = key[5]
+            if "a" <= ch <= "z":
+                out.append(ord(ch) - ord("a") + 1)
+            elif ch == "@":
+                out.append(0)
+            elif ch in "[\\]^_":
+                out.append(27 + "[\\]^_".index(ch))
+            else:
+                raise ValueError(f"Invalid escape key: {key}")
+        elif len(key) == 1:
+            out.append(ord(key))
+        else:
+            raise ValueError(f"Invalid escape keys ({spec}) provided")
+    return bytes(out)
+
+
+class DetachScanner:
+    """Watches stdin for the detach key sequence."""
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self.matched = 0
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """Return (bytes to forward, detach?)."""
+        if not self.keys:
+            return data, False
+        out = bytearray()
+        for b in data:
+            if b == self.keys[self.matched]:
+                self.matched += 1
+                if self.matched == len(self.keys):
+                    return bytes(out), True
+                continue
+            if self.matched:
+                out += self.keys[:self.matched]
+                self.matched = 0
+                if b == self.keys[0]:
+                    self.matched = 1
+                    continue
+            out.append(b)
+        return bytes(out), False
+
+
+async def pump_input(reader: Any, send: Callable[[bytes], Awaitable[None]],
+                     close: Callable[[], None], detach_keys: bytes | None) -> bool:
+    """Copy the client's stdin to `send` until EOF; True if the user detached."""
+    scanner = DetachScanner(detach_keys) if detach_keys is not None else None
+    while True:
+        try:
+            data = await reader.read(32768)
+        except (ConnectionError, OSError):
+            data = b""
+        if not data:
+            close()
+            return False
+        detach = False
+        if scanner is not None:
+            data, detach = scanner.feed(data)
+        if data:
+            try:
+                await send(data)
+            except (ConnectionError, OSError):
+                return False
+        if detach:
+            return True
+
+
+async def write_output(writer: asyncio.StreamWriter,
+                       chunks: AsyncIterator[tuple[str, bytes]], tty: bool,
+                       want: set[str]) -> None:
+    async for stream, data in chunks:
+        if stream not in want:
+            continue
+        writer.write(data if tty else frame(stream, data))
+        await writer.drain()

@@ -1,0 +1,157 @@
+"""Containers in Docker's wire format (inspect document, list summary, status text)."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..containers.model import Container
+from ..util.ids import to_unix
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration, as `docker ps` prints it."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = round(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(seconds / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def status_text(c: Container) -> str:
+    st = c.state
+    now = time.time()
+    if st.status == "running" or st.status == "paused":
+        text = "Up " + human_duration(now - to_unix(st.started_at))
+        if st.status == "paused":
+            text += " (Paused)"
+        elif st.health is not None:
+            text += {"starting": " (health: starting)", "healthy": " (healthy)",
+                     "unhealthy": " (unhealthy)"}.get(st.health.status, "")
+        return text
+    if st.status == "restarting":
+        return f"Restarting ({st.exit_code}) {human_duration(now - to_unix(st.finished_at))} ago"
+    if st.status == "removing":
+        return "Removal In Progress"
+    if st.status == "dead":
+        return "Dead"
+    if st.status == "exited" and to_unix(st.finished_at) > 0:
+        return f"Exited ({st.exit_code}) {human_duration(now - to_unix(st.finished_at))} ago"
+    return "Created"
+
+
+def _command(c: Container) -> str:
+    parts = [c.path, *c.args]
+    return " ".join(p if " " not in p else f'"{p}"' for p in parts if p is not None)
+
+
+def _network_entry(c: Container, ep: Any, aliases: bool = False) -> dict[str, Any]:
+    return {"IPAMConfig": None, "Links": None, "Aliases": None,
+            "MacAddress": ep.mac if ep else "", "DriverOpts": None, "GwPriority": 0,
+            "NetworkID": ep.network_id if ep else "", "EndpointID": ep.endpoint_id if ep else "",
+            "Gateway": ep.gateway if ep else "", "IPAddress": ep.ip if ep else "",
+            "IPPrefixLen": ep.prefix_len if ep else 0, "IPv6Gateway": "",
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+
+
+def networks_of(c: Container, network_ids: dict[str, str]) -> dict[str, Any]:
+    mode = c.host_config.get("NetworkMode", "bridge")
+    if mode.startswith("container:"):
+        return {}
+    ep = next((e for e in c.endpoints if e.network == mode), None)
+    entry = _network_entry(c, ep)
+    if not entry["NetworkID"]:
+        entry["NetworkID"] = network_ids.get(mode, "")
+    return {mode: entry}
+
+
+def mounts_of(c: Container) -> list[dict[str, Any]]:
+    out = []
+    for b in c.host_config.get("Binds") or []:
+        parts = b.split(":")
+        src, dst = parts[0], parts[1] if len(parts) > 1 else parts[0]
+        opts = parts[2].split(",") if len(parts) > 2 else []
+        out.append({"Type": "bind", "Source": src, "Destination": dst,
+                    "Mode": parts[2] if len(parts) > 2 else "", "RW": "ro" not in opts,
+                    "Propagation": "rprivate"})
+    for m in c.host_config.get("Mounts") or []:
+        if m.get("Type") == "bind":
+            out.append({"Type": "bind", "Source": m.get("Source", ""),
+                        "Destination": m.get("Target", ""), "Mode": "",
+                        "RW": not m.get("ReadOnly"), "Propagation": "rprivate"})
+        elif m.get("Type") == "tmpfs":
+            out.append({"Type": "tmpfs", "Source": "", "Destination": m.get("Target", ""),
+                        "Mode": "", "RW": not m.get("ReadOnly"), "Propagation": ""})
+    return out
+
+
+def inspect(c: Container, network_ids: dict[str, str], graph: dict[str, Any],
+            size: tuple[int, int] | None = None) -> dict[str, Any]:
+    st = c.state
+    state: dict[str, Any] = {
+        "Status": st.status, "Running": st.status in ("running", "paused"),
+        "Paused": st.status == "paused", "Restarting": st.status == "restarting",
+        "OOMKilled": st.oom_killed, "Dead": st.status == "dead", "Pid": st.pid,
+        "ExitCode": st.exit_code, "Error": st.error, "StartedAt": st.started_at,
+        "FinishedAt": st.finished_at,
+    }
+    if st.health is not None:
+        state["Health"] = {"Status": st.health.status, "FailingStreak": st.health.failing_streak,
+                           "Log": st.health.log}
+    ep = c.endpoints[0] if c.endpoints else None
+    nets = networks_of(c, network_ids)
+    doc: dict[str, Any] = {
+        "Id": c.id, "Created": c.created, "Path": c.path, "Args": c.args, "State": state,
+        "Image": c.image_id, "ResolvConfPath": c.resolv_conf_path,
+        "HostnamePath": c.hostname_path, "HostsPath": c.hosts_path, "LogPath": c.log_path,
+        "Name": "/" + c.name, "RestartCount": c.restart_count, "Driver": c.driver,
+        "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
+        "ExecIDs": list(c.exec_ids) or None, "HostConfig": c.host_config,
+        "GraphDriver": graph, "Mounts": mounts_of(c), "Config": c.config,
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": c.id if st.running and nets else "",
+            "SandboxKey": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SecondaryIPAddresses": None,
+            "SecondaryIPv6Addresses": None, "EndpointID": ep.endpoint_id if ep else "",
+            "Gateway": ep.gateway if ep else "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "IPAddress": ep.ip if ep else "",
+            "IPPrefixLen": ep.prefix_len if ep else 0, "IPv6Gateway": "",
+            "MacAddress": ep.mac if ep else "", "Networks": nets,
+        },
+    }
+    if size is not None:
+        doc["SizeRw"], doc["SizeRootFs"] = size
+    return doc
+
+
+def summary(c: Container, network_ids: dict[str, str],
+            size: tuple[int, int] | None = None) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "Id": c.id, "Names": ["/" + c.name], "Image": c.image, "ImageID": c.image_id,
+        "Command": _command(c), "Created": int(to_unix(c.created)), "Ports": [],
+        "Labels": c.labels, "State": c.state.status, "Status": status_text(c),
+        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode", "bridge")},
+        "NetworkSettings": {"Networks": networks_of(c, network_ids)},
+        "Mounts": mounts_of(c),
+    }
+    if size is not None:
+        d["SizeRw"], d["SizeRootFs"] = size
+    return d

@@ -1,0 +1,165 @@
+"""The daemon's configuration: flags merged with daemon.json, validated once."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import InvalidParameter
+
+
+@dataclass(frozen=True)
+class Config:
+    hosts: tuple[str, ...] = ()
+    data_root: str = "/var/lib/pydockerd"
+    exec_root: str = "/run/pydockerd"
+    pidfile: str = "/var/run/pydockerd.pid"
+    group: str = "docker"
+    debug: bool = False
+    log_level: str = "info"
+    tls: bool | None = None
+    tlsverify: bool = False
+    tlscacert: str = ""
+    tlscert: str = ""
+    tlskey: str = ""
+    bridge: str = "pydocker0"
+    bip: str = ""
+    fixed_cidr: str = ""
+    mtu: int = 1500
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opts: tuple[str, ...] = ()
+    ip: str = "0.0.0.0"
+    iptables: bool = True
+    ip_forward: bool = True
+    ip_masq: bool = True
+    icc: bool = True
+    default_ulimits: tuple[tuple[str, int, int], ...] = ()
+    live_restore: bool = False
+    shutdown_timeout: int = 15
+    default_runtime: str = "runc"
+    runtimes: dict[str, str] = field(default_factory=lambda: {"runc": "/usr/sbin/runc"})
+    init: bool = False
+    init_path: str = "/usr/bin/tini-static"
+    no_new_privileges: bool = False
+    seccomp_profile: str = ""
+    storage_driver: str = ""
+
+    @property
+    def socket_paths(self) -> list[str]:
+        return [h[len("unix://"):] for h in self.hosts if h.startswith("unix://")]
+
+
+# daemon.json key -> Config field name (dockerd's spelling on the left)
+JSON_KEYS = {
+    "hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
+    "group": "group", "debug": "debug", "log-level": "log_level", "tls": "tls",
+    "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert", "tlskey": "tlskey",
+    "bridge": "bridge", "bip": "bip", "fixed-cidr": "fixed_cidr", "mtu": "mtu", "dns": "dns",
+    "dns-search": "dns_search", "dns-opts": "dns_opts", "ip": "ip", "iptables": "iptables",
+    "ip-forward": "ip_forward", "ip-masq": "ip_masq", "icc": "icc",
+    "default-ulimits": "default_ulimits", "live-restore": "live_restore",
+    "shutdown-timeout": "shutdown_timeout", "default-runtime": "default_runtime",
+    "runtimes": "runtimes", "init": "init", "init-path": "init_path",
+    "no-new-privileges": "no_new_privileges", "seccomp-profile": "seccomp_profile",
+    "storage-driver": "storage_driver",
+}
+
+_ULIMIT_NAMES = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
+                 "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as"}
+
+
+def parse_ulimit(spec: str) -> tuple[str, int, int]:
+    """`nofile=1024:2048` -> ("nofile", 1024, 2048)."""
+    name, sep, vals = spec.partition("=")
+    if not sep or name not in _ULIMIT_NAMES:
+        raise InvalidParameter(f"invalid ulimit argument: {spec}")
+    soft_s, _, hard_s = vals.partition(":")
+    try:
+        soft = int(soft_s)
+        hard = int(hard_s) if hard_s else soft
+    except ValueError:
+        raise InvalidParameter(f"invalid ulimit argument: {spec}") from None
+    if soft > hard:
+        raise InvalidParameter(f"ulimit soft limit must be less than or equal to hard limit: "
+                               f"{soft} > {hard}")
+    return name, soft, hard
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Read daemon.json; unknown keys are errors, as with dockerd."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as f:
+            raw = f.read()
+        data = json.loads(raw) if raw.strip() else {}
+    except (OSError, ValueError) as e:
+        raise InvalidParameter(f"unable to configure the Docker daemon with file {path}: {e}") \
+            from None
+    if not isinstance(data, dict):
+        raise InvalidParameter(f"unable to configure the Docker daemon with file {path}: "
+                               "not a JSON object")
+    unknown = sorted(set(data) - set(JSON_KEYS))
+    if unknown:
+        raise InvalidParameter("the following directives don't match any configuration option: "
+                               + ", ".join(unknown))
+    return data
+
+
+def normalise(values: dict[str, Any]) -> Config:
+    """Build and validate a Config from field-name -> value pairs."""
+    known = {f.name for f in fields(Config)}
+    kwargs: dict[str, Any] = {}
+    for k, v in values.items():
+        if k not in known:
+            raise InvalidParameter(f"unknown configuration option {k}")
+        if k == "default_ulimits":
+            if isinstance(v, dict):  # daemon.json form {"nofile": {"Name":..,"Soft":..,"Hard":..}}
+                v = tuple((n, int(u["Soft"]), int(u["Hard"])) for n, u in v.items())
+            else:
+                v = tuple(parse_ulimit(s) if isinstance(s, str) else s for s in v)
+        elif k in ("hosts", "dns", "dns_search", "dns_opts"):
+            v = tuple(v)
+        elif k == "runtimes":
+            base = {"runc": "/usr/sbin/runc"}
+            for name, spec in dict(v).items():
+                base[name] = spec["path"] if isinstance(spec, dict) else spec
+            v = base
+        kwargs[k] = v
+    cfg = Config(**kwargs)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    if cfg.log_level not in ("debug", "info", "warn", "error", "fatal"):
+        raise InvalidParameter(f"unable to parse logging level: {cfg.log_level}")
+    for net in (cfg.bip, cfg.fixed_cidr):
+        if net:
+            try:
+                ipaddress.ip_interface(net)
+            except ValueError:
+                raise InvalidParameter(f"invalid CIDR address: {net}") from None
+    try:
+        ipaddress.ip_address(cfg.ip)
+    except ValueError:
+        raise InvalidParameter(f"invalid IP address: {cfg.ip}") from None
+    for d in cfg.dns:
+        try:
+            ipaddress.ip_address(d)
+        except ValueError:
+            raise InvalidParameter(f"{d} is not an ip address") from None
+    if not 68 <= cfg.mtu <= 65535:
+        raise InvalidParameter(f"invalid MTU {cfg.mtu}")
+    if cfg.default_runtime not in cfg.runtimes:
+        raise InvalidParameter(f"default runtime {cfg.default_runtime} not found in runtimes")
+    if cfg.storage_driver not in ("", "overlay2", "overlay", "vfs"):
+        raise InvalidParameter(f"unsupported storage driver: {cfg.storage_driver}")
+    for h in cfg.hosts:
+        if not h.startswith(("unix://", "tcp://", "fd://")):
+            raise InvalidParameter(f"invalid host {h}: only unix://, tcp:// and fd:// are supported")
+    if cfg.shutdown_timeout < 0:
+        raise InvalidParameter("shutdown-timeout must be >= 0")

@@ -1,0 +1,236 @@
+"""`docker cp` and `docker export`: tar streams out of and into a container's rootfs.
+
+Paths are resolved as the container would see them: symlinks are chased
+inside the rootfs, never onto the host. Uploads go through the same careful
+extractor as image layers (no entry escapes its root, no symlink followed).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import posixpath
+import stat
+import tarfile
+import threading
+from typing import Any, AsyncIterator, Iterator
+
+from ..errors import InvalidParameter, NotFound
+from ..images.tarsafe import _Extractor, decompressed
+from ..runtime.users import resolve_in_root
+from ..util.ids import format_time
+from .model import Container
+
+# Go's os.FileMode bits, which the docker CLI decodes from the path-stat header
+_GO_DIR, _GO_SYMLINK, _GO_DEVICE = 1 << 31, 1 << 27, 1 << 26
+_GO_PIPE, _GO_SOCKET, _GO_SETUID, _GO_SETGID = 1 << 25, 1 << 24, 1 << 23, 1 << 22
+_GO_CHARDEV, _GO_STICKY = 1 << 21, 1 << 20
+
+
+def go_mode(st: os.stat_result) -> int:
+    m = st.st_mode & 0o777
+    fmt = stat.S_IFMT(st.st_mode)
+    if fmt == stat.S_IFDIR:
+        m |= _GO_DIR
+    elif fmt == stat.S_IFLNK:
+        m |= _GO_SYMLINK
+    elif fmt == stat.S_IFIFO:
+        m |= _GO_PIPE
+    elif fmt == stat.S_IFSOCK:
+        m |= _GO_SOCKET
+    elif fmt == stat.S_IFCHR:
+        m |= _GO_DEVICE | _GO_CHARDEV
+    elif fmt == stat.S_IFBLK:
+        m |= _GO_DEVICE
+    if st.st_mode & stat.S_ISUID:
+        m |= _GO_SETUID
+    if st.st_mode & stat.S_ISGID:
+        m |= _GO_SETGID
+    if st.st_mode & stat.S_ISVTX:
+        m |= _GO_STICKY
+    return m
+
+
+class _CopyExtractor(_Extractor):
+    """Layer extraction rules without whiteout conversion (docker cp keeps names)."""
+
+    def whiteout(self, m: tarfile.TarInfo, parent: str, base: str) -> None:
+        raise InvalidParameter(f"refusing to copy {m.name!r}: whiteout names are reserved")
+
+
+class _QueueWriter:
+    """A file-like object a worker thread writes the tar into, read as async chunks."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[bytes | None | BaseException] = asyncio.Queue(maxsize=16)
+        self.buf = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.buf += data
+        if len(self.buf) >= 1 << 16:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self.buf:
+            chunk, self.buf = bytes(self.buf), bytearray()
+            asyncio.run_coroutine_threadsafe(self.queue.put(chunk), self.loop).result()
+
+    def close_with(self, item: None | BaseException) -> None:
+        asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop).result()
+
+
+class ArchiveService:
+    def __init__(self, containers: Any, images: Any) -> None:
+        self.containers = containers
+        self.images = images
+
+    @contextlib.asynccontextmanager
+    async def _rootfs(self, c: Container) -> AsyncIterator[str]:
+        """The container's rootfs, mounted for the duration when it is not running."""
+        async with self.containers.lock(c.id):
+            was_running = c.state.running
+            image = self.images.resolve(c.image_id)
+            root = await asyncio.to_thread(self.images.mount_rootfs, c.id, image)
+        try:
+            yield root
+        finally:
+            if not was_running and not c.state.running:
+                async with self.containers.lock(c.id):
+                    if not c.state.running:
+                        await asyncio.to_thread(self.images.unmount_rootfs, c.id)
+
+    @staticmethod
+    def _resolve(root: str, path: str, follow_last: bool = False) -> str:
+        if not path:
+            raise InvalidParameter("path must not be empty")
+        path = posixpath.normpath("/" + path)
+        if follow_last:
+            return resolve_in_root(root, path)
+        parent, base = posixpath.split(path)
+        resolved_parent = resolve_in_root(root, parent)
+        return os.path.join(resolved_parent, base) if base else resolved_parent
+
+    @staticmethod
+    def _stat_doc(host_path: str, name: str, root: str) -> dict[str, Any]:
+        try:
+            st = os.lstat(host_path)
+        except FileNotFoundError:
+            raise NotFound(f"Could not find the file {name} in container") from None
+        link = ""
+        if stat.S_ISLNK(st.st_mode):
+            link = os.readlink(host_path)
+        import datetime as dt
+        mtime = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
+        return {"name": os.path.basename(name.rstrip("/")) or "/", "size": st.st_size,
+                "mode": go_mode(st), "mtime": format_time(mtime).replace("000Z", "Z"),
+                "linkTarget": link}
+
+    async def stat(self, c: Container, path: str) -> dict[str, Any]:
+        async with self._rootfs(c) as root:
+            return await asyncio.to_thread(
+                lambda: self._stat_doc(self._resolve(root, path), path, root))
+
+    async def get(self, c: Container, path: str) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
+        cm = self._rootfs(c)
+        root = await cm.__aenter__()
+        try:
+            # a trailing "/." or "/" copies a directory's content, like dockerd
+            host = await asyncio.to_thread(self._resolve, root, path,
+                                           path.endswith("/") or path.endswith("/."))
+            doc = await asyncio.to_thread(self._stat_doc, host, path, root)
+        except BaseException:
+            await cm.__aexit__(None, None, None)
+            raise
+        name = os.path.basename(posixpath.normpath(path)) or "."
+
+        def make_tar(out: Any) -> None:
+            with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                tar.add(host, arcname=name, recursive=True)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in self._stream(make_tar):
+                    yield chunk
+            finally:
+                await cm.__aexit__(None, None, None)
+        return doc, chunks()
+
+    async def _stream(self, produce: Any) -> AsyncIterator[bytes]:
+        w = _QueueWriter(asyncio.get_running_loop())
+
+        def work() -> None:
+            try:
+                produce(w)
+                w.flush()
+                w.close_with(None)
+            except BaseException as e:  # noqa: BLE001 - handed to the reader
+                w.close_with(e)
+        t = threading.Thread(target=work, daemon=True)
+        t.start()
+        while True:
+            item = await w.queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def put(self, c: Container, path: str, body: AsyncIterator[bytes],
+                  no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None:
+        if c.host_config.get("ReadonlyRootfs"):
+            raise InvalidParameter("container rootfs is marked read-only")
+        async with self._rootfs(c) as root:
+            dest = await asyncio.to_thread(self._resolve, root, path, True)
+            try:
+                st = os.lstat(dest)
+            except FileNotFoundError:
+                raise NotFound(f"Could not find the file {path} in container "
+                               f"{c.name}") from None
+            if not stat.S_ISDIR(st.st_mode):
+                raise InvalidParameter(f"extraction point is not a directory")
+            r, w = os.pipe()
+            loop = asyncio.get_running_loop()
+
+            def extract() -> None:
+                with os.fdopen(r, "rb") as src:
+                    stream = decompressed(src)
+                    ex = _CopyExtractor(dest)
+                    with tarfile.open(fileobj=stream, mode="r|") as tar:
+                        for m in tar:
+                            ex.entry(tar, m)
+                    ex.finish()
+                    while src.read(1 << 16):
+                        pass
+            job = loop.run_in_executor(None, extract)
+            wfile = os.fdopen(w, "wb")
+            try:
+                async for chunk in body:
+                    try:
+                        await loop.run_in_executor(None, wfile.write, chunk)
+                    except BrokenPipeError:
+                        break
+            finally:
+                try:
+                    wfile.close()
+                except BrokenPipeError:
+                    pass
+            try:
+                await job
+            except tarfile.TarError as e:
+                raise InvalidParameter(f"invalid tar archive: {e}") from None
+
+    def export(self, c: Container) -> AsyncIterator[bytes]:
+        async def chunks() -> AsyncIterator[bytes]:
+            async with self._rootfs(c) as root:
+                def make_tar(out: Any) -> None:
+                    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                        for entry in sorted(os.listdir(root)):
+                            tar.add(os.path.join(root, entry), arcname=entry)
+                async for chunk in self._stream(make_tar):
+                    yield chunk
+        return chunks()
+
+
+__all__ = ["ArchiveService", "Iterator"]

@@ -1,0 +1,172 @@
+"""Validate a create request and merge it with the image's config (Docker's rules)."""
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from ..errors import InvalidParameter
+
+_RESTART_NAMES = ("", "no", "always", "unless-stopped", "on-failure")
+_SIGNAL_RE = re.compile(r"^(SIG)?[A-Z0-9+-]+$|^\d+$")
+
+# HostConfig keys with the defaults dockerd reports in inspect
+HOST_CONFIG_DEFAULTS: dict[str, Any] = {
+    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+    "NetworkMode": "bridge", "PortBindings": {}, "RestartPolicy": {"Name": "no",
+                                                                    "MaximumRetryCount": 0},
+    "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "ConsoleSize": [0, 0],
+    "CapAdd": None, "CapDrop": None, "CgroupnsMode": "private", "Dns": [], "DnsOptions": [],
+    "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
+    "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False,
+    "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "",
+    "UsernsMode": "", "ShmSize": 67108864, "Runtime": "runc", "Isolation": "",
+    "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
+    "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
+    "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0,
+    "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "",
+    "Devices": [], "DeviceCgroupRules": None, "DeviceRequests": None, "MemoryReservation": 0,
+    "MemorySwap": 0, "MemorySwappiness": None, "OomKillDisable": None, "PidsLimit": None,
+    "Ulimits": [], "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0,
+    "IOMaximumBandwidth": 0, "MaskedPaths": None, "ReadonlyPaths": None, "Init": None,
+    "Tmpfs": None, "Sysctls": None, "Mounts": None,
+}
+
+_SUPPORTED_NETWORK_MODES = ("bridge", "default", "host", "none")
+
+
+def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> dict[str, Any]:
+    """Fill the container Config from the image's config, as dockerd does."""
+    cfg = copy.deepcopy(config)
+    img = image_config or {}
+    if not cfg.get("Entrypoint") and cfg.get("Entrypoint") != [] and img.get("Entrypoint"):
+        cfg["Entrypoint"] = list(img["Entrypoint"])
+        if not cfg.get("Cmd"):
+            cfg["Cmd"] = list(img.get("Cmd") or [])
+    elif not cfg.get("Cmd") and not cfg.get("Entrypoint"):
+        cfg["Cmd"] = list(img.get("Cmd") or [])
+    if cfg.get("Entrypoint") == []:
+        cfg["Entrypoint"] = None
+    env_keys = {e.split("=", 1)[0] for e in cfg.get("Env") or []}
+    cfg["Env"] = [e for e in (img.get("Env") or []) if e.split("=", 1)[0] not in env_keys] \
+        + list(cfg.get("Env") or [])
+    for key in ("WorkingDir", "User", "StopSignal"):
+        if not cfg.get(key) and img.get(key):
+            cfg[key] = img[key]
+    labels = dict(img.get("Labels") or {})
+    labels.update(cfg.get("Labels") or {})
+    cfg["Labels"] = labels
+    ports = dict(img.get("ExposedPorts") or {})
+    ports.update(cfg.get("ExposedPorts") or {})
+    if ports:
+        cfg["ExposedPorts"] = ports
+    vols = dict(img.get("Volumes") or {})
+    vols.update(cfg.get("Volumes") or {})
+    if vols:
+        cfg["Volumes"] = vols
+    if not cfg.get("Healthcheck") and img.get("Healthcheck"):
+        cfg["Healthcheck"] = img["Healthcheck"]
+    if not cfg.get("OnBuild") and img.get("OnBuild"):
+        cfg["OnBuild"] = None
+    for k, v in (("Hostname", ""), ("Domainname", ""), ("AttachStdin", False),
+                 ("AttachStdout", False), ("AttachStderr", False), ("Tty", False),
+                 ("OpenStdin", False), ("StdinOnce", False), ("WorkingDir", ""),
+                 ("User", ""), ("Entrypoint", None), ("OnBuild", None)):
+        cfg.setdefault(k, v)
+    if not cfg.get("Cmd") and not cfg.get("Entrypoint"):
+        raise InvalidParameter("no command specified")
+    return cfg
+
+
+def normalise_host_config(hc: dict[str, Any] | None, daemon_init: bool) -> dict[str, Any]:
+    out = copy.deepcopy(HOST_CONFIG_DEFAULTS)
+    for k, v in (hc or {}).items():
+        out[k] = v
+    if out.get("LogConfig") is None or not out["LogConfig"].get("Type"):
+        out["LogConfig"] = {"Type": "json-file", "Config": (out.get("LogConfig") or {})
+                            .get("Config") or {}}
+    if out["LogConfig"]["Type"] not in ("json-file", "local", "none", "k8s-file"):
+        raise InvalidParameter(f"logger: no log driver named '{out['LogConfig']['Type']}' "
+                               "is registered")
+    if not out.get("NetworkMode") or out["NetworkMode"] == "default":
+        out["NetworkMode"] = "bridge"
+    mode = out["NetworkMode"]
+    if mode not in _SUPPORTED_NETWORK_MODES and not mode.startswith("container:"):
+        raise InvalidParameter(f"network {mode} not found")
+    rp = out.get("RestartPolicy") or {}
+    name = rp.get("Name") or "no"
+    if name not in _RESTART_NAMES:
+        raise InvalidParameter(f"invalid restart policy: unknown policy '{name}'; use one of "
+                               "'no', 'always', 'on-failure', or 'unless-stopped'")
+    retries = int(rp.get("MaximumRetryCount") or 0)
+    if retries < 0:
+        raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
+    if retries and name != "on-failure":
+        raise InvalidParameter(f"invalid restart policy: maximum retry count can only be used "
+                               f"with 'on-failure'")
+    out["RestartPolicy"] = {"Name": name, "MaximumRetryCount": retries}
+    if out.get("AutoRemove") and name not in ("no", ""):
+        raise InvalidParameter("conflicting options: cannot specify both --restart and --rm")
+    for key in ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
+                "MemoryReservation"):
+        v = out.get(key) or 0
+        if not isinstance(v, int):
+            raise InvalidParameter(f"invalid {key}: {v!r}")
+    if out["Memory"] and out["Memory"] < 6 * 1024 * 1024:
+        raise InvalidParameter("Minimum memory limit allowed is 6MB")
+    if out["MemorySwap"] and out["MemorySwap"] > 0 and out["Memory"] \
+            and out["MemorySwap"] < out["Memory"]:
+        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, "
+                               "see usage")
+    if out["NanoCpus"] and (out["CpuQuota"] or out["CpuPeriod"]):
+        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be "
+                               "set")
+    import os
+    if out["NanoCpus"] and out["NanoCpus"] > (os.cpu_count() or 1) * 1_000_000_000:
+        raise InvalidParameter(f"Range of CPUs is from 0.01 to {os.cpu_count()}.00, as there "
+                               f"are only {os.cpu_count()} CPUs available")
+    if out["CpuPeriod"] and not 1000 <= out["CpuPeriod"] <= 1_000_000:
+        raise InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger "
+                               "than 1 second (i.e. 1000000)")
+    if out["CpuQuota"] and out["CpuQuota"] < 1000:
+        raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    for b in out.get("Binds") or []:
+        src = b.split(":", 1)[0]
+        if not src.startswith("/"):
+            raise InvalidParameter(
+                f"create {src}: \"{src}\" includes invalid characters for a local volume name, "
+                "only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host "
+                "directory, use absolute path" if re.search(r"[^a-zA-Z0-9_.-]", src) else
+                f"named volumes are not supported yet (volume {src!r}); use a host path")
+    if out.get("Mounts"):
+        for m in out["Mounts"]:
+            if m.get("Type") not in ("bind", "tmpfs"):
+                raise InvalidParameter(f"mount type {m.get('Type')!r} is not supported yet")
+    if out.get("PortBindings") and any(out["PortBindings"].values()):
+        raise InvalidParameter("port publishing is not supported yet")
+    if out.get("VolumesFrom"):
+        raise InvalidParameter("--volumes-from is not supported yet")
+    if out.get("Links"):
+        raise InvalidParameter("legacy links are not supported")
+    if out.get("UsernsMode") not in ("", None, "host"):
+        raise InvalidParameter("user namespace remapping is not supported")
+    if out.get("Init") is None and daemon_init:
+        pass  # the daemon default applies at start; inspect keeps null like dockerd
+    return out
+
+
+def validate_config(cfg: dict[str, Any]) -> None:
+    if not isinstance(cfg, dict):
+        raise InvalidParameter("invalid container config")
+    for key in ("Cmd", "Entrypoint"):
+        v = cfg.get(key)
+        if isinstance(v, str):
+            cfg[key] = [v] if key == "Entrypoint" else ["/bin/sh", "-c", v]
+        elif v is not None and not isinstance(v, list):
+            raise InvalidParameter(f"invalid {key}")
+    sig = cfg.get("StopSignal")
+    if sig and not _SIGNAL_RE.match(str(sig).upper()):
+        raise InvalidParameter(f"Invalid signal: {sig}")
+    for e in cfg.get("Env") or []:
+        if not isinstance(e, str) or e.startswith("="):
+            raise InvalidParameter(f"invalid environment variable: {e}")

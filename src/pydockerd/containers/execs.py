@@ -1,0 +1,256 @@
+"""Exec instances: create, start (attached or detached), inspect, resize."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import shutil
+from typing import Any, AsyncIterator
+
+from ..errors import Conflict, InvalidParameter, NotFound
+from ..runtime.caps import host_capabilities
+from ..runtime.exec import ExecProcess, start_exec
+from ..runtime.users import resolve_user
+from ..util.ids import new_id
+from .model import Container, ExecInstance
+from .service import ContainerService
+
+log = logging.getLogger("pydockerd.exec")
+KIND = "exec"
+
+
+class ExecSession:
+    """A started exec: output chunks, stdin, and the exit code."""
+
+    def __init__(self, inst: ExecInstance, proc: ExecProcess) -> None:
+        self.inst = inst
+        self.proc = proc
+        self._loop = asyncio.get_running_loop()
+
+    async def output(self) -> AsyncIterator[tuple[str, bytes]]:
+        """Output until both streams end (stdout only for a TTY)."""
+        queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+        fds = [("stdout", self.proc.stdout_fd)]
+        if not self.proc.tty:
+            fds.append(("stderr", self.proc.stderr_fd))
+        live = 0
+        for name, fd in fds:
+            if fd is None:
+                continue
+            os.set_blocking(fd, False)
+            live += 1
+            self._loop.add_reader(fd, self._on_readable, fd, name, queue)
+        while live:
+            item = await queue.get()
+            if item is None:
+                live -= 1
+                continue
+            yield item
+
+    def _on_readable(self, fd: int, name: str,
+                     queue: asyncio.Queue[tuple[str, bytes] | None]) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:          # EIO: the pty's other side is gone
+            data = b""
+        if data:
+            queue.put_nowait((name, data))
+            return
+        self._loop.remove_reader(fd)
+        queue.put_nowait(None)
+
+    async def send(self, data: bytes) -> None:
+        fd = self.proc.stdin_fd
+        if fd is None:
+            return
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(fd, view)
+                view = view[n:]
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+
+    def close_stdin(self) -> None:
+        if self.proc.tty:
+            # a pty has no half-close: send EOF (^D) like a terminal would
+            try:
+                os.write(self.proc.stdin_fd or -1, b"\x04")
+            except OSError:
+                pass
+            return
+        if self.proc.stdin_fd is not None:
+            os.close(self.proc.stdin_fd)
+            self.proc.stdin_fd = None
+
+    def close(self) -> None:
+        fds = {self.proc.stdin_fd, self.proc.stdout_fd, self.proc.stderr_fd} - {None}
+        for fd in fds:
+            try:
+                self._loop.remove_reader(fd)  # type: ignore[arg-type]
+            except (ValueError, OSError):
+                pass
+            try:
+                os.close(fd)  # type: ignore[arg-type]
+            except OSError:
+                pass
+        self.proc.stdin_fd = self.proc.stdout_fd = self.proc.stderr_fd = None
+
+
+class ExecService:
+    def __init__(self, containers: ContainerService) -> None:
+        self.containers = containers
+        self._execs: dict[str, ExecInstance] = {}
+        self._procs: dict[str, ExecProcess] = {}
+        self._done: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def restore(self) -> None:
+        for eid, d in self.containers.store.all(KIND).items():
+            d = dict(d)
+            if d.get("console_size"):
+                d["console_size"] = tuple(d["console_size"])
+            inst = ExecInstance(**d)
+            if inst.running:           # its process cannot be ours any more
+                inst.running = False
+                if inst.exit_code is None:
+                    inst.exit_code = 137
+            self._execs[eid] = inst
+
+    def get(self, eid: str) -> ExecInstance:
+        inst = self._execs.get(eid)
+        if inst is None:
+            raise NotFound(f"No such exec instance: {eid}")
+        return inst
+
+    def create(self, ref: str, body: dict[str, Any]) -> ExecInstance:
+        c = self.containers.get(ref)
+        if c.state.status == "paused":
+            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        if not c.state.running:
+            raise Conflict(f"container {c.id} is not running")
+        cmd = body.get("Cmd")
+        if isinstance(cmd, str):
+            cmd = [cmd]
+        if not cmd or not isinstance(cmd, list):
+            raise InvalidParameter("No exec command specified")
+        size = body.get("ConsoleSize")
+        inst = ExecInstance(
+            id=new_id(), container_id=c.id, cmd=[str(x) for x in cmd], tty=bool(body.get("Tty")),
+            attach_stdin=bool(body.get("AttachStdin")),
+            attach_stdout=bool(body.get("AttachStdout")),
+            attach_stderr=bool(body.get("AttachStderr")), user=body.get("User") or "",
+            privileged=bool(body.get("Privileged")), env=list(body.get("Env") or []),
+            working_dir=body.get("WorkingDir") or "", detach_keys=body.get("DetachKeys") or "",
+            console_size=tuple(size) if size else None)  # type: ignore[arg-type]
+        self._execs[inst.id] = inst
+        c.exec_ids.append(inst.id)
+        self._save(inst)
+        self.containers.save(c)
+        self.containers._event(c, "exec_create", {"execID": inst.id})
+        return inst
+
+    def _save(self, inst: ExecInstance) -> None:
+        self.containers.store.put(KIND, inst.id, dataclasses.asdict(inst))
+
+    def _process_spec(self, c: Container, inst: ExecInstance) -> dict[str, Any]:
+        bundle = self.containers.paths.bundle(c.id)
+        with open(os.path.join(bundle, "config.json")) as f:
+            spec = json.load(f)
+        proc = dict(spec["process"])
+        rootfs = spec["root"]["path"]
+        user = inst.user or c.config.get("User") or ""
+        u = resolve_user(rootfs, user, list(c.host_config.get("GroupAdd") or []))
+        proc["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}
+        env = list(proc.get("env") or [])
+        keys = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
+        for e in inst.env:
+            k = e.split("=", 1)[0]
+            if k in keys:
+                env[keys[k]] = e
+            else:
+                env.append(e)
+        if inst.tty and not any(e.startswith("TERM=") for e in env):
+            env.append("TERM=xterm")
+        proc["env"] = env
+        proc["args"] = inst.cmd
+        proc["cwd"] = inst.working_dir or proc.get("cwd") or "/"
+        proc["terminal"] = inst.tty
+        if inst.console_size:
+            proc["consoleSize"] = {"height": inst.console_size[0],
+                                   "width": inst.console_size[1]}
+        else:
+            proc.pop("consoleSize", None)
+        if inst.privileged:
+            caps = host_capabilities()
+            proc["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+        return proc
+
+    async def start(self, eid: str, detach: bool, tty: bool | None = None) -> ExecSession | None:
+        inst = self.get(eid)
+        if inst.started:
+            raise Conflict(f"Exec {eid} has already been started")
+        c = self.containers.get(inst.container_id)
+        if not c.state.running:
+            raise Conflict(f"container {c.id} is not running")
+        if c.state.status == "paused":
+            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        if tty is not None:
+            inst.tty = tty
+        inst.started = True
+        work = os.path.join(self.containers.paths.exec_root, "exec", eid)
+        try:
+            proc = await start_exec(self.containers.runc.binary, self.containers.runc.root,
+                                    c.id, await asyncio.to_thread(self._process_spec, c, inst),
+                                    work, attach_stdin=not detach and inst.attach_stdin,
+                                    attach_output=not detach)
+        except Exception:
+            inst.exit_code = 126
+            self._save(inst)
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        inst.running, inst.pid = True, proc.pid
+        self._save(inst)
+        self._procs[eid] = proc
+        self._done[eid] = asyncio.Event()
+        self.containers._event(c, "exec_start", {"execID": eid})
+        t = asyncio.get_running_loop().create_task(self._reap(c, inst, proc, work))
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+        if detach:
+            return None
+        return ExecSession(inst, proc)
+
+    async def _reap(self, c: Container, inst: ExecInstance, proc: ExecProcess, work: str) -> None:
+        code = await proc.wait()
+        inst.running, inst.exit_code = False, code
+        self._save(inst)
+        self._procs.pop(inst.id, None)
+        shutil.rmtree(work, ignore_errors=True)
+        self.containers._event(c, "exec_die", {"execID": inst.id, "exitCode": str(code)})
+        ev = self._done.pop(inst.id, None)
+        if ev:
+            ev.set()
+
+    async def wait_done(self, eid: str) -> None:
+        ev = self._done.get(eid)
+        if ev is not None:
+            await ev.wait()
+
+    def resize(self, eid: str, height: int, width: int) -> None:
+        inst = self.get(eid)
+        proc = self._procs.get(eid)
+        if proc is None:
+            if not inst.started:
+                inst.console_size = (height, width)
+                return
+            raise Conflict(f"Exec {eid} is not running")
+        proc.resize(height, width)
+
+    def forget_container(self, c: Container) -> None:
+        for eid in c.exec_ids:
+            self._execs.pop(eid, None)

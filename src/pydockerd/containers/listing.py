@@ -1,0 +1,98 @@
+"""`docker ps` selection: all/limit/filters, newest first, as dockerd does."""
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Callable
+
+from ..errors import InvalidParameter
+from ..util.ids import to_unix
+from .model import Container
+
+_FILTERS = {"id", "name", "label", "exited", "status", "ancestor", "before", "since",
+            "volume", "network", "health", "expose", "publish", "isolation", "is-task"}
+_STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", "dead"}
+
+
+def select(containers: list[Container], all_: bool, limit: int, filters: dict[str, list[str]],
+           get: Callable[[str], Container],
+           image_matches: Callable[[str, Container], bool]) -> list[Container]:
+    for key in filters:
+        if key not in _FILTERS:
+            raise InvalidParameter(f"invalid filter '{key}'")
+    for s in filters.get("status", []):
+        if s not in _STATUSES:
+            raise InvalidParameter(f"invalid filter 'status={s}'")
+    for h in filters.get("health", []):
+        if h not in ("starting", "healthy", "unhealthy", "none"):
+            raise InvalidParameter(f"Unrecognised filter value for health: {h}")
+    exited = []
+    for e in filters.get("exited", []):
+        try:
+            exited.append(int(e))
+        except ValueError:
+            raise InvalidParameter(f"invalid filter 'exited={e}'") from None
+    before = [get(r) for r in filters.get("before", [])]
+    since = [get(r) for r in filters.get("since", [])]
+    ordered = sorted(containers, key=lambda c: (to_unix(c.created), c.id), reverse=True)
+    # a status/exited filter, a limit (-n) or before/since imply --all
+    all_ = all_ or bool(filters.get("status") or exited or (limit and limit > 0) or before
+                        or since)
+    out = []
+    for c in ordered:
+        if not all_ and not c.state.running:
+            continue
+        if not _match(c, filters, exited, image_matches):
+            continue
+        if before and to_unix(c.created) >= min(to_unix(b.created) for b in before):
+            continue
+        if since and to_unix(c.created) <= max(to_unix(s.created) for s in since):
+            continue
+        out.append(c)
+    if limit and limit > 0:
+        out = out[:limit]
+    return out
+
+
+def _match(c: Container, f: dict[str, list[str]], exited: list[int],
+           image_matches: Callable[[str, Container], bool]) -> bool:
+    if f.get("id") and not any(c.id.startswith(i) for i in f["id"]):
+        return False
+    if f.get("name") and not any(re.search(n.lstrip("/"), c.name) for n in f["name"]):
+        return False
+    for lab in f.get("label", []):
+        k, sep, v = lab.partition("=")
+        if k not in c.labels or (sep and c.labels[k] != v):
+            return False
+    if exited and (c.state.status != "exited" or c.state.exit_code not in exited):
+        return False
+    if f.get("status") and c.state.status not in f["status"]:
+        return False
+    if f.get("ancestor") and not any(image_matches(a, c) for a in f["ancestor"]):
+        return False
+    if f.get("network"):
+        mode = c.host_config.get("NetworkMode", "")
+        ids = {e.network_id for e in c.endpoints}
+        if not any(n == mode or any(i.startswith(n) for i in ids) for n in f["network"]):
+            return False
+    if f.get("health"):
+        h = c.state.health.status if c.state.health else "none"
+        if h not in f["health"]:
+            return False
+    if f.get("volume"):
+        dests = set()
+        for b in c.host_config.get("Binds") or []:
+            parts = b.split(":")
+            dests.update(parts[:2])
+        if not any(v in dests for v in f["volume"]):
+            return False
+    if f.get("expose"):
+        ports = set((c.config.get("ExposedPorts") or {}).keys())
+        if not any(p in ports or f"{p}/tcp" in ports or fnmatch.fnmatch(p, "*") and False
+                   for p in f["expose"]):
+            return False
+    if f.get("publish"):
+        return False   # no port publishing yet: nothing is published
+    if f.get("is-task") and "true" in f["is-task"]:
+        return False
+    return True

@@ -1,0 +1,147 @@
+"""The container model and its state machine.
+
+`config` and `host_config` keep Docker's own documents (Config and HostConfig
+as the client sent them, merged with the image): they are the container's
+spec, echoed back by inspect, and the runtime reads them through the typed
+helpers in spec.py. Everything the daemon itself decides lives in typed
+fields here.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import Conflict
+from ..util.ids import ZERO_TIME, now_rfc3339
+
+
+@dataclass
+class Health:
+    status: str = "starting"            # starting, healthy, unhealthy
+    failing_streak: int = 0
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class State:
+    status: str = "created"             # created running paused restarting removing exited dead
+    pid: int = 0
+    conmon_pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    oom_killed: bool = False
+    started_at: str = ZERO_TIME
+    finished_at: str = ZERO_TIME
+    health: Health | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("running", "paused")
+
+    def to_running(self, pid: int, conmon_pid: int) -> None:
+        if self.status in ("running", "paused"):
+            raise Conflict("container is already running")
+        self.status, self.pid, self.conmon_pid = "running", pid, conmon_pid
+        self.exit_code, self.error, self.oom_killed = 0, "", False
+        self.started_at = now_rfc3339()
+        self.finished_at = ZERO_TIME
+
+    def to_exited(self, exit_code: int, oom: bool = False, error: str = "") -> None:
+        self.status, self.pid, self.conmon_pid = "exited", 0, 0
+        self.exit_code, self.oom_killed, self.error = exit_code, oom, error
+        self.finished_at = now_rfc3339()
+        if self.health is not None:
+            self.health.status = "unhealthy" if self.health.status != "healthy" else "unhealthy"
+
+    def to_paused(self) -> None:
+        if self.status != "running":
+            raise Conflict("container is not running")
+        self.status = "paused"
+
+    def to_unpaused(self) -> None:
+        if self.status != "paused":
+            raise Conflict("container is not paused")
+        self.status = "running"
+
+
+@dataclass
+class Endpoint:
+    """The container's attachment to a network, as inspect shows it."""
+    network: str
+    network_id: str
+    endpoint_id: str
+    ip: str
+    prefix_len: int
+    gateway: str
+    mac: str
+
+
+@dataclass
+class Container:
+    id: str
+    name: str                           # without the leading "/"
+    created: str
+    image: str                          # as the user wrote it
+    image_id: str
+    config: dict[str, Any]
+    host_config: dict[str, Any]
+    path: str = ""
+    args: list[str] = field(default_factory=list)
+    state: State = field(default_factory=State)
+    restart_count: int = 0
+    manually_stopped: bool = False      # for unless-stopped and daemon restart
+    has_been_started: bool = False
+    endpoints: list[Endpoint] = field(default_factory=list)
+    log_path: str = ""
+    hostname_path: str = ""
+    hosts_path: str = ""
+    resolv_conf_path: str = ""
+    driver: str = "overlay2"
+    exec_ids: list[str] = field(default_factory=list)
+    networking_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def tty(self) -> bool:
+        return bool(self.config.get("Tty"))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.config.get("Labels") or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Container":
+        d = dict(d)
+        st = dict(d.pop("state"))
+        health = st.pop("health", None)
+        state = State(**st, health=Health(**health) if health else None)
+        endpoints = [Endpoint(**e) for e in d.pop("endpoints", [])]
+        return cls(**d, state=state, endpoints=endpoints)
+
+
+@dataclass
+class ExecInstance:
+    id: str
+    container_id: str
+    cmd: list[str]
+    tty: bool = False
+    attach_stdin: bool = False
+    attach_stdout: bool = True
+    attach_stderr: bool = True
+    user: str = ""
+    privileged: bool = False
+    env: list[str] = field(default_factory=list)
+    working_dir: str = ""
+    detach_keys: str = ""
+    running: bool = False
+    exit_code: int | None = None
+    pid: int = 0
+    started: bool = False
+    console_size: tuple[int, int] | None = None

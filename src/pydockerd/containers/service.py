@@ -1,0 +1,800 @@
+"""Container lifecycle: create, start, stop, kill, restart, pause, wait, remove,
+and what happens when a container exits (restart policies, auto-remove).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal as _signal
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..config import Config
+from ..errors import Conflict, DockerError, InvalidParameter, NotFound, SystemError_
+from ..events import EventBus
+from ..runtime import conmon
+from ..runtime.pidwatch import pid_alive, wait_pid
+from ..runtime.runc import Runc
+from ..store import Store
+from ..util.ids import new_id, now_rfc3339, random_name, to_unix, valid_name
+from ..util.signals import parse_signal
+from .attach import AttachSession
+from .create import merge_image_config, normalise_host_config, validate_config
+from .model import Container, Endpoint, State
+from .restart import RestartManager
+
+log = logging.getLogger("pydockerd.containers")
+
+KIND = "container"
+
+
+@dataclass(frozen=True)
+class Paths:
+    data_root: str
+    exec_root: str
+
+    def container_dir(self, cid: str) -> str:
+        return os.path.join(self.data_root, "containers", cid)
+
+    def persist_dir(self, cid: str) -> str:
+        return os.path.join(self.data_root, "containers", cid, "conmon")
+
+    def bundle(self, cid: str) -> str:
+        return os.path.join(self.exec_root, "containers", cid)
+
+    @property
+    def exit_dir(self) -> str:
+        return os.path.join(self.exec_root, "exits")
+
+    @property
+    def runc_root(self) -> str:
+        return os.path.join(self.exec_root, "runc")
+
+
+class ContainerService:
+    def __init__(self, cfg: Config, store: Store, events: EventBus, images: Any,
+                 networks: Any) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.events = events
+        self.images = images
+        self.networks = networks
+        self.paths = Paths(cfg.data_root, cfg.exec_root)
+        self.runc = Runc(cfg.runtimes[cfg.default_runtime], self.paths.runc_root)
+        self._containers: dict[str, Container] = {}
+        self._names: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._exit_waiters: dict[str, list[asyncio.Future[Container]]] = {}
+        self._removed_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._pending_attach: dict[str, list[asyncio.Future[AttachSession]]] = {}
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._restarts: dict[str, RestartManager] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._shutting_down = False
+        # set by the daemon: hooks run at start (before runc start) / after exit
+        self.spec_builder: Callable[[Container, str, str | None], dict] | None = None
+        self.on_exit_hooks: list[Callable[[Container], Any]] = []
+
+    # ---- lookup ---------------------------------------------------------------
+
+    def all(self) -> list[Container]:
+        return list(self._containers.values())
+
+    def get(self, ref: str) -> Container:
+        """Find by full id, name (with or without '/'), or unique id prefix."""
+        if not ref:
+            raise NotFound("No such container: ")
+        c = self._containers.get(ref)
+        if c:
+            return c
+        cid = self._names.get(ref.lstrip("/"))
+        if cid:
+            return self._containers[cid]
+        matches = [c for i, c in self._containers.items() if i.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def lock(self, cid: str) -> asyncio.Lock:
+        return self._locks.setdefault(cid, asyncio.Lock())
+
+    def save(self, c: Container) -> None:
+        if c.id in self._containers:
+            self.store.put(KIND, c.id, c.to_dict())
+
+    def containers_using_image(self, image_id: str) -> list[str]:
+        return [c.id for c in self._containers.values() if c.image_id == image_id]
+
+    def _event(self, c: Container, action: str, extra: dict[str, str] | None = None) -> None:
+        attrs = {"image": c.image, "name": c.name}
+        attrs.update(c.labels)
+        if extra:
+            attrs.update(extra)
+        self.events.publish("container", action, c.id, attrs)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+        return t
+
+    # ---- create -----------------------------------------------------------------
+
+    async def create(self, name: str | None, config: dict[str, Any],
+                     host_config: dict[str, Any] | None,
+                     networking_config: dict[str, Any] | None = None) -> Container:
+        validate_config(config)
+        if name:
+            if not valid_name(name):
+                raise InvalidParameter(f"Invalid container name ({name}), only "
+                                       "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+            name = name.lstrip("/")
+            if name in self._names:
+                raise Conflict(f"Conflict. The container name \"/{name}\" is already in use by "
+                               f"container \"{self._names[name]}\". You have to remove (or "
+                               "rename) that container to be able to reuse that name.")
+        else:
+            name = random_name()
+            while name in self._names:
+                name = random_name()
+        image_ref = config.get("Image") or ""
+        if not image_ref:
+            raise InvalidParameter("no image specified" if not config.get("Image") else "")
+        image = self.images.resolve(image_ref)
+        hc = normalise_host_config(host_config, self.cfg.init)
+        mode = hc["NetworkMode"]
+        if mode.startswith("container:"):
+            other = self.get(mode.split(":", 1)[1])
+            hc["NetworkMode"] = f"container:{other.id}"
+        if mode == "bridge" and self.networks.bridge_gateway is None:
+            raise NotFound("network bridge not found")
+        img_cfg = (image.config or {}).get("config") or {}
+        cfg = merge_image_config(config, img_cfg)
+        cfg["Image"] = image_ref
+        if not cfg.get("Hostname") and not mode.startswith("container:") and mode != "host":
+            cfg["Hostname"] = ""
+        cid = new_id()
+        if not cfg.get("Hostname"):
+            cfg["Hostname"] = os.uname().nodename if mode == "host" else cid[:12]
+        entry = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
+        c = Container(id=cid, name=name, created=now_rfc3339(), image=image_ref,
+                      image_id=image.id, config=cfg, host_config=hc, path=entry[0],
+                      args=entry[1:], networking_config=dict(networking_config or {}))
+        cdir = self.paths.container_dir(cid)
+        try:
+            os.makedirs(cdir, mode=0o710)
+            await asyncio.to_thread(self.images.create_rw_layer, cid, image)
+            if hc["LogConfig"]["Type"] != "none":
+                c.log_path = os.path.join(cdir, f"{cid}-json.log")
+            c.hostname_path = os.path.join(cdir, "hostname")
+            c.hosts_path = os.path.join(cdir, "hosts")
+            c.resolv_conf_path = os.path.join(cdir, "resolv.conf")
+            self._containers[cid] = c
+            self._names[name] = cid
+            self.store.put(KIND, cid, c.to_dict())
+        except BaseException:
+            self._containers.pop(cid, None)
+            self._names.pop(name, None)
+            await asyncio.to_thread(self._remove_files, cid)
+            raise
+        self._event(c, "create")
+        return c
+
+    def _remove_files(self, cid: str) -> None:
+        try:
+            self.images.remove_rw_layer(cid)
+        except Exception:  # noqa: BLE001 - best effort on a failure path
+            log.exception("removing rw layer of %s", cid)
+        shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)
+        shutil.rmtree(self.paths.bundle(cid), ignore_errors=True)
+
+    # ---- start ------------------------------------------------------------------
+
+    async def start(self, ref: str) -> Container:
+        c = self.get(ref)
+        async with self.lock(c.id):
+            if c.state.status == "paused":
+                raise Conflict(f"cannot start a paused container, try unpause instead")
+            if c.state.status == "running":
+                raise NotModifiedStart()
+            if c.state.status == "removing":
+                raise Conflict(f"container {c.id} is marked for removal and cannot be started")
+            c.manually_stopped = False
+            await self._start_locked(c)
+        return c
+
+    async def _start_locked(self, c: Container) -> None:
+        netns: str | None = None
+        mounted = False
+        sandbox = False
+        try:
+            rootfs = await asyncio.to_thread(self.images.mount_rootfs, c.id,
+                                             self.images.resolve(c.image_id))
+            mounted = True
+            mode = c.host_config["NetworkMode"]
+            if mode == "host":
+                netns = None
+            elif mode.startswith("container:"):
+                other = self.get(mode.split(":", 1)[1])
+                if not other.state.running:
+                    raise Conflict(f"cannot join network of a non running container: {other.id}")
+                netns = f"/proc/{other.state.pid}/ns/net"
+            else:
+                netns = await self.networks.create_sandbox(c.id)
+                sandbox = True
+                if mode == "bridge":
+                    ep = await self.networks.connect(c.id, netns, "bridge")
+                    c.endpoints = [Endpoint("bridge", ep.network_id, ep.endpoint_id, ep.ip,
+                                            ep.prefix_len, ep.gateway, ep.mac)]
+            await asyncio.to_thread(self._write_etc_files, c)
+            assert self.spec_builder is not None
+            spec = await asyncio.to_thread(self.spec_builder, c, rootfs, netns)
+            cs = self._conmon_spec(c)
+            started = await conmon.create(cs, spec)
+            # attachers waiting for `docker run -it` connect before the process runs
+            await self._connect_pending_attachers(c)
+            try:
+                await self.runc.start(c.id)
+            except DockerError:
+                await self.runc.delete(c.id, force=True)
+                raise
+        except BaseException as e:
+            await self._teardown(c, mounted, sandbox)
+            msg = e.message if isinstance(e, DockerError) else str(e)
+            c.state.error = msg
+            c.state.exit_code = _exit_code_for_error(msg)
+            if c.state.status == "running":
+                c.state.status = "exited"
+            self._fail_pending_attachers(c)
+            self.save(c)
+            if isinstance(e, DockerError):
+                raise _start_error(msg) from e
+            raise
+        c.state.to_running(started.pid, started.conmon_pid)
+        c.has_been_started = True
+        self.save(c)
+        self._event(c, "start")
+        self._watch(c)
+
+    def _conmon_spec(self, c: Container) -> conmon.ConmonSpec:
+        return conmon.ConmonSpec(
+            cid=c.id, name=c.name, bundle=self.paths.bundle(c.id),
+            persist_dir=self.paths.persist_dir(c.id), exit_dir=self.paths.exit_dir,
+            log_path=c.log_path, tty=c.tty, stdin=bool(c.config.get("OpenStdin")),
+            runc=self.runc.binary, runc_root=self.runc.root,
+            stdin_once=bool(c.config.get("StdinOnce")))
+
+    def _write_etc_files(self, c: Container) -> None:
+        from ..util.fsatomic import write_atomic
+        hostname = c.config.get("Hostname") or c.id[:12]
+        domain = c.config.get("Domainname") or ""
+        mode = c.host_config["NetworkMode"]
+        if mode.startswith("container:"):
+            other = self.get(mode.split(":", 1)[1])
+            for attr in ("hostname_path", "hosts_path", "resolv_conf_path"):
+                shutil.copyfile(getattr(other, attr), getattr(c, attr))
+            return
+        write_atomic(c.hostname_path, hostname + "\n")
+        ip = c.endpoints[0].ip if c.endpoints else ""
+        if mode == "host":
+            with open("/etc/hosts") as f:
+                hosts = f.read()
+            extra = "".join(f"{h.split(':', 1)[1]}\t{h.split(':', 1)[0]}\n"
+                            for h in c.host_config.get("ExtraHosts") or [] if ":" in h)
+            write_atomic(c.hosts_path, hosts + extra)
+        else:
+            write_atomic(c.hosts_path, self.networks.hosts_file(
+                hostname, domain, ip, list(c.host_config.get("ExtraHosts") or [])))
+        hc = c.host_config
+        write_atomic(c.resolv_conf_path, self.networks.resolv_conf(
+            list(hc.get("Dns") or self.cfg.dns), list(hc.get("DnsSearch") or self.cfg.dns_search),
+            list(hc.get("DnsOptions") or self.cfg.dns_opts)))
+
+    async def _teardown(self, c: Container, unmount: bool = True, network: bool = True) -> None:
+        """Release what a running container held: network, rootfs mount, runtime dir."""
+        if network and not c.host_config["NetworkMode"].startswith("container:") \
+                and c.host_config["NetworkMode"] != "host":
+            try:
+                await self.networks.disconnect(c.id)
+                await self.networks.release_sandbox(c.id)
+            except Exception:  # noqa: BLE001 - teardown must go on
+                log.exception("network teardown of %s", c.id)
+        c.endpoints = []
+        if unmount:
+            try:
+                await asyncio.to_thread(self.images.unmount_rootfs, c.id)
+            except Exception:  # noqa: BLE001
+                log.exception("unmount of %s", c.id)
+
+    # ---- exit handling ------------------------------------------------------------
+
+    def _watch(self, c: Container) -> None:
+        old = self._watchers.get(c.id)
+        if old and not old.done():
+            return
+        self._watchers[c.id] = self._spawn(self._wait_exit(c.id, c.state.conmon_pid))
+
+    async def _wait_exit(self, cid: str, conmon_pid: int) -> None:
+        await wait_pid(conmon_pid)
+        if self._shutting_down and self.cfg.live_restore:
+            return
+        c = self._containers.get(cid)
+        if c is None or c.state.conmon_pid != conmon_pid:
+            return
+        await self._handle_exit(c)
+
+    async def _handle_exit(self, c: Container) -> None:
+        async with self.lock(c.id):
+            await self._record_exit(c)
+        self._event(c, "die", {"exitCode": str(c.state.exit_code),
+                               "execDuration": str(int(to_unix(c.state.finished_at)
+                                                       - to_unix(c.state.started_at)))})
+        for fut in self._exit_waiters.pop(c.id, []):
+            if not fut.done():
+                fut.set_result(c)
+        for hook in self.on_exit_hooks:
+            hook(c)
+        if self._shutting_down:
+            return
+        ran_for = to_unix(c.state.finished_at) - to_unix(c.state.started_at)
+        mgr = self._restarts.setdefault(c.id, RestartManager())
+        if mgr.should_restart(c.host_config["RestartPolicy"], c.state.exit_code,
+                              c.restart_count, c.manually_stopped, ran_for):
+            c.state.status = "restarting"
+            self.save(c)
+            self._spawn(self._restart_later(c, mgr.delay))
+        elif c.host_config.get("AutoRemove"):
+            try:
+                await self.remove(c.id, force=True, volumes=True)
+            except NotFound:
+                pass
+
+    async def _record_exit(self, c: Container) -> None:
+        pdir = self.paths.persist_dir(c.id)
+        code = conmon.read_exit_code(pdir, self.paths.exit_dir, c.id)
+        oom = conmon.was_oom_killed(pdir)
+        await self.runc.delete(c.id, force=True)
+        await self._teardown(c)
+        c.state.to_exited(137 if code is None else code, oom)
+        if oom:
+            self._event(c, "oom")
+        self.save(c)
+
+    async def _restart_later(self, c: Container, delay: float) -> None:
+        await asyncio.sleep(delay)
+        async with self.lock(c.id):
+            if c.id not in self._containers or c.state.status != "restarting" \
+                    or c.manually_stopped:
+                return
+            c.restart_count += 1
+            try:
+                await self._start_locked(c)
+            except DockerError as e:
+                log.warning("restarting %s failed: %s", c.id[:12], e.message)
+                c.state.status = "exited"
+                self.save(c)
+                return
+        self._event(c, "restart")
+
+    # ---- stop / kill / restart / pause --------------------------------------------
+
+    async def kill(self, ref: str, signal: str | int | None = None) -> None:
+        c = self.get(ref)
+        sig = parse_signal(signal, _signal.SIGKILL)
+        if c.state.status == "restarting" and sig in (_signal.SIGKILL, _signal.SIGTERM):
+            c.manually_stopped = True
+        if not c.state.running:
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        if sig == _signal.SIGKILL:
+            c.manually_stopped = True
+        self._event(c, "kill", {"signal": str(sig)})
+        if c.state.status == "paused" and sig == _signal.SIGKILL:
+            await self.runc.kill(c.id, sig, all_procs=True)
+            try:
+                await self.runc.resume(c.id)
+            except DockerError:
+                pass
+            return
+        try:
+            os.kill(c.state.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    async def stop(self, ref: str, timeout: int | None = None,
+                   signal: str | None = None) -> bool:
+        """Returns False when the container was not running (HTTP 304)."""
+        c = self.get(ref)
+        if c.state.status == "restarting":
+            c.manually_stopped = True
+            c.state.status = "exited"
+            self.save(c)
+            return True
+        if not c.state.running:
+            c.manually_stopped = True
+            self.save(c)
+            return False
+        c.manually_stopped = True
+        self.save(c)
+        sig = parse_signal(signal or c.config.get("StopSignal") or "SIGTERM")
+        if timeout is None:
+            st = c.config.get("StopTimeout")
+            timeout = 10 if st is None else int(st)
+        exited = self._next_exit(c)
+        if c.state.status == "paused":
+            await self.runc.kill(c.id, sig, all_procs=False)
+            await self.runc.resume(c.id)
+        else:
+            try:
+                os.kill(c.state.pid, sig)
+            except ProcessLookupError:
+                pass
+        try:
+            if timeout < 0:
+                await exited
+            else:
+                await asyncio.wait_for(asyncio.shield(exited), timeout)
+        except asyncio.TimeoutError:
+            log.info("container %s did not stop within %ss; killing", c.id[:12], timeout)
+            if c.state.running:
+                try:
+                    os.kill(c.state.pid, _signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            await exited
+        self._event(c, "stop")
+        return True
+
+    def _next_exit(self, c: Container) -> asyncio.Future[Container]:
+        fut: asyncio.Future[Container] = asyncio.get_running_loop().create_future()
+        self._exit_waiters.setdefault(c.id, []).append(fut)
+        return fut
+
+    async def restart(self, ref: str, timeout: int | None = None,
+                      signal: str | None = None) -> None:
+        c = self.get(ref)
+        if c.state.running:
+            await self.stop(c.id, timeout, signal)
+        async with self.lock(c.id):
+            c.manually_stopped = False
+            if not c.state.running:
+                await self._start_locked(c)
+        self._event(c, "restart")
+
+    async def pause(self, ref: str) -> None:
+        c = self.get(ref)
+        async with self.lock(c.id):
+            if c.state.status == "paused":
+                raise Conflict(f"Container {c.id} is already paused")
+            if c.state.status != "running":
+                raise Conflict(f"Container {c.id} is not running")
+            await self.runc.pause(c.id)
+            c.state.to_paused()
+            self.save(c)
+        self._event(c, "pause")
+
+    async def unpause(self, ref: str) -> None:
+        c = self.get(ref)
+        async with self.lock(c.id):
+            if c.state.status != "paused":
+                raise Conflict(f"Container {c.id} is not paused")
+            await self.runc.resume(c.id)
+            c.state.to_unpaused()
+            self.save(c)
+        self._event(c, "unpause")
+
+    # ---- wait -------------------------------------------------------------------
+
+    async def wait(self, ref: str, condition: str = "not-running") -> Container:
+        c = self.get(ref)
+        if condition not in ("not-running", "next-exit", "removed", ""):
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+        if condition == "removed":
+            fut_r: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._removed_waiters.setdefault(c.id, []).append(fut_r)
+            await fut_r
+            return c
+        if condition in ("not-running", "") and not c.state.running \
+                and c.state.status != "restarting":
+            return c
+        return await self._next_exit(c)
+
+    # ---- remove / rename --------------------------------------------------------------
+
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        c = self.get(ref)
+        if c.state.running or c.state.status == "restarting":
+            if not force:
+                what = "paused" if c.state.status == "paused" else "running"
+                raise Conflict(f"cannot remove container \"/{c.name}\": container is {what}: "
+                               "stop the container before removing or force remove")
+            c.manually_stopped = True
+            if c.state.status == "restarting":
+                c.state.status = "exited"
+            else:
+                exited = self._next_exit(c)
+                await self.kill(c.id, _signal.SIGKILL)
+                await exited
+        async with self.lock(c.id):
+            if c.id not in self._containers:
+                return
+            c.state.status = "removing"
+            for eid in list(c.exec_ids):
+                self.store.delete("exec", eid)
+            del self._containers[c.id]
+            self._names.pop(c.name, None)
+            self.store.delete(KIND, c.id)
+            await asyncio.to_thread(self._remove_files, c.id)
+        self._locks.pop(c.id, None)
+        self._restarts.pop(c.id, None)
+        self._event(c, "destroy")
+        for fut in self._removed_waiters.pop(c.id, []):
+            if not fut.done():
+                fut.set_result(None)
+        for fut2 in self._exit_waiters.pop(c.id, []):
+            if not fut2.done():
+                fut2.set_result(c)
+
+    def rename(self, ref: str, new_name: str) -> None:
+        c = self.get(ref)
+        new_name = new_name.lstrip("/")
+        if not new_name or not valid_name(new_name):
+            raise InvalidParameter(f"Invalid container name ({new_name}), only "
+                                   "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        if new_name == c.name:
+            raise InvalidParameter("Renaming a container with the same name as its current "
+                                   "name")
+        if new_name in self._names:
+            raise Conflict(f"Conflict. The container name \"/{new_name}\" is already in use by "
+                           f"container \"{self._names[new_name]}\". You have to remove (or "
+                           "rename) that container to be able to reuse that name.")
+        old = c.name
+        del self._names[old]
+        c.name = new_name
+        self._names[new_name] = c.id
+        self.save(c)
+        self._event(c, "rename", {"oldName": "/" + old})
+
+    async def prune(self, until: float = 0.0, labels: list[str] | None = None) -> tuple[list[str], int]:
+        deleted, reclaimed = [], 0
+        for c in list(self._containers.values()):
+            if c.state.running or c.state.status == "restarting":
+                continue
+            if until and to_unix(c.created) >= until:
+                continue
+            if labels and not all(_label_match(c.labels, f) for f in labels):
+                continue
+            reclaimed += await asyncio.to_thread(self.images.rw_size, c.id)
+            await self.remove(c.id)
+            deleted.append(c.id)
+        return deleted, reclaimed
+
+    # ---- top / update -------------------------------------------------------------
+
+    async def top(self, ref: str, ps_args: str) -> tuple[list[str], list[list[str]]]:
+        from .stats import cgroup_dir
+        from ..util import cmd
+        c = self.get(ref)
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        procs_file = os.path.join(cgroup_dir(c.id, "pids"), "cgroup.procs")
+        with open(procs_file) as f:
+            pids = {int(x) for x in f.read().split()}
+        out = await cmd.run(["ps", *ps_args.split()])
+        lines = out.splitlines()
+        if not lines:
+            raise SystemError_("ps printed nothing")
+        titles = lines[0].split()
+        try:
+            pid_col = titles.index("PID")
+        except ValueError:
+            raise InvalidParameter(f"Couldn't find PID field in ps output") from None
+        procs = []
+        for line in lines[1:]:
+            fields = line.split(None, len(titles) - 1)
+            try:
+                if int(fields[pid_col]) in pids:
+                    procs.append(fields)
+            except (ValueError, IndexError):
+                continue
+        return titles, procs
+
+    async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+        c = self.get(ref)
+        resources: dict[str, Any] = {}
+        hc = dict(c.host_config)
+        rp = body.get("RestartPolicy")
+        if rp and rp.get("Name"):
+            if hc.get("AutoRemove") and rp["Name"] not in ("no", ""):
+                raise InvalidParameter("Restart policy cannot be updated because AutoRemove "
+                                       "is enabled for the container")
+            hc["RestartPolicy"] = {"Name": rp["Name"],
+                                   "MaximumRetryCount": int(rp.get("MaximumRetryCount") or 0)}
+        for key in ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares",
+                    "CpuQuota", "CpuPeriod", "CpusetCpus", "CpusetMems", "PidsLimit",
+                    "BlkioWeight"):
+            if body.get(key) not in (None, 0, ""):
+                hc[key] = body[key]
+        hc = normalise_host_config(hc, self.cfg.init)
+        mem, cpu = {}, {}
+        if body.get("Memory"):
+            mem["limit"] = hc["Memory"]
+        if body.get("MemorySwap"):
+            mem["swap"] = hc["MemorySwap"]
+        if body.get("MemoryReservation"):
+            mem["reservation"] = hc["MemoryReservation"]
+        if body.get("NanoCpus"):
+            cpu["period"] = 100000
+            cpu["quota"] = hc["NanoCpus"] * 100000 // 1_000_000_000
+        if body.get("CpuShares"):
+            cpu["shares"] = hc["CpuShares"]
+        if body.get("CpuQuota"):
+            cpu["quota"] = hc["CpuQuota"]
+        if body.get("CpuPeriod"):
+            cpu["period"] = hc["CpuPeriod"]
+        if body.get("CpusetCpus"):
+            cpu["cpus"] = hc["CpusetCpus"]
+        if body.get("CpusetMems"):
+            cpu["mems"] = hc["CpusetMems"]
+        if mem:
+            resources["memory"] = mem
+        if cpu:
+            resources["cpu"] = cpu
+        if body.get("PidsLimit"):
+            resources["pids"] = {"limit": hc["PidsLimit"]}
+        if body.get("BlkioWeight"):
+            resources["blockIO"] = {"weight": hc["BlkioWeight"]}
+        if resources and c.state.running:
+            await self.runc.update(c.id, resources)
+        c.host_config = hc
+        self.save(c)
+        self._event(c, "update")
+        return []
+
+    # ---- attach -------------------------------------------------------------------
+
+    async def attach(self, ref: str) -> AttachSession:
+        """An attach session; waits for the start when the container is only created."""
+        c = self.get(ref)
+        if c.state.status == "running" or c.state.status == "paused":
+            return await AttachSession.connect(self.paths.bundle(c.id))
+        if c.state.status in ("created", "exited", "restarting"):
+            fut: asyncio.Future[AttachSession] = asyncio.get_running_loop().create_future()
+            self._pending_attach.setdefault(c.id, []).append(fut)
+            return await fut
+        raise Conflict(f"You cannot attach to a stopped container, start it first")
+
+    async def _connect_pending_attachers(self, c: Container) -> None:
+        for fut in self._pending_attach.pop(c.id, []):
+            if fut.done():
+                continue
+            try:
+                fut.set_result(await AttachSession.connect(self.paths.bundle(c.id)))
+            except OSError as e:
+                fut.set_exception(SystemError_(f"attach failed: {e}"))
+
+    def _fail_pending_attachers(self, c: Container) -> None:
+        for fut in self._pending_attach.pop(c.id, []):
+            if not fut.done():
+                fut.set_exception(SystemError_(c.state.error or "container failed to start"))
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        conmon.resize(self.paths.bundle(c.id), height, width)
+
+    # ---- daemon start / stop ------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """Load containers; reattach to live ones (live-restore) or reconcile them."""
+        os.makedirs(self.paths.exit_dir, exist_ok=True)
+        os.makedirs(self.paths.runc_root, exist_ok=True)
+        to_start: list[Container] = []
+        for cid, d in self.store.all(KIND).items():
+            try:
+                c = Container.from_dict(d)
+            except (TypeError, KeyError):
+                log.error("container %s has an unreadable record; skipping", cid)
+                continue
+            self._containers[cid] = c
+            self._names[c.name] = cid
+        for c in list(self._containers.values()):
+            if c.state.status == "removing":
+                await self.remove(c.id, force=True)
+                continue
+            alive = c.state.conmon_pid and _is_conmon_of(c.state.conmon_pid, c.id)
+            if c.state.running and alive:
+                if self.cfg.live_restore:
+                    log.info("live-restore: reattached to %s (pid %d)", c.id[:12], c.state.pid)
+                    self._watch(c)
+                    continue
+                # not live-restoring: stop what was left running, like dockerd
+                try:
+                    os.kill(c.state.pid, _signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                await wait_pid(c.state.conmon_pid)
+            if c.state.running or c.state.status == "restarting":
+                await self._record_exit(c)
+                self._event(c, "die", {"exitCode": str(c.state.exit_code)})
+                if c.host_config.get("AutoRemove"):
+                    await self.remove(c.id, force=True)
+                    continue
+            policy = c.host_config["RestartPolicy"]["Name"]
+            if policy == "always" or (policy == "unless-stopped" and not c.manually_stopped) \
+                    or (policy == "on-failure" and c.state.exit_code != 0
+                        and c.has_been_started and not c.manually_stopped and False):
+                to_start.append(c)
+        for c in to_start:
+            if c.has_been_started and not c.state.running:
+                try:
+                    async with self.lock(c.id):
+                        await self._start_locked(c)
+                except DockerError as e:
+                    log.warning("could not restart %s: %s", c.id[:12], e.message)
+
+    async def shutdown(self, timeout: float) -> None:
+        self._shutting_down = True
+        if not self.cfg.live_restore:
+            running = [c for c in self._containers.values() if c.state.running]
+
+            async def stop_one(c: Container) -> None:
+                try:
+                    st = c.config.get("StopTimeout")
+                    await self.stop(c.id, min(int(timeout), 10 if st is None else int(st)))
+                    c.manually_stopped = False   # restart policy applies at next daemon start
+                    self.save(c)
+                except DockerError as e:
+                    log.warning("stopping %s: %s", c.id[:12], e.message)
+            if running:
+                await asyncio.gather(*(stop_one(c) for c in running))
+        for t in list(self._tasks):
+            t.cancel()
+
+
+class NotModifiedStart(DockerError):
+    """Starting a running container: 304, empty body."""
+    status = 304
+
+    def __init__(self) -> None:
+        super().__init__("container already started")
+
+
+def _exit_code_for_error(msg: str) -> int:
+    if "executable file not found" in msg or "no such file or directory" in msg:
+        return 127
+    if "permission denied" in msg:
+        return 126
+    return 128
+
+
+def _start_error(msg: str) -> DockerError:
+    full = f"failed to create task for container: {msg}: unknown" \
+        if msg.startswith("OCI runtime") else msg
+    code = _exit_code_for_error(msg)
+    if code in (126, 127):
+        return InvalidParameter(full)
+    return SystemError_(full)
+
+
+def _label_match(labels: dict[str, str], f: str) -> bool:
+    k, sep, v = f.partition("=")
+    return k in labels and (not sep or labels[k] == v)
+
+
+def _is_conmon_of(pid: int, cid: str) -> bool:
+    if not pid_alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    return bool(args) and args[0].endswith(b"conmon") and cid.encode() in args
+
+
+__all__ = ["ContainerService", "Paths", "NotModifiedStart", "State"]

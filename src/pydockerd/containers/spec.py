@@ -1,0 +1,125 @@
+"""Turn a container (Docker's Config + HostConfig) into the runtime's SpecInput."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..config import Config
+from ..errors import InvalidParameter
+from ..runtime.oci_spec import (DeviceSpec, MountSpec, SpecInput, Ulimit, build_spec,
+                                parse_bind, parse_tmpfs)
+from .model import Container
+
+
+def _mounts(c: Container) -> list[MountSpec]:
+    mounts: list[MountSpec] = []
+    for b in c.host_config.get("Binds") or []:
+        m = parse_bind(b)
+        if m.type == "volume":
+            raise InvalidParameter(f"named volumes are not supported yet: {b}")
+        if not os.path.exists(m.source):
+            # dockerd creates a missing bind source directory
+            os.makedirs(m.source, exist_ok=True)
+        mounts.append(m)
+    for dest, opts in (c.host_config.get("Tmpfs") or {}).items():
+        mounts.append(parse_tmpfs(dest, opts))
+    for m in c.host_config.get("Mounts") or []:
+        kind, target = m.get("Type"), m.get("Target") or ""
+        if kind == "bind":
+            src = m.get("Source") or ""
+            if not src.startswith("/"):
+                raise InvalidParameter(f"invalid mount config for type \"bind\": invalid mount "
+                                       f"path: '{src}' mount path must be absolute")
+            if not os.path.exists(src):
+                raise InvalidParameter(f"invalid mount config for type \"bind\": bind source "
+                                       f"path does not exist: {src}")
+            mounts.append(parse_bind(f"{src}:{target}:{'ro' if m.get('ReadOnly') else 'rw'}"))
+        elif kind == "tmpfs":
+            opts = m.get("TmpfsOptions") or {}
+            extra = []
+            if opts.get("SizeBytes"):
+                extra.append(f"size={opts['SizeBytes']}")
+            if opts.get("Mode"):
+                extra.append(f"mode={opts['Mode']:o}")
+            if m.get("ReadOnly"):
+                extra.append("ro")
+            mounts.append(parse_tmpfs(target, extra))
+    # the files dockerd manages, unless the user mounted something there
+    taken = {m.destination for m in mounts}
+    ro = ["ro"] if c.host_config.get("ReadonlyRootfs") else []
+    for dest, src in (("/etc/resolv.conf", c.resolv_conf_path),
+                      ("/etc/hostname", c.hostname_path), ("/etc/hosts", c.hosts_path)):
+        if dest not in taken and src:
+            mounts.append(MountSpec(dest, src, "bind", ["rbind", "rprivate", *ro]))
+    return mounts
+
+
+def _ns_path(mode: str, get: Any, kind: str) -> str:
+    if mode in ("", "private", "shareable"):
+        return ""
+    if mode == "host":
+        return "host"
+    if mode.startswith("container:"):
+        other = get(mode.split(":", 1)[1])
+        if not other.state.running:
+            raise InvalidParameter(f"cannot join {kind} namespace of a non running container")
+        return f"/proc/{other.state.pid}/ns/{kind}"
+    raise InvalidParameter(f"invalid {kind} mode: {mode}")
+
+
+def spec_input(c: Container, rootfs: str, netns: str | None, cfg: Config, get: Any) -> SpecInput:
+    hc, cc = c.host_config, c.config
+    init = hc.get("Init")
+    if init is None:
+        init = cfg.init
+    security = list(hc.get("SecurityOpt") or [])
+    seccomp_profile: str | None = None
+    if cfg.seccomp_profile:
+        if cfg.seccomp_profile == "unconfined":
+            seccomp_profile = "unconfined"
+        else:
+            with open(cfg.seccomp_profile) as f:
+                seccomp_profile = f.read()
+    devices = []
+    for d in hc.get("Devices") or []:
+        devices.append(DeviceSpec(d.get("PathOnHost", ""), d.get("PathInContainer", ""),
+                                  d.get("CgroupPermissions") or "rwm"))
+    pid_mode = _ns_path(hc.get("PidMode") or "", get, "pid")
+    ipc_mode = _ns_path(hc.get("IpcMode") or "", get, "ipc")
+    return SpecInput(
+        container_id=c.id, rootfs=rootfs, args=[c.path, *c.args], env=list(cc.get("Env") or []),
+        cwd=cc.get("WorkingDir") or "/", user=cc.get("User") or "",
+        group_add=list(hc.get("GroupAdd") or []), tty=c.tty,
+        open_stdin=bool(cc.get("OpenStdin")), hostname=cc.get("Hostname") or "",
+        domainname=cc.get("Domainname") or "",
+        readonly_rootfs=bool(hc.get("ReadonlyRootfs")), privileged=bool(hc.get("Privileged")),
+        cap_add=list(hc.get("CapAdd") or []), cap_drop=list(hc.get("CapDrop") or []),
+        security_opt=security, daemon_no_new_privileges=cfg.no_new_privileges,
+        seccomp_profile=seccomp_profile, mounts=_mounts(c),
+        shm_size=int(hc.get("ShmSize") or 64 << 20),
+        netns_path=netns, netns_shared=hc["NetworkMode"].startswith("container:"),
+        pid_mode="host" if pid_mode == "host" else pid_mode,
+        ipc_mode="host" if ipc_mode == "host" else ipc_mode,
+        uts_host=hc.get("UTSMode") == "host",
+        memory=int(hc.get("Memory") or 0), memory_swap=int(hc.get("MemorySwap") or 0),
+        memory_reservation=int(hc.get("MemoryReservation") or 0),
+        memory_swappiness=hc.get("MemorySwappiness"),
+        nano_cpus=int(hc.get("NanoCpus") or 0), cpu_shares=int(hc.get("CpuShares") or 0),
+        cpu_quota=int(hc.get("CpuQuota") or 0), cpu_period=int(hc.get("CpuPeriod") or 0),
+        cpuset_cpus=hc.get("CpusetCpus") or "", cpuset_mems=hc.get("CpusetMems") or "",
+        pids_limit=hc.get("PidsLimit"), blkio_weight=int(hc.get("BlkioWeight") or 0),
+        oom_kill_disable=hc.get("OomKillDisable"),
+        cgroups_path=f"/pydockerd/{c.id}", oom_score_adj=int(hc.get("OomScoreAdj") or 0),
+        sysctls=dict(hc.get("Sysctls") or {}), devices=devices,
+        ulimits=[Ulimit(u["Name"], int(u["Soft"]), int(u["Hard"]))
+                 for u in hc.get("Ulimits") or []],
+        default_ulimits=[Ulimit(n, s, h) for n, s, h in cfg.default_ulimits],
+        init=bool(init), init_path=cfg.init_path,
+        masked_paths=hc.get("MaskedPaths"), readonly_paths=hc.get("ReadonlyPaths"),
+    )
+
+
+def make_spec_builder(cfg: Config, get: Any) -> Any:
+    def builder(c: Container, rootfs: str, netns: str | None) -> dict[str, Any]:
+        return build_spec(spec_input(c, rootfs, netns, cfg, get))
+    return builder

@@ -1,0 +1,253 @@
+"""The composition root: start-up and shutdown sequence, wiring services to routes."""
+from __future__ import annotations
+
+import asyncio
+import grp
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+import traceback
+from typing import Any
+
+from . import __version__
+from .api.router import Router
+from .api.routes import containers as container_routes
+from .api.routes import exec as exec_routes
+from .api.routes import images as image_routes
+from .api.routes import networks as network_routes
+from .api.routes import system as system_routes
+from .api.server import ApiServer
+from .config import Config
+from .containers.archive import ArchiveService
+from .containers.execs import ExecService
+from .containers.service import ContainerService
+from .containers.spec import make_spec_builder
+from .containers.stats import StatsService
+from .errors import DockerError, InvalidParameter
+from .events import EventBus
+from .images.service import ImageService
+from .network.service import NetworkService
+from .runtime.pidwatch import pid_alive, set_child_subreaper
+from .store import Store
+from .system import SystemService
+from .util.fsatomic import write_atomic
+
+log = logging.getLogger("pydockerd")
+
+
+def _storage_driver(cfg: Config) -> str:
+    if cfg.storage_driver in ("overlay2", "overlay"):
+        return "overlay2"
+    if cfg.storage_driver == "vfs":
+        return "vfs"
+    try:
+        with open("/proc/filesystems") as f:
+            return "overlay2" if "overlay" in f.read() else "vfs"
+    except OSError:
+        return "vfs"
+
+
+def _check_pidfile(path: str) -> None:
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip() or "0")
+    except (FileNotFoundError, ValueError):
+        return
+    if pid and pid != os.getpid() and pid_alive(pid):
+        raise DockerError(f"pid file found, ensure pydockerd is not running or delete {path}")
+
+
+def _tls_context(cfg: Config) -> ssl.SSLContext | None:
+    use_tls = cfg.tlsverify or bool(cfg.tls)
+    if not use_tls:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cfg.tlscert, cfg.tlskey)
+    if cfg.tlsverify:
+        ctx.load_verify_locations(cfg.tlscacert)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def _sd_notify(msg: str) -> None:
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(addr)
+            s.send(msg.encode())
+        except OSError as e:
+            log.warning("sd_notify failed: %s", e)
+
+
+class Daemon:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.events = EventBus()
+        self.store: Store | None = None
+        self.server: ApiServer | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        _check_pidfile(cfg.pidfile)
+        for d in (cfg.data_root, cfg.exec_root):
+            os.makedirs(d, mode=0o711, exist_ok=True)
+        os.makedirs(os.path.dirname(cfg.pidfile) or ".", exist_ok=True)
+        write_atomic(cfg.pidfile, str(os.getpid()))
+        self._trap_signals()
+        set_child_subreaper()
+        self.store = Store(os.path.join(cfg.data_root, "pydockerd.db"))
+        driver = _storage_driver(cfg)
+        self.images = ImageService(cfg.data_root, self.store, self.events, driver)
+        await self.images.start()
+        self.networks = NetworkService(
+            self.store, self.events, cfg.exec_root, bridge_name=cfg.bridge, bip=cfg.bip or None,
+            fixed_cidr=cfg.fixed_cidr or None, mtu=cfg.mtu, iptables=cfg.iptables,
+            ip_forward=cfg.ip_forward, ip_masq=cfg.ip_masq, icc=cfg.icc,
+            default_bind_ip=cfg.ip)
+        self.containers = ContainerService(cfg, self.store, self.events, self.images,
+                                           self.networks)
+        self.containers.spec_builder = make_spec_builder(cfg, self.containers.get)
+        self.images.containers_using = self.containers.containers_using_image
+        self.networks.container_name = lambda cid: self.containers.get(cid).name
+        self.execs = ExecService(self.containers)
+        self.execs.restore()
+        await self.networks.start()
+        await self.containers.restore()
+        await self.networks.reconcile([c.id for c in self.containers.all()
+                                       if c.state.running])
+        self.system = SystemService(cfg, self.containers, self.images, self.networks)
+        stats = StatsService(self.containers)
+        archive = ArchiveService(self.containers, self.images)
+        router = Router()
+        router.add(system_routes.routes(self.system, self.events))
+        router.add(container_routes.routes(self.containers, self.images, self.networks,
+                                           stats, archive))
+        router.add(exec_routes.routes(self.execs))
+        router.add(image_routes.routes(self.images))
+        router.add(network_routes.routes(self.networks))
+        self.server = ApiServer(router)
+        log.info("pydockerd %s: storage driver %s, runtime %s (%s), data root %s",
+                 __version__, driver, cfg.default_runtime, cfg.runtimes[cfg.default_runtime],
+                 cfg.data_root)
+        await self._listen()
+        self.events.publish("daemon", "start", self.system.engine_id, {"name": "pydockerd"})
+        _sd_notify("READY=1")
+        log.info("API listening on %s", ", ".join(cfg.hosts))
+
+    async def _listen(self) -> None:
+        assert self.server
+        cfg = self.cfg
+        gid: int | None = None
+        try:
+            gid = grp.getgrnam(cfg.group).gr_gid
+        except KeyError:
+            if cfg.group != "docker":
+                raise InvalidParameter(f"group {cfg.group} not found")
+        ctx = _tls_context(cfg)
+        for host in cfg.hosts:
+            if host.startswith("unix://"):
+                await self.server.listen_unix(host[len("unix://"):], gid)
+            elif host.startswith("tcp://"):
+                hostport = host[len("tcp://"):]
+                h, _, p = hostport.rpartition(":")
+                port = int(p) if p else (2376 if ctx else 2375)
+                if ctx is None:
+                    if cfg.tls is not False:
+                        raise InvalidParameter(
+                            f"refusing to listen on {host} without TLS: use --tlsverify with "
+                            "--tlscacert/--tlscert/--tlskey, or pass --tls=false explicitly")
+                    log.warning("!!! API is accessible on %s without encryption: anyone who "
+                                "can reach it has root on this host !!!", host)
+                await self.server.listen_tcp(h.strip("[]") or "0.0.0.0", port, ctx)
+            elif host.startswith("fd://"):
+                fds = _systemd_fds()
+                want = host[len("fd://"):]
+                for fd in ([int(want)] if want else fds):
+                    await self.server.listen_fd(fd)
+
+    def _trap_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
+        loop.add_signal_handler(signal.SIGUSR1, self._dump_stacks)
+
+    def _reload(self) -> None:
+        log.info("SIGHUP: reload requested; nothing in the running configuration is "
+                 "reloadable yet, configuration left unchanged")
+        self.events.publish("daemon", "reload", getattr(self, "system", None) and
+                            self.system.engine_id or "", {"name": "pydockerd"})
+
+    def _dump_stacks(self) -> None:
+        lines = ["=== BEGIN task stack dump ==="]
+        for t in asyncio.all_tasks():
+            lines.append(f"--- {t.get_name()}: {t.get_coro()}")
+            for frame in t.get_stack():
+                lines.extend(x.rstrip() for x in traceback.format_stack(frame, 1))
+        for tid, frame in sys._current_frames().items():
+            lines.append(f"--- thread {tid}")
+            lines.extend(x.rstrip() for x in traceback.format_stack(frame))
+        lines.append("=== END task stack dump ===")
+        log.info("\n".join(lines))
+
+    async def run(self) -> int:
+        await self.start()
+        await self._stop.wait()
+        await self.shutdown()
+        return 0
+
+    async def shutdown(self) -> None:
+        log.info("shutting down (timeout %ss)", self.cfg.shutdown_timeout)
+        if self.server:
+            await self.server.stop_accepting()
+        if hasattr(self, "containers"):
+            try:
+                await asyncio.wait_for(self.containers.shutdown(self.cfg.shutdown_timeout),
+                                       self.cfg.shutdown_timeout + 5)
+            except asyncio.TimeoutError:
+                log.warning("containers did not stop within the shutdown timeout")
+        if self.server:
+            await self.server.finish(1.0)
+        if hasattr(self, "networks"):
+            await self.networks.stop()
+        if self.store:
+            self.store.close()
+        for path in self.cfg.socket_paths:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        try:
+            os.unlink(self.cfg.pidfile)
+        except OSError:
+            pass
+        log.info("daemon shut down")
+
+
+def _systemd_fds() -> list[int]:
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        raise InvalidParameter("fd:// requires socket activation (LISTEN_FDS)")
+    n = int(os.environ.get("LISTEN_FDS", "0"))
+    return list(range(3, 3 + n))
+
+
+async def run_daemon(cfg: Config) -> int:
+    daemon = Daemon(cfg)
+    try:
+        return await daemon.run()
+    except DockerError:
+        raise
+    except Exception as e:  # noqa: BLE001 - report and exit non-zero
+        log.exception("daemon failed: %s", e)
+        return 1
+
+
+__all__ = ["Daemon", "run_daemon", "Any"]

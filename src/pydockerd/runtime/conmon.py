@@ -1,0 +1,176 @@
+"""One conmon per container: it holds stdio and the TTY, writes the log,
+records the exit code and offers an attach socket. It keeps running when
+pydockerd stops, so containers outlive the daemon.
+
+Files of a running container (bundle dir, under the exec root):
+  config.json  the OCI spec          attach  conmon's SOCK_SEQPACKET attach socket
+  ctl          resize fifo ("1 h w") conmon.pid / pidfile  conmon's and the container's pids
+Persisted (persist dir, under the data root): `exit` (exit code), `oom`.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+from dataclasses import dataclass
+
+from ..errors import SystemError_
+from ..util.fsatomic import write_atomic
+
+log = logging.getLogger("pydockerd.conmon")
+
+CONMON = "/usr/bin/conmon"
+STDOUT_PIPE = 2   # first byte of each packet on the attach socket
+STDERR_PIPE = 3
+
+
+@dataclass(frozen=True)
+class ConmonSpec:
+    cid: str
+    name: str
+    bundle: str          # contains config.json; conmon puts attach/ctl here
+    persist_dir: str     # survives reboots: exit, oom
+    exit_dir: str
+    log_path: str        # "" -> no log (log driver none)
+    tty: bool
+    stdin: bool
+    runc: str
+    runc_root: str
+    stdin_once: bool = False
+
+
+@dataclass(frozen=True)
+class Started:
+    conmon_pid: int
+    pid: int
+
+
+def _clean_runtime_files(bundle: str) -> None:
+    for name in ("attach", "ctl", "winsz", "pidfile", "conmon.pid"):
+        try:
+            os.unlink(os.path.join(bundle, name))
+        except FileNotFoundError:
+            pass
+
+
+async def create(spec: ConmonSpec, oci_config: dict) -> Started:
+    """Write config.json, start conmon (which runs `runc create`); return pids."""
+    os.makedirs(spec.bundle, exist_ok=True)
+    os.makedirs(spec.persist_dir, exist_ok=True)
+    for name in ("exit", "oom"):
+        try:
+            os.unlink(os.path.join(spec.persist_dir, name))
+        except FileNotFoundError:
+            pass
+    try:
+        os.unlink(os.path.join(spec.exit_dir, spec.cid))
+    except FileNotFoundError:
+        pass
+    _clean_runtime_files(spec.bundle)
+    write_atomic(os.path.join(spec.bundle, "config.json"), json.dumps(oci_config))
+    argv = [CONMON, "--api-version", "1", "-c", spec.cid, "-u", spec.cid, "-n", spec.name,
+            "-r", spec.runc, "--runtime-arg", "--root", "--runtime-arg", spec.runc_root,
+            "-b", spec.bundle, "-p", os.path.join(spec.bundle, "pidfile"),
+            "-P", os.path.join(spec.bundle, "conmon.pid"),
+            "--exit-dir", spec.exit_dir, "--persist-dir", spec.persist_dir,
+            "--socket-dir-path", spec.bundle, "--full-attach", "--log-level", "error"]
+    argv += ["-l", f"k8s-file:{spec.log_path}"] if spec.log_path else ["-l", "none:"]
+    if spec.tty:
+        argv.append("-t")
+    if spec.stdin:
+        argv.append("-i")
+        if not spec.stdin_once:
+            argv.append("--leave-stdin-open")
+    r, w = os.pipe()
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+           "_OCI_SYNCPIPE": str(w)}
+    log.debug("exec: %s", " ".join(argv))
+    err_path = os.path.join(spec.bundle, "conmon.err")
+    try:
+        with open(err_path, "wb") as errf:
+            proc = subprocess.Popen(argv, pass_fds=[w], env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=errf,
+                                    start_new_session=True)
+    except OSError as e:
+        os.close(r)
+        os.close(w)
+        raise SystemError_(f"cannot start conmon: {e}") from e
+    os.close(w)
+    loop = asyncio.get_running_loop()
+    try:
+        raw = await loop.run_in_executor(None, _read_all, r)
+        # the first conmon process exits right after forking its monitor
+        await loop.run_in_executor(None, proc.wait)
+    finally:
+        os.close(r)
+    msg = _parse_sync(raw)
+    pid = msg.get("data", -1) if msg else -1
+    if not isinstance(pid, int) or pid <= 0:
+        with open(err_path, "rb") as f:
+            err = f.read()
+        detail = (msg or {}).get("message") or err.decode(errors="replace").strip() \
+            or "conmon exited without starting the container"
+        raise SystemError_(_runc_message(detail))
+    with open(os.path.join(spec.bundle, "conmon.pid")) as f:
+        conmon_pid = int(f.read().strip())
+    return Started(conmon_pid, pid)
+
+
+def _read_all(fd: int) -> bytes:
+    # conmon writes one JSON line then keeps the pipe open only until it forks
+    chunks = []
+    while True:
+        data = os.read(fd, 4096)
+        if not data:
+            break
+        chunks.append(data)
+        if b"\n" in data:
+            break
+    return b"".join(chunks)
+
+
+def _parse_sync(raw: bytes) -> dict | None:
+    for line in raw.splitlines():
+        try:
+            return json.loads(line)
+        except ValueError:
+            continue
+    return None
+
+
+def _runc_message(detail: str) -> str:
+    """Turn runc's log noise into the message a user needs."""
+    for line in detail.splitlines():
+        if "msg=" in line:
+            msg = line.split("msg=", 1)[1].strip().strip('"')
+            return f"OCI runtime create failed: {msg}".replace('\\"', '"')
+    return f"OCI runtime create failed: {detail.strip()}"
+
+
+def read_exit_code(spec_persist_dir: str, exit_dir: str, cid: str) -> int | None:
+    for path in (os.path.join(spec_persist_dir, "exit"), os.path.join(exit_dir, cid)):
+        try:
+            with open(path) as f:
+                return int(f.read().strip() or "0")
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def was_oom_killed(persist_dir: str) -> bool:
+    return os.path.exists(os.path.join(persist_dir, "oom"))
+
+
+def resize(bundle: str, height: int, width: int) -> None:
+    """Ask conmon to resize the container's TTY."""
+    path = os.path.join(bundle, "ctl")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"1 {height} {width}\n".encode())
+    finally:
+        os.close(fd)

@@ -1,0 +1,150 @@
+"""Running a process inside a running container: `runc exec --detach`.
+
+The process gets our pipes (or a pty whose master runc hands us through a
+console socket); pydockerd is a child subreaper, so once runc has exited the
+process is our child and its exit status is ours to collect.
+"""
+from __future__ import annotations
+
+import array
+import asyncio
+import fcntl
+import json
+import os
+import socket
+import struct
+import subprocess
+import termios
+from dataclasses import dataclass
+
+from ..errors import CommandFailed, SystemError_
+from ..util.fsatomic import write_atomic
+from .pidwatch import wait_pid
+
+
+@dataclass
+class ExecProcess:
+    pid: int
+    stdin_fd: int | None       # write end (or the pty master)
+    stdout_fd: int | None      # read end (or the pty master)
+    stderr_fd: int | None
+    tty: bool
+
+    async def wait(self) -> int:
+        code = await wait_pid(self.pid)
+        return 126 if code is None else code
+
+    def resize(self, height: int, width: int) -> None:
+        if self.tty and self.stdout_fd is not None:
+            fcntl.ioctl(self.stdout_fd, termios.TIOCSWINSZ,
+                        struct.pack("HHHH", height, width, 0, 0))
+
+
+async def start_exec(runc: str, runc_root: str, cid: str, process: dict, work_dir: str,
+                     attach_stdin: bool, attach_output: bool) -> ExecProcess:
+    os.makedirs(work_dir, exist_ok=True)
+    spec_path = os.path.join(work_dir, "process.json")
+    pid_path = os.path.join(work_dir, "pid")
+    write_atomic(spec_path, json.dumps(process))
+    argv = [runc, "--root", runc_root, "exec", "--detach", "--pid-file", pid_path,
+            "--process", spec_path]
+    tty = bool(process.get("terminal"))
+    child_fds: list[int] = []
+    ours: dict[str, int | None] = {"in": None, "out": None, "err": None}
+    csock: socket.socket | None = None
+    devnull = os.open(os.devnull, os.O_RDWR)
+    child_fds.append(devnull)
+    stdin_arg: int = devnull
+    stdout_arg: int = devnull
+    stderr_arg: int = devnull
+    if tty:
+        sock_path = os.path.join(work_dir, "console.sock")
+        if os.path.exists(sock_path):
+            os.unlink(sock_path)
+        csock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        csock.bind(sock_path)
+        csock.listen(1)
+        csock.setblocking(False)
+        argv += ["--tty", "--console-socket", sock_path]
+    else:
+        if attach_stdin:
+            r, w = os.pipe()
+            stdin_arg, ours["in"] = r, w
+            child_fds.append(r)
+        if attach_output:
+            r, w = os.pipe()
+            stdout_arg, ours["out"] = w, r
+            child_fds.append(w)
+            r2, w2 = os.pipe()
+            stderr_arg, ours["err"] = w2, r2
+            child_fds.append(w2)
+    argv.append(cid)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=stdin_arg, stdout=stdout_arg, stderr=stderr_arg if not tty
+            else subprocess.PIPE)
+    except OSError as e:
+        for fd in child_fds + [v for v in ours.values() if v is not None]:
+            os.close(fd)
+        raise SystemError_(f"cannot run runc: {e}") from e
+    for fd in child_fds:
+        os.close(fd)
+    master: int | None = None
+    try:
+        if csock is not None:
+            loop = asyncio.get_running_loop()
+            accept = asyncio.ensure_future(loop.sock_accept(csock))
+            waiter = asyncio.ensure_future(proc.wait())
+            done, _ = await asyncio.wait({accept, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if accept in done:
+                conn, _ = accept.result()
+                master = await loop.run_in_executor(None, _recv_fd, conn)
+                conn.close()
+            else:
+                accept.cancel()
+        await proc.wait()
+        if proc.returncode != 0:
+            err = b""
+            if proc.stderr is not None:
+                err = await proc.stderr.read()
+            elif ours["err"] is not None:
+                os.set_blocking(ours["err"], False)
+                try:
+                    err = os.read(ours["err"], 65536)
+                except BlockingIOError:
+                    err = b""
+            raise CommandFailed(argv, proc.returncode or 0, _runc_error(err))
+        with open(pid_path) as f:
+            pid = int(f.read().strip())
+    except BaseException:
+        for fd in [v for v in ours.values() if v is not None] + \
+                ([master] if master is not None else []):
+            os.close(fd)
+        raise
+    finally:
+        if csock is not None:
+            csock.close()
+    if tty:
+        assert master is not None
+        return ExecProcess(pid, master, master, None, True)
+    return ExecProcess(pid, ours["in"], ours["out"], ours["err"], False)
+
+
+def _recv_fd(conn: socket.socket) -> int:
+    conn.setblocking(True)
+    fds = array.array("i")
+    msg, anc, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+    for level, typ, data in anc:
+        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - (len(data) % fds.itemsize)])
+    if not fds:
+        raise SystemError_("runc did not send a console")
+    return fds[0]
+
+
+def _runc_error(err: bytes) -> str:
+    text = err.decode(errors="replace").strip()
+    for line in text.splitlines():
+        if "msg=" in line:
+            return line.split("msg=", 1)[1].strip().strip('"').replace('\\"', '"')
+    return text

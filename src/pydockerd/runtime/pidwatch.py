@@ -1,0 +1,64 @@
+"""Wait for any process (child or not) to exit, without threads: pidfd + event loop.
+
+pydockerd is a child subreaper (see daemon.py), so conmon monitors and
+detached exec processes re-parent to it; `wait_pid` reaps them when they are
+our children and returns their exit status when it can know it.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+
+
+async def wait_pid(pid: int) -> int | None:
+    """Wait until `pid` exits. Returns its exit code if it was our child, else None."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return _reap(pid)
+    fut: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not fut.done():
+            fut.set_result(None)
+    loop.add_reader(fd, ready)
+    try:
+        await fut
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return _reap(pid)
+
+
+def _reap(pid: int) -> int | None:
+    try:
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    if wpid == 0:
+        return None
+    return os.waitstatus_to_exitcode(status) if not os.WIFSIGNALED(status) \
+        else 128 + os.WTERMSIG(status)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie still answers kill(0); look at its state
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def set_child_subreaper() -> None:
+    import ctypes
+    PR_SET_CHILD_SUBREAPER = 36
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

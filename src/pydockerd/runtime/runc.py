@@ -1,0 +1,55 @@
+"""Thin async wrapper around the runc command line (one place for its flags)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import CommandFailed, Conflict, NotFound
+from ..util import cmd
+
+
+class Runc:
+    def __init__(self, binary: str, root: str) -> None:
+        self.binary = binary
+        self.root = root
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.binary, "--root", self.root, *args]
+
+    async def start(self, cid: str) -> None:
+        await cmd.run(self.argv("start", cid))
+
+    async def kill(self, cid: str, signal: int, all_procs: bool = False) -> None:
+        args = ["kill"] + (["--all"] if all_procs else []) + [cid, str(signal)]
+        try:
+            await cmd.run(self.argv(*args))
+        except CommandFailed as e:
+            if "not running" in e.stderr or "does not exist" in e.stderr:
+                raise Conflict(f"Container {cid} is not running") from e
+            raise
+
+    async def delete(self, cid: str, force: bool = True) -> None:
+        try:
+            await cmd.run(self.argv("delete", *(["--force"] if force else []), cid))
+        except CommandFailed as e:
+            if "does not exist" not in e.stderr and "not found" not in e.stderr:
+                raise
+
+    async def pause(self, cid: str) -> None:
+        await cmd.run(self.argv("pause", cid))
+
+    async def resume(self, cid: str) -> None:
+        await cmd.run(self.argv("resume", cid))
+
+    async def state(self, cid: str) -> dict[str, Any]:
+        try:
+            return json.loads(await cmd.run(self.argv("state", cid)))
+        except CommandFailed as e:
+            raise NotFound(f"runc: container {cid} does not exist") from e
+
+    async def ps(self, cid: str) -> list[int]:
+        return list(json.loads(await cmd.run(self.argv("ps", "--format", "json", cid))) or [])
+
+    async def update(self, cid: str, resources: dict[str, Any]) -> None:
+        await cmd.run(self.argv("update", "--resources", "-", cid),
+                      input=json.dumps(resources).encode())

@@ -1,0 +1,217 @@
+"""Shared fixtures: a real pydockerd on its own data root, socket and bridge."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MKIMAGE = ROOT.parent / "shared" / "testimages" / "mkimage.py"
+DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
+
+
+@dataclass
+class Daemon:
+    """A pydockerd process under test, with helpers to drive it with the docker CLI."""
+    base: Path
+    bridge: str
+    bip: str
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def socket(self) -> str:
+        return str(self.base / "docker.sock")
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def data_root(self) -> str:
+        return str(self.base / "data")
+
+    @property
+    def exec_root(self) -> str:
+        return str(self.base / "exec")
+
+    @property
+    def log_path(self) -> Path:
+        return self.base / "daemon.log"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "pydockerd", "-H", self.host, "--data-root",
+                self.data_root, "--exec-root", self.exec_root, "--pidfile",
+                str(self.base / "pydockerd.pid"), "-b", self.bridge, "--bip", self.bip,
+                "--config-file", str(self.base / "daemon.json"), "--ip-forward=false",
+                "--debug", *self.extra_args]
+
+    def start(self, timeout: float = 20) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdout=logf, stderr=logf, env=env,
+                                     start_new_session=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pydockerd exited: {self.log_tail()}")
+            if os.path.exists(self.socket):
+                r = self.cli("version", "--format", "{{.Server.Version}}", check=False)
+                if r.returncode == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"pydockerd did not come up: {self.log_tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def restart(self, sig: int = signal.SIGTERM) -> None:
+        self.stop(sig)
+        self.start()
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def cli(self, *args: str, input: bytes | str | None = None, check: bool = True,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        env = dict(os.environ, DOCKER_HOST=self.host, DOCKER_CONFIG=str(self.base / "cli"))
+        env.pop("DOCKER_CONTEXT", None)
+        if isinstance(input, str):
+            input = input.encode()
+        r = subprocess.run([DOCKER, *args], input=input, capture_output=True, env=env,
+                           timeout=timeout, stdin=subprocess.DEVNULL if input is None else None)
+        r.stdout_text = r.stdout.decode(errors="replace")  # type: ignore[attr-defined]
+        r.stderr_text = r.stderr.decode(errors="replace")  # type: ignore[attr-defined]
+        if check and r.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} failed ({r.returncode}):\n"
+                                 f"{r.stderr_text}\n--- daemon log ---\n{self.log_tail()}")
+        return r
+
+    def out(self, *args: str, **kw) -> str:
+        return self.cli(*args, **kw).stdout.decode(errors="replace")
+
+    def inspect(self, ref: str) -> dict:
+        return json.loads(self.out("inspect", ref))[0]
+
+
+def _free_subnet() -> str:
+    used = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    for _ in range(50):
+        b = random.randint(100, 250)
+        c = random.randint(0, 250)
+        if f"10.{b}.{c}." not in used:
+            return f"10.{b}.{c}.1/24"
+    raise RuntimeError("no free subnet")
+
+
+def make_daemon(tmp: Path, extra_args: list[str] | None = None) -> Daemon:
+    tag = "%04x" % random.randint(0, 0xFFFF)
+    d = Daemon(tmp, f"pdt{tag}", _free_subnet(), list(extra_args or []))
+    (tmp / "cli").mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="session")
+def images_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("images")
+    subprocess.run([sys.executable, str(MKIMAGE), "busybox", "-o", str(out / "busybox.tar")],
+                   check=True, capture_output=True)
+    subprocess.run([sys.executable, str(MKIMAGE), "layered", "-o", str(out / "layered.tar")],
+                   check=True, capture_output=True)
+    return out
+
+
+def cleanup_daemon(d: Daemon) -> None:
+    """Stop the daemon and remove every container, bridge and chain it made."""
+    if d.proc is not None and d.proc.poll() is None:
+        for cid in d.out("ps", "-aq", check=False).split():
+            d.cli("rm", "-f", cid, check=False)
+    d.stop()
+    # containers left running by live-restore tests
+    runc_root = os.path.join(d.exec_root, "runc")
+    if os.path.isdir(runc_root):
+        for cid in os.listdir(runc_root):
+            subprocess.run(["runc", "--root", runc_root, "delete", "-f", cid],
+                           capture_output=True)
+    subprocess.run(["umount", "-R", "-l", d.data_root], capture_output=True)
+    for chain_table in ("filter", "nat"):
+        chain = f"PYDOCKER-{d.bridge}"
+        rules = subprocess.run(["iptables", "-t", chain_table, "-S"], capture_output=True,
+                               text=True).stdout
+        for line in rules.splitlines():
+            if f"-j {chain}" in line and line.startswith("-A "):
+                subprocess.run(["iptables", "-t", chain_table, "-D", *line.split()[1:]],
+                               capture_output=True)
+        subprocess.run(["iptables", "-t", chain_table, "-F", chain], capture_output=True)
+        subprocess.run(["iptables", "-t", chain_table, "-X", chain], capture_output=True)
+    subprocess.run(["ip", "link", "del", d.bridge], capture_output=True)
+    netns = os.path.join(d.exec_root, "netns")
+    if os.path.isdir(netns):
+        for f in os.listdir(netns):
+            subprocess.run(["umount", "-l", os.path.join(netns, f)], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def daemon(images_dir) -> Daemon:
+    """One daemon for the session, with busybox and layered loaded."""
+    tmp = Path(tempfile.mkdtemp(prefix="pdt-", dir="/tmp"))
+    d = make_daemon(tmp)
+    d.start()
+    try:
+        d.cli("load", "-i", str(images_dir / "busybox.tar"))
+        d.cli("load", "-i", str(images_dir / "layered.tar"))
+        yield d
+    finally:
+        cleanup_daemon(d)
+        if os.environ.get("KEEP_TEST_DIRS") != "1":
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_daemon(images_dir, tmp_path_factory):
+    """A private daemon for tests that restart or kill it."""
+    made: list[Daemon] = []
+
+    def factory(*extra: str) -> Daemon:
+        tmp = Path(tempfile.mkdtemp(prefix="pdt-", dir="/tmp"))
+        d = make_daemon(tmp, list(extra))
+        d.start()
+        d.cli("load", "-i", str(images_dir / "busybox.tar"))
+        made.append(d)
+        return d
+    yield factory
+    for d in made:
+        cleanup_daemon(d)
+        shutil.rmtree(d.base, ignore_errors=True)
+
+
+@pytest.fixture
+def sdk(daemon):
+    import docker
+    client = docker.DockerClient(base_url=daemon.host, timeout=60)
+    yield client
+    client.close()
