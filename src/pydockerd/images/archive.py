@@ -106,8 +106,8 @@ def _blob_name(digest: str) -> str:
     return f"blobs/{algo}/{hexpart}"
 
 
-def _validate_config(config_bytes: bytes, config: Any, n_layers: int, where: str
-                     ) -> list[str]:
+def validate_config(config_bytes: bytes, config: Any, n_layers: int | None, where: str
+                    ) -> list[str]:
     if not isinstance(config, dict):
         raise InvalidParameter(f"invalid archive: image config {where} is not an object")
     rootfs = config.get("rootfs")
@@ -117,7 +117,7 @@ def _validate_config(config_bytes: bytes, config: Any, n_layers: int, where: str
     if not isinstance(diff_ids, list) or not all(
             isinstance(d, str) and d.startswith("sha256:") and len(d) == 71 for d in diff_ids):
         raise InvalidParameter(f"invalid archive: image config {where} has bad diff_ids")
-    if len(diff_ids) != n_layers:
+    if n_layers is not None and len(diff_ids) != n_layers:
         raise InvalidParameter(
             f"invalid archive: image config {where} lists {len(diff_ids)} layers, "
             f"the manifest {n_layers}")
@@ -135,7 +135,7 @@ def _from_docker_manifest(tar: tarfile.TarFile, manifest: Any) -> list[ArchiveIm
         if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
             raise InvalidParameter("invalid archive: bad Layers in manifest.json")
         cfg_bytes, cfg = _read_json(tar, entry["Config"])
-        diff_ids = _validate_config(cfg_bytes, cfg, len(layers), entry["Config"])
+        diff_ids = validate_config(cfg_bytes, cfg, len(layers), entry["Config"])
         refs = []
         for t in entry.get("RepoTags") or []:
             ref = try_parse(str(t))
@@ -190,7 +190,7 @@ def _from_oci_index(tar: tarfile.TarFile, index: Any) -> list[ArchiveImage]:
                   if isinstance(layer, dict)]
         cfg_name = _blob_name(man["config"].get("digest", ""))
         cfg_bytes, cfg = _read_json(tar, cfg_name)
-        diff_ids = _validate_config(cfg_bytes, cfg, len(layers), cfg_name)
+        diff_ids = validate_config(cfg_bytes, cfg, len(layers), cfg_name)
         image_id = digest_of(cfg_bytes)
         img = images.setdefault(image_id, ArchiveImage(cfg_bytes, cfg, image_id, layers,
                                                        diff_ids))

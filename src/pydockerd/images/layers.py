@@ -128,15 +128,25 @@ class LayerStore:
             if os.path.lexists(tmp):
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def remove(self, chain_id: str) -> None:
+    def remove(self, chain_id: str) -> str | None:
+        """Unregister a layer and move its directory aside (fast, atomic).
+
+        Returns the moved-aside directory, to be deleted with `purge` (slow:
+        do it outside locks, in a worker thread); setup() purges leftovers.
+        """
         with self._lock:
             self._store.delete(KIND, chain_id)
             link = os.path.join(self.links_dir, short_link(chain_id))
             if os.path.lexists(link):
                 os.unlink(link)
             d = self.layer_dir(chain_id)
-            if os.path.lexists(d):
-                # rename first so a crash never leaves a half-deleted layer in place
-                doomed = os.path.join(self.root, "tmp-rm-" + os.urandom(8).hex())
-                os.rename(d, doomed)
-                shutil.rmtree(doomed, ignore_errors=True)
+            if not os.path.lexists(d):
+                return None
+            doomed = os.path.join(self.root, "tmp-rm-" + os.urandom(8).hex())
+            os.rename(d, doomed)
+            return doomed
+
+    @staticmethod
+    def purge(paths: list[str]) -> None:
+        for p in paths:
+            shutil.rmtree(p, ignore_errors=True)

@@ -102,7 +102,7 @@ class Loader:
                 plans = read_archive(tar)
                 for plan in plans:
                     self._unpack_layers(tar, plan, created, progress)
-            return self._commit(plans)
+            return self.commit(plans)
         except BaseException:
             self._rollback(created)
             raise
@@ -129,7 +129,8 @@ class Loader:
                     progress(progress_message(short, total, total))
             parent = chain
 
-    def _commit(self, plans: list[ArchiveImage]) -> list[Loaded]:
+    def commit(self, plans: list[ArchiveImage], parent: str = "") -> list[Loaded]:
+        """Record images whose layers are all in the layer store, with their refs."""
         out: list[Loaded] = []
         with self._lock, self._db.transaction():
             for plan in plans:
@@ -141,7 +142,7 @@ class Loader:
                 old = self._images.get(plan.image_id)
                 img = Image(plan.image_id, plan.config, chain,
                             sum(i.size for i in infos if i is not None),
-                            parent=old.parent if old else "",
+                            parent=parent or (old.parent if old else ""),
                             last_tag_time=old.last_tag_time if old else "")
                 self._images.put(img)
                 loaded = Loaded(plan.image_id, plan.refs, img.labels)
@@ -154,11 +155,13 @@ class Loader:
         return out
 
     def _rollback(self, created: list[str]) -> None:
+        doomed = []
         with self._lock:
             used = {c for img in self._images.all().values() for c in img.layers}
             for chain in reversed(created):
                 if chain not in used:
-                    self._layers.remove(chain)
+                    doomed.append(self._layers.remove(chain))
+        self._layers.purge([d for d in doomed if d])
 
     # --- the stream -------------------------------------------------------------------
     async def run(self, chunks: AsyncIterator[bytes], quiet: bool,

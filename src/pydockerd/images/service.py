@@ -13,10 +13,12 @@ The daemon sets two callbacks after construction:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
 import threading
+from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
 from ..errors import Conflict, InvalidParameter, NotFound
@@ -24,7 +26,8 @@ from ..events import EventBus
 from ..store import Store
 from ..util.ids import now_rfc3339, to_unix
 from . import filters as flt
-from .content import ContentStore
+from .archive import ArchiveImage, validate_config
+from .content import ContentStore, digest_of
 from .imagestore import ImageStore
 from .layers import LayerStore, chain_ids
 from .loader import Loaded, Loader
@@ -67,6 +70,15 @@ def _is_id_prefix(image_id: str, ref: str) -> bool:
     hexpart = image_id.split(":", 1)[1]
     r = ref[len("sha256:"):] if ref.startswith("sha256:") else ref
     return bool(r) and hexpart.startswith(r)
+
+
+@dataclass
+class _Removal:
+    """What one remove() did: API records, events to publish, layer dirs to purge."""
+
+    records: list[dict[str, str]] = field(default_factory=list)
+    events: list[tuple[str, Image, str]] = field(default_factory=list)
+    doomed: list[str] = field(default_factory=list)
 
 
 class ImageService:
@@ -196,17 +208,44 @@ class ImageService:
     # --- remove --------------------------------------------------------------------------
     def remove(self, ref: str, force: bool = False, noprune: bool = False
                ) -> list[dict[str, str]]:
+        """Untag/delete like `docker rmi`; records [{"Untagged"}, {"Deleted"}...].
+
+        Blocking when layers are deleted: from async code prefer remove_async.
+        """
+        op = _Removal()
         with self._lock:
-            return self._remove(ref, force, not noprune)
+            self._remove(ref, force, not noprune, op)
+        self._finish_removal(op)
+        self.layers.purge(op.doomed)
+        return op.records
 
-    def _untag(self, img: Image, ref: Reference, records: list[dict[str, str]]) -> None:
+    async def remove_async(self, ref: str, force: bool = False, noprune: bool = False
+                           ) -> list[dict[str, str]]:
+        """remove() with the disk work in a thread; events published on the loop."""
+        op = _Removal()
+
+        def work() -> None:
+            with self._lock:
+                self._remove(ref, force, not noprune, op)
+
+        try:
+            await asyncio.to_thread(work)
+        finally:
+            self._finish_removal(op)
+        await asyncio.to_thread(self.layers.purge, op.doomed)
+        return op.records
+
+    def _finish_removal(self, op: _Removal) -> None:
+        for action, img, name in op.events:
+            self._event(action, img, name)
+
+    def _untag(self, img: Image, ref: Reference, op: _Removal) -> None:
         self.images.delete_ref(ref)
-        records.append({"Untagged": ref.familiar()})
-        self._event("untag", img, img.id)
+        op.records.append({"Untagged": ref.familiar()})
+        op.events.append(("untag", img, img.id))
 
-    def _remove(self, ref: str, force: bool, prune: bool) -> list[dict[str, str]]:
+    def _remove(self, ref: str, force: bool, prune: bool, op: _Removal) -> None:
         img = self.resolve(ref)
-        records: list[dict[str, str]] = []
         refs = self.images.refs_of(img.id)
         removed_repo_ref = False
         if not _is_id_prefix(img.id, ref):
@@ -220,24 +259,23 @@ class ImageService:
             parsed = parse_normalized(ref)
             parsed = Reference(parsed.name, "", parsed.digest) if parsed.digest \
                 else parsed.with_default_tag()
-            self._untag(img, parsed, records)
+            self._untag(img, parsed, op)
             refs = self.images.refs_of(img.id)
             if not parsed.digest and not any(not r.digest and r.name == parsed.name
                                              for r in refs):
                 for r in [r for r in refs if r.digest and r.name == parsed.name]:
-                    self._untag(img, r, records)
+                    self._untag(img, r, op)
                 refs = self.images.refs_of(img.id)
             if refs:
-                return records
+                return
             removed_repo_ref = True
         elif _is_single_reference(refs):
             conflict = self._conflict(img, hard=True, soft=not force, active_ref=False)
             if conflict:
                 raise conflict.error()
             for r in refs:
-                self._untag(img, r, records)
-        self._delete(img, records, force, prune, quiet=removed_repo_ref)
-        return records
+                self._untag(img, r, op)
+        self._delete(img, op, force, prune, quiet=removed_repo_ref)
 
     def _conflict(self, img: Image, hard: bool, soft: bool, active_ref: bool = True
                   ) -> _DeleteConflict | None:
@@ -257,7 +295,7 @@ class ImageService:
                                         f"{stopped[0][:12]}", hard=False, used=True)
         return None
 
-    def _delete(self, img: Image, records: list[dict[str, str]], force: bool, prune: bool,
+    def _delete(self, img: Image, op: _Removal, force: bool, prune: bool,
                 quiet: bool) -> None:
         conflict = self._conflict(img, hard=True, soft=not force)
         if conflict:
@@ -266,7 +304,7 @@ class ImageService:
                 return
             raise conflict.error()
         for r in self.images.refs_of(img.id):
-            self._untag(img, r, records)
+            self._untag(img, r, op)
         if self.containers_using(img.id):
             # forced, but containers keep their image: it stays, untagged (dangling),
             # so their layers stay too; it can be removed once they are gone.
@@ -274,17 +312,19 @@ class ImageService:
         parent = img.parent
         self.images.delete(img.id)
         self.content.delete(img.id)
-        self._event("delete", img, img.id)
-        records.append({"Deleted": img.id})
+        op.events.append(("delete", img, img.id))
+        op.records.append({"Deleted": img.id})
         used = {c for other in self.images.all().values() for c in other.layers}
         for chain in reversed(img.layers):
             if chain not in used and self.layers.get(chain) is not None:
-                self.layers.remove(chain)
-                records.append({"Deleted": chain})
+                doomed = self.layers.remove(chain)
+                if doomed:
+                    op.doomed.append(doomed)
+                op.records.append({"Deleted": chain})
         if prune and parent:
             parent_img = self.get(parent)
             if parent_img is not None:
-                self._delete(parent_img, records, False, prune, quiet=True)
+                self._delete(parent_img, op, False, prune, quiet=True)
 
     # --- load ----------------------------------------------------------------------------
     async def load(self, chunks: AsyncIterator[bytes], quiet: bool = True
@@ -292,6 +332,23 @@ class ImageService:
         """Import a `docker save` archive, yielding dockerd's JSON progress lines."""
         async for line in self._loader.run(chunks, quiet, self._on_loaded):
             yield line
+
+    def register_image(self, config_bytes: bytes, refs: list[Reference] | None = None,
+                       parent: str = "") -> Image:
+        """Record an image whose layers are already unpacked (self.layers.unpack):
+        for pull, build and commit. Adds refs (tags or name@digest); publishes no
+        events (the caller does: pull, tag...). Blocking only briefly (sqlite)."""
+        try:
+            config = json.loads(config_bytes)
+        except ValueError as e:
+            raise InvalidParameter(f"invalid image config: {e}") from e
+        diff_ids = validate_config(config_bytes, config, None, "config")
+        plan = ArchiveImage(config_bytes, config, digest_of(config_bytes), [], diff_ids,
+                            list(refs or []))
+        self._loader.commit([plan], parent)
+        img = self.get(plan.image_id)
+        assert img is not None
+        return img
 
     def _on_loaded(self, loaded: Loaded) -> None:
         img = self.get(loaded.image_id)

@@ -64,8 +64,8 @@ def routes(images: ImageService) -> list[Route]:
         return empty(201)
 
     async def remove(req: Request) -> AnyResponse:
-        return json_response(images.remove(req.params["name"], force=req.q_bool("force"),
-                                           noprune=req.q_bool("noprune")))
+        return json_response(await images.remove_async(
+            req.params["name"], force=req.q_bool("force"), noprune=req.q_bool("noprune")))
 
     async def load(req: Request) -> AnyResponse:
         quiet = req.q_bool("quiet", default=True)

@@ -1,0 +1,345 @@
+"""ImageService end to end on a temporary data root: load, list, tag, remove, rootfs."""
+from __future__ import annotations
+
+import asyncio
+import gzip
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+
+try:
+    import pydockerd  # noqa: F401
+except ImportError:  # running without an installed package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+
+from pydockerd.api.router import Router
+from pydockerd.api.routes.images import parse_filters, routes
+from pydockerd.errors import Conflict, InvalidParameter, NotFound
+from pydockerd.events import EventBus
+from pydockerd.images import ImageService
+from pydockerd.images.snapshots import mounted
+from pydockerd.images.wire import history_to_wire, image_summary, image_to_wire
+from pydockerd.store import Store
+
+MKIMAGE = Path("/work/shared/testimages/mkimage.py")
+pytestmark = pytest.mark.skipif(not MKIMAGE.exists() or not os.path.exists("/bin/busybox"),
+                                reason="needs mkimage.py and /bin/busybox")
+IS_ROOT = os.geteuid() == 0
+
+
+def _overlay_ok() -> bool:
+    try:
+        return IS_ROOT and "overlay" in Path("/proc/filesystems").read_text()
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("images")
+    for name in ("busybox", "layered"):
+        subprocess.run([sys.executable, str(MKIMAGE), name, "-o", str(d / f"{name}.tar")],
+                       check=True, capture_output=True)
+    subprocess.run([sys.executable, str(MKIMAGE), "busybox", "--gzip", "--tag", "other/bb:v1",
+                    "-o", str(d / "bbgz.tar")], check=True, capture_output=True)
+    return {"busybox": d / "busybox.tar", "layered": d / "layered.tar",
+            "gz": d / "bbgz.tar.gz", "dir": d}
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), 65536):
+        yield data[i:i + 65536]
+
+
+def load(svc: ImageService, path_or_data: Path | bytes, quiet: bool = True) -> list[dict[str, Any]]:
+    data = path_or_data if isinstance(path_or_data, bytes) else path_or_data.read_bytes()
+
+    async def run() -> list[bytes]:
+        return [line async for line in svc.load(_chunks(data), quiet)]
+    lines = asyncio.run(run())
+    assert all(line.endswith(b"\r\n") for line in lines)
+    return [json.loads(line) for line in lines]
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> ImageService:
+    events = EventBus()
+    s = ImageService(str(tmp_path / "root"), Store(str(tmp_path / "db.sqlite")), events)
+    os.makedirs(s.data_root)
+    asyncio.run(s.start())
+    return s
+
+
+def layer_dirs(svc: ImageService) -> list[str]:
+    return sorted(n for n in os.listdir(svc.layers.root) if n != "l")
+
+
+def test_load_list_resolve(svc: ImageService, fixtures: dict[str, Path]) -> None:
+    out = load(svc, fixtures["busybox"])
+    assert out == [{"stream": "Loaded image: busybox:latest\n"}]
+    out = load(svc, fixtures["layered"], quiet=False)
+    assert out[-1] == {"stream": "Loaded image: layered:latest\n"}
+    assert any(m.get("status") == "Loading layer" for m in out)
+    imgs = svc.list_images()
+    assert sorted(t for i in imgs for t in i.repo_tags) == ["busybox:latest", "layered:latest"]
+    lay = svc.resolve("layered")
+    assert lay.repo_tags == ["layered:latest"] and len(lay.layers) == 3
+    bb = svc.resolve("busybox:latest")
+    assert bb.layers[0] == lay.layers[0]                     # the base layer is shared
+    assert len(layer_dirs(svc)) == 3
+    assert svc.resolve("docker.io/library/layered").id == lay.id
+    assert svc.resolve(lay.id).id == lay.id
+    assert svc.resolve(lay.id[7:19]).id == lay.id
+    assert svc.resolve("sha256:" + lay.id[7:12]).id == lay.id
+    with pytest.raises(NotFound, match="No such image: nope:latest"):
+        svc.resolve("nope")
+    assert os.listdir(svc.tmp_dir) == []
+    events = [(e.action, e.attributes["name"]) for e in svc._events.history(0)]
+    assert ("load", "busybox:latest") in events and ("tag", "layered:latest") in events
+    # loading again unpacks nothing and keeps the layers
+    inode = os.stat(svc.layers.diff_dir(lay.layers[1])).st_ino
+    out = load(svc, fixtures["layered"], quiet=False)
+    assert [m for m in out if "status" in m] == []
+    assert os.stat(svc.layers.diff_dir(lay.layers[1])).st_ino == inode
+
+
+def test_gzip_archive_and_retag(svc: ImageService, fixtures: dict[str, Path]) -> None:
+    load(svc, fixtures["busybox"])
+    out = load(svc, fixtures["gz"])
+    assert out == [{"stream": "Loaded image: other/bb:v1\n"}]
+    img = svc.resolve("other/bb:v1")
+    assert img.repo_tags == ["busybox:latest", "other/bb:v1"]
+    assert os.listdir(svc.tmp_dir) == []
+
+
+@pytest.mark.parametrize("data", [b"", b"not a tar at all" * 100,
+                                  gzip.compress(b"garbage" * 100)])
+def test_invalid_archive_leaves_nothing(svc: ImageService, data: bytes) -> None:
+    out = load(svc, data)
+    assert len(out) == 1 and "error" in out[0] and out[0]["errorDetail"]["message"]
+    assert layer_dirs(svc) == [] and os.listdir(svc.tmp_dir) == []
+    assert svc.list_images() == []
+
+
+def _tamper_last_layer(src: Path, dst: Path) -> None:
+    """Copy the archive, replacing the last layer blob with a different valid tar."""
+    manifest = json.loads(tarfile.open(src).extractfile("manifest.json").read())  # type: ignore[union-attr]
+    victim = manifest[0]["Layers"][-1]
+    evil = io.BytesIO()
+    with tarfile.open(fileobj=evil, mode="w") as t:
+        ti = tarfile.TarInfo("data/evil.txt")
+        ti.size = 4
+        t.addfile(ti, io.BytesIO(b"evil"))
+    with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
+        for m in tin:
+            if m.name == victim:
+                m.size = len(evil.getvalue())
+                tout.addfile(m, io.BytesIO(evil.getvalue()))
+            else:
+                tout.addfile(m, tin.extractfile(m) if m.isfile() else None)
+
+
+def test_diff_id_mismatch_rolls_back(svc: ImageService, fixtures: dict[str, Path],
+                                     tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tar"
+    _tamper_last_layer(fixtures["layered"], bad)
+    out = load(svc, bad)
+    assert "layer digest mismatch" in out[-1]["error"]
+    assert layer_dirs(svc) == [] and os.listdir(svc.tmp_dir) == []
+    assert svc.list_images() == []
+    assert os.listdir(os.path.join(svc.layers.root, "l")) == []
+    # a good image loaded before keeps its (shared) base layer
+    load(svc, fixtures["busybox"])
+    out = load(svc, bad)
+    assert "error" in out[-1]
+    assert len(layer_dirs(svc)) == 1
+
+
+def test_tag_and_validation(svc: ImageService, fixtures: dict[str, Path]) -> None:
+    load(svc, fixtures["busybox"])
+    assert svc.tag("busybox", "myrepo/bb", "v2") == "myrepo/bb:v2"
+    assert svc.tag("busybox", "localhost:5000/bb:x", None) == "localhost:5000/bb:x"
+    img = svc.resolve("myrepo/bb:v2")
+    assert img.repo_tags == ["busybox:latest", "localhost:5000/bb:x", "myrepo/bb:v2"]
+    assert img.last_tag_time
+    with pytest.raises(InvalidParameter, match="must be lowercase"):
+        svc.tag("busybox", "Upper", None)
+    with pytest.raises(InvalidParameter):
+        svc.tag("busybox", "x", "bad tag!")
+    with pytest.raises(InvalidParameter, match="ambiguous"):
+        svc.tag("busybox", "sha256", "x")
+    with pytest.raises(NotFound):
+        svc.tag("nothere", "x", None)
+    assert ("tag", "myrepo/bb:v2") in [(e.action, e.attributes["name"])
+                                       for e in svc._events.history(0)]
+
+
+def test_remove_semantics(svc: ImageService, fixtures: dict[str, Path]) -> None:
+    load(svc, fixtures["busybox"])
+    load(svc, fixtures["layered"])
+    bb = svc.resolve("busybox")
+    svc.tag("busybox", "second", None)
+    with pytest.raises(Conflict, match=rf"unable to delete {bb.short_id} \(must be forced\) - "
+                                       "image is referenced in multiple repositories"):
+        svc.remove(bb.id[7:19])
+    assert svc.remove("second") == [{"Untagged": "second:latest"}]
+    # a container uses the image: removing its only tag needs force
+    svc.containers_using = lambda image_id: ["c" * 64] if image_id == bb.id else []
+    with pytest.raises(Conflict, match=r'unable to remove repository reference "busybox" '
+                                       rf"\(must force\) - container cccccccccccc is using "
+                                       rf"its referenced image {bb.short_id}"):
+        svc.remove("busybox")
+    with pytest.raises(Conflict, match="image is being used by stopped container"):
+        svc.remove(bb.id)
+    # forced: untagged, but the image (and its layers) stay for the container
+    assert svc.remove("busybox", force=True) == [{"Untagged": "busybox:latest"}]
+    assert svc.resolve(bb.id).repo_tags == []
+    assert [i.id for i in svc.list_images(filters={"dangling": ["true"]})] == [bb.id]
+    svc.containers_using = lambda image_id: []
+    recs = svc.remove(bb.id)
+    assert recs == [{"Deleted": bb.id}]                       # base layer still used by layered
+    lay = svc.resolve("layered")
+    recs = svc.remove("layered")
+    assert recs[0] == {"Untagged": "layered:latest"} and recs[1] == {"Deleted": lay.id}
+    assert {r["Deleted"] for r in recs[2:]} == set(lay.layers)
+    assert layer_dirs(svc) == [] and os.listdir(os.path.join(svc.layers.root, "l")) == []
+    actions = [e.action for e in svc._events.history(0)]
+    assert "untag" in actions and "delete" in actions
+    with pytest.raises(NotFound):
+        svc.remove("layered")
+
+
+def test_filters(svc: ImageService, fixtures: dict[str, Path]) -> None:
+    load(svc, fixtures["busybox"])
+    load(svc, fixtures["layered"])
+    svc.tag("busybox", "user/app", "v1")
+    def tags(**kw: list[str]) -> list[str]:
+        return sorted(t for i in svc.list_images(filters=kw) for t in i.repo_tags)
+    assert tags(label=["org.example.fixture"]) == ["layered:latest"]
+    assert tags(label=["org.example.fixture=layered"]) == ["layered:latest"]
+    assert tags(label=["org.example.fixture=other"]) == []
+    assert tags(reference=["busy*"]) == ["busybox:latest"]
+    assert tags(reference=["*/*"]) == ["user/app:v1"]
+    assert tags(reference=["layered:latest"]) == ["layered:latest"]
+    assert tags(dangling=["true"]) == []
+    assert len(tags(dangling=["false"])) == 3
+    assert tags(before=["busybox"]) == [] and tags(since=["busybox"]) == []
+    with pytest.raises(InvalidParameter, match="invalid filter 'bogus'"):
+        svc.list_images(filters={"bogus": ["x"]})
+    with pytest.raises(InvalidParameter, match="dangling=maybe"):
+        svc.list_images(filters={"dangling": ["maybe"]})
+    assert parse_filters({"dangling": {"true": True}, "label": ["a"]}) == \
+        {"dangling": ["true"], "label": ["a"]}
+
+
+def test_wire_and_history(svc: ImageService, fixtures: dict[str, Path]) -> None:
+    load(svc, fixtures["layered"])
+    img = svc.resolve("layered")
+    w = image_to_wire(img, svc.image_graph_driver(img))
+    assert w["Id"] == img.id and w["RepoTags"] == ["layered:latest"] and w["RepoDigests"] == []
+    assert w["Config"]["Cmd"] == ["sh", "-c", "find /data -type f | sort"]
+    assert w["Config"]["ExposedPorts"] == {"8080/tcp": {}}
+    assert w["RootFS"]["Layers"] == img.diff_ids and w["Size"] == img.size > 0
+    assert w["GraphDriver"]["Name"] == "overlay2" and "LowerDir" in w["GraphDriver"]["Data"]
+    assert w["Metadata"]["LastTagTime"] == "0001-01-01T00:00:00Z"
+    assert "VirtualSize" not in w and image_to_wire(img, None, (1, 43))["VirtualSize"] == img.size
+    s = image_summary(img)
+    assert s["Created"] == 1700000000 and s["Labels"] == {"org.example.fixture": "layered"}
+    assert s["SharedSize"] == -1 and s["Containers"] == -1 and "VirtualSize" not in s
+    h = history_to_wire(svc.history("layered"))
+    assert [e["Id"] for e in h] == [img.id, "<missing>", "<missing>"]
+    assert h[0]["Tags"] == ["layered:latest"] and h[1]["Tags"] is None
+    assert h[0]["CreatedBy"] == "mkimage layer 2" and h[2]["Size"] > 1000
+    du = svc.disk_usage()
+    assert du.layers_size == img.size and du.images[0].containers == 0
+
+
+def test_routes_resolve(svc: ImageService) -> None:
+    r = Router()
+    r.add(routes(svc))
+    h, params = r.resolve("GET", "/images/json")
+    assert params == {}
+    _, params = r.resolve("GET", "/images/host:5000/a/b:v1/json")
+    assert params == {"name": "host:5000/a/b:v1"}
+    _, params = r.resolve("DELETE", "/images/library/busybox")
+    assert params == {"name": "library/busybox"}
+    _, params = r.resolve("POST", "/images/busybox/tag")
+    assert params == {"name": "busybox"}
+    assert r.resolve("POST", "/images/load")[1] == {}
+
+
+@pytest.mark.skipif(not _overlay_ok(), reason="needs root and overlayfs")
+def test_overlay_rootfs(svc: ImageService, fixtures: dict[str, Path]) -> None:
+    load(svc, fixtures["layered"])
+    img = svc.resolve("layered")
+    cid = "f" * 64
+    svc.create_rw_layer(cid, img)
+    rootfs = svc.mount_rootfs(cid, img)
+    try:
+        assert mounted(rootfs)
+        assert svc.mount_rootfs(cid, img) == rootfs            # idempotent
+        files = sorted(str(p.relative_to(rootfs)) for p in Path(rootfs, "data").rglob("*")
+                       if p.is_file())
+        assert files == ["data/dir/c.txt", "data/keep.txt"]
+        assert os.path.exists(os.path.join(rootfs, "bin/busybox"))
+        Path(rootfs, "data/new.txt").write_text("new")
+        os.unlink(os.path.join(rootfs, "data/keep.txt"))
+        changes = svc.changes(cid)
+        assert {"Path": "/data/new.txt", "Kind": 1} in changes
+        assert {"Path": "/data/keep.txt", "Kind": 2} in changes
+        assert {"Path": "/data", "Kind": 0} in changes
+        assert svc.rw_size(cid) == 3
+    finally:
+        svc.unmount_rootfs(cid)
+    assert not mounted(rootfs)
+    svc.unmount_rootfs(cid)                                   # no-op when not mounted
+    rootfs = svc.mount_rootfs(cid)                            # image from rwlayer.json
+    assert Path(rootfs, "data/new.txt").read_text() == "new"
+    svc.remove_rw_layer(cid)                                  # unmounts, then removes
+    assert not mounted(rootfs) and not os.path.exists(svc.snapshots.container_dir(cid))
+    # images used by no container can go, layers included
+    svc.remove("layered")
+    assert layer_dirs(svc) == []
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="whiteout devices need root")
+def test_vfs_rootfs(tmp_path: Path, fixtures: dict[str, Path]) -> None:
+    s = ImageService(str(tmp_path / "root"), Store(str(tmp_path / "db")), EventBus(), "vfs")
+    os.makedirs(s.data_root)
+    asyncio.run(s.start())
+    load(s, fixtures["layered"])
+    cid = "e" * 64
+    s.create_rw_layer(cid, s.resolve("layered"))
+    rootfs = s.mount_rootfs(cid, s.resolve("layered"))
+    files = sorted(str(p.relative_to(rootfs)) for p in Path(rootfs, "data").rglob("*"))
+    assert files == ["data/dir", "data/dir/c.txt", "data/keep.txt"]
+    assert os.path.islink(os.path.join(rootfs, "bin/sh"))
+    s.remove_rw_layer(cid)
+    assert not os.path.exists(rootfs)
+
+
+def test_remove_async_and_register_image(svc: ImageService, fixtures: dict[str, Path]) -> None:
+    load(svc, fixtures["busybox"])
+    bb = svc.resolve("busybox")
+    config = dict(bb.config, config={"Cmd": ["echo", "hi"]})
+    raw = json.dumps(config).encode()
+    from pydockerd.images.references import parse_normalized
+    img = svc.register_image(raw, [parse_normalized("derived:1")], parent=bb.id)
+    assert img.repo_tags == ["derived:1"] and img.layers == bb.layers and img.parent == bb.id
+    with pytest.raises(Conflict, match="image has dependent child images"):
+        svc.remove(bb.id, force=True)
+    recs = asyncio.run(svc.remove_async("derived:1"))
+    # untag and delete the child; its parent is still tagged, so pruning keeps it
+    assert recs == [{"Untagged": "derived:1"}, {"Deleted": img.id}]
+    assert svc.resolve("busybox").id == bb.id
+    recs = asyncio.run(svc.remove_async("busybox"))
+    assert {"Deleted": bb.id} in recs and layer_dirs(svc) == []
+    assert [e.action for e in svc._events.history(0)][-2:] == ["untag", "delete"]

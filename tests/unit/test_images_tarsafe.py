@@ -1,0 +1,145 @@
+"""Unit tests for untrusted layer extraction (images/tarsafe.py)."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import stat
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+try:
+    import pydockerd  # noqa: F401
+except ImportError:  # running without an installed package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+
+from pydockerd.errors import InvalidParameter
+from pydockerd.images.tarsafe import OPAQUE_XATTR, unpack_layer
+
+IS_ROOT = os.geteuid() == 0
+
+
+def make_tar(entries: list[tuple[str, str, bytes | str]], pax: dict[str, dict[str, str]] | None = None
+             ) -> bytes:
+    """entries: (name, kind, data-or-linkname); kind in f, d, s (symlink), h (hardlink)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, data in entries:
+            ti = tarfile.TarInfo(name)
+            ti.mtime = 1700000000
+            ti.uid, ti.gid = 1234, 4321
+            ti.pax_headers = (pax or {}).get(name, {})
+            if kind == "f":
+                assert isinstance(data, bytes)
+                ti.size, ti.mode = len(data), 0o640
+                tar.addfile(ti, io.BytesIO(data))
+                continue
+            if kind == "d":
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o750
+            elif kind == "s":
+                ti.type, ti.linkname = tarfile.SYMTYPE, str(data)
+            elif kind == "h":
+                ti.type, ti.linkname = tarfile.LNKTYPE, str(data)
+            tar.addfile(ti)
+    return buf.getvalue()
+
+
+def unpack(tmp_path: Path, data: bytes) -> tuple[Path, str]:
+    root = tmp_path / "root"
+    root.mkdir()
+    res = unpack_layer(io.BytesIO(data), str(root))
+    return root, res.diff_id
+
+
+def test_regular_layer_and_diff_id(tmp_path: Path) -> None:
+    data = make_tar([("etc", "d", b""), ("etc/hello", "f", b"hi\n"),
+                     ("/abs/x", "f", b"abs"), ("./dot/y", "f", b"y"),
+                     ("etc/link", "s", "/etc/hello"), ("etc/hard", "h", "etc/hello")])
+    root, diff_id = unpack(tmp_path, data)
+    assert diff_id == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert (root / "etc/hello").read_bytes() == b"hi\n"
+    assert (root / "abs/x").read_bytes() == b"abs"            # leading / stripped
+    assert (root / "dot/y").read_bytes() == b"y"
+    assert os.readlink(root / "etc/link") == "/etc/hello"
+    assert os.stat(root / "etc/hard").st_ino == os.stat(root / "etc/hello").st_ino
+    st = os.lstat(root / "etc/hello")
+    assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_mtime == 1700000000
+    assert stat.S_IMODE(os.lstat(root / "etc").st_mode) == 0o750
+    assert os.lstat(root / "etc").st_mtime == 1700000000      # dir mtimes set last
+    if IS_ROOT:
+        assert (st.st_uid, st.st_gid) == (1234, 4321)
+
+
+def test_gzip_layer_hashes_uncompressed(tmp_path: Path) -> None:
+    data = make_tar([("a", "f", b"a")])
+    root, diff_id = unpack(tmp_path, gzip.compress(data))
+    assert diff_id == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert (root / "a").read_bytes() == b"a"
+
+
+@pytest.mark.parametrize("entries", [
+    [("../evil", "f", b"x")],
+    [("a/../../evil", "f", b"x")],
+    [("ok", "h", "../../etc/passwd")],
+    [("ok", "h", "missing")],
+    [("sub", "s", "/"), ("sub/evil", "f", b"x")],            # write through a symlink
+    [("sub", "s", "../.."), ("sub/evil", "f", b"x")],
+    [("d", "d", b""), ("d", "s", "/tmp"), ("d/evil", "f", b"x")],   # dir replaced by link
+    [("f", "f", b"x"), ("f/evil", "f", b"x")],
+])
+def test_escapes_rejected(tmp_path: Path, entries: list[tuple[str, str, bytes | str]]) -> None:
+    outside = tmp_path / "evil"
+    with pytest.raises(InvalidParameter):
+        unpack(tmp_path, make_tar(entries))
+    assert not outside.exists()
+    assert not (tmp_path.parent / "evil").exists()
+
+
+def test_symlink_not_followed_for_existing_file(tmp_path: Path) -> None:
+    target = tmp_path / "outside.txt"
+    target.write_text("original")
+    # a symlink pointing outside, then a regular file of the same name: the link is
+    # replaced, the outside file is untouched
+    data = make_tar([("x", "s", str(target)), ("x", "f", b"new")])
+    root, _ = unpack(tmp_path, data)
+    assert target.read_text() == "original"
+    assert (root / "x").read_bytes() == b"new" and not (root / "x").is_symlink()
+
+
+def test_hardlink_to_symlink_inside(tmp_path: Path) -> None:
+    data = make_tar([("l", "s", "/etc/shadow"), ("h", "h", "l")])
+    root, _ = unpack(tmp_path, data)
+    assert os.readlink(root / "h") == "/etc/shadow"
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="whiteout devices and trusted xattrs need root")
+def test_whiteouts_converted(tmp_path: Path) -> None:
+    data = make_tar([("data", "d", b""), ("data/.wh.a.txt", "f", b""),
+                     ("data/dir", "d", b""), ("data/dir/.wh..wh..opq", "f", b""),
+                     ("data/dir/c.txt", "f", b"c"), ("data/.wh..wh.plnk", "f", b"")])
+    root, _ = unpack(tmp_path, data)
+    st = os.lstat(root / "data/a.txt")
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+    assert os.getxattr(root / "data/dir", OPAQUE_XATTR) == b"y"
+    assert sorted(os.listdir(root / "data")) == ["a.txt", "dir"]
+    assert os.listdir(root / "data/dir") == ["c.txt"]
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="trusted xattrs need root")
+def test_overlay_xattrs_from_tar_dropped(tmp_path: Path) -> None:
+    pax = {"d": {"SCHILY.xattr.trusted.overlay.redirect": "/etc",
+                 "SCHILY.xattr.user.keep": "yes"}}
+    root, _ = unpack(tmp_path, make_tar([("d", "d", b"")], pax))
+    names = os.listxattr(root / "d")
+    assert "trusted.overlay.redirect" not in names
+    assert os.getxattr(root / "d", "user.keep") == b"yes"
+
+
+@pytest.mark.parametrize("data", [b"\x1f\x8bnot really gzip" * 10, b"x" * 1000])
+def test_garbage_rejected(tmp_path: Path, data: bytes) -> None:
+    with pytest.raises(InvalidParameter):
+        unpack(tmp_path, data)
