@@ -343,3 +343,43 @@ def test_remove_async_and_register_image(svc: ImageService, fixtures: dict[str, 
     recs = asyncio.run(svc.remove_async("busybox"))
     assert {"Deleted": bb.id} in recs and layer_dirs(svc) == []
     assert [e.action for e in svc._events.history(0)][-2:] == ["untag", "delete"]
+
+
+def _request(method: str, path: str, params: dict[str, str], query: str = "",
+             body: bytes = b"") -> Any:
+    from pydockerd.api.http import Body, Request
+    parts = [body]
+
+    async def pull() -> bytes:
+        return parts.pop() if parts else b""
+    return Request(method, path, Request.parse_query(query), {}, Body(pull), (1, 50), params)
+
+
+def test_route_handlers(svc: ImageService, fixtures: dict[str, Path]) -> None:
+    from pydockerd.api.http import Response, StreamResponse
+    r = Router()
+    r.add(routes(svc))
+
+    async def call(method: str, path: str, query: str = "", body: bytes = b"") -> Any:
+        handler, params = r.resolve(method, path)
+        resp = await handler(_request(method, path, params, query, body))
+        if isinstance(resp, StreamResponse):
+            assert resp.content_type == "application/json"
+            return [json.loads(line) async for line in resp.chunks]
+        assert isinstance(resp, Response)
+        return resp.status, (json.loads(resp.body) if resp.body else None)
+
+    async def scenario() -> None:
+        out = await call("POST", "/images/load", "quiet=1", fixtures["busybox"].read_bytes())
+        assert out == [{"stream": "Loaded image: busybox:latest\n"}]
+        status, imgs = await call("GET", "/images/json", 'filters={"reference":{"busybox":true}}')
+        assert status == 200 and imgs[0]["RepoTags"] == ["busybox:latest"]
+        status, body = await call("POST", "/images/busybox/tag", "repo=reg:5000/a/b&tag=t")
+        assert (status, body) == (201, None)
+        status, body = await call("GET", "/images/reg:5000/a/b:t/json")
+        assert body["RepoTags"] == ["busybox:latest", "reg:5000/a/b:t"]
+        status, body = await call("GET", "/images/busybox/history")
+        assert body[0]["Tags"] == ["busybox:latest", "reg:5000/a/b:t"]
+        status, body = await call("DELETE", "/images/reg:5000/a/b:t")
+        assert body == [{"Untagged": "reg:5000/a/b:t"}]
+    asyncio.run(scenario())
