@@ -258,7 +258,8 @@ def test_wire_and_history(svc: ImageService, fixtures: dict[str, Path]) -> None:
     assert [e["Id"] for e in h] == [img.id, "<missing>", "<missing>"]
     assert h[0]["Tags"] == ["layered:latest"] and h[1]["Tags"] is None
     assert h[0]["CreatedBy"] == "mkimage layer 2" and h[2]["Size"] > 1000
-    du = svc.disk_usage()
+    du = svc.usage()
+    assert svc.disk_usage()[0] == img.size and svc.disk_usage()[1][0]["Containers"] == 0
     assert du.layers_size == img.size and du.images[0].containers == 0
 
 
@@ -297,6 +298,9 @@ def test_overlay_rootfs(svc: ImageService, fixtures: dict[str, Path]) -> None:
         assert {"Path": "/data/keep.txt", "Kind": 2} in changes
         assert {"Path": "/data", "Kind": 0} in changes
         assert svc.rw_size(cid) == 3
+        assert svc.container_size(cid, img.id) == (3, 3 + img.size)
+        gd = svc.graph_driver(cid, img.id)
+        assert gd["Name"] == "overlay2" and gd["Data"]["MergedDir"] == rootfs  # type: ignore[index]
     finally:
         svc.unmount_rootfs(cid)
     assert not mounted(rootfs)
@@ -327,13 +331,18 @@ def test_vfs_rootfs(tmp_path: Path, fixtures: dict[str, Path]) -> None:
 
 
 def test_remove_async_and_register_image(svc: ImageService, fixtures: dict[str, Path]) -> None:
+    from pydockerd.images.references import parse_normalized
     load(svc, fixtures["busybox"])
     bb = svc.resolve("busybox")
-    config = dict(bb.config, config={"Cmd": ["echo", "hi"]})
-    raw = json.dumps(config).encode()
-    from pydockerd.images.references import parse_normalized
+    raw = json.dumps(dict(bb.config, config={"Cmd": ["echo", "hi"]})).encode()
     img = svc.register_image(raw, [parse_normalized("derived:1")], parent=bb.id)
     assert img.repo_tags == ["derived:1"] and img.layers == bb.layers and img.parent == bb.id
+
+    class Ctr:
+        image_id = img.id
+    assert svc.matches_container_image("busybox", Ctr()) is True       # an ancestor
+    assert svc.matches_container_image("derived:1", Ctr()) is True
+    assert svc.matches_container_image("nothere", Ctr()) is False
     with pytest.raises(Conflict, match="image has dependent child images"):
         svc.remove(bb.id, force=True)
     recs = asyncio.run(svc.remove_async("derived:1"))

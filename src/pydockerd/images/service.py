@@ -19,7 +19,7 @@ import os
 import shutil
 import threading
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
 
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..events import EventBus
@@ -34,6 +34,7 @@ from .loader import Loaded, Loader
 from .model import DiskUsage, HistoryEntry, Image, ImageUsage
 from .references import HEX64_RE, Reference, parse_normalized, repo_tag_reference, try_parse
 from .snapshots import Snapshots
+from .wire import LATEST, disk_usage_to_wire
 
 log = logging.getLogger("pydockerd.images")
 
@@ -381,7 +382,14 @@ class ImageService:
             out[0].tags = img.repo_tags or None
         return out
 
-    def disk_usage(self) -> DiskUsage:
+    def disk_usage(self, api_version: tuple[int, int] = LATEST
+                   ) -> tuple[int, list[dict[str, object]]]:
+        """For GET /system/df: (LayersSize, Images in wire form with SharedSize and
+        Containers). The typed data is usage()."""
+        wire = disk_usage_to_wire(self.usage(), api_version)
+        return wire["LayersSize"], wire["Images"]
+
+    def usage(self) -> DiskUsage:
         images = list(self.images.all().values())
         refs_by = self.images.refs_by_image()
         layers = self.layers.all()
@@ -407,6 +415,39 @@ class ImageService:
             data = {"LowerDir": ":".join(self.layers.diff_dir(c)
                                          for c in reversed(img.layers[:-1])), **data}
         return {"Name": self.storage_driver, "Data": data}
+
+    def ancestors(self, image_id: str) -> list[str]:
+        """image_id and its parents (nearest first)."""
+        out: list[str] = []
+        cur: str = image_id
+        while cur and cur not in out:
+            out.append(cur)
+            img = self.images.get(cur)
+            cur = img.parent if img else ""
+        return out
+
+    def matches_container_image(self, ref: str, container: Any) -> bool:
+        """The containers `ancestor` filter: the container's image is ref or descends
+        from it. container needs an image_id attribute."""
+        img = self._lookup(ref)
+        if img is None:
+            return False
+        return img.id in self.ancestors(str(getattr(container, "image_id", "") or ""))
+
+    def graph_driver(self, container_id: str, image_id: str) -> dict[str, object]:
+        """GraphDriver of container inspect: {"Name", "Data"}."""
+        img = self.images.get(image_id)
+        data = self.snapshots.graph_driver_data(container_id, img) if img else {}
+        return {"Name": self.storage_driver, "Data": data}
+
+    def container_size(self, container_id: str, image_id: str) -> tuple[int, int]:
+        """(SizeRw, SizeRootFs) of a container. Blocking (walks the rw layer)."""
+        img = self.images.get(image_id)
+        try:
+            rw = self.snapshots.rw_size(container_id)
+        except OSError:
+            rw = 0
+        return rw, rw + (img.size if img else 0)
 
     # --- snapshots (blocking: use asyncio.to_thread) --------------------------------------
     def create_rw_layer(self, container_id: str, image: Image) -> None:

@@ -218,9 +218,9 @@ class Snapshots:
 
     def graph_driver_data(self, container_id: str, image: Image) -> dict[str, str]:
         """GraphDriver.Data for container inspect."""
-        lowers = ":".join(self._layers.diff_dir(c) for c in reversed(image.layers))
         if self.driver == "vfs":
             return {}
+        lowers = ":".join(self._layers.diff_dir(c) for c in reversed(image.layers))
         return {"LowerDir": lowers, "MergedDir": self.rootfs_path(container_id),
                 "UpperDir": self._upper(container_id), "WorkDir": self._work(container_id)}
 

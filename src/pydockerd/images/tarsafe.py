@@ -93,7 +93,9 @@ class UnpackResult:
     size: int       # bytes of regular-file content
 
 
-class _Extractor:
+class Extractor:
+    """Extraction into root; subclasses may override whiteout() (docker cp does)."""
+
     def __init__(self, root: str) -> None:
         self.root = root
         self._dirs_ok: set[str] = {""}   # relative dirs verified to be real directories
@@ -249,6 +251,9 @@ class _Extractor:
                 pass
 
 
+_Extractor = Extractor   # old private name, still imported by containers/archive.py
+
+
 def unpack_layer(src: IO[bytes], root: str) -> UnpackResult:
     """Extract the layer tar read from src (plain, gzip, bzip2 or xz) into root.
 
@@ -256,7 +261,7 @@ def unpack_layer(src: IO[bytes], root: str) -> UnpackResult:
     stream. On error the caller removes root.
     """
     stream = _HashingReader(decompressed(src))
-    ex = _Extractor(root)
+    ex = Extractor(root)
     size = 0
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]

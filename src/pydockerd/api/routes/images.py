@@ -41,7 +41,7 @@ def routes(images: ImageService) -> list[Route]:
         imgs = images.list_images(all=req.q_bool("all"), filters=filters,
                                   digests=req.q_bool("digests"))
         if req.q_bool("shared-size"):
-            usage = {u.image.id: u for u in images.disk_usage().images}
+            usage = {u.image.id: u for u in images.usage().images}
             out = [image_summary(i, req.api_version,
                                  usage[i.id].shared_size if i.id in usage else -1,
                                  usage[i.id].containers if i.id in usage else -1)
