@@ -202,16 +202,17 @@ class _Connection:
         if isinstance(resp, HijackResponse):
             await self._hijack(resp, upgrade, raw)
             return False
+        keep = msg.keep_alive and not upgrade
+        head_only = msg.method == "HEAD"
+        if isinstance(resp, StreamResponse):
+            # a streaming body may consume the request body as it goes (docker load)
+            await self._write_stream(resp, head_only)
+        else:
+            await self._write_response(resp, keep, head_only)
         # drain what the handler did not read of the body
         if not upgrade:
             while await self._pull_body(msg):
                 pass
-        keep = msg.keep_alive and not upgrade
-        head_only = msg.method == "HEAD"
-        if isinstance(resp, StreamResponse):
-            await self._write_stream(resp, head_only)
-            return keep
-        await self._write_response(resp, keep, head_only)
         return keep
 
     def _common_headers(self) -> list[str]:

@@ -204,7 +204,19 @@ class ContainerService:
             if c.state.status == "removing":
                 raise Conflict(f"container {c.id} is marked for removal and cannot be started")
             c.manually_stopped = False
-            await self._start_locked(c)
+            try:
+                await self._start_locked(c)
+            except DockerError:
+                failed = True
+            else:
+                failed = False
+        if failed and c.host_config.get("AutoRemove"):
+            # dockerd removes an auto-remove container whose start failed
+            err = c.state.error
+            await self.remove(c.id, force=True)
+            raise _start_error(err)
+        if failed:
+            raise _start_error(c.state.error)
         return c
 
     async def _start_locked(self, c: Container) -> None:
@@ -251,8 +263,6 @@ class ContainerService:
                 c.state.status = "exited"
             self._fail_pending_attachers(c)
             self.save(c)
-            if isinstance(e, DockerError):
-                raise _start_error(msg) from e
             raise
         c.state.to_running(started.pid, started.conmon_pid)
         c.has_been_started = True

@@ -158,7 +158,9 @@ class ContainerRoutes:
             except NotFound:
                 yield json.dumps({"StatusCode": 0, "Error": None}).encode() + b"\n"
                 return
-            err = {"Message": ct.state.error} if ct.state.error else None
+            # a start failure was already reported by the start call itself
+            err = {"Message": ct.state.error} if ct.state.error and cond != "removed" \
+                and ct.state.status != "created" else None
             yield json.dumps({"StatusCode": ct.state.exit_code, "Error": err}).encode() + b"\n"
         return StreamResponse(body())
 
