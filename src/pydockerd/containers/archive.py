@@ -16,7 +16,7 @@ import threading
 from typing import Any, AsyncIterator, Iterator
 
 from ..errors import InvalidParameter, NotFound
-from ..images.tarsafe import _Extractor, decompressed
+from ..images.tarsafe import Extractor
 from ..runtime.users import resolve_in_root
 from ..util.ids import format_time
 from .model import Container
@@ -51,7 +51,7 @@ def go_mode(st: os.stat_result) -> int:
     return m
 
 
-class _CopyExtractor(_Extractor):
+class _CopyExtractor(Extractor):
     """Layer extraction rules without whiteout conversion (docker cp keeps names)."""
 
     def whiteout(self, m: tarfile.TarInfo, parent: str, base: str) -> None:
@@ -195,9 +195,9 @@ class ArchiveService:
 
             def extract() -> None:
                 with os.fdopen(r, "rb") as src:
-                    stream = decompressed(src)
                     ex = _CopyExtractor(dest)
-                    with tarfile.open(fileobj=stream, mode="r|") as tar:
+                    # "r|*": streaming, gzip/bzip2/xz recognised in-process
+                    with tarfile.open(fileobj=src, mode="r|*") as tar:
                         for m in tar:
                             ex.entry(tar, m)
                     ex.finish()

@@ -9,7 +9,7 @@ import os
 import shutil
 from typing import Any, AsyncIterator
 
-from ..errors import Conflict, InvalidParameter, NotFound
+from ..errors import Conflict, DockerError, InvalidParameter, NotFound, SystemError_
 from ..runtime.caps import host_capabilities
 from ..runtime.exec import ExecProcess, start_exec
 from ..runtime.users import resolve_user
@@ -190,7 +190,7 @@ class ExecService:
             proc["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
         return proc
 
-    async def start(self, eid: str, detach: bool, tty: bool | None = None) -> ExecSession | None:
+    def check_startable(self, eid: str) -> tuple[ExecInstance, Container]:
         inst = self.get(eid)
         if inst.started:
             raise Conflict(f"Exec {eid} has already been started")
@@ -199,6 +199,10 @@ class ExecService:
             raise Conflict(f"container {c.id} is not running")
         if c.state.status == "paused":
             raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        return inst, c
+
+    async def start(self, eid: str, detach: bool, tty: bool | None = None) -> ExecSession | None:
+        inst, c = self.check_startable(eid)
         if tty is not None:
             inst.tty = tty
         inst.started = True
@@ -208,11 +212,13 @@ class ExecService:
                                     c.id, await asyncio.to_thread(self._process_spec, c, inst),
                                     work, attach_stdin=not detach and inst.attach_stdin,
                                     attach_output=not detach)
-        except Exception:
-            inst.exit_code = 126
+        except DockerError as e:
+            inst.exit_code = 127 if "executable file not found" in e.message \
+                or "no such file or directory" in e.message else 126
             self._save(inst)
             shutil.rmtree(work, ignore_errors=True)
-            raise
+            raise SystemError_(f"OCI runtime exec failed: {e.message.split(': ', 1)[-1]}: "
+                               "unknown") from e
         inst.running, inst.pid = True, proc.pid
         self._save(inst)
         self._procs[eid] = proc

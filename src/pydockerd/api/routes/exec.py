@@ -5,7 +5,7 @@ import asyncio
 from typing import Any
 
 from ...containers.execs import ExecService
-from ...errors import InvalidParameter
+from ...errors import DockerError, InvalidParameter
 from ..http import AnyResponse, HijackResponse, Request, Response, json_response
 from ..router import Route
 from ..streams import frame, parse_detach_keys, pump_input
@@ -41,14 +41,23 @@ class ExecRoutes:
             keys = parse_detach_keys(inst.detach_keys) if inst.detach_keys else None
         except ValueError as e:
             raise InvalidParameter(str(e)) from None
-        session = await self.execs.start(inst.id, detach, tty)
-        if session is None:
+        if detach:
+            await self.execs.start(inst.id, True, tty)
             return Response(200, b"", "application/json")
+        self.execs.check_startable(inst.id)
         want = {s for s, on in (("stdout", inst.attach_stdout),
                                 ("stderr", inst.attach_stderr)) if on}
-        is_tty = inst.tty
 
         async def handler(reader: Any, writer: asyncio.StreamWriter) -> None:
+            # like dockerd, a failure to start shows in the stream and in ExitCode
+            try:
+                session = await self.execs.start(inst.id, False, tty)
+            except DockerError as e:
+                msg = (e.message + "\n").encode()
+                writer.write(msg if inst.tty else frame("stderr", msg))
+                await writer.drain()
+                return
+            assert session is not None
             in_task = None
             if inst.attach_stdin:
                 in_task = asyncio.ensure_future(
@@ -56,7 +65,7 @@ class ExecRoutes:
             try:
                 async for stream, data in session.output():
                     if stream in want:
-                        writer.write(data if is_tty else frame(stream, data))
+                        writer.write(data if inst.tty else frame(stream, data))
                         await writer.drain()
                 # the CLI asks for ExitCode as soon as the stream ends
                 await self.execs.wait_done(inst.id)
@@ -64,7 +73,7 @@ class ExecRoutes:
                 if in_task:
                     in_task.cancel()
                 session.close()
-        ctype = "application/vnd.docker.raw-stream" if is_tty \
+        ctype = "application/vnd.docker.raw-stream" if (inst.tty if tty is None else tty) \
             else "application/vnd.docker.multiplexed-stream"
         return HijackResponse(handler, ctype)
 

@@ -1,0 +1,133 @@
+"""`docker run` end to end through the CLI."""
+from __future__ import annotations
+
+import json
+import time
+
+
+def test_run_rm_echo(daemon):
+    assert daemon.out("run", "--rm", "busybox", "echo", "hello") == "hello\n"
+
+
+def test_layered_image_whiteouts_and_opaque(daemon):
+    assert daemon.out("run", "--rm", "layered:latest") == "/data/dir/c.txt\n/data/keep.txt\n"
+
+
+def test_image_config_merged(daemon):
+    out = daemon.out("run", "--rm", "layered", "sh", "-c", "pwd; env")
+    lines = out.splitlines()
+    assert lines[0] == "/data"
+    assert "LAYERED=yes" in lines
+    assert any(line.startswith("HOSTNAME=") for line in lines)
+
+
+def test_exit_code_propagates(daemon):
+    r = daemon.cli("run", "--rm", "busybox", "sh", "-c", "exit 42", check=False)
+    assert r.returncode == 42
+
+
+def test_stdout_stderr_separate(daemon):
+    r = daemon.cli("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2")
+    assert r.stdout_text == "out\n"
+    assert r.stderr_text == "err\n"
+
+
+def test_stdin_pipe_half_close(daemon):
+    r = daemon.cli("run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done",
+                   input=b"line1\nline2\n")
+    assert r.stdout_text == "line1\nline2\ndone\n"
+
+
+def test_missing_command_127_and_no_leftovers(daemon):
+    before = set(daemon.out("ps", "-aq").split())
+    r = daemon.cli("run", "--rm", "busybox", "no-such-binary", check=False)
+    assert r.returncode == 127
+    assert "executable file not found" in r.stderr_text
+    time.sleep(0.3)
+    assert set(daemon.out("ps", "-aq").split()) == before
+
+
+def test_detached_logs_and_follow(daemon):
+    cid = daemon.out("run", "-d", "busybox", "sh", "-c",
+                     "for i in 1 2 3; do echo line$i; sleep 0.2; done").strip()
+    out = daemon.out("logs", "-f", cid, timeout=20)
+    assert out == "line1\nline2\nline3\n"
+    assert daemon.out("logs", "--tail", "1", cid) == "line3\n"
+    ts = daemon.out("logs", "-t", cid).splitlines()
+    assert len(ts) == 3 and ts[0].endswith(" line1") and "T" in ts[0].split()[0]
+    daemon.cli("rm", cid)
+
+
+def test_env_workdir_user_hostname(daemon):
+    out = daemon.out("run", "--rm", "-e", "FOO=bar", "-w", "/tmp", "-u", "65534:65534",
+                     "-h", "myhost", "busybox", "sh", "-c", "echo $FOO; pwd; id -u; hostname")
+    assert out.split() == ["bar", "/tmp", "65534", "myhost"]
+
+
+def test_inspect_document(daemon):
+    cid = daemon.out("create", "--name", "insp", "-l", "a=b", "busybox", "sleep", "5").strip()
+    try:
+        doc = daemon.inspect("insp")
+        assert doc["Id"] == cid and doc["Name"] == "/insp"
+        assert doc["State"]["Status"] == "created"
+        assert doc["Config"]["Labels"]["a"] == "b"
+        assert doc["Config"]["Cmd"] == ["sleep", "5"]
+        assert doc["HostConfig"]["NetworkMode"] == "bridge"
+        assert doc["Path"] == "sleep" and doc["Args"] == ["5"]
+        assert doc["Image"].startswith("sha256:")
+        assert daemon.out("inspect", "-f", "{{.Config.Image}} {{.State.Running}}",
+                          "insp").strip() == "busybox false"
+    finally:
+        daemon.cli("rm", "-f", "insp")
+
+
+def test_bridge_network_files(daemon):
+    out = daemon.out("run", "--rm", "--add-host", "foo:1.2.3.4", "busybox", "sh", "-c",
+                     "ip -4 addr show eth0; ip route; cat /etc/hosts; cat /etc/hostname")
+    subnet = daemon.bip.rsplit(".", 1)[0]
+    gateway = daemon.bip.split("/")[0]
+    assert f"inet {subnet}." in out
+    assert f"default via {gateway}" in out
+    assert "1.2.3.4\tfoo" in out
+    assert "127.0.0.1\tlocalhost" in out
+    out = daemon.out("run", "--rm", "busybox", "ping", "-c", "1", "-W", "2", gateway)
+    assert "1 packets received" in out
+
+
+def test_network_modes(daemon):
+    out = daemon.out("run", "--rm", "--network", "none", "busybox", "ip", "-o", "link")
+    assert "eth0" not in out and "lo" in out
+    out = daemon.out("run", "--rm", "--network", "host", "busybox", "ip", "-o", "link")
+    assert daemon.bridge in out
+    daemon.cli("run", "-d", "--name", "netowner", "busybox", "sleep", "30")
+    try:
+        ip = daemon.out("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "netowner").strip()
+        out = daemon.out("run", "--rm", "--network", "container:netowner", "busybox",
+                         "ip", "-4", "addr")
+        assert ip in out
+    finally:
+        daemon.cli("rm", "-f", "netowner")
+
+
+def test_ps_filters_and_format(daemon):
+    a = daemon.out("run", "-d", "--name", "psa", "-l", "team=x", "busybox", "sleep", "30").strip()
+    b = daemon.out("run", "--name", "psb", "busybox", "sh", "-c", "exit 3", check=False)
+    try:
+        running = daemon.out("ps", "--format", "{{.Names}}").split()
+        assert "psa" in running and "psb" not in running
+        allc = daemon.out("ps", "-a", "--format", "{{.Names}}|{{.Status}}").splitlines()
+        assert any(x.startswith("psb|Exited (3)") for x in allc)
+        assert daemon.out("ps", "-q", "--filter", "label=team=x").split() == [a[:12]]
+        assert daemon.out("ps", "-a", "--filter", "exited=3",
+                          "--format", "{{.Names}}").split() == ["psb"]
+        assert "psb" in daemon.out("ps", "-a", "--filter", "status=exited",
+                                   "--format", "{{.Names}}").split()
+        assert daemon.out("ps", "--filter", "name=psa", "--format", "{{.ID}}").strip() == a[:12]
+        assert "psa" in daemon.out("ps", "--filter", "ancestor=busybox",
+                                   "--format", "{{.Names}}").split()
+        assert daemon.out("ps", "-a", "-n", "1", "--format", "{{.Names}}").split() == ["psb"]
+        js = json.loads(daemon.out("ps", "--filter", "name=psa", "--format", "json"))
+        assert js["Names"] == "psa" and js["State"] == "running"
+    finally:
+        daemon.cli("rm", "-f", "psa", "psb")
+    del b

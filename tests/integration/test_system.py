@@ -1,0 +1,113 @@
+"""System endpoints and API conventions, through the CLI and raw HTTP."""
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost")
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def request(daemon, method: str, path: str, body: bytes | None = None,
+            headers: dict | None = None) -> tuple[int, dict, bytes]:
+    conn = UnixHTTP(daemon.socket)
+    conn.request(method, path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, dict(r.getheaders()), data
+
+
+def test_ping_headers(daemon):
+    status, headers, body = request(daemon, "GET", "/_ping")
+    assert status == 200 and body == b"OK"
+    assert headers["Api-Version"] == "1.50"
+    assert headers["Ostype"] == "linux"
+    assert headers["Docker-Experimental"] == "false"
+    assert "Builder-Version" in headers
+    status, headers, body = request(daemon, "HEAD", "/_ping")
+    assert status == 200 and body == b""
+
+
+def test_version_prefix_and_limits(daemon):
+    status, _, body = request(daemon, "GET", "/v1.24/version")
+    assert status == 200
+    v = json.loads(body)
+    assert v["ApiVersion"] == "1.50" and v["MinAPIVersion"] == "1.24"
+    status, _, body = request(daemon, "GET", "/v1.99/version")
+    assert status == 400
+    assert "client version 1.99 is too new" in json.loads(body)["message"]
+    status, _, body = request(daemon, "GET", "/v1.12/version")
+    assert status == 400 and "too old" in json.loads(body)["message"]
+
+
+def test_unknown_route_is_json_404(daemon):
+    status, headers, body = request(daemon, "GET", "/nope/nothing")
+    assert status == 404
+    assert json.loads(body) == {"message": "page not found"}
+
+
+def test_info_reports_real_values(daemon):
+    info = json.loads(daemon.out("info", "--format", "{{json .}}"))
+    assert info["Driver"] in ("overlay2", "vfs")
+    assert info["DockerRootDir"] == daemon.data_root
+    assert info["NCPU"] >= 1 and info["MemTotal"] > 0
+    assert info["CgroupDriver"] == "cgroupfs"
+    assert info["OSType"] == "linux"
+    assert "runc" in info["Runtimes"]
+    assert any("seccomp" in s for s in info["SecurityOptions"])
+    assert info["Images"] >= 2
+    text = daemon.out("info")
+    assert "Server Version" in text and "Storage Driver" in text
+
+
+def test_malformed_json_is_400_and_daemon_survives(daemon):
+    status, _, body = request(daemon, "POST", "/containers/create", b"{not json",
+                              {"Content-Type": "application/json"})
+    assert status == 400
+    assert "invalid JSON" in json.loads(body)["message"]
+    status, _, _ = request(daemon, "GET", "/_ping")
+    assert status == 200
+
+
+def test_bad_names_and_unknown_image(daemon):
+    r = daemon.cli("create", "--name", "bad name!", "busybox", check=False)
+    assert r.returncode != 0 and "Invalid container name" in r.stderr_text
+    r = daemon.cli("create", "no-such-image:nope", check=False)
+    assert r.returncode != 0
+    assert "No such image" in r.stderr_text or "not found" in r.stderr_text
+    status, _, body = request(daemon, "POST", "/containers/create",
+                              json.dumps({"Image": "no-such-image:nope"}).encode(),
+                              {"Content-Type": "application/json"})
+    assert status == 404 and "No such image" in json.loads(body)["message"]
+    status, _, body = request(daemon, "GET", "/containers/doesnotexist/json")
+    assert status == 404 and "No such container" in json.loads(body)["message"]
+    assert daemon.cli("version").returncode == 0
+
+
+def test_network_ls_shows_predefined(daemon):
+    names = daemon.out("network", "ls", "--format", "{{.Name}}").split()
+    assert sorted(names) == ["bridge", "host", "none"]
+
+
+def test_events_stream_container_lifecycle(daemon):
+    import subprocess
+    import time
+    since = str(time.time())
+    daemon.cli("run", "--rm", "--name", "evtest", "busybox", "true")
+    until = str(time.time() + 0.5)
+    out = daemon.out("events", "--since", since, "--until", until, "--filter",
+                     "container=evtest", "--format", "{{.Type}} {{.Action}}")
+    actions = [line.split()[1] for line in out.splitlines()]
+    for a in ("create", "start", "die", "destroy"):
+        assert a in actions, out
+    assert actions.index("create") < actions.index("start") < actions.index("die")
+    del subprocess
