@@ -23,6 +23,7 @@ from .api.server import ApiServer
 from .config import Config
 from .containers.archive import ArchiveService
 from .containers.execs import ExecService
+from .containers.health import HealthMonitor
 from .containers.service import ContainerService
 from .containers.spec import make_spec_builder
 from .containers.stats import StatsService
@@ -117,6 +118,9 @@ class Daemon:
         self.containers.spec_builder = make_spec_builder(cfg, self.containers.get)
         self.images.containers_using = self.containers.containers_using_image
         self.networks.container_name = lambda cid: self.containers.get(cid).name
+        health = HealthMonitor(self.containers)
+        self.containers.on_start_hooks.append(health.on_start)
+        self.containers.on_exit_hooks.append(lambda c: health.stop(c.id))
         self.execs = ExecService(self.containers)
         self.execs.restore()
         await self.networks.start()

@@ -51,8 +51,6 @@ class State:
         self.status, self.pid, self.conmon_pid = "exited", 0, 0
         self.exit_code, self.oom_killed, self.error = exit_code, oom, error
         self.finished_at = now_rfc3339()
-        if self.health is not None:
-            self.health.status = "unhealthy" if self.health.status != "healthy" else "unhealthy"
 
     def to_paused(self) -> None:
         if self.status != "running":

@@ -76,6 +76,7 @@ class ContainerService:
         # set by the daemon: hooks run at start (before runc start) / after exit
         self.spec_builder: Callable[[Container, str, str | None], dict] | None = None
         self.on_exit_hooks: list[Callable[[Container], Any]] = []
+        self.on_start_hooks: list[Callable[[Container], Any]] = []
 
     # ---- lookup ---------------------------------------------------------------
 
@@ -266,6 +267,8 @@ class ContainerService:
             raise
         c.state.to_running(started.pid, started.conmon_pid)
         c.has_been_started = True
+        for hook in self.on_start_hooks:
+            hook(c)
         self.save(c)
         self._event(c, "start")
         self._watch(c)
@@ -721,6 +724,8 @@ class ContainerService:
                 if self.cfg.live_restore:
                     log.info("live-restore: reattached to %s (pid %d)", c.id[:12], c.state.pid)
                     self._watch(c)
+                    for hook in self.on_start_hooks:
+                        hook(c)
                     continue
                 # not live-restoring: stop what was left running, like dockerd
                 try:

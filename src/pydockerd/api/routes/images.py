@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import InvalidParameter
+from ...errors import InvalidParameter, NotImplementedErr
 from ...images.service import ImageService
 from ...images.wire import history_to_wire, image_summary, image_to_wire
-from ..http import AnyResponse, Request, StreamResponse, empty, json_response
+from ..http import AnyResponse, Handler, Request, StreamResponse, empty, json_response
 from ..router import Route
 
 
@@ -31,6 +31,13 @@ def parse_filters(raw: Any) -> dict[str, list[str]]:
         else:
             raise InvalidParameter(f"invalid filter '{key}'")
     return out
+
+
+def not_yet(what: str) -> Handler:
+    """A route of the Engine API this version does not serve yet: a clear 501."""
+    async def handler(req: Request) -> AnyResponse:
+        raise NotImplementedErr(f"{what} is not supported by pydockerd yet")
+    return handler
 
 
 def routes(images: ImageService) -> list[Route]:
@@ -74,6 +81,15 @@ def routes(images: ImageService) -> list[Route]:
 
     return [
         Route("GET", "/images/json", list_images),
+        Route("POST", "/images/create", not_yet("pulling and importing images")),
+        Route("POST", "/images/{name:path}/push", not_yet("pushing images")),
+        Route("GET", "/images/get", not_yet("saving images")),
+        Route("GET", "/images/{name:path}/get", not_yet("saving images")),
+        Route("GET", "/images/search", not_yet("searching registries")),
+        Route("POST", "/images/prune", not_yet("pruning images")),
+        Route("POST", "/commit", not_yet("committing containers")),
+        Route("POST", "/build", not_yet("building images")),
+        Route("POST", "/auth", not_yet("registry login")),
         Route("POST", "/images/load", load),
         Route("GET", "/images/{name:path}/json", inspect),
         Route("GET", "/images/{name:path}/history", history),

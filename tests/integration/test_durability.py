@@ -1,0 +1,81 @@
+"""State survives daemon restarts and kill -9; live-restore keeps containers running."""
+from __future__ import annotations
+
+import signal
+import time
+
+
+def _status(d, ref: str) -> str:
+    return d.out("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", ref).strip()
+
+
+def test_restart_and_kill9_keep_state(fresh_daemon):
+    d = fresh_daemon()
+    d.cli("run", "--name", "done7", "busybox", "sh", "-c", "exit 7", check=False)
+    d.cli("create", "--name", "fresh", "busybox")
+    d.cli("run", "-d", "--name", "runner", "busybox", "sleep", "300")
+    d.cli("run", "-d", "--name", "always", "--restart", "always", "busybox", "sleep", "300")
+    d.restart(signal.SIGTERM)
+    assert _status(d, "done7") == "exited 7"
+    assert _status(d, "fresh") == "created 0"
+    # without live-restore a graceful stop stops containers; `always` comes back
+    assert _status(d, "runner").startswith("exited")
+    assert _status(d, "always") == "running 0"
+    d.cli("start", "runner")
+    d.restart(signal.SIGKILL)
+    names = set(d.out("ps", "-a", "--format", "{{.Names}}").split())
+    assert {"done7", "fresh", "runner", "always"} <= names
+    assert _status(d, "done7") == "exited 7"
+    # killed without a chance to stop them: dockerd's restore stops them, `always` restarts
+    assert _status(d, "runner").split()[0] == "exited"
+    assert _status(d, "always") == "running 0"
+
+
+def test_live_restore_keeps_containers_running(fresh_daemon):
+    d = fresh_daemon("--live-restore")
+    cid = d.out("run", "-d", "--name", "lr", "busybox", "sh", "-c",
+                "i=0; while true; do echo n$i; i=$((i+1)); sleep 0.2; done").strip()
+    pid = d.out("inspect", "-f", "{{.State.Pid}}", "lr").strip()
+    d.cli("run", "-d", "--name", "dies", "busybox", "sleep", "1.5")
+    d.stop(signal.SIGKILL)
+    time.sleep(2.0)          # "dies" exits while the daemon is away
+    d.start()
+    assert _status(d, "lr") == "running 0"
+    assert d.out("inspect", "-f", "{{.State.Pid}}", "lr").strip() == pid
+    assert _status(d, "dies") == "exited 0"
+    logs = d.out("logs", "lr").split()
+    time.sleep(0.6)
+    assert len(d.out("logs", "lr").split()) > len(logs)      # logs keep flowing
+    assert d.out("exec", "lr", "echo", "still-here") == "still-here\n"
+    d.cli("stop", "-t", "1", "lr")
+    assert _status(d, "lr").startswith("exited")
+    del cid
+
+
+def test_graceful_restart_with_live_restore(fresh_daemon):
+    d = fresh_daemon("--live-restore")
+    d.cli("run", "-d", "--name", "keep", "busybox", "sleep", "300")
+    d.restart(signal.SIGTERM)
+    assert _status(d, "keep") == "running 0"
+    d.cli("rm", "-f", "keep")
+    assert d.out("ps", "-aq") == ""
+
+
+def test_failed_start_leaves_nothing_behind(daemon):
+    import os
+    import subprocess
+    veths_before = subprocess.run(["ip", "-o", "link", "show", "master", daemon.bridge],
+                                  capture_output=True, text=True).stdout
+    r = daemon.cli("run", "--name", "badmount", "-v", "/etc/passwd:/bin", "busybox", "true",
+                   check=False)
+    assert r.returncode != 0
+    doc = daemon.inspect("badmount")
+    assert doc["State"]["Status"] == "created" and doc["State"]["Error"]
+    mounts = open("/proc/self/mounts").read()
+    assert doc["Id"] not in mounts
+    veths_after = subprocess.run(["ip", "-o", "link", "show", "master", daemon.bridge],
+                                 capture_output=True, text=True).stdout
+    assert veths_after == veths_before
+    assert not os.path.exists(os.path.join(daemon.exec_root, "netns", doc["Id"]))
+    daemon.cli("rm", "badmount")
+    assert daemon.cli("version").returncode == 0

@@ -1,0 +1,72 @@
+"""Interactive use through a real pseudo-terminal: docker run -it, exec -it, attach."""
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import time
+
+
+def run_in_pty(daemon, args: list[str], steps: list[tuple[bytes, bytes]],
+               timeout: float = 15) -> tuple[int, bytes]:
+    """Run docker with a pty; for each (wait_for, send) wait for output then type."""
+    master, slave = pty.openpty()
+    env = dict(os.environ, DOCKER_HOST=daemon.host, DOCKER_CONFIG=str(daemon.base / "cli"))
+    p = subprocess.Popen(["docker", *args], stdin=slave, stdout=slave, stderr=slave, env=env,
+                         start_new_session=True)
+    os.close(slave)
+    out = b""
+    deadline = time.time() + timeout
+    pending = list(steps)
+    while time.time() < deadline:
+        if pending and pending[0][0] in out:
+            os.write(master, pending.pop(0)[1])
+        r, _, _ = select.select([master], [], [], 0.1)
+        if r:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+        elif p.poll() is not None:
+            break
+    try:
+        rc = p.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = -1
+    os.close(master)
+    return rc, out
+
+
+def test_run_it_shell(daemon):
+    rc, out = run_in_pty(daemon, ["run", "-it", "--rm", "busybox", "sh"],
+                         [(b"# ", b"echo hi-$((40+2))\r"), (b"hi-42", b"exit 7\r")])
+    assert b"hi-42" in out
+    assert rc == 7
+
+
+def test_exec_it(daemon):
+    daemon.cli("run", "-d", "--name", "ttyexec", "busybox", "sleep", "300")
+    try:
+        rc, out = run_in_pty(daemon, ["exec", "-it", "ttyexec", "sh"],
+                             [(b"# ", b"tty\r"), (b"/dev/pts", b"exit 3\r")])
+        assert b"/dev/pts/" in out and rc == 3
+    finally:
+        daemon.cli("rm", "-f", "ttyexec")
+
+
+def test_attach_and_detach_keys(daemon):
+    daemon.cli("run", "-dit", "--name", "attachme", "busybox", "sh")
+    try:
+        rc, out = run_in_pty(daemon, ["attach", "attachme"],
+                             [(b"", b"\r"), (b"# ", b"echo attached-$((1+1))\r"),
+                              (b"attached-2", b"\x10\x11")])
+        assert b"attached-2" in out
+        assert b"read escape sequence" in out       # the CLI saw the detach, not an error
+        assert daemon.out("inspect", "-f", "{{.State.Running}}", "attachme").strip() == "true"
+    finally:
+        daemon.cli("rm", "-f", "attachme")
