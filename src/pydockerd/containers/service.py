@@ -222,27 +222,14 @@ class ContainerService:
 
     async def _start_locked(self, c: Container) -> None:
         netns: str | None = None
-        mounted = False
-        sandbox = False
+        # the rootfs mount and the network sandbox are independent: do both at once
+        mount = asyncio.ensure_future(asyncio.to_thread(
+            self.images.mount_rootfs, c.id, self.images.resolve(c.image_id)))
         try:
-            rootfs = await asyncio.to_thread(self.images.mount_rootfs, c.id,
-                                             self.images.resolve(c.image_id))
-            mounted = True
-            mode = c.host_config["NetworkMode"]
-            if mode == "host":
-                netns = None
-            elif mode.startswith("container:"):
-                other = self.get(mode.split(":", 1)[1])
-                if not other.state.running:
-                    raise Conflict(f"cannot join network of a non running container: {other.id}")
-                netns = f"/proc/{other.state.pid}/ns/net"
-            else:
-                netns = await self.networks.create_sandbox(c.id)
-                sandbox = True
-                if mode == "bridge":
-                    ep = await self.networks.connect(c.id, netns, "bridge")
-                    c.endpoints = [Endpoint("bridge", ep.network_id, ep.endpoint_id, ep.ip,
-                                            ep.prefix_len, ep.gateway, ep.mac)]
+            try:
+                netns = await self._network_up(c)
+            finally:
+                rootfs = await mount
             await asyncio.to_thread(self._write_etc_files, c)
             assert self.spec_builder is not None
             spec = await asyncio.to_thread(self.spec_builder, c, rootfs, netns)
@@ -256,7 +243,7 @@ class ContainerService:
                 await self.runc.delete(c.id, force=True)
                 raise
         except BaseException as e:
-            await self._teardown(c, mounted, sandbox)
+            await self._teardown(c)
             msg = e.message if isinstance(e, DockerError) else str(e)
             c.state.error = msg
             c.state.exit_code = _exit_code_for_error(msg)
@@ -272,6 +259,23 @@ class ContainerService:
         self.save(c)
         self._event(c, "start")
         self._watch(c)
+
+    async def _network_up(self, c: Container) -> str | None:
+        """Join or create the container's network namespace; returns its path."""
+        mode = c.host_config["NetworkMode"]
+        if mode == "host":
+            return None
+        if mode.startswith("container:"):
+            other = self.get(mode.split(":", 1)[1])
+            if not other.state.running:
+                raise Conflict(f"cannot join network of a non running container: {other.id}")
+            return f"/proc/{other.state.pid}/ns/net"
+        netns: str = await self.networks.create_sandbox(c.id)
+        if mode == "bridge":
+            ep = await self.networks.connect(c.id, netns, "bridge")
+            c.endpoints = [Endpoint("bridge", ep.network_id, ep.endpoint_id, ep.ip,
+                                    ep.prefix_len, ep.gateway, ep.mac)]
+        return netns
 
     def _conmon_spec(self, c: Container) -> conmon.ConmonSpec:
         return conmon.ConmonSpec(
@@ -307,21 +311,27 @@ class ContainerService:
             list(hc.get("Dns") or self.cfg.dns), list(hc.get("DnsSearch") or self.cfg.dns_search),
             list(hc.get("DnsOptions") or self.cfg.dns_opts)))
 
-    async def _teardown(self, c: Container, unmount: bool = True, network: bool = True) -> None:
-        """Release what a running container held: network, rootfs mount, runtime dir."""
-        if network and not c.host_config["NetworkMode"].startswith("container:") \
-                and c.host_config["NetworkMode"] != "host":
+    async def _teardown(self, c: Container) -> None:
+        """Release what a running container held: network and rootfs mount, in parallel.
+
+        Both steps are idempotent, so this is also the undo of a half-made start.
+        """
+        async def network_down() -> None:
+            mode = c.host_config["NetworkMode"]
+            if mode.startswith("container:") or mode == "host":
+                return
             try:
-                await self.networks.disconnect(c.id)
                 await self.networks.release_sandbox(c.id)
             except Exception:  # noqa: BLE001 - teardown must go on
                 log.exception("network teardown of %s", c.id)
-        c.endpoints = []
-        if unmount:
+
+        async def unmount() -> None:
             try:
                 await asyncio.to_thread(self.images.unmount_rootfs, c.id)
             except Exception:  # noqa: BLE001
                 log.exception("unmount of %s", c.id)
+        await asyncio.gather(network_down(), unmount())
+        c.endpoints = []
 
     # ---- exit handling ------------------------------------------------------------
 
@@ -370,8 +380,7 @@ class ContainerService:
         pdir = self.paths.persist_dir(c.id)
         code = conmon.read_exit_code(pdir, self.paths.exit_dir, c.id)
         oom = conmon.was_oom_killed(pdir)
-        await self.runc.delete(c.id, force=True)
-        await self._teardown(c)
+        await asyncio.gather(self.runc.delete(c.id, force=True), self._teardown(c))
         c.state.to_exited(137 if code is None else code, oom)
         if oom:
             self._event(c, "oom")
