@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
     try:
-        rc = asyncio.run(run_daemon(cfg))
+        rc = asyncio.run(run_daemon(cfg, getattr(ns, "config_file", "/etc/docker/daemon.json")))
     except DockerError as e:
         logging.getLogger("pydockerd").error("%s", e.message)
         sys.exit(1)

@@ -88,8 +88,9 @@ def _sd_notify(msg: str) -> None:
 
 
 class Daemon:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, config_file: str = "/etc/docker/daemon.json") -> None:
         self.cfg = cfg
+        self.config_file = config_file
         self.events = EventBus()
         self.store: Store | None = None
         self.server: ApiServer | None = None
@@ -184,11 +185,44 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         loop.add_signal_handler(signal.SIGUSR1, self._dump_stacks)
 
+    # daemon.json keys that SIGHUP applies to a running daemon
+    RELOADABLE = ("debug", "log-level", "live-restore", "shutdown-timeout")
+
     def _reload(self) -> None:
-        log.info("SIGHUP: reload requested; nothing in the running configuration is "
-                 "reloadable yet, configuration left unchanged")
+        """SIGHUP: re-read the config file and apply what can change at run time."""
+        import dataclasses
+        from .config import JSON_KEYS, load_config_file
+        try:
+            values = load_config_file(self.config_file)
+        except DockerError as e:
+            log.error("SIGHUP: configuration not reloaded: %s", e.message)
+            return
+        changes = {}
+        for key in self.RELOADABLE:
+            if key in values:
+                field_name = JSON_KEYS[key]
+                if getattr(self.cfg, field_name) != values[key]:
+                    changes[field_name] = values[key]
+        ignored = sorted(set(values) - set(self.RELOADABLE))
+        if ignored:
+            log.info("SIGHUP: these options need a restart and were left as they are: %s",
+                     ", ".join(ignored))
+        if not changes:
+            log.info("SIGHUP: reload requested; nothing reloadable changed")
+            return
+        self.cfg = dataclasses.replace(self.cfg, **changes)
+        for service in ("containers", "system"):
+            if hasattr(self, service):
+                getattr(self, service).cfg = self.cfg
+        if "debug" in changes or "log_level" in changes:
+            level = "debug" if self.cfg.debug else self.cfg.log_level
+            logging.getLogger().setLevel(
+                {"warn": logging.WARNING, "fatal": logging.CRITICAL}.get(
+                    level, getattr(logging, level.upper(), logging.INFO)))
+        log.info("SIGHUP: reloaded %s", ", ".join(f"{k}={v}" for k, v in changes.items()))
         self.events.publish("daemon", "reload", getattr(self, "system", None) and
-                            self.system.engine_id or "", {"name": "pydockerd"})
+                            self.system.engine_id or "", {"name": "pydockerd", **{
+                                k: str(v) for k, v in changes.items()}})
 
     def _dump_stacks(self) -> None:
         lines = ["=== BEGIN task stack dump ==="]
@@ -243,8 +277,8 @@ def _systemd_fds() -> list[int]:
     return list(range(3, 3 + n))
 
 
-async def run_daemon(cfg: Config) -> int:
-    daemon = Daemon(cfg)
+async def run_daemon(cfg: Config, config_file: str = "/etc/docker/daemon.json") -> int:
+    daemon = Daemon(cfg, config_file)
     try:
         return await daemon.run()
     except DockerError:
