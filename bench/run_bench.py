@@ -1,0 +1,891 @@
+#!/usr/bin/env python3
+"""pydockerd vs real dockerd, side by side in one run, printed as ratios.
+
+    python3 bench/run_bench.py [--runs N] [--containers 100] [--skip-dockerd]
+
+Both daemons run at the same time, each on its own socket, data root, exec
+root, bridge and subnet, and both are driven by the same docker CLI
+(/usr/local/bin/docker, CLI 28).  The real dockerd is Debian's `docker.io`
+(dockerd 20.10) with a containerd of its own that this script starts (own
+root, state and socket, so it never meets a system containerd).  Neither
+daemon touches iptables (--iptables=false --ip-forward=false).
+
+Everything the run creates (daemons, containerd, shims, conmons, bridges,
+mounts, data roots, cgroup parent) is torn down in a finally block.
+
+Results go to stdout as a table and to bench/results-latest.json.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import http.client
+import ipaddress
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+MKIMAGE = ROOT.parent / "shared" / "testimages" / "mkimage.py"
+DOCKER_CLI = "/usr/local/bin/docker"      # CLI 28, for both daemons (never /usr/bin/docker)
+
+PYD_BASE = Path("/tmp/bench-pydockerd")
+DD_BASE = Path("/tmp/bench-dockerd")
+PYD_BRIDGE = "benchpyd0"
+DD_BRIDGE = "benchdocker0"
+DD_CGROUP_PARENT = "benchdockerd"
+
+# host paths a dockerd/containerd may create outside its roots; removed at the
+# end only if they did not exist before the run (and only if empty / ours)
+HOST_PATHS_WATCHED = ["/run/containerd/s", "/run/containerd", "/etc/docker/key.json",
+                      "/var/lib/docker", "/var/lib/containerd", "/run/docker/plugins", "/run/docker",
+                      "/opt/containerd"]
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def run(argv: list[str], check: bool = False, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def free_subnets(n: int) -> list[str]:
+    """n /24s in 10.0.0.0/8 that nothing on the host routes or addresses."""
+    used: list[ipaddress.IPv4Network] = []
+    for route in json.loads(run(["ip", "-j", "-4", "route", "show", "table", "all"]).stdout or "[]"):
+        dst = route.get("dst", "")
+        if dst and dst != "default":
+            try:
+                used.append(ipaddress.IPv4Network(dst, strict=False))
+            except ValueError:
+                pass
+    for link in json.loads(run(["ip", "-j", "-4", "addr", "show"]).stdout or "[]"):
+        for info in link.get("addr_info", []):
+            used.append(ipaddress.IPv4Interface(f"{info['local']}/{info['prefixlen']}").network)
+    out = []
+    for b in range(231, 250):          # a block the tests' random picks (10.100-250.x) rarely hit
+        for c in (77, 78, 79, 80, 81):
+            net = ipaddress.IPv4Network(f"10.{b}.{c}.0/24")
+            if not any(net.overlaps(u) for u in used):
+                out.append(f"10.{b}.{c}.1/24")
+                if len(out) == n:
+                    return out
+    raise RuntimeError("no free /24 found")
+
+
+def link_exists(name: str) -> bool:
+    return run(["ip", "link", "show", "dev", name]).returncode == 0
+
+
+def proc_cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def proc_comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def mem_kib(pid: int) -> tuple[int, int]:
+    """(Pss, Rss) in KiB from smaps_rollup (Rss from status if rollup is missing)."""
+    pss = rss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+                elif line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+        return pss, rss
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, rss
+
+
+def umount_under(base: Path) -> None:
+    """Lazily unmount every mount at or below base, deepest first."""
+    prefix = str(base)
+    mounts = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                mp = line.split()[4].encode().decode("unicode_escape")
+                if mp == prefix or mp.startswith(prefix + "/"):
+                    mounts.append(mp)
+    except OSError:
+        return
+    for mp in sorted(set(mounts), key=len, reverse=True):
+        run(["umount", "-l", mp])
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 60):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+# --------------------------------------------------------------------------- daemons
+
+@dataclass
+class Engine:
+    name: str
+    base: Path
+    bridge: str
+    subnet: str
+    proc: subprocess.Popen | None = None
+    helper_procs: list[subprocess.Popen] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def sock(self) -> str:
+        return str(self.base / "docker.sock")
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.sock}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.base / "daemon.log"
+
+    def env(self) -> dict:
+        env = dict(os.environ, DOCKER_HOST=self.host, DOCKER_CONFIG=str(self.base / "cli"))
+        env.pop("DOCKER_CONTEXT", None)
+        env.pop("DOCKER_TLS_VERIFY", None)
+        return env
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([DOCKER_CLI, *args], capture_output=True, text=True,
+                              env=self.env(), timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def must(self, *args: str, timeout: float = 120) -> str:
+        r = self.cli(*args, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"{self.name}: docker {' '.join(args)} failed "
+                               f"({r.returncode}): {r.stderr.strip()}")
+        return r.stdout
+
+    def timed(self, *args: str, timeout: float = 120) -> float | None:
+        """Seconds the CLI call took, or None (error recorded) if it failed."""
+        t0 = time.perf_counter()
+        try:
+            r = self.cli(*args, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.note_error(f"docker {' '.join(args)}: timed out after {timeout}s")
+            return None
+        dt = time.perf_counter() - t0
+        if r.returncode != 0:
+            self.note_error(f"docker {' '.join(args)} ({r.returncode}): {r.stderr.strip()}")
+            return None
+        return dt
+
+    def api_get(self, path: str) -> float | None:
+        t0 = time.perf_counter()
+        try:
+            c = UnixHTTPConnection(self.sock)
+            c.request("GET", path)
+            resp = c.getresponse()
+            resp.read()
+            c.close()
+        except OSError as e:
+            self.note_error(f"GET {path}: {e}")
+            return None
+        if resp.status != 200:
+            self.note_error(f"GET {path}: HTTP {resp.status}")
+            return None
+        return time.perf_counter() - t0
+
+    def note_error(self, msg: str) -> None:
+        log(f"  {self.name} ERROR: {msg}")
+        self.errors.append(msg)
+
+    def wait_up(self, timeout: float = 60) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.log_tail()}")
+            if os.path.exists(self.sock):
+                r = self.cli("version", "--format", "{{.Server.Version}}", timeout=10)
+                if r.returncode == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not come up:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def prepare_base(self) -> None:
+        if self.base.exists():
+            pidfile = self.base / "daemon.pid"
+            if pidfile.exists():
+                try:
+                    pid = int(pidfile.read_text().strip() or 0)
+                except ValueError:
+                    pid = 0
+                if pid and pid_alive(pid) and str(self.base) in proc_cmdline(pid):
+                    raise RuntimeError(f"a daemon (pid {pid}) still runs under {self.base}; "
+                                       "another bench running? stop it first")
+            log(f"removing stale {self.base} from an earlier run")
+            umount_under(self.base)
+            shutil.rmtree(self.base, ignore_errors=True)
+        (self.base / "cli").mkdir(parents=True)
+        (self.base / "daemon.json").write_text("{}\n")
+
+    # processes whose memory counts as "the engine": overridden per engine
+    def engine_pids(self) -> dict[str, list[int]]:
+        raise NotImplementedError
+
+    def zombie_children(self) -> int:
+        """Children of the daemon that exited and were never reaped."""
+        if self.proc is None:
+            return 0
+        n = 0
+        for p in all_pids():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] == "Z" and int(fields[1]) == self.proc.pid:
+                n += 1
+        return n
+
+    def memory(self) -> dict:
+        groups = self.engine_pids()
+        out: dict = {"pss_kib": 0, "rss_kib": 0, "zombie_children": self.zombie_children(),
+                     "groups": {}}
+        for g, pids in groups.items():
+            pss = rss = 0
+            for p in pids:
+                a, b = mem_kib(p)
+                pss += a
+                rss += b
+            out["groups"][g] = {"count": len(pids), "pss_kib": pss, "rss_kib": rss}
+            out["pss_kib"] += pss
+            out["rss_kib"] += rss
+        return out
+
+
+class PyDockerd(Engine):
+    def start(self) -> None:
+        self.prepare_base()
+        argv = [sys.executable, "-m", "pydockerd", "-H", self.host,
+                "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "exec"),
+                "--pidfile", str(self.base / "daemon.pid"), "-b", self.bridge, "--bip", self.subnet,
+                "--iptables=false", "--ip-forward=false",
+                "--config-file", str(self.base / "daemon.json")]
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        logf = open(self.log_path, "ab")
+        log(f"starting pydockerd: {' '.join(argv)}")
+        self.proc = subprocess.Popen(argv, stdout=logf, stderr=logf, env=env,
+                                     start_new_session=True, cwd=str(self.base))
+        self.wait_up()
+
+    def engine_pids(self) -> dict[str, list[int]]:
+        pids: dict[str, list[int]] = {"pydockerd": [], "conmon": []}
+        if self.proc and self.proc.poll() is None:
+            pids["pydockerd"].append(self.proc.pid)
+        for p in all_pids():
+            if proc_comm(p) == "conmon" and str(self.base) in proc_cmdline(p):
+                pids["conmon"].append(p)
+        return pids
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        runc_root = self.base / "exec" / "runc"
+        if runc_root.is_dir():
+            for cid in os.listdir(runc_root):
+                run(["runc", "--root", str(runc_root), "delete", "-f", cid])
+        kill_by_cmdline(self.base, ("conmon",))
+        netns = self.base / "exec" / "netns"
+        if netns.is_dir():
+            for f in os.listdir(netns):
+                run(["umount", "-l", str(netns / f)])
+        umount_under(self.base)
+        # --iptables=false: there should be no chains, but remove ours if any exist
+        chain = f"PYDOCKER-{self.bridge}"
+        for table in ("filter", "nat"):
+            rules = run(["iptables", "-t", table, "-S"]).stdout
+            for line in rules.splitlines():
+                if line.startswith("-A ") and f"-j {chain}" in line:
+                    run(["iptables", "-t", table, "-D", *line.split()[1:]])
+            if f"-N {chain}" in rules:
+                run(["iptables", "-t", table, "-F", chain])
+                run(["iptables", "-t", table, "-X", chain])
+        if link_exists(self.bridge):
+            run(["ip", "link", "del", "dev", self.bridge])
+
+
+class RealDockerd(Engine):
+    @property
+    def ctrd_dir(self) -> Path:
+        return self.base / "containerd"
+
+    @property
+    def ctrd_sock(self) -> str:
+        return str(self.ctrd_dir / "containerd.sock")
+
+    def start(self) -> None:
+        self.prepare_base()
+        # dockerd -b needs an existing bridge and refuses -b together with --bip:
+        # make the bridge ourselves, with the subnet on it.
+        if link_exists(self.bridge):
+            raise RuntimeError(f"bridge {self.bridge} already exists (stale from an earlier run?); "
+                               f"delete it with: ip link del {self.bridge}")
+        run(["ip", "link", "add", "name", self.bridge, "type", "bridge"])
+        self.created_bridge = True
+        for cmd in (["ip", "addr", "add", self.subnet, "dev", self.bridge],
+                    ["ip", "link", "set", "dev", self.bridge, "up"]):
+            r = run(cmd)
+            if r.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
+
+        # our own containerd: own root/state/sockets, CRI and /opt plugin off
+        self.ctrd_dir.mkdir()
+        d = self.ctrd_dir
+        (d / "config.toml").write_text(f"""version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt",
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "{self.ctrd_sock}"
+[ttrpc]
+  address = "{self.ctrd_sock}.ttrpc"
+[debug]
+  address = "{d}/debug.sock"
+  level = "warn"
+[metrics]
+  address = ""
+""")
+        ctrd_log = open(self.base / "containerd.log", "ab")
+        argv = ["containerd", "--config", str(d / "config.toml")]
+        log(f"starting containerd: {' '.join(argv)}")
+        cp = subprocess.Popen(argv, stdout=ctrd_log, stderr=ctrd_log, start_new_session=True)
+        self.helper_procs.append(cp)
+        deadline = time.time() + 30
+        while not os.path.exists(self.ctrd_sock):
+            if cp.poll() is not None or time.time() > deadline:
+                raise RuntimeError("containerd did not come up:\n" +
+                                   (self.base / "containerd.log").read_text(errors="replace")[-3000:])
+            time.sleep(0.05)
+
+        argv = ["dockerd", "-H", self.host, "--data-root", str(self.base / "data"),
+                "--exec-root", str(self.base / "exec"), "--pidfile", str(self.base / "daemon.pid"),
+                "--containerd", self.ctrd_sock, "-b", self.bridge,
+                "--iptables=false", "--ip-forward=false", "--ip-masq=false",
+                "--cgroup-parent", f"/{DD_CGROUP_PARENT}",
+                "--storage-driver", "overlay2", "--log-level", "warn",
+                "--config-file", str(self.base / "daemon.json")]
+        logf = open(self.log_path, "ab")
+        log(f"starting dockerd: {' '.join(argv)}")
+        self.proc = subprocess.Popen(argv, stdout=logf, stderr=logf, start_new_session=True,
+                                     cwd=str(self.base))
+        self.wait_up()
+
+    def engine_pids(self) -> dict[str, list[int]]:
+        pids: dict[str, list[int]] = {"dockerd": [], "containerd": [], "containerd-shim": []}
+        if self.proc and self.proc.poll() is None:
+            pids["dockerd"].append(self.proc.pid)
+        for cp in self.helper_procs:
+            if cp.poll() is None:
+                pids["containerd"].append(cp.pid)
+        for p in all_pids():
+            if proc_comm(p).startswith("containerd-shim") and self.ctrd_sock in proc_cmdline(p):
+                pids["containerd-shim"].append(p)
+        return pids
+
+    def cleanup(self) -> None:
+        for p in ([self.proc] if self.proc else []) + list(reversed(self.helper_procs)):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.proc = None
+        self.helper_procs = []
+        runc_root = self.base / "exec" / "runtime-runc" / "moby"
+        if runc_root.is_dir():
+            for cid in os.listdir(runc_root):
+                run(["runc", "--root", str(runc_root), "delete", "-f", cid])
+        kill_by_cmdline(self.ctrd_sock, ("containerd-shim",))
+        umount_under(self.base)
+        if getattr(self, "created_bridge", False) and link_exists(self.bridge):
+            run(["ip", "link", "del", "dev", self.bridge])
+        for ctl in os.listdir("/sys/fs/cgroup"):
+            cg = Path("/sys/fs/cgroup") / ctl / DD_CGROUP_PARENT
+            if cg.is_dir():
+                # children first (per-container cgroups normally go with their containers)
+                for sub in sorted((p for p in cg.rglob("*") if p.is_dir()),
+                                  key=lambda p: len(str(p)), reverse=True):
+                    try:
+                        sub.rmdir()
+                    except OSError:
+                        pass
+                try:
+                    cg.rmdir()
+                except OSError as e:
+                    log(f"could not remove cgroup {cg}: {e}")
+
+
+def kill_by_cmdline(marker: Path | str, comms: tuple[str, ...]) -> None:
+    for p in all_pids():
+        if any(proc_comm(p).startswith(c) for c in comms) and str(marker) in proc_cmdline(p):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+# --------------------------------------------------------------------------- measurements
+
+def median(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+class Bench:
+    def __init__(self, engines: list[Engine], runs: int, containers: int, concurrency: int):
+        self.engines = engines
+        self.runs = runs
+        self.containers = containers
+        self.concurrency = concurrency
+        self.metrics: list[dict] = []
+
+    def add(self, name: str, unit: str, samples: dict[str, list[float]], scale: float = 1.0,
+            note: str = "", single: dict[str, float | None] | None = None) -> None:
+        row: dict = {"metric": name, "unit": unit, "note": note, "values": {}, "samples": {}}
+        for e in self.engines:
+            if single is not None:
+                v = single.get(e.name)
+                row["samples"][e.name] = [] if v is None else [v]
+            else:
+                xs = [x * scale for x in samples.get(e.name, []) if x is not None]
+                row["samples"][e.name] = [round(x, 3) for x in xs]
+                v = median(xs)
+            row["values"][e.name] = None if v is None else round(v, 3)
+        a, b = row["values"].get("pydockerd"), row["values"].get("dockerd")
+        row["ratio"] = round(a / b, 3) if a is not None and b else None
+        self.metrics.append(row)
+        vals = ", ".join(f"{k}={v}" for k, v in row["values"].items())
+        log(f"  => {name}: {vals} {unit}" + (f"  ratio {row['ratio']}" if row["ratio"] else ""))
+
+    def interleaved(self, fn, warmup: int = 1) -> dict[str, list[float]]:
+        """Run fn(engine) -> seconds|None, alternating engines, after warm-up runs."""
+        out: dict[str, list[float]] = {e.name: [] for e in self.engines}
+        for _ in range(warmup):
+            for e in self.engines:
+                fn(e)
+        for i in range(self.runs):
+            order = self.engines if i % 2 == 0 else list(reversed(self.engines))
+            for e in order:
+                v = fn(e)
+                if v is not None:
+                    out[e.name].append(v)
+        return out
+
+    def rm_all(self, e: Engine) -> None:
+        ids = e.cli("ps", "-aq").stdout.split()
+        for i in range(0, len(ids), 20):
+            e.cli("rm", "-f", *ids[i:i + 20], timeout=300)
+
+    # ------------------------------------------------------------------ single-op metrics
+
+    def bench_run_rm(self) -> None:
+        log("docker run --rm busybox true")
+        s = self.interleaved(lambda e: e.timed("run", "--rm", "busybox", "true"))
+        self.add("run --rm busybox true", "ms", s, 1000)
+
+    def bench_lifecycle(self) -> None:
+        log("create + start + stop -t 1 + rm (busybox sleep 1000)")
+        steps = ("create", "start", "stop -t 1", "rm", "total")
+        acc: dict[str, dict[str, list[float]]] = {s: {e.name: [] for e in self.engines} for s in steps}
+
+        def one(e: Engine) -> float | None:
+            name = f"bench-life-{e.name}"
+            t = [e.timed("create", "--name", name, "busybox", "sleep", "1000")]
+            t.append(e.timed("start", name) if t[0] is not None else None)
+            t.append(e.timed("stop", "-t", "1", name) if t[1] is not None else None)
+            t.append(e.timed("rm", "-f", name))
+            if None in t:
+                e.cli("rm", "-f", name)
+                return None
+            return t  # type: ignore[return-value]
+
+        for _ in range(1):          # warm-up
+            for e in self.engines:
+                one(e)
+        for i in range(self.runs):
+            order = self.engines if i % 2 == 0 else list(reversed(self.engines))
+            for e in order:
+                t = one(e)
+                if t is None:
+                    continue
+                for s, v in zip(steps, [*t, sum(t)]):
+                    acc[s][e.name].append(v)
+        for s in steps:
+            note = "sleep as PID 1 ignores SIGTERM: both wait the 1 s grace, then SIGKILL" \
+                if s.startswith("stop") else ""
+            self.add(f"lifecycle: {s}", "ms", acc[s], 1000, note=note)
+
+    def bench_exec(self) -> None:
+        log("docker exec <ctr> true")
+        for e in self.engines:
+            e.must("run", "-d", "--name", f"bench-exec-{e.name}", "busybox", "sleep", "1000")
+        try:
+            s = self.interleaved(lambda e: e.timed("exec", f"bench-exec-{e.name}", "true"))
+            self.add("exec <ctr> true", "ms", s, 1000)
+        finally:
+            for e in self.engines:
+                e.cli("rm", "-f", f"bench-exec-{e.name}")
+
+    def sanity(self) -> dict:
+        """Same work on both sides? A container must get an address on its bridge and a
+        memory cgroup of its own; otherwise the timings are not comparable."""
+        out = {}
+        for e in self.engines:
+            r = e.cli("run", "--rm", "busybox", "sh", "-c",
+                      "ip -4 -o addr show dev eth0; grep memory /proc/self/cgroup")
+            net = ipaddress.IPv4Interface(e.subnet).network
+            addrs = [w.split("/")[0] for w in r.stdout.split() if w.count(".") == 3 and "/" in w]
+            ok_net = any(ipaddress.IPv4Address(a) in net for a in addrs)
+            cg = [ln for ln in r.stdout.splitlines() if "memory" in ln]
+            ok_cg = bool(cg) and not cg[0].rstrip().endswith(":/")
+            out[e.name] = {"rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr[-500:],
+                           "address_on_bridge": ok_net, "own_memory_cgroup": ok_cg}
+            log(f"sanity {e.name}: rc={r.returncode} address_on_bridge={ok_net} "
+                f"own_memory_cgroup={ok_cg}")
+            if not (r.returncode == 0 and ok_net and ok_cg):
+                e.note_error(f"sanity check: container setup differs from expectations: {out[e.name]}")
+        return out
+
+    def bench_api_ping(self) -> None:
+        log("API GET /_ping (no CLI)")
+        s = self.interleaved(lambda e: e.api_get("/_ping"), warmup=3)
+        self.add("API GET /_ping", "ms", s, 1000, note="raw HTTP on the unix socket")
+
+    # ------------------------------------------------------------------ many containers
+
+    def start_many(self, e: Engine) -> tuple[float, int]:
+        names = [f"bench-many-{i}" for i in range(self.containers)]
+        fails = 0
+        t0 = time.perf_counter()
+        pool = cf.ThreadPoolExecutor(self.concurrency)
+        try:
+            futs = {pool.submit(e.cli, "run", "-d", "--name", n, "busybox", "sleep", "1000",
+                                timeout=300): n for n in names}
+            for f in cf.as_completed(futs):
+                try:
+                    r = f.result()
+                    if r.returncode != 0:
+                        fails += 1
+                        e.note_error(f"run -d {futs[f]} ({r.returncode}): {r.stderr.strip()}")
+                except subprocess.TimeoutExpired:
+                    fails += 1
+                    e.note_error(f"run -d {futs[f]}: timed out after 300s")
+        finally:        # on Ctrl-C / SIGTERM: do not start the queued runs
+            pool.shutdown(wait=True, cancel_futures=True)
+        return time.perf_counter() - t0, fails
+
+    def remove_many(self, e: Engine) -> float:
+        ids = e.cli("ps", "-aq").stdout.split()
+        batches = [ids[i:i + 10] for i in range(0, len(ids), 10)]
+        t0 = time.perf_counter()
+        with cf.ThreadPoolExecutor(self.concurrency) as pool:
+            for r in pool.map(lambda b: e.cli("rm", "-f", *b, timeout=300), batches):
+                if r.returncode != 0:
+                    e.note_error(f"rm -f (batch) ({r.returncode}): {r.stderr.strip()}")
+        return time.perf_counter() - t0
+
+    def bench_many(self) -> None:
+        n = self.containers
+        mem0: dict[str, dict] = {}
+        mem1: dict[str, dict] = {}
+        start_t: dict[str, float | None] = {}
+        rm_t: dict[str, float | None] = {}
+        running: dict[str, int] = {}
+        for e in self.engines:
+            self.rm_all(e)
+        time.sleep(2)
+        for e in self.engines:
+            mem0[e.name] = e.memory()
+            log(f"{e.name}: memory at 0 containers: {mem0[e.name]}")
+        # start one engine at a time, so the other's startup storm does not disturb it
+        for e in self.engines:
+            log(f"{e.name}: starting {n} containers (concurrency {self.concurrency})")
+            dt, fails = self.start_many(e)
+            start_t[e.name] = dt * 1000 / n
+            running[e.name] = len(e.cli("ps", "-q").stdout.split())
+            log(f"{e.name}: {n} runs took {dt:.1f}s, {fails} failed, {running[e.name]} running")
+            time.sleep(3)
+            mem1[e.name] = e.memory()
+            log(f"{e.name}: memory at {running[e.name]} containers: {mem1[e.name]}")
+        # both hold their N containers now: interleave, so drift in host load hits both alike
+        log(f"docker ps and GET /containers/json with {n} running, x{self.runs} each")
+        ps = self.interleaved(lambda e: e.timed("ps"), warmup=2)
+        ps_api = self.interleaved(lambda e: e.api_get("/containers/json"), warmup=2)
+        for e in self.engines:
+            log(f"{e.name}: removing containers")
+            rm_t[e.name] = self.remove_many(e) * 1000 / max(running[e.name], 1)
+            left = e.cli("ps", "-aq").stdout.split()
+            if left:
+                e.note_error(f"{len(left)} containers left after rm -f; removing again")
+                self.rm_all(e)
+        self.add(f"docker ps ({n} running)", "ms", ps, 1000)
+        self.add(f"API GET /containers/json ({n} running)", "ms", ps_api, 1000,
+                 note="raw HTTP on the unix socket")
+        self.add(f"run -d x{n}, concurrency {self.concurrency}: wall per container", "ms", {},
+                 single={k: (None if v is None else v) for k, v in start_t.items()})
+        self.add(f"rm -f x{n} (batches of 10, concurrency {self.concurrency}): wall per container",
+                 "ms", {}, single=rm_t)
+        per_pss = {}
+        per_rss = {}
+        idle = {}
+        for e in self.engines:
+            k = max(running[e.name], 1)
+            per_pss[e.name] = (mem1[e.name]["pss_kib"] - mem0[e.name]["pss_kib"]) / k
+            per_rss[e.name] = (mem1[e.name]["rss_kib"] - mem0[e.name]["rss_kib"]) / k
+            idle[e.name] = mem0[e.name]["pss_kib"] / 1024
+        self.add("memory per running container (Pss)", "KiB", {}, single=per_pss,
+                 note="(engine Pss @N - @0)/N; engine = daemon + containerd + shims | "
+                      "pydockerd + conmons")
+        self.add("memory per running container (Rss)", "KiB", {}, single=per_rss,
+                 note="Rss double-counts shared pages across shims/conmons")
+        self.add("engine memory at 0 containers (Pss)", "MiB", {}, single=idle)
+        self.add(f"unreaped (zombie) children of the daemon with {n} running", "count", {},
+                 single={e.name: mem1[e.name]["zombie_children"] for e in self.engines})
+        self.memory_detail = {"at_0": mem0, "at_n": mem1, "running": running}
+
+
+# --------------------------------------------------------------------------- output
+
+def print_table(metrics: list[dict], names: list[str]) -> None:
+    cols = ["metric", "unit", *names] + (["ratio pyd/dockerd"] if len(names) > 1 else [])
+    rows = []
+    for m in metrics:
+        r = [m["metric"], m["unit"]]
+        for n in names:
+            v = m["values"].get(n)
+            r.append("FAILED" if v is None else f"{v:.1f}")
+        if len(names) > 1:
+            r.append("-" if m["ratio"] is None else f"{m['ratio']:.2f}x")
+        rows.append(r)
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows)]
+    line = "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cols, widths)))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                        for i, (c, w) in enumerate(zip(r, widths))))
+    for m in metrics:
+        if m["note"]:
+            print(f"  * {m['metric']}: {m['note']}")
+
+
+def daemon_log_problems(e: Engine, limit: int = 20) -> list[str]:
+    try:
+        lines = e.log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    keys = ("Traceback", "ERROR", "Error", "error", "level=error", "level=fatal", "CRITICAL")
+    hits = [ln for ln in lines if any(k in ln for k in keys)]
+    return hits[:limit]
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=10, help="samples per metric (median reported)")
+    ap.add_argument("--containers", type=int, default=100, help="containers for the ps/memory phase")
+    ap.add_argument("--concurrency", type=int, default=4, help="parallel CLI calls when starting many")
+    ap.add_argument("--skip-dockerd", action="store_true", help="benchmark pydockerd alone")
+    ap.add_argument("--output", default=str(HERE / "results-latest.json"))
+    ap.add_argument("--no-logs", action="store_true",
+                    help="do not copy daemon logs to bench/results-<engine>.log")
+    args = ap.parse_args()
+
+    if os.geteuid() != 0:
+        print("run as root (the daemons need it)", file=sys.stderr)
+        return 2
+    if not os.path.exists(DOCKER_CLI):
+        print(f"{DOCKER_CLI} (docker CLI 28) not found", file=sys.stderr)
+        return 2
+    use_dockerd = not args.skip_dockerd
+    if use_dockerd and not (shutil.which("dockerd") and shutil.which("containerd")):
+        log("dockerd/containerd not installed (Debian docker.io): benchmarking pydockerd alone")
+        use_dockerd = False
+
+    watched_before = {p: os.path.lexists(p) for p in HOST_PATHS_WATCHED}
+    subnets = free_subnets(2)
+    engines: list[Engine] = [PyDockerd("pydockerd", PYD_BASE, PYD_BRIDGE, subnets[0])]
+    if use_dockerd:
+        engines.append(RealDockerd("dockerd", DD_BASE, DD_BRIDGE, subnets[1]))
+    if link_exists(PYD_BRIDGE):
+        print(f"bridge {PYD_BRIDGE} already exists (stale from an earlier run?); "
+              f"delete it with: ip link del {PYD_BRIDGE}", file=sys.stderr)
+        return 2
+
+    result: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "runs": args.runs,
+                    "containers": args.containers, "concurrency": args.concurrency,
+                    "host": {"nproc": os.cpu_count(), "kernel": platform.release()},
+                    "engines": {}, "metrics": [], "errors": {}}
+    bench = Bench(engines, args.runs, args.containers, args.concurrency)
+    rc = 0
+    t_start = time.time()
+    signal.signal(signal.SIGTERM, _interrupt)     # clean up on kill, like on Ctrl-C
+    tmpimg = Path(tempfile.mkdtemp(prefix="bench-img-"))
+    try:
+        log("building the busybox test image")
+        subprocess.run([sys.executable, str(MKIMAGE), "busybox", "-o", str(tmpimg / "busybox.tar")],
+                       check=True, capture_output=True)
+        for e in engines:
+            e.start()
+            ver = e.must("version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})").strip()
+            result["engines"][e.name] = {"version": ver, "bridge": e.bridge, "subnet": e.subnet,
+                                         "base": str(e.base)}
+            log(f"{e.name} up: {ver}")
+            e.must("load", "-i", str(tmpimg / "busybox.tar"), timeout=300)
+        result["sanity"] = bench.sanity()
+        bench.bench_api_ping()
+        bench.bench_run_rm()
+        bench.bench_lifecycle()
+        bench.bench_exec()
+        bench.bench_many()
+        result["memory_detail"] = getattr(bench, "memory_detail", None)
+    except (Exception, KeyboardInterrupt) as ex:   # still clean up and print what we have
+        import traceback
+        traceback.print_exc()
+        result["fatal"] = f"{type(ex).__name__}: {ex}"
+        rc = 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # cleanup runs to the end
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for e in engines:
+            result["errors"][e.name] = e.errors
+            result.setdefault("daemon_log_problems", {})[e.name] = daemon_log_problems(e)
+            if not args.no_logs:
+                try:
+                    shutil.copy(e.log_path, HERE / f"results-{e.name}.log")
+                except OSError:
+                    pass
+        log("cleaning up")
+        for e in engines:
+            try:
+                if e.proc is not None and e.proc.poll() is None:
+                    bench.rm_all(e)
+            except Exception as ex:
+                log(f"{e.name}: rm of containers failed: {ex}")
+            try:
+                e.cleanup()
+            except Exception as ex:
+                log(f"{e.name}: cleanup failed: {ex}")
+            umount_under(e.base)
+            shutil.rmtree(e.base, ignore_errors=True)
+        shutil.rmtree(tmpimg, ignore_errors=True)
+        # host paths the run created (key.json, shim socket dir, ...): remove if ours and empty
+        for p in HOST_PATHS_WATCHED:
+            if not watched_before[p] and os.path.lexists(p):
+                try:
+                    if os.path.isdir(p) and not os.path.islink(p):
+                        os.rmdir(p)        # only if empty
+                    elif p.endswith("key.json"):
+                        os.unlink(p)
+                    log(f"removed {p} (created by this run)")
+                except OSError as ex:
+                    log(f"left {p} in place: {ex}")
+
+    result["elapsed_s"] = round(time.time() - t_start, 1)
+    result["metrics"] = bench.metrics
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print()
+    print(f"pydockerd vs dockerd — median of {args.runs} runs; "
+          f"{args.containers} containers for ps/memory; {result['elapsed_s']} s total")
+    for n, info in result["engines"].items():
+        print(f"  {n}: {info['version']}")
+    print()
+    print_table(bench.metrics, [e.name for e in engines])
+    for e in engines:
+        if e.errors:
+            print(f"\n{e.name}: {len(e.errors)} failed calls, first ones:")
+            for m in e.errors[:10]:
+                print(f"  - {m}")
+        probs = result["daemon_log_problems"].get(e.name)
+        if probs:
+            print(f"\n{e.name} log: {len(probs)} error lines (first shown):")
+            for m in probs[:10]:
+                print(f"  | {m[:300]}")
+    print(f"\nJSON: {args.output}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
