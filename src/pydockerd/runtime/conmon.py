@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import SystemError_
 from ..util.fsatomic import write_atomic
+from .pidwatch import wait_pid
 
 log = logging.getLogger("pydockerd.conmon")
 
@@ -108,6 +109,7 @@ async def create(spec: ConmonSpec, oci_config: dict) -> Started:
     msg = _parse_sync(raw)
     pid = msg.get("data", -1) if msg else -1
     if not isinstance(pid, int) or pid <= 0:
+        await _reap_failed_monitor(spec.bundle)
         with open(err_path, "rb") as f:
             err = f.read()
         detail = (msg or {}).get("message") or err.decode(errors="replace").strip() \
@@ -116,6 +118,19 @@ async def create(spec: ConmonSpec, oci_config: dict) -> Started:
     with open(os.path.join(spec.bundle, "conmon.pid")) as f:
         conmon_pid = int(f.read().strip())
     return Started(conmon_pid, pid)
+
+
+async def _reap_failed_monitor(bundle: str) -> None:
+    """conmon's monitor (our child: we are a subreaper) exits after a failed create."""
+    try:
+        with open(os.path.join(bundle, "conmon.pid")) as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        await asyncio.wait_for(wait_pid(pid), 5)
+    except asyncio.TimeoutError:
+        log.warning("conmon %d did not exit after a failed create", pid)
 
 
 def _read_all(fd: int) -> bytes:
