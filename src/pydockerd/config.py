@@ -46,6 +46,11 @@ class Config:
     no_new_privileges: bool = False
     seccomp_profile: str = ""
     storage_driver: str = ""
+    insecure_registries: tuple[str, ...] = ()
+    registry_mirrors: tuple[str, ...] = ()
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
+    certs_dir: str = "/etc/docker/certs.d"
 
     @property
     def socket_paths(self) -> list[str]:
@@ -64,7 +69,10 @@ JSON_KEYS = {
     "shutdown-timeout": "shutdown_timeout", "default-runtime": "default_runtime",
     "runtimes": "runtimes", "init": "init", "init-path": "init_path",
     "no-new-privileges": "no_new_privileges", "seccomp-profile": "seccomp_profile",
-    "storage-driver": "storage_driver",
+    "storage-driver": "storage_driver", "insecure-registries": "insecure_registries",
+    "registry-mirrors": "registry_mirrors",
+    "max-concurrent-downloads": "max_concurrent_downloads",
+    "max-concurrent-uploads": "max_concurrent_uploads",
 }
 
 _ULIMIT_NAMES = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
@@ -121,7 +129,8 @@ def normalise(values: dict[str, Any]) -> Config:
                 v = tuple((n, int(u["Soft"]), int(u["Hard"])) for n, u in v.items())
             else:
                 v = tuple(parse_ulimit(s) if isinstance(s, str) else s for s in v)
-        elif k in ("hosts", "dns", "dns_search", "dns_opts"):
+        elif k in ("hosts", "dns", "dns_search", "dns_opts", "insecure_registries",
+                   "registry_mirrors"):
             v = tuple(v)
         elif k == "runtimes":
             base = {"runc": "/usr/sbin/runc"}
@@ -161,5 +170,7 @@ def validate(cfg: Config) -> None:
     for h in cfg.hosts:
         if not h.startswith(("unix://", "tcp://", "fd://")):
             raise InvalidParameter(f"invalid host {h}: only unix://, tcp:// and fd:// are supported")
+    if cfg.max_concurrent_downloads < 1 or cfg.max_concurrent_uploads < 1:
+        raise InvalidParameter("max-concurrent-downloads/uploads must be at least 1")
     if cfg.shutdown_timeout < 0:
         raise InvalidParameter("shutdown-timeout must be >= 0")

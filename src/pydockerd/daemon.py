@@ -15,6 +15,7 @@ from typing import Any
 from . import __version__
 from .api.router import Router
 from .api.routes import containers as container_routes
+from .api.routes import distribution as distribution_routes
 from .api.routes import exec as exec_routes
 from .api.routes import images as image_routes
 from .api.routes import networks as network_routes
@@ -27,6 +28,7 @@ from .containers.health import HealthMonitor
 from .containers.service import ContainerService
 from .containers.spec import make_spec_builder
 from .containers.stats import StatsService
+from .distribution.service import DistributionService
 from .errors import DockerError, InvalidParameter
 from .events import EventBus
 from .images.service import ImageService
@@ -136,7 +138,10 @@ class Daemon:
         router.add(container_routes.routes(self.containers, self.images, self.networks,
                                            stats, archive))
         router.add(exec_routes.routes(self.execs))
-        router.add(image_routes.routes(self.images))
+        self.distribution = DistributionService(cfg, self.images, self.events)
+        # distribution first: its dynamic routes (push) must win over images/{name:path}
+        router.add(distribution_routes.routes(self.distribution))
+        router.add(image_routes.routes(self.images, self.containers))
         router.add(network_routes.routes(self.networks))
         self.server = ApiServer(router)
         log.info("pydockerd %s: storage driver %s, runtime %s (%s), data root %s",

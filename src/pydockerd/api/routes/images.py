@@ -40,7 +40,7 @@ def not_yet(what: str) -> Handler:
     return handler
 
 
-def routes(images: ImageService) -> list[Route]:
+def routes(images: ImageService, containers: Any = None) -> list[Route]:
     async def list_images(req: Request) -> AnyResponse:
         filters = parse_filters(req.q_json("filters"))
         if req.q("filter"):                      # API < 1.41: ?filter=<reference>
@@ -81,15 +81,11 @@ def routes(images: ImageService) -> list[Route]:
 
     return [
         Route("GET", "/images/json", list_images),
-        Route("POST", "/images/create", not_yet("pulling and importing images")),
-        Route("POST", "/images/{name:path}/push", not_yet("pushing images")),
         Route("GET", "/images/get", not_yet("saving images")),
         Route("GET", "/images/{name:path}/get", not_yet("saving images")),
-        Route("GET", "/images/search", not_yet("searching registries")),
         Route("POST", "/images/prune", not_yet("pruning images")),
         Route("POST", "/commit", not_yet("committing containers")),
         Route("POST", "/build", not_yet("building images")),
-        Route("POST", "/auth", not_yet("registry login")),
         Route("POST", "/images/load", load),
         Route("GET", "/images/{name:path}/json", inspect),
         Route("GET", "/images/{name:path}/history", history),

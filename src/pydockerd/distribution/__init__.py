@@ -1,0 +1,1 @@
+"""Registry distribution: pull, push, login (Docker Registry HTTP API v2 / OCI)."""
