@@ -14,6 +14,7 @@ from .api.server import API_VERSION, MIN_API_VERSION, version_str
 from .config import Config
 from .runtime.caps import host_capabilities
 from .util.ids import format_time, new_id
+from .util.procfs import read_text
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(platform.machine(),
                                                                      platform.machine())
@@ -106,7 +107,7 @@ class SystemService:
             or cgroup_version() == "2",
             "KernelMemoryTCP": False, "CpuCfsPeriod": True, "CpuCfsQuota": True,
             "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding":
-                _read("/proc/sys/net/ipv4/ip_forward") == "1",
+                read_text("/proc/sys/net/ipv4/ip_forward") == "1",
             "Debug": self.cfg.debug, "NFd": len(os.listdir("/proc/self/fd")),
             "OomKillDisable": cgroup_version() == "1",
             "NGoroutines": len(asyncio.all_tasks()), "SystemTime": format_time(
@@ -172,16 +173,8 @@ class SystemService:
         return out
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
 def _os_version() -> str:
-    for line in _read("/etc/os-release").splitlines():
+    for line in read_text("/etc/os-release").splitlines():
         if line.startswith("VERSION_ID="):
             return line.split("=", 1)[1].strip('"')
     return ""
@@ -189,7 +182,7 @@ def _os_version() -> str:
 
 def _fs_type(path: str) -> str:
     best, fstype = "", "unknown"
-    for line in _read("/proc/self/mounts").splitlines():
+    for line in read_text("/proc/self/mounts").splitlines():
         parts = line.split()
         if len(parts) > 2 and path.startswith(parts[1]) and len(parts[1]) >= len(best):
             best, fstype = parts[1], parts[2]

@@ -189,7 +189,7 @@ class ArchiveService:
                 raise NotFound(f"Could not find the file {path} in container "
                                f"{c.name}") from None
             if not stat.S_ISDIR(st.st_mode):
-                raise InvalidParameter(f"extraction point is not a directory")
+                raise InvalidParameter("extraction point is not a directory")
             r, w = os.pipe()
             loop = asyncio.get_running_loop()
 

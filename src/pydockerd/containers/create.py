@@ -102,8 +102,8 @@ def normalise_host_config(hc: dict[str, Any] | None, daemon_init: bool) -> dict[
     if retries < 0:
         raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
     if retries and name != "on-failure":
-        raise InvalidParameter(f"invalid restart policy: maximum retry count can only be used "
-                               f"with 'on-failure'")
+        raise InvalidParameter("invalid restart policy: maximum retry count can only be used "
+                               "with 'on-failure'")
     out["RestartPolicy"] = {"Name": name, "MaximumRetryCount": retries}
     if out.get("AutoRemove") and name not in ("no", ""):
         raise InvalidParameter("conflicting options: cannot specify both --restart and --rm")

@@ -199,7 +199,7 @@ class ContainerService:
         c = self.get(ref)
         async with self.lock(c.id):
             if c.state.status == "paused":
-                raise Conflict(f"cannot start a paused container, try unpause instead")
+                raise Conflict("cannot start a paused container, try unpause instead")
             if c.state.status == "running":
                 raise NotModifiedStart()
             if c.state.status == "removing":
@@ -613,7 +613,7 @@ class ContainerService:
         try:
             pid_col = titles.index("PID")
         except ValueError:
-            raise InvalidParameter(f"Couldn't find PID field in ps output") from None
+            raise InvalidParameter("Couldn't find PID field in ps output") from None
         procs = []
         for line in lines[1:]:
             fields = line.split(None, len(titles) - 1)
@@ -625,8 +625,8 @@ class ContainerService:
         return titles, procs
 
     async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+        from .spec import update_resources
         c = self.get(ref)
-        resources: dict[str, Any] = {}
         hc = dict(c.host_config)
         rp = body.get("RestartPolicy")
         if rp and rp.get("Name"):
@@ -635,42 +635,12 @@ class ContainerService:
                                        "is enabled for the container")
             hc["RestartPolicy"] = {"Name": rp["Name"],
                                    "MaximumRetryCount": int(rp.get("MaximumRetryCount") or 0)}
-        for key in ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares",
-                    "CpuQuota", "CpuPeriod", "CpusetCpus", "CpusetMems", "PidsLimit",
-                    "BlkioWeight"):
-            if body.get(key) not in (None, 0, ""):
-                hc[key] = body[key]
+        changed = [k for k in _UPDATABLE if body.get(k) not in (None, 0, "")]
+        for key in changed:
+            hc[key] = body[key]
         hc = normalise_host_config(hc, self.cfg.init)
-        mem, cpu = {}, {}
-        if body.get("Memory"):
-            mem["limit"] = hc["Memory"]
-        if body.get("MemorySwap"):
-            mem["swap"] = hc["MemorySwap"]
-        if body.get("MemoryReservation"):
-            mem["reservation"] = hc["MemoryReservation"]
-        if body.get("NanoCpus"):
-            cpu["period"] = 100000
-            cpu["quota"] = hc["NanoCpus"] * 100000 // 1_000_000_000
-        if body.get("CpuShares"):
-            cpu["shares"] = hc["CpuShares"]
-        if body.get("CpuQuota"):
-            cpu["quota"] = hc["CpuQuota"]
-        if body.get("CpuPeriod"):
-            cpu["period"] = hc["CpuPeriod"]
-        if body.get("CpusetCpus"):
-            cpu["cpus"] = hc["CpusetCpus"]
-        if body.get("CpusetMems"):
-            cpu["mems"] = hc["CpusetMems"]
-        if mem:
-            resources["memory"] = mem
-        if cpu:
-            resources["cpu"] = cpu
-        if body.get("PidsLimit"):
-            resources["pids"] = {"limit": hc["PidsLimit"]}
-        if body.get("BlkioWeight"):
-            resources["blockIO"] = {"weight": hc["BlkioWeight"]}
-        if resources and c.state.running:
-            await self.runc.update(c.id, resources)
+        if changed and c.state.running:
+            await self.runc.update(c.id, update_resources(hc))
         c.host_config = hc
         self.save(c)
         self._event(c, "update")
@@ -687,7 +657,7 @@ class ContainerService:
             fut: asyncio.Future[AttachSession] = asyncio.get_running_loop().create_future()
             self._pending_attach.setdefault(c.id, []).append(fut)
             return await fut
-        raise Conflict(f"You cannot attach to a stopped container, start it first")
+        raise Conflict("You cannot attach to a stopped container, start it first")
 
     async def _connect_pending_attachers(self, c: Container) -> None:
         for fut in self._pending_attach.pop(c.id, []):
@@ -778,6 +748,11 @@ class ContainerService:
                 await asyncio.gather(*(stop_one(c) for c in running))
         for t in list(self._tasks):
             t.cancel()
+
+
+# HostConfig resources `docker update` may change on a live container
+_UPDATABLE = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuQuota",
+              "CpuPeriod", "CpusetCpus", "CpusetMems", "PidsLimit", "BlkioWeight")
 
 
 class NotModifiedStart(DockerError):

@@ -6,8 +6,8 @@ from typing import Any
 
 from ..config import Config
 from ..errors import InvalidParameter
-from ..runtime.oci_spec import (DeviceSpec, MountSpec, SpecInput, Ulimit, build_spec,
-                                parse_bind, parse_tmpfs)
+from ..runtime.oci_spec import (DeviceSpec, MountSpec, SpecInput, Ulimit, build_resources,
+                                build_spec, parse_bind, parse_tmpfs)
 from .model import Container
 
 
@@ -67,6 +67,24 @@ def _ns_path(mode: str, get: Any, kind: str) -> str:
     raise InvalidParameter(f"invalid {kind} mode: {mode}")
 
 
+def resource_fields(hc: dict[str, Any]) -> dict[str, Any]:
+    """The SpecInput fields that come from HostConfig's resources (also `docker update`)."""
+    return dict(
+        memory=int(hc.get("Memory") or 0), memory_swap=int(hc.get("MemorySwap") or 0),
+        memory_reservation=int(hc.get("MemoryReservation") or 0),
+        memory_swappiness=hc.get("MemorySwappiness"),
+        nano_cpus=int(hc.get("NanoCpus") or 0), cpu_shares=int(hc.get("CpuShares") or 0),
+        cpu_quota=int(hc.get("CpuQuota") or 0), cpu_period=int(hc.get("CpuPeriod") or 0),
+        cpuset_cpus=hc.get("CpusetCpus") or "", cpuset_mems=hc.get("CpusetMems") or "",
+        pids_limit=hc.get("PidsLimit"), blkio_weight=int(hc.get("BlkioWeight") or 0),
+        oom_kill_disable=hc.get("OomKillDisable"))
+
+
+def update_resources(hc: dict[str, Any]) -> dict[str, Any]:
+    """The `runc update --resources` document for a (new) HostConfig."""
+    return build_resources(SpecInput(**resource_fields(hc)))
+
+
 def spec_input(c: Container, rootfs: str, netns: str | None, cfg: Config, get: Any) -> SpecInput:
     hc, cc = c.host_config, c.config
     init = hc.get("Init")
@@ -101,14 +119,7 @@ def spec_input(c: Container, rootfs: str, netns: str | None, cfg: Config, get: A
         pid_mode="host" if pid_mode == "host" else pid_mode,
         ipc_mode="host" if ipc_mode == "host" else ipc_mode,
         uts_host=hc.get("UTSMode") == "host",
-        memory=int(hc.get("Memory") or 0), memory_swap=int(hc.get("MemorySwap") or 0),
-        memory_reservation=int(hc.get("MemoryReservation") or 0),
-        memory_swappiness=hc.get("MemorySwappiness"),
-        nano_cpus=int(hc.get("NanoCpus") or 0), cpu_shares=int(hc.get("CpuShares") or 0),
-        cpu_quota=int(hc.get("CpuQuota") or 0), cpu_period=int(hc.get("CpuPeriod") or 0),
-        cpuset_cpus=hc.get("CpusetCpus") or "", cpuset_mems=hc.get("CpusetMems") or "",
-        pids_limit=hc.get("PidsLimit"), blkio_weight=int(hc.get("BlkioWeight") or 0),
-        oom_kill_disable=hc.get("OomKillDisable"),
+        **resource_fields(hc),
         cgroups_path=f"/pydockerd/{c.id}", oom_score_adj=int(hc.get("OomScoreAdj") or 0),
         sysctls=dict(hc.get("Sysctls") or {}), devices=devices,
         ulimits=[Ulimit(u["Name"], int(u["Soft"]), int(u["Hard"]))

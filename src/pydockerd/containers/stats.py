@@ -8,6 +8,7 @@ from typing import Any, AsyncIterator
 
 from ..util.ids import ZERO_TIME, format_time
 from .model import Container
+from ..util.procfs import read_text
 
 _V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -19,16 +20,8 @@ def cgroup_dir(cid: str, controller: str) -> str:
     return f"/sys/fs/cgroup/{controller}/pydockerd/{cid}"
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
 def _int(path: str) -> int:
-    v = _read(path)
+    v = read_text(path)
     try:
         return int(v.split()[0]) if v and v.split()[0] != "max" else 0
     except ValueError:
@@ -37,7 +30,7 @@ def _int(path: str) -> int:
 
 def _kv(path: str) -> dict[str, int]:
     out = {}
-    for line in _read(path).splitlines():
+    for line in read_text(path).splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1].lstrip("-").isdigit():
             out[parts[0]] = int(parts[1])
@@ -46,7 +39,7 @@ def _kv(path: str) -> dict[str, int]:
 
 def system_cpu_usage() -> int:
     """Host CPU time in nanoseconds, as dockerd computes it from /proc/stat."""
-    for line in _read("/proc/stat").splitlines():
+    for line in read_text("/proc/stat").splitlines():
         if line.startswith("cpu "):
             ticks = sum(int(x) for x in line.split()[1:8])
             return ticks * 1_000_000_000 // _CLK_TCK
@@ -64,7 +57,7 @@ def _cpu(cid: str) -> dict[str, Any]:
                       "throttled_time": st.get("throttled_usec", 0) * 1000}
     else:
         d = cgroup_dir(cid, "cpuacct")
-        percpu = [int(x) for x in _read(os.path.join(d, "cpuacct.usage_percpu")).split()]
+        percpu = [int(x) for x in read_text(os.path.join(d, "cpuacct.usage_percpu")).split()]
         st = _kv(os.path.join(d, "cpuacct.stat"))
         tick_ns = 1_000_000_000 // _CLK_TCK
         usage = {"total_usage": _int(os.path.join(d, "cpuacct.usage")),
@@ -82,7 +75,7 @@ def _cpu(cid: str) -> dict[str, Any]:
 def _memory(cid: str) -> dict[str, Any]:
     if _V2:
         d = cgroup_dir(cid, "memory")
-        limit = _read(os.path.join(d, "memory.max"))
+        limit = read_text(os.path.join(d, "memory.max"))
         return {"usage": _int(os.path.join(d, "memory.current")),
                 "stats": _kv(os.path.join(d, "memory.stat")),
                 "limit": int(limit) if limit.isdigit() else _host_mem()}
@@ -100,7 +93,7 @@ _MEM: list[int] = []
 
 def _host_mem() -> int:
     if not _MEM:
-        for line in _read("/proc/meminfo").splitlines():
+        for line in read_text("/proc/meminfo").splitlines():
             if line.startswith("MemTotal:"):
                 _MEM.append(int(line.split()[1]) * 1024)
                 break
@@ -111,7 +104,7 @@ def _host_mem() -> int:
 
 def _networks(pid: int) -> dict[str, Any]:
     nets = {}
-    for line in _read(f"/proc/{pid}/net/dev").splitlines()[2:]:
+    for line in read_text(f"/proc/{pid}/net/dev").splitlines()[2:]:
         name, _, rest = line.partition(":")
         name = name.strip()
         if name == "lo":
@@ -128,14 +121,14 @@ def _blkio(cid: str) -> dict[str, Any]:
     entries = []
     if not _V2:
         path = os.path.join(cgroup_dir(cid, "blkio"), "blkio.throttle.io_service_bytes")
-        for line in _read(path).splitlines():
+        for line in read_text(path).splitlines():
             parts = line.split()
             if len(parts) == 3 and ":" in parts[0]:
                 major, minor = parts[0].split(":")
                 entries.append({"major": int(major), "minor": int(minor),
                                 "op": parts[1].lower(), "value": int(parts[2])})
     else:
-        for line in _read(os.path.join(cgroup_dir(cid, "io"), "io.stat")).splitlines():
+        for line in read_text(os.path.join(cgroup_dir(cid, "io"), "io.stat")).splitlines():
             parts = line.split()
             if not parts or ":" not in parts[0]:
                 continue
@@ -167,7 +160,7 @@ def sample(c: Container) -> dict[str, Any]:
                                                      "throttled_time": 0}},
                 "memory_stats": {}}
     pids = {"current": _int(os.path.join(cgroup_dir(c.id, "pids"), "pids.current"))}
-    limit = _read(os.path.join(cgroup_dir(c.id, "pids"), "pids.max"))
+    limit = read_text(os.path.join(cgroup_dir(c.id, "pids"), "pids.max"))
     if limit.isdigit():
         pids["limit"] = int(limit)
     doc: dict[str, Any] = {

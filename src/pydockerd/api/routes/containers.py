@@ -29,17 +29,6 @@ def _since(v: str | None) -> float:
             raise InvalidParameter(f"invalid time value: {v}") from None
 
 
-def _filters(req: Request) -> dict[str, list[str]]:
-    raw = req.q_json("filters") or {}
-    if not isinstance(raw, dict):
-        raise InvalidParameter("invalid filters")
-    out: dict[str, list[str]] = {}
-    for k, v in raw.items():
-        # both {"k": ["v"]} and the legacy {"k": {"v": true}} forms
-        out[k] = [x for x, on in v.items() if on] if isinstance(v, dict) else list(v)
-    return out
-
-
 class ContainerRoutes:
     def __init__(self, containers: ContainerService, images: Any, networks: Any,
                  stats: Any, archive: Any) -> None:
@@ -98,7 +87,7 @@ class ContainerRoutes:
         from ...containers.listing import select
         size = req.q_bool("size")
         chosen = select(self.c.all(), req.q_bool("all"), req.q_int("limit", -1) or 0,
-                        _filters(req), self.c.get, self.images.matches_container_image)
+                        req.filters(), self.c.get, self.images.matches_container_image)
         ids = self._network_ids()
         out = []
         for ct in chosen:
@@ -310,7 +299,7 @@ class ContainerRoutes:
         return Response(200, b"", None)
 
     async def prune(self, req: Request) -> AnyResponse:
-        f = _filters(req)
+        f = req.filters()
         until = _since(f.get("until", [""])[0]) if f.get("until") else 0.0
         deleted, reclaimed = await self.c.prune(until, f.get("label"))
         return json_response({"ContainersDeleted": deleted or None,

@@ -9,26 +9,6 @@ from ..http import AnyResponse, Request, empty, json_response
 from ..router import Route
 
 
-def parse_filters(req: Request) -> dict[str, list[str]]:
-    """The `filters` query: {"k": ["v", ...]} or the legacy {"k": {"v": true}}."""
-    raw = req.q_json("filters")
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise InvalidParameter("invalid filters: expected a JSON object")
-    out: dict[str, list[str]] = {}
-    for key, val in raw.items():
-        if isinstance(val, dict):
-            out[key] = [k for k, on in val.items() if on]
-        elif isinstance(val, list):
-            out[key] = [str(v) for v in val]
-        elif isinstance(val, str):
-            out[key] = [val]
-        else:
-            raise InvalidParameter(f"invalid filter '{key}'")
-    return out
-
-
 def network_to_wire(networks: NetworkService, net: Network, *,
                     with_containers: bool = True) -> dict[str, Any]:
     containers: dict[str, Any] = {}
@@ -69,7 +49,7 @@ def network_to_wire(networks: NetworkService, net: Network, *,
 
 def routes(networks: NetworkService) -> list[Route]:
     async def list_networks(req: Request) -> AnyResponse:
-        nets = networks.list(parse_filters(req))
+        nets = networks.list(req.filters())
         return json_response([network_to_wire(networks, n, with_containers=False)
                               for n in nets])
 
@@ -103,7 +83,7 @@ def routes(networks: NetworkService) -> list[Route]:
                                 "supported yet by pydockerd")
 
     async def prune_networks(req: Request) -> AnyResponse:
-        parse_filters(req)
+        req.filters()
         # there are no user-defined networks, so there is never anything to prune
         return json_response({"NetworksDeleted": []})
 

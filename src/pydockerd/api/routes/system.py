@@ -90,10 +90,7 @@ class SystemRoutes:
         return json_response(await self.b.disk_usage(req.q_list("type")))
 
     async def get_events(self, req: Request) -> AnyResponse:
-        raw = req.q_json("filters") or {}
-        filters: dict[str, list[str]] = {
-            k: ([x for x, on in v.items() if on] if isinstance(v, dict) else list(v))
-            for k, v in raw.items()}
+        filters = req.filters()
         for k in filters:
             if k not in _EVENT_FILTERS:
                 raise InvalidParameter(f"invalid filter '{k}'")
