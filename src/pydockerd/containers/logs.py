@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable
 
-from ..util.ids import to_unix
+from ..util.ids import to_unix_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +42,8 @@ def parse_lines(raw: bytes, pending: dict[str, tuple[str, bytes]]) -> list[LogRe
 class LogQuery:
     stdout: bool = True
     stderr: bool = True
-    since: float = 0.0
-    until: float = 0.0
+    since_ns: int = 0
+    until_ns: int = 0
     tail: int = -1
     timestamps: bool = False
     follow: bool = False
@@ -52,11 +52,11 @@ class LogQuery:
 def _wanted(rec: LogRecord, q: LogQuery) -> bool:
     if rec.stream == "stdout" and not q.stdout or rec.stream == "stderr" and not q.stderr:
         return False
-    if q.since or q.until:
-        t = to_unix(rec.timestamp)
-        if q.since and t < q.since:
+    if q.since_ns or q.until_ns:
+        t = to_unix_ns(rec.timestamp)
+        if q.since_ns and t < q.since_ns:
             return False
-        if q.until and t > q.until:
+        if q.until_ns and t > q.until_ns:
             return False
     return True
 

@@ -63,3 +63,25 @@ def to_unix(s: str) -> float:
     if not s or s.startswith("0001-"):
         return 0.0
     return parse_time(s).timestamp()
+
+
+def to_unix_ns(s: str) -> int:
+    """RFC3339Nano -> integer nanoseconds (exact: no float rounding)."""
+    if not s or s.startswith("0001-"):
+        return 0
+    m = re.match(r"^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(.*)$", s.strip())
+    if not m:
+        raise ValueError(f"invalid timestamp {s!r}")
+    tz = m.group(3)
+    base = parse_time(m.group(1) + (tz or "Z"))
+    frac = (m.group(2) or "").ljust(9, "0")[:9]
+    return int(base.timestamp()) * 1_000_000_000 + int(frac)
+
+
+def parse_unix_or_rfc3339_ns(v: str) -> int:
+    """Docker's `since`/`until`: "1700000000.123456789", "1700000000" or RFC3339."""
+    v = v.strip()
+    if re.match(r"^\d+(\.\d+)?$", v):
+        sec, _, frac = v.partition(".")
+        return int(sec) * 1_000_000_000 + int(frac.ljust(9, "0")[:9] or 0)
+    return to_unix_ns(v)

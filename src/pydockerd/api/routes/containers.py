@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator
 from ...containers.logs import LogQuery, read_logs
 from ...containers.service import ContainerService
 from ...errors import InvalidParameter, NotFound
-from ...util.ids import parse_time
+from ...util.ids import parse_unix_or_rfc3339_ns
 from .. import wire_containers as wire
 from ..http import (AnyResponse, HijackResponse, Request, Response, StreamResponse, empty,
                     json_response)
@@ -17,16 +17,13 @@ from ..router import Route
 from ..streams import frame, parse_detach_keys, pump_input
 
 
-def _since(v: str | None) -> float:
+def _time_ns(v: str | None) -> int:
     if not v:
-        return 0.0
+        return 0
     try:
-        return float(v)
+        return parse_unix_or_rfc3339_ns(v)
     except ValueError:
-        try:
-            return parse_time(v).timestamp()
-        except ValueError:
-            raise InvalidParameter(f"invalid time value: {v}") from None
+        raise InvalidParameter(f"invalid time value: {v}") from None
 
 
 class ContainerRoutes:
@@ -184,8 +181,8 @@ class ContainerRoutes:
             tail_n = -1 if tail == "all" else int(tail)
         except ValueError:
             tail_n = -1
-        q = LogQuery(stdout=stdout, stderr=stderr, since=_since(req.q("since")),
-                     until=_since(req.q("until")), tail=tail_n,
+        q = LogQuery(stdout=stdout, stderr=stderr, since_ns=_time_ns(req.q("since")),
+                     until_ns=_time_ns(req.q("until")), tail=tail_n,
                      timestamps=req.q_bool("timestamps"), follow=req.q_bool("follow"))
         tty = ct.tty
 
@@ -300,7 +297,7 @@ class ContainerRoutes:
 
     async def prune(self, req: Request) -> AnyResponse:
         f = req.filters()
-        until = _since(f.get("until", [""])[0]) if f.get("until") else 0.0
+        until = _time_ns(f["until"][0]) / 1e9 if f.get("until") else 0.0
         deleted, reclaimed = await self.c.prune(until, f.get("label"))
         return json_response({"ContainersDeleted": deleted or None,
                               "SpaceReclaimed": reclaimed})

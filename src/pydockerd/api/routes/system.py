@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator, Protocol
 
 from ...errors import InvalidParameter
 from ...events import Event, EventBus
-from ...util.ids import parse_time
+from ...util.ids import parse_unix_or_rfc3339_ns
 from ..http import AnyResponse, Request, Response, StreamResponse, json_response
 from ..router import Route
 from ..server import API_VERSION, MIN_API_VERSION, version_str
@@ -25,16 +25,13 @@ _EVENT_FILTERS = {"container", "image", "network", "volume", "daemon", "event", 
 
 
 def _ts(v: str | None) -> int | None:
-    """`since`/`until` in unix seconds (with fraction) or RFC3339 -> nanoseconds."""
+    """`since`/`until` (unix seconds with fraction, or RFC3339) -> nanoseconds."""
     if not v:
         return None
     try:
-        return int(float(v) * 1_000_000_000)
+        return parse_unix_or_rfc3339_ns(v)
     except ValueError:
-        try:
-            return int(parse_time(v).timestamp() * 1_000_000_000)
-        except ValueError:
-            raise InvalidParameter(f"invalid timestamp {v}") from None
+        raise InvalidParameter(f"invalid timestamp {v}") from None
 
 
 def event_matches(ev: Event, f: dict[str, list[str]]) -> bool:
