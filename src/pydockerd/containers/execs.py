@@ -151,7 +151,7 @@ class ExecService:
         c.exec_ids.append(inst.id)
         self._save(inst)
         self.containers.save(c)
-        self.containers._event(c, "exec_create", {"execID": inst.id})
+        self.containers.event(c, "exec_create", {"execID": inst.id})
         return inst
 
     def _save(self, inst: ExecInstance) -> None:
@@ -223,7 +223,7 @@ class ExecService:
         self._save(inst)
         self._procs[eid] = proc
         self._done[eid] = asyncio.Event()
-        self.containers._event(c, "exec_start", {"execID": eid})
+        self.containers.event(c, "exec_start", {"execID": eid})
         t = asyncio.get_running_loop().create_task(self._reap(c, inst, proc, work))
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
@@ -237,7 +237,7 @@ class ExecService:
         self._save(inst)
         self._procs.pop(inst.id, None)
         shutil.rmtree(work, ignore_errors=True)
-        self.containers._event(c, "exec_die", {"execID": inst.id, "exitCode": str(code)})
+        self.containers.event(c, "exec_die", {"execID": inst.id, "exitCode": str(code)})
         ev = self._done.pop(inst.id, None)
         if ev:
             ev.set()

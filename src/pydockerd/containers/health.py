@@ -171,4 +171,4 @@ class HealthMonitor:
                 h.status = "unhealthy"
         self.containers.save(c)
         if h.status != old:
-            self.containers._event(c, f"health_status: {h.status}")
+            self.containers.event(c, f"health_status: {h.status}")

@@ -8,49 +8,28 @@ import logging
 import os
 import shutil
 import signal as _signal
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..config import Config
 from ..errors import Conflict, DockerError, InvalidParameter, NotFound, SystemError_
 from ..events import EventBus
 from ..runtime import conmon
-from ..runtime.pidwatch import pid_alive, wait_pid
+from ..runtime.pidwatch import wait_pid
 from ..runtime.runc import Runc
 from ..store import Store
 from ..util.ids import new_id, now_rfc3339, random_name, to_unix, valid_name
 from ..util.signals import parse_signal
 from .attach import AttachSession
+from .etcfiles import write_etc_files
+from .paths import Paths
 from .create import merge_image_config, normalise_host_config, validate_config
 from .model import Container, Endpoint, State
 from .restart import RestartManager
+from .restore import restore_containers, shutdown_containers
 
 log = logging.getLogger("pydockerd.containers")
 
 KIND = "container"
-
-
-@dataclass(frozen=True)
-class Paths:
-    data_root: str
-    exec_root: str
-
-    def container_dir(self, cid: str) -> str:
-        return os.path.join(self.data_root, "containers", cid)
-
-    def persist_dir(self, cid: str) -> str:
-        return os.path.join(self.data_root, "containers", cid, "conmon")
-
-    def bundle(self, cid: str) -> str:
-        return os.path.join(self.exec_root, "containers", cid)
-
-    @property
-    def exit_dir(self) -> str:
-        return os.path.join(self.exec_root, "exits")
-
-    @property
-    def runc_root(self) -> str:
-        return os.path.join(self.exec_root, "runc")
 
 
 class ContainerService:
@@ -72,7 +51,7 @@ class ContainerService:
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._restarts: dict[str, RestartManager] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._shutting_down = False
+        self.shutting_down = False
         # set by the daemon: hooks run at start (before runc start) / after exit
         self.spec_builder: Callable[[Container, str, str | None], dict] | None = None
         self.on_exit_hooks: list[Callable[[Container], Any]] = []
@@ -100,6 +79,11 @@ class ContainerService:
             raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
+    def adopt(self, c: Container) -> None:
+        """Register a container loaded from the store (daemon start-up)."""
+        self._containers[c.id] = c
+        self._names[c.name] = c.id
+
     def lock(self, cid: str) -> asyncio.Lock:
         return self._locks.setdefault(cid, asyncio.Lock())
 
@@ -110,12 +94,16 @@ class ContainerService:
     def containers_using_image(self, image_id: str) -> list[str]:
         return [c.id for c in self._containers.values() if c.image_id == image_id]
 
-    def _event(self, c: Container, action: str, extra: dict[str, str] | None = None) -> None:
+    def event(self, c: Container, action: str, extra: dict[str, str] | None = None) -> None:
         attrs = {"image": c.image, "name": c.name}
         attrs.update(c.labels)
         if extra:
             attrs.update(extra)
         self.events.publish("container", action, c.id, attrs)
+
+    def cancel_background_tasks(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         t = asyncio.get_running_loop().create_task(coro)
@@ -182,7 +170,7 @@ class ContainerService:
             self._names.pop(name, None)
             await asyncio.to_thread(self._remove_files, cid)
             raise
-        self._event(c, "create")
+        self.event(c, "create")
         return c
 
     def _remove_files(self, cid: str) -> None:
@@ -206,7 +194,7 @@ class ContainerService:
                 raise Conflict(f"container {c.id} is marked for removal and cannot be started")
             c.manually_stopped = False
             try:
-                await self._start_locked(c)
+                await self.start_locked(c)
             except DockerError:
                 failed = True
             else:
@@ -220,7 +208,7 @@ class ContainerService:
             raise _start_error(c.state.error)
         return c
 
-    async def _start_locked(self, c: Container) -> None:
+    async def start_locked(self, c: Container) -> None:
         netns: str | None = None
         # the rootfs mount and the network sandbox are independent: do both at once
         mount = asyncio.ensure_future(asyncio.to_thread(
@@ -230,7 +218,7 @@ class ContainerService:
                 netns = await self._network_up(c)
             finally:
                 rootfs = await mount
-            await asyncio.to_thread(self._write_etc_files, c)
+            await asyncio.to_thread(write_etc_files, c, self.networks, self.cfg, self.get)
             assert self.spec_builder is not None
             spec = await asyncio.to_thread(self.spec_builder, c, rootfs, netns)
             cs = self._conmon_spec(c)
@@ -257,8 +245,8 @@ class ContainerService:
         for hook in self.on_start_hooks:
             hook(c)
         self.save(c)
-        self._event(c, "start")
-        self._watch(c)
+        self.event(c, "start")
+        self.watch_exit(c)
 
     async def _network_up(self, c: Container) -> str | None:
         """Join or create the container's network namespace; returns its path."""
@@ -285,32 +273,6 @@ class ContainerService:
             runc=self.runc.binary, runc_root=self.runc.root,
             stdin_once=bool(c.config.get("StdinOnce")))
 
-    def _write_etc_files(self, c: Container) -> None:
-        from ..util.fsatomic import write_atomic
-        hostname = c.config.get("Hostname") or c.id[:12]
-        domain = c.config.get("Domainname") or ""
-        mode = c.host_config["NetworkMode"]
-        if mode.startswith("container:"):
-            other = self.get(mode.split(":", 1)[1])
-            for attr in ("hostname_path", "hosts_path", "resolv_conf_path"):
-                shutil.copyfile(getattr(other, attr), getattr(c, attr))
-            return
-        write_atomic(c.hostname_path, hostname + "\n")
-        ip = c.endpoints[0].ip if c.endpoints else ""
-        if mode == "host":
-            with open("/etc/hosts") as f:
-                hosts = f.read()
-            extra = "".join(f"{h.split(':', 1)[1]}\t{h.split(':', 1)[0]}\n"
-                            for h in c.host_config.get("ExtraHosts") or [] if ":" in h)
-            write_atomic(c.hosts_path, hosts + extra)
-        else:
-            write_atomic(c.hosts_path, self.networks.hosts_file(
-                hostname, domain, ip, list(c.host_config.get("ExtraHosts") or [])))
-        hc = c.host_config
-        write_atomic(c.resolv_conf_path, self.networks.resolv_conf(
-            list(hc.get("Dns") or self.cfg.dns), list(hc.get("DnsSearch") or self.cfg.dns_search),
-            list(hc.get("DnsOptions") or self.cfg.dns_opts)))
-
     async def _teardown(self, c: Container) -> None:
         """Release what a running container held: network and rootfs mount, in parallel.
 
@@ -335,7 +297,7 @@ class ContainerService:
 
     # ---- exit handling ------------------------------------------------------------
 
-    def _watch(self, c: Container) -> None:
+    def watch_exit(self, c: Container) -> None:
         old = self._watchers.get(c.id)
         if old and not old.done():
             return
@@ -343,7 +305,7 @@ class ContainerService:
 
     async def _wait_exit(self, cid: str, conmon_pid: int) -> None:
         await wait_pid(conmon_pid)
-        if self._shutting_down and self.cfg.live_restore:
+        if self.shutting_down and self.cfg.live_restore:
             return
         c = self._containers.get(cid)
         if c is None or c.state.conmon_pid != conmon_pid:
@@ -352,8 +314,8 @@ class ContainerService:
 
     async def _handle_exit(self, c: Container) -> None:
         async with self.lock(c.id):
-            await self._record_exit(c)
-        self._event(c, "die", {"exitCode": str(c.state.exit_code),
+            await self.record_exit(c)
+        self.event(c, "die", {"exitCode": str(c.state.exit_code),
                                "execDuration": str(int(to_unix(c.state.finished_at)
                                                        - to_unix(c.state.started_at)))})
         for fut in self._exit_waiters.pop(c.id, []):
@@ -361,7 +323,7 @@ class ContainerService:
                 fut.set_result(c)
         for hook in self.on_exit_hooks:
             hook(c)
-        if self._shutting_down:
+        if self.shutting_down:
             return
         ran_for = to_unix(c.state.finished_at) - to_unix(c.state.started_at)
         mgr = self._restarts.setdefault(c.id, RestartManager())
@@ -376,14 +338,14 @@ class ContainerService:
             except NotFound:
                 pass
 
-    async def _record_exit(self, c: Container) -> None:
+    async def record_exit(self, c: Container) -> None:
         pdir = self.paths.persist_dir(c.id)
         code = conmon.read_exit_code(pdir, self.paths.exit_dir, c.id)
         oom = conmon.was_oom_killed(pdir)
         await asyncio.gather(self.runc.delete(c.id, force=True), self._teardown(c))
         c.state.to_exited(137 if code is None else code, oom)
         if oom:
-            self._event(c, "oom")
+            self.event(c, "oom")
         self.save(c)
 
     async def _restart_later(self, c: Container, delay: float) -> None:
@@ -394,13 +356,13 @@ class ContainerService:
                 return
             c.restart_count += 1
             try:
-                await self._start_locked(c)
+                await self.start_locked(c)
             except DockerError as e:
                 log.warning("restarting %s failed: %s", c.id[:12], e.message)
                 c.state.status = "exited"
                 self.save(c)
                 return
-        self._event(c, "restart")
+        self.event(c, "restart")
 
     # ---- stop / kill / restart / pause --------------------------------------------
 
@@ -413,7 +375,7 @@ class ContainerService:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         if sig == _signal.SIGKILL:
             c.manually_stopped = True
-        self._event(c, "kill", {"signal": str(sig)})
+        self.event(c, "kill", {"signal": str(sig)})
         if c.state.status == "paused" and sig == _signal.SIGKILL:
             await self.runc.kill(c.id, sig, all_procs=True)
             try:
@@ -467,7 +429,7 @@ class ContainerService:
                 except ProcessLookupError:
                     pass
             await exited
-        self._event(c, "stop")
+        self.event(c, "stop")
         return True
 
     def _next_exit(self, c: Container) -> asyncio.Future[Container]:
@@ -483,8 +445,8 @@ class ContainerService:
         async with self.lock(c.id):
             c.manually_stopped = False
             if not c.state.running:
-                await self._start_locked(c)
-        self._event(c, "restart")
+                await self.start_locked(c)
+        self.event(c, "restart")
 
     async def pause(self, ref: str) -> None:
         c = self.get(ref)
@@ -496,7 +458,7 @@ class ContainerService:
             await self.runc.pause(c.id)
             c.state.to_paused()
             self.save(c)
-        self._event(c, "pause")
+        self.event(c, "pause")
 
     async def unpause(self, ref: str) -> None:
         c = self.get(ref)
@@ -506,7 +468,7 @@ class ContainerService:
             await self.runc.resume(c.id)
             c.state.to_unpaused()
             self.save(c)
-        self._event(c, "unpause")
+        self.event(c, "unpause")
 
     # ---- wait -------------------------------------------------------------------
 
@@ -552,7 +514,7 @@ class ContainerService:
             await asyncio.to_thread(self._remove_files, c.id)
         self._locks.pop(c.id, None)
         self._restarts.pop(c.id, None)
-        self._event(c, "destroy")
+        self.event(c, "destroy")
         for fut in self._removed_waiters.pop(c.id, []):
             if not fut.done():
                 fut.set_result(None)
@@ -578,7 +540,7 @@ class ContainerService:
         c.name = new_name
         self._names[new_name] = c.id
         self.save(c)
-        self._event(c, "rename", {"oldName": "/" + old})
+        self.event(c, "rename", {"oldName": "/" + old})
 
     async def prune(self, until: float = 0.0, labels: list[str] | None = None) -> tuple[list[str], int]:
         deleted, reclaimed = [], 0
@@ -595,34 +557,6 @@ class ContainerService:
         return deleted, reclaimed
 
     # ---- top / update -------------------------------------------------------------
-
-    async def top(self, ref: str, ps_args: str) -> tuple[list[str], list[list[str]]]:
-        from .stats import cgroup_dir
-        from ..util import cmd
-        c = self.get(ref)
-        if not c.state.running:
-            raise Conflict(f"Container {c.id} is not running")
-        procs_file = os.path.join(cgroup_dir(c.id, "pids"), "cgroup.procs")
-        with open(procs_file) as f:
-            pids = {int(x) for x in f.read().split()}
-        out = await cmd.run(["ps", *ps_args.split()])
-        lines = out.splitlines()
-        if not lines:
-            raise SystemError_("ps printed nothing")
-        titles = lines[0].split()
-        try:
-            pid_col = titles.index("PID")
-        except ValueError:
-            raise InvalidParameter("Couldn't find PID field in ps output") from None
-        procs = []
-        for line in lines[1:]:
-            fields = line.split(None, len(titles) - 1)
-            try:
-                if int(fields[pid_col]) in pids:
-                    procs.append(fields)
-            except (ValueError, IndexError):
-                continue
-        return titles, procs
 
     async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
         from .spec import update_resources
@@ -643,7 +577,7 @@ class ContainerService:
             await self.runc.update(c.id, update_resources(hc))
         c.host_config = hc
         self.save(c)
-        self._event(c, "update")
+        self.event(c, "update")
         return []
 
     # ---- attach -------------------------------------------------------------------
@@ -679,75 +613,13 @@ class ContainerService:
             raise Conflict(f"Container {c.id} is not running")
         conmon.resize(self.paths.bundle(c.id), height, width)
 
-    # ---- daemon start / stop ------------------------------------------------------------
+    # ---- daemon start / stop: see restore.py ---------------------------------
 
     async def restore(self) -> None:
-        """Load containers; reattach to live ones (live-restore) or reconcile them."""
-        os.makedirs(self.paths.exit_dir, exist_ok=True)
-        os.makedirs(self.paths.runc_root, exist_ok=True)
-        to_start: list[Container] = []
-        for cid, d in self.store.all(KIND).items():
-            try:
-                c = Container.from_dict(d)
-            except (TypeError, KeyError):
-                log.error("container %s has an unreadable record; skipping", cid)
-                continue
-            self._containers[cid] = c
-            self._names[c.name] = cid
-        for c in list(self._containers.values()):
-            if c.state.status == "removing":
-                await self.remove(c.id, force=True)
-                continue
-            alive = c.state.conmon_pid and _is_conmon_of(c.state.conmon_pid, c.id)
-            if c.state.running and alive:
-                if self.cfg.live_restore:
-                    log.info("live-restore: reattached to %s (pid %d)", c.id[:12], c.state.pid)
-                    self._watch(c)
-                    for hook in self.on_start_hooks:
-                        hook(c)
-                    continue
-                # not live-restoring: stop what was left running, like dockerd
-                try:
-                    os.kill(c.state.pid, _signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                await wait_pid(c.state.conmon_pid)
-            if c.state.running or c.state.status == "restarting":
-                await self._record_exit(c)
-                self._event(c, "die", {"exitCode": str(c.state.exit_code)})
-                if c.host_config.get("AutoRemove"):
-                    await self.remove(c.id, force=True)
-                    continue
-            policy = c.host_config["RestartPolicy"]["Name"]
-            if policy == "always" or (policy == "unless-stopped" and not c.manually_stopped) \
-                    or (policy == "on-failure" and c.state.exit_code != 0
-                        and c.has_been_started and not c.manually_stopped and False):
-                to_start.append(c)
-        for c in to_start:
-            if c.has_been_started and not c.state.running:
-                try:
-                    async with self.lock(c.id):
-                        await self._start_locked(c)
-                except DockerError as e:
-                    log.warning("could not restart %s: %s", c.id[:12], e.message)
+        await restore_containers(self)
 
     async def shutdown(self, timeout: float) -> None:
-        self._shutting_down = True
-        if not self.cfg.live_restore:
-            running = [c for c in self._containers.values() if c.state.running]
-
-            async def stop_one(c: Container) -> None:
-                try:
-                    st = c.config.get("StopTimeout")
-                    await self.stop(c.id, min(int(timeout), 10 if st is None else int(st)))
-                    c.manually_stopped = False   # restart policy applies at next daemon start
-                    self.save(c)
-                except DockerError as e:
-                    log.warning("stopping %s: %s", c.id[:12], e.message)
-            if running:
-                await asyncio.gather(*(stop_one(c) for c in running))
-        for t in list(self._tasks):
-            t.cancel()
+        await shutdown_containers(self, timeout)
 
 
 # HostConfig resources `docker update` may change on a live container
@@ -784,16 +656,6 @@ def _label_match(labels: dict[str, str], f: str) -> bool:
     k, sep, v = f.partition("=")
     return k in labels and (not sep or labels[k] == v)
 
-
-def _is_conmon_of(pid: int, cid: str) -> bool:
-    if not pid_alive(pid):
-        return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().split(b"\0")
-    except OSError:
-        return False
-    return bool(args) and args[0].endswith(b"conmon") and cid.encode() in args
 
 
 __all__ = ["ContainerService", "Paths", "NotModifiedStart", "State"]

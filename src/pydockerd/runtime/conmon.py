@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import SystemError_
 from ..util.fsatomic import write_atomic
-from .pidwatch import wait_pid
+from .pidwatch import pid_alive, wait_pid
 
 log = logging.getLogger("pydockerd.conmon")
 
@@ -189,3 +189,15 @@ def resize(bundle: str, height: int, width: int) -> None:
         os.write(fd, f"1 {height} {width}\n".encode())
     finally:
         os.close(fd)
+
+
+def is_monitor_of(pid: int, cid: str) -> bool:
+    """Is `pid` alive and the conmon of container `cid` (pids get reused)?"""
+    if not pid_alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    return bool(args) and args[0].endswith(b"conmon") and cid.encode() in args

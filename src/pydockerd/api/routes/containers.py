@@ -8,6 +8,7 @@ from typing import Any, AsyncIterator
 
 from ...containers.logs import LogQuery, read_logs
 from ...containers.service import ContainerService
+from ...containers.top import top
 from ...errors import InvalidParameter, NotFound
 from ...util.ids import parse_unix_or_rfc3339_ns
 from .. import wire_containers as wire
@@ -166,7 +167,7 @@ class ContainerRoutes:
         return json_response({"Warnings": warnings})
 
     async def top(self, req: Request) -> AnyResponse:
-        titles, procs = await self.c.top(req.params["id"], req.q("ps_args") or "-ef")
+        titles, procs = await top(self.c.get(req.params["id"]), req.q("ps_args") or "-ef")
         return json_response({"Titles": titles, "Processes": procs})
 
     async def logs(self, req: Request) -> AnyResponse:
