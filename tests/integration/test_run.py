@@ -131,3 +131,12 @@ def test_ps_filters_and_format(daemon):
     finally:
         daemon.cli("rm", "-f", "psa", "psb")
     del b
+
+
+def test_runtime_selection(daemon):
+    r = daemon.cli("run", "--rm", "--runtime", "nope", "busybox", "true", check=False)
+    assert r.returncode == 125 and "unknown or invalid runtime name: nope" in r.stderr_text
+    assert daemon.out("run", "--rm", "--runtime", "runc", "busybox", "echo", "ok") == "ok\n"
+    cid = daemon.out("create", "busybox").strip()
+    assert daemon.out("inspect", "-f", "{{.HostConfig.Runtime}}", cid).strip() == "runc"
+    daemon.cli("rm", cid)

@@ -78,10 +78,15 @@ def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> 
     return cfg
 
 
-def normalise_host_config(hc: dict[str, Any] | None, daemon_init: bool) -> dict[str, Any]:
+def normalise_host_config(hc: dict[str, Any] | None, daemon_init: bool,
+                          runtimes: dict[str, str] | None = None,
+                          default_runtime: str = "runc") -> dict[str, Any]:
     out = copy.deepcopy(HOST_CONFIG_DEFAULTS)
     for k, v in (hc or {}).items():
         out[k] = v
+    out["Runtime"] = out.get("Runtime") or default_runtime
+    if runtimes is not None and out["Runtime"] not in runtimes:
+        raise InvalidParameter(f"unknown or invalid runtime name: {out['Runtime']}")
     if out.get("LogConfig") is None or not out["LogConfig"].get("Type"):
         out["LogConfig"] = {"Type": "json-file", "Config": (out.get("LogConfig") or {})
                             .get("Config") or {}}

@@ -208,7 +208,7 @@ class ExecService:
         inst.started = True
         work = os.path.join(self.containers.paths.exec_root, "exec", eid)
         try:
-            proc = await start_exec(self.containers.runc.binary, self.containers.runc.root,
+            proc = await start_exec(self.containers.runtime(c).binary, self.containers.runc.root,
                                     c.id, await asyncio.to_thread(self._process_spec, c, inst),
                                     work, attach_stdin=not detach and inst.attach_stdin,
                                     attach_output=not detach)

@@ -96,7 +96,7 @@ class HealthMonitor:
             with open(os.path.join(paths.bundle(c.id), "config.json")) as f:
                 process = dict(json.load(f)["process"])
             process.update({"args": cmd, "terminal": False})
-            proc = await start_exec(self.containers.runc.binary, self.containers.runc.root,
+            proc = await start_exec(self.containers.runtime(c).binary, self.containers.runc.root,
                                     c.id, process, work, attach_stdin=False,
                                     attach_output=True)
         except Exception as e:  # noqa: BLE001 - reported as a failed probe

@@ -79,6 +79,14 @@ class ContainerService:
             raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
+    def runtime(self, c: Container) -> Runc:
+        """The OCI runtime the container was created with (HostConfig.Runtime)."""
+        name = c.host_config.get("Runtime") or self.cfg.default_runtime
+        binary = self.cfg.runtimes.get(name)
+        if binary is None:
+            raise InvalidParameter(f"unknown or invalid runtime name: {name}")
+        return self.runc if binary == self.runc.binary else Runc(binary, self.runc.root)
+
     def adopt(self, c: Container) -> None:
         """Register a container loaded from the store (daemon start-up)."""
         self._containers[c.id] = c
@@ -134,7 +142,8 @@ class ContainerService:
         if not image_ref:
             raise InvalidParameter("no image specified" if not config.get("Image") else "")
         image = self.images.resolve(image_ref)
-        hc = normalise_host_config(host_config, self.cfg.init)
+        hc = normalise_host_config(host_config, self.cfg.init, self.cfg.runtimes,
+                                   self.cfg.default_runtime)
         mode = hc["NetworkMode"]
         if mode.startswith("container:"):
             other = self.get(mode.split(":", 1)[1])
@@ -226,9 +235,9 @@ class ContainerService:
             # attachers waiting for `docker run -it` connect before the process runs
             await self._connect_pending_attachers(c)
             try:
-                await self.runc.start(c.id)
+                await self.runtime(c).start(c.id)
             except DockerError:
-                await self.runc.delete(c.id, force=True)
+                await self.runtime(c).delete(c.id, force=True)
                 raise
         except BaseException as e:
             await self._teardown(c)
@@ -270,7 +279,7 @@ class ContainerService:
             cid=c.id, name=c.name, bundle=self.paths.bundle(c.id),
             persist_dir=self.paths.persist_dir(c.id), exit_dir=self.paths.exit_dir,
             log_path=c.log_path, tty=c.tty, stdin=bool(c.config.get("OpenStdin")),
-            runc=self.runc.binary, runc_root=self.runc.root,
+            runc=self.runtime(c).binary, runc_root=self.runc.root,
             stdin_once=bool(c.config.get("StdinOnce")))
 
     async def _teardown(self, c: Container) -> None:
@@ -342,7 +351,7 @@ class ContainerService:
         pdir = self.paths.persist_dir(c.id)
         code = conmon.read_exit_code(pdir, self.paths.exit_dir, c.id)
         oom = conmon.was_oom_killed(pdir)
-        await asyncio.gather(self.runc.delete(c.id, force=True), self._teardown(c))
+        await asyncio.gather(self.runtime(c).delete(c.id, force=True), self._teardown(c))
         c.state.to_exited(137 if code is None else code, oom)
         if oom:
             self.event(c, "oom")
@@ -377,9 +386,9 @@ class ContainerService:
             c.manually_stopped = True
         self.event(c, "kill", {"signal": str(sig)})
         if c.state.status == "paused" and sig == _signal.SIGKILL:
-            await self.runc.kill(c.id, sig, all_procs=True)
+            await self.runtime(c).kill(c.id, sig, all_procs=True)
             try:
-                await self.runc.resume(c.id)
+                await self.runtime(c).resume(c.id)
             except DockerError:
                 pass
             return
@@ -409,8 +418,8 @@ class ContainerService:
             timeout = 10 if st is None else int(st)
         exited = self._next_exit(c)
         if c.state.status == "paused":
-            await self.runc.kill(c.id, sig, all_procs=False)
-            await self.runc.resume(c.id)
+            await self.runtime(c).kill(c.id, sig, all_procs=False)
+            await self.runtime(c).resume(c.id)
         else:
             try:
                 os.kill(c.state.pid, sig)
@@ -455,7 +464,7 @@ class ContainerService:
                 raise Conflict(f"Container {c.id} is already paused")
             if c.state.status != "running":
                 raise Conflict(f"Container {c.id} is not running")
-            await self.runc.pause(c.id)
+            await self.runtime(c).pause(c.id)
             c.state.to_paused()
             self.save(c)
         self.event(c, "pause")
@@ -465,7 +474,7 @@ class ContainerService:
         async with self.lock(c.id):
             if c.state.status != "paused":
                 raise Conflict(f"Container {c.id} is not paused")
-            await self.runc.resume(c.id)
+            await self.runtime(c).resume(c.id)
             c.state.to_unpaused()
             self.save(c)
         self.event(c, "unpause")
@@ -574,7 +583,7 @@ class ContainerService:
             hc[key] = body[key]
         hc = normalise_host_config(hc, self.cfg.init)
         if changed and c.state.running:
-            await self.runc.update(c.id, update_resources(hc))
+            await self.runtime(c).update(c.id, update_resources(hc))
         c.host_config = hc
         self.save(c)
         self.event(c, "update")
