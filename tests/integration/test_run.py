@@ -140,3 +140,36 @@ def test_runtime_selection(daemon):
     cid = daemon.out("create", "busybox").strip()
     assert daemon.out("inspect", "-f", "{{.HostConfig.Runtime}}", cid).strip() == "runc"
     daemon.cli("rm", cid)
+
+
+def test_pid_ipc_uts_modes_and_domainname(daemon):
+    import os
+    host_pid_ns = os.readlink("/proc/self/ns/pid")
+    out = daemon.out("run", "--rm", "--pid", "host", "--ipc", "host", "busybox", "sh", "-c",
+                     "readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc")
+    pid_ns, ipc_ns = out.split()
+    assert pid_ns == host_pid_ns and ipc_ns == os.readlink("/proc/self/ns/ipc")
+    out = daemon.out("run", "--rm", "-h", "web", "--domainname", "example.org", "busybox",
+                     "sh", "-c", "hostname; cat /proc/sys/kernel/domainname")
+    assert out.split() == ["web", "example.org"]
+
+
+def test_health_status_events(daemon):
+    import time
+    since = str(time.time())
+    cid = daemon.out("run", "-d", "--health-cmd", "true", "--health-interval", "200ms",
+                     "busybox", "sleep", "30").strip()
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if daemon.out("inspect", "-f", "{{.State.Health.Status}}", cid).strip() == "healthy":
+                break
+            time.sleep(0.2)
+        assert "(healthy)" in daemon.out("ps", "--filter", f"id={cid}", "--format",
+                                         "{{.Status}}")
+        assert daemon.out("ps", "-q", "--filter", "health=healthy").split() == [cid[:12]]
+        out = daemon.out("events", "--since", since, "--until", str(time.time()),
+                         "--filter", f"container={cid}", "--format", "{{.Action}}")
+        assert "health_status: healthy" in out.splitlines()
+    finally:
+        daemon.cli("rm", "-f", cid)
