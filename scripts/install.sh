@@ -9,10 +9,11 @@ export DEBIAN_FRONTEND=noninteractive
 if ! command -v runc >/dev/null || ! command -v conmon >/dev/null \
     || ! command -v tini-static >/dev/null || ! command -v iptables >/dev/null \
     || ! command -v busybox >/dev/null || ! command -v docker-registry >/dev/null \
-    || ! command -v ip >/dev/null || ! command -v ps >/dev/null; then
+    || ! command -v ip >/dev/null || ! command -v ps >/dev/null \
+    || ! command -v openssl >/dev/null || ! command -v nsenter >/dev/null; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends runc conmon tini iptables busybox-static \
-    docker-registry iproute2 procps util-linux mount
+    docker-registry iproute2 procps util-linux mount openssl ca-certificates
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'

@@ -1,17 +1,21 @@
 """Interactive use through a real pseudo-terminal: docker run -it, exec -it, attach."""
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
+import struct
+import termios
 import select
 import subprocess
 import time
 
 
 def run_in_pty(daemon, args: list[str], steps: list[tuple[bytes, bytes]],
-               timeout: float = 15) -> tuple[int, bytes]:
+               timeout: float = 15, size: tuple[int, int] = (24, 80)) -> tuple[int, bytes]:
     """Run docker with a pty; for each (wait_for, send) wait for output then type."""
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
     env = dict(os.environ, DOCKER_HOST=daemon.host, DOCKER_CONFIG=str(daemon.base / "cli"))
     p = subprocess.Popen(["docker", *args], stdin=slave, stdout=slave, stderr=slave, env=env,
                          start_new_session=True)
@@ -70,3 +74,16 @@ def test_attach_and_detach_keys(daemon):
         assert daemon.out("inspect", "-f", "{{.State.Running}}", "attachme").strip() == "true"
     finally:
         daemon.cli("rm", "-f", "attachme")
+
+
+def test_tty_size_reaches_container_and_exec(daemon):
+    rc, out = run_in_pty(daemon, ["run", "-it", "--rm", "busybox", "sh"],
+                         [(b"# ", b"stty size\r"), (b"31 101", b"exit\r")], size=(31, 101))
+    assert b"31 101" in out
+    daemon.cli("run", "-d", "--name", "ttysize", "busybox", "sleep", "300")
+    try:
+        rc, out = run_in_pty(daemon, ["exec", "-it", "ttysize", "sh"],
+                             [(b"# ", b"stty size\r"), (b"27 93", b"exit\r")], size=(27, 93))
+        assert b"27 93" in out
+    finally:
+        daemon.cli("rm", "-f", "ttysize")
