@@ -79,3 +79,14 @@ def test_failed_start_leaves_nothing_behind(daemon):
     assert not os.path.exists(os.path.join(daemon.exec_root, "netns", doc["Id"]))
     daemon.cli("rm", "badmount")
     assert daemon.cli("version").returncode == 0
+
+
+def test_orphan_container_files_removed_at_start(fresh_daemon):
+    import os
+    d = fresh_daemon()
+    orphan = os.path.join(d.data_root, "containers", "ab" * 32)
+    os.makedirs(os.path.join(orphan, "upper", "etc"))
+    d.cli("create", "--name", "kept", "busybox")
+    d.restart(signal.SIGKILL)
+    assert not os.path.exists(orphan)
+    assert _status(d, "kept") == "created 0"

@@ -37,6 +37,7 @@ async def restore_containers(svc: "ContainerService") -> None:
             log.error("container %s has an unreadable record; skipping", cid)
             continue
         svc.adopt(c)
+    await asyncio.to_thread(_remove_orphans, svc)
     for c in svc.all():
         if c.state.status == "removing":
             await svc.remove(c.id, force=True)
@@ -91,3 +92,18 @@ async def shutdown_containers(svc: "ContainerService", timeout: float) -> None:
         if running:
             await asyncio.gather(*(stop_one(c) for c in running))
     svc.cancel_background_tasks()
+
+
+def _remove_orphans(svc: "ContainerService") -> None:
+    """Files of containers the store does not know (a crash inside create or remove)."""
+    known = {c.id for c in svc.all()}
+    for parent in (os.path.join(svc.paths.data_root, "containers"),
+                   os.path.join(svc.paths.exec_root, "containers")):
+        try:
+            entries = os.listdir(parent)
+        except FileNotFoundError:
+            continue
+        for cid in entries:
+            if cid not in known and len(cid) == 64:
+                log.info("removing the files of unknown container %s", cid[:12])
+                svc.remove_files(cid)

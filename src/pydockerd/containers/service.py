@@ -177,12 +177,12 @@ class ContainerService:
         except BaseException:
             self._containers.pop(cid, None)
             self._names.pop(name, None)
-            await asyncio.to_thread(self._remove_files, cid)
+            await asyncio.to_thread(self.remove_files, cid)
             raise
         self.event(c, "create")
         return c
 
-    def _remove_files(self, cid: str) -> None:
+    def remove_files(self, cid: str) -> None:
         try:
             self.images.remove_rw_layer(cid)
         except Exception:  # noqa: BLE001 - best effort on a failure path
@@ -520,7 +520,7 @@ class ContainerService:
             del self._containers[c.id]
             self._names.pop(c.name, None)
             self.store.delete(KIND, c.id)
-            await asyncio.to_thread(self._remove_files, c.id)
+            await asyncio.to_thread(self.remove_files, c.id)
         self._locks.pop(c.id, None)
         self._restarts.pop(c.id, None)
         self.event(c, "destroy")
