@@ -2,6 +2,7 @@
 
     layers/<chain-hex>/diff/       the unpacked layer (overlay lowerdir)
     layers/<chain-hex>/meta.json   LayerInfo (also kept in the Store, kind "layer")
+    layers/<chain-hex>/tar-split.{raw,json}   how to rebuild the original tar (save)
     layers/l/<short>  ->  ../<chain-hex>/diff     short links, like overlay2's,
                                    so many lowerdirs fit in one mount option page
     layers/tmp-*/                  layers being unpacked (removed at start-up)
@@ -21,9 +22,10 @@ import shutil
 import threading
 from typing import IO
 
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, NotFound, SystemError_
 from ..store import Store
 from ..util.fsatomic import write_atomic
+from . import tarsplit
 from .model import LayerInfo
 from .tarsafe import unpack_layer
 
@@ -89,26 +91,36 @@ class LayerStore:
         return [os.path.join("l", short_link(c)) for c in reversed(chain)]
 
     # --- changes -------------------------------------------------------------
-    def unpack(self, src: IO[bytes], diff_id: str, parent: str) -> tuple[LayerInfo, bool]:
+    def unpack(self, src: IO[bytes], diff_id: str | None, parent: str
+               ) -> tuple[LayerInfo, bool]:
         """Unpack one layer on top of chain `parent`; verify its diff id.
 
-        Returns (info, created). A layer already present is not unpacked again
-        (the stream is not read). Raises InvalidParameter on a bad layer,
+        diff_id None (import, commit): the layer's diff id is whatever the
+        stream hashes to. Returns (info, created). A layer already present is
+        not unpacked again (the stream is not read when diff_id is given).
+        The tar-split is recorded beside it (tarsplit.py), so `docker save`
+        can rebuild the exact tar. Raises InvalidParameter on a bad layer,
         leaving nothing behind.
         """
-        chain = chain_ids([parent, diff_id])[1] if parent else diff_id
-        existing = self.get(chain)
-        if existing is not None:
-            return existing, False
+        if diff_id is not None:
+            existing = self.get(self._chain(parent, diff_id))
+            if existing is not None:
+                return existing, False
         tmp = os.path.join(self.root, "tmp-" + os.urandom(8).hex())
         diff = os.path.join(tmp, "diff")
         os.makedirs(diff)
         try:
-            res = unpack_layer(src, diff)
-            if res.diff_id != diff_id:
+            res = unpack_layer(src, diff, record=True)
+            if diff_id is not None and res.diff_id != diff_id:
                 raise InvalidParameter(
                     f"layer digest mismatch: expected {diff_id}, got {res.diff_id}")
-            info = LayerInfo(chain, diff_id, parent, res.size, short_link(chain))
+            chain = self._chain(parent, res.diff_id)
+            info = LayerInfo(chain, res.diff_id, parent, res.size, short_link(chain))
+            if res.split is not None:
+                tarsplit.write(res.split, tmp)
+            else:
+                log.warning("layer %s: no tar-split (sparse files or duplicate names); "
+                            "it cannot be saved", res.diff_id)
             write_atomic(os.path.join(tmp, "meta.json"), json.dumps(info.to_doc()))
             with self._lock:
                 existing = self.get(chain)
@@ -127,6 +139,22 @@ class LayerStore:
         finally:
             if os.path.lexists(tmp):
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def _chain(parent: str, diff_id: str) -> str:
+        return chain_ids([parent, diff_id])[1] if parent else diff_id
+
+    def replay(self, chain_id: str) -> tarsplit.Replay:
+        """A rebuilder of the layer's original (uncompressed) tar, for docker save."""
+        info = self.get(chain_id)
+        if info is None:
+            raise NotFound(f"layer {chain_id} not found")
+        split = tarsplit.load(self.layer_dir(chain_id))
+        if split is None:
+            raise SystemError_(f"layer {info.diff_id} cannot be saved: its original tar "
+                               "layout was not recorded")
+        return tarsplit.Replay(self.layer_dir(chain_id), self.diff_dir(chain_id), split,
+                               info.diff_id)
 
     def remove(self, chain_id: str) -> str | None:
         """Unregister a layer and move its directory aside (fast, atomic).

@@ -71,9 +71,9 @@ class Loader:
         self._content = content
         self._lock = lock
 
-    async def spool(self, chunks: AsyncIterator[bytes]) -> str:
+    async def spool(self, chunks: AsyncIterator[bytes], prefix: str = "load-") -> str:
         """Write the request body to a temp file (in batches, off the event loop)."""
-        path = os.path.join(self.tmp_dir, "load-" + os.urandom(8).hex())
+        path = os.path.join(self.tmp_dir, prefix + os.urandom(8).hex())
         f = await asyncio.to_thread(open, path, "wb")
         try:
             buf = bytearray()

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
-from ..errors import Conflict, InvalidParameter, NotFound
+from ..errors import Conflict, DockerError, InvalidParameter, NotFound
 from ..events import EventBus
 from ..store import Store
 from ..util.ids import now_rfc3339, to_unix
@@ -30,8 +30,13 @@ from .archive import ArchiveImage, validate_config
 from .content import ContentStore, digest_of
 from .imagestore import ImageStore
 from .layers import LayerStore, chain_ids
-from .loader import Loaded, Loader
-from .model import DiskUsage, HistoryEntry, Image, ImageUsage
+from .changes import apply_changes, split_changes
+from .difftar import write_diff_tar
+from .loader import Loaded, Loader, error_line, json_line
+from .newimage import commit_config, import_config, merge_config, parse_platform
+from .save import SaveItem, write_archive
+from .streaming import from_thread
+from .model import DiskUsage, HistoryEntry, Image, ImageUsage, LayerInfo
 from .references import HEX64_RE, Reference, parse_normalized, repo_tag_reference, try_parse
 from .snapshots import Snapshots
 from .wire import LATEST, disk_usage_to_wire
@@ -106,7 +111,7 @@ class ImageService:
     def _setup(self) -> None:
         os.makedirs(self.tmp_dir, exist_ok=True)
         for name in os.listdir(self.tmp_dir):
-            if name.startswith("load-"):
+            if name.startswith(("load-", "import-", "commit-")):
                 p = os.path.join(self.tmp_dir, name)
                 shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
         os.makedirs(self.snapshots.containers_root, exist_ok=True)
@@ -360,6 +365,236 @@ class ImageService:
         name = loaded.refs[0].familiar() if loaded.refs else img.id
         self._event("load", img, name)
 
+    # --- containers (wired by the images routes until daemon.py does it) ------------------
+    def use_containers(self, containers: Any) -> None:
+        """Answer 'which containers use this image / is that one running' from the
+        container service (needed by rmi conflicts, prune and system df)."""
+        self.containers_using = containers.containers_using_image
+
+        def running(cid: str) -> bool:
+            try:
+                return bool(containers.get(cid).state.running)
+            except DockerError:
+                return False
+        self.container_is_running = running
+
+    # --- save ------------------------------------------------------------------------------
+    def save(self, names: list[str]) -> AsyncIterator[bytes]:
+        """`docker save`: resolve every name now (so a bad one is a 404 before any
+        byte is sent), then stream the archive built in a worker thread."""
+        if not names:
+            raise InvalidParameter("no images specified")
+        items: dict[str, SaveItem] = {}
+        for name in names:
+            for img, refs in self._save_targets(name):
+                item = items.setdefault(img.id, SaveItem(img))
+                item.refs.extend(r for r in refs if r not in item.refs)
+        chosen = list(items.values())
+        return from_thread(lambda out: write_archive(out, chosen, self.content, self.layers))
+
+    def _save_targets(self, name: str) -> list[tuple[Image, list[Reference]]]:
+        parsed = try_parse(name)
+        if parsed is not None and not parsed.tag and not parsed.digest \
+                and not HEX64_RE.match(name) and not name.startswith("sha256:"):
+            by_image: dict[str, list[Reference]] = {}
+            for image_id, refs in self.images.refs_by_image().items():
+                tagged = [r for r in refs if r.name == parsed.name and r.tag and not r.digest]
+                if tagged:
+                    by_image[image_id] = tagged
+            found = [(img, refs) for image_id, refs in by_image.items()
+                     if (img := self.get(image_id)) is not None]
+            if found:                      # a bare repository name: all its tags
+                return found
+        img = self.resolve(name)
+        named: list[Reference] = []
+        if parsed is not None and not parsed.digest:
+            ref = parsed.with_default_tag()
+            if self.images.ref_target(ref) == img.id:
+                named.append(ref)
+        return [(img, named)]
+
+    # --- import ------------------------------------------------------------------------------
+    async def import_image(self, chunks: AsyncIterator[bytes] | None, src_url: str | None,
+                           repo: str, tag: str, changes: list[str], message: str,
+                           platform: str | None) -> AsyncIterator[bytes]:
+        """`docker import`: a (flat, possibly compressed) rootfs tar from the request
+        body or an http(s) URL becomes a one-layer image. Yields JSON progress lines,
+        ending with {"status": "sha256:<id>"} (or an errorDetail line)."""
+        path = ""
+        try:
+            ref = repo_tag_reference(repo, tag or None) if repo else None
+            plat = parse_platform(platform)
+            config = apply_changes({}, split_changes(changes))
+            if src_url and src_url != "-":
+                from .fetch import download
+                async for line, spooled in download(src_url, self.tmp_dir):
+                    if line:
+                        yield line
+                    path = spooled or path
+            else:
+                if chunks is None:
+                    raise InvalidParameter("nothing to import: no request body and no URL")
+                path = await self._loader.spool(chunks, prefix="import-")
+            yield json_line({"status": "Importing", "progressDetail": {}, "id": ""})
+            img = await asyncio.to_thread(self._import_file, path, config, message, plat, ref)
+        except DockerError as e:
+            yield error_line(e.message)
+            return
+        except OSError as e:
+            yield error_line(str(e))
+            return
+        finally:
+            if path and os.path.lexists(path):
+                os.unlink(path)
+        if ref is not None:
+            self._event("tag", img, ref.familiar())
+        self._event("import", img, img.id)
+        yield json_line({"status": img.id})
+
+    def _import_file(self, path: str, config: dict[str, Any], message: str,
+                     plat: dict[str, str], ref: Reference | None) -> Image:
+        with open(path, "rb") as f:
+            info, created = self.layers.unpack(f, None, "")
+        try:
+            cfg = import_config(info.diff_id, config, message, plat)
+            return self.register_image(cfg, [ref] if ref else None)
+        except BaseException:
+            if created:
+                self._drop_unused_layers([info.chain_id])
+            raise
+
+    def _drop_unused_layers(self, chains: list[str]) -> None:
+        with self._lock:
+            used = {c for img in self.images.all().values() for c in img.layers}
+            used |= self.snapshots.layers_in_use()
+            doomed = [self.layers.remove(c) for c in chains if c not in used]
+        self.layers.purge([d for d in doomed if d])
+
+    # --- commit ------------------------------------------------------------------------------
+    async def commit(self, containers: Any, container_ref: str, repo: str = "", tag: str = "",
+                     comment: str = "", author: str = "", pause: bool = True,
+                     changes: list[str] | None = None,
+                     config: dict[str, Any] | None = None) -> Image:
+        """`docker commit`: the container's rw layer becomes a layer on top of its
+        image; returns the new image. containers: the ContainerService (get, pause,
+        unpause, lock)."""
+        c = containers.get(container_ref)
+        ref = repo_tag_reference(repo, tag or None) if repo else None
+        parent = self.get(c.image_id)
+        if parent is None:
+            raise NotFound(f"No such image: {c.image_id}")
+        new_config = apply_changes(merge_config(config, c.config), changes or [])
+        tar_path = os.path.join(self.tmp_dir, "commit-" + os.urandom(8).hex())
+        paused = False
+        if pause and c.state.status == "running":
+            await containers.pause(c.id)
+            paused = True
+        try:
+            async with containers.lock(c.id):
+                upper = self.snapshots.upper_dir(c.id)
+                await asyncio.to_thread(self._write_diff, upper, tar_path)
+        finally:
+            if paused:
+                try:
+                    await containers.unpause(c.id)
+                except DockerError as e:
+                    log.warning("commit: could not unpause %s: %s", c.id[:12], e)
+        try:
+            img = await asyncio.to_thread(self._commit_layer, tar_path, parent, new_config,
+                                          c.id, dict(c.config), author, comment, ref)
+        finally:
+            if os.path.lexists(tar_path):
+                os.unlink(tar_path)
+        if ref is not None:
+            self._event("tag", img, ref.familiar())
+        self._events.publish("container", "commit", c.id, {
+            "comment": comment, "imageID": img.id,
+            "imageRef": ref.familiar() if ref else "", "name": c.name})
+        return img
+
+    @staticmethod
+    def _write_diff(upper: str, tar_path: str) -> None:
+        if not os.path.isdir(upper):
+            raise NotFound("the container's rw layer is missing")
+        with open(tar_path, "wb") as out:
+            write_diff_tar(upper, out)
+
+    def _commit_layer(self, tar_path: str, parent: Image, config: dict[str, Any], cid: str,
+                      container_config: dict[str, Any], author: str, comment: str,
+                      ref: Reference | None) -> Image:
+        top = parent.layers[-1] if parent.layers else ""
+        with open(tar_path, "rb") as f:
+            info: LayerInfo
+            info, created = self.layers.unpack(f, None, top)
+        try:
+            cfg = commit_config(parent, config, cid, container_config, info.diff_id, author,
+                                comment)
+            return self.register_image(cfg, [ref] if ref else None, parent=parent.id)
+        except BaseException:
+            if created:
+                self._drop_unused_layers([info.chain_id])
+            raise
+
+    # --- prune -------------------------------------------------------------------------------
+    async def prune(self, filters: dict[str, list[str]] | None = None
+                    ) -> tuple[list[dict[str, str]], int]:
+        """POST /images/prune: ([{"Untagged"}|{"Deleted"}...], SpaceReclaimed)."""
+        filters = filters or {}
+        for key in filters:
+            if key not in ("dangling", "label", "label!", "until"):
+                raise InvalidParameter(f"invalid filter '{key}'")
+        dangling_only = True
+        if filters.get("dangling"):
+            dangling_only = flt.dangling_only(filters)
+        until = None
+        for value in filters.get("until", []):
+            t = flt.parse_timestamp(value)
+            until = t if until is None else min(until, t)
+        op = _Removal()
+        sizes_before = {c: i.size for c, i in self.layers.all().items()}
+
+        def work() -> None:
+            with self._lock:
+                images = self.images.all()
+                refs_by = self.images.refs_by_image()
+                for img in sorted(images.values(), key=lambda i: i.id):
+                    if img.id not in {i.id for i in self.images.all().values()}:
+                        continue                       # went with an earlier one
+                    refs = refs_by.get(img.id, [])
+                    if self.images.children(img.id):
+                        continue                       # only heads, as moby
+                    if self.containers_using(img.id):
+                        continue
+                    if until is not None and not to_unix(img.created) < until:
+                        continue
+                    if filters.get("label") and not flt.label_match(img, filters["label"]):
+                        continue
+                    if any(flt.label_match(img, [lbl]) for lbl in filters.get("label!", [])):
+                        continue
+                    if refs:
+                        if dangling_only and any(r.tag and not r.digest for r in refs):
+                            continue
+                        for r in refs:
+                            try:
+                                self._remove(str(r), False, True, op)
+                            except (Conflict, NotFound):
+                                pass
+                    else:
+                        try:
+                            self._remove(img.id, False, True, op)
+                        except (Conflict, NotFound):
+                            pass
+
+        try:
+            await asyncio.to_thread(work)
+        finally:
+            self._finish_removal(op)
+        await asyncio.to_thread(self.layers.purge, op.doomed)
+        deleted = {r["Deleted"] for r in op.records if "Deleted" in r}
+        reclaimed = sum(size for chain, size in sizes_before.items() if chain in deleted)
+        self._events.publish("image", "prune", "", {"reclaimed": str(reclaimed)})
+        return op.records, reclaimed
+
     # --- history / disk usage --------------------------------------------------------
     def history(self, ref: str) -> list[HistoryEntry]:
         img = self.resolve(ref)
@@ -377,9 +612,14 @@ class ImageService:
             out.insert(0, HistoryEntry("<missing>", int(to_unix(str(h.get("created") or ""))),
                                        str(h.get("created_by") or ""), None, size,
                                        str(h.get("comment") or "")))
-        if out:
-            out[0].id = img.id
-            out[0].tags = img.repo_tags or None
+        cur: Image | None = img
+        for entry in out:                 # moby: ids (and tags) follow the parent chain
+            if cur is None:
+                break
+            entry.id = cur.id
+            entry.tags = [r.familiar() for r in self.images.refs_of(cur.id)
+                          if r.tag and not r.digest] or None
+            cur = self.images.get(cur.parent) if cur.parent else None
         return out
 
     def disk_usage(self, api_version: tuple[int, int] = LATEST

@@ -83,6 +83,23 @@ class Snapshots:
     def rootfs_path(self, container_id: str) -> str:
         return os.path.join(self.container_dir(container_id), "rootfs")
 
+    def upper_dir(self, container_id: str) -> str:
+        """The container's changes (overlay upperdir; the rootfs itself with vfs)."""
+        return self._upper(container_id) if self.driver == "overlay2" else \
+            self.rootfs_path(container_id)
+
+    def layers_in_use(self) -> set[str]:
+        """Chain ids under some container's rw layer."""
+        out: set[str] = set()
+        if not os.path.isdir(self.containers_root):
+            return out
+        for cid in os.listdir(self.containers_root):
+            try:
+                out.update(self._chain(cid))
+            except (NotFound, OSError, ValueError, KeyError):
+                continue
+        return out
+
     def _upper(self, container_id: str) -> str:
         return os.path.join(self.container_dir(container_id), "upper")
 

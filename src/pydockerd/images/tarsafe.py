@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from typing import IO
 
 from ..errors import InvalidParameter
+from .tarsplit import Recorder, TarSplit
+from .tarsplit import verify as verify_split
 
 log = logging.getLogger("pydockerd.images")
 
@@ -91,6 +93,7 @@ def clean_name(name: str) -> str:
 class UnpackResult:
     diff_id: str    # sha256:<hex> of the uncompressed tar
     size: int       # bytes of regular-file content
+    split: TarSplit | None = None   # with record=True: how to rebuild the tar (save)
 
 
 class Extractor:
@@ -254,18 +257,24 @@ class Extractor:
 _Extractor = Extractor   # old private name, still imported by containers/archive.py
 
 
-def unpack_layer(src: IO[bytes], root: str) -> UnpackResult:
+def unpack_layer(src: IO[bytes], root: str, record: bool = False) -> UnpackResult:
     """Extract the layer tar read from src (plain, gzip, bzip2 or xz) into root.
 
     root must exist and be empty. Returns the diff id of the uncompressed
-    stream. On error the caller removes root.
+    stream (and, with record=True, its tar-split). On error the caller
+    removes root.
     """
-    stream = _HashingReader(decompressed(src))
+    plain = decompressed(src)
+    recorder = Recorder(plain) if record else None
+    stream = _HashingReader(recorder or plain)   # type: ignore[arg-type]
     ex = Extractor(root)
     size = 0
+    bodies: list[str] = []
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
             for m in tar:
+                if m.isreg() and m.size > 0:
+                    bodies.append(clean_name(m.name))
                 size += ex.entry(tar, m)
         stream.drain()                     # trailing blocks count in the diff id
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
@@ -275,4 +284,7 @@ def unpack_layer(src: IO[bytes], root: str) -> UnpackResult:
             raise
         raise InvalidParameter(f"invalid layer tar: {e}") from e   # bad gzip/bz2 data
     ex.finish()
-    return UnpackResult("sha256:" + stream.hash.hexdigest(), size)
+    split = recorder.result(bodies) if recorder is not None else None
+    if split is not None and not verify_split(split, root):
+        split = None
+    return UnpackResult("sha256:" + stream.hash.hexdigest(), size, split)

@@ -1,13 +1,14 @@
-"""Image routes: list, inspect, history, tag, remove, load.
+"""Image routes: list, inspect, history, tag, remove, load, save, prune, commit.
 
-Pull (POST /images/create), push, build, save (get) and import belong to
-other modules (distribution, build); they are not registered here.
+Pull and import (POST /images/create), push and build belong to other modules
+(distribution, build); import is ImageService.import_image, called from there.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from ...errors import InvalidParameter, NotImplementedErr
+from ...images.changes import split_changes
 from ...images.service import ImageService
 from ...images.wire import history_to_wire, image_summary, image_to_wire
 from ..http import AnyResponse, Handler, Request, StreamResponse, empty, json_response
@@ -41,6 +42,9 @@ def not_yet(what: str) -> Handler:
 
 
 def routes(images: ImageService, containers: Any = None) -> list[Route]:
+    if containers is not None:
+        images.use_containers(containers)      # rmi conflicts need "is it running"
+
     async def list_images(req: Request) -> AnyResponse:
         filters = parse_filters(req.q_json("filters"))
         if req.q("filter"):                      # API < 1.41: ?filter=<reference>
@@ -79,12 +83,33 @@ def routes(images: ImageService, containers: Any = None) -> list[Route]:
         return StreamResponse(images.load(req.body.chunks(), quiet),
                               content_type="application/json")
 
+    async def save(req: Request) -> AnyResponse:
+        names = req.q_list("names") if "name" not in req.params else [req.params["name"]]
+        return StreamResponse(images.save(names), content_type="application/x-tar")
+
+    async def prune(req: Request) -> AnyResponse:
+        deleted, reclaimed = await images.prune(parse_filters(req.q_json("filters")))
+        return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+    async def commit(req: Request) -> AnyResponse:
+        if containers is None:
+            raise NotImplementedErr("committing containers is not available")
+        body = await req.json(default=None)
+        if body is not None and not isinstance(body, dict):
+            raise InvalidParameter("invalid container config: expected a JSON object")
+        img = await images.commit(
+            containers, req.q("container") or "", repo=req.q("repo") or "",
+            tag=req.q("tag") or "", comment=req.q("comment") or "",
+            author=req.q("author") or "", pause=req.q_bool("pause", default=True),
+            changes=split_changes(req.q_list("changes")), config=body)
+        return json_response({"Id": img.id}, 201)
+
     return [
         Route("GET", "/images/json", list_images),
-        Route("GET", "/images/get", not_yet("saving images")),
-        Route("GET", "/images/{name:path}/get", not_yet("saving images")),
-        Route("POST", "/images/prune", not_yet("pruning images")),
-        Route("POST", "/commit", not_yet("committing containers")),
+        Route("GET", "/images/get", save),
+        Route("GET", "/images/{name:path}/get", save),
+        Route("POST", "/images/prune", prune),
+        Route("POST", "/commit", commit),
         Route("POST", "/build", not_yet("building images")),
         Route("POST", "/images/load", load),
         Route("GET", "/images/{name:path}/json", inspect),

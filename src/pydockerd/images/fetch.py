@@ -1,0 +1,60 @@
+"""`docker import <url>`: download an http(s) URL to a spool file, with progress."""
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import AsyncIterator
+from urllib.parse import urlsplit
+
+from ..errors import InvalidParameter
+from .loader import json_line, progress_message
+
+_TIMEOUT = 300
+
+
+def normalise_url(src: str) -> str:
+    """moby: a source without a scheme is http://<src>; only http(s) is fetched."""
+    parts = urlsplit(src)
+    if not parts.scheme:
+        src = "http://" + src
+        parts = urlsplit(src)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidParameter(f"import source must be an http(s) URL: {src}")
+    return src
+
+
+async def download(src: str, tmp_dir: str) -> AsyncIterator[tuple[bytes, str]]:
+    """Yield (progress line, "") while downloading, then (b"", spool path)."""
+    import aiohttp
+
+    url = normalise_url(src)
+    yield json_line({"status": f"Downloading from {url}"}), ""
+    path = os.path.join(tmp_dir, "import-" + os.urandom(8).hex())
+    done = False
+    try:
+        timeout = aiohttp.ClientTimeout(total=_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
+            async with session.get(url) as resp:
+                if resp.status >= 400:
+                    raise InvalidParameter(f"error downloading {url}: HTTP {resp.status}")
+                total = resp.content_length or 0
+                got = 0
+                f = await asyncio.to_thread(open, path, "wb")
+                try:
+                    async for chunk in resp.content.iter_chunked(1 << 20):
+                        await asyncio.to_thread(f.write, chunk)
+                        got += len(chunk)
+                        msg = progress_message("", got, total)
+                        msg["status"] = "Importing"
+                        yield json_line(msg), ""
+                finally:
+                    await asyncio.to_thread(f.close)
+        done = True
+    except aiohttp.ClientError as e:
+        raise InvalidParameter(f"error downloading {url}: {e}") from e
+    except asyncio.TimeoutError:
+        raise InvalidParameter(f"error downloading {url}: timed out") from None
+    finally:
+        if not done and os.path.lexists(path):
+            os.unlink(path)
+    yield b"", path
