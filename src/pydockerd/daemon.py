@@ -119,7 +119,7 @@ class Daemon:
         self.containers = ContainerService(cfg, self.store, self.events, self.images,
                                            self.networks)
         self.containers.spec_builder = make_spec_builder(cfg, self.containers.get)
-        self.images.containers_using = self.containers.containers_using_image
+        self.images.use_containers(self.containers)
         self.networks.container_name = lambda cid: self.containers.get(cid).name
         health = HealthMonitor(self.containers)
         self.containers.on_start_hooks.append(health.on_start)

@@ -365,7 +365,7 @@ class ImageService:
         name = loaded.refs[0].familiar() if loaded.refs else img.id
         self._event("load", img, name)
 
-    # --- containers (wired by the images routes until daemon.py does it) ------------------
+    # --- containers (wired by daemon.py) ----------------------------------------------------
     def use_containers(self, containers: Any) -> None:
         """Answer 'which containers use this image / is that one running' from the
         container service (needed by rmi conflicts, prune and system df)."""

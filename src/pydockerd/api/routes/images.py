@@ -15,25 +15,6 @@ from ..http import AnyResponse, Handler, Request, StreamResponse, empty, json_re
 from ..router import Route
 
 
-def parse_filters(raw: Any) -> dict[str, list[str]]:
-    """Docker's filters JSON: {"key": {"value": true}} or the legacy {"key": ["value"]}."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise InvalidParameter("invalid filters: expected a JSON object")
-    out: dict[str, list[str]] = {}
-    for key, value in raw.items():
-        if isinstance(value, dict):
-            out[key] = [str(k) for k, v in value.items() if v]
-        elif isinstance(value, list):
-            out[key] = [str(v) for v in value]
-        elif isinstance(value, str):
-            out[key] = [value]
-        else:
-            raise InvalidParameter(f"invalid filter '{key}'")
-    return out
-
-
 def not_yet(what: str) -> Handler:
     """A route of the Engine API this version does not serve yet: a clear 501."""
     async def handler(req: Request) -> AnyResponse:
@@ -42,11 +23,9 @@ def not_yet(what: str) -> Handler:
 
 
 def routes(images: ImageService, containers: Any = None) -> list[Route]:
-    if containers is not None:
-        images.use_containers(containers)      # rmi conflicts need "is it running"
 
     async def list_images(req: Request) -> AnyResponse:
-        filters = parse_filters(req.q_json("filters"))
+        filters = req.filters()
         if req.q("filter"):                      # API < 1.41: ?filter=<reference>
             filters.setdefault("reference", []).append(req.q("filter") or "")
         imgs = images.list_images(all=req.q_bool("all"), filters=filters,
@@ -88,7 +67,7 @@ def routes(images: ImageService, containers: Any = None) -> list[Route]:
         return StreamResponse(images.save(names), content_type="application/x-tar")
 
     async def prune(req: Request) -> AnyResponse:
-        deleted, reclaimed = await images.prune(parse_filters(req.q_json("filters")))
+        deleted, reclaimed = await images.prune(req.filters())
         return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
     async def commit(req: Request) -> AnyResponse:
