@@ -1,10 +1,42 @@
 """The registry side of the image story (pull, push, login, manifest inspect, search)."""
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import inspect
+import json
+import logging
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from ..config import Config
+from ..errors import (DockerError, InvalidParameter, NotFound, NotImplementedErr,
+                      SystemError_, Unauthorized)
 from ..events import EventBus
+from ..images.references import DEFAULT_TAG, Reference, parse_normalized  # noqa: F401
+from .auth import AuthConfig
+from .blobcache import BlobCache
+from .client import RegistryError, RegistrySession, TransportError, registry_error
+from .endpoints import Endpoint, index_name, registry_endpoints
+from .errors import pull_error, push_error
+from .manifest import ImageManifest, ManifestList, Platform, host_platform, parse_manifest
+from .manifest import parse_platform
+from .pull import Pull, fetch_blob_bytes, fetch_manifest, read_body, resolve_image
+from .progress import error as progress_error
+from .progress import line as progress_line
+from .push import Push, targets_for
+
+log = logging.getLogger("pydockerd.distribution")
+T = TypeVar("T")
+
+
+def pull_reference(from_image: str, tag: str | None) -> Reference:
+    """POST /images/create's fromImage + tag (the tag may be a digest), as dockerd."""
+    ref = parse_normalized(from_image)
+    if tag:
+        if tag.startswith("sha256:"):
+            ref = parse_normalized(f"{ref.familiar_name()}@{tag}")
+        else:
+            ref = ref.with_tag(tag) if not ref.digest else ref
+    return ref                      # neither tag nor digest: every tag (docker pull -a)
 
 
 class DistributionService:
@@ -12,3 +44,254 @@ class DistributionService:
         self.cfg = cfg
         self.images = images
         self.events = events
+        self.cache = BlobCache(getattr(images, "data_root", "/var/lib/pydockerd"))
+        self._preferred: dict[str, str] = {}
+
+    # --- plumbing ------------------------------------------------------------------------
+    async def _prepare(self) -> None:
+        def work() -> None:
+            self.cache.setup()
+            live = {i.diff_id for i in self.images.layers.all().values()}
+            self.cache.gc(live)
+        await asyncio.to_thread(work)
+
+    async def _endpoints(self, domain: str) -> list[Endpoint]:
+        eps = await asyncio.to_thread(registry_endpoints, self.cfg, domain)
+        best = self._preferred.get(domain)
+        return sorted(eps, key=lambda e: 0 if e.base == best else 1) if best else eps
+
+    async def _with_endpoint(self, domain: str, auth: AuthConfig, scopes: list[str],
+                             work: Callable[[RegistrySession], Awaitable[T]]
+                             ) -> tuple[RegistrySession, T]:
+        """Try each endpoint: the first that answers runs `work`; mirrors fall back on
+        any registry error. The returned session is open (the caller closes it)."""
+        last: BaseException | None = None
+        for ep in await self._endpoints(domain):
+            sess = RegistrySession(ep, auth, scopes)
+            try:
+                await sess.ping()
+                self._preferred[domain] = ep.base
+                return sess, await work(sess)
+            except TransportError as e:
+                await sess.close()
+                last = e
+                log.debug("registry endpoint %s failed: %s", ep.base, e)
+            except RegistryError as e:
+                await sess.close()
+                if not ep.mirror:
+                    raise
+                last = e
+            except BaseException:
+                await sess.close()
+                raise
+        assert last is not None
+        raise last
+
+    # --- pull / import ---------------------------------------------------------------------
+    async def create(self, from_image: str | None, from_src: str | None, tag: str | None,
+                     platform: str | None, auth: AuthConfig, body: AsyncIterator[bytes],
+                     repo: str | None, changes: list[str], message: str
+                     ) -> AsyncIterator[bytes]:
+        """POST /images/create: pull (fromImage) or import (fromSrc)."""
+        if from_image:
+            return await self.pull(from_image, tag, platform, auth)
+        if from_src:
+            importer = getattr(self.images, "import_image", None)
+            if importer is None:
+                raise NotImplementedErr("importing images is not supported by pydockerd yet")
+            stream = importer(body, from_src, repo or "", tag or "", changes, message,
+                              platform or "")
+            if inspect.isawaitable(stream):     # a coroutine returning the iterator
+                stream = await stream
+            return stream  # type: ignore[no-any-return]
+        raise InvalidParameter("fromImage or fromSrc is required")
+
+    async def pull(self, from_image: str, tag: str | None, platform: str | None,
+                   auth: AuthConfig) -> AsyncIterator[bytes]:
+        """Resolve (errors raised here become normal HTTP errors), then stream."""
+        ref = pull_reference(from_image, tag)
+        if not ref.tag and not ref.digest:
+            return await self._pull_all_tags(ref, platform, auth)
+        wanted = parse_platform(platform)
+        explicit = wanted is not None
+        wanted = wanted or host_platform()
+        await self._prepare()
+
+        async def work(sess: RegistrySession) -> Any:
+            return await resolve_image(sess, ref.path, ref.digest or ref.tag, ref.familiar(),
+                                       wanted, explicit)
+        try:
+            sess, res = await self._with_endpoint(ref.domain, auth,
+                                                  [f"repository:{ref.path}:pull"], work)
+        except Exception as e:  # noqa: BLE001
+            raise pull_error(e, ref) from None
+        return Pull(self.images, self.cache, self.events, ref, res,
+                    self.cfg.max_concurrent_downloads).run()
+
+    async def _pull_all_tags(self, ref: Reference, platform: str | None, auth: AuthConfig
+                             ) -> AsyncIterator[bytes]:
+        async def work(sess: RegistrySession) -> list[str]:
+            resp = await sess.request("GET", f"/v2/{ref.path}/tags/list")
+            async with resp:
+                if resp.status != 200:
+                    raise await registry_error(resp)
+                doc = json.loads(await read_body(resp, 16 << 20, "tag list"))
+            tags = doc.get("tags") if isinstance(doc, dict) else None
+            return sorted(t for t in tags or [] if isinstance(t, str))
+        try:
+            sess, tags = await self._with_endpoint(ref.domain, auth,
+                                                   [f"repository:{ref.path}:pull"], work)
+        except Exception as e:  # noqa: BLE001
+            raise pull_error(e, ref) from None
+        await sess.close()
+        if not tags:
+            raise NotFound(f"no tags found for {ref.familiar_name()}")
+
+        async def stream() -> AsyncIterator[bytes]:
+            for t in tags:
+                try:
+                    one = await self.pull(f"{ref.name}:{t}", None, platform, auth)
+                except DockerError as e:
+                    yield progress_line(progress_error(e.message))
+                    return
+                async for chunk in one:
+                    yield chunk
+                    if b'"errorDetail"' in chunk:
+                        return
+        return stream()
+
+    # --- push ----------------------------------------------------------------------------
+    async def push(self, name: str, tag: str | None, auth: AuthConfig) -> AsyncIterator[bytes]:
+        ref = parse_normalized(name)
+        if tag:
+            ref = ref.with_tag(tag)
+        targets = targets_for(self.images, ref)
+        await self._prepare()
+        eps = await self._endpoints(ref.domain)
+        eps = [e for e in eps if not e.mirror]
+        scopes = [f"repository:{ref.path}:pull,push"]
+        last: BaseException | None = None
+        for ep in eps:                          # find the endpoint that answers
+            sess = RegistrySession(ep, auth, scopes)
+            try:
+                await sess.ping()
+            except TransportError as e:
+                await sess.close()
+                last = e
+                continue
+            self._preferred[ref.domain] = ep.base
+            return Push(self.images, self.cache, self.events, ref, targets, sess,
+                        self.cfg.max_concurrent_uploads).run()
+        raise push_error(last or SystemError_("no registry endpoint"))
+
+    # --- login ---------------------------------------------------------------------------
+    async def login(self, auth: AuthConfig) -> dict[str, str]:
+        host = index_name(auth.server_address)
+        last: BaseException | None = None
+        for ep in [e for e in await self._endpoints(host) if not e.mirror]:
+            sess = RegistrySession(ep, auth, [])
+            try:
+                await sess.ping()
+                self._preferred[host] = ep.base
+                if sess._challenge("bearer"):
+                    await sess.fetch_token([])
+                elif sess._challenge("basic"):
+                    resp = await sess.request("GET", "/v2/")
+                    async with resp:
+                        if resp.status != 200:
+                            raise RegistryError(resp.status, "UNAUTHORIZED", "")
+                return {"Status": "Login Succeeded", "IdentityToken": ""}
+            except TransportError as e:
+                last = e
+            except RegistryError as e:
+                if e.status in (401, 403):
+                    raise Unauthorized(f"login attempt to {ep.base}/v2/ failed with status: "
+                                       f"{e.status} {'Unauthorized' if e.status == 401 else 'Forbidden'}") from None
+                raise SystemError_(str(e)) from None
+            finally:
+                await sess.close()
+        raise SystemError_(str(last) if last else f"cannot reach registry {host}")
+
+    # --- manifest inspect ------------------------------------------------------------------
+    async def inspect(self, name: str, auth: AuthConfig) -> dict[str, Any]:
+        ref = parse_normalized(name)
+        if not ref.tag and not ref.digest:
+            ref = Reference(ref.name, DEFAULT_TAG)
+
+        async def work(sess: RegistrySession) -> dict[str, Any]:
+            body, ctype, digest = await fetch_manifest(sess, ref.path, ref.digest or ref.tag)
+            m = parse_manifest(body, ctype, ref.familiar())
+            desc = {"mediaType": m.media_type, "digest": digest, "size": len(body)}
+            if isinstance(m, ManifestList):
+                plats = [d.platform for d in m.manifests if d.platform]
+            else:
+                assert isinstance(m, ImageManifest)
+                cfg = json.loads(await fetch_blob_bytes(sess, ref.path, m.config))
+                p = {"architecture": cfg.get("architecture", ""), "os": cfg.get("os", "")}
+                if cfg.get("variant"):
+                    p["variant"] = cfg["variant"]
+                plats = [p]
+            return {"Descriptor": desc, "Platforms": plats}
+        try:
+            sess, out = await self._with_endpoint(ref.domain, auth,
+                                                  [f"repository:{ref.path}:pull"], work)
+        except Exception as e:  # noqa: BLE001
+            raise pull_error(e, ref) from None
+        await sess.close()
+        return out
+
+    # --- search ----------------------------------------------------------------------------
+    async def search(self, term: str, limit: int | None, filters: dict[str, list[str]],
+                     auth: AuthConfig) -> list[dict[str, Any]]:
+        if not term:
+            raise InvalidParameter("term is required")
+        if limit is not None and not 1 <= limit <= 100:
+            raise InvalidParameter("limit 0 is outside the range of [1, 100]"
+                                   if limit == 0 else f"limit {limit} is outside the range of "
+                                                      f"[1, 100]")
+        first, _, rest = term.partition("/")
+        if rest and ("." in first or ":" in first or first == "localhost"):
+            domain, needle = first, rest
+        else:
+            domain, needle = "docker.io", term
+        for key, vals in filters.items():
+            if key not in ("is-official", "is-automated", "stars"):
+                raise InvalidParameter(f"invalid filter '{key}'")
+            for v in vals:
+                if key != "stars" and v not in ("true", "false"):
+                    raise InvalidParameter(f"invalid filter '{key}={v}'")
+
+        async def work(sess: RegistrySession) -> list[str]:
+            sess.add_scope("registry:catalog:*")
+            resp = await sess.request("GET", "/v2/_catalog?n=1000")
+            async with resp:
+                if resp.status != 200:
+                    err = await registry_error(resp)
+                    raise SystemError_(f"registry {domain} does not offer a catalog to search "
+                                       f"(GET /v2/_catalog: {err})")
+                doc = json.loads(await read_body(resp, 16 << 20, "catalog"))
+            repos = doc.get("repositories") if isinstance(doc, dict) else None
+            return [r for r in repos or [] if isinstance(r, str)]
+        try:
+            sess, repos = await self._with_endpoint(domain, auth, [], work)
+        except DockerError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise SystemError_(str(e)) from None
+        await sess.close()
+        wants_official = filters.get("is-official", [])
+        wants_automated = filters.get("is-automated", [])
+        stars = [int(s) for s in filters.get("stars", []) if s.isdigit()]
+        out = []
+        for r in repos:
+            if needle not in r:
+                continue
+            if "true" in wants_official or "true" in wants_automated or any(s > 0 for s in stars):
+                continue
+            out.append({"name": r if domain == "docker.io" else f"{domain}/{r}",
+                        "description": "", "star_count": 0, "is_official": False,
+                        "is_automated": False})
+        return out[:limit or 25]
+
+
+__all__ = ["DistributionService", "AuthConfig", "Platform", "NotFound"]

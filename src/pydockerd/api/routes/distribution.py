@@ -2,16 +2,40 @@
 /distribution/{name}/json, /images/search."""
 from __future__ import annotations
 
+from ...distribution.auth import AuthConfig, parse_auth_body
 from ...distribution.service import DistributionService
+from ..http import AnyResponse, Request, StreamResponse, json_response
 from ..router import Route
-from .images import not_yet
+
+
+def _auth(req: Request) -> AuthConfig:
+    return AuthConfig.from_header(req.headers.get("x-registry-auth"))
 
 
 def routes(dist: DistributionService) -> list[Route]:
+    async def create(req: Request) -> AnyResponse:
+        stream = await dist.create(
+            req.q("fromImage"), req.q("fromSrc"), req.q("tag"), req.q("platform"), _auth(req),
+            req.body.chunks(), req.q("repo"), req.q_list("changes"), req.q("message") or "")
+        return StreamResponse(stream)
+
+    async def push(req: Request) -> AnyResponse:
+        return StreamResponse(await dist.push(req.params["name"], req.q("tag"), _auth(req)))
+
+    async def search(req: Request) -> AnyResponse:
+        return json_response(await dist.search(req.q("term") or "", req.q_int("limit"),
+                                               req.filters(), _auth(req)))
+
+    async def login(req: Request) -> AnyResponse:
+        return json_response(await dist.login(parse_auth_body(await req.json({}))))
+
+    async def inspect(req: Request) -> AnyResponse:
+        return json_response(await dist.inspect(req.params["name"], _auth(req)))
+
     return [
-        Route("POST", "/images/create", not_yet("pulling and importing images")),
-        Route("POST", "/images/{name:path}/push", not_yet("pushing images")),
-        Route("GET", "/images/search", not_yet("searching registries")),
-        Route("POST", "/auth", not_yet("registry login")),
-        Route("GET", "/distribution/{name:path}/json", not_yet("registry manifest inspect")),
+        Route("POST", "/images/create", create),
+        Route("POST", "/images/{name:path}/push", push),
+        Route("GET", "/images/search", search),
+        Route("POST", "/auth", login),
+        Route("GET", "/distribution/{name:path}/json", inspect),
     ]

@@ -1,0 +1,213 @@
+"""A small registry HTTP API v2 client on aiohttp: ping, auth (Basic, Bearer
+tokens), typed registry errors. One RegistrySession per endpoint and operation."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import logging
+from typing import Any, Mapping
+
+import aiohttp
+
+from .auth import AuthConfig, Challenge, parse_challenges
+from .endpoints import Endpoint
+
+log = logging.getLogger("pydockerd.distribution")
+
+_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=60)
+
+
+class RegistryError(Exception):
+    """An error the registry answered with ({"errors": [{code, message}]})."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status, self.code, self.message = status, code, message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        code = self.code.lower().replace("_", " ") if self.code else f"status {self.status}"
+        return f"{code}: {self.message}" if self.message else code
+
+
+class TransportError(Exception):
+    """The registry could not be reached or the connection broke."""
+
+
+def _status_code(status: int) -> str:
+    return {401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND",
+            429: "TOOMANYREQUESTS"}.get(status, "UNKNOWN")
+
+
+async def registry_error(resp: aiohttp.ClientResponse) -> RegistryError:
+    """Turn an unexpected response into a RegistryError (reads the body)."""
+    try:
+        body = await resp.read()
+        doc = json.loads(body) if body else {}
+        errs = doc.get("errors") if isinstance(doc, dict) else None
+        if errs and isinstance(errs[0], dict):
+            e = errs[0]
+            return RegistryError(resp.status, str(e.get("code") or ""),
+                                 str(e.get("message") or ""))
+        if isinstance(doc, dict) and doc.get("details"):
+            return RegistryError(resp.status, _status_code(resp.status), str(doc["details"]))
+    except (ValueError, aiohttp.ClientError, asyncio.TimeoutError):
+        pass
+    msg = {401: "authentication required", 403: "requested access to the resource is denied",
+           404: "not found"}.get(resp.status, f"unexpected status {resp.status} "
+                                              f"{resp.reason or ''}".strip())
+    return RegistryError(resp.status, _status_code(resp.status), msg)
+
+
+def describe(method: str, url: str, e: BaseException) -> str:
+    if isinstance(e, asyncio.TimeoutError):
+        reason = "timeout awaiting response"
+    elif isinstance(e, aiohttp.ClientConnectorError):
+        err = e.os_error
+        code = getattr(err, "errno", None)
+        if isinstance(err, socket.gaierror):
+            reason = f"dial tcp: lookup {e.host}: {(err.strerror or str(err)).lower()}"
+        else:
+            what = os.strerror(code).lower() if isinstance(code, int) and code > 0 else str(err)
+            reason = f"dial tcp {e.host}:{e.port}: connect: {what}"
+    elif isinstance(e, aiohttp.ServerDisconnectedError):
+        reason = "server disconnected"
+    elif isinstance(e, (aiohttp.ClientPayloadError, ConnectionResetError)):
+        reason = "connection reset by peer" if "reset" in str(e).lower() else \
+            f"unexpected EOF ({e})"
+    else:
+        reason = str(e) or type(e).__name__
+    return f'{method.capitalize() if method != "HEAD" else "Head"} "{url}": {reason}'
+
+
+class RegistrySession:
+    def __init__(self, endpoint: Endpoint, auth: AuthConfig, scopes: list[str]) -> None:
+        self.endpoint = endpoint
+        self.auth = auth
+        self.scopes = list(scopes)
+        self.challenges: list[Challenge] = []
+        self._token: str | None = None
+        conn = aiohttp.TCPConnector(ssl=endpoint.tls if endpoint.tls is not None else False,
+                                    limit=16)
+        self.http = aiohttp.ClientSession(connector=conn, timeout=_TIMEOUT,
+                                          auto_decompress=False)
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    async def __aenter__(self) -> RegistrySession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- transport --------------------------------------------------------------------
+    async def _send(self, method: str, url: str, headers: Mapping[str, str], data: Any,
+                    allow_redirects: bool) -> aiohttp.ClientResponse:
+        try:
+            return await self.http.request(method, url, headers=dict(headers), data=data,
+                                           allow_redirects=allow_redirects)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            raise TransportError(describe(method, url, e)) from None
+
+    async def ping(self) -> None:
+        """GET /v2/: learn the auth challenge (raises TransportError if unreachable)."""
+        url = self.endpoint.url("/v2/")
+        resp = await self._send("GET", url, {}, None, True)
+        async with resp:
+            await resp.read()
+            if resp.status == 401:
+                self.challenges = parse_challenges(resp.headers.getall("WWW-Authenticate", []))
+            elif resp.status >= 500 or resp.status not in (200, 401):
+                raise TransportError(f'Get "{url}": unexpected status {resp.status}')
+
+    def add_scope(self, scope: str) -> None:
+        if scope not in self.scopes:
+            self.scopes.append(scope)
+            if self._challenge("bearer"):
+                self._token = None
+
+    # --- auth -------------------------------------------------------------------------
+    def _challenge(self, scheme: str) -> Challenge | None:
+        return next((c for c in self.challenges if c.scheme == scheme), None)
+
+    async def _auth_header(self) -> dict[str, str]:
+        if self._challenge("bearer"):
+            if self._token is None:
+                self._token = await self.fetch_token(self.scopes)
+            return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        if self._challenge("basic") and self.auth.has_basic:
+            return {"Authorization": aiohttp.BasicAuth(self.auth.username,
+                                                       self.auth.password).encode()}
+        return {}
+
+    async def fetch_token(self, scopes: list[str]) -> str:
+        if self.auth.registry_token:
+            return self.auth.registry_token
+        ch = self._challenge("bearer")
+        assert ch is not None
+        realm = ch.params.get("realm", "")
+        if not realm:
+            raise RegistryError(401, "UNAUTHORIZED", "token auth challenge without realm")
+        params: list[tuple[str, str]] = []
+        if ch.params.get("service"):
+            params.append(("service", ch.params["service"]))
+        for s in scopes:
+            params.append(("scope", s))
+        if self.auth.identity_token:
+            form = dict(params, grant_type="refresh_token", client_id="docker",
+                        refresh_token=self.auth.identity_token)
+            resp = await self._send("POST", realm, {}, form, True)
+        else:
+            if self.auth.username:
+                params.append(("account", self.auth.username))
+            headers = {}
+            if self.auth.has_basic:
+                headers["Authorization"] = aiohttp.BasicAuth(self.auth.username,
+                                                             self.auth.password).encode()
+            try:
+                resp = await self.http.get(realm, params=params, headers=headers)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+                raise TransportError(describe("GET", realm, e)) from None
+        async with resp:
+            if resp.status != 200:
+                err = await registry_error(resp)
+                if resp.status == 401:
+                    err = RegistryError(401, "UNAUTHORIZED",
+                                        "incorrect username or password"
+                                        if self.auth.has_basic else "authentication required")
+                raise err
+            try:
+                doc = json.loads(await resp.read())
+            except ValueError:
+                raise RegistryError(resp.status, "UNKNOWN",
+                                    "invalid token response from auth server") from None
+        token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
+        if not isinstance(token, str) or not token:
+            raise RegistryError(401, "UNAUTHORIZED", "auth server returned no token")
+        return token
+
+    # --- requests ---------------------------------------------------------------------
+    async def request(self, method: str, path_or_url: str, *,
+                      headers: Mapping[str, str] | None = None, data: Any = None,
+                      allow_redirects: bool = True) -> aiohttp.ClientResponse:
+        """Send with credentials; on 401 (bodies that can be resent only) learn the new
+        challenge and retry once. The caller closes the response."""
+        url = path_or_url if "://" in path_or_url else self.endpoint.url(path_or_url)
+        for attempt in (0, 1):
+            h = dict(headers or {})
+            h.update(await self._auth_header())
+            resp = await self._send(method, url, h, data, allow_redirects)
+            if resp.status != 401 or attempt or not (data is None or isinstance(data, bytes)):
+                return resp
+            new = parse_challenges(resp.headers.getall("WWW-Authenticate", []))
+            resp.release()
+            if not new:
+                return await self._send(method, url, h, data, allow_redirects)
+            self.challenges = new
+            scope = next((c.params.get("scope") for c in new if c.params.get("scope")), None)
+            if scope and scope not in self.scopes:
+                self.scopes.append(scope)
+            self._token = None
+        raise AssertionError("unreachable")

@@ -1,0 +1,148 @@
+"""Which URLs to try for a registry, and with which TLS settings (as dockerd does).
+
+- https first, verified against the system CA bundle plus certs.d/<host>/*.crt,
+  with client certificates from certs.d/<host>/*.cert + *.key;
+- a registry listed in insecure-registries (name or CIDR), or whose address is
+  loopback (127.0.0.0/8, ::1: Docker's default insecure CIDRs), gets https
+  without verification and then plain http;
+- Docker Hub names try the registry mirrors first.
+
+PYDOCKERD_CERTS_DIR overrides cfg.certs_dir (dockerd has no such flag; tests use it).
+"""
+from __future__ import annotations
+
+import glob
+import ipaddress
+import os
+import socket
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..config import Config
+from ..errors import InvalidParameter
+from ..images.references import DEFAULT_DOMAIN
+
+HUB_REGISTRY = "registry-1.docker.io"
+DEFAULT_INSECURE = ("127.0.0.0/8", "::1/128")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base: str                        # https://host:port (no trailing slash)
+    host: str                        # host:port as in the reference / certs.d
+    tls: ssl.SSLContext | None       # None for plain http
+    mirror: bool = False
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+def certs_dir(cfg: Config) -> str:
+    return os.environ.get("PYDOCKERD_CERTS_DIR") or cfg.certs_dir
+
+
+def _split_host(hostport: str) -> str:
+    if hostport.startswith("["):
+        return hostport[1:hostport.find("]")]
+    return hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+
+
+def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    if host == "localhost" or host.endswith(".localhost"):
+        return [ipaddress.ip_address("127.0.0.1")]
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return []
+    out = []
+    for info in infos:
+        try:
+            out.append(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
+        except ValueError:
+            continue
+    return out
+
+
+def is_insecure(cfg: Config, hostport: str) -> bool:
+    """Blocking (may resolve the name): call from a thread."""
+    names: list[str] = []
+    nets = []
+    for entry in (*cfg.insecure_registries, *DEFAULT_INSECURE):
+        entry = entry.split("://", 1)[-1].rstrip("/")
+        try:
+            nets.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            names.append(entry)
+    if hostport in names or _split_host(hostport) in names:
+        return True
+    if hostport == DEFAULT_DOMAIN:
+        return False
+    return any(addr in net for addr in _addresses(_split_host(hostport)) for net in nets
+               if addr.version == net.version)
+
+
+def tls_context(cfg: Config, hostport: str, verify: bool) -> ssl.SSLContext:
+    """Blocking (reads files)."""
+    ctx = ssl.create_default_context()
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    d = os.path.join(certs_dir(cfg), hostport.replace(":", ":"))
+    if os.path.isdir(d):
+        for ca in sorted(glob.glob(os.path.join(d, "*.crt"))):
+            try:
+                ctx.load_verify_locations(cafile=ca)
+            except (ssl.SSLError, OSError) as e:
+                raise InvalidParameter(f"invalid CA certificate {ca}: {e}") from None
+        for cert in sorted(glob.glob(os.path.join(d, "*.cert"))):
+            key = cert[:-len(".cert")] + ".key"
+            if not os.path.exists(key):
+                raise InvalidParameter(f"missing key {os.path.basename(key)} for client "
+                                       f"certificate {os.path.basename(cert)}")
+            try:
+                ctx.load_cert_chain(cert, key)
+            except (ssl.SSLError, OSError) as e:
+                raise InvalidParameter(f"invalid client certificate {cert}: {e}") from None
+        for key in glob.glob(os.path.join(d, "*.key")):
+            if not os.path.exists(key[:-len(".key")] + ".cert"):
+                raise InvalidParameter(f"missing client certificate "
+                                       f"{os.path.basename(key)[:-4]}.cert for key "
+                                       f"{os.path.basename(key)}")
+    return ctx
+
+
+def registry_endpoints(cfg: Config, domain: str) -> list[Endpoint]:
+    """Blocking: the endpoints to try, in order, for a reference's domain."""
+    out: list[Endpoint] = []
+    if domain == DEFAULT_DOMAIN:
+        for m in cfg.registry_mirrors:
+            parts = urlsplit(m if "://" in m else "https://" + m)
+            host = parts.netloc
+            base = f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
+            tls = tls_context(cfg, host, not is_insecure(cfg, host)) \
+                if parts.scheme == "https" else None
+            out.append(Endpoint(base, host, tls, mirror=True))
+        host = HUB_REGISTRY
+        out.append(Endpoint(f"https://{host}", host, tls_context(cfg, host, True)))
+        return out
+    insecure = is_insecure(cfg, domain)
+    out.append(Endpoint(f"https://{domain}", domain, tls_context(cfg, domain, not insecure)))
+    if insecure:
+        out.append(Endpoint(f"http://{domain}", domain, None))
+    return out
+
+
+def index_name(server_address: str) -> str:
+    """The registry host of a `docker login` server address (URL or host[:port])."""
+    s = server_address.strip()
+    if "://" in s:
+        s = urlsplit(s).netloc
+    s = s.rstrip("/").split("/", 1)[0]
+    if s in ("", "docker.io", "index.docker.io", "registry-1.docker.io"):
+        return DEFAULT_DOMAIN
+    return s

@@ -1,0 +1,302 @@
+"""docker pull: resolve the manifest (before the response starts), then download
+layers concurrently, verify every digest, unpack in order, register the image.
+
+On any failure the layers this pull created are removed again and the
+downloads deleted: nothing of a failed pull stays behind.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
+
+import aiohttp
+
+from ..errors import DockerError, InvalidParameter, NotFound
+from ..images.content import digest_of
+from ..images.layers import chain_ids
+from ..images.references import Reference
+from . import progress as msg
+from .blobcache import BlobCache, BlobRecord
+from .client import RegistrySession, TransportError, describe, registry_error
+from .errors import pull_error
+from .manifest import (ACCEPT, OCI_LAYER_ZSTD, Descriptor, ImageManifest, ManifestList,
+                       Platform, config_platform, parse_manifest, select)
+from .streams import ProgressReader, is_zstd, zstd_reader
+
+log = logging.getLogger("pydockerd.distribution")
+
+Emit = Callable[[dict[str, Any]], None]
+_MANIFEST_LIMIT = 4 << 20
+_WRITE_BATCH = 1 << 20
+
+
+def short(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]
+
+
+async def read_body(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    try:
+        body = await resp.content.read(limit + 1)
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        raise TransportError(describe(resp.method, str(resp.url), e)) from None
+    if len(body) > limit:
+        raise InvalidParameter(f"{what} too large")
+    if resp.content_length is not None and len(body) != resp.content_length:
+        raise TransportError(f'{resp.method.capitalize()} "{resp.url}": unexpected EOF')
+    return body
+
+
+async def fetch_manifest(sess: RegistrySession, repo: str, reference: str
+                         ) -> tuple[bytes, str, str]:
+    """(body, content type, digest), verified against a requested digest or the
+    registry's Docker-Content-Digest."""
+    resp = await sess.request("GET", f"/v2/{repo}/manifests/{reference}",
+                              headers={"Accept": ACCEPT})
+    async with resp:
+        if resp.status != 200:
+            raise await registry_error(resp)
+        body = await read_body(resp, _MANIFEST_LIMIT, "manifest")
+        digest = digest_of(body)
+        expected = reference if reference.startswith("sha256:") else \
+            resp.headers.get("Docker-Content-Digest", "")
+        if expected and expected.startswith("sha256:") and expected != digest:
+            raise InvalidParameter(f"manifest verification failed for digest {expected}")
+        return body, resp.headers.get("Content-Type", ""), digest
+
+
+async def fetch_blob_bytes(sess: RegistrySession, repo: str, desc: Descriptor,
+                           limit: int = 16 << 20) -> bytes:
+    resp = await sess.request("GET", f"/v2/{repo}/blobs/{desc.digest}")
+    async with resp:
+        if resp.status != 200:
+            raise await registry_error(resp)
+        body = await read_body(resp, limit, "blob")
+    if digest_of(body) != desc.digest:
+        raise InvalidParameter(f"blob verification failed for digest {desc.digest}")
+    return body
+
+
+@dataclass
+class Resolved:
+    """A manifest resolved to one image, with its verified config."""
+
+    session: RegistrySession
+    repo: str
+    manifest_digest: str          # what was asked for (the list's digest for a list)
+    manifest: ImageManifest
+    config_bytes: bytes
+    config: dict[str, Any]
+    diff_ids: list[str] = field(default_factory=list)
+
+
+async def resolve_image(sess: RegistrySession, repo: str, reference: str, name: str,
+                        wanted: Platform, explicit: bool) -> Resolved:
+    body, ctype, digest = await fetch_manifest(sess, repo, reference)
+    top_digest = digest
+    m = parse_manifest(body, ctype, name)
+    from_list = isinstance(m, ManifestList)
+    if isinstance(m, ManifestList):
+        chosen = select(m, wanted)
+        body, ctype, _ = await fetch_manifest(sess, repo, chosen.digest)
+        m = parse_manifest(body, ctype, name)
+        if not isinstance(m, ImageManifest):
+            raise InvalidParameter("invalid manifest list: nested lists are not supported")
+    config_bytes = await fetch_blob_bytes(sess, repo, m.config)
+    try:
+        config = json.loads(config_bytes)
+    except ValueError:
+        raise InvalidParameter("invalid image config: not JSON") from None
+    if not isinstance(config, dict):
+        raise InvalidParameter("invalid image config")
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(m.layers):
+        raise InvalidParameter("invalid image config: the number of diff ids does not "
+                               "match the number of layers")
+    if explicit and not from_list:
+        have = config_platform(config)
+        if (have.os, have.architecture) != (wanted.os, wanted.architecture):
+            raise NotFound(f"image with reference {name} was found but does not provide "
+                           f"the specified platform ({wanted})")
+    return Resolved(sess, repo, top_digest, m, config_bytes, config, list(diff_ids))
+
+
+class Pull:
+    """One pull after resolution: run() yields the JSON progress lines."""
+
+    def __init__(self, images: Any, cache: BlobCache, events: Any, ref: Reference,
+                 res: Resolved, max_downloads: int) -> None:
+        self.images, self.cache, self.events = images, cache, events
+        self.ref, self.res = ref, res
+        self.sem = asyncio.Semaphore(max_downloads)
+        self.tmp_files: list[str] = []
+
+    async def run(self) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        task = asyncio.create_task(self._pull(queue.put_nowait))
+        task.add_done_callback(lambda _: queue.put_nowait(None))
+        try:
+            yield msg.line(msg.status(f"Pulling from {self.ref.familiar_name()}",
+                                      self.ref.tag or self.ref.digest))
+            while (m := await queue.get()) is not None:
+                yield msg.line(m)
+            try:
+                await task
+            except Exception as e:       # noqa: BLE001 - every failure ends in the stream
+                err = pull_error(e, self.ref)
+                log.info("pull %s failed: %s", self.ref, err.message)
+                yield msg.line(msg.error(err.message))
+        finally:
+            if not task.done():
+                task.cancel()
+                try:
+                    await task
+                except BaseException:    # noqa: BLE001
+                    pass
+            await self.res.session.close()
+
+    async def _pull(self, emit: Emit) -> None:
+        res = self.res
+        layers = res.manifest.layers
+        chains = chain_ids(res.diff_ids)
+        present = await asyncio.to_thread(lambda: [self.images.layers.exists(c)
+                                                   for c in chains])
+        for desc, have in zip(layers, present):
+            emit(msg.layer_status("Already exists" if have else "Pulling fs layer",
+                                  short(desc.digest)))
+        downloads: dict[int, asyncio.Task[str]] = {
+            i: asyncio.create_task(self._download(desc, emit))
+            for i, (desc, have) in enumerate(zip(layers, present)) if not have}
+        created: list[str] = []
+        ok = False
+        try:
+            parent = ""
+            for i, desc in enumerate(layers):
+                if i in downloads:
+                    path = await downloads[i]
+                    if await self._extract(path, desc, res.diff_ids[i], parent, emit):
+                        created.append(chains[i])
+                    emit(msg.layer_status("Pull complete", short(desc.digest)))
+                parent = chains[i]
+            await self._register(emit)
+            ok = True
+        finally:
+            for t in downloads.values():
+                t.cancel()
+            await asyncio.gather(*downloads.values(), return_exceptions=True)
+            await asyncio.shield(asyncio.to_thread(self._finish, ok, created, downloads))
+
+    # --- download -----------------------------------------------------------------------
+    async def _download(self, desc: Descriptor, emit: Emit) -> str:
+        sid = short(desc.digest)
+        if self.sem.locked():
+            emit(msg.layer_status("Waiting", sid))
+        async with self.sem:
+            path = self.cache.temp_path("pull")
+            self.tmp_files.append(path)
+            url = f"/v2/{self.res.repo}/blobs/{desc.digest}"
+            resp = await self.res.session.request("GET", url)
+            async with resp:
+                if resp.status != 200:
+                    raise await registry_error(resp)
+                total = desc.size or resp.content_length or 0
+                hasher = hashlib.sha256()
+                f = await asyncio.to_thread(open, path, "wb")
+                done, last, buf = 0, 0.0, bytearray()
+
+                def write(data: bytes) -> None:
+                    f.write(data)
+                    hasher.update(data)
+                try:
+                    try:
+                        async for chunk in resp.content.iter_chunked(256 << 10):
+                            buf += chunk
+                            done += len(chunk)
+                            if len(buf) >= _WRITE_BATCH:
+                                await asyncio.to_thread(write, bytes(buf))
+                                buf.clear()
+                            now = time.monotonic()
+                            if now - last > 0.1:
+                                last = now
+                                emit(msg.bar("Downloading", sid, done, total))
+                    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+                        raise TransportError(describe("GET", str(resp.url), e)) from None
+                    if buf:
+                        await asyncio.to_thread(write, bytes(buf))
+                finally:
+                    await asyncio.to_thread(f.close)
+            if (desc.size and done != desc.size) or \
+                    (resp.content_length is not None and done != resp.content_length):
+                raise TransportError(f'Get "{resp.url}": unexpected EOF '
+                                     f"({done} of {total} bytes)")
+            emit(msg.bar("Downloading", sid, done, total))
+            emit(msg.layer_status("Verifying Checksum", sid))
+            if "sha256:" + hasher.hexdigest() != desc.digest:
+                raise InvalidParameter(f"filesystem layer verification failed for digest "
+                                       f"{desc.digest}")
+            emit(msg.layer_status("Download complete", sid))
+            return path
+
+    # --- extract ------------------------------------------------------------------------
+    async def _extract(self, path: str, desc: Descriptor, diff_id: str, parent: str,
+                       emit: Emit) -> bool:
+        sid = short(desc.digest)
+        total = os.path.getsize(path)
+        loop = asyncio.get_running_loop()
+
+        def report(n: int) -> None:
+            loop.call_soon_threadsafe(emit, msg.bar("Extracting", sid, n, total))
+
+        def work() -> bool:
+            with open(path, "rb") as raw:
+                src: Any = ProgressReader(raw, report)
+                if desc.media_type == OCI_LAYER_ZSTD or is_zstd(path):
+                    src = zstd_reader(src)
+                _, created = self.images.layers.unpack(src, diff_id, parent)
+                return bool(created)
+        emit(msg.bar("Extracting", sid, 0, total))
+        return await asyncio.to_thread(work)
+
+    # --- finish -------------------------------------------------------------------------
+    async def _register(self, emit: Emit) -> None:
+        ref, res = self.ref, self.res
+        digest_ref = Reference(ref.name, "", res.manifest_digest)
+        named = ref if not ref.digest else digest_ref
+        try:
+            old_id = self.images.resolve(str(named)).id
+        except DockerError:
+            old_id = ""
+        refs = [digest_ref] if ref.digest else [Reference(ref.name, ref.tag), digest_ref]
+        img = await asyncio.to_thread(self.images.register_image, res.config_bytes, refs)
+        shown = named.familiar()
+        self.events.publish("image", "pull", shown, {**img.labels, "name": shown})
+        emit(msg.status(f"Digest: {res.manifest_digest}"))
+        if old_id == img.id:
+            emit(msg.status(f"Status: Image is up to date for {shown}"))
+        else:
+            emit(msg.status(f"Status: Downloaded newer image for {shown}"))
+
+    def _finish(self, ok: bool, created: list[str], downloads: dict[int, Any]) -> None:
+        """Blocking: keep verified blobs on success; on failure undo everything."""
+        if ok:
+            res = self.res
+            for i, desc in enumerate(res.manifest.layers):
+                if i in downloads:
+                    self.cache.keep_blob(downloads[i].result(), desc.digest)
+                self.cache.add(res.diff_ids[i], BlobRecord(desc.digest, desc.media_type,
+                                                           desc.size, self.ref.domain,
+                                                           res.repo))
+        else:
+            used = {c for img in self.images.images.all().values() for c in img.layers}
+            doomed = [self.images.layers.remove(c) for c in reversed(created) if c not in used]
+            self.images.layers.purge([d for d in doomed if d])
+        for p in self.tmp_files:
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,318 @@
+"""docker push: upload missing layers (HEAD to skip, cross-repo mount, gzip in a
+thread, PATCH + PUT upload), the config, then the manifest (schema2)."""
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable
+from urllib.parse import urlencode, urljoin
+
+from ..errors import DockerError, InvalidParameter, NotFound, SystemError_
+from ..images.references import Reference
+from . import progress as msg
+from .blobcache import BlobCache, BlobRecord
+from .client import RegistrySession, registry_error
+from .errors import push_error
+from .layertar import original_tar_chunks, write_layer_tar
+from .manifest import (DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG,
+                       OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST, Descriptor)
+
+log = logging.getLogger("pydockerd.distribution")
+Emit = Callable[[dict[str, Any]], None]
+_TO_DOCKER = {OCI_LAYER_GZIP: DOCKER_LAYER_GZIP,
+              OCI_LAYER: "application/vnd.docker.image.rootfs.diff.tar"}
+_TO_OCI = {DOCKER_LAYER_GZIP: OCI_LAYER_GZIP,
+           "application/vnd.docker.image.rootfs.diff.tar": OCI_LAYER}
+
+
+@dataclass
+class PushTarget:
+    tag: str
+    image_id: str
+    config_bytes: bytes
+    diff_ids: list[str]
+    chains: list[str]
+
+
+class _HashWriter:
+    def __init__(self, out: Any) -> None:
+        self.out, self.hash, self.size = out, hashlib.sha256(), 0
+
+    def write(self, b: bytes) -> int:
+        self.hash.update(b)
+        self.size += len(b)
+        self.out.write(b)
+        return len(b)
+
+    def flush(self) -> None:
+        pass
+
+
+class Push:
+    def __init__(self, images: Any, cache: BlobCache, events: Any, ref: Reference,
+                 targets: list[PushTarget], session: RegistrySession, max_uploads: int) -> None:
+        self.images, self.cache, self.events = images, cache, events
+        self.ref, self.targets, self.sess = ref, targets, session
+        self.repo = ref.path
+        self.sem = asyncio.Semaphore(max_uploads)
+
+    async def run(self) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        task = asyncio.create_task(self._push_all(queue.put_nowait))
+        task.add_done_callback(lambda _: queue.put_nowait(None))
+        try:
+            yield msg.line(msg.status(f"The push refers to repository [{self.ref.name}]"))
+            while (m := await queue.get()) is not None:
+                yield msg.line(m)
+            try:
+                await task
+            except Exception as e:       # noqa: BLE001 - every failure ends in the stream
+                err = push_error(e)
+                log.info("push %s failed: %s", self.ref.name, err.message)
+                yield msg.line(msg.error(err.message))
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            await self.sess.close()
+
+    async def _push_all(self, emit: Emit) -> None:
+        await self.sess.ping()
+        for t in self.targets:
+            await self._push_tag(t, emit)
+
+    async def _push_tag(self, t: PushTarget, emit: Emit) -> None:
+        unique: dict[str, str] = {}
+        for d, c in zip(t.diff_ids, t.chains):
+            unique.setdefault(d, c)
+        for d in reversed(list(unique)):
+            emit(msg.layer_status("Preparing", msg_id(d)))
+        tasks = {d: asyncio.create_task(self._push_layer(d, c, emit))
+                 for d, c in unique.items()}
+        try:
+            descs = {d: await tasks[d] for d in unique}
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+        layers = [descs[d] for d in t.diff_ids]
+        oci = any(x.media_type == OCI_LAYER_ZSTD for x in layers)
+        config_desc = Descriptor(OCI_CONFIG if oci else DOCKER_CONFIG,
+                                 "sha256:" + hashlib.sha256(t.config_bytes).hexdigest(),
+                                 len(t.config_bytes))
+        if not await self._blob_exists(config_desc.digest):
+            await self._upload_bytes(t.config_bytes, config_desc.digest)
+        kind = _TO_OCI if oci else _TO_DOCKER
+        manifest: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_MANIFEST if oci else DOCKER_MANIFEST,
+                    "config": config_desc.to_wire(),
+                    "layers": [Descriptor(kind.get(x.media_type, x.media_type), x.digest,
+                                          x.size).to_wire() for x in layers]}
+        body = json.dumps(manifest, indent=3).encode()
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        resp = await self.sess.request(
+            "PUT", f"/v2/{self.repo}/manifests/{t.tag}", data=body,
+            headers={"Content-Type": manifest["mediaType"]})
+        async with resp:
+            if resp.status not in (200, 201, 202):
+                raise await registry_error(resp)
+            got = resp.headers.get("Docker-Content-Digest")
+            if got and got != digest:
+                raise SystemError_(f"registry reported manifest digest {got}, expected {digest}")
+        await asyncio.to_thread(self.images.register_image, t.config_bytes,
+                                [Reference(self.ref.name, "", digest)])
+        shown = Reference(self.ref.name, t.tag).familiar()
+        self.events.publish("image", "push", shown, {"name": shown})
+        emit(msg.status(f"{t.tag}: digest: {digest} size: {len(body)}"))
+        emit({"progressDetail": {}, "aux": {"Tag": t.tag, "Digest": digest,
+                                            "Size": len(body)}})
+
+    # --- layers -------------------------------------------------------------------------
+    async def _push_layer(self, diff_id: str, chain: str, emit: Emit) -> Descriptor:
+        sid = msg_id(diff_id)
+        if self.sem.locked():
+            emit(msg.layer_status("Waiting", sid))
+        async with self.sem:
+            domain = self.ref.domain
+            records = await asyncio.to_thread(self.cache.records, diff_id)
+            here = [r for r in records if r.registry == domain]
+            for r in here:
+                if r.repo == self.repo and await self._blob_exists(r.digest):
+                    emit(msg.layer_status("Layer already exists", sid))
+                    return Descriptor(r.media_type, r.digest, r.size)
+            for r in here:
+                if r.repo != self.repo and await self._mount(r):
+                    emit(msg.layer_status(f"Mounted from {r.repo}", sid))
+                    await asyncio.to_thread(self.cache.add, diff_id, BlobRecord(
+                        r.digest, r.media_type, r.size, domain, self.repo))
+                    return Descriptor(r.media_type, r.digest, r.size)
+            local = await asyncio.to_thread(self.cache.local_blob, diff_id)
+            made = ""
+            try:
+                if local is not None:
+                    path, desc = self.cache.blob_path(local.digest), \
+                        Descriptor(local.media_type, local.digest, local.size)
+                else:
+                    made = self.cache.temp_path("push")
+                    desc = await asyncio.to_thread(self._compress, diff_id, chain, made)
+                    path = made
+                if await self._blob_exists(desc.digest):
+                    emit(msg.layer_status("Layer already exists", sid))
+                else:
+                    await self._upload_file(path, desc, sid, emit)
+                    emit(msg.layer_status("Pushed", sid))
+                if made:
+                    await asyncio.to_thread(self.cache.keep_blob, made, desc.digest)
+                    made = ""
+                await asyncio.to_thread(self.cache.add, diff_id, BlobRecord(
+                    desc.digest, desc.media_type, desc.size, domain, self.repo))
+                return desc
+            finally:
+                if made and os.path.exists(made):
+                    os.unlink(made)
+
+    def _compress(self, diff_id: str, chain: str, out_path: str) -> Descriptor:
+        """Blocking: gzip the layer tar to out_path, checking it reproduces diff_id."""
+        with open(out_path, "wb") as raw:
+            outer = _HashWriter(raw)
+            with gzip.GzipFile(fileobj=outer, mode="wb", compresslevel=6, mtime=0) as gz:
+                inner = _HashWriter(gz)
+                chunks = original_tar_chunks(self.images, chain)
+                if chunks is not None:
+                    for b in chunks:
+                        inner.write(b)
+                else:
+                    write_layer_tar(self.images.layers.diff_dir(chain), inner)
+        if "sha256:" + inner.hash.hexdigest() != diff_id:
+            raise SystemError_(
+                f"cannot push layer {diff_id}: its tar cannot be reproduced from the unpacked "
+                f"layer (the original tar stream was not kept)")
+        return Descriptor(DOCKER_LAYER_GZIP, "sha256:" + outer.hash.hexdigest(), outer.size)
+
+    async def _blob_exists(self, digest: str) -> bool:
+        resp = await self.sess.request("HEAD", f"/v2/{self.repo}/blobs/{digest}")
+        async with resp:
+            if resp.status == 200:
+                return True
+            if resp.status == 404:
+                return False
+            raise await registry_error(resp)
+
+    async def _mount(self, r: BlobRecord) -> bool:
+        self.sess.add_scope(f"repository:{r.repo}:pull")
+        q = urlencode({"mount": r.digest, "from": r.repo})
+        resp = await self.sess.request("POST", f"/v2/{self.repo}/blobs/uploads/?{q}", data=b"")
+        async with resp:
+            if resp.status == 201:
+                return True
+            if resp.status == 202:           # not mounted: cancel the upload it started
+                loc = resp.headers.get("Location")
+                if loc:
+                    cancel = await self.sess.request("DELETE", self._abs(loc))
+                    cancel.release()
+                return False
+            if resp.status in (401, 403, 404):
+                return False
+            raise await registry_error(resp)
+
+    def _abs(self, location: str) -> str:
+        return urljoin(self.sess.endpoint.base + "/", location)
+
+    async def _start_upload(self) -> tuple[str, int]:
+        resp = await self.sess.request("POST", f"/v2/{self.repo}/blobs/uploads/", data=b"")
+        async with resp:
+            if resp.status != 202:
+                raise await registry_error(resp)
+            loc = resp.headers.get("Location")
+            if not loc:
+                raise SystemError_("registry started an upload without a Location")
+            chunk_min = int(resp.headers.get("OCI-Chunk-Min-Length", "0") or 0)
+            return self._abs(loc), chunk_min
+
+    async def _finish_upload(self, loc: str, digest: str, data: bytes = b"") -> None:
+        sep = "&" if "?" in loc else "?"
+        resp = await self.sess.request("PUT", f"{loc}{sep}{urlencode({'digest': digest})}",
+                                       data=data, headers={
+                                           "Content-Type": "application/octet-stream"})
+        async with resp:
+            if resp.status not in (201, 204):
+                raise await registry_error(resp)
+
+    async def _upload_bytes(self, data: bytes, digest: str) -> None:
+        loc, _ = await self._start_upload()
+        await self._finish_upload(loc, digest, data)
+
+    async def _upload_file(self, path: str, desc: Descriptor, sid: str, emit: Emit) -> None:
+        loc, chunk_min = await self._start_upload()
+        total = desc.size
+        chunk = max(chunk_min, 0) or total       # monolithic unless chunks are required
+        f = await asyncio.to_thread(open, path, "rb")
+        sent = 0
+        try:
+            while sent < total or total == 0:
+                n = min(chunk, total - sent)
+                start = sent
+                last = 0.0
+
+                async def body() -> AsyncIterator[bytes]:
+                    nonlocal sent, last
+                    left = n
+                    while left > 0:
+                        b = await asyncio.to_thread(f.read, min(left, 1 << 20))
+                        if not b:
+                            raise SystemError_("layer blob shrank while uploading")
+                        left -= len(b)
+                        sent += len(b)
+                        now = time.monotonic()
+                        if now - last > 0.1:
+                            last = now
+                            emit(msg.bar("Pushing", sid, sent, total))
+                        yield b
+                headers = {"Content-Type": "application/octet-stream",
+                           "Content-Length": str(n)}
+                if n:
+                    headers["Content-Range"] = f"{start}-{start + n - 1}"
+                resp = await self.sess.request("PATCH", loc, data=body(), headers=headers)
+                async with resp:
+                    if resp.status != 202:
+                        raise await registry_error(resp)
+                    loc = self._abs(resp.headers.get("Location") or loc)
+                if total == 0:
+                    break
+            emit(msg.bar("Pushing", sid, sent, total))
+        finally:
+            await asyncio.to_thread(f.close)
+        await self._finish_upload(loc, desc.digest)
+
+
+def msg_id(diff_id: str) -> str:
+    return diff_id.split(":", 1)[-1][:12]
+
+
+def targets_for(images: Any, ref: Reference) -> list[PushTarget]:
+    """The local images to push: one tag, or every tag of the repository."""
+    if ref.digest:
+        raise InvalidParameter("cannot push a digest reference")
+    if ref.tag:
+        tags = [ref.tag]
+    else:
+        tags = sorted({r.tag for refs in images.images.refs_by_image().values() for r in refs
+                       if r.name == ref.name and r.tag})
+    out = []
+    for tag in tags:
+        try:
+            img = images.resolve(str(Reference(ref.name, tag)))
+        except DockerError:
+            img = None
+        if img is None:
+            continue
+        out.append(PushTarget(tag, img.id, images.content.get(img.id), list(img.diff_ids),
+                              list(img.layers)))
+    if not out:
+        raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name()}")
+    return out
