@@ -21,7 +21,8 @@ except ImportError:  # running without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from pydockerd.api.router import Router
-from pydockerd.api.routes.images import parse_filters, routes
+from pydockerd.api.http import parse_filters
+from pydockerd.api.routes.images import routes
 from pydockerd.errors import Conflict, InvalidParameter, NotFound
 from pydockerd.events import EventBus
 from pydockerd.images import ImageService

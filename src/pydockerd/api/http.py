@@ -39,6 +39,25 @@ class Body:
         return b"".join(parts)
 
 
+def parse_filters(raw: Any) -> dict[str, list[str]]:
+    """Docker's filters JSON: {"k": ["v", ...]} or the legacy {"k": {"v": true}}."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidParameter("invalid filters: expected a JSON object")
+    out: dict[str, list[str]] = {}
+    for key, val in raw.items():
+        if isinstance(val, dict):
+            out[key] = [str(k) for k, on in val.items() if on]
+        elif isinstance(val, list):
+            out[key] = [str(v) for v in val]
+        elif isinstance(val, str):
+            out[key] = [val]
+        else:
+            raise InvalidParameter(f"invalid filter '{key}'")
+    return out
+
+
 @dataclass
 class Request:
     method: str
@@ -87,23 +106,8 @@ class Request:
             raise InvalidParameter(f"invalid JSON in {name}: {e}") from None
 
     def filters(self) -> dict[str, list[str]]:
-        """The `filters` query: {"k": ["v", ...]} or the legacy {"k": {"v": true}}."""
-        raw = self.q_json("filters")
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            raise InvalidParameter("invalid filters: expected a JSON object")
-        out: dict[str, list[str]] = {}
-        for key, val in raw.items():
-            if isinstance(val, dict):
-                out[key] = [str(k) for k, on in val.items() if on]
-            elif isinstance(val, list):
-                out[key] = [str(v) for v in val]
-            elif isinstance(val, str):
-                out[key] = [val]
-            else:
-                raise InvalidParameter(f"invalid filter '{key}'")
-        return out
+        """The `filters` query, normalised (see parse_filters)."""
+        return parse_filters(self.q_json("filters"))
 
     async def json(self, default: Any = None) -> Any:
         raw = await self.body.read()
