@@ -292,9 +292,7 @@ class Pull:
                                                            desc.size, self.ref.domain,
                                                            res.repo))
         else:
-            used = {c for img in self.images.images.all().values() for c in img.layers}
-            doomed = [self.images.layers.remove(c) for c in reversed(created) if c not in used]
-            self.images.layers.purge([d for d in doomed if d])
+            self.images.drop_unused_layers(list(reversed(created)))
         for p in self.tmp_files:
             try:
                 os.unlink(p)

@@ -460,10 +460,11 @@ class ImageService:
             return self.register_image(cfg, [ref] if ref else None)
         except BaseException:
             if created:
-                self._drop_unused_layers([info.chain_id])
+                self.drop_unused_layers([info.chain_id])
             raise
 
-    def _drop_unused_layers(self, chains: list[str]) -> None:
+    def drop_unused_layers(self, chains: list[str]) -> None:
+        """Remove these layers unless an image or a container uses them (failure paths)."""
         with self._lock:
             used = {c for img in self.images.all().values() for c in img.layers}
             used |= self.snapshots.layers_in_use()
@@ -532,7 +533,7 @@ class ImageService:
             return self.register_image(cfg, [ref] if ref else None, parent=parent.id)
         except BaseException:
             if created:
-                self._drop_unused_layers([info.chain_id])
+                self.drop_unused_layers([info.chain_id])
             raise
 
     # --- prune -------------------------------------------------------------------------------
