@@ -12,12 +12,12 @@ import os
 import posixpath
 import stat
 import tarfile
-import threading
 from typing import Any, AsyncIterator, Iterator
 
 from ..errors import InvalidParameter, NotFound
 from ..images.tarsafe import Extractor
 from ..runtime.users import resolve_in_root
+from ..util.threadstream import from_thread
 from ..util.ids import format_time
 from .model import Container
 
@@ -56,29 +56,6 @@ class _CopyExtractor(Extractor):
 
     def whiteout(self, m: tarfile.TarInfo, parent: str, base: str) -> None:
         raise InvalidParameter(f"refusing to copy {m.name!r}: whiteout names are reserved")
-
-
-class _QueueWriter:
-    """A file-like object a worker thread writes the tar into, read as async chunks."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.queue: asyncio.Queue[bytes | None | BaseException] = asyncio.Queue(maxsize=16)
-        self.buf = bytearray()
-
-    def write(self, data: bytes) -> int:
-        self.buf += data
-        if len(self.buf) >= 1 << 16:
-            self.flush()
-        return len(data)
-
-    def flush(self) -> None:
-        if self.buf:
-            chunk, self.buf = bytes(self.buf), bytearray()
-            asyncio.run_coroutine_threadsafe(self.queue.put(chunk), self.loop).result()
-
-    def close_with(self, item: None | BaseException) -> None:
-        asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop).result()
 
 
 class ArchiveService:
@@ -151,31 +128,11 @@ class ArchiveService:
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                async for chunk in self._stream(make_tar):
+                async for chunk in from_thread(make_tar):
                     yield chunk
             finally:
                 await cm.__aexit__(None, None, None)
         return doc, chunks()
-
-    async def _stream(self, produce: Any) -> AsyncIterator[bytes]:
-        w = _QueueWriter(asyncio.get_running_loop())
-
-        def work() -> None:
-            try:
-                produce(w)
-                w.flush()
-                w.close_with(None)
-            except BaseException as e:  # noqa: BLE001 - handed to the reader
-                w.close_with(e)
-        t = threading.Thread(target=work, daemon=True)
-        t.start()
-        while True:
-            item = await w.queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
 
     async def put(self, c: Container, path: str, body: AsyncIterator[bytes],
                   no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None:
@@ -228,7 +185,7 @@ class ArchiveService:
                     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                         for entry in sorted(os.listdir(root)):
                             tar.add(os.path.join(root, entry), arcname=entry)
-                async for chunk in self._stream(make_tar):
+                async for chunk in from_thread(make_tar):
                     yield chunk
         return chunks()
 

@@ -35,7 +35,7 @@ from .difftar import write_diff_tar
 from .loader import Loaded, Loader, error_line, json_line
 from .newimage import commit_config, import_config, merge_config, parse_platform
 from .save import SaveItem, write_archive
-from .streaming import from_thread
+from ..util.threadstream import from_thread
 from .model import DiskUsage, HistoryEntry, Image, ImageUsage, LayerInfo
 from .references import HEX64_RE, Reference, parse_normalized, repo_tag_reference, try_parse
 from .snapshots import Snapshots
