@@ -10,7 +10,6 @@ import socket
 import ssl
 import sys
 import traceback
-from typing import Any
 
 from . import __version__
 from .api.router import Router
@@ -293,4 +292,4 @@ async def run_daemon(cfg: Config, config_file: str = "/etc/docker/daemon.json") 
         return 1
 
 
-__all__ = ["Daemon", "run_daemon", "Any"]
+__all__ = ["Daemon", "run_daemon"]

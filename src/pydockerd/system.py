@@ -12,7 +12,6 @@ from typing import Any
 from . import __version__
 from .api.server import API_VERSION, MIN_API_VERSION, version_str
 from .config import Config
-from .runtime.caps import host_capabilities
 from .util.ids import format_time, new_id
 from .util.procfs import read_text
 
@@ -204,4 +203,4 @@ def _runc_commit() -> str:
     return _RUNC_COMMIT[0]
 
 
-__all__ = ["SystemService", "host_capabilities"]
+__all__ = ["SystemService"]

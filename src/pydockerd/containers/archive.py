@@ -12,7 +12,7 @@ import os
 import posixpath
 import stat
 import tarfile
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator
 
 from ..errors import InvalidParameter, NotFound
 from ..images.tarsafe import Extractor
@@ -190,4 +190,4 @@ class ArchiveService:
         return chunks()
 
 
-__all__ = ["ArchiveService", "Iterator"]
+__all__ = ["ArchiveService"]

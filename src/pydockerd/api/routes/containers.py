@@ -326,4 +326,4 @@ def routes(containers: ContainerService, images: Any, networks: Any, stats: Any,
     return ContainerRoutes(containers, images, networks, stats, archive).routes()
 
 
-__all__ = ["routes", "NotFound"]
+__all__ = ["routes"]

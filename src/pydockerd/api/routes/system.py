@@ -11,7 +11,6 @@ from ...events import Event, EventBus
 from ...util.ids import parse_unix_or_rfc3339_ns
 from ..http import AnyResponse, Request, Response, StreamResponse, json_response
 from ..router import Route
-from ..server import API_VERSION, MIN_API_VERSION, version_str
 
 
 class SystemBackend(Protocol):
@@ -125,4 +124,4 @@ def routes(backend: SystemBackend, events: EventBus) -> list[Route]:
     return SystemRoutes(backend, events).routes()
 
 
-__all__ = ["routes", "API_VERSION", "MIN_API_VERSION", "version_str"]
+__all__ = ["routes"]
