@@ -146,7 +146,7 @@ class ExecService:
             attach_stderr=bool(body.get("AttachStderr")), user=body.get("User") or "",
             privileged=bool(body.get("Privileged")), env=list(body.get("Env") or []),
             working_dir=body.get("WorkingDir") or "", detach_keys=body.get("DetachKeys") or "",
-            console_size=tuple(size) if size else None)  # type: ignore[arg-type]
+            console_size=(int(size[0]), int(size[1])) if size else None)
         self._execs[inst.id] = inst
         c.exec_ids.append(inst.id)
         self._save(inst)

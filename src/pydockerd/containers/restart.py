@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
@@ -12,7 +13,7 @@ RESET_AFTER = 10.0   # a run this long resets the back-off, as in dockerd
 class RestartManager:
     delay: float = 0.0
 
-    def should_restart(self, policy: dict, exit_code: int, restart_count: int,
+    def should_restart(self, policy: dict[str, Any], exit_code: int, restart_count: int,
                        manually_stopped: bool, ran_for: float) -> bool:
         name = policy.get("Name") or "no"
         if manually_stopped or name == "no":

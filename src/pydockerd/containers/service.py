@@ -53,7 +53,7 @@ class ContainerService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.shutting_down = False
         # set by the daemon: hooks run at start (before runc start) / after exit
-        self.spec_builder: Callable[[Container, str, str | None], dict] | None = None
+        self.spec_builder: Callable[[Container, str, str | None], dict[str, Any]] | None = None
         self.on_exit_hooks: list[Callable[[Container], Any]] = []
         self.on_start_hooks: list[Callable[[Container], Any]] = []
 

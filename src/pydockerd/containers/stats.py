@@ -47,6 +47,7 @@ def system_cpu_usage() -> int:
 
 
 def _cpu(cid: str) -> dict[str, Any]:
+    usage: dict[str, Any]
     if _V2:
         st = _kv(os.path.join(cgroup_dir(cid, "cpu"), "cpu.stat"))
         usage = {"total_usage": st.get("usage_usec", 0) * 1000,
@@ -75,10 +76,10 @@ def _cpu(cid: str) -> dict[str, Any]:
 def _memory(cid: str) -> dict[str, Any]:
     if _V2:
         d = cgroup_dir(cid, "memory")
-        limit = read_text(os.path.join(d, "memory.max"))
+        max_ = read_text(os.path.join(d, "memory.max"))
         return {"usage": _int(os.path.join(d, "memory.current")),
                 "stats": _kv(os.path.join(d, "memory.stat")),
-                "limit": int(limit) if limit.isdigit() else _host_mem()}
+                "limit": int(max_) if max_.isdigit() else _host_mem()}
     d = cgroup_dir(cid, "memory")
     limit = _int(os.path.join(d, "memory.limit_in_bytes"))
     return {"usage": _int(os.path.join(d, "memory.usage_in_bytes")),

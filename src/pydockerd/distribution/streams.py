@@ -73,7 +73,7 @@ class _Rewindable:
 
 def zstd_reader(src: Any) -> Any:
     try:
-        import zstandard  # type: ignore[import-not-found]
+        import zstandard
     except ImportError:
         raise InvalidParameter("zstd-compressed layers need the zstandard package, "
                                "which is not installed") from None

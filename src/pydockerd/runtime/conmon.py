@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import SystemError_
 from ..util.fsatomic import write_atomic
@@ -56,7 +57,7 @@ def _clean_runtime_files(bundle: str) -> None:
             pass
 
 
-async def create(spec: ConmonSpec, oci_config: dict) -> Started:
+async def create(spec: ConmonSpec, oci_config: dict[str, Any]) -> Started:
     """Write config.json, start conmon (which runs `runc create`); return pids."""
     os.makedirs(spec.bundle, exist_ok=True)
     os.makedirs(spec.persist_dir, exist_ok=True)
@@ -146,12 +147,14 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_sync(raw: bytes) -> dict | None:
+def _parse_sync(raw: bytes) -> dict[str, Any] | None:
     for line in raw.splitlines():
         try:
-            return json.loads(line)
+            msg = json.loads(line)
         except ValueError:
             continue
+        if isinstance(msg, dict):
+            return msg
     return None
 
 

@@ -16,6 +16,7 @@ import struct
 import subprocess
 import termios
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import CommandFailed, SystemError_
 from ..util.fsatomic import write_atomic
@@ -40,7 +41,7 @@ class ExecProcess:
                         struct.pack("HHHH", height, width, 0, 0))
 
 
-async def start_exec(runc: str, runc_root: str, cid: str, process: dict, work_dir: str,
+async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any], work_dir: str,
                      attach_stdin: bool, attach_output: bool) -> ExecProcess:
     os.makedirs(work_dir, exist_ok=True)
     spec_path = os.path.join(work_dir, "process.json")

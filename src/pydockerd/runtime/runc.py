@@ -43,7 +43,8 @@ class Runc:
 
     async def state(self, cid: str) -> dict[str, Any]:
         try:
-            return json.loads(await cmd.run(self.argv("state", cid)))
+            state: dict[str, Any] = json.loads(await cmd.run(self.argv("state", cid)))
+            return state
         except CommandFailed as e:
             raise NotFound(f"runc: container {cid} does not exist") from e
 

@@ -429,7 +429,7 @@ def resolve_profile(
         arches: list[str] = []
         for entry in profile["archMap"]:
             if entry.get("architecture") == scmp:
-                arches = [scmp, *(entry.get("subArchitectures") or [])]
+                arches = [str(scmp), *(entry.get("subArchitectures") or [])]
                 break
         out["architectures"] = arches
     rules: list[dict[str, Any]] = []

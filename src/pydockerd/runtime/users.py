@@ -207,9 +207,9 @@ def resolve_user(rootfs: str, user: str = "", group_add: list[str] | None = None
 
     extra = additional_groups(groups, group_add or [])
     additional: list[int] = []
-    for g in [gid, *sgids, *extra]:
-        if g not in additional:
-            additional.append(g)
+    for gid_ in [gid, *sgids, *extra]:
+        if gid_ not in additional:
+            additional.append(gid_)
     return ExecUser(uid=uid, gid=gid, additional_gids=additional, home=home or "/")
 
 

@@ -36,7 +36,8 @@ class ExecRoutes:
         tty = body.get("Tty")
         inst = self.execs.get(req.params["id"])
         if body.get("ConsoleSize"):
-            inst.console_size = tuple(body["ConsoleSize"])  # type: ignore[assignment]
+            h, w = body["ConsoleSize"]
+            inst.console_size = (int(h), int(w))
         try:
             keys = parse_detach_keys(inst.detach_keys) if inst.detach_keys else None
         except ValueError as e:
