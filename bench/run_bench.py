@@ -380,6 +380,8 @@ class PyDockerd(Engine):
 
 
 class RealDockerd(Engine):
+    cgroup_parent = DD_CGROUP_PARENT
+
     @property
     def ctrd_dir(self) -> Path:
         return self.base / "containerd"
@@ -439,7 +441,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
                 "--exec-root", str(self.base / "exec"), "--pidfile", str(self.base / "daemon.pid"),
                 "--containerd", self.ctrd_sock, "-b", self.bridge,
                 "--iptables=false", "--ip-forward=false", "--ip-masq=false",
-                "--cgroup-parent", f"/{DD_CGROUP_PARENT}",
+                "--cgroup-parent", f"/{self.cgroup_parent}",
                 "--storage-driver", "overlay2", "--log-level", "warn",
                 "--config-file", str(self.base / "daemon.json")]
         logf = open(self.log_path, "ab")
@@ -480,7 +482,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
         if getattr(self, "created_bridge", False) and link_exists(self.bridge):
             run(["ip", "link", "del", "dev", self.bridge])
         for ctl in os.listdir("/sys/fs/cgroup"):
-            cg = Path("/sys/fs/cgroup") / ctl / DD_CGROUP_PARENT
+            cg = Path("/sys/fs/cgroup") / ctl / self.cgroup_parent
             if cg.is_dir():
                 # children first (per-container cgroups normally go with their containers)
                 for sub in sorted((p for p in cg.rglob("*") if p.is_dir()),
@@ -758,6 +760,41 @@ def daemon_log_problems(e: Engine, limit: int = 20) -> list[str]:
     return hits[:limit]
 
 
+def watch_host_paths() -> dict[str, bool]:
+    """Which of HOST_PATHS_WATCHED exist now (call before starting any daemon)."""
+    return {p: os.path.lexists(p) for p in HOST_PATHS_WATCHED}
+
+
+def teardown(engines: list[Engine], watched_before: dict[str, bool], before_stop=None) -> None:
+    """Stop and remove everything the engines made, then the host paths the run created.
+    before_stop(engine), if given, runs first on each engine that is still up (e.g. rm -f of
+    its containers); its failures are logged, never raised."""
+    log("cleaning up")
+    for e in engines:
+        try:
+            if before_stop is not None and e.proc is not None and e.proc.poll() is None:
+                before_stop(e)
+        except Exception as ex:
+            log(f"{e.name}: pre-stop cleanup failed: {ex}")
+        try:
+            e.cleanup()
+        except Exception as ex:
+            log(f"{e.name}: cleanup failed: {ex}")
+        umount_under(e.base)
+        shutil.rmtree(e.base, ignore_errors=True)
+    # host paths the run created (key.json, shim socket dir, ...): remove if ours and empty
+    for p in HOST_PATHS_WATCHED:
+        if not watched_before[p] and os.path.lexists(p):
+            try:
+                if os.path.isdir(p) and not os.path.islink(p):
+                    os.rmdir(p)        # only if empty
+                elif p.endswith("key.json"):
+                    os.unlink(p)
+                log(f"removed {p} (created by this run)")
+            except OSError as ex:
+                log(f"left {p} in place: {ex}")
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -784,7 +821,7 @@ def main() -> int:
         log("dockerd/containerd not installed (Debian docker.io): benchmarking pydockerd alone")
         use_dockerd = False
 
-    watched_before = {p: os.path.lexists(p) for p in HOST_PATHS_WATCHED}
+    watched_before = watch_host_paths()
     subnets = free_subnets(2)
     engines: list[Engine] = [PyDockerd("pydockerd", PYD_BASE, PYD_BRIDGE, subnets[0])]
     if use_dockerd:
@@ -837,31 +874,8 @@ def main() -> int:
                     shutil.copy(e.log_path, HERE / f"results-{e.name}.log")
                 except OSError:
                     pass
-        log("cleaning up")
-        for e in engines:
-            try:
-                if e.proc is not None and e.proc.poll() is None:
-                    bench.rm_all(e)
-            except Exception as ex:
-                log(f"{e.name}: rm of containers failed: {ex}")
-            try:
-                e.cleanup()
-            except Exception as ex:
-                log(f"{e.name}: cleanup failed: {ex}")
-            umount_under(e.base)
-            shutil.rmtree(e.base, ignore_errors=True)
+        teardown(engines, watched_before, before_stop=bench.rm_all)
         shutil.rmtree(tmpimg, ignore_errors=True)
-        # host paths the run created (key.json, shim socket dir, ...): remove if ours and empty
-        for p in HOST_PATHS_WATCHED:
-            if not watched_before[p] and os.path.lexists(p):
-                try:
-                    if os.path.isdir(p) and not os.path.islink(p):
-                        os.rmdir(p)        # only if empty
-                    elif p.endswith("key.json"):
-                        os.unlink(p)
-                    log(f"removed {p} (created by this run)")
-                except OSError as ex:
-                    log(f"left {p} in place: {ex}")
 
     result["elapsed_s"] = round(time.time() - t_start, 1)
     result["metrics"] = bench.metrics
