@@ -46,13 +46,17 @@ class DistributionService:
         self.events = events
         self.cache = BlobCache(getattr(images, "data_root", "/var/lib/pydockerd"))
         self._preferred: dict[str, str] = {}
+        # a removed layer's kept registry blobs go with it, not at the next pull
+        images.layers.purge_listeners.append(self._gc_blobs)
+
+    def _gc_blobs(self) -> None:
+        self.cache.gc({i.diff_id for i in self.images.layers.all().values()})
 
     # --- plumbing ------------------------------------------------------------------------
     async def _prepare(self) -> None:
         def work() -> None:
             self.cache.setup()
-            live = {i.diff_id for i in self.images.layers.all().values()}
-            self.cache.gc(live)
+            self._gc_blobs()
         await asyncio.to_thread(work)
 
     async def _endpoints(self, domain: str) -> list[Endpoint]:

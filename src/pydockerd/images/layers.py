@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import threading
-from typing import IO
+from typing import IO, Callable
 
 from ..errors import InvalidParameter, NotFound, SystemError_
 from ..store import Store
@@ -60,6 +60,8 @@ class LayerStore:
         self.links_dir = os.path.join(root, "l")
         self._store = store
         self._lock = threading.Lock()
+        # called (no lock held) after layer dirs are purged: others' caches follow
+        self.purge_listeners: list[Callable[[], None]] = []
 
     def setup(self) -> None:
         os.makedirs(self.links_dir, exist_ok=True)
@@ -174,7 +176,9 @@ class LayerStore:
             os.rename(d, doomed)
             return doomed
 
-    @staticmethod
-    def purge(paths: list[str]) -> None:
+    def purge(self, paths: list[str]) -> None:
         for p in paths:
             shutil.rmtree(p, ignore_errors=True)
+        if paths:
+            for listener in self.purge_listeners:
+                listener()
