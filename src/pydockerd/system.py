@@ -116,12 +116,7 @@ class SystemService:
             "KernelVersion": platform.release(), "OperatingSystem": _os_release(),
             "OSVersion": _os_version(), "OSType": "linux", "Architecture": platform.machine(),
             "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
-                               "AllowNondistributableArtifactsHostnames": None,
-                               "InsecureRegistryCIDRs": ["::1/128", "127.0.0.0/8"],
-                               "IndexConfigs": {"docker.io": {
-                                   "Name": "docker.io", "Mirrors": [], "Secure": True,
-                                   "Official": True}}, "Mirrors": None},
+            "RegistryConfig": self._registry_config(),
             "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(),
             "GenericResources": None, "DockerRootDir": self.cfg.data_root,
             "HttpProxy": os.environ.get("HTTP_PROXY", ""),
@@ -140,6 +135,20 @@ class SystemService:
             "DefaultAddressPools": None, "FirewallBackend": {"Driver": "iptables"},
             "Containerd": None,
         }
+
+    def _registry_config(self) -> dict[str, Any]:
+        mirrors = [m.rstrip("/") + "/" for m in self.cfg.registry_mirrors]
+        cidrs = ["::1/128", "127.0.0.0/8"]
+        index: dict[str, Any] = {"docker.io": {"Name": "docker.io", "Mirrors": mirrors,
+                                               "Secure": True, "Official": True}}
+        for reg in self.cfg.insecure_registries:
+            if "/" in reg:
+                cidrs.append(reg)
+            else:
+                index[reg] = {"Name": reg, "Mirrors": [], "Secure": False, "Official": False}
+        return {"AllowNondistributableArtifactsCIDRs": None,
+                "AllowNondistributableArtifactsHostnames": None,
+                "InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": mirrors}
 
     def _warnings(self) -> list[str]:
         w = []

@@ -284,3 +284,22 @@ def test_faulty_registry_leaves_nothing(env, mode):
         assert_clean(d, before)
     finally:
         proxy.close()
+
+
+def test_registry_mirror_serves_docker_hub_names(env):
+    """A docker.io name is pulled from --registry-mirror first (here it has the image,
+    so Docker Hub is never contacted)."""
+    plain = env["plain"]
+    seed_image(plain.url, "library/mirrored", "1", env["images_dir"] / "busybox.tar")
+    base = Path(tempfile.mkdtemp(prefix="pdmir-", dir="/tmp"))
+    d = make_daemon(base, ["--registry-mirror", f"http://{plain.host}"])
+    try:
+        d.start()
+        out = lines(d.out("pull", "mirrored:1"))
+        assert "Status: Downloaded newer image for mirrored:1" in out, out
+        assert d.inspect("mirrored:1")["Id"] == env["busybox_id"]
+        mirrors = d.out("info", "--format", "{{json .RegistryConfig.Mirrors}}")
+        assert f"http://{plain.host}/" in mirrors
+    finally:
+        cleanup_daemon(d)
+        shutil.rmtree(base, ignore_errors=True)
