@@ -178,9 +178,19 @@ def read_archive(path: Path) -> tuple[bytes, list[bytes]]:
 
 
 def seed_image(base: str, repo: str, tag: str, archive: Path, *, gzip_layers: bool = True,
-               oci: bool = False, index: bool = False) -> dict[str, str]:
+               oci: bool = False, index: bool = False, zstd: bool = False) -> dict[str, str]:
     """Upload an image from a docker-save archive; returns digests of what was made."""
     config, layers = read_archive(archive)
+    if zstd:
+        import zstandard
+        layers = [zstandard.ZstdCompressor().compress(b) for b in layers]
+        descs = [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
+                  "digest": upload_blob(base, repo, b), "size": len(b)} for b in layers]
+        cfg_digest = upload_blob(base, repo, config)
+        doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+               "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                          "digest": cfg_digest, "size": len(config)}, "layers": descs}
+        return {"config": cfg_digest, "manifest": put_manifest(base, repo, tag, doc)}
     if gzip_layers:
         layers = [gzip.compress(b, mtime=0) for b in layers]
     cfg_digest = upload_blob(base, repo, config)

@@ -303,3 +303,14 @@ def test_registry_mirror_serves_docker_hub_names(env):
     finally:
         cleanup_daemon(d)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_zstd_layers(env):
+    pytest.importorskip("zstandard")
+    plain, d = env["plain"], env["d"]
+    seed_image(plain.url, "x/zstd", "1", env["images_dir"] / "layered.tar", zstd=True)
+    ref = f"{plain.host}/x/zstd:1"
+    out = lines(d.out("pull", ref))
+    assert f"Status: Downloaded newer image for {ref}" in out
+    assert d.out("run", "--rm", ref) == "/data/dir/c.txt\n/data/keep.txt\n"
+    d.cli("rmi", ref)
