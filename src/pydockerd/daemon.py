@@ -19,6 +19,7 @@ from .api.routes import exec as exec_routes
 from .api.routes import images as image_routes
 from .api.routes import networks as network_routes
 from .api.routes import system as system_routes
+from .api.routes import volumes as volume_routes
 from .api.server import ApiServer
 from .config import Config
 from .containers.archive import ArchiveService
@@ -36,6 +37,7 @@ from .runtime.pidwatch import pid_alive, set_child_subreaper
 from .store import Store
 from .system import SystemService
 from .util.fsatomic import write_atomic
+from .volumes import VolumeService
 
 log = logging.getLogger("pydockerd")
 
@@ -115,8 +117,11 @@ class Daemon:
             fixed_cidr=cfg.fixed_cidr or None, mtu=cfg.mtu, iptables=cfg.iptables,
             ip_forward=cfg.ip_forward, ip_masq=cfg.ip_masq, icc=cfg.icc,
             default_bind_ip=cfg.ip)
+        self.volumes = VolumeService(cfg.data_root, self.store, self.events)
         self.containers = ContainerService(cfg, self.store, self.events, self.images,
                                            self.networks)
+        self.containers.volumes = self.volumes
+        self.volumes.containers_using = self.containers.containers_using_volume
         self.containers.spec_builder = make_spec_builder(cfg, self.containers.get)
         self.images.use_containers(self.containers)
         self.networks.container_name = lambda cid: self.containers.get(cid).name
@@ -129,7 +134,8 @@ class Daemon:
         await self.containers.restore()
         await self.networks.reconcile([c.id for c in self.containers.all()
                                        if c.state.running])
-        self.system = SystemService(cfg, self.containers, self.images, self.networks)
+        self.system = SystemService(cfg, self.containers, self.images, self.networks,
+                                    self.volumes)
         stats = StatsService(self.containers)
         archive = ArchiveService(self.containers, self.images)
         router = Router()
@@ -142,6 +148,7 @@ class Daemon:
         router.add(distribution_routes.routes(self.distribution))
         router.add(image_routes.routes(self.images, self.containers))
         router.add(network_routes.routes(self.networks))
+        router.add(volume_routes.routes(self.volumes))
         self.server = ApiServer(router)
         log.info("pydockerd %s: storage driver %s, runtime %s (%s), data root %s",
                  __version__, driver, cfg.default_runtime, cfg.runtimes[cfg.default_runtime],

@@ -56,8 +56,10 @@ def _engine_id(data_root: str) -> str:
 
 
 class SystemService:
-    def __init__(self, cfg: Config, containers: Any, images: Any, networks: Any) -> None:
+    def __init__(self, cfg: Config, containers: Any, images: Any, networks: Any,
+                 volumes: Any = None) -> None:
         self.cfg = cfg
+        self.volumes = volumes
         self.containers = containers
         self.images = images
         self.networks = networks
@@ -175,7 +177,9 @@ class SystemService:
                 docs.append(wire_containers.summary(c, ids, size))
             out["Containers"] = docs
         if "volume" in want:
-            out["Volumes"] = []
+            from .api.routes.volumes import volume_to_wire
+            usage = await self.volumes.usage() if self.volumes is not None else []
+            out["Volumes"] = [volume_to_wire(v, u) for v, u in usage]
         if "build-cache" in want:
             out["BuildCache"] = []
         return out

@@ -87,6 +87,8 @@ def mounts_of(c: Container) -> list[dict[str, Any]]:
     out = []
     for b in c.host_config.get("Binds") or []:
         parts = b.split(":")
+        if not parts[0].startswith("/"):
+            continue                    # a volume: listed from c.volumes below
         src, dst = parts[0], parts[1] if len(parts) > 1 else parts[0]
         opts = parts[2].split(",") if len(parts) > 2 else []
         out.append({"Type": "bind", "Source": src, "Destination": dst,
@@ -100,6 +102,10 @@ def mounts_of(c: Container) -> list[dict[str, Any]]:
         elif m.get("Type") == "tmpfs":
             out.append({"Type": "tmpfs", "Source": "", "Destination": m.get("Target", ""),
                         "Mode": "", "RW": not m.get("ReadOnly"), "Propagation": ""})
+    for v in c.volumes:
+        out.append({"Type": "volume", "Name": v.name, "Source": v.source,
+                    "Destination": v.destination, "Driver": v.driver, "Mode": v.mode,
+                    "RW": v.rw, "Propagation": v.propagation})
     return out
 
 

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import copy
 import re
+import posixpath
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidParameter
+from ..runtime.oci_spec import parse_bind
 
 _RESTART_NAMES = ("", "no", "always", "unless-stopped", "on-failure")
 _SIGNAL_RE = re.compile(r"^(SIG)?[A-Z0-9+-]+$|^\d+$")
@@ -137,15 +140,14 @@ def normalise_host_config(hc: dict[str, Any] | None, daemon_init: bool,
         raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
     for b in out.get("Binds") or []:
         src = b.split(":", 1)[0]
-        if not src.startswith("/"):
+        if not src.startswith("/") and ":" in b and re.search(r"[^a-zA-Z0-9_.-]", src):
             raise InvalidParameter(
                 f"create {src}: \"{src}\" includes invalid characters for a local volume name, "
                 "only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host "
-                "directory, use absolute path" if re.search(r"[^a-zA-Z0-9_.-]", src) else
-                f"named volumes are not supported yet (volume {src!r}); use a host path")
+                "directory, use absolute path")
     if out.get("Mounts"):
         for m in out["Mounts"]:
-            if m.get("Type") not in ("bind", "tmpfs"):
+            if m.get("Type") not in ("bind", "tmpfs", "volume"):
                 raise InvalidParameter(f"mount type {m.get('Type')!r} is not supported yet")
     if out.get("PortBindings") and any(out["PortBindings"].values()):
         raise InvalidParameter("port publishing is not supported yet")
@@ -175,3 +177,68 @@ def validate_config(cfg: dict[str, Any]) -> None:
     for e in cfg.get("Env") or []:
         if not isinstance(e, str) or e.startswith("="):
             raise InvalidParameter(f"invalid environment variable: {e}")
+
+
+@dataclass(frozen=True)
+class VolumeRequest:
+    """A volume the container asks for: named, or anonymous (name "")."""
+    name: str
+    destination: str
+    mode: str = ""
+    rw: bool = True
+    copy_data: bool = True
+    driver: str = "local"
+    driver_opts: dict[str, str] | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def plan_volumes(hc: dict[str, Any], cfg: dict[str, Any]) -> list[VolumeRequest]:
+    """The volumes of Binds (`-v name:/dst`, `-v /dst`), Mounts of type volume and the
+    image's/config's Volumes not covered by another mount, as dockerd's
+    registerMountPoints. A destination mounted twice by the user is an error."""
+    out: list[VolumeRequest] = []
+    dests: set[str] = set()
+
+    def claim(dest: str) -> None:
+        if dest in dests:
+            raise InvalidParameter(f"Duplicate mount point: {dest}")
+        dests.add(dest)
+
+    for b in hc.get("Binds") or []:
+        m = parse_bind(b)
+        claim(m.destination)
+        if m.type == "volume":
+            parts = b.split(":")
+            mode = parts[2] if len(parts) > 2 else ""
+            out.append(VolumeRequest(m.source, m.destination, mode, "ro" not in m.options,
+                                     "nocopy" not in m.options))
+    for m in hc.get("Mounts") or []:
+        target = m.get("Target") or ""
+        kind = m.get("Type")
+        if not target.startswith("/"):
+            raise InvalidParameter(f"invalid mount config for type \"{kind}\": invalid mount "
+                                   f"path: '{target}' mount path must be absolute")
+        target = posixpath.normpath(target)
+        claim(target)
+        if kind != "volume":
+            continue
+        if m.get("BindOptions"):
+            raise InvalidParameter("invalid mount config for type \"volume\": BindOptions "
+                                   "must not be specified")
+        opts = m.get("VolumeOptions") or {}
+        dcfg = opts.get("DriverConfig") or {}
+        out.append(VolumeRequest(
+            m.get("Source") or "", target, "z", not m.get("ReadOnly"),
+            not opts.get("NoCopy"), dcfg.get("Name") or "local",
+            dict(dcfg["Options"]) if dcfg.get("Options") else None,
+            dict(opts.get("Labels") or {})))
+    for dest in (hc.get("Tmpfs") or {}):
+        claim(posixpath.normpath(dest))
+    for dest in sorted(cfg.get("Volumes") or {}):
+        if not dest.startswith("/"):
+            raise InvalidParameter(f"invalid mount path: '{dest}' mount path must be absolute")
+        dest = posixpath.normpath(dest)
+        if dest not in dests:
+            dests.add(dest)
+            out.append(VolumeRequest("", dest))
+    return out

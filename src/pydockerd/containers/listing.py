@@ -84,6 +84,8 @@ def _match(c: Container, f: dict[str, list[str]], exited: list[int],
         for b in c.host_config.get("Binds") or []:
             parts = b.split(":")
             dests.update(parts[:2])
+        for vm in c.volumes:
+            dests.update((vm.name, vm.destination))
         if not any(v in dests for v in f["volume"]):
             return False
     if f.get("expose"):

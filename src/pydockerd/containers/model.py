@@ -76,6 +76,20 @@ class Endpoint:
 
 
 @dataclass
+class VolumeMount:
+    """A volume mounted into the container (a MountPoint of Type "volume" in inspect)."""
+    name: str
+    destination: str
+    source: str                         # the volume's _data directory
+    driver: str = "local"
+    mode: str = ""                      # as the user wrote it ("ro", "z", "nocopy", ...)
+    rw: bool = True
+    propagation: str = ""
+    copy_data: bool = True              # copy the image's files into an empty volume
+    anonymous: bool = False             # made for this container: `rm -v` removes it
+
+
+@dataclass
 class Container:
     id: str
     name: str                           # without the leading "/"
@@ -98,6 +112,7 @@ class Container:
     driver: str = "overlay2"
     exec_ids: list[str] = field(default_factory=list)
     networking_config: dict[str, Any] = field(default_factory=dict)
+    volumes: list[VolumeMount] = field(default_factory=list)
 
     @property
     def short_id(self) -> str:
@@ -121,7 +136,8 @@ class Container:
         health = st.pop("health", None)
         state = State(**st, health=Health(**health) if health else None)
         endpoints = [Endpoint(**e) for e in d.pop("endpoints", [])]
-        return cls(**d, state=state, endpoints=endpoints)
+        volumes = [VolumeMount(**v) for v in d.pop("volumes", [])]
+        return cls(**d, state=state, endpoints=endpoints, volumes=volumes)
 
 
 @dataclass

@@ -37,6 +37,9 @@ async def restore_containers(svc: "ContainerService") -> None:
             log.error("container %s has an unreadable record; skipping", cid)
             continue
         svc.adopt(c)
+        if c.state.running and svc.volumes is not None:
+            for vm in c.volumes:       # it still holds its volumes' mounts
+                svc.volumes.register(vm.name, c.id)
     await asyncio.to_thread(_remove_orphans, svc)
     for c in svc.all():
         if c.state.status == "removing":

@@ -11,7 +11,8 @@ import signal as _signal
 from typing import Any, Callable
 
 from ..config import Config
-from ..errors import Conflict, DockerError, InvalidParameter, NotFound, SystemError_
+from ..errors import (Conflict, DockerError, InvalidParameter, NotFound, NotImplementedErr,
+                      SystemError_)
 from ..events import EventBus
 from ..runtime import conmon
 from ..runtime.pidwatch import wait_pid
@@ -19,10 +20,12 @@ from ..runtime.runc import Runc
 from ..store import Store
 from ..util.ids import new_id, now_rfc3339, random_name, to_unix, valid_name
 from ..util.signals import parse_signal
+from ..volumes import VolumeService
 from .attach import AttachSession
 from .etcfiles import write_etc_files
 from .paths import Paths
-from .create import merge_image_config, normalise_host_config, validate_config
+from .create import merge_image_config, normalise_host_config, plan_volumes, validate_config
+from .mounts import create_volumes, mount_volumes, remove_anonymous, remove_made, unmount_volumes
 from .model import Container, Endpoint, State
 from .restart import RestartManager
 from .restore import restore_containers, shutdown_containers
@@ -56,6 +59,8 @@ class ContainerService:
         self.spec_builder: Callable[[Container, str, str | None], dict[str, Any]] | None = None
         self.on_exit_hooks: list[Callable[[Container], Any]] = []
         self.on_start_hooks: list[Callable[[Container], Any]] = []
+        # set by the daemon: named and anonymous volumes
+        self.volumes: VolumeService | None = None
 
     # ---- lookup ---------------------------------------------------------------
 
@@ -101,6 +106,10 @@ class ContainerService:
 
     def containers_using_image(self, image_id: str) -> list[str]:
         return [c.id for c in self._containers.values() if c.image_id == image_id]
+
+    def containers_using_volume(self, name: str) -> list[str]:
+        return [c.id for c in self._containers.values()
+                if any(v.name == name for v in c.volumes)]
 
     def event(self, c: Container, action: str, extra: dict[str, str] | None = None) -> None:
         attrs = {"image": c.image, "name": c.name}
@@ -153,6 +162,9 @@ class ContainerService:
         img_cfg = (image.config or {}).get("config") or {}
         cfg = merge_image_config(config, img_cfg)
         cfg["Image"] = image_ref
+        volume_plan = plan_volumes(hc, cfg)
+        if volume_plan and self.volumes is None:
+            raise NotImplementedErr("volumes are not available")
         if not cfg.get("Hostname") and not mode.startswith("container:") and mode != "host":
             cfg["Hostname"] = ""
         cid = new_id()
@@ -163,7 +175,10 @@ class ContainerService:
                       image_id=image.id, config=cfg, host_config=hc, path=entry[0],
                       args=entry[1:], networking_config=dict(networking_config or {}))
         cdir = self.paths.container_dir(cid)
+        made_volumes: list[str] = []
         try:
+            if self.volumes is not None:
+                c.volumes = create_volumes(self.volumes, volume_plan, made_volumes)
             os.makedirs(cdir, mode=0o710)
             await asyncio.to_thread(self.images.create_rw_layer, cid, image)
             if hc["LogConfig"]["Type"] != "none":
@@ -178,6 +193,8 @@ class ContainerService:
             self._containers.pop(cid, None)
             self._names.pop(name, None)
             await asyncio.to_thread(self.remove_files, cid)
+            if self.volumes is not None:
+                await remove_made(self.volumes, made_volumes)
             raise
         self.event(c, "create")
         return c
@@ -227,6 +244,8 @@ class ContainerService:
                 netns = await self._network_up(c)
             finally:
                 rootfs = await mount
+            if self.volumes is not None:
+                await mount_volumes(self.volumes, c, rootfs)
             await asyncio.to_thread(write_etc_files, c, self.networks, self.cfg, self.get)
             assert self.spec_builder is not None
             spec = await asyncio.to_thread(self.spec_builder, c, rootfs, netns)
@@ -302,6 +321,8 @@ class ContainerService:
             except Exception:  # noqa: BLE001
                 log.exception("unmount of %s", c.id)
         await asyncio.gather(network_down(), unmount())
+        if self.volumes is not None:
+            await unmount_volumes(self.volumes, c)
         c.endpoints = []
 
     # ---- exit handling ------------------------------------------------------------
@@ -523,6 +544,8 @@ class ContainerService:
             await asyncio.to_thread(self.remove_files, c.id)
         self._locks.pop(c.id, None)
         self._restarts.pop(c.id, None)
+        if volumes and self.volumes is not None:
+            await remove_anonymous(self.volumes, c)
         self.event(c, "destroy")
         for fut in self._removed_waiters.pop(c.id, []):
             if not fut.done():

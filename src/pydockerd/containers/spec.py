@@ -16,7 +16,7 @@ def _mounts(c: Container) -> list[MountSpec]:
     for b in c.host_config.get("Binds") or []:
         m = parse_bind(b)
         if m.type == "volume":
-            raise InvalidParameter(f"named volumes are not supported yet: {b}")
+            continue                    # in c.volumes, resolved at start
         if not os.path.exists(m.source):
             # dockerd creates a missing bind source directory
             os.makedirs(m.source, exist_ok=True)
@@ -44,6 +44,9 @@ def _mounts(c: Container) -> list[MountSpec]:
             if m.get("ReadOnly"):
                 extra.append("ro")
             mounts.append(parse_tmpfs(target, extra))
+    for v in c.volumes:
+        mounts.append(MountSpec(v.destination, v.source, "bind",
+                                ["rbind", *([] if v.rw else ["ro"]), v.propagation or "rprivate"]))
     # the files dockerd manages, unless the user mounted something there
     taken = {m.destination for m in mounts}
     ro = ["ro"] if c.host_config.get("ReadonlyRootfs") else []

@@ -1,0 +1,70 @@
+"""/volumes routes: list, create, inspect, remove, prune (local driver only)."""
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import InvalidParameter, NotImplementedErr
+from ...volumes import Volume, VolumeService, VolumeUsage
+from ..http import AnyResponse, Request, empty, json_response
+from ..router import Route
+
+
+def volume_to_wire(v: Volume, usage: VolumeUsage | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "CreatedAt": v.created_at, "Driver": v.driver, "Labels": v.labels,
+        "Mountpoint": v.mountpoint, "Name": v.name, "Options": v.options, "Scope": v.scope,
+    }
+    if usage is not None:
+        doc["UsageData"] = {"Size": usage.size, "RefCount": usage.ref_count}
+    return doc
+
+
+def _str_map(body: dict[str, Any], key: str) -> dict[str, str] | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"invalid {key}: expected an object")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def routes(volumes: VolumeService) -> list[Route]:
+    async def list_volumes(req: Request) -> AnyResponse:
+        vols = volumes.list(req.filters())
+        return json_response({"Volumes": [volume_to_wire(v) for v in vols], "Warnings": None})
+
+    async def create_volume(req: Request) -> AnyResponse:
+        body = await req.json(default={})
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid volume create request")
+        if body.get("ClusterVolumeSpec"):
+            raise NotImplementedErr("cluster volumes are not supported by pydockerd (no swarm)")
+        vol, _ = volumes.create(body.get("Name") or None, body.get("Driver") or "local",
+                                _str_map(body, "DriverOpts"), _str_map(body, "Labels"))
+        return json_response(volume_to_wire(vol), 201)
+
+    async def inspect_volume(req: Request) -> AnyResponse:
+        return json_response(volume_to_wire(volumes.get(req.params["name"])))
+
+    async def update_volume(req: Request) -> AnyResponse:
+        volumes.get(req.params["name"])
+        raise NotImplementedErr("volume update applies to cluster volumes only, and "
+                                "pydockerd does not support swarm")
+
+    async def remove_volume(req: Request) -> AnyResponse:
+        await volumes.remove(req.params["name"], req.q_bool("force"))
+        return empty(204)
+
+    async def prune_volumes(req: Request) -> AnyResponse:
+        deleted, reclaimed = await volumes.prune(
+            req.filters(), all_default=not req.version_at_least(1, 42))
+        return json_response({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed})
+
+    return [
+        Route("GET", "/volumes", list_volumes),
+        Route("POST", "/volumes/create", create_volume),
+        Route("POST", "/volumes/prune", prune_volumes),
+        Route("GET", "/volumes/{name}", inspect_volume),
+        Route("PUT", "/volumes/{name}", update_volume),
+        Route("DELETE", "/volumes/{name}", remove_volume),
+    ]

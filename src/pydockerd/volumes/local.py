@@ -1,0 +1,122 @@
+"""The `local` volume driver: a directory `<root>/<name>/_data`, optionally with a
+filesystem mounted on it (options type/device/o, as `mount -t type -o o device`).
+
+A volume with options is mounted when its first container starts and unmounted
+when the last one stops; the driver counts users per volume (container ids).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+
+from ..errors import CommandFailed, InvalidParameter, SystemError_
+from ..util import cmd
+from .model import Volume
+
+log = logging.getLogger("pydockerd.volumes")
+
+_VALID_OPTS = ("type", "device", "o", "size")
+
+
+def validate_options(opts: dict[str, str]) -> None:
+    """dockerd's local driver rules for DriverOpts."""
+    if not opts:
+        return
+    for key in opts:
+        if key not in _VALID_OPTS:
+            raise InvalidParameter(f'invalid option: "{key}"')
+    if "size" in opts:
+        raise InvalidParameter("quota size requested but no quota support")
+    for key in ("type", "device"):
+        if not opts.get(key):
+            raise InvalidParameter(f'missing required option: "{key}"')
+
+
+class LocalDriver:
+    name = "local"
+
+    def __init__(self, root: str) -> None:
+        self.root = root                                  # <data-root>/volumes
+        self._users: dict[str, set[str]] = {}
+
+    def data_path(self, name: str) -> str:
+        return os.path.join(self.root, name, "_data")
+
+    def create_dirs(self, name: str) -> str:
+        os.makedirs(self.root, mode=0o701, exist_ok=True)
+        path = self.data_path(name)
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        return path
+
+    def users(self, name: str) -> set[str]:
+        return set(self._users.get(name, ()))
+
+    def register(self, vol: Volume, container_id: str) -> None:
+        """Count a user without mounting (a container found running at daemon start)."""
+        self._users.setdefault(vol.name, set()).add(container_id)
+
+    async def mount(self, vol: Volume, container_id: str) -> str:
+        users = self._users.setdefault(vol.name, set())
+        if vol.options and not users and not os.path.ismount(vol.mountpoint):
+            opts = vol.options
+            argv = ["mount", "-t", opts["type"]]
+            if opts.get("o"):
+                argv += ["-o", opts["o"]]
+            argv += [opts["device"], vol.mountpoint]
+            try:
+                await cmd.run(argv)
+            except CommandFailed as e:
+                detail = " ".join(e.stderr.split()) or e.message
+                raise SystemError_(
+                    f"error while mounting volume '{vol.mountpoint}': failed to mount local "
+                    f"volume: mount {opts['device']}:{vol.mountpoint}, data: "
+                    f"{opts.get('o', '')}: {detail}") from None
+        users.add(container_id)
+        return vol.mountpoint
+
+    async def unmount(self, vol: Volume, container_id: str) -> bool:
+        """Drop a user; True when the container was one (an unmount event is due)."""
+        users = self._users.get(vol.name)
+        if users is None or container_id not in users:
+            return False
+        users.discard(container_id)
+        if not users:
+            del self._users[vol.name]
+            if vol.options and os.path.ismount(vol.mountpoint):
+                try:
+                    await cmd.run(["umount", vol.mountpoint])
+                except SystemError_ as e:
+                    log.warning("unmounting volume %s: %s", vol.name, e.message)
+        return True
+
+    def remove(self, vol: Volume) -> None:
+        """Delete the volume's files (blocking). Never follows a live mount."""
+        if os.path.ismount(vol.mountpoint):
+            cmd.run_sync(["umount", vol.mountpoint], check=False)
+            if os.path.ismount(vol.mountpoint):
+                raise SystemError_(f"remove {vol.name}: volume is still mounted at "
+                                   f"{vol.mountpoint}")
+        shutil.rmtree(os.path.join(self.root, vol.name), ignore_errors=True)
+        self._users.pop(vol.name, None)
+
+
+def dir_size(path: str) -> int:
+    """Bytes used by the files under path (hard links counted once), like dockerd."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        for n in filenames + dirnames:
+            try:
+                st = os.lstat(os.path.join(dirpath, n))
+            except OSError:
+                continue
+            if st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                if key in seen:
+                    continue
+                seen.add(key)
+            if not stat.S_ISDIR(st.st_mode):
+                total += st.st_size
+    return total

@@ -1,0 +1,225 @@
+"""Volumes: create, inspect, list, remove, prune, and mount/unmount for containers.
+
+Services know nothing about HTTP. Which containers use a volume is the container
+service's knowledge: the daemon sets `containers_using` (any state counts, as in
+dockerd: a stopped container still holds its volumes).
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import os
+import re
+from typing import Callable
+
+from ..errors import Conflict, InvalidParameter, NotFound
+from ..events import EventBus
+from ..store import Store
+from ..util.ids import new_id
+from .local import LocalDriver, dir_size, validate_options
+from .model import ANONYMOUS_LABEL, Volume, VolumeUsage
+
+log = logging.getLogger("pydockerd.volumes")
+
+KIND = "volume"
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_LIST_FILTERS = ("name", "label", "label!", "dangling", "driver")
+_PRUNE_FILTERS = ("label", "label!", "all")
+
+# aliases: inside VolumeService, `list` names the method
+Filters = dict[str, list[str]]
+Names = list[str]
+Usages = list[tuple[Volume, VolumeUsage]]
+
+
+def _validate_name(name: str) -> None:
+    if len(name) == 1:
+        raise InvalidParameter(f"create {name}: volume name is too short, names should be at "
+                               "least two alphanumeric characters")
+    if not _NAME_RE.match(name):
+        raise InvalidParameter(
+            f'create {name}: "{name}" includes invalid characters for a local volume name, '
+            'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
+            "directory, use absolute path")
+
+
+def _bool_filter(key: str, value: str) -> bool:
+    v = value.lower()
+    if v in ("true", "1"):
+        return True
+    if v in ("false", "0"):
+        return False
+    raise InvalidParameter(f"invalid filter '{key}={value}'")
+
+
+def _labels_match(labels: dict[str, str], wanted: list[str], negated: list[str]) -> bool:
+    for f in wanted:
+        k, sep, v = f.partition("=")
+        if k not in labels or (sep and labels[k] != v):
+            return False
+    for f in negated:
+        k, sep, v = f.partition("=")
+        if k in labels and (not sep or labels[k] == v):
+            return False
+    return True
+
+
+class VolumeService:
+    def __init__(self, data_root: str, store: Store, events: EventBus) -> None:
+        self.store = store
+        self.events = events
+        self.local = LocalDriver(os.path.join(data_root, "volumes"))
+        self._volumes: dict[str, Volume] = {}
+        for name, d in store.all(KIND).items():
+            try:
+                self._volumes[name] = Volume.from_dict(d)
+            except TypeError:
+                log.error("volume %s has an unreadable record; skipping", name)
+        # set by the daemon: ids of the containers that reference a volume
+        self.containers_using: Callable[[str], list[str]] = lambda name: []
+
+    # ---- lookup -------------------------------------------------------------------
+
+    def get(self, name: str) -> Volume:
+        v = self._volumes.get(name)
+        if v is None:
+            raise NotFound(f"get {name}: no such volume")
+        return v
+
+    def exists(self, name: str) -> bool:
+        return name in self._volumes
+
+    def list(self, filters: dict[str, list[str]] | None = None) -> list[Volume]:
+        f = filters or {}
+        for key in f:
+            if key not in _LIST_FILTERS:
+                raise InvalidParameter(f"invalid filter '{key}'")
+        dangling = [_bool_filter("dangling", v) for v in f.get("dangling", [])]
+        out = []
+        for v in sorted(self._volumes.values(), key=lambda v: v.name):
+            if f.get("name") and not any(re.search(n, v.name) for n in f["name"]):
+                continue
+            if f.get("driver") and not any(re.search(d, v.driver) for d in f["driver"]):
+                continue
+            if not _labels_match(v.labels or {}, f.get("label", []), f.get("label!", [])):
+                continue
+            if dangling and (not self.containers_using(v.name)) not in dangling:
+                continue
+            out.append(v)
+        return out
+
+    # ---- create / remove ------------------------------------------------------------
+
+    def create(self, name: str | None = None, driver: str = "local",
+               driver_opts: dict[str, str] | None = None,
+               labels: dict[str, str] | None = None) -> tuple[Volume, bool]:
+        """The volume (made if missing) and whether it was made now."""
+        driver = driver or "local"
+        if name:
+            _validate_name(name)
+        if driver != "local":
+            raise NotFound(f"create {name or ''}: error looking up volume plugin {driver}: "
+                           f"plugin \"{driver}\" not found")
+        if name and name in self._volumes:
+            return self._volumes[name], False
+        try:
+            validate_options(driver_opts or {})
+        except InvalidParameter as e:
+            raise InvalidParameter(f"create {name or ''}: {e.message}") from None
+        name = name or new_id()
+        path = self.local.create_dirs(name)
+        now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        vol = Volume(name=name, driver=driver, mountpoint=path, created_at=now,
+                     labels=None if labels is None else dict(labels),
+                     options=None if driver_opts is None else dict(driver_opts))
+        self._volumes[name] = vol
+        self.store.put(KIND, name, vol.to_dict())
+        self.events.publish("volume", "create", name, {"driver": driver})
+        return vol, True
+
+    def create_anonymous(self) -> Volume:
+        vol, _ = self.create(None, labels={ANONYMOUS_LABEL: ""})
+        return vol
+
+    async def remove(self, name: str, force: bool = False) -> None:
+        """dockerd's rules: in use is a conflict even with force; force hides not-found."""
+        vol = self._volumes.get(name)
+        if vol is None:
+            if force:
+                return
+            raise NotFound(f"get {name}: no such volume")
+        users = self.containers_using(name)
+        if users:
+            raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+        await asyncio.to_thread(self.local.remove, vol)
+        self._volumes.pop(name, None)
+        self.store.delete(KIND, name)
+        self.events.publish("volume", "destroy", name, {"driver": vol.driver})
+
+    async def prune(self, filters: Filters | None = None,
+                    all_default: bool = False) -> tuple[Names, int]:
+        """Remove unused volumes; only anonymous ones unless `all` (API ≥ 1.42)."""
+        f = filters or {}
+        for key in f:
+            if key not in _PRUNE_FILTERS:
+                raise InvalidParameter(f"invalid filter '{key}'")
+        all_ = all_default
+        for v in f.get("all", []):
+            all_ = _bool_filter("all", v)
+        deleted: Names = []
+        reclaimed = 0
+        for vol in list(self._volumes.values()):
+            if not all_ and not vol.anonymous:
+                continue
+            if not _labels_match(vol.labels or {}, f.get("label", []), f.get("label!", [])):
+                continue
+            if self.containers_using(vol.name):
+                continue
+            size = await asyncio.to_thread(dir_size, vol.mountpoint)
+            try:
+                await self.remove(vol.name)
+            except (Conflict, NotFound):
+                continue
+            deleted.append(vol.name)
+            reclaimed += size
+        self.events.publish("volume", "prune", "", {"reclaimed": str(reclaimed)})
+        return deleted, reclaimed
+
+    # ---- usage (system df) --------------------------------------------------------------
+
+    async def usage(self) -> Usages:
+        out = []
+        for vol in self.list():
+            size = await asyncio.to_thread(dir_size, vol.mountpoint)
+            out.append((vol, VolumeUsage(size, len(self.containers_using(vol.name)))))
+        return out
+
+    # ---- containers: mount / unmount ---------------------------------------------------
+
+    async def mount(self, name: str, container_id: str, destination: str, rw: bool,
+                    propagation: str = "") -> str:
+        """Make the volume ready for a starting container; returns its host path."""
+        vol = self.get(name)
+        path = await self.local.mount(vol, container_id)
+        self.events.publish("volume", "mount", name, {
+            "driver": vol.driver, "container": container_id, "destination": destination,
+            "read/write": "true" if rw else "false", "propagation": propagation})
+        return path
+
+    async def unmount(self, name: str, container_id: str) -> None:
+        vol = self._volumes.get(name)
+        if vol is None:
+            return
+        if await self.local.unmount(vol, container_id):
+            self.events.publish("volume", "unmount", name, {"driver": vol.driver,
+                                                             "container": container_id})
+
+    def register(self, name: str, container_id: str) -> None:
+        """A running container found at daemon start still holds the volume."""
+        vol = self._volumes.get(name)
+        if vol is not None:
+            self.local.register(vol, container_id)
+
+
+__all__ = ["VolumeService", "Volume", "VolumeUsage", "ANONYMOUS_LABEL"]
