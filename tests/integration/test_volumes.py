@@ -180,6 +180,25 @@ def test_tmpfs_volume_mounted_while_used(daemon):
     d.cli("volume", "rm", "tv-tmpfs")
 
 
+def test_bind_option_volume_and_failed_rm_start(daemon, tmp_path):
+    d = daemon
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "on-host").write_text("h\n")
+    d.cli("volume", "create", "--opt", "type=none", "--opt", f"device={host}", "--opt",
+          "o=bind", "tv-bind")
+    assert d.out("run", "--rm", "-v", "tv-bind:/b", "busybox", "sh", "-c",
+                 "cat /b/on-host; echo c > /b/from-ctr") == "h\n"
+    assert (host / "from-ctr").read_text() == "c\n"
+    d.cli("volume", "rm", "tv-bind")                 # unmounts, never deletes through
+    assert sorted(os.listdir(host)) == ["from-ctr", "on-host"]
+    # --rm whose start fails still takes its anonymous volumes along
+    before = set(d.out("volume", "ls", "-q").split())
+    r = d.cli("run", "--rm", "-v", "/anon", "busybox", "/no/such/cmd", check=False)
+    assert r.returncode != 0
+    assert set(d.out("volume", "ls", "-q").split()) == before
+
+
 def test_system_df_lists_volumes(daemon):
     d = daemon
     d.cli("run", "--rm", "-v", "tv-df:/d", "busybox", "sh", "-c",

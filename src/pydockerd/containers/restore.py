@@ -63,7 +63,7 @@ async def restore_containers(svc: "ContainerService") -> None:
             await svc.record_exit(c)
             svc.event(c, "die", {"exitCode": str(c.state.exit_code)})
             if c.host_config.get("AutoRemove"):
-                await svc.remove(c.id, force=True)
+                await svc.remove(c.id, force=True, volumes=True)
                 continue
         policy = c.host_config["RestartPolicy"]["Name"]
         if policy == "always" or (policy == "unless-stopped" and not c.manually_stopped) \

@@ -228,7 +228,7 @@ class ContainerService:
         if failed and c.host_config.get("AutoRemove"):
             # dockerd removes an auto-remove container whose start failed
             err = c.state.error
-            await self.remove(c.id, force=True)
+            await self.remove(c.id, force=True, volumes=True)
             raise _start_error(err)
         if failed:
             raise _start_error(c.state.error)

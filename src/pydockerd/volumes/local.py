@@ -34,6 +34,39 @@ def validate_options(opts: dict[str, str]) -> None:
             raise InvalidParameter(f'missing required option: "{key}"')
 
 
+def is_mountpoint(path: str) -> bool:
+    """Whether something is mounted at path, from /proc/self/mountinfo.
+
+    os.path.ismount misses a bind mount from the same filesystem (same st_dev),
+    which is exactly what `o=bind` volumes are: never trust it before deleting.
+    """
+    path = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split(" ", 5)
+                if len(fields) > 4 and _unescape(fields[4]) == path:
+                    return True
+    except OSError:
+        return os.path.ismount(path)
+    return False
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
 class LocalDriver:
     name = "local"
 
@@ -59,7 +92,7 @@ class LocalDriver:
 
     async def mount(self, vol: Volume, container_id: str) -> str:
         users = self._users.setdefault(vol.name, set())
-        if vol.options and not users and not os.path.ismount(vol.mountpoint):
+        if vol.options and not users and not is_mountpoint(vol.mountpoint):
             opts = vol.options
             argv = ["mount", "-t", opts["type"]]
             if opts.get("o"):
@@ -84,7 +117,7 @@ class LocalDriver:
         users.discard(container_id)
         if not users:
             del self._users[vol.name]
-            if vol.options and os.path.ismount(vol.mountpoint):
+            if vol.options and is_mountpoint(vol.mountpoint):
                 try:
                     await cmd.run(["umount", vol.mountpoint])
                 except SystemError_ as e:
@@ -93,9 +126,12 @@ class LocalDriver:
 
     def remove(self, vol: Volume) -> None:
         """Delete the volume's files (blocking). Never follows a live mount."""
-        if os.path.ismount(vol.mountpoint):
+        for _ in range(8):                   # stacked mounts: one umount each
+            if not is_mountpoint(vol.mountpoint):
+                break
             cmd.run_sync(["umount", vol.mountpoint], check=False)
-            if os.path.ismount(vol.mountpoint):
+        else:
+            if is_mountpoint(vol.mountpoint):
                 raise SystemError_(f"remove {vol.name}: volume is still mounted at "
                                    f"{vol.mountpoint}")
         shutil.rmtree(os.path.join(self.root, vol.name), ignore_errors=True)
