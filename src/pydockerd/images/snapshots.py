@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import stat
 
@@ -30,6 +29,7 @@ from ..util.fsatomic import write_atomic
 from .layers import LayerStore
 from .model import Image
 from .tarsafe import OPAQUE_XATTR
+from ..util.mounts import is_mountpoint
 
 log = logging.getLogger("pydockerd.images")
 
@@ -38,22 +38,9 @@ MAX_LAYERS = 125
 PAGE = 4096
 
 
-def _unescape_mountinfo(s: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
-
-
 def mounted(path: str) -> bool:
     """Is path a mount point (per /proc/self/mountinfo)?"""
-    real = os.path.realpath(path)
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                fields = line.split(" ", 5)
-                if len(fields) > 4 and _unescape_mountinfo(fields[4]) == real:
-                    return True
-    except FileNotFoundError:
-        pass
-    return False
+    return is_mountpoint(path)
 
 
 def _is_whiteout(st: os.stat_result) -> bool:

@@ -14,20 +14,12 @@ import os
 from ..errors import CommandFailed
 from ..util.cmd import run
 from .bridge import IP, delete_link
+from ..util.mounts import is_mountpoint
 
 log = logging.getLogger("pydockerd.network")
 
 _MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _is_mountpoint(path: str) -> bool:
-    try:
-        st = os.stat(path)
-        parent = os.stat(os.path.dirname(path))
-    except OSError:
-        return False
-    return st.st_dev != parent.st_dev
 
 
 async def create_netns(path: str) -> None:
@@ -45,7 +37,7 @@ async def create_netns(path: str) -> None:
 def remove_netns(path: str) -> None:
     """Unmount and delete a pinned namespace file; fine if it is half made or gone."""
     for _ in range(8):      # a file may carry stacked mounts
-        if not _is_mountpoint(path):
+        if not is_mountpoint(path):
             break
         if _libc.umount2(os.fsencode(path), _MNT_DETACH) != 0:
             err = ctypes.get_errno()

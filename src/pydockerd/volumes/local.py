@@ -14,6 +14,7 @@ import stat
 from ..errors import CommandFailed, InvalidParameter, SystemError_
 from ..util import cmd
 from .model import Volume
+from ..util.mounts import is_mountpoint
 
 log = logging.getLogger("pydockerd.volumes")
 
@@ -32,39 +33,6 @@ def validate_options(opts: dict[str, str]) -> None:
     for key in ("type", "device"):
         if not opts.get(key):
             raise InvalidParameter(f'missing required option: "{key}"')
-
-
-def is_mountpoint(path: str) -> bool:
-    """Whether something is mounted at path, from /proc/self/mountinfo.
-
-    os.path.ismount misses a bind mount from the same filesystem (same st_dev),
-    which is exactly what `o=bind` volumes are: never trust it before deleting.
-    """
-    path = os.path.realpath(path)
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                fields = line.split(" ", 5)
-                if len(fields) > 4 and _unescape(fields[4]) == path:
-                    return True
-    except OSError:
-        return os.path.ismount(path)
-    return False
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
 
 
 class LocalDriver:
