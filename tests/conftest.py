@@ -158,12 +158,12 @@ def cleanup_daemon(d: Daemon) -> None:
             subprocess.run(["runc", "--root", runc_root, "delete", "-f", cid],
                            capture_output=True)
     subprocess.run(["umount", "-R", "-l", d.data_root], capture_output=True)
-    for chain_table in ("filter", "nat"):
-        chain = f"PYDOCKER-{d.bridge}"
+    for chain_table, chain in (("filter", f"PYDOCKER-{d.bridge}"), ("nat", f"PYDOCKER-{d.bridge}"),
+                               ("filter", f"PYPORTS-{d.bridge}"), ("nat", f"PYPORTS-{d.bridge}")):
         rules = subprocess.run(["iptables", "-t", chain_table, "-S"], capture_output=True,
                                text=True).stdout
         for line in rules.splitlines():
-            if f"-j {chain}" in line and line.startswith("-A "):
+            if line.startswith("-A ") and line.endswith(f"-j {chain}"):
                 subprocess.run(["iptables", "-t", chain_table, "-D", *line.split()[1:]],
                                capture_output=True)
         subprocess.run(["iptables", "-t", chain_table, "-F", chain], capture_output=True)

@@ -25,6 +25,7 @@ from .config import Config
 from .containers.archive import ArchiveService
 from .containers.execs import ExecService
 from .containers.health import HealthMonitor
+from .containers.ports import ContainerPorts
 from .containers.service import ContainerService
 from .containers.spec import make_spec_builder
 from .containers.stats import StatsService
@@ -32,6 +33,7 @@ from .distribution.service import DistributionService
 from .errors import DockerError, InvalidParameter
 from .events import EventBus
 from .images.service import ImageService
+from .network.portmap import PortMapper
 from .network.service import NetworkService
 from .runtime.pidwatch import pid_alive, set_child_subreaper
 from .store import Store
@@ -121,6 +123,8 @@ class Daemon:
         self.containers = ContainerService(cfg, self.store, self.events, self.images,
                                            self.networks)
         self.containers.volumes = self.volumes
+        self.containers.ports = ContainerPorts(
+            PortMapper(cfg.ip, cfg.iptables), self._bridge_of)
         self.volumes.containers_using = self.containers.containers_using_volume
         self.containers.spec_builder = make_spec_builder(cfg, self.containers.get)
         self.images.use_containers(self.containers)
@@ -132,6 +136,8 @@ class Daemon:
         self.execs.restore()
         await self.networks.start()
         await self.containers.restore()
+        await self.containers.ports.restore([c for c in self.containers.all()
+                                             if c.state.running])
         await self.networks.reconcile([c.id for c in self.containers.all()
                                        if c.state.running])
         self.system = SystemService(cfg, self.containers, self.images, self.networks,
@@ -157,6 +163,15 @@ class Daemon:
         self.events.publish("daemon", "start", self.system.engine_id, {"name": "pydockerd"})
         _sd_notify("READY=1")
         log.info("API listening on %s", ", ".join(cfg.hosts))
+
+    def _bridge_of(self, network_id: str) -> str | None:
+        """The bridge device of a network (for port publishing rules)."""
+        try:
+            net = self.networks.get(network_id)
+        except DockerError:
+            return None
+        name = net.options.get("com.docker.network.bridge.name")
+        return name if net.driver == "bridge" and name else None
 
     async def _listen(self) -> None:
         assert self.server

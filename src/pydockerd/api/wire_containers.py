@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 from ..containers.model import Container
+from ..containers.ports import inspect_ports, summary_ports
 from ..util.ids import to_unix
 
 
@@ -135,7 +136,8 @@ def inspect(c: Container, network_ids: dict[str, str], graph: dict[str, Any],
         "NetworkSettings": {
             "Bridge": "", "SandboxID": c.id if st.running and nets else "",
             "SandboxKey": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SecondaryIPAddresses": None,
+            "LinkLocalIPv6PrefixLen": 0, "Ports": inspect_ports(c),
+            "SecondaryIPAddresses": None,
             "SecondaryIPv6Addresses": None, "EndpointID": ep.endpoint_id if ep else "",
             "Gateway": ep.gateway if ep else "", "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0, "IPAddress": ep.ip if ep else "",
@@ -152,7 +154,7 @@ def summary(c: Container, network_ids: dict[str, str],
             size: tuple[int, int] | None = None) -> dict[str, Any]:
     d: dict[str, Any] = {
         "Id": c.id, "Names": ["/" + c.name], "Image": c.image, "ImageID": c.image_id,
-        "Command": _command(c), "Created": int(to_unix(c.created)), "Ports": [],
+        "Command": _command(c), "Created": int(to_unix(c.created)), "Ports": summary_ports(c),
         "Labels": c.labels, "State": c.state.status, "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode", "bridge")},
         "NetworkSettings": {"Networks": networks_of(c, network_ids)},

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import InvalidParameter
 from ..runtime.oci_spec import parse_bind
+from .ports import validate_port_bindings
 
 _RESTART_NAMES = ("", "no", "always", "unless-stopped", "on-failure")
 _SIGNAL_RE = re.compile(r"^(SIG)?[A-Z0-9+-]+$|^\d+$")
@@ -149,8 +150,7 @@ def normalise_host_config(hc: dict[str, Any] | None, daemon_init: bool,
         for m in out["Mounts"]:
             if m.get("Type") not in ("bind", "tmpfs", "volume"):
                 raise InvalidParameter(f"mount type {m.get('Type')!r} is not supported yet")
-    if out.get("PortBindings") and any(out["PortBindings"].values()):
-        raise InvalidParameter("port publishing is not supported yet")
+    validate_port_bindings(out)
     if out.get("VolumesFrom"):
         raise InvalidParameter("--volumes-from is not supported yet")
     if out.get("Links"):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Conflict
+from ..network.portmap import PortMapping
 from ..util.ids import ZERO_TIME, now_rfc3339
 
 
@@ -113,6 +114,7 @@ class Container:
     exec_ids: list[str] = field(default_factory=list)
     networking_config: dict[str, Any] = field(default_factory=dict)
     volumes: list[VolumeMount] = field(default_factory=list)
+    ports: list[PortMapping] = field(default_factory=list)   # published while running
 
     @property
     def short_id(self) -> str:
@@ -137,7 +139,8 @@ class Container:
         state = State(**st, health=Health(**health) if health else None)
         endpoints = [Endpoint(**e) for e in d.pop("endpoints", [])]
         volumes = [VolumeMount(**v) for v in d.pop("volumes", [])]
-        return cls(**d, state=state, endpoints=endpoints, volumes=volumes)
+        ports = [PortMapping(**p) for p in d.pop("ports", [])]
+        return cls(**d, state=state, endpoints=endpoints, volumes=volumes, ports=ports)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from ..volumes import VolumeService
 from .attach import AttachSession
 from .etcfiles import write_etc_files
 from .paths import Paths
+from .ports import ContainerPorts
 from .create import merge_image_config, normalise_host_config, plan_volumes, validate_config
 from .mounts import create_volumes, mount_volumes, remove_anonymous, remove_made, unmount_volumes
 from .model import Container, Endpoint, State
@@ -59,8 +60,9 @@ class ContainerService:
         self.spec_builder: Callable[[Container, str, str | None], dict[str, Any]] | None = None
         self.on_exit_hooks: list[Callable[[Container], Any]] = []
         self.on_start_hooks: list[Callable[[Container], Any]] = []
-        # set by the daemon: named and anonymous volumes
+        # set by the daemon: named and anonymous volumes; published ports
         self.volumes: VolumeService | None = None
+        self.ports: ContainerPorts | None = None
 
     # ---- lookup ---------------------------------------------------------------
 
@@ -244,6 +246,8 @@ class ContainerService:
                 netns = await self._network_up(c)
             finally:
                 rootfs = await mount
+            if self.ports is not None:
+                await self.ports.publish(c)
             if self.volumes is not None:
                 await mount_volumes(self.volumes, c, rootfs)
             await asyncio.to_thread(write_etc_files, c, self.networks, self.cfg, self.get)
@@ -306,6 +310,8 @@ class ContainerService:
 
         Both steps are idempotent, so this is also the undo of a half-made start.
         """
+        if self.ports is not None:
+            await self.ports.unpublish(c)
         async def network_down() -> None:
             mode = c.host_config["NetworkMode"]
             if mode.startswith("container:") or mode == "host":
