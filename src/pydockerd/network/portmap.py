@@ -272,7 +272,8 @@ def _bind(proto: str, ip: str, lo: int, hi: int, endpoint: str) -> tuple[socket.
     if last is not None and last.errno not in (98,):       # not EADDRINUSE
         raise SystemError_(f"failed to set up container networking: driver failed programming "
                            f"external connectivity on endpoint {endpoint}: Error starting "
-                           f"userland proxy: listen {proto}4 {where}: bind: {last.strerror}")
+                           f"userland proxy: listen {proto}4 {where}: bind: "
+                           f"{(last.strerror or str(last)).lower()}")
     raise SystemError_(f"failed to set up container networking: driver failed programming "
                        f"external connectivity on endpoint {endpoint}: Bind for {where} failed: "
                        "port is already allocated")
