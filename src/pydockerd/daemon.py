@@ -153,7 +153,7 @@ class Daemon:
         # distribution first: its dynamic routes (push) must win over images/{name:path}
         router.add(distribution_routes.routes(self.distribution))
         router.add(image_routes.routes(self.images, self.containers))
-        router.add(network_routes.routes(self.networks))
+        router.add(network_routes.routes(self.networks, self.containers))
         router.add(volume_routes.routes(self.volumes))
         self.server = ApiServer(router)
         log.info("pydockerd %s: storage driver %s, runtime %s (%s), data root %s",

@@ -77,11 +77,20 @@ def networks_of(c: Container, network_ids: dict[str, str]) -> dict[str, Any]:
     mode = c.host_config.get("NetworkMode", "bridge")
     if mode.startswith("container:"):
         return {}
-    ep = next((e for e in c.endpoints if e.network == mode), None)
-    entry = _network_entry(c, ep)
-    if not entry["NetworkID"]:
-        entry["NetworkID"] = network_ids.get(mode, "")
-    return {mode: entry}
+    configs = (c.networking_config or {}).get("EndpointsConfig") or {}
+    out: dict[str, Any] = {}
+    for name in list(configs) or [mode]:
+        ep = next((e for e in c.endpoints if e.network == name), None)
+        entry = _network_entry(c, ep)
+        if not entry["NetworkID"]:
+            entry["NetworkID"] = network_ids.get(name, "")
+        settings = configs.get(name) or {}
+        entry["Aliases"] = settings.get("Aliases") or None
+        entry["IPAMConfig"] = settings.get("IPAMConfig") or None
+        if name not in ("bridge", "host", "none"):     # user-defined: embedded DNS names
+            entry["DNSNames"] = [c.name, c.short_id, *(entry["Aliases"] or [])]
+        out[name] = entry
+    return out
 
 
 def mounts_of(c: Container) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ import copy
 import re
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import InvalidParameter
 from ..runtime.oci_spec import parse_bind
@@ -35,8 +35,6 @@ HOST_CONFIG_DEFAULTS: dict[str, Any] = {
     "IOMaximumBandwidth": 0, "MaskedPaths": None, "ReadonlyPaths": None, "Init": None,
     "Tmpfs": None, "Sysctls": None, "Mounts": None,
 }
-
-_SUPPORTED_NETWORK_MODES = ("bridge", "default", "host", "none")
 
 
 def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> dict[str, Any]:
@@ -100,8 +98,9 @@ def normalise_host_config(hc: dict[str, Any] | None, daemon_init: bool,
     if not out.get("NetworkMode") or out["NetworkMode"] == "default":
         out["NetworkMode"] = "bridge"
     mode = out["NetworkMode"]
-    if mode not in _SUPPORTED_NETWORK_MODES and not mode.startswith("container:"):
-        raise InvalidParameter(f"network {mode} not found")
+    if not isinstance(mode, str) or (mode.startswith("container:") and not mode[10:]):
+        raise InvalidParameter(f"invalid network mode: {mode!r}")
+    # any other name must be a user-defined network: ContainerService.create checks it
     rp = out.get("RestartPolicy") or {}
     name = rp.get("Name") or "no"
     if name not in _RESTART_NAMES:
@@ -242,3 +241,32 @@ def plan_volumes(hc: dict[str, Any], cfg: dict[str, Any]) -> list[VolumeRequest]
             dests.add(dest)
             out.append(VolumeRequest("", dest))
     return out
+
+
+def normalise_endpoints(mode: str, networking: dict[str, Any] | None,
+                        resolve: Callable[[str], tuple[str, bool]]) -> dict[str, Any]:
+    """NetworkingConfig -> {"EndpointsConfig": {network name: settings}}, with the
+    NetworkMode network first; `resolve` maps a name/id to (name, predefined) or raises
+    NotFound. host/none/container: modes keep no endpoints."""
+    if mode in ("host", "none") or mode.startswith("container:"):
+        return {"EndpointsConfig": {}}
+    given = (networking or {}).get("EndpointsConfig") or {}
+    if not isinstance(given, dict):
+        raise InvalidParameter("invalid NetworkingConfig: EndpointsConfig must be an object")
+    primary, _ = resolve(mode)
+    out: dict[str, Any] = {primary: {}}
+    for key, settings in given.items():
+        name, predefined = resolve("bridge" if key == "default" else key)
+        if name in ("host", "none"):
+            raise InvalidParameter(f"container cannot be connected to network {name} and "
+                                   f"{primary} at the same time")
+        settings = dict(settings or {})
+        ipam = settings.get("IPAMConfig") or {}
+        if predefined and (ipam.get("IPv4Address") or ipam.get("IPv6Address")):
+            raise InvalidParameter("invalid endpoint settings:\nuser specified IP address is "
+                                   "supported on user defined networks only")
+        if predefined and settings.get("Aliases"):
+            raise InvalidParameter("invalid endpoint settings:\nnetwork-scoped alias is "
+                                   "supported only for containers in user defined networks")
+        out[name] = settings
+    return {"EndpointsConfig": out}

@@ -33,4 +33,5 @@ def write_etc_files(c: Container, networks: Any, cfg: Config,
     hc = c.host_config
     write_atomic(c.resolv_conf_path, networks.resolv_conf(
         list(hc.get("Dns") or cfg.dns), list(hc.get("DnsSearch") or cfg.dns_search),
-        list(hc.get("DnsOptions") or cfg.dns_opts)))
+        list(hc.get("DnsOptions") or cfg.dns_opts),
+        embedded_dns=networks.uses_embedded_dns(c.id)))

@@ -11,8 +11,8 @@ import signal as _signal
 from typing import Any, Callable
 
 from ..config import Config
-from ..errors import (Conflict, DockerError, InvalidParameter, NotFound, NotImplementedErr,
-                      SystemError_)
+from ..errors import (Conflict, DockerError, Forbidden, InvalidParameter, NotFound,
+                      NotImplementedErr, SystemError_)
 from ..events import EventBus
 from ..runtime import conmon
 from ..runtime.pidwatch import wait_pid
@@ -25,7 +25,8 @@ from .attach import AttachSession
 from .etcfiles import write_etc_files
 from .paths import Paths
 from .ports import ContainerPorts
-from .create import merge_image_config, normalise_host_config, plan_volumes, validate_config
+from .create import merge_image_config, normalise_endpoints, normalise_host_config, \
+    plan_volumes, validate_config
 from .mounts import create_volumes, mount_volumes, remove_anonymous, remove_made, unmount_volumes
 from .model import Container, Endpoint, State
 from .restart import RestartManager
@@ -161,6 +162,8 @@ class ContainerService:
             hc["NetworkMode"] = f"container:{other.id}"
         if mode == "bridge" and self.networks.bridge_gateway is None:
             raise NotFound("network bridge not found")
+        networking_config = normalise_endpoints(hc["NetworkMode"], networking_config,
+                                                self._resolve_network)
         img_cfg = (image.config or {}).get("config") or {}
         cfg = merge_image_config(config, img_cfg)
         cfg["Image"] = image_ref
@@ -291,11 +294,72 @@ class ContainerService:
                 raise Conflict(f"cannot join network of a non running container: {other.id}")
             return f"/proc/{other.state.pid}/ns/net"
         netns: str = await self.networks.create_sandbox(c.id)
-        if mode == "bridge":
-            ep = await self.networks.connect(c.id, netns, "bridge")
-            c.endpoints = [Endpoint("bridge", ep.network_id, ep.endpoint_id, ep.ip,
-                                    ep.prefix_len, ep.gateway, ep.mac)]
+        c.endpoints = []
+        for name, settings in self.endpoint_configs(c).items():
+            await self._join(c, netns, name, settings)
         return netns
+
+    def _resolve_network(self, ref: str) -> tuple[str, bool]:
+        net = self.networks.get(ref)
+        return net.name, net.predefined
+
+    def endpoint_configs(self, c: Container) -> dict[str, Any]:
+        """The networks the container joins at start, NetworkMode's first (containers
+        made before user-defined networks existed have no EndpointsConfig)."""
+        if "EndpointsConfig" not in c.networking_config:
+            c.networking_config = normalise_endpoints(c.host_config["NetworkMode"], None,
+                                                      self._resolve_network)
+        eps: dict[str, Any] = c.networking_config["EndpointsConfig"]
+        return eps
+
+    async def _join(self, c: Container, netns: str, name: str,
+                    settings: dict[str, Any]) -> None:
+        ipam = settings.get("IPAMConfig") or {}
+        ep = await self.networks.connect(
+            c.id, netns, name, mac=settings.get("MacAddress") or None,
+            ip=ipam.get("IPv4Address") or None, aliases=settings.get("Aliases") or ())
+        c.endpoints.append(Endpoint(name, ep.network_id, ep.endpoint_id, ep.ip,
+                                    ep.prefix_len, ep.gateway, ep.mac))
+
+    async def connect_network(self, ref: str, network: str, settings: dict[str, Any]) -> None:
+        """`docker network connect`: join now if running; remembered for later starts."""
+        c = self.get(ref)
+        net = self.networks.get(network)
+        mode = c.host_config["NetworkMode"]
+        if mode == "host" or net.driver == "host":
+            raise Forbidden("container cannot be disconnected from host network or "
+                            "connected to host network")
+        if mode == "none" or mode.startswith("container:") or net.driver == "null":
+            raise Forbidden("container sharing network namespace with another container or "
+                            "host cannot be connected to any other network")
+        async with self.lock(c.id):
+            eps = self.endpoint_configs(c)
+            if net.name in eps:
+                raise Forbidden(f"endpoint with name {c.name} already exists in network "
+                                f"{net.name}")
+            checked = normalise_endpoints(net.name, {"EndpointsConfig": {
+                net.name: settings}}, self._resolve_network)["EndpointsConfig"][net.name]
+            if c.state.running:
+                await self._join(c, self.networks.netns_path(c.id), net.name, checked)
+            eps[net.name] = checked
+            self.save(c)
+
+    async def disconnect_network(self, ref: str, network: str, force: bool = False) -> None:
+        c = self.get(ref)
+        net = self.networks.get(network)
+        if c.host_config["NetworkMode"] == "host" or net.driver == "host":
+            raise Forbidden("container cannot be disconnected from host network or "
+                            "connected to host network")
+        async with self.lock(c.id):
+            eps = self.endpoint_configs(c)
+            attached = self.networks.endpoint(c.id, net.id) is not None
+            if net.name not in eps and not attached:
+                raise Forbidden(f"container {c.id} is not connected to network {net.name}")
+            if attached:
+                await self.networks.disconnect(c.id, net.id)
+            c.endpoints = [e for e in c.endpoints if e.network_id != net.id]
+            eps.pop(net.name, None)
+            self.save(c)
 
     def _conmon_spec(self, c: Container) -> conmon.ConmonSpec:
         return conmon.ConmonSpec(

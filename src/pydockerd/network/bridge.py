@@ -125,17 +125,26 @@ class Rules:
     subnet: str
     icc: bool = True
     ip_masq: bool = True
+    internal: bool = False              # --internal: nothing in or out, only the bridge
+    isolate: tuple[str, ...] = ()       # our other bridges: no traffic to them (Docker's
+                                        # DOCKER-ISOLATION), dropped here before any ACCEPT
 
     def filter_rules(self) -> list[list[str]]:
         b = self.bridge
-        return [
+        rules = [["-i", b, "-o", other, "-j", "DROP"] for other in self.isolate if other != b]
+        if self.internal:
+            rules += [["-i", b, "!", "-o", b, "-j", "DROP"],
+                      ["-o", b, "!", "-i", b, "-j", "DROP"]]
+        rules += [
             ["-i", b, "-o", b, "-j", "ACCEPT" if self.icc else "DROP"],
             ["-o", b, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
-            ["-i", b, "!", "-o", b, "-j", "ACCEPT"],
         ]
+        if not self.internal:
+            rules.append(["-i", b, "!", "-o", b, "-j", "ACCEPT"])
+        return rules
 
     def nat_rules(self) -> list[list[str]]:
-        if not self.ip_masq:
+        if not self.ip_masq or self.internal:
             return []
         return [["-s", self.subnet, "!", "-o", self.bridge, "-j", "MASQUERADE"]]
 

@@ -5,6 +5,7 @@ import re
 from typing import Callable
 
 from ..errors import InvalidParameter
+from ..util.ids import to_unix
 from .model import Network
 
 ACCEPTED = ("dangling", "driver", "id", "label", "name", "scope", "type")
@@ -75,3 +76,46 @@ def apply(networks: list[Network], filters: dict[str, list[str]],
                 continue
         out.append(n)
     return out
+
+
+PRUNE_ACCEPTED = ("label", "label!", "until")
+
+
+def prunable(networks: list[Network], filters: dict[str, list[str]]) -> list[Network]:
+    """User-defined networks passing `network prune`'s filters (label, label!, until)."""
+    for key in filters:
+        if key not in PRUNE_ACCEPTED:
+            raise InvalidParameter(f"invalid filter '{key}'")
+    until = [_until(v) for v in filters.get("until", [])]
+    out: list[Network] = []
+    for n in networks:
+        if n.predefined:
+            continue
+        if (labels := filters.get("label")) and not _labels_match(labels, n.labels):
+            continue
+        if (nolabels := filters.get("label!")) and any(
+                _labels_match([w], n.labels) for w in nolabels):
+            continue
+        if until and not all(to_unix(n.created) < u for u in until):
+            continue
+        out.append(n)
+    return out
+
+
+def _until(value: str) -> float:
+    """A timestamp (unix seconds or RFC3339) or a duration ago ("10m", "1h30m")."""
+    import time
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    m = re.fullmatch(r"((?:\d+(?:\.\d+)?(?:h|m|s|ms))+)", value)
+    if m:
+        secs = 0.0
+        for num, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", value):
+            secs += float(num) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
+        return time.time() - secs
+    try:
+        return to_unix(value)
+    except (ValueError, TypeError):
+        raise InvalidParameter(f"invalid filter 'until={value}'") from None

@@ -25,6 +25,7 @@ class Network:
     enable_ipv4: bool = True
     enable_ipv6: bool = False
     bridge_created: bool = False       # pydockerd created the bridge device (cleanup may delete it)
+    bridge_name: str = ""              # user-defined networks: their device (br-<12 hex>)
 
     @property
     def predefined(self) -> bool:
@@ -50,6 +51,8 @@ class Endpoint:
     mac: str
     host_veth: str                     # "veth1a2b3c4"
     netns_path: str = ""
+    ifname: str = "eth0"               # the device inside the sandbox: eth0, eth1, ...
+    aliases: list[str] = field(default_factory=list)   # network-scoped DNS aliases
 
     @property
     def key(self) -> str:

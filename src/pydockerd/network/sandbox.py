@@ -54,10 +54,11 @@ async def nsenter(netns: str, argv: list[str], *, input: bytes | None = None) ->
     return await run(["nsenter", f"--net={netns}", *argv], input=input)
 
 
-async def create_veth(host_name: str, bridge: str, netns: str, mtu: int, mac: str) -> None:
-    """A veth pair: `host_name` on the bridge, its peer as eth0 inside `netns`."""
+async def create_veth(host_name: str, bridge: str, netns: str, mtu: int, mac: str,
+                      ifname: str = "eth0") -> None:
+    """A veth pair: `host_name` on the bridge, its peer as `ifname` inside `netns`."""
     await run([IP, "link", "add", "name", host_name, "mtu", str(mtu), "type", "veth",
-               "peer", "name", "eth0", "mtu", str(mtu), "address", mac, "netns", netns])
+               "peer", "name", ifname, "mtu", str(mtu), "address", mac, "netns", netns])
     try:
         await run([IP, "link", "set", "dev", host_name, "master", bridge, "up"])
     except BaseException:
@@ -65,11 +66,14 @@ async def create_veth(host_name: str, bridge: str, netns: str, mtu: int, mac: st
         raise
 
 
-async def configure_eth0(netns: str, address: str, gateway: str) -> None:
-    """Address, link up and default route inside the namespace, in one `ip -batch`."""
-    batch = (f"addr add {address} dev eth0\n"
-             f"link set dev eth0 up\n"
-             f"route add default via {gateway} dev eth0\n")
+async def configure_eth0(netns: str, address: str, gateway: str | None,
+                         ifname: str = "eth0") -> None:
+    """Address, link up and (unless gateway is None) the default route inside the
+    namespace, in one `ip -batch`."""
+    batch = (f"addr add {address} dev {ifname}\n"
+             f"link set dev {ifname} up\n")
+    if gateway:
+        batch += f"route add default via {gateway} dev {ifname}\n"
     await nsenter(netns, [IP, "-batch", "-"], input=batch.encode())
 
 

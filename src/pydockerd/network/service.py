@@ -15,15 +15,16 @@ import logging
 import os
 from typing import Callable, Collection
 
-from ..errors import Conflict, Forbidden, InvalidParameter, NotFound, NotImplementedErr
+from ..errors import Conflict, Forbidden, InvalidParameter, NotFound
 from ..events import EventBus
 from ..store import Store
 from ..util.ids import new_id, now_rfc3339
 from . import bridge as br
-from . import files, filters as nfilters, sandbox
+from . import files, filters as nfilters, sandbox, usernets
 from .ipam import Pool, choose_default_subnet, mac_for_ip, normalize_mac, parse_interface, \
     parse_network
 from .model import PREDEFINED, Endpoint, Network, endpoint_key, lease_key
+from .resolver import EmbeddedDNS
 
 log = logging.getLogger("pydockerd.network")
 
@@ -37,6 +38,8 @@ Filters = dict[str, list[str]]
 Endpoints = list[Endpoint]
 Networks = list[Network]
 StrList = list[str]
+Peers = list[tuple[Endpoint, Network]]
+Names = list[str]
 
 
 class NetworkService:
@@ -63,6 +66,8 @@ class NetworkService:
         self._pools: dict[str, Pool] = {}
         self._endpoints: dict[str, Endpoint] = {}
         self._leases: dict[str, set[ipaddress.IPv4Address]] = {}
+        self._lock = asyncio.Lock()         # network create/remove
+        self.dns = EmbeddedDNS(self._dns_lookup, self._dns_reverse)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -72,8 +77,19 @@ class NetworkService:
             net = stored.get(name) or Network(new_id(), name, driver, now_rfc3339())
             self._store.put(K_NETWORK, net.id, net.to_doc())
             self._networks[net.id] = net
+        users = [n for n in stored.values() if not n.predefined and n.driver == "bridge"]
+        for net in users:
+            self._networks[net.id] = net
+            self._pools[net.id] = Pool(ipaddress.IPv4Network(net.subnet),
+                                       ipaddress.IPv4Address(net.gateway),
+                                       parse_network(net.ip_range) if net.ip_range else None)
         if self.bridge_name != "none":
             await self._start_bridge(stored.get("bridge"))
+        for net in users:
+            try:
+                await self._bring_up_user(net)
+            except Exception:  # noqa: BLE001 - one broken network must not stop the daemon
+                log.exception("could not restore network %s", net.name)
         for doc in self._store.all(K_ENDPOINT).values():
             ep = Endpoint.from_doc(doc)
             self._endpoints[ep.key] = ep
@@ -122,7 +138,53 @@ class NetworkService:
         if self._iptables:
             if not self._icc:
                 await br.enable_bridge_netfilter()
-            await br.install_rules(br.Rules(name, net.subnet, self._icc, self._ip_masq))
+            await br.install_rules(self._rules(net))
+
+    # ------------------------------------------------------------ user-defined bridges
+
+    def device(self, net: Network) -> str:
+        """The Linux bridge of a bridge network."""
+        return net.bridge_name or self.bridge_name
+
+    def _bridge_devices(self) -> tuple[str, ...]:
+        return tuple(sorted(self.device(n) for n in self._networks.values()
+                            if n.driver == "bridge"))
+
+    def _rules(self, net: Network) -> br.Rules:
+        if net.name == "bridge":
+            return br.Rules(self.bridge_name, net.subnet, self._icc, self._ip_masq,
+                            isolate=self._bridge_devices())
+        req = usernets.NetworkRequest(net.name, options=dict(net.options))
+        return br.Rules(self.device(net), net.subnet, req.icc, self._ip_masq and req.ip_masq,
+                        internal=net.internal, isolate=self._bridge_devices())
+
+    async def _bring_up_user(self, net: Network) -> None:
+        """Create (or find again, after a restart) a user network's bridge, and its rules."""
+        dev = self.device(net)
+        exists, _ = await br.bridge_address(dev)
+        if not exists:
+            prefix = net.subnet.split("/")[1]
+            mtu = usernets.NetworkRequest(net.name, options=dict(net.options)).mtu(self.mtu)
+            await br.create_bridge(dev, ipaddress.IPv4Interface(f"{net.gateway}/{prefix}"), mtu)
+            net.bridge_created = True
+            self._store.put(K_NETWORK, net.id, net.to_doc())
+        else:
+            await br.set_up(dev)
+        if self._ip_forward and not net.internal:
+            await br.enable_ip_forward()
+        if self._iptables:
+            await br.install_rules(self._rules(net))
+
+    async def _refresh_isolation(self, skip: str = "") -> None:
+        """Rebuild every bridge's filter chain after the set of bridges changed."""
+        if not self._iptables:
+            return
+        for net in list(self._networks.values()):
+            if net.driver == "bridge" and net.id != skip:
+                try:
+                    await br.install_rules(self._rules(net))
+                except Exception:  # noqa: BLE001
+                    log.exception("could not update the rules of network %s", net.name)
 
     def _bridge_options(self) -> dict[str, str]:
         return {
@@ -135,7 +197,9 @@ class NetworkService:
         }
 
     async def stop(self) -> None:
-        """Leave bridge, rules, sandboxes and veths in place (live-restore)."""
+        """Leave bridge, rules, sandboxes and veths in place (live-restore); only the
+        embedded DNS sockets close (served again by reconcile() at the next start)."""
+        await self.dns.close()
 
     async def cleanup(self) -> None:
         """Remove everything this daemon made: endpoints, sandboxes, chains, and the
@@ -145,6 +209,8 @@ class NetworkService:
         if os.path.isdir(self._netns_dir):
             for entry in os.listdir(self._netns_dir):
                 sandbox.remove_netns(os.path.join(self._netns_dir, entry))
+        for user in [n for n in self._networks.values() if not n.predefined]:
+            await self._tear_down_user(user)
         net = self._bridge_network()
         if net is None:
             return
@@ -167,6 +233,13 @@ class NetworkService:
         for doc in self._store.all(K_LEASE).values():
             if doc.get("container_id") not in live:
                 self._release_lease(doc["network_id"], doc["ip"])
+        for ep in list(self._endpoints.values()):        # live restore of the embedded DNS
+            net = self._networks.get(ep.network_id)
+            if net is not None and not net.predefined:
+                try:
+                    await self.dns.serve(ep.container_id, ep.netns_path)
+                except Exception:  # noqa: BLE001
+                    log.exception("embedded DNS for %s", ep.container_id[:12])
 
     # ------------------------------------------------------------ queries
 
@@ -223,17 +296,79 @@ class NetworkService:
 
     # ------------------------------------------------------------ mutations
 
-    async def create_network(self, name: str) -> Network:
-        if any(n.name == name for n in self._networks.values()) or name in PREDEFINED:
-            raise Conflict(f"network with name {name} already exists")
-        raise NotImplementedErr("user-defined networks are not supported yet by pydockerd "
-                                "(only the predefined bridge, host and none networks exist)")
+    async def create_network(self, req: usernets.NetworkRequest) -> Network:
+        async with self._lock:
+            if any(n.name == req.name for n in self._networks.values()) \
+                    or req.name in PREDEFINED:
+                raise Conflict(f"network with name {req.name} already exists")
+            ours = [ipaddress.IPv4Network(n.subnet) for n in self._networks.values()
+                    if n.subnet]
+            pool = usernets.plan_pool(req, await br.host_networks(), ours)
+            nid = new_id()
+            dev = req.options.get(usernets.OPT_BRIDGE_NAME) or f"br-{nid[:12]}"
+            if dev in self._bridge_devices() or await br.link_exists(dev):
+                raise Conflict(f"bridge device {dev} already exists")
+            req.mtu(self.mtu)
+            net = Network(nid, req.name, "bridge", now_rfc3339(), subnet=str(pool.subnet),
+                          gateway=str(pool.gateway),
+                          ip_range=str(pool.ip_range) if pool.ip_range else "",
+                          options=dict(req.options), labels=dict(req.labels),
+                          internal=req.internal, attachable=req.attachable, bridge_name=dev)
+            self._networks[net.id] = net
+            self._pools[net.id] = pool
+            try:
+                await self._bring_up_user(net)
+            except BaseException:
+                await asyncio.shield(self._tear_down_user(net))
+                raise
+            self._store.put(K_NETWORK, net.id, net.to_doc())
+            await self._refresh_isolation(skip=net.id)
+        self._events.publish("network", "create", net.id, {"name": net.name, "type": "bridge"})
+        return net
+
+    async def _tear_down_user(self, net: Network) -> None:
+        dev = self.device(net)
+        self._networks.pop(net.id, None)
+        self._pools.pop(net.id, None)
+        self._leases.pop(net.id, None)
+        if self._iptables:
+            try:
+                await br.remove_rules(dev)
+            except Exception:  # noqa: BLE001
+                log.exception("removing the rules of %s", dev)
+        if net.bridge_created or not net.options.get(usernets.OPT_BRIDGE_NAME):
+            try:
+                await br.delete_link(dev)
+            except Exception:  # noqa: BLE001
+                log.exception("removing bridge %s", dev)
+        self._store.delete(K_NETWORK, net.id)
 
     async def remove_network(self, name_or_id: str) -> None:
         net = self.get(name_or_id)
         if net.predefined:
             raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
-        raise NotImplementedErr("user-defined networks are not supported yet")
+        async with self._lock:
+            if self.attached(net.id):
+                raise Forbidden(f"error while removing network: network {net.name} has "
+                                "active endpoints")
+            if net.id not in self._networks:
+                raise NotFound(f"network {name_or_id} not found")
+            await self._tear_down_user(net)
+            await self._refresh_isolation()
+        self._events.publish("network", "destroy", net.id, {"name": net.name, "type": "bridge"})
+
+    async def prune(self, filters: Filters | None = None) -> Names:
+        """Remove the user-defined networks without endpoints; their names."""
+        removed: Names = []
+        for net in nfilters.prunable(list(self._networks.values()), filters or {}):
+            if self.attached(net.id):
+                continue
+            try:
+                await self.remove_network(net.id)
+            except (Forbidden, NotFound):
+                continue
+            removed.append(net.name)
+        return removed
 
     async def create_sandbox(self, container_id: str) -> str:
         """A fresh network namespace for the container, pinned at a file; returns its path."""
@@ -256,21 +391,38 @@ class NetworkService:
             raise InvalidParameter("container cannot be disconnected from host network or "
                                    "connected to host network" if net.driver == "host" else
                                    f"container cannot be connected to network {net.name}")
-        if ip:
+        if ip and net.predefined:
             raise InvalidParameter("user specified IP address is supported on user defined "
                                    "networks only")
-        if aliases:
+        if aliases and net.predefined:
             raise InvalidParameter("network-scoped alias is supported only for containers in "
                                    "user defined networks")
         if endpoint_key(container_id, net.id) in self._endpoints:
             raise Forbidden(f"endpoint with name {self.name_of(container_id)} already exists "
                             f"in network {net.name}")
         mac = normalize_mac(mac) if mac else None
-        ep = self._reserve(container_id, net, netns_path, mac)
+        preferred = None
+        if ip:
+            try:
+                preferred = ipaddress.IPv4Address(ip)
+            except ValueError:
+                raise InvalidParameter(f"invalid IPv4 address: {ip}") from None
+        mine = self.endpoints(container_id)
+        used_if = {e.ifname for e in mine}
+        ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in used_if)
+        # the default route goes through the first network that has one (not internal)
+        has_gw = any(not n.internal for e in mine if (n := self._networks.get(e.network_id)))
+        ep = self._reserve(container_id, net, netns_path, mac, preferred, ifname,
+                           list(dict.fromkeys(aliases)))
         try:
-            await sandbox.create_veth(ep.host_veth, self.bridge_name, netns_path, self.mtu,
-                                      ep.mac)
-            await sandbox.configure_eth0(netns_path, f"{ep.ip}/{ep.prefix_len}", ep.gateway)
+            await sandbox.create_veth(ep.host_veth, self.device(net), netns_path,
+                                      usernets.NetworkRequest(net.name, options=dict(
+                                          net.options)).mtu(self.mtu), ep.mac, ifname)
+            await sandbox.configure_eth0(netns_path, f"{ep.ip}/{ep.prefix_len}",
+                                         None if net.internal or has_gw else ep.gateway,
+                                         ifname)
+            if not net.predefined:
+                await self.dns.serve(container_id, netns_path)
         except BaseException:
             await asyncio.shield(self._teardown(ep))
             raise
@@ -279,17 +431,19 @@ class NetworkService:
         return ep
 
     def _reserve(self, container_id: str, net: Network, netns_path: str,
-                 mac: str | None) -> Endpoint:
+                 mac: str | None, preferred: ipaddress.IPv4Address | None = None,
+                 ifname: str = "eth0", aliases: StrList | None = None) -> Endpoint:
         """Lease an address and record the endpoint (no await: atomic on the loop)."""
         pool = self._pools[net.id]
         used = self._leases.setdefault(net.id, set())
-        addr = pool.allocate(used)
+        addr = pool.allocate(used, preferred)
         veths = {e.host_veth for e in self._endpoints.values()}
         veth = "veth" + os.urandom(4).hex()[:7]
         while veth in veths:
             veth = "veth" + os.urandom(4).hex()[:7]
         ep = Endpoint(net.id, new_id(), container_id, str(addr), pool.subnet.prefixlen,
-                      str(pool.gateway), mac or mac_for_ip(addr), veth, netns_path)
+                      str(pool.gateway), mac or mac_for_ip(addr), veth, netns_path, ifname,
+                      list(aliases or []))
         with self._store.transaction():
             self._store.put(K_LEASE, lease_key(net.id, ep.ip),
                             {"network_id": net.id, "ip": ep.ip, "container_id": container_id,
@@ -323,14 +477,49 @@ class NetworkService:
 
     async def release_sandbox(self, container_id: str) -> None:
         """disconnect() plus unmount and delete the namespace file; idempotent."""
+        await self.dns.stop_serving(container_id)
         await self.disconnect(container_id)
         await asyncio.to_thread(sandbox.remove_netns, self.netns_path(container_id))
 
     # ------------------------------------------------------------ container files
 
     def resolv_conf(self, dns: StrList, search: StrList, options: StrList, *,
-                    host_network: bool = False) -> str:
+                    host_network: bool = False, embedded_dns: bool = False) -> str:
+        if embedded_dns:
+            return files.embedded_resolv_conf(search, options)
         return files.resolv_conf(dns, search, options, host_network=host_network)
+
+    def uses_embedded_dns(self, container_id: str) -> bool:
+        return any(not n.predefined for e in self.endpoints(container_id)
+                   if (n := self._networks.get(e.network_id)))
+
+    # ------------------------------------------------------------ embedded DNS answers
+
+    def _dns_peers(self, container_id: str) -> Peers:
+        """Endpoints on the user-defined networks the asking container is on."""
+        nets = {e.network_id for e in self.endpoints(container_id)}
+        return [(e, n) for e in self._endpoints.values()
+                if e.network_id in nets and (n := self._networks.get(e.network_id))
+                and not n.predefined]
+
+    def dns_names(self, ep: Endpoint) -> StrList:
+        """[name, short id, aliases...], as inspect's DNSNames shows them."""
+        return list(dict.fromkeys([self.name_of(ep.container_id), ep.container_id[:12],
+                                   *ep.aliases]))
+
+    def _dns_lookup(self, container_id: str, name: str) -> StrList | None:
+        name = name.rstrip(".").lower()
+        out: StrList = []
+        for ep, net in self._dns_peers(container_id):
+            names = {n.lower() for n in self.dns_names(ep)}
+            if name in names or name in {f"{n}.{net.name.lower()}" for n in names}:
+                out.append(ep.ip)
+        return list(dict.fromkeys(out)) or None
+
+    def _dns_reverse(self, container_id: str, ip: str) -> StrList | None:
+        out = [f"{self.name_of(ep.container_id)}.{net.name}"
+               for ep, net in self._dns_peers(container_id) if ep.ip == ip]
+        return out or None
 
     def hosts_file(self, hostname: str, domainname: str, ip: str,
                    extra_hosts: StrList) -> str:

@@ -1,10 +1,11 @@
-"""/networks routes: list, inspect, and clear errors for what is not supported yet."""
+"""/networks routes: list, inspect, create, remove, prune, connect and disconnect."""
 from __future__ import annotations
 
 from typing import Any
 
 from ...errors import InvalidParameter, NotFound, NotImplementedErr
 from ...network import Network, NetworkService
+from ...network.usernets import parse_request
 from ..http import AnyResponse, Request, empty, json_response
 from ..router import Route
 
@@ -47,7 +48,7 @@ def network_to_wire(networks: NetworkService, net: Network, *,
     }
 
 
-def routes(networks: NetworkService) -> list[Route]:
+def routes(networks: NetworkService, containers: Any = None) -> list[Route]:
     async def list_networks(req: Request) -> AnyResponse:
         nets = networks.list(req.filters())
         return json_response([network_to_wire(networks, n, with_containers=False)
@@ -61,31 +62,38 @@ def routes(networks: NetworkService) -> list[Route]:
         return json_response(network_to_wire(networks, net))
 
     async def create_network(req: Request) -> AnyResponse:
-        body = await req.json(default={})
-        name = body.get("Name", "") if isinstance(body, dict) else ""
-        if not name:
-            raise InvalidParameter("network name is required")
-        net = await networks.create_network(name)
+        net = await networks.create_network(parse_request(await req.json(default={})))
         return json_response({"Id": net.id, "Warning": ""}, 201)
 
     async def delete_network(req: Request) -> AnyResponse:
         await networks.remove_network(req.params["id"])
         return empty(204)
 
+    def _container_body(body: Any) -> tuple[str, dict[str, Any]]:
+        if not isinstance(body, dict) or not body.get("Container"):
+            raise InvalidParameter("container is required")
+        cfg = body.get("EndpointConfig") or {}
+        if not isinstance(cfg, dict):
+            raise InvalidParameter("invalid EndpointConfig: expected an object")
+        return str(body["Container"]), cfg
+
     async def connect_network(req: Request) -> AnyResponse:
-        networks.get(req.params["id"])
-        raise NotImplementedErr("connecting a running container to a network is not "
-                                "supported yet by pydockerd")
+        if containers is None:
+            raise NotImplementedErr("connecting containers is not available")
+        ref, cfg = _container_body(await req.json(default={}))
+        await containers.connect_network(ref, req.params["id"], cfg)
+        return empty(200)
 
     async def disconnect_network(req: Request) -> AnyResponse:
-        networks.get(req.params["id"])
-        raise NotImplementedErr("disconnecting a container from a network is not "
-                                "supported yet by pydockerd")
+        if containers is None:
+            raise NotImplementedErr("disconnecting containers is not available")
+        body = await req.json(default={})
+        ref, _ = _container_body(body)
+        await containers.disconnect_network(ref, req.params["id"], bool(body.get("Force")))
+        return empty(200)
 
     async def prune_networks(req: Request) -> AnyResponse:
-        req.filters()
-        # there are no user-defined networks, so there is never anything to prune
-        return json_response({"NetworksDeleted": []})
+        return json_response({"NetworksDeleted": await networks.prune(req.filters()) or None})
 
     return [
         Route("GET", "/networks", list_networks),
