@@ -170,8 +170,7 @@ class Daemon:
             net = self.networks.get(network_id)
         except DockerError:
             return None
-        name = net.options.get("com.docker.network.bridge.name")
-        return name if net.driver == "bridge" and name else None
+        return self.networks.device(net) if net.driver == "bridge" else None
 
     async def _listen(self) -> None:
         assert self.server

@@ -27,22 +27,23 @@ def free_subnet(taken: set[str] = set()) -> tuple[str, str]:
 @pytest.fixture
 def nets(daemon):
     """A factory for networks (and a record of containers) removed after the test."""
-    made: list[str] = []
+    made: list[tuple[str, str]] = []
     tag = uuid.uuid4().hex[:6]
 
     def create(*args: str, subnet: bool = True) -> tuple[str, str, str]:
         name = f"pdn-{tag}-{len(made)}"
         sub, gw = free_subnet()
         extra = ["--subnet", sub, "--gateway", gw] if subnet else []
-        daemon.out("network", "create", *extra, *args, name)
-        made.append(name)
+        made.append((name, daemon.out("network", "create", *extra, *args, name).strip()))
         return name, sub, gw
     create.tag = tag  # type: ignore[attr-defined]
     yield create
     for cid in daemon.out("ps", "-aq", "--filter", f"label=pdn={tag}", check=False).split():
         daemon.cli("rm", "-f", cid, check=False)
-    for name in made:
-        daemon.cli("network", "rm", name, check=False)
+    for name, net_id in made:
+        r = daemon.cli("network", "rm", name, check=False)
+        if r.returncode != 0 and "not found" not in r.stderr_text:
+            _remove_bridge(net_id)
 
 
 def run_bg(daemon, tag: str, *args: str) -> str:
@@ -159,20 +160,68 @@ def test_sdk_network_connect(daemon, nets, sdk):
     ctr.remove(force=True)
 
 
+def _remove_bridge(net_id: str) -> None:
+    """Last resort when the daemon could not remove a network: its device and chains."""
+    dev = f"br-{net_id[:12]}"
+    for table, hook in (("filter", "FORWARD"), ("nat", "POSTROUTING")):
+        subprocess.run(["iptables", "-t", table, "-D", hook, "-j", f"PYDOCKER-{dev}"],
+                       capture_output=True)
+        subprocess.run(["iptables", "-t", table, "-F", f"PYDOCKER-{dev}"], capture_output=True)
+        subprocess.run(["iptables", "-t", table, "-X", f"PYDOCKER-{dev}"], capture_output=True)
+    subprocess.run(["ip", "link", "del", dev], capture_output=True)
+
+
 def test_network_survives_daemon_restart(fresh_daemon):
     d = fresh_daemon("--live-restore")
     sub, gw = free_subnet()
-    d.out("network", "create", "--subnet", sub, "pdn-live")
-    a = d.out("run", "-d", "--name", "la", "--network", "pdn-live", "busybox",
-              "sleep", "300").strip()
-    b = d.out("run", "-d", "--name", "lb", "--network", "pdn-live", "busybox",
-              "sleep", "300").strip()
-    d.restart()
-    # live-restored containers still resolve each other (DNS served again)
-    d.cli("exec", a, "ping", "-c1", "-W2", "lb")
-    d.out("restart", "-t", "0", a, b)
-    d.cli("exec", b, "ping", "-c1", "-W2", "la")
-    doc = json.loads(d.out("network", "inspect", "pdn-live"))[0]
-    assert doc["IPAM"]["Config"][0]["Subnet"] == sub and len(doc["Containers"]) == 2
-    d.out("rm", "-f", a, b)
-    d.out("network", "rm", "pdn-live")
+    net_id = d.out("network", "create", "--subnet", sub, "pdn-live").strip()
+    try:
+        a = d.out("run", "-d", "--name", "la", "--network", "pdn-live", "busybox",
+                  "sleep", "300").strip()
+        b = d.out("run", "-d", "--name", "lb", "--network", "pdn-live", "busybox",
+                  "sleep", "300").strip()
+        d.restart()
+        # live-restored containers still resolve each other (DNS served again)
+        d.cli("exec", a, "ping", "-c1", "-W2", "lb")
+        d.out("restart", "-t", "0", a, b)
+        d.cli("exec", b, "ping", "-c1", "-W2", "la")
+        doc = json.loads(d.out("network", "inspect", "pdn-live"))[0]
+        assert doc["IPAM"]["Config"][0]["Subnet"] == sub and len(doc["Containers"]) == 2
+        d.out("rm", "-f", a, b)
+        d.out("network", "rm", "pdn-live")
+    finally:
+        if d.proc is not None:
+            d.cli("rm", "-f", "la", "lb", check=False)
+            d.cli("network", "rm", "pdn-live", check=False)
+        _remove_bridge(net_id)
+
+
+def test_published_port_on_user_network(daemon, nets):
+    import socket
+    import time
+    import urllib.request
+    name, sub, gw = nets()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    httpd = "mkdir -p /www && echo hi-net > /www/index.html && exec httpd -f -p 80 -h /www"
+    daemon.out("run", "-d", "--label", f"pdn={nets.tag}", "--name", f"web-{nets.tag}",
+               "--network", name, "-p", f"{port}:80", "busybox", "sh", "-c", httpd)
+    net_id = json.loads(daemon.out("network", "inspect", name))[0]["Id"]
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    assert any(f"br-{net_id[:12]}" in r and f"--dport {port} " in r
+               for r in rules.splitlines())
+    for host in ("127.0.0.1", gw):       # userland proxy; DNAT towards the user bridge
+        end = time.time() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{host}:{port}/", timeout=3) as r:
+                    assert r.read().decode().strip() == "hi-net"
+                break
+            except OSError:
+                if time.time() > end:
+                    raise
+                time.sleep(0.2)
+    out = daemon.out("run", "--rm", "--network", name, "busybox", "wget", "-q", "-O-",
+                     f"http://web-{nets.tag}/")
+    assert out.strip() == "hi-net"
