@@ -123,8 +123,9 @@ class Daemon:
         self.containers = ContainerService(cfg, self.store, self.events, self.images,
                                            self.networks)
         self.containers.volumes = self.volumes
-        self.containers.ports = ContainerPorts(
-            PortMapper(cfg.ip, cfg.iptables), self._bridge_of)
+        port_mapper = PortMapper(cfg.ip, cfg.iptables)
+        self.containers.ports = ContainerPorts(port_mapper, self._bridge_of)
+        self.networks.bridge_removed_hooks.append(port_mapper.remove_chains)
         self.volumes.containers_using = self.containers.containers_using_volume
         self.containers.spec_builder = make_spec_builder(cfg, self.containers.get)
         self.images.use_containers(self.containers)

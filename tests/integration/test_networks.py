@@ -225,3 +225,7 @@ def test_published_port_on_user_network(daemon, nets):
     out = daemon.out("run", "--rm", "--network", name, "busybox", "wget", "-q", "-O-",
                      f"http://web-{nets.tag}/")
     assert out.strip() == "hi-net"
+    daemon.cli("rm", "-f", f"web-{nets.tag}")
+    daemon.cli("network", "rm", name)
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    assert f"PYPORTS-br-{net_id[:12]}" not in rules      # its port chains went with it

@@ -13,7 +13,7 @@ import asyncio
 import ipaddress
 import logging
 import os
-from typing import Callable, Collection
+from typing import Awaitable, Callable, Collection
 
 from ..errors import Conflict, Forbidden, InvalidParameter, NotFound
 from ..events import EventBus
@@ -62,6 +62,8 @@ class NetworkService:
         self.default_bind_ip = default_bind_ip
         # set by the daemon: container id -> name (without the leading "/")
         self.container_name: Callable[[str], str] | None = None
+        # set by the daemon: called with the bridge device of a removed network
+        self.bridge_removed_hooks: list[Callable[[str], Awaitable[None]]] = []
         self._networks: dict[str, Network] = {}
         self._pools: dict[str, Pool] = {}
         self._endpoints: dict[str, Endpoint] = {}
@@ -353,8 +355,11 @@ class NetworkService:
                                 "active endpoints")
             if net.id not in self._networks:
                 raise NotFound(f"network {name_or_id} not found")
+            dev = self.device(net)
             await self._tear_down_user(net)
             await self._refresh_isolation()
+            for hook in self.bridge_removed_hooks:
+                await hook(dev)
         self._events.publish("network", "destroy", net.id, {"name": net.name, "type": "bridge"})
 
     async def prune(self, filters: Filters | None = None) -> Names:
