@@ -10,10 +10,11 @@ if ! command -v runc >/dev/null || ! command -v conmon >/dev/null \
     || ! command -v tini-static >/dev/null || ! command -v iptables >/dev/null \
     || ! command -v busybox >/dev/null || ! command -v docker-registry >/dev/null \
     || ! command -v ip >/dev/null || ! command -v ps >/dev/null \
-    || ! command -v openssl >/dev/null || ! command -v nsenter >/dev/null; then
+    || ! command -v openssl >/dev/null || ! command -v nsenter >/dev/null \
+    || ! command -v docker-compose >/dev/null; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends runc conmon tini iptables busybox-static \
-    docker-registry iproute2 procps util-linux mount openssl ca-certificates
+    docker-registry iproute2 procps util-linux mount openssl ca-certificates docker-compose
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
