@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from ..errors import CommandFailed, SystemError_
 from ..util.cmd import run
+from .iptables import ipt
 
 log = logging.getLogger("pydockerd.network")
 
 IP = "ip"
-IPTABLES = "iptables"
 
 
 def chain_name(bridge: str) -> str:
@@ -149,24 +149,14 @@ class Rules:
         return [["-s", self.subnet, "!", "-o", self.bridge, "-j", "MASQUERADE"]]
 
 
-async def _ipt(table: str, *args: str, check: bool = True) -> bool:
-    try:
-        await run([IPTABLES, "-w", "-t", table, *args])
-    except CommandFailed:
-        if check:
-            raise
-        return False
-    return True
-
-
 async def _ensure_chain(table: str, chain: str, rules: list[list[str]], hook: str) -> None:
-    if not await _ipt(table, "-n", "-L", chain, check=False):
-        await _ipt(table, "-N", chain)
-    await _ipt(table, "-F", chain)          # our own chain: rebuilt from the current config
+    if not await ipt(table, "-n", "-L", chain, check=False):
+        await ipt(table, "-N", chain)
+    await ipt(table, "-F", chain)          # our own chain: rebuilt from the current config
     for rule in rules:
-        await _ipt(table, "-A", chain, *rule)
-    if not await _ipt(table, "-C", hook, "-j", chain, check=False):
-        await _ipt(table, "-I", hook, "1", "-j", chain)
+        await ipt(table, "-A", chain, *rule)
+    if not await ipt(table, "-C", hook, "-j", chain, check=False):
+        await ipt(table, "-I", hook, "1", "-j", chain)
 
 
 async def install_rules(rules: Rules) -> None:
@@ -182,8 +172,8 @@ async def install_rules(rules: Rules) -> None:
 async def remove_rules(bridge: str) -> None:
     chain = chain_name(bridge)
     for table, hook in (("filter", "FORWARD"), ("nat", "POSTROUTING")):
-        while await _ipt(table, "-D", hook, "-j", chain, check=False):
+        while await ipt(table, "-D", hook, "-j", chain, check=False):
             pass
-        if await _ipt(table, "-n", "-L", chain, check=False):
-            await _ipt(table, "-F", chain)
-            await _ipt(table, "-X", chain)
+        if await ipt(table, "-n", "-L", chain, check=False):
+            await ipt(table, "-F", chain)
+            await ipt(table, "-X", chain)

@@ -28,11 +28,10 @@ from dataclasses import dataclass
 
 from ..errors import CommandFailed, SystemError_
 from ..runtime.pidwatch import pid_alive, wait_pid
-from ..util.cmd import run
+from .iptables import ipt
 
 log = logging.getLogger("pydockerd.ports")
 
-IPTABLES = "iptables"
 PROXY_MODULE = "pydockerd.network.proxy"
 
 # (proto, container port, host ip ("" = default), host port min, max (0 = ephemeral))
@@ -74,16 +73,6 @@ def _rules(cid: str, m: PortMapping) -> list[tuple[str, list[str]]]:
     ]
 
 
-async def _ipt(table: str, *args: str, check: bool = True) -> bool:
-    try:
-        await run([IPTABLES, "-w", "-t", table, *args])
-    except CommandFailed:
-        if check:
-            raise
-        return False
-    return True
-
-
 class PortMapper:
     def __init__(self, default_ip: str = "0.0.0.0", iptables: bool = True) -> None:
         self.default_ip = default_ip or "0.0.0.0"
@@ -109,7 +98,7 @@ class PortMapper:
                 if m.bridge:
                     await self._ensure_chains(m.bridge)
                     for table, rule in _rules(cid, m):
-                        await _ipt(table, "-A", chain_name(m.bridge), *rule)
+                        await ipt(table, "-A", chain_name(m.bridge), *rule)
                 done.append(m)
                 m.proxy_pid = self._spawn_proxy(cid, m, sock)
         except BaseException:
@@ -128,7 +117,7 @@ class PortMapper:
             if not m.bridge:
                 continue
             for table, rule in _rules(cid, m):
-                while await _ipt(table, "-D", chain_name(m.bridge), *rule, check=False):
+                while await ipt(table, "-D", chain_name(m.bridge), *rule, check=False):
                     pass
 
     # ------------------------------------------------------------ daemon restart
@@ -155,25 +144,25 @@ class PortMapper:
         if not self.iptables:
             return
         for bridge, mappings in by_bridge.items():
-            if not mappings and not await _ipt("nat", "-n", "-L", chain_name(bridge),
+            if not mappings and not await ipt("nat", "-n", "-L", chain_name(bridge),
                                                check=False):
                 continue
             await self._ensure_chains(bridge)
             for table in ("nat", "filter"):
-                await _ipt(table, "-F", chain_name(bridge))
+                await ipt(table, "-F", chain_name(bridge))
             for cid, m in mappings:
                 for table, rule in _rules(cid, m):
-                    await _ipt(table, "-A", chain_name(bridge), *rule)
+                    await ipt(table, "-A", chain_name(bridge), *rule)
 
     async def remove_chains(self, bridge: str) -> None:
         """Unhook and delete our chains of a bridge (explicit teardown)."""
         chain = chain_name(bridge)
         for table, hook, match in _hooks(bridge):
-            while await _ipt(table, "-D", hook, *match, "-j", chain, check=False):
+            while await ipt(table, "-D", hook, *match, "-j", chain, check=False):
                 pass
         for table in ("nat", "filter"):
-            if await _ipt(table, "-F", chain, check=False):
-                await _ipt(table, "-X", chain, check=False)
+            if await ipt(table, "-F", chain, check=False):
+                await ipt(table, "-X", chain, check=False)
         self._chains_ready.discard(bridge)
 
     # ------------------------------------------------------------ internals
@@ -184,11 +173,11 @@ class PortMapper:
         chain = chain_name(bridge)
         try:
             for table in ("nat", "filter"):
-                if not await _ipt(table, "-n", "-L", chain, check=False):
-                    await _ipt(table, "-N", chain)
+                if not await ipt(table, "-n", "-L", chain, check=False):
+                    await ipt(table, "-N", chain)
             for table, hook, match in _hooks(bridge):
-                if not await _ipt(table, "-C", hook, *match, "-j", chain, check=False):
-                    await _ipt(table, "-I", hook, "1", *match, "-j", chain)
+                if not await ipt(table, "-C", hook, *match, "-j", chain, check=False):
+                    await ipt(table, "-I", hook, "1", *match, "-j", chain)
         except CommandFailed as e:
             raise SystemError_(f"failed to set up port publishing rules for bridge {bridge}: "
                                f"{e.message}") from e
