@@ -30,6 +30,7 @@ from .layers import LayerStore
 from .model import Image
 from .tarsafe import OPAQUE_XATTR
 from ..util.mounts import is_mountpoint
+from ..util.du import dir_size
 
 log = logging.getLogger("pydockerd.images")
 
@@ -218,7 +219,7 @@ class Snapshots:
     def rw_size(self, container_id: str) -> int:
         top = self._upper(container_id) if self.driver == "overlay2" else \
             self.rootfs_path(container_id)
-        return _dir_size(top)
+        return dir_size(top)
 
     def graph_driver_data(self, container_id: str, image: Image) -> dict[str, str]:
         """GraphDriver.Data for container inspect."""
@@ -229,24 +230,6 @@ class Snapshots:
                 "UpperDir": self._upper(container_id), "WorkDir": self._work(container_id)}
 
 
-def _dir_size(top: str) -> int:
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in filenames + dirnames:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except FileNotFoundError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                continue
-            if st.st_nlink > 1:
-                key = (st.st_dev, st.st_ino)
-                if key in seen:
-                    continue
-                seen.add(key)
-            total += st.st_size
-    return total
 
 
 def _copy_meta(src: str, dst: str, st: os.stat_result) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import stat
 
 from ..errors import CommandFailed, InvalidParameter, SystemError_
 from ..util import cmd
@@ -104,23 +103,3 @@ class LocalDriver:
                                    f"{vol.mountpoint}")
         shutil.rmtree(os.path.join(self.root, vol.name), ignore_errors=True)
         self._users.pop(vol.name, None)
-
-
-def dir_size(path: str) -> int:
-    """Bytes used by the files under path (hard links counted once), like dockerd."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(path):
-        for n in filenames + dirnames:
-            try:
-                st = os.lstat(os.path.join(dirpath, n))
-            except OSError:
-                continue
-            if st.st_nlink > 1:
-                key = (st.st_dev, st.st_ino)
-                if key in seen:
-                    continue
-                seen.add(key)
-            if not stat.S_ISDIR(st.st_mode):
-                total += st.st_size
-    return total

@@ -17,7 +17,8 @@ from ..errors import Conflict, InvalidParameter, NotFound
 from ..events import EventBus
 from ..store import Store
 from ..util.ids import new_id
-from .local import LocalDriver, dir_size, validate_options
+from ..util.du import dir_size
+from .local import LocalDriver, validate_options
 from .model import ANONYMOUS_LABEL, Volume, VolumeUsage
 
 log = logging.getLogger("pydockerd.volumes")
