@@ -8,6 +8,7 @@ from typing import Callable
 from ..errors import InvalidParameter
 from ..util.ids import to_unix
 from .model import Container
+from ..util.filters import labels_match
 
 _FILTERS = {"id", "name", "label", "exited", "status", "ancestor", "before", "since",
             "volume", "network", "health", "expose", "publish", "isolation", "is-task"}
@@ -60,10 +61,8 @@ def _match(c: Container, f: dict[str, list[str]], exited: list[int],
         return False
     if f.get("name") and not any(re.search(n.lstrip("/"), c.name) for n in f["name"]):
         return False
-    for lab in f.get("label", []):
-        k, sep, v = lab.partition("=")
-        if k not in c.labels or (sep and c.labels[k] != v):
-            return False
+    if not labels_match(c.labels, f.get("label", [])):
+        return False
     if exited and (c.state.status != "exited" or c.state.exit_code not in exited):
         return False
     if f.get("status") and c.state.status not in f["status"]:

@@ -31,6 +31,7 @@ from .mounts import create_volumes, mount_volumes, remove_anonymous, remove_made
 from .model import Container, Endpoint, State
 from .restart import RestartManager
 from .restore import restore_containers, shutdown_containers
+from ..util.filters import labels_match
 
 log = logging.getLogger("pydockerd.containers")
 
@@ -651,7 +652,7 @@ class ContainerService:
                 continue
             if until and to_unix(c.created) >= until:
                 continue
-            if labels and not all(_label_match(c.labels, f) for f in labels):
+            if labels and not labels_match(c.labels, labels):
                 continue
             reclaimed += await asyncio.to_thread(self.images.rw_size, c.id)
             await self.remove(c.id)
@@ -752,12 +753,6 @@ def _start_error(msg: str) -> DockerError:
     if code in (126, 127):
         return InvalidParameter(full)
     return SystemError_(full)
-
-
-def _label_match(labels: dict[str, str], f: str) -> bool:
-    k, sep, v = f.partition("=")
-    return k in labels and (not sep or labels[k] == v)
-
 
 
 __all__ = ["ContainerService", "Paths", "NotModifiedStart", "State"]

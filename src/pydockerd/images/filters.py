@@ -9,6 +9,7 @@ from ..errors import InvalidParameter
 from ..util.ids import to_unix
 from .model import Image
 from .references import Reference, familiar_match
+from ..util.filters import labels_match
 
 ACCEPTED = {"dangling", "label", "reference", "before", "since", "until"}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -55,12 +56,7 @@ def dangling_only(filters: dict[str, list[str]]) -> bool:
 
 
 def label_match(img: Image, wanted: list[str]) -> bool:
-    labels = img.labels
-    for w in wanted:
-        key, eq, value = w.partition("=")
-        if key not in labels or (eq and labels[key] != value):
-            return False
-    return True
+    return labels_match(img.labels, wanted)
 
 
 def time_bounds(filters: dict[str, list[str]], resolve: Callable[[str], Image]

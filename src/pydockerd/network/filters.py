@@ -7,6 +7,7 @@ from typing import Callable
 from ..errors import InvalidParameter
 from ..util.ids import to_unix
 from .model import Network
+from ..util.filters import filter_bool, labels_match
 
 ACCEPTED = ("dangling", "driver", "id", "label", "name", "scope", "type")
 
@@ -19,23 +20,6 @@ def _match(pattern: str, value: str) -> bool:
         return pattern in value
 
 
-def _labels_match(wanted: list[str], labels: dict[str, str]) -> bool:
-    for w in wanted:
-        key, sep, value = w.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
-
-
-def _parse_bool(name: str, value: str) -> bool:
-    v = value.lower()
-    if v in ("true", "1"):
-        return True
-    if v in ("false", "0"):
-        return False
-    raise InvalidParameter(f"invalid filter '{name}={value}'")
-
-
 def validate(filters: dict[str, list[str]]) -> None:
     for key, values in filters.items():
         if key not in ACCEPTED:
@@ -46,7 +30,7 @@ def validate(filters: dict[str, list[str]]) -> None:
                     raise InvalidParameter(f"invalid filter: 'type'='{v}'")
         if key == "dangling":
             for v in values:
-                _parse_bool(key, v)
+                filter_bool(key, v)
 
 
 def apply(networks: list[Network], filters: dict[str, list[str]],
@@ -67,10 +51,10 @@ def apply(networks: list[Network], filters: dict[str, list[str]],
             kind = "builtin" if n.predefined else "custom"
             if kind not in types:
                 continue
-        if (labels := filters.get("label")) and not _labels_match(labels, n.labels):
+        if (labels := filters.get("label")) and not labels_match(n.labels, labels):
             continue
         if dangling := filters.get("dangling"):
-            want_dangling = _parse_bool("dangling", dangling[-1])
+            want_dangling = filter_bool("dangling", dangling[-1])
             is_dangling = not n.predefined and not in_use(n)
             if want_dangling != is_dangling:
                 continue
@@ -91,10 +75,10 @@ def prunable(networks: list[Network], filters: dict[str, list[str]]) -> list[Net
     for n in networks:
         if n.predefined:
             continue
-        if (labels := filters.get("label")) and not _labels_match(labels, n.labels):
+        if (labels := filters.get("label")) and not labels_match(n.labels, labels):
             continue
         if (nolabels := filters.get("label!")) and any(
-                _labels_match([w], n.labels) for w in nolabels):
+                labels_match(n.labels, [w]) for w in nolabels):
             continue
         if until and not all(to_unix(n.created) < u for u in until):
             continue

@@ -20,6 +20,7 @@ from ..util.ids import new_id
 from ..util.du import dir_size
 from .local import LocalDriver, validate_options
 from .model import ANONYMOUS_LABEL, Volume, VolumeUsage
+from ..util.filters import filter_bool, labels_match
 
 log = logging.getLogger("pydockerd.volumes")
 
@@ -43,27 +44,6 @@ def _validate_name(name: str) -> None:
             f'create {name}: "{name}" includes invalid characters for a local volume name, '
             'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
             "directory, use absolute path")
-
-
-def _bool_filter(key: str, value: str) -> bool:
-    v = value.lower()
-    if v in ("true", "1"):
-        return True
-    if v in ("false", "0"):
-        return False
-    raise InvalidParameter(f"invalid filter '{key}={value}'")
-
-
-def _labels_match(labels: dict[str, str], wanted: list[str], negated: list[str]) -> bool:
-    for f in wanted:
-        k, sep, v = f.partition("=")
-        if k not in labels or (sep and labels[k] != v):
-            return False
-    for f in negated:
-        k, sep, v = f.partition("=")
-        if k in labels and (not sep or labels[k] == v):
-            return False
-    return True
 
 
 class VolumeService:
@@ -96,14 +76,14 @@ class VolumeService:
         for key in f:
             if key not in _LIST_FILTERS:
                 raise InvalidParameter(f"invalid filter '{key}'")
-        dangling = [_bool_filter("dangling", v) for v in f.get("dangling", [])]
+        dangling = [filter_bool("dangling", v) for v in f.get("dangling", [])]
         out = []
         for v in sorted(self._volumes.values(), key=lambda v: v.name):
             if f.get("name") and not any(re.search(n, v.name) for n in f["name"]):
                 continue
             if f.get("driver") and not any(re.search(d, v.driver) for d in f["driver"]):
                 continue
-            if not _labels_match(v.labels or {}, f.get("label", []), f.get("label!", [])):
+            if not labels_match(v.labels or {}, f.get("label", []), f.get("label!", [])):
                 continue
             if dangling and (not self.containers_using(v.name)) not in dangling:
                 continue
@@ -167,13 +147,13 @@ class VolumeService:
                 raise InvalidParameter(f"invalid filter '{key}'")
         all_ = all_default
         for v in f.get("all", []):
-            all_ = _bool_filter("all", v)
+            all_ = filter_bool("all", v)
         deleted: Names = []
         reclaimed = 0
         for vol in list(self._volumes.values()):
             if not all_ and not vol.anonymous:
                 continue
-            if not _labels_match(vol.labels or {}, f.get("label", []), f.get("label!", [])):
+            if not labels_match(vol.labels or {}, f.get("label", []), f.get("label!", [])):
                 continue
             if self.containers_using(vol.name):
                 continue
