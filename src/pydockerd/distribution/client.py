@@ -7,16 +7,20 @@ import json
 import os
 import socket
 import logging
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import aiohttp
 
 from .auth import AuthConfig, Challenge, parse_challenges
 from .endpoints import Endpoint
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import aiohttp
+else:
+    aiohttp = lazy_import("aiohttp")   # only a pull, push or login needs it
 
 log = logging.getLogger("pydockerd.distribution")
 
-_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=60)
 
 
 class RegistryError(Exception):
@@ -38,6 +42,11 @@ class TransportError(Exception):
 def _status_code(status: int) -> str:
     return {401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND",
             429: "TOOMANYREQUESTS"}.get(status, "UNKNOWN")
+
+
+def _timeout() -> "aiohttp.ClientTimeout":
+    """Connect and read timeouts for registry requests; no total (big blobs)."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=60)
 
 
 async def registry_error(resp: aiohttp.ClientResponse) -> RegistryError:
@@ -90,7 +99,7 @@ class RegistrySession:
         self._token: str | None = None
         conn = aiohttp.TCPConnector(ssl=endpoint.tls if endpoint.tls is not None else False,
                                     limit=16)
-        self.http = aiohttp.ClientSession(connector=conn, timeout=_TIMEOUT,
+        self.http = aiohttp.ClientSession(connector=conn, timeout=_timeout(),
                                           auto_decompress=False)
 
     async def close(self) -> None:

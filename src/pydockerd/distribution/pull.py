@@ -13,9 +13,8 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
-import aiohttp
 
 from ..errors import DockerError, InvalidParameter, NotFound
 from ..images.content import digest_of
@@ -28,6 +27,12 @@ from .errors import pull_error
 from .manifest import (ACCEPT, OCI_LAYER_ZSTD, Descriptor, ImageManifest, ManifestList,
                        Platform, config_platform, parse_manifest, select)
 from .streams import ProgressReader, is_zstd, zstd_reader
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import aiohttp
+else:
+    aiohttp = lazy_import("aiohttp")   # only a pull, push or login needs it
 
 log = logging.getLogger("pydockerd.distribution")
 
