@@ -13,6 +13,7 @@ import traceback
 
 from . import __version__
 from .api.router import Router
+from .api.routes import build as build_routes
 from .api.routes import containers as container_routes
 from .api.routes import distribution as distribution_routes
 from .api.routes import exec as exec_routes
@@ -21,6 +22,7 @@ from .api.routes import networks as network_routes
 from .api.routes import system as system_routes
 from .api.routes import volumes as volume_routes
 from .api.server import ApiServer
+from .builder.service import BuildService, registry_pull
 from .config import Config
 from .containers.archive import ArchiveService
 from .containers.execs import ExecService
@@ -154,6 +156,8 @@ class Daemon:
         # distribution first: its dynamic routes (push) must win over images/{name:path}
         router.add(distribution_routes.routes(self.distribution))
         router.add(image_routes.routes(self.images, self.containers))
+        router.add(build_routes.routes(BuildService(self.images, self.containers,
+                                                    registry_pull(self.distribution))))
         router.add(network_routes.routes(self.networks, self.containers))
         router.add(volume_routes.routes(self.volumes))
         self.server = ApiServer(router)

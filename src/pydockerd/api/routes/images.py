@@ -89,7 +89,6 @@ def routes(images: ImageService, containers: Any = None) -> list[Route]:
         Route("GET", "/images/{name:path}/get", save),
         Route("POST", "/images/prune", prune),
         Route("POST", "/commit", commit),
-        Route("POST", "/build", not_yet("building images")),
         Route("POST", "/images/load", load),
         Route("GET", "/images/{name:path}/json", inspect),
         Route("GET", "/images/{name:path}/history", history),

@@ -1,0 +1,448 @@
+"""BuildService: POST /build with the classic builder.
+
+prepare() receives the context (errors there are plain HTTP errors); the
+returned Build streams dockerd's JSON messages while it runs the Dockerfile:
+every instruction commits an image (metadata-only ones as empty_layer history
+entries), RUN in an intermediate container, COPY/ADD in a temporary rw layer.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+import logging
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from ..errors import DockerError, InvalidParameter, NotFound
+from ..images.model import Image
+from ..images.references import repo_tag_reference
+from ..runtime.users import resolve_in_root
+from .commit import StepCommitter
+from .context import apply_ignore, resolve_sources, unpack_context
+from .copy import copy_into
+from .instructions import DEFAULT_PATH, DISPATCH, Stage, StepFailed
+from .parser import Instruction, pairs, parse, substitute
+
+log = logging.getLogger("pydockerd.builder")
+
+_BUILTIN_ARGS = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
+                 "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
+
+
+@dataclass
+class BuildOptions:
+    tags: list[str] = field(default_factory=list)
+    dockerfile: str = "Dockerfile"
+    buildargs: dict[str, str | None] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    nocache: bool = False
+    quiet: bool = False
+    target: str = ""
+
+
+def _split_tag(t: str) -> tuple[str, str | None]:
+    slash = t.rfind("/")
+    colon = t.rfind(":")
+    if colon > slash:
+        return t[:colon], t[colon + 1:]
+    return t, None
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+
+
+def registry_pull(distribution: Any) -> Callable[[str], Awaitable[None]]:
+    """FROM of an image not here: pull it as `docker pull` would (same errors)."""
+    from ..distribution.auth import AuthConfig
+
+    async def pull(ref: str) -> None:
+        name, tag = _split_tag(ref)
+        if "@" in ref:
+            name, tag = ref, None
+        stream = await distribution.pull(name, tag or "latest", None, AuthConfig())
+        async for raw in stream:
+            for line in raw.decode(errors="replace").splitlines():
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(msg, dict) and msg.get("error"):
+                    raise DockerError(str(msg["error"]))
+    return pull
+
+
+class BuildService:
+    def __init__(self, images: Any, containers: Any, pull: Any = None) -> None:
+        self.images = images
+        self.containers = containers
+        self.pull = pull            # async (ref) -> None, or None: FROM needs local images
+        self.committer = StepCommitter(images)
+        self.cache: dict[tuple[str, str], str] = {}    # (parent id, step) -> image id
+
+    async def prepare(self, chunks: AsyncIterator[bytes], opts: BuildOptions) -> "Build":
+        for t in opts.tags:
+            repo_tag_reference(*_split_tag(t))          # invalid names fail before reading
+        os.makedirs(self.images.tmp_dir, exist_ok=True)
+        ctx = tempfile.mkdtemp(prefix="context-", dir=self.images.tmp_dir)
+        try:
+            tar_path = ctx + ".tar"
+            with open(tar_path, "wb") as f:
+                async for chunk in chunks:
+                    await asyncio.to_thread(f.write, chunk)
+            root = os.path.join(ctx, "root")
+            os.mkdir(root)
+            try:
+                with open(tar_path, "rb") as f:
+                    await asyncio.to_thread(unpack_context, f, root)
+            finally:
+                os.unlink(tar_path)
+            name = opts.dockerfile or "Dockerfile"
+            text = await asyncio.to_thread(self._read_dockerfile, root, name)
+            await asyncio.to_thread(apply_ignore, root, [name.lstrip("./"), ".dockerignore"])
+            instructions, escape = parse(text)
+            return Build(self, ctx, root, instructions, escape, opts)
+        except BaseException:
+            shutil.rmtree(ctx, ignore_errors=True)
+            raise
+
+    @staticmethod
+    def _read_dockerfile(root: str, name: str) -> str:
+        path = resolve_in_root(root, name)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise InvalidParameter(f"Cannot locate specified Dockerfile: {name}") from None
+        return text
+
+    def prune(self) -> tuple[list[str], int]:
+        """POST /build/prune: the cache only maps steps to images (the images stay)."""
+        deleted = sorted(set(self.cache.values()))
+        self.cache.clear()
+        return deleted, 0
+
+
+class Build:
+    """One build: runs in a task, its messages are the response body."""
+
+    def __init__(self, svc: BuildService, tmp: str, context_dir: str,
+                 instructions: list[Instruction], escape: str, opts: BuildOptions) -> None:
+        self.svc, self.tmp, self.context_dir = svc, tmp, context_dir
+        self.instructions, self.escape, self.opts = instructions, escape, opts
+        self.images, self.containers, self.committer = svc.images, svc.containers, svc.committer
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.meta_args: dict[str, str] = {}
+        self.used_args: set[str] = set()
+        self.stages: list[Stage] = []
+
+    # --- output -------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        if not self.opts.quiet:
+            self.queue.put_nowait(_line({"stream": text}))
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        task = asyncio.ensure_future(self._guarded())
+        try:
+            while True:
+                item = await self.queue.get()
+                if item is None:
+                    break
+                yield item
+        finally:
+            if not task.done():
+                task.cancel()
+                try:
+                    await task
+                except BaseException:  # noqa: BLE001 - the client is gone
+                    pass
+
+    async def _guarded(self) -> None:
+        try:
+            await self._run()
+        except StepFailed as e:
+            self.queue.put_nowait(_line({"errorDetail": {"code": e.code, "message": e.message},
+                                         "error": e.message}))
+        except DockerError as e:
+            self.queue.put_nowait(_line({"errorDetail": {"message": e.message},
+                                         "error": e.message}))
+        except Exception as e:  # noqa: BLE001 - reported to the client
+            log.exception("build failed")
+            self.queue.put_nowait(_line({"errorDetail": {"message": str(e)}, "error": str(e)}))
+        finally:
+            await asyncio.to_thread(shutil.rmtree, self.tmp, True)
+            self.queue.put_nowait(None)
+
+    # --- the Dockerfile -----------------------------------------------------------------
+    def _plan(self) -> tuple[list[Instruction], list[tuple[Instruction, list[Instruction]]]]:
+        meta: list[Instruction] = []
+        stages: list[tuple[Instruction, list[Instruction]]] = []
+        for ins in self.instructions:
+            if ins.cmd == "FROM":
+                stages.append((ins, []))
+            elif not stages:
+                if ins.cmd != "ARG":
+                    raise InvalidParameter("Please provide a source image with `from` prior "
+                                           "to commit" if ins.cmd else "no FROM")
+                meta.append(ins)
+            else:
+                if ins.cmd not in DISPATCH:
+                    raise InvalidParameter(f"unknown instruction: {ins.cmd}")
+                stages[-1][1].append(ins)
+        if not stages:
+            raise InvalidParameter("the Dockerfile cannot be empty" if not meta else
+                                   "No image was generated. Is your Dockerfile empty?")
+        if self.opts.target:
+            names = [self._stage_name(f) for f, _ in stages]
+            if self.opts.target not in names:
+                raise InvalidParameter(f"failed to reach build target {self.opts.target} "
+                                       "in Dockerfile")
+            stages = stages[:names.index(self.opts.target) + 1]
+        if self.opts.labels:
+            text = " ".join(f"{json.dumps(k)}={json.dumps(v)}"
+                            for k, v in sorted(self.opts.labels.items()))
+            stages[-1][1].append(Instruction("LABEL", text, "LABEL " + text))
+        return meta, stages
+
+    @staticmethod
+    def _stage_name(ins: Instruction) -> str:
+        parts = ins.rest.split()
+        return parts[2].lower() if len(parts) == 3 and parts[1].upper() == "AS" else ""
+
+    async def _run(self) -> None:
+        meta, stages = self._plan()
+        total = len(meta) + sum(1 + len(body) for _, body in stages)
+        step = 0
+        for ins in meta:
+            step += 1
+            self.say(f"Step {step}/{total} : {ins.original}\n")
+            for k, v in pairs("ARG", ins.rest):
+                value = self.arg_value(k, substitute(v, self.meta_args, self.escape)
+                                       if "=" in ins.rest else None)
+                if value is not None:
+                    self.meta_args[k] = value
+        st: Stage | None = None
+        for index, (from_ins, body) in enumerate(stages):
+            step += 1
+            self.say(f"Step {step}/{total} : {from_ins.original}\n")
+            st = await self._from(from_ins, index)
+            for ins in body:
+                step += 1
+                self.say(f"Step {step}/{total} : {ins.original}\n")
+                await DISPATCH[ins.cmd](self, st, ins)
+        assert st is not None
+        if st.image is None:                       # FROM scratch and nothing else
+            st.image = await self.committer.metadata(None, st.config,
+                                                     "/bin/sh -c #(nop) FROM scratch")
+        unused = sorted(k for k, v in self.opts.buildargs.items()
+                        if k not in self.used_args and k not in _BUILTIN_ARGS)
+        if unused:
+            self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not "
+                     "consumed\n")
+        img = st.image
+        self.queue.put_nowait(_line({"aux": {"ID": img.id}}))
+        if self.opts.quiet:
+            self.queue.put_nowait(_line({"stream": img.id + "\n"}))
+        self.say(f"Successfully built {img.short_id}\n")
+        for t in self.opts.tags:
+            repo, tag = _split_tag(t)
+            name = await asyncio.to_thread(self.images.tag, img.id, repo, tag)
+            self.say(f"Successfully tagged {name if ':' in name.rsplit('/', 1)[-1] else name + ':latest'}\n")
+
+    def arg_value(self, name: str, default: str | None) -> str | None:
+        if name in self.opts.buildargs and self.opts.buildargs[name] is not None:
+            self.used_args.add(name)
+            return self.opts.buildargs[name]
+        self.used_args.add(name)
+        return default
+
+    def declare_arg(self, args: dict[str, str], name: str, default: str | None) -> None:
+        value = self.arg_value(name, default)
+        if value is None:
+            value = self.meta_args.get(name)
+        if value is not None:
+            args[name] = value
+
+    async def _from(self, ins: Instruction, index: int) -> Stage:
+        parts = substitute(ins.rest, self.meta_args, self.escape).split()
+        if not parts or len(parts) not in (1, 3) or \
+                (len(parts) == 3 and parts[1].upper() != "AS"):
+            raise InvalidParameter("FROM requires either one or three arguments")
+        st = Stage(name=parts[2].lower() if len(parts) == 3 else "", index=index)
+        base = parts[0]
+        prev = self.find_stage(base)
+        if prev is not None:
+            st.image = prev.image
+        elif base.lower() != "scratch":
+            st.image = await self._base_image(base)
+        if st.image is not None:
+            st.config = copy.deepcopy((st.image.config or {}).get("config") or {})
+            self.say(f" ---> {st.image.short_id}\n")
+        else:
+            st.config = {"Env": [DEFAULT_PATH]}
+        self.stages.append(st)
+        triggers = list(st.config.get("OnBuild") or [])
+        if triggers:
+            self.say(f"# Executing {len(triggers)} build trigger"
+                     f"{'s' if len(triggers) > 1 else ''}\n")
+            st.config["OnBuild"] = None
+            for text in triggers:
+                sub, _ = parse(text)
+                for trig in sub:
+                    await DISPATCH[trig.cmd](self, st, trig)
+        return st
+
+    def find_stage(self, ref: str) -> Stage | None:
+        for s in self.stages:
+            if s.name and s.name == ref.lower():
+                return s
+        if ref.isdigit() and int(ref) < len(self.stages):
+            return self.stages[int(ref)]
+        return None
+
+    async def _base_image(self, ref: str) -> Image:
+        try:
+            img: Image = self.images.resolve(ref)
+            return img
+        except NotFound:
+            if self.svc.pull is None:
+                raise
+        await self.svc.pull(ref)
+        img = self.images.resolve(ref)
+        return img
+
+    # --- steps (called by instructions.py) ---------------------------------------------------
+    def _cached(self, st: Stage, created_by: str) -> bool:
+        if self.opts.nocache:
+            return False
+        hit = self.svc.cache.get((st.image.id if st.image else "", created_by))
+        img = self.images.get(hit) if hit else None
+        if img is None:
+            return False
+        st.image = img
+        st.config = copy.deepcopy((img.config or {}).get("config") or {})
+        self.say(" ---> Using cache\n")
+        self.say(f" ---> {img.short_id}\n")
+        return True
+
+    def _done(self, st: Stage, parent: Image | None, created_by: str, img: Image) -> None:
+        self.svc.cache[(parent.id if parent else "", created_by)] = img.id
+        st.image = img
+        self.say(f" ---> {img.short_id}\n")
+
+    async def commit_metadata(self, st: Stage, created_by: str) -> None:
+        if self._cached(st, created_by):
+            return
+        parent = st.image
+        img = await self.committer.metadata(parent, st.config, created_by)
+        self._done(st, parent, created_by, img)
+
+    async def commit_layer(self, st: Stage, write: Callable[[str], None],
+                           created_by: str) -> None:
+        if self._cached(st, created_by):
+            return
+        parent = st.image
+        async with self.committer.snapshot(parent) as (root, upper):
+            await asyncio.to_thread(write, root)
+            img = await self.committer.layer(parent, st.config, upper, created_by)
+        self._done(st, parent, created_by, img)
+
+    async def copy_from(self, st: Stage, src_from: str, srcs: list[str], dest: str,
+                        workdir: str, owner: tuple[int, int] | None,
+                        ins: Instruction) -> None:
+        other = self.find_stage(src_from)
+        source = other.image if other is not None else await self._base_image(src_from)
+        if source is None:
+            raise InvalidParameter(f"COPY --from={src_from}: the stage has no files")
+        async with self.committer.snapshot(source) as (src_root, _):
+            def sources() -> list[str]:
+                out: list[str] = []
+                for s in srcs:
+                    out.extend(resolve_sources(src_root, s))
+                return out
+            hosts = await asyncio.to_thread(sources)
+            digest = await asyncio.to_thread(self.content_hash, hosts)
+
+            def write(root: str) -> None:
+                copy_into(root, hosts, dest, workdir, owner, False)
+            created_by = f"/bin/sh -c #(nop) COPY {digest} in {dest} "
+            await self.commit_layer(st, write, created_by)
+
+    @staticmethod
+    def content_hash(paths: list[str]) -> str:
+        """moby-style source digest: file:<hex>, dir:<hex> or multi:<hex>."""
+        h = hashlib.sha256()
+        for p in paths:
+            for dirpath, dirnames, filenames in (os.walk(p) if os.path.isdir(p)
+                                                 and not os.path.islink(p)
+                                                 else [(os.path.dirname(p), [],
+                                                        [os.path.basename(p)])]):
+                dirnames.sort()
+                for name in sorted(filenames + dirnames):
+                    full = os.path.join(dirpath, name)
+                    st = os.lstat(full)
+                    h.update(f"{os.path.relpath(full, p)}\0{st.st_mode}\0{st.st_uid}:"
+                             f"{st.st_gid}\0".encode())
+                    if stat.S_ISREG(st.st_mode):
+                        with open(full, "rb") as f:
+                            for chunk in iter(lambda: f.read(1 << 20), b""):
+                                h.update(chunk)
+                    elif stat.S_ISLNK(st.st_mode):
+                        h.update(os.readlink(full).encode())
+        kind = "multi" if len(paths) > 1 else ("dir" if os.path.isdir(paths[0]) else "file")
+        return f"{kind}:{h.hexdigest()}"
+
+    # --- RUN -------------------------------------------------------------------------------
+    async def run(self, st: Stage, cmd: list[str]) -> None:
+        env_keys = {e.partition("=")[0] for e in st.config.get("Env") or []}
+        run_args = {k: v for k, v in st.args.items() if k not in env_keys}
+        prefix = [f"|{len(run_args)}"] + [f"{k}={v}" for k, v in sorted(run_args.items())] \
+            if run_args else []
+        created_by = " ".join(prefix + cmd)
+        if self._cached(st, created_by):
+            return
+        parent = st.image
+        if parent is None:
+            raise InvalidParameter("cannot RUN in an image without files (FROM scratch): "
+                                   f"no such file or directory: {cmd[0]}")
+        cfg = copy.deepcopy(st.config)
+        cfg.update({"Image": parent.id, "Cmd": cmd, "Entrypoint": [], "Healthcheck": None,
+                    "OnBuild": None,
+                    "Env": list(cfg.get("Env") or []) + [f"{k}={v}" for k, v in
+                                                         sorted(run_args.items())]})
+        c = await self.containers.create(None, cfg, None, None)
+        self.say(f" ---> Running in {c.id[:12]}\n")
+        attach: asyncio.Future[Any] = asyncio.ensure_future(self.containers.attach(c.id))
+        try:
+            await asyncio.sleep(0)
+            await self.containers.start(c.id)
+            sess = await attach
+            try:
+                while True:
+                    got = await sess.recv()
+                    if got is None:
+                        break
+                    self.say(got[1].decode("utf-8", errors="replace"))
+            finally:
+                sess.close()
+            done = await self.containers.wait(c.id)
+            code = done.state.exit_code
+            if code != 0:
+                raise StepFailed(f"The command '{' '.join(cmd)}' returned a non-zero code: "
+                                 f"{code}", code)
+            img = await self.committer.layer(parent, st.config,
+                                             self.images.snapshots.upper_dir(c.id), created_by)
+        finally:
+            if not attach.done():
+                attach.cancel()
+            else:
+                attach.exception() if not attach.cancelled() else None
+            self.say(f"Removing intermediate container {c.id[:12]}\n")
+            await self.containers.remove(c.id, force=True)
+        self._done(st, parent, created_by, img)
