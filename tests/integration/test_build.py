@@ -190,3 +190,18 @@ def test_build_missing_base_and_bad_dockerfile(daemon, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM busybox\nFROBNICATE x\n")
     r = build(daemon, tmp_path, check=False)
     assert r.returncode != 0 and "unknown instruction" in r.text.lower()
+
+
+def test_build_dockerfile_outside_context_quiet(daemon, tmp_path):
+    """`-f` outside the context: the CLI appends it to the tar (without padding)."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "f.txt").write_text("outside-ok\n")
+    (tmp_path / "other.Dockerfile").write_text(
+        "FROM busybox\nCOPY f.txt /\nHEALTHCHECK --interval=5s CMD true\n"
+        "ENTRYPOINT [\"cat\"]\nCMD [\"/f.txt\"]\n")
+    r = build(daemon, ctx, "-q", "-t", "bt-outside", "-f", str(tmp_path / "other.Dockerfile"))
+    assert r.stdout.decode().strip().startswith("sha256:")
+    assert daemon.out("run", "--rm", "bt-outside") == "outside-ok\n"
+    hc = daemon.inspect("bt-outside")["Config"]["Healthcheck"]
+    assert hc == {"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000}

@@ -3,10 +3,12 @@ dir, .dockerignore applied, and COPY/ADD sources resolved inside it."""
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import posixpath
 import re
 import shutil
+import stat
 import tarfile
 import zlib
 from typing import IO
@@ -35,7 +37,19 @@ def unpack_context(src: IO[bytes], root: str) -> None:
     ex.finish()
 
 
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
+def pad_plain_tar(path: str) -> None:
+    """The docker CLI's `-f <outside the context>` tar lacks the padding after its
+    last file (Go's reader tolerates that, tarfile does not): add padding and an
+    end-of-archive marker to an uncompressed tar (extra zero blocks are harmless)."""
+    with open(path, "rb+") as f:
+        head = f.read(6)
+        if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ")):
+            return
+        size = f.seek(0, os.SEEK_END)
+        f.write(b"\0" * ((-size) % 512 + 1024))
+
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
     """A .dockerignore pattern (Go filepath.Match plus `**`) as a regex."""
     out = ""
     i = 0
@@ -79,7 +93,7 @@ def read_ignore(root: str) -> list[tuple[bool, re.Pattern[str]]]:
             line = line[1:].strip() if neg else line
             line = posixpath.normpath(line).lstrip("/")
             if line and line != ".":
-                rules.append((neg, _pattern_regex(line)))
+                rules.append((neg, pattern_regex(line)))
     return rules
 
 
@@ -131,3 +145,27 @@ def resolve_sources(root: str, src: str) -> list[str]:
     if not names:
         raise NotFound(f"COPY failed: no source files were specified matching {src!r}")
     return [os.path.join(base, n) for n in names]
+
+
+def content_hash(paths: list[str]) -> str:
+    """moby-style source digest: file:<hex>, dir:<hex> or multi:<hex>."""
+    h = hashlib.sha256()
+    for p in paths:
+        for dirpath, dirnames, filenames in (os.walk(p) if os.path.isdir(p)
+                                             and not os.path.islink(p)
+                                             else [(os.path.dirname(p), [],
+                                                    [os.path.basename(p)])]):
+            dirnames.sort()
+            for name in sorted(filenames + dirnames):
+                full = os.path.join(dirpath, name)
+                st = os.lstat(full)
+                h.update(f"{os.path.relpath(full, p)}\0{st.st_mode}\0{st.st_uid}:"
+                         f"{st.st_gid}\0".encode())
+                if stat.S_ISREG(st.st_mode):
+                    with open(full, "rb") as f:
+                        for chunk in iter(lambda: f.read(1 << 20), b""):
+                            h.update(chunk)
+                elif stat.S_ISLNK(st.st_mode):
+                    h.update(os.readlink(full).encode())
+    kind = "multi" if len(paths) > 1 else ("dir" if os.path.isdir(paths[0]) else "file")
+    return f"{kind}:{h.hexdigest()}"

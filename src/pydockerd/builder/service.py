@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
 import json
 import logging
 import os
 import shutil
-import stat
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -24,9 +22,11 @@ from ..images.model import Image
 from ..images.references import repo_tag_reference
 from ..runtime.users import resolve_in_root
 from .commit import StepCommitter
-from .context import apply_ignore, resolve_sources, unpack_context
+from .context import (apply_ignore, content_hash, pad_plain_tar, resolve_sources,
+                      unpack_context)
 from .copy import copy_into
 from .instructions import DEFAULT_PATH, DISPATCH, Stage, StepFailed
+from .run import run_step
 from .parser import Instruction, pairs, parse, substitute
 
 log = logging.getLogger("pydockerd.builder")
@@ -96,6 +96,7 @@ class BuildService:
             with open(tar_path, "wb") as f:
                 async for chunk in chunks:
                     await asyncio.to_thread(f.write, chunk)
+            await asyncio.to_thread(pad_plain_tar, tar_path)
             root = os.path.join(ctx, "root")
             os.mkdir(root)
             try:
@@ -318,7 +319,7 @@ class Build:
         return img
 
     # --- steps (called by instructions.py) ---------------------------------------------------
-    def _cached(self, st: Stage, created_by: str) -> bool:
+    def cached(self, st: Stage, created_by: str) -> bool:
         if self.opts.nocache:
             return False
         hit = self.svc.cache.get((st.image.id if st.image else "", created_by))
@@ -331,27 +332,27 @@ class Build:
         self.say(f" ---> {img.short_id}\n")
         return True
 
-    def _done(self, st: Stage, parent: Image | None, created_by: str, img: Image) -> None:
+    def step_done(self, st: Stage, parent: Image | None, created_by: str, img: Image) -> None:
         self.svc.cache[(parent.id if parent else "", created_by)] = img.id
         st.image = img
         self.say(f" ---> {img.short_id}\n")
 
     async def commit_metadata(self, st: Stage, created_by: str) -> None:
-        if self._cached(st, created_by):
+        if self.cached(st, created_by):
             return
         parent = st.image
         img = await self.committer.metadata(parent, st.config, created_by)
-        self._done(st, parent, created_by, img)
+        self.step_done(st, parent, created_by, img)
 
     async def commit_layer(self, st: Stage, write: Callable[[str], None],
                            created_by: str) -> None:
-        if self._cached(st, created_by):
+        if self.cached(st, created_by):
             return
         parent = st.image
         async with self.committer.snapshot(parent) as (root, upper):
             await asyncio.to_thread(write, root)
             img = await self.committer.layer(parent, st.config, upper, created_by)
-        self._done(st, parent, created_by, img)
+        self.step_done(st, parent, created_by, img)
 
     async def copy_from(self, st: Stage, src_from: str, srcs: list[str], dest: str,
                         workdir: str, owner: tuple[int, int] | None,
@@ -374,75 +375,7 @@ class Build:
             created_by = f"/bin/sh -c #(nop) COPY {digest} in {dest} "
             await self.commit_layer(st, write, created_by)
 
-    @staticmethod
-    def content_hash(paths: list[str]) -> str:
-        """moby-style source digest: file:<hex>, dir:<hex> or multi:<hex>."""
-        h = hashlib.sha256()
-        for p in paths:
-            for dirpath, dirnames, filenames in (os.walk(p) if os.path.isdir(p)
-                                                 and not os.path.islink(p)
-                                                 else [(os.path.dirname(p), [],
-                                                        [os.path.basename(p)])]):
-                dirnames.sort()
-                for name in sorted(filenames + dirnames):
-                    full = os.path.join(dirpath, name)
-                    st = os.lstat(full)
-                    h.update(f"{os.path.relpath(full, p)}\0{st.st_mode}\0{st.st_uid}:"
-                             f"{st.st_gid}\0".encode())
-                    if stat.S_ISREG(st.st_mode):
-                        with open(full, "rb") as f:
-                            for chunk in iter(lambda: f.read(1 << 20), b""):
-                                h.update(chunk)
-                    elif stat.S_ISLNK(st.st_mode):
-                        h.update(os.readlink(full).encode())
-        kind = "multi" if len(paths) > 1 else ("dir" if os.path.isdir(paths[0]) else "file")
-        return f"{kind}:{h.hexdigest()}"
+    content_hash = staticmethod(content_hash)
 
-    # --- RUN -------------------------------------------------------------------------------
     async def run(self, st: Stage, cmd: list[str]) -> None:
-        env_keys = {e.partition("=")[0] for e in st.config.get("Env") or []}
-        run_args = {k: v for k, v in st.args.items() if k not in env_keys}
-        prefix = [f"|{len(run_args)}"] + [f"{k}={v}" for k, v in sorted(run_args.items())] \
-            if run_args else []
-        created_by = " ".join(prefix + cmd)
-        if self._cached(st, created_by):
-            return
-        parent = st.image
-        if parent is None:
-            raise InvalidParameter("cannot RUN in an image without files (FROM scratch): "
-                                   f"no such file or directory: {cmd[0]}")
-        cfg = copy.deepcopy(st.config)
-        cfg.update({"Image": parent.id, "Cmd": cmd, "Entrypoint": [], "Healthcheck": None,
-                    "OnBuild": None,
-                    "Env": list(cfg.get("Env") or []) + [f"{k}={v}" for k, v in
-                                                         sorted(run_args.items())]})
-        c = await self.containers.create(None, cfg, None, None)
-        self.say(f" ---> Running in {c.id[:12]}\n")
-        attach: asyncio.Future[Any] = asyncio.ensure_future(self.containers.attach(c.id))
-        try:
-            await asyncio.sleep(0)
-            await self.containers.start(c.id)
-            sess = await attach
-            try:
-                while True:
-                    got = await sess.recv()
-                    if got is None:
-                        break
-                    self.say(got[1].decode("utf-8", errors="replace"))
-            finally:
-                sess.close()
-            done = await self.containers.wait(c.id)
-            code = done.state.exit_code
-            if code != 0:
-                raise StepFailed(f"The command '{' '.join(cmd)}' returned a non-zero code: "
-                                 f"{code}", code)
-            img = await self.committer.layer(parent, st.config,
-                                             self.images.snapshots.upper_dir(c.id), created_by)
-        finally:
-            if not attach.done():
-                attach.cancel()
-            else:
-                attach.exception() if not attach.cancelled() else None
-            self.say(f"Removing intermediate container {c.id[:12]}\n")
-            await self.containers.remove(c.id, force=True)
-        self._done(st, parent, created_by, img)
+        await run_step(self, st, cmd)
