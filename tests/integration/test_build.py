@@ -190,6 +190,9 @@ def test_build_missing_base_and_bad_dockerfile(daemon, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM busybox\nFROBNICATE x\n")
     r = build(daemon, tmp_path, check=False)
     assert r.returncode != 0 and "unknown instruction" in r.text.lower()
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nADD http://127.0.0.1:1/x /x\n")
+    r = build(daemon, tmp_path, check=False)
+    assert r.returncode != 0 and "remote URL" in r.text
 
 
 def test_build_dockerfile_outside_context_quiet(daemon, tmp_path):
@@ -198,10 +201,13 @@ def test_build_dockerfile_outside_context_quiet(daemon, tmp_path):
     ctx.mkdir()
     (ctx / "f.txt").write_text("outside-ok\n")
     (tmp_path / "other.Dockerfile").write_text(
-        "FROM busybox\nCOPY f.txt /\nHEALTHCHECK --interval=5s CMD true\n"
+        "FROM busybox\nCOPY f.txt /\nCOPY --chown=nobody f.txt /named.txt\n"
+        "HEALTHCHECK --interval=5s CMD true\n"
         "ENTRYPOINT [\"cat\"]\nCMD [\"/f.txt\"]\n")
     r = build(daemon, ctx, "-q", "-t", "bt-outside", "-f", str(tmp_path / "other.Dockerfile"))
     assert r.stdout.decode().strip().startswith("sha256:")
     assert daemon.out("run", "--rm", "bt-outside") == "outside-ok\n"
+    assert daemon.out("run", "--rm", "--entrypoint", "stat", "bt-outside", "-c", "%U",
+                      "/named.txt") == "nobody\n"
     hc = daemon.inspect("bt-outside")["Config"]["Healthcheck"]
     assert hc == {"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000}

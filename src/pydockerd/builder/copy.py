@@ -9,22 +9,25 @@ import tarfile
 import tempfile
 from typing import Callable
 
-from ..errors import InvalidParameter
-from ..runtime.users import resolve_in_root
+from ..errors import DockerError, InvalidParameter
+from ..runtime.users import resolve_in_root, resolve_user
 from .context import _ContextExtractor
 
 
-def parse_chown(value: str) -> tuple[int, int] | None:
+def parse_chown(root: str, value: str) -> tuple[int, int] | None:
+    """--chown=user[:group], numeric or looked up in the image's /etc/passwd and
+    /etc/group (a numeric user alone means that gid too, as moby)."""
     if not value:
         return None
     user, _, group = value.partition(":")
+    if user.isdigit() and (not group or group.isdigit()):
+        return int(user), int(group) if group else int(user)
     try:
-        uid = int(user)
-        gid = int(group) if group else uid
-    except ValueError:
-        raise InvalidParameter(f"--chown={value}: only numeric uid[:gid] is supported "
-                               "by pydockerd") from None
-    return uid, gid
+        u = resolve_user(root, value)
+    except DockerError as e:
+        raise InvalidParameter(f"unable to convert uid/gid chown string to host mapping: "
+                               f"{e.message}") from None
+    return u.uid, u.gid
 
 
 def _filter(owner: tuple[int, int] | None) -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
@@ -46,9 +49,9 @@ def _is_archive(path: str) -> bool:
 
 
 def copy_into(root: str, sources: list[str], dest: str, workdir: str,
-              owner: tuple[int, int] | None, extract_archives: bool,
-              from_context: bool = True) -> None:
+              chown: str, extract_archives: bool) -> None:
     """Copy host paths `sources` to the container path `dest` under root."""
+    owner = parse_chown(root, chown)
     if not posixpath.isabs(dest):
         dest = posixpath.join(workdir or "/", dest)
     to_dir = dest.endswith("/") or dest.endswith("/.") or len(sources) > 1

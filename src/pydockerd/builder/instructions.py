@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from ..errors import DockerError, InvalidParameter
 from ..images.model import Image
 from .context import resolve_sources
-from .copy import copy_into, parse_chown
+from .copy import copy_into
 from .parser import Instruction, json_form, pairs, substitute, words
 
 if TYPE_CHECKING:
@@ -254,7 +254,7 @@ async def _copy(b: "Build", st: Stage, ins: Instruction, is_add: bool) -> None:
         raise InvalidParameter(f"{ins.cmd} requires at least two arguments, but only "
                                f"{len(args)} provided")
     *srcs, dest = args
-    owner = parse_chown(_subst(b, st, ins.flags.get("chown", "")))
+    owner = _subst(b, st, ins.flags.get("chown", ""))
     src_from = ins.flags.get("from")
     if is_add and src_from:
         raise InvalidParameter("ADD does not support --from")

@@ -355,7 +355,7 @@ class Build:
         self.step_done(st, parent, created_by, img)
 
     async def copy_from(self, st: Stage, src_from: str, srcs: list[str], dest: str,
-                        workdir: str, owner: tuple[int, int] | None,
+                        workdir: str, owner: str,
                         ins: Instruction) -> None:
         other = self.find_stage(src_from)
         source = other.image if other is not None else await self._base_image(src_from)
