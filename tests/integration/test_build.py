@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,26 @@ def test_build_dockerfile_outside_context_quiet(daemon, tmp_path):
                       "/named.txt") == "nobody\n"
     hc = daemon.inspect("bt-outside")["Config"]["Healthcheck"]
     assert hc == {"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000}
+
+
+def test_build_cancelled_by_client(daemon, tmp_path):
+    """A client that goes away during a silent RUN: the build stops and its
+    intermediate container goes (the daemon notices through keep-alives)."""
+    env = dict(os.environ, DOCKER_HOST=daemon.host, DOCKER_CONFIG=str(daemon.base / "cli"),
+               DOCKER_BUILDKIT="0")
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN sleep 30\n")
+    before = set(daemon.out("ps", "-aq").split())
+    p = subprocess.Popen([DOCKER, "build", str(tmp_path)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline and set(daemon.out("ps", "-q").split()) <= before:
+            time.sleep(0.2)
+        assert set(daemon.out("ps", "-q").split()) - before, "the RUN did not start"
+    finally:
+        p.kill()
+        p.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and set(daemon.out("ps", "-aq").split()) != before:
+        time.sleep(0.3)
+    assert set(daemon.out("ps", "-aq").split()) == before

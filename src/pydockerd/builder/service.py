@@ -31,6 +31,7 @@ from .parser import Instruction, pairs, parse, substitute
 
 log = logging.getLogger("pydockerd.builder")
 
+_KEEPALIVE = 2.0                 # seconds of silence before a whitespace keep-alive
 _BUILTIN_ARGS = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
                  "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
 
@@ -152,7 +153,14 @@ class Build:
         task = asyncio.ensure_future(self._guarded())
         try:
             while True:
-                item = await self.queue.get()
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), _KEEPALIVE)
+                except asyncio.TimeoutError:
+                    # whitespace between JSON messages (clients skip it): a client
+                    # that went away is noticed, and its build cancelled, while a
+                    # RUN prints nothing
+                    yield b"\n"
+                    continue
                 if item is None:
                     break
                 yield item
