@@ -72,7 +72,7 @@ def test_build_instructions(daemon, tmp_path):
         "ADD arch.tar /extracted/\n"
         "USER 1000\n"
         "LABEL com.example.k=\"v 1\"\n"
-        "EXPOSE 8080/tcp 53/udp\n"
+        "EXPOSE 8080/tcp 53/udp 7000-7001\n"
         "CMD [\"sh\", \"-c\", \"cat run.txt hello.txt a.txt /extracted/x/inside.txt; "
         "echo $MSG; pwd; id -u; stat -c %u /owned.txt\"]\n")
     r = build(daemon, tmp_path, "-t", "bt-app:1", "--build-arg", "GREETING=hey")
@@ -85,7 +85,8 @@ def test_build_instructions(daemon, tmp_path):
                                "hey there", "/app", "1000", "1000", ""]
     cfg = daemon.inspect("bt-app:1")["Config"]
     assert cfg["Labels"]["com.example.k"] == "v 1"
-    assert set(cfg["ExposedPorts"]) == {"8080/tcp", "53/udp"}
+    assert set(cfg["ExposedPorts"]) == {"8080/tcp", "53/udp", "7000/tcp",
+                                        "7001/tcp"}
     assert cfg["User"] == "1000" and cfg["WorkingDir"] == "/app"
     hist = daemon.out("history", "--no-trunc", "--format", "{{.CreatedBy}}", "bt-app:1")
     assert "echo built-by-run" in hist

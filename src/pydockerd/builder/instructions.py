@@ -132,7 +132,9 @@ async def EXPOSE(b: "Build", st: Stage, ins: Instruction) -> None:
         port, _, proto = p.partition("/")
         if not re.fullmatch(r"\d+(-\d+)?", port) or proto not in ("", "tcp", "udp", "sctp"):
             raise InvalidParameter(f"invalid containerPort: {p}")
-        ports.append(f"{port}/{proto or 'tcp'}")
+        first, _, last = port.partition("-")
+        for n in range(int(first), int(last or first) + 1):
+            ports.append(f"{n}/{proto or 'tcp'}")
     if not ports:
         raise InvalidParameter("EXPOSE requires at least one argument")
 

@@ -12,6 +12,7 @@ import copy
 import json
 import logging
 import os
+import posixpath
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -107,7 +108,8 @@ class BuildService:
                 os.unlink(tar_path)
             name = opts.dockerfile or "Dockerfile"
             text = await asyncio.to_thread(self._read_dockerfile, root, name)
-            await asyncio.to_thread(apply_ignore, root, [name.lstrip("./"), ".dockerignore"])
+            keep = [posixpath.normpath("/" + name)[1:], ".dockerignore"]
+            await asyncio.to_thread(apply_ignore, root, keep)
             instructions, escape = parse(text)
             return Build(self, ctx, root, instructions, escape, opts)
         except BaseException:
@@ -262,7 +264,8 @@ class Build:
         for t in self.opts.tags:
             repo, tag = _split_tag(t)
             name = await asyncio.to_thread(self.images.tag, img.id, repo, tag)
-            self.say(f"Successfully tagged {name if ':' in name.rsplit('/', 1)[-1] else name + ':latest'}\n")
+            shown = name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
+            self.say(f"Successfully tagged {shown}\n")
 
     def arg_value(self, name: str, default: str | None) -> str | None:
         if name in self.opts.buildargs and self.opts.buildargs[name] is not None:
