@@ -12,7 +12,8 @@ from ..errors import DockerError, InvalidParameter
 from ..images.model import Image
 from .context import resolve_sources
 from .copy import copy_into
-from .parser import Instruction, json_form, pairs, substitute, words
+from ..images.changes import json_form
+from .parser import Instruction, pairs, substitute, words
 
 if TYPE_CHECKING:
     from .service import Build

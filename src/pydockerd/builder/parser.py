@@ -2,11 +2,11 @@
 shell form, flags, and ARG/ENV variable substitution."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 
 from ..errors import InvalidParameter
+from ..images.changes import json_form
 
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 
@@ -18,18 +18,6 @@ class Instruction:
     original: str                  # "RUN echo hi" as written (one line)
     flags: dict[str, str] = field(default_factory=dict)
     json: list[str] | None = None  # the JSON (exec) form, when rest is one
-
-
-def json_form(rest: str) -> list[str] | None:
-    if not rest.startswith("["):
-        return None
-    try:
-        v = json.loads(rest)
-    except ValueError:
-        return None
-    if isinstance(v, list) and all(isinstance(x, str) for x in v):
-        return v
-    return None
 
 
 def _take_flags(rest: str) -> tuple[dict[str, str], str]:

@@ -21,7 +21,8 @@ ALLOWED = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL
 _SHELL = ["/bin/sh", "-c"]
 
 
-def _json_or_none(rest: str) -> list[str] | None:
+def json_form(rest: str) -> list[str] | None:
+    """The JSON (exec) form of an instruction's argument, or None for the shell form."""
     if not rest.startswith("["):
         return None
     try:
@@ -34,7 +35,7 @@ def _json_or_none(rest: str) -> list[str] | None:
 
 
 def _command(rest: str) -> list[str]:
-    as_json = _json_or_none(rest)
+    as_json = json_form(rest)
     return as_json if as_json is not None else [*_SHELL, rest]
 
 
@@ -77,7 +78,7 @@ class _Applier:
         self.cmd_set = True
 
     def ENTRYPOINT(self, rest: str) -> None:
-        as_json = _json_or_none(rest)
+        as_json = json_form(rest)
         if as_json is not None:
             self.c["Entrypoint"] = as_json
         elif rest.strip():
@@ -122,7 +123,7 @@ class _Applier:
 
     def VOLUME(self, rest: str) -> None:
         vols = dict(self.c.get("Volumes") or {})
-        for v in _json_or_none(rest) or rest.split():
+        for v in json_form(rest) or rest.split():
             if not v.strip():
                 raise InvalidParameter("VOLUME specified can not be an empty string")
             vols[v] = {}
