@@ -13,6 +13,7 @@ import ssl
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import httptools
 
@@ -165,9 +166,7 @@ class _Connection:
         else:
             body = Body(lambda: self._pull_body(msg))
         url = httptools.parse_url(msg.url)
-        path = (url.path or b"/").decode("utf-8", "replace")
-        from urllib.parse import unquote
-        path = unquote(path)
+        path = unquote((url.path or b"/").decode("utf-8", "replace"))
         qs = (url.query or b"").decode("latin-1")
         version = API_VERSION
         m = _VERSION_PREFIX.match(path)
@@ -342,10 +341,10 @@ class ApiServer:
         self._servers.append(srv)
 
     async def stop_accepting(self) -> None:
+        """Close the listeners (Server.wait_closed would also wait for every open
+        connection, e.g. `docker events`; finish() bounds that instead)."""
         for s in self._servers:
             s.close()
-        for s in self._servers:
-            await s.wait_closed() if False else None  # wait_closed waits for all conns; skip
 
     async def finish(self, timeout: float) -> None:
         """Give in-flight requests `timeout` seconds, then cancel them."""
