@@ -887,6 +887,12 @@ def main() -> int:
         print(f"  {n}: {info['version']}")
     print()
     print_table(bench.metrics, [e.name for e in engines])
+    print_problems(engines, result, args.output)
+    return rc
+
+
+def print_problems(engines: list, result: dict, output: str) -> None:
+    """Failed calls and daemon log errors of each engine, then where the JSON went."""
     for e in engines:
         if e.errors:
             print(f"\n{e.name}: {len(e.errors)} failed calls, first ones:")
@@ -897,8 +903,7 @@ def main() -> int:
             print(f"\n{e.name} log: {len(probs)} error lines (first shown):")
             for m in probs[:10]:
                 print(f"  | {m[:300]}")
-    print(f"\nJSON: {args.output}")
-    return rc
+    print(f"\nJSON: {output}")
 
 
 if __name__ == "__main__":

@@ -437,17 +437,7 @@ def main() -> int:
         for n, ws in bench.warnings.items():
             for w in ws:
                 print(f"  ! {n}: {w.splitlines()[0]}")
-    for e in engines:
-        if e.errors:
-            print(f"\n{e.name}: {len(e.errors)} failed calls:")
-            for m in e.errors[:10]:
-                print(f"  - {m}")
-        probs = result["daemon_log_problems"].get(e.name)
-        if probs:
-            print(f"\n{e.name} log: {len(probs)} error lines (first shown):")
-            for m in probs[:10]:
-                print(f"  | {m[:300]}")
-    print(f"\nJSON: {args.output}")
+    rb.print_problems(engines, result, args.output)
     return rc
 
 

@@ -144,14 +144,19 @@ async def EXPOSE(b: "Build", st: Stage, ins: Instruction) -> None:
     await _meta(b, st, ins, change, " ".join(ports))
 
 
-async def USER(b: "Build", st: Stage, ins: Instruction) -> None:
-    user = _subst(b, st, ins.rest).strip()
-    if not user:
-        raise InvalidParameter("USER requires exactly one argument")
+async def _set_single(b: "Build", st: Stage, ins: Instruction, key: str) -> None:
+    """USER / STOPSIGNAL: one substituted value stored under Config[key]."""
+    value = _subst(b, st, ins.rest).strip()
+    if not value:
+        raise InvalidParameter(f"{ins.cmd} requires exactly one argument")
 
     def change(c: dict[str, Any]) -> None:
-        c["User"] = user
-    await _meta(b, st, ins, change, user)
+        c[key] = value
+    await _meta(b, st, ins, change, value)
+
+
+async def USER(b: "Build", st: Stage, ins: Instruction) -> None:
+    await _set_single(b, st, ins, "User")
 
 
 async def WORKDIR(b: "Build", st: Stage, ins: Instruction) -> None:
@@ -186,13 +191,7 @@ async def SHELL(b: "Build", st: Stage, ins: Instruction) -> None:
 
 
 async def STOPSIGNAL(b: "Build", st: Stage, ins: Instruction) -> None:
-    sig = _subst(b, st, ins.rest).strip()
-    if not sig:
-        raise InvalidParameter("STOPSIGNAL requires exactly one argument")
-
-    def change(c: dict[str, Any]) -> None:
-        c["StopSignal"] = sig
-    await _meta(b, st, ins, change, sig)
+    await _set_single(b, st, ins, "StopSignal")
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
