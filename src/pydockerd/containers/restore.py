@@ -16,6 +16,7 @@ from ..errors import DockerError
 from ..runtime import conmon
 from ..runtime.pidwatch import wait_pid
 from .model import Container
+from .reconcile import remove_stray_runtime
 
 if TYPE_CHECKING:
     from .service import ContainerService
@@ -40,6 +41,9 @@ async def restore_containers(svc: "ContainerService") -> None:
         if c.state.running and svc.volumes is not None:
             for vm in c.volumes:       # it still holds its volumes' mounts
                 svc.volumes.register(vm.name, c.id)
+    running = {c.id for c in svc.all() if c.state.running
+               and c.state.conmon_pid and conmon.is_monitor_of(c.state.conmon_pid, c.id)}
+    await remove_stray_runtime(svc.paths, svc.runc, running)
     await asyncio.to_thread(_remove_orphans, svc)
     for c in svc.all():
         if c.state.status == "removing":
