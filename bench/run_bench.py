@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-MKIMAGE = ROOT.parent / "shared" / "testimages" / "mkimage.py"
+ROOT = HERE.parent                        # the repository: the daemon and test images come from src/
 DOCKER_CLI = "/usr/local/bin/docker"      # CLI 28, for both daemons (never /usr/bin/docker)
 
 PYD_BASE = Path("/tmp/bench-pydockerd")
@@ -508,6 +507,15 @@ def kill_by_cmdline(marker: Path | str, comms: tuple[str, ...]) -> None:
 
 # --------------------------------------------------------------------------- measurements
 
+def build_test_image(name: str, out: Path, *args: str) -> None:
+    """Build a test image of this checkout offline (python3 -m pydockerd.testing.images)."""
+    r = subprocess.run([sys.executable, "-m", "pydockerd.testing.images", name, "-o", str(out),
+                        *args], env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"building test image {name} failed: {r.stderr.strip()}")
+
+
 def median(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
@@ -842,8 +850,7 @@ def main() -> int:
     tmpimg = Path(tempfile.mkdtemp(prefix="bench-img-"))
     try:
         log("building the busybox test image")
-        subprocess.run([sys.executable, str(MKIMAGE), "busybox", "-o", str(tmpimg / "busybox.tar")],
-                       check=True, capture_output=True)
+        build_test_image("busybox", tmpimg / "busybox.tar")
         for e in engines:
             e.start()
             ver = e.must("version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})").strip()

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Image throughput, pydockerd vs real dockerd: docker load, save, push and pull of
-a ~200 MB image (mkimage.py big: busybox + one data layer, half random, half
-repetitive), through one local Debian docker-registry shared by both daemons.
+a ~200 MB image (the `big` test image of pydockerd.testing.images: busybox + one
+data layer, half random, half repetitive), through one local Debian
+docker-registry shared by both daemons.
 
     sudo python3 bench/run_image_bench.py [--runs 3] [--size-mb 200] [--skip-dockerd]
 
@@ -375,9 +376,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, rb._interrupt)
     try:
         tar = work / "big.tar"
-        log(f"building the test image: mkimage.py big --size-mb {args.size_mb}")
-        subprocess.run([sys.executable, str(rb.MKIMAGE), "big", "--size-mb", str(args.size_mb),
-                        "-o", str(tar)], check=True, capture_output=True)
+        log(f"building the test image: pydockerd.testing.images big --size-mb {args.size_mb}")
+        rb.build_test_image("big", tar, "--size-mb", str(args.size_mb))
         result["image_tar_bytes"] = tar.stat().st_size
         log(f"big.tar: {tar.stat().st_size / 1e6:.1f} MB")
         reg.start()

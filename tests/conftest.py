@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-MKIMAGE = ROOT.parent / "shared" / "testimages" / "mkimage.py"
+from pydockerd.testing.images import build_all
+
+ROOT = Path(__file__).resolve().parents[1]     # the repository; nothing above it is used
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
 
@@ -137,11 +138,9 @@ def make_daemon(tmp: Path, extra_args: list[str] | None = None) -> Daemon:
 
 @pytest.fixture(scope="session")
 def images_dir(tmp_path_factory) -> Path:
+    """busybox.tar and layered.tar, built offline (pydockerd.testing.images)."""
     out = tmp_path_factory.mktemp("images")
-    subprocess.run([sys.executable, str(MKIMAGE), "busybox", "-o", str(out / "busybox.tar")],
-                   check=True, capture_output=True)
-    subprocess.run([sys.executable, str(MKIMAGE), "layered", "-o", str(out / "layered.tar")],
-                   check=True, capture_output=True)
+    build_all(out, ("busybox", "layered"))
     return out
 
 

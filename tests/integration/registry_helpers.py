@@ -169,7 +169,7 @@ def put_manifest(base: str, repo: str, ref: str, doc: dict) -> str:
 
 
 def read_archive(path: Path) -> tuple[bytes, list[bytes]]:
-    """(config, layer tars) of a one-image docker-save archive made by mkimage.py."""
+    """(config, layer tars) of a one-image docker-save archive (pydockerd.testing.images)."""
     with tarfile.open(path) as tar:
         man = json.load(tar.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
         config = tar.extractfile(man["Config"]).read()  # type: ignore[union-attr]

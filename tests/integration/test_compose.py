@@ -21,7 +21,7 @@ services:
   client:
     image: busybox
     depends_on: [web]
-    command: sh -c "sleep 1; wget -q -O- http://web/ && echo done > /data/flag && exit 3"
+    command: sh -c "until wget -q -O- http://web/; do sleep 0.1; done; echo done > /data/flag && exit 3"
     volumes:
       - data:/data
 volumes:

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import importlib.util
 import io
 import json
 import os
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -29,10 +27,10 @@ from pydockerd.images import ImageService
 from pydockerd.images.snapshots import mounted
 from pydockerd.images.wire import history_to_wire, image_summary, image_to_wire
 from pydockerd.store import Store
+from pydockerd.testing.images import build, build_all, busybox_path
 
-MKIMAGE = Path("/work/shared/testimages/mkimage.py")
-pytestmark = pytest.mark.skipif(not MKIMAGE.exists() or not os.path.exists("/bin/busybox"),
-                                reason="needs mkimage.py and /bin/busybox")
+pytestmark = pytest.mark.skipif(not busybox_path().exists(),
+                                reason="test images need busybox-static")
 IS_ROOT = os.geteuid() == 0
 
 
@@ -46,11 +44,8 @@ def _overlay_ok() -> bool:
 @pytest.fixture(scope="session")
 def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("images")
-    for name in ("busybox", "layered"):
-        subprocess.run([sys.executable, str(MKIMAGE), name, "-o", str(d / f"{name}.tar")],
-                       check=True, capture_output=True)
-    subprocess.run([sys.executable, str(MKIMAGE), "busybox", "--gzip", "--tag", "other/bb:v1",
-                    "-o", str(d / "bbgz.tar")], check=True, capture_output=True)
+    build_all(d, ("busybox", "layered"))
+    build("busybox", d / "bbgz.tar.gz", tag="other/bb:v1", compress=True)
     return {"busybox": d / "busybox.tar", "layered": d / "layered.tar",
             "gz": d / "bbgz.tar.gz", "dir": d}
 
