@@ -62,12 +62,6 @@ class AuthConfig:
                 return cls()
 
 
-def parse_auth_body(doc: Any) -> AuthConfig:
-    if not isinstance(doc, dict):
-        raise InvalidParameter("invalid auth configuration: expected a JSON object")
-    return AuthConfig.from_json(doc)
-
-
 @dataclass(frozen=True)
 class Challenge:
     scheme: str                       # "basic" or "bearer"

@@ -9,9 +9,12 @@ from typing import Any, AsyncIterator
 from ...containers.logs import LogQuery, read_logs
 from ...containers.service import ContainerService
 from ...containers.top import top
+from ...containers.validate import validate_create, validate_update
 from ...errors import InvalidParameter, NotFound
+from ...models import ContainerCreateRequest, UpdateConfig, to_doc
 from ...util.ids import parse_unix_or_rfc3339_ns
 from .. import wire_containers as wire
+from ..decode import decode_body
 from ..http import (AnyResponse, HijackResponse, Request, Response, StreamResponse, empty,
                     json_response)
 from ..router import Route
@@ -69,9 +72,9 @@ class ContainerRoutes:
         return {n.name: n.id for n in self.networks.list()}
 
     async def create(self, req: Request) -> AnyResponse:
-        body = await req.json()
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid JSON: expected an object")
+        create = decode_body(await req.body.read(), ContainerCreateRequest, required=True)
+        validate_create(create, create.HostConfig)
+        body = to_doc(create) or {}
         host_config = body.pop("HostConfig", None)
         networking = body.pop("NetworkingConfig", None)
         platform = req.q("platform")
@@ -162,8 +165,9 @@ class ContainerRoutes:
         return empty()
 
     async def update(self, req: Request) -> AnyResponse:
-        body = await req.json({})
-        warnings = await self.c.update(req.params["id"], body)
+        upd = decode_body(await req.body.read(), UpdateConfig)
+        validate_update(upd)
+        warnings = await self.c.update(req.params["id"], to_doc(upd) or {})
         return json_response({"Warnings": warnings})
 
     async def top(self, req: Request) -> AnyResponse:

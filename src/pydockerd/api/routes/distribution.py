@@ -2,7 +2,9 @@
 /distribution/{name}/json, /images/search."""
 from __future__ import annotations
 
-from ...distribution.auth import AuthConfig, parse_auth_body
+from ...distribution.auth import AuthConfig
+from ...models import AuthConfig as AuthConfigModel, to_doc
+from ..decode import decode_body
 from ...distribution.service import DistributionService
 from ..http import AnyResponse, Request, StreamResponse, json_response
 from ..router import Route
@@ -27,7 +29,8 @@ def routes(dist: DistributionService) -> list[Route]:
                                                req.filters(), _auth(req)))
 
     async def login(req: Request) -> AnyResponse:
-        return json_response(await dist.login(parse_auth_body(await req.json({}))))
+        body = decode_body(await req.body.read(), AuthConfigModel)
+        return json_response(await dist.login(AuthConfig.from_json(to_doc(body))))
 
     async def inspect(req: Request) -> AnyResponse:
         return json_response(await dist.inspect(req.params["name"], _auth(req)))

@@ -6,6 +6,8 @@ from typing import Any
 
 from ...containers.execs import ExecService
 from ...errors import DockerError, InvalidParameter
+from ...models import ExecConfig, ExecStartConfig, to_doc
+from ..decode import decode_body
 from ..http import AnyResponse, HijackResponse, Request, Response, json_response
 from ..router import Route
 from ..streams import frame, parse_detach_keys, pump_input
@@ -24,20 +26,20 @@ class ExecRoutes:
         ]
 
     async def create(self, req: Request) -> AnyResponse:
-        body = await req.json({})
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid exec config")
-        inst = self.execs.create(req.params["id"], body)
+        body = decode_body(await req.body.read(), ExecConfig)
+        _check_console_size(body.ConsoleSize)
+        inst = self.execs.create(req.params["id"], to_doc(body) or {})
         return json_response({"Id": inst.id}, 201)
 
     async def start(self, req: Request) -> AnyResponse:
-        body = await req.json({}) or {}
-        detach = bool(body.get("Detach"))
-        tty = body.get("Tty")
+        body = decode_body(await req.body.read(), ExecStartConfig)
+        _check_console_size(body.ConsoleSize)
+        detach = bool(body.Detach)
+        tty = body.Tty
         inst = self.execs.get(req.params["id"])
-        if body.get("ConsoleSize"):
-            h, w = body["ConsoleSize"]
-            inst.console_size = (int(h), int(w))
+        if body.ConsoleSize:
+            h, w = body.ConsoleSize
+            inst.console_size = (h, w)
         try:
             keys = parse_detach_keys(inst.detach_keys) if inst.detach_keys else None
         except ValueError as e:
@@ -91,6 +93,12 @@ class ExecRoutes:
             "Pid": i.pid, "ProcessConfig": {"arguments": i.cmd[1:], "entrypoint": i.cmd[0],
                                             "privileged": i.privileged, "tty": i.tty,
                                             "user": i.user}})
+
+
+def _check_console_size(size: list[int] | None) -> None:
+    if size is not None and len(size) != 2:
+        raise InvalidParameter("json: cannot unmarshal array into Go struct field "
+                               "ConsoleSize of type [2]uint: want [height, width]")
 
 
 def routes(execs: ExecService) -> list[Route]:

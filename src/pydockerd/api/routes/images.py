@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import InvalidParameter, NotImplementedErr
+from ...errors import NotImplementedErr
 from ...images.changes import split_changes
 from ...images.service import ImageService
 from ...images.wire import history_to_wire, image_summary, image_to_wire
+from ...models import ContainerConfig, to_doc
+from ..decode import decode_body
 from ..http import AnyResponse, Handler, Request, StreamResponse, empty, json_response
 from ..router import Route
 
@@ -73,9 +75,7 @@ def routes(images: ImageService, containers: Any = None) -> list[Route]:
     async def commit(req: Request) -> AnyResponse:
         if containers is None:
             raise NotImplementedErr("committing containers is not available")
-        body = await req.json(default=None)
-        if body is not None and not isinstance(body, dict):
-            raise InvalidParameter("invalid container config: expected a JSON object")
+        body = to_doc(decode_body(await req.body.read(), ContainerConfig)) or None
         img = await images.commit(
             containers, req.q("container") or "", repo=req.q("repo") or "",
             tag=req.q("tag") or "", comment=req.q("comment") or "",

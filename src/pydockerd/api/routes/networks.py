@@ -4,8 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import InvalidParameter, NotFound, NotImplementedErr
+from ...models import NetworkConnect, NetworkCreateRequest, NetworkDisconnect, to_doc
 from ...network import Network, NetworkService
 from ...network.usernets import parse_request
+from ..decode import decode_body
 from ..http import AnyResponse, Request, empty, json_response
 from ..router import Route
 
@@ -62,34 +64,32 @@ def routes(networks: NetworkService, containers: Any = None) -> list[Route]:
         return json_response(network_to_wire(networks, net))
 
     async def create_network(req: Request) -> AnyResponse:
-        net = await networks.create_network(parse_request(await req.json(default={})))
+        body = decode_body(await req.body.read(), NetworkCreateRequest)
+        net = await networks.create_network(parse_request(to_doc(body) or {}))
         return json_response({"Id": net.id, "Warning": ""}, 201)
 
     async def delete_network(req: Request) -> AnyResponse:
         await networks.remove_network(req.params["id"])
         return empty(204)
 
-    def _container_body(body: Any) -> tuple[str, dict[str, Any]]:
-        if not isinstance(body, dict) or not body.get("Container"):
-            raise InvalidParameter("container is required")
-        cfg = body.get("EndpointConfig") or {}
-        if not isinstance(cfg, dict):
-            raise InvalidParameter("invalid EndpointConfig: expected an object")
-        return str(body["Container"]), cfg
-
     async def connect_network(req: Request) -> AnyResponse:
         if containers is None:
             raise NotImplementedErr("connecting containers is not available")
-        ref, cfg = _container_body(await req.json(default={}))
-        await containers.connect_network(ref, req.params["id"], cfg)
+        body = decode_body(await req.body.read(), NetworkConnect)
+        if not body.Container:
+            raise InvalidParameter("container is required")
+        await containers.connect_network(body.Container, req.params["id"],
+                                         to_doc(body.EndpointConfig) or {})
         return empty(200)
 
     async def disconnect_network(req: Request) -> AnyResponse:
         if containers is None:
             raise NotImplementedErr("disconnecting containers is not available")
-        body = await req.json(default={})
-        ref, _ = _container_body(body)
-        await containers.disconnect_network(ref, req.params["id"], bool(body.get("Force")))
+        body = decode_body(await req.body.read(), NetworkDisconnect)
+        if not body.Container:
+            raise InvalidParameter("container is required")
+        await containers.disconnect_network(body.Container, req.params["id"],
+                                            bool(body.Force))
         return empty(200)
 
     async def prune_networks(req: Request) -> AnyResponse:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import InvalidParameter, NotImplementedErr
+from ...errors import NotImplementedErr
+from ...models import VolumeCreateOptions
 from ...volumes import Volume, VolumeService, VolumeUsage
+from ..decode import decode_body
 from ..http import AnyResponse, Request, empty, json_response
 from ..router import Route
 
@@ -19,28 +21,17 @@ def volume_to_wire(v: Volume, usage: VolumeUsage | None = None) -> dict[str, Any
     return doc
 
 
-def _str_map(body: dict[str, Any], key: str) -> dict[str, str] | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InvalidParameter(f"invalid {key}: expected an object")
-    return {str(k): str(v) for k, v in value.items()}
-
-
 def routes(volumes: VolumeService) -> list[Route]:
     async def list_volumes(req: Request) -> AnyResponse:
         vols = volumes.list(req.filters())
         return json_response({"Volumes": [volume_to_wire(v) for v in vols], "Warnings": None})
 
     async def create_volume(req: Request) -> AnyResponse:
-        body = await req.json(default={})
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid volume create request")
-        if body.get("ClusterVolumeSpec"):
+        body = decode_body(await req.body.read(), VolumeCreateOptions)
+        if body.ClusterVolumeSpec:
             raise NotImplementedErr("cluster volumes are not supported by pydockerd (no swarm)")
-        vol, _ = volumes.create(body.get("Name") or None, body.get("Driver") or "local",
-                                _str_map(body, "DriverOpts"), _str_map(body, "Labels"))
+        vol, _ = volumes.create(body.Name or None, body.Driver or "local",
+                                body.DriverOpts, body.Labels)
         return json_response(volume_to_wire(vol), 201)
 
     async def inspect_volume(req: Request) -> AnyResponse:
