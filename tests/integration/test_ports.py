@@ -152,6 +152,12 @@ def test_publish_all_random_port_and_udp(daemon):
             assert got == b"PING-UDP"
         ps = daemon.out("ps", "--filter", f"id={cid}", "--format", "{{.Ports}}")
         assert f"0.0.0.0:{hp}->80/tcp" in ps and f"127.0.0.1:{up}->9999/udp" in ps
+        def ps_ids(*filters: str) -> list[str]:
+            args = [a for f in filters for a in ("--filter", f)]
+            return daemon.out("ps", "-q", "--no-trunc", *args).split()
+        assert cid in ps_ids("publish=80", "expose=80/tcp")
+        assert cid in ps_ids("publish=9990-9999/udp")
+        assert cid not in ps_ids("publish=9999/tcp")
         assert len(proxies_of(cid)) == 2
     finally:
         echo.kill()

@@ -33,6 +33,8 @@ def select(containers: list[Container], all_: bool, limit: int, filters: dict[st
             exited.append(int(e))
         except ValueError:
             raise InvalidParameter(f"invalid filter 'exited={e}'") from None
+    expose = _port_set("expose", filters.get("expose", []))
+    publish = _port_set("publish", filters.get("publish", []))
     before = [get(r) for r in filters.get("before", [])]
     since = [get(r) for r in filters.get("since", [])]
     ordered = sorted(containers, key=lambda c: (to_unix(c.created), c.id), reverse=True)
@@ -44,6 +46,10 @@ def select(containers: list[Container], all_: bool, limit: int, filters: dict[st
         if not all_ and not c.state.running:
             continue
         if not _match(c, filters, exited, image_matches):
+            continue
+        if expose and not expose & _port_keys(c.config.get("ExposedPorts") or {}):
+            continue
+        if publish and not publish & _published(c):
             continue
         if before and to_unix(c.created) >= min(to_unix(b.created) for b in before):
             continue
@@ -59,7 +65,7 @@ def _match(c: Container, f: dict[str, list[str]], exited: list[int],
            image_matches: Callable[[str, Container], bool]) -> bool:
     if f.get("id") and not any(c.id.startswith(i) for i in f["id"]):
         return False
-    if f.get("name") and not any(re.search(n.lstrip("/"), c.name) for n in f["name"]):
+    if f.get("name") and not any(_search(n.lstrip("/"), c.name) for n in f["name"]):
         return False
     if not labels_match(c.labels, f.get("label", [])):
         return False
@@ -87,13 +93,50 @@ def _match(c: Container, f: dict[str, list[str]], exited: list[int],
             dests.update((vm.name, vm.destination))
         if not any(v in dests for v in f["volume"]):
             return False
-    if f.get("expose"):
-        ports = set((c.config.get("ExposedPorts") or {}).keys())
-        if not any(p in ports or f"{p}/tcp" in ports or fnmatch.fnmatch(p, "*") and False
-                   for p in f["expose"]):
-            return False
-    if f.get("publish"):
-        return False   # no port publishing yet: nothing is published
     if f.get("is-task") and "true" in f["is-task"]:
         return False
     return True
+
+
+def _search(pattern: str, text: str) -> bool:
+    """A `name` filter is a regular expression; an invalid one matches nothing (dockerd)."""
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
+
+
+def _port_set(key: str, values: list[str]) -> set[tuple[int, str]]:
+    """`expose`/`publish` values: <port>[/<proto>] or <start>-<end>[/<proto>] (moby portOp)."""
+    out: set[tuple[int, str]] = set()
+    for value in values:
+        if ":" in value:
+            raise InvalidParameter(f"filter for '{key}' should not contain ':': {value}")
+        port, _, proto = value.partition("/")
+        start, _, end = port.partition("-")
+        try:
+            lo, hi = int(start), int(end or start)
+        except ValueError:
+            raise InvalidParameter(f"error while looking up for {key} {port}: "
+                                   f"invalid port range: {port}") from None
+        if not 0 <= lo <= hi <= 65535:
+            raise InvalidParameter(f"error while looking up for {key} {port}: "
+                                   f"invalid port range: {port}")
+        out.update((n, (proto or "tcp").lower()) for n in range(lo, hi + 1))
+    return out
+
+
+def _port_keys(ports: dict[str, object]) -> set[tuple[int, str]]:
+    out = set()
+    for key in ports:
+        num, _, proto = key.partition("/")
+        if num.isdigit():
+            out.add((int(num), (proto or "tcp").lower()))
+    return out
+
+
+def _published(c: Container) -> set[tuple[int, str]]:
+    """Ports with a binding: HostConfig.PortBindings, and -P's while running."""
+    keys = _port_keys(c.host_config.get("PortBindings") or {})
+    keys.update((m.container_port, m.proto) for m in c.ports)
+    return keys
