@@ -1,7 +1,7 @@
 """docker exec: attached, detached, env, user, exit codes, inspect."""
 from __future__ import annotations
 
-import time
+from polling import wait_until
 
 
 def test_exec_variants(daemon):
@@ -16,8 +16,8 @@ def test_exec_variants(daemon):
         r = daemon.cli("exec", "-i", "ex", "cat", input=b"piped\n")
         assert r.stdout_text == "piped\n"
         daemon.cli("exec", "-d", "ex", "sh", "-c", "echo bg > /bg.txt")
-        time.sleep(0.5)
-        assert daemon.out("exec", "ex", "cat", "/bg.txt") == "bg\n"
+        wait_until(lambda: daemon.cli("exec", "ex", "cat", "/bg.txt", check=False)
+                   .stdout_text == "bg\n", what="the detached exec's file")
         r = daemon.cli("exec", "ex", "no-such-cmd", check=False)
         assert r.returncode == 126 or r.returncode == 127
     finally:

@@ -14,15 +14,25 @@ def _popen(daemon, *args: str) -> subprocess.Popen:
 
 
 def test_live_events_stream(daemon):
-    p = _popen(daemon, "events", "--format", "{{json .}}", "--filter", "type=container")
+    # --since now: what happens from here on, whether the stream is already live or not
+    since = f"{time.time():.3f}"
+    p = _popen(daemon, "events", "--format", "{{json .}}", "--filter", "type=container",
+               "--since", since)
+    events = []
     try:
-        time.sleep(0.5)
         daemon.cli("run", "--rm", "--name", "liveev", "-l", "x=y", "busybox", "true")
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:      # read the stream until liveev is gone
+            line = p.stdout.readline()
+            if not line:
+                break
+            events.append(json.loads(line))
+            if events[-1]["Action"] == "destroy" and \
+                    events[-1]["Actor"]["Attributes"].get("name") == "liveev":
+                break
     finally:
         p.terminate()
-        out, _ = p.communicate(timeout=10)
-    events = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+        p.communicate(timeout=10)
     mine = [e for e in events if e["Actor"]["Attributes"].get("name") == "liveev"]
     actions = [e["Action"] for e in mine]
     assert actions[:2] == ["create", "attach"] or actions[0] == "create"
@@ -39,7 +49,7 @@ def test_attach_to_running_container(daemon):
                "while read line; do echo got:$line; done")
     p = _popen(daemon, "attach", "att")
     try:
-        time.sleep(0.5)
+        # no wait needed: the CLI sends stdin once it has attached
         p.stdin.write(b"one\n")
         p.stdin.flush()
         deadline = time.time() + 5
