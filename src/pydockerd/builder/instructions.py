@@ -5,57 +5,21 @@ import asyncio
 import copy
 import posixpath
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
-from ..errors import DockerError, InvalidParameter
-from ..images.model import Image
+from ..errors import InvalidParameter
 from .context import resolve_sources
 from .copy import copy_into
 from ..images.changes import json_form
 from .parser import Instruction, pairs, substitute, words
-
-if TYPE_CHECKING:
-    from .service import Build
-
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-DEFAULT_SHELL = ["/bin/sh", "-c"]
-
-
-class StepFailed(DockerError):
-    """A RUN whose command exited non-zero (errorDetail carries the code)."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class Stage:
-    name: str
-    index: int
-    image: Image | None = None                     # None: FROM scratch (so far)
-    config: dict[str, Any] = field(default_factory=dict)
-    args: dict[str, str] = field(default_factory=dict)   # ARGs declared in this stage
-    cmd_set: bool = False
-
-    def env(self) -> dict[str, str]:
-        """What $VAR sees: ARGs overridden by ENV."""
-        out = dict(self.args)
-        for e in self.config.get("Env") or []:
-            k, _, v = e.partition("=")
-            out[k] = v
-        return out
-
-    def shell(self) -> list[str]:
-        return list(self.config.get("Shell") or DEFAULT_SHELL)
+from .stage import BuildSteps, Stage
 
 
 def _nop(ins: Instruction, rest: str) -> str:
     return f"/bin/sh -c #(nop) {ins.cmd} {rest}".rstrip()
 
 
-async def _meta(b: "Build", st: Stage, ins: Instruction, change: Callable[[dict[str, Any]], None],
+async def _meta(b: BuildSteps, st: Stage, ins: Instruction, change: Callable[[dict[str, Any]], None],
                 text: str | None = None) -> None:
     cfg = copy.deepcopy(st.config)
     change(cfg)
@@ -63,7 +27,7 @@ async def _meta(b: "Build", st: Stage, ins: Instruction, change: Callable[[dict[
     await b.commit_metadata(st, _nop(ins, text if text is not None else ins.rest))
 
 
-def _subst(b: "Build", st: Stage, text: str) -> str:
+def _subst(b: BuildSteps, st: Stage, text: str) -> str:
     return substitute(text, st.env(), b.escape)
 
 
@@ -74,13 +38,13 @@ def _command(st: Stage, ins: Instruction) -> list[str]:
 
 
 # --- instructions -----------------------------------------------------------------------
-async def RUN(b: "Build", st: Stage, ins: Instruction) -> None:
+async def RUN(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     if not ins.rest:
         raise InvalidParameter("RUN requires at least one argument")
     await b.run(st, _command(st, ins))
 
 
-async def CMD(b: "Build", st: Stage, ins: Instruction) -> None:
+async def CMD(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     cmd = _command(st, ins)
     st.cmd_set = True
 
@@ -89,7 +53,7 @@ async def CMD(b: "Build", st: Stage, ins: Instruction) -> None:
     await _meta(b, st, ins, change, f"[{', '.join(repr(x) for x in cmd)}]".replace("'", '"'))
 
 
-async def ENTRYPOINT(b: "Build", st: Stage, ins: Instruction) -> None:
+async def ENTRYPOINT(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     ep = _command(st, ins) if ins.rest else []
 
     def change(c: dict[str, Any]) -> None:
@@ -104,7 +68,7 @@ def _set_env(c: dict[str, Any], key: str, value: str) -> None:
     c["Env"] = env + [f"{key}={value}"]
 
 
-async def ENV(b: "Build", st: Stage, ins: Instruction) -> None:
+async def ENV(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     kv = [(k, _subst(b, st, v)) for k, v in pairs("ENV", ins.rest)]
 
     def change(c: dict[str, Any]) -> None:
@@ -113,13 +77,13 @@ async def ENV(b: "Build", st: Stage, ins: Instruction) -> None:
     await _meta(b, st, ins, change, " ".join(f"{k}={v}" for k, v in kv))
 
 
-async def ARG(b: "Build", st: Stage, ins: Instruction) -> None:
+async def ARG(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     for k, v in pairs("ARG", ins.rest):
         b.declare_arg(st.args, k, _subst(b, st, v) if "=" in ins.rest else None)
     await b.commit_metadata(st, _nop(ins, ins.rest))
 
 
-async def LABEL(b: "Build", st: Stage, ins: Instruction) -> None:
+async def LABEL(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     kv = [(_subst(b, st, k), _subst(b, st, v)) for k, v in pairs("LABEL", ins.rest)]
 
     def change(c: dict[str, Any]) -> None:
@@ -127,7 +91,7 @@ async def LABEL(b: "Build", st: Stage, ins: Instruction) -> None:
     await _meta(b, st, ins, change)
 
 
-async def EXPOSE(b: "Build", st: Stage, ins: Instruction) -> None:
+async def EXPOSE(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     ports: list[str] = []
     for p in words(_subst(b, st, ins.rest)):
         port, _, proto = p.partition("/")
@@ -144,7 +108,7 @@ async def EXPOSE(b: "Build", st: Stage, ins: Instruction) -> None:
     await _meta(b, st, ins, change, " ".join(ports))
 
 
-async def _set_single(b: "Build", st: Stage, ins: Instruction, key: str) -> None:
+async def _set_single(b: BuildSteps, st: Stage, ins: Instruction, key: str) -> None:
     """USER / STOPSIGNAL: one substituted value stored under Config[key]."""
     value = _subst(b, st, ins.rest).strip()
     if not value:
@@ -155,11 +119,11 @@ async def _set_single(b: "Build", st: Stage, ins: Instruction, key: str) -> None
     await _meta(b, st, ins, change, value)
 
 
-async def USER(b: "Build", st: Stage, ins: Instruction) -> None:
+async def USER(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     await _set_single(b, st, ins, "User")
 
 
-async def WORKDIR(b: "Build", st: Stage, ins: Instruction) -> None:
+async def WORKDIR(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     path = _subst(b, st, ins.rest).strip()
     if not path:
         raise InvalidParameter("WORKDIR requires exactly one argument")
@@ -170,7 +134,7 @@ async def WORKDIR(b: "Build", st: Stage, ins: Instruction) -> None:
     await _meta(b, st, ins, change, path)
 
 
-async def VOLUME(b: "Build", st: Stage, ins: Instruction) -> None:
+async def VOLUME(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     vols = [_subst(b, st, v) for v in (ins.json if ins.json is not None else words(ins.rest))]
     if not vols or any(not v.strip() for v in vols):
         raise InvalidParameter("VOLUME specified can not be an empty string")
@@ -180,7 +144,7 @@ async def VOLUME(b: "Build", st: Stage, ins: Instruction) -> None:
     await _meta(b, st, ins, change, "[" + " ".join(vols) + "]")
 
 
-async def SHELL(b: "Build", st: Stage, ins: Instruction) -> None:
+async def SHELL(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     if not ins.json:
         raise InvalidParameter("SHELL requires the arguments to be in JSON form")
     sh = ins.json
@@ -190,7 +154,7 @@ async def SHELL(b: "Build", st: Stage, ins: Instruction) -> None:
     await _meta(b, st, ins, change)
 
 
-async def STOPSIGNAL(b: "Build", st: Stage, ins: Instruction) -> None:
+async def STOPSIGNAL(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     await _set_single(b, st, ins, "StopSignal")
 
 
@@ -211,7 +175,7 @@ def _duration(name: str, value: str) -> int:
     return int(total)
 
 
-async def HEALTHCHECK(b: "Build", st: Stage, ins: Instruction) -> None:
+async def HEALTHCHECK(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     kind, _, rest = ins.rest.partition(" ")
     hc: dict[str, Any]
     if kind.upper() == "NONE":
@@ -235,7 +199,7 @@ async def HEALTHCHECK(b: "Build", st: Stage, ins: Instruction) -> None:
     await _meta(b, st, ins, change)
 
 
-async def ONBUILD(b: "Build", st: Stage, ins: Instruction) -> None:
+async def ONBUILD(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     trigger = ins.rest.strip()
     first = trigger.split(" ", 1)[0].upper()
     if first in ("ONBUILD", "FROM", "MAINTAINER") or not trigger:
@@ -246,11 +210,11 @@ async def ONBUILD(b: "Build", st: Stage, ins: Instruction) -> None:
     await _meta(b, st, ins, change)
 
 
-async def MAINTAINER(b: "Build", st: Stage, ins: Instruction) -> None:
+async def MAINTAINER(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     await b.commit_metadata(st, _nop(ins, ins.rest))
 
 
-async def _copy(b: "Build", st: Stage, ins: Instruction, is_add: bool) -> None:
+async def _copy(b: BuildSteps, st: Stage, ins: Instruction, is_add: bool) -> None:
     args = [_subst(b, st, a) for a in (ins.json if ins.json is not None else words(ins.rest))]
     if len(args) < 2:
         raise InvalidParameter(f"{ins.cmd} requires at least two arguments, but only "
@@ -283,15 +247,15 @@ async def _copy(b: "Build", st: Stage, ins: Instruction, is_add: bool) -> None:
     await b.commit_layer(st, write, _nop(ins, f"{digest} in {dest} "))
 
 
-async def COPY(b: "Build", st: Stage, ins: Instruction) -> None:
+async def COPY(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     await _copy(b, st, ins, False)
 
 
-async def ADD(b: "Build", st: Stage, ins: Instruction) -> None:
+async def ADD(b: BuildSteps, st: Stage, ins: Instruction) -> None:
     await _copy(b, st, ins, True)
 
 
-Handler = Callable[["Build", Stage, Instruction], Awaitable[None]]
+Handler = Callable[[BuildSteps, Stage, Instruction], Awaitable[None]]
 DISPATCH: dict[str, Handler] = {
     "RUN": RUN, "CMD": CMD, "ENTRYPOINT": ENTRYPOINT, "ENV": ENV, "ARG": ARG,
     "LABEL": LABEL, "EXPOSE": EXPOSE, "USER": USER, "WORKDIR": WORKDIR, "VOLUME": VOLUME,

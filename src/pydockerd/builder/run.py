@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import InvalidParameter
-from .instructions import Stage, StepFailed
-
-if TYPE_CHECKING:
-    from .service import Build
+from .stage import BuildSteps, Stage, StepFailed
 
 
-async def run_step(b: "Build", st: Stage, cmd: list[str]) -> None:
+async def run_step(b: BuildSteps, st: Stage, cmd: list[str]) -> None:
     env_keys = {e.partition("=")[0] for e in st.config.get("Env") or []}
     run_args = {k: v for k, v in st.args.items() if k not in env_keys}
     prefix = [f"|{len(run_args)}"] + [f"{k}={v}" for k, v in sorted(run_args.items())] \

@@ -26,9 +26,10 @@ from .commit import StepCommitter
 from .context import (apply_ignore, content_hash, pad_plain_tar, resolve_sources,
                       unpack_context)
 from .copy import copy_into
-from .instructions import DEFAULT_PATH, DISPATCH, Stage, StepFailed
-from .run import run_step
+from .instructions import DISPATCH
 from .parser import Instruction, pairs, parse, substitute
+from .run import run_step
+from .stage import DEFAULT_PATH, Stage, StepFailed
 
 log = logging.getLogger("pydockerd.builder")
 

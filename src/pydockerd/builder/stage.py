@@ -1,0 +1,78 @@
+"""What a Dockerfile step works on: the Stage being built, and the `BuildSteps`
+role a running build offers to the instruction handlers (instructions.py, run.py).
+
+This module sits below instructions.py, run.py and service.py so that none of
+them imports another one above it: service.Build implements BuildSteps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from ..errors import DockerError
+from ..images.model import Image
+from .commit import StepCommitter
+from .parser import Instruction
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+
+
+class StepFailed(DockerError):
+    """A RUN whose command exited non-zero (errorDetail carries the code)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Stage:
+    name: str
+    index: int
+    image: Image | None = None                     # None: FROM scratch (so far)
+    config: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, str] = field(default_factory=dict)   # ARGs declared in this stage
+    cmd_set: bool = False
+
+    def env(self) -> dict[str, str]:
+        """What $VAR sees: ARGs overridden by ENV."""
+        out = dict(self.args)
+        for e in self.config.get("Env") or []:
+            k, _, v = e.partition("=")
+            out[k] = v
+        return out
+
+    def shell(self) -> list[str]:
+        return list(self.config.get("Shell") or DEFAULT_SHELL)
+
+
+class BuildSteps(Protocol):
+    """What the instruction handlers need from the build that runs them."""
+
+    escape: str
+    context_dir: str
+    images: Any                 # ImageService
+    containers: Any             # ContainerService
+    committer: StepCommitter
+
+    def say(self, text: str) -> None: ...
+
+    def cached(self, st: Stage, created_by: str) -> bool: ...
+
+    def step_done(self, st: Stage, parent: Image | None, created_by: str,
+                  img: Image) -> None: ...
+
+    def declare_arg(self, args: dict[str, str], name: str, default: str | None) -> None: ...
+
+    def content_hash(self, paths: list[str]) -> str: ...
+
+    async def commit_metadata(self, st: Stage, created_by: str) -> None: ...
+
+    async def commit_layer(self, st: Stage, write: Callable[[str], None],
+                           created_by: str) -> None: ...
+
+    async def copy_from(self, st: Stage, src_from: str, srcs: list[str], dest: str,
+                        workdir: str, owner: str, ins: Instruction) -> None: ...
+
+    async def run(self, st: Stage, cmd: list[str]) -> None: ...
