@@ -37,6 +37,7 @@ from .events import EventBus
 from .images.service import ImageService
 from .network.portmap import PortMapper
 from .network.service import NetworkService
+from .runtime.host import host_facts
 from .runtime.pidwatch import pid_alive, set_child_subreaper
 from .store import Store
 from .system import SystemService
@@ -112,6 +113,7 @@ class Daemon:
         write_atomic(cfg.pidfile, str(os.getpid()))
         self._trap_signals()
         set_child_subreaper()
+        log.debug("host facts: %s", host_facts())  # probed once, used by every spec
         self.store = Store(os.path.join(cfg.data_root, "pydockerd.db"))
         driver = _storage_driver(cfg)
         self.images = ImageService(cfg.data_root, self.store, self.events, driver)

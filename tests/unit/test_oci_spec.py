@@ -15,22 +15,18 @@ except ImportError:  # running without an installed package
 
 from pydockerd.errors import InvalidParameter
 from pydockerd.runtime import caps, seccomp
+from pydockerd.containers.mountspec import merge_tmpfs_options, parse_bind, parse_tmpfs
+from pydockerd.runtime.host import HostFacts
 from pydockerd.runtime.oci_spec import (
     DEFAULT_MASKED_PATHS,
     DEFAULT_READONLY_PATHS,
     INIT_PATH_IN_CONTAINER,
-    RLIM_INFINITY,
-    DeviceSpec,
-    MountSpec,
-    SpecInput,
-    Ulimit,
     build_env,
     build_spec,
-    merge_tmpfs_options,
-    parse_bind,
-    parse_security_opts,
-    parse_tmpfs,
 )
+from pydockerd.runtime.rlimits import RLIM_INFINITY, Ulimit
+from pydockerd.runtime.secopts import parse_security_opts
+from pydockerd.runtime.spec_input import DeviceSpec, MountSpec, SpecInput
 from pydockerd.runtime.users import ExecUser, resolve_in_root, resolve_user
 
 HOST_CAPS_NO_SYS_RESOURCE = [c for c in caps.KNOWN_CAPABILITIES if c != "CAP_SYS_RESOURCE"]
@@ -64,8 +60,7 @@ def make_input(rootfs: Path, **kw) -> SpecInput:
         args=["/bin/sh"],
         hostname="abc123",
         cgroups_path="/pydockerd/abc",
-        host_capabilities=HOST_CAPS_NO_SYS_RESOURCE,
-        host_rlimits={"nofile": 20000},
+        host=HostFacts(tuple(HOST_CAPS_NO_SYS_RESOURCE), {"nofile": 20000}, cgroup_v2=True),
     )
     base.update(kw)
     return SpecInput(**base)
@@ -554,3 +549,27 @@ def test_build_spec_devices(rootfs: Path) -> None:
         build_spec(make_input(rootfs, devices=[DeviceSpec("/nonexistent/dev")]))
     with pytest.raises(InvalidParameter):
         build_spec(make_input(rootfs, devices=[DeviceSpec("/dev/null", "", "rwx")]))
+
+
+# ---------------------------------------------------------------- host facts
+
+
+def test_host_facts_probed_once_and_frozen() -> None:
+    import dataclasses
+
+    from pydockerd.runtime.host import host_facts
+    facts = host_facts()
+    assert host_facts() is facts
+    assert set(facts.capabilities) <= set(caps.KNOWN_CAPABILITIES)
+    assert "nofile" in facts.rlimits and all(v >= 0 for v in facts.rlimits.values())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        facts.cgroup_v2 = not facts.cgroup_v2  # type: ignore[misc]
+
+
+def test_spec_follows_given_host_facts(rootfs: Path) -> None:
+    v1 = HostFacts(("CAP_CHOWN", "CAP_KILL"), {"nofile": 100}, cgroup_v2=False)
+    spec = build_spec(make_input(rootfs, host=v1, privileged=True,
+                                 ulimits=[Ulimit("nofile", 50, 1000)]))
+    assert spec["process"]["capabilities"]["bounding"] == ["CAP_CHOWN", "CAP_KILL"]
+    assert spec["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "hard": 100, "soft": 50}]
+    assert not any(n["type"] == "cgroup" for n in spec["linux"]["namespaces"])

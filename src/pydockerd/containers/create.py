@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import InvalidParameter
-from ..runtime.oci_spec import parse_bind
+from .mountspec import parse_bind
 from .ports import validate_port_bindings
 
 _RESTART_NAMES = ("", "no", "always", "unless-stopped", "on-failure")

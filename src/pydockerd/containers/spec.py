@@ -6,8 +6,10 @@ from typing import Any
 
 from ..config import Config
 from ..errors import InvalidParameter
-from ..runtime.oci_spec import (DeviceSpec, MountSpec, SpecInput, Ulimit, build_resources,
-                                build_spec, parse_bind, parse_tmpfs)
+from ..runtime.oci_spec import build_resources, build_spec
+from ..runtime.rlimits import Ulimit
+from ..runtime.spec_input import DeviceSpec, MountSpec, SpecInput
+from .mountspec import parse_bind, parse_tmpfs
 from .model import Container
 
 
