@@ -1,0 +1,125 @@
+"""Containers on networks: a sandbox (network namespace pinned at a file) per
+container, and an endpoint per network it joins (lease, veth pair, address and
+routes, embedded DNS on user networks); disconnect and release undo them, idempotently.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+from typing import Collection
+
+from ..errors import Forbidden, InvalidParameter
+from ..util.ids import new_id
+from . import sandbox, usernets
+from .ipam import mac_for_ip, normalize_mac
+from .model import Endpoint, Network, endpoint_key, lease_key
+from .state import K_ENDPOINT, K_LEASE, NetworkState
+
+
+async def create_sandbox(st: NetworkState, container_id: str) -> str:
+    """A fresh network namespace for the container, pinned at a file; returns its path."""
+    path = st.netns_path(container_id)
+    if os.path.lexists(path):               # a leftover from a crash: never reuse it
+        await asyncio.to_thread(sandbox.remove_netns, path)
+    await sandbox.create_netns(path)
+    return path
+
+
+async def connect(st: NetworkState, container_id: str, netns_path: str,
+                  network: str = "bridge", *, mac: str | None = None, ip: str | None = None,
+                  aliases: Collection[str] = ()) -> Endpoint:
+    net = st.get(network)
+    if net.driver != "bridge":
+        raise InvalidParameter("container cannot be disconnected from host network or "
+                               "connected to host network" if net.driver == "host" else
+                               f"container cannot be connected to network {net.name}")
+    if ip and net.predefined:
+        raise InvalidParameter("user specified IP address is supported on user defined "
+                               "networks only")
+    if aliases and net.predefined:
+        raise InvalidParameter("network-scoped alias is supported only for containers in "
+                               "user defined networks")
+    if endpoint_key(container_id, net.id) in st.endpoints_by_key:
+        raise Forbidden(f"endpoint with name {st.name_of(container_id)} already exists "
+                        f"in network {net.name}")
+    mac = normalize_mac(mac) if mac else None
+    preferred = None
+    if ip:
+        try:
+            preferred = ipaddress.IPv4Address(ip)
+        except ValueError:
+            raise InvalidParameter(f"invalid IPv4 address: {ip}") from None
+    mine = st.endpoints(container_id)
+    used_if = {e.ifname for e in mine}
+    ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in used_if)
+    # the default route goes through the first network that has one (not internal)
+    has_gw = any(not n.internal for e in mine if (n := st.networks.get(e.network_id)))
+    ep = reserve(st, container_id, net, netns_path, mac, preferred, ifname,
+                 list(dict.fromkeys(aliases)))
+    try:
+        await sandbox.create_veth(ep.host_veth, st.device(net), netns_path,
+                                  usernets.NetworkRequest(net.name, options=dict(
+                                      net.options)).mtu(st.opts.mtu), ep.mac, ifname)
+        await sandbox.configure_eth0(netns_path, f"{ep.ip}/{ep.prefix_len}",
+                                     None if net.internal or has_gw else ep.gateway,
+                                     ifname)
+        if not net.predefined:
+            await st.dns.serve(container_id, netns_path)
+    except BaseException:
+        await asyncio.shield(teardown(st, ep))
+        raise
+    st.events.publish("network", "connect", net.id,
+                      {"container": container_id, "name": net.name, "type": net.driver})
+    return ep
+
+
+def reserve(st: NetworkState, container_id: str, net: Network, netns_path: str,
+            mac: str | None, preferred: ipaddress.IPv4Address | None = None,
+            ifname: str = "eth0", aliases: list[str] | None = None) -> Endpoint:
+    """Lease an address and record the endpoint (no await: atomic on the loop)."""
+    pool = st.pools[net.id]
+    used = st.leases.setdefault(net.id, set())
+    addr = pool.allocate(used, preferred)
+    veths = {e.host_veth for e in st.endpoints_by_key.values()}
+    veth = "veth" + os.urandom(4).hex()[:7]
+    while veth in veths:
+        veth = "veth" + os.urandom(4).hex()[:7]
+    ep = Endpoint(net.id, new_id(), container_id, str(addr), pool.subnet.prefixlen,
+                  str(pool.gateway), mac or mac_for_ip(addr), veth, netns_path, ifname,
+                  list(aliases or []))
+    with st.store.transaction():
+        st.store.put(K_LEASE, lease_key(net.id, ep.ip),
+                     {"network_id": net.id, "ip": ep.ip, "container_id": container_id,
+                      "endpoint_id": ep.endpoint_id})
+        st.store.put(K_ENDPOINT, ep.key, ep.to_doc())
+    used.add(addr)
+    st.endpoints_by_key[ep.key] = ep
+    return ep
+
+
+async def teardown(st: NetworkState, ep: Endpoint) -> None:
+    await sandbox.delete_veth(ep.host_veth)
+    with st.store.transaction():
+        st.release_lease(ep.network_id, ep.ip)
+        st.store.delete(K_ENDPOINT, ep.key)
+    st.endpoints_by_key.pop(ep.key, None)
+
+
+async def disconnect(st: NetworkState, container_id: str, network: str | None = None) -> None:
+    """Delete the container's veth(s) and release their leases; idempotent."""
+    for ep in st.endpoints(container_id):
+        if network is not None and ep.network_id != st.get(network).id:
+            continue
+        await teardown(st, ep)
+        net = st.networks.get(ep.network_id)
+        st.events.publish("network", "disconnect", ep.network_id,
+                          {"container": container_id, "name": net.name if net else "",
+                           "type": net.driver if net else ""})
+
+
+async def release_sandbox(st: NetworkState, container_id: str) -> None:
+    """disconnect() plus unmount and delete the namespace file; idempotent."""
+    await st.dns.stop_serving(container_id)
+    await disconnect(st, container_id)
+    await asyncio.to_thread(sandbox.remove_netns, st.netns_path(container_id))

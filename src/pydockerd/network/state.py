@@ -1,0 +1,162 @@
+"""What every network verb works on: the daemon's options, the networks, address pools,
+endpoints and leases in memory, and the queries over them (lookup, endpoints of a
+container, embedded DNS answers).
+
+State in the store:
+  kind "network"  id = network id        Network documents (stable ids across restarts)
+  kind "ipam"     id = "<net id>/<ip>"   address leases {network_id, ip, container_id}
+  kind "endpoint" id = "<cid>/<net id>"  Endpoint documents
+An endpoint and its lease are written before any device exists, so a crash half
+way leaves records that disconnect()/reconcile() know how to undo.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from ..errors import InvalidParameter, NotFound
+from ..events import EventBus
+from ..store import Store
+from . import bridge as br
+from . import usernets
+from .ipam import Pool
+from .model import Endpoint, Network, lease_key
+from .resolver import EmbeddedDNS
+
+DEFAULT_BRIDGE = "pydocker0"
+DEFAULT_MTU = 1500
+
+K_NETWORK, K_ENDPOINT, K_LEASE = "network", "endpoint", "ipam"
+
+
+@dataclass
+class NetworkOptions:
+    """The daemon's network flags (--bridge, --bip, --fixed-cidr, --mtu, --iptables, ...)."""
+
+    bridge_name: str
+    bip: ipaddress.IPv4Interface | None
+    fixed_cidr: ipaddress.IPv4Network | None
+    mtu: int
+    iptables: bool
+    ip_forward: bool
+    ip_masq: bool
+    icc: bool
+    default_bind_ip: str
+
+
+@dataclass
+class NetworkState:
+    store: Store
+    events: EventBus
+    netns_dir: str
+    opts: NetworkOptions
+    networks: dict[str, Network] = field(default_factory=dict)
+    pools: dict[str, Pool] = field(default_factory=dict)
+    endpoints_by_key: dict[str, Endpoint] = field(default_factory=dict)
+    leases: dict[str, set[ipaddress.IPv4Address]] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)     # network create/remove
+    # set by the daemon: container id -> name (without the leading "/")
+    container_name: Callable[[str], str] | None = None
+    # set by the daemon: called with the bridge device of a removed network
+    bridge_removed_hooks: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
+    dns: EmbeddedDNS = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dns = EmbeddedDNS(self.dns_lookup, self.dns_reverse)
+
+    # ------------------------------------------------------------ lookup
+
+    def get(self, name_or_id: str) -> Network:
+        if not name_or_id:
+            raise NotFound("network  not found")
+        if name_or_id in self.networks:
+            return self.networks[name_or_id]
+        for net in self.networks.values():
+            if net.name == name_or_id:
+                return net
+        matches = [n for n in self.networks.values() if n.id.startswith(name_or_id)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidParameter(f"network {name_or_id} is ambiguous "
+                                   f"({len(matches)} matches found based on ID prefix)")
+        raise NotFound(f"network {name_or_id} not found")
+
+    def attached(self, network_id: str) -> list[Endpoint]:
+        return [ep for ep in self.endpoints_by_key.values() if ep.network_id == network_id]
+
+    def endpoints(self, container_id: str) -> list[Endpoint]:
+        return [ep for ep in self.endpoints_by_key.values() if ep.container_id == container_id]
+
+    def name_of(self, container_id: str) -> str:
+        if self.container_name is not None:
+            try:
+                return self.container_name(container_id).lstrip("/")
+            except Exception:                       # container gone: fall through
+                pass
+        return container_id[:12]
+
+    def bridge_network(self) -> Network | None:
+        for net in self.networks.values():
+            if net.name == "bridge":
+                return net
+        return None
+
+    def netns_path(self, container_id: str) -> str:
+        if not container_id or "/" in container_id or container_id.startswith("."):
+            raise InvalidParameter(f"invalid container id: {container_id!r}")
+        return os.path.join(self.netns_dir, container_id)
+
+    # ------------------------------------------------------------ bridges
+
+    def device(self, net: Network) -> str:
+        """The Linux bridge of a bridge network."""
+        return net.bridge_name or self.opts.bridge_name
+
+    def bridge_devices(self) -> tuple[str, ...]:
+        return tuple(sorted(self.device(n) for n in self.networks.values()
+                            if n.driver == "bridge"))
+
+    def rules(self, net: Network) -> br.Rules:
+        o = self.opts
+        if net.name == "bridge":
+            return br.Rules(o.bridge_name, net.subnet, o.icc, o.ip_masq,
+                            isolate=self.bridge_devices())
+        req = usernets.NetworkRequest(net.name, options=dict(net.options))
+        return br.Rules(self.device(net), net.subnet, req.icc, o.ip_masq and req.ip_masq,
+                        internal=net.internal, isolate=self.bridge_devices())
+
+    def release_lease(self, network_id: str, ip: str) -> None:
+        self.store.delete(K_LEASE, lease_key(network_id, ip))
+        self.leases.get(network_id, set()).discard(ipaddress.IPv4Address(ip))
+
+    # ------------------------------------------------------------ embedded DNS answers
+
+    def _dns_peers(self, container_id: str) -> list[tuple[Endpoint, Network]]:
+        """Endpoints on the user-defined networks the asking container is on."""
+        nets = {e.network_id for e in self.endpoints(container_id)}
+        return [(e, n) for e in self.endpoints_by_key.values()
+                if e.network_id in nets and (n := self.networks.get(e.network_id))
+                and not n.predefined]
+
+    def dns_names(self, ep: Endpoint) -> list[str]:
+        """[name, short id, aliases...], as inspect's DNSNames shows them."""
+        return list(dict.fromkeys([self.name_of(ep.container_id), ep.container_id[:12],
+                                   *ep.aliases]))
+
+    def dns_lookup(self, container_id: str, name: str) -> list[str] | None:
+        name = name.rstrip(".").lower()
+        out: list[str] = []
+        for ep, net in self._dns_peers(container_id):
+            names = {n.lower() for n in self.dns_names(ep)}
+            if name in names or name in {f"{n}.{net.name.lower()}" for n in names}:
+                out.append(ep.ip)
+        return list(dict.fromkeys(out)) or None
+
+    def dns_reverse(self, container_id: str, ip: str) -> list[str] | None:
+        out = [f"{self.name_of(ep.container_id)}.{net.name}"
+               for ep, net in self._dns_peers(container_id) if ep.ip == ip]
+        return out or None
