@@ -33,9 +33,8 @@ PENDING: set[str] = {"containers/service.py"}
 PENDING_CYCLES: set[frozenset[str]] = {
     frozenset({"pydockerd.containers.restore", "pydockerd.containers.service"}),
 }
-PENDING_ANY: set[str] = {"ArchiveService", "BuildService", "ContainerService",
-                         "DistributionService", "HealthMonitor", "StatsService",
-                         "SystemService"}
+PENDING_ANY: set[str] = {"ArchiveService", "BuildService", "ContainerService", "HealthMonitor",
+                         "StatsService", "SystemService"}
 
 
 def _modules() -> dict[str, Path]:

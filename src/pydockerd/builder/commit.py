@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator
 
 from ..images.difftar import write_diff_tar
 from ..images.model import Image
+from ..images.service import ImageService
 from ..images.newimage import DOCKER_VERSION, parse_platform
 from ..util.ids import new_id, now_rfc3339
 
@@ -38,7 +39,7 @@ def child_config(parent: Image | None, config: dict[str, Any], diff_id: str | No
 class StepCommitter:
     """Registers build-step images through the ImageService."""
 
-    def __init__(self, images: Any) -> None:
+    def __init__(self, images: ImageService) -> None:
         self.images = images
 
     async def metadata(self, parent: Image | None, config: dict[str, Any],

@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from ..errors import DockerError, InvalidParameter, NotFound
 from ..images.model import Image
 from ..images.references import repo_tag_reference
+from ..images.service import ImageService
 from ..runtime.users import resolve_in_root
 from .commit import StepCommitter
 from .context import (apply_ignore, content_hash, pad_plain_tar, resolve_sources,
@@ -82,7 +83,8 @@ def registry_pull(distribution: Any) -> Callable[[str], Awaitable[None]]:
 
 
 class BuildService:
-    def __init__(self, images: Any, containers: Any, pull: Any = None) -> None:
+    def __init__(self, images: ImageService, containers: Any,
+                 pull: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.images = images
         self.containers = containers
         self.pull = pull            # async (ref) -> None, or None: FROM needs local images

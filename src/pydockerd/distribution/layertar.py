@@ -17,6 +17,8 @@ import stat
 import tarfile
 from typing import Any, Iterator
 
+from ..images.service import ImageService
+
 OPAQUE_XATTR = "trusted.overlay.opaque"
 
 
@@ -79,7 +81,7 @@ def write_layer_tar(diff_dir: str, out: Any) -> None:
                     tar.addfile(ti)
 
 
-def original_tar_chunks(images: Any, chain_id: str) -> Iterator[bytes] | None:
+def original_tar_chunks(images: ImageService, chain_id: str) -> Iterator[bytes] | None:
     """The layer's original tar, rebuilt by the image service (its tar-split:
     `images.layers.replay(chain).chunks()`, or an `images.layer_tar(chain)` file),
     if the service can give one."""

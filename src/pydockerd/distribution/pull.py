@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 
 from ..errors import DockerError, InvalidParameter, NotFound
+from ..events import EventBus
 from ..images.content import digest_of
 from ..images.layers import chain_ids
 from ..images.references import Reference
+from ..images.service import ImageService
 from . import progress as msg
 from .blobcache import BlobCache, BlobRecord
 from .client import RegistrySession, TransportError, describe, registry_error
@@ -134,7 +136,7 @@ async def resolve_image(sess: RegistrySession, repo: str, reference: str, name: 
 class Pull:
     """One pull after resolution: run() yields the JSON progress lines."""
 
-    def __init__(self, images: Any, cache: BlobCache, events: Any, ref: Reference,
+    def __init__(self, images: ImageService, cache: BlobCache, events: EventBus, ref: Reference,
                  res: Resolved, max_downloads: int) -> None:
         self.images, self.cache, self.events = images, cache, events
         self.ref, self.res = ref, res

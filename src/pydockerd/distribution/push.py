@@ -14,7 +14,9 @@ from typing import Any, AsyncIterator, Callable
 from urllib.parse import urlencode, urljoin
 
 from ..errors import DockerError, InvalidParameter, NotFound, SystemError_
+from ..events import EventBus
 from ..images.references import Reference
+from ..images.service import ImageService
 from . import progress as msg
 from .blobcache import BlobCache, BlobRecord
 from .client import RegistrySession, registry_error
@@ -55,7 +57,7 @@ class _HashWriter:
 
 
 class Push:
-    def __init__(self, images: Any, cache: BlobCache, events: Any, ref: Reference,
+    def __init__(self, images: ImageService, cache: BlobCache, events: EventBus, ref: Reference,
                  targets: list[PushTarget], session: RegistrySession, max_uploads: int) -> None:
         self.images, self.cache, self.events = images, cache, events
         self.ref, self.targets, self.sess = ref, targets, session
@@ -294,7 +296,7 @@ def msg_id(diff_id: str) -> str:
     return diff_id.split(":", 1)[-1][:12]
 
 
-def targets_for(images: Any, ref: Reference) -> list[PushTarget]:
+def targets_for(images: ImageService, ref: Reference) -> list[PushTarget]:
     """The local images to push: one tag, or every tag of the repository."""
     if ref.digest:
         raise InvalidParameter("cannot push a digest reference")

@@ -12,6 +12,7 @@ from ..errors import (DockerError, InvalidParameter, NotFound, NotImplementedErr
                       SystemError_, Unauthorized)
 from ..events import EventBus
 from ..images.references import DEFAULT_TAG, Reference, parse_normalized  # noqa: F401
+from ..images.service import ImageService
 from .auth import AuthConfig
 from .blobcache import BlobCache
 from .client import RegistryError, RegistrySession, TransportError, registry_error
@@ -40,7 +41,7 @@ def pull_reference(from_image: str, tag: str | None) -> Reference:
 
 
 class DistributionService:
-    def __init__(self, cfg: Config, images: Any, events: EventBus) -> None:
+    def __init__(self, cfg: Config, images: ImageService, events: EventBus) -> None:
         self.cfg = cfg
         self.images = images
         self.events = events
