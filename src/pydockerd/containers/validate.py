@@ -15,7 +15,8 @@ import re
 from ..errors import InvalidParameter
 from ..models import ContainerConfig, HealthConfig, HostConfig, Mount, Resources, UpdateConfig
 from ..runtime.caps import normalize_caps
-from ..runtime.oci_spec import ULIMIT_NAMES, parse_bind, parse_tmpfs
+from ..runtime.rlimits import ULIMIT_NAMES
+from .mountspec import parse_bind, parse_tmpfs
 from .ports import split_port_key
 
 MIN_MEMORY = 6 * 1024 * 1024
