@@ -19,6 +19,7 @@ from .api.routes import distribution as distribution_routes
 from .api.routes import exec as exec_routes
 from .api.routes import images as image_routes
 from .api.routes import networks as network_routes
+from .api.routes import swarm as swarm_routes
 from .api.routes import system as system_routes
 from .api.routes import volumes as volume_routes
 from .api.server import ApiServer
@@ -40,6 +41,7 @@ from .network.service import NetworkService
 from .runtime.host import host_facts
 from .runtime.pidwatch import pid_alive, set_child_subreaper
 from .store import Store
+from .swarm import NoSwarm
 from .system import SystemService
 from .util.fsatomic import write_atomic
 from .volumes import VolumeService
@@ -162,6 +164,7 @@ class Daemon:
                                                     registry_pull(self.distribution))))
         router.add(network_routes.routes(self.networks, self.containers))
         router.add(volume_routes.routes(self.volumes))
+        router.add(swarm_routes.routes(NoSwarm()))
         self.server = ApiServer(router)
         log.info("pydockerd %s: storage driver %s, runtime %s (%s), data root %s",
                  __version__, driver, cfg.default_runtime, cfg.runtimes[cfg.default_runtime],
