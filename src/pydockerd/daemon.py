@@ -10,6 +10,7 @@ import socket
 import ssl
 import sys
 import traceback
+from typing import Awaitable
 
 from . import __version__
 from .api.router import Router
@@ -33,7 +34,7 @@ from .containers.service import ContainerService
 from .containers.spec import make_spec_builder
 from .containers.stats import StatsService
 from .distribution.service import DistributionService
-from .errors import DockerError, InvalidParameter
+from .errors import DockerError, InvalidParameter, NoSpace
 from .events import EventBus
 from .images.service import ImageService
 from .network.portmap import PortMapper
@@ -142,11 +143,13 @@ class Daemon:
         self.execs = ExecService(self.containers)
         self.execs.restore()
         await self.networks.start()
-        await self.containers.restore()
+        # reconciling with what is really running: on a full disk what cannot be
+        # recorded is logged and done again at the next start; the daemon starts
+        await _on_full_disk_later("restore containers", self.containers.restore())
         await self.containers.ports.restore([c for c in self.containers.all()
                                              if c.state.running])
-        await self.networks.reconcile([c.id for c in self.containers.all()
-                                       if c.state.running])
+        await _on_full_disk_later("release stale endpoints", self.networks.reconcile(
+            [c.id for c in self.containers.all() if c.state.running]))
         self.system = SystemService(cfg, self.containers, self.images, self.networks,
                                     self.volumes)
         stats = StatsService(self.containers)
@@ -303,6 +306,14 @@ class Daemon:
         except OSError:
             pass
         log.info("daemon shut down")
+
+
+async def _on_full_disk_later(what: str, step: Awaitable[None]) -> None:
+    """Run a start-up step; a full disk (NoSpace) is logged, not fatal."""
+    try:
+        await step
+    except NoSpace as e:
+        log.error("start-up: %s: %s; done again at the next start", what, e.message)
 
 
 def _systemd_fds() -> list[int]:

@@ -1,5 +1,12 @@
-"""The error classes every service raises; api/server.py maps them to HTTP status, once."""
+"""The error classes every service raises; api/server.py maps them to HTTP status, once.
+
+`no_space()` is the one place where a full disk (ENOSPC, EDQUOT, SQLite's
+SQLITE_FULL) becomes a typed error, whichever layer it surfaced in.
+"""
 from __future__ import annotations
+
+import errno
+import sqlite3
 
 
 class DockerError(Exception):
@@ -40,6 +47,31 @@ class SystemError_(DockerError):
     """An internal failure with a message worth showing (runc failed, disk full...)."""
 
     status = 500
+
+
+class NoSpace(SystemError_):
+    """The data root's filesystem is full: the fault is the server's (a 5xx), and the
+    message names "no space left on device" as dockerd's do."""
+
+    def __init__(self, what: str = "") -> None:
+        super().__init__(f"{what}: no space left on device" if what else
+                         "no space left on device")
+
+
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_SQLITE_FULL = 13          # primary result code; extended codes keep it in the low byte
+
+
+def no_space(exc: BaseException) -> NoSpace | None:
+    """The typed error for a full-disk failure, or None when `exc` is something else."""
+    if isinstance(exc, NoSpace):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE_ERRNOS:
+        return NoSpace(str(exc.filename) if exc.filename else "")
+    if isinstance(exc, sqlite3.OperationalError) and \
+            (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == _SQLITE_FULL:
+        return NoSpace("write metadata")
+    return None
 
 
 class NotImplementedErr(DockerError):

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import httptools
 
 from .. import __version__
-from ..errors import DockerError, InvalidParameter
+from ..errors import DockerError, InvalidParameter, no_space
 from .http import Body, HijackResponse, Request, Response, StreamResponse
 from .router import Router
 
@@ -187,7 +187,13 @@ class _Connection:
                           version, upgrade=upgrade, initial_raw=raw)
             handler, params = self.server.router.resolve(msg.method, path)
             req.params = params
-            resp = await handler(req)
+            try:
+                resp = await handler(req)
+            except Exception as exc:   # a full disk is a NoSpace, wherever it surfaced
+                full = no_space(exc)
+                if full is None:
+                    raise
+                raise full from exc
         except DockerError as e:
             if e.status >= 500:
                 log.error("%s %s: %s", msg.method, path, e.message)

@@ -11,7 +11,7 @@ import signal as _signal
 from typing import Any, Callable
 
 from ..config import Config
-from ..errors import (Conflict, DockerError, Forbidden, InvalidParameter, NotFound,
+from ..errors import (Conflict, DockerError, Forbidden, InvalidParameter, NoSpace, NotFound,
                       NotImplementedErr, SystemError_)
 from ..events import EventBus
 from ..runtime import conmon
@@ -440,14 +440,15 @@ class ContainerService:
                 pass
 
     async def record_exit(self, c: Container) -> None:
-        pdir = self.paths.persist_dir(c.id)
-        code = conmon.read_exit_code(pdir, self.paths.exit_dir, c.id)
-        oom = conmon.was_oom_killed(pdir)
+        status = conmon.collect_exit(self._conmon_spec(c))
         await asyncio.gather(self.runtime(c).delete(c.id, force=True), self._teardown(c))
-        c.state.to_exited(137 if code is None else code, oom)
-        if oom:
+        c.state.to_exited(137 if status.code is None else status.code, status.oom_killed)
+        if status.oom_killed:
             self.event(c, "oom")
-        self.save(c)
+        try:
+            self.save(c)
+        except NoSpace as e:   # the exit file stays under the exec root: read at next start
+            log.error("%s: exit not recorded: %s", c.id[:12], e.message)
 
     async def _restart_later(self, c: Container, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -607,12 +608,17 @@ class ContainerService:
             if c.id not in self._containers:
                 return
             c.state.status = "removing"
-            for eid in list(c.exec_ids):
-                self.store.delete("exec", eid)
+            try:
+                self.save(c)     # a crash from here on: the next start finishes the removal
+            except NoSpace:
+                pass             # a full disk: the files go first, which makes room
+            await asyncio.to_thread(self.remove_files, c.id)
+            with self.store.transaction():   # NoSpace: not removed, `rm` can be retried
+                for eid in list(c.exec_ids):
+                    self.store.delete("exec", eid)
+                self.store.delete(KIND, c.id)
             del self._containers[c.id]
             self._names.pop(c.name, None)
-            self.store.delete(KIND, c.id)
-            await asyncio.to_thread(self.remove_files, c.id)
         self._locks.pop(c.id, None)
         self._restarts.pop(c.id, None)
         if volumes and self.volumes is not None:

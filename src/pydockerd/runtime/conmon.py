@@ -5,7 +5,12 @@ pydockerd stops, so containers outlive the daemon.
 Files of a running container (bundle dir, under the exec root):
   config.json  the OCI spec          attach  conmon's SOCK_SEQPACKET attach socket
   ctl          resize fifo ("1 h w") conmon.pid / pidfile  conmon's and the container's pids
-Persisted (persist dir, under the data root): `exit` (exit code), `oom`.
+  status/      conmon's persist dir: `exit` (exit code), `oom`
+Conmon also writes the code to `<exit-dir>/<id>`. Both are under the exec root
+(a tmpfs), never on the data root: conmon gives up without writing any exit
+file when the first write fails, so a full data root would lose the code.
+`collect_exit` reads them and keeps a durable copy in the persist dir under
+the data root when the disk has room (read after a reboot wiped the exec root).
 """
 from __future__ import annotations
 
@@ -32,9 +37,9 @@ STDERR_PIPE = 3
 class ConmonSpec:
     cid: str
     name: str
-    bundle: str          # contains config.json; conmon puts attach/ctl here
-    persist_dir: str     # survives reboots: exit, oom
-    exit_dir: str
+    bundle: str          # contains config.json; conmon puts attach/ctl/status here
+    persist_dir: str     # under the data root: the durable copy of exit, oom
+    exit_dir: str        # under the exec root: <cid> holds the exit code
     log_path: str        # "" -> no log (log driver none)
     tty: bool
     stdin: bool
@@ -49,6 +54,24 @@ class Started:
     pid: int
 
 
+@dataclass(frozen=True)
+class ExitStatus:
+    code: int | None     # None: no exit file (conmon was killed, or the files are gone)
+    oom_killed: bool
+
+
+def _status_dir(spec: ConmonSpec) -> str:
+    return os.path.join(spec.bundle, "status")
+
+
+def _exit_files(spec: ConmonSpec) -> list[str]:
+    """Every exit and oom file a previous run of the container may have left."""
+    status, persist = _status_dir(spec), spec.persist_dir
+    return [os.path.join(status, "exit"), os.path.join(status, "oom"),
+            os.path.join(spec.bundle, "oom"), os.path.join(spec.exit_dir, spec.cid),
+            os.path.join(persist, "exit"), os.path.join(persist, "oom")]
+
+
 def _clean_runtime_files(bundle: str) -> None:
     for name in ("attach", "ctl", "winsz", "pidfile", "conmon.pid"):
         try:
@@ -59,24 +82,19 @@ def _clean_runtime_files(bundle: str) -> None:
 
 async def create(spec: ConmonSpec, oci_config: dict[str, Any]) -> Started:
     """Write config.json, start conmon (which runs `runc create`); return pids."""
-    os.makedirs(spec.bundle, exist_ok=True)
-    os.makedirs(spec.persist_dir, exist_ok=True)
-    for name in ("exit", "oom"):
+    os.makedirs(_status_dir(spec), exist_ok=True)
+    for path in _exit_files(spec):
         try:
-            os.unlink(os.path.join(spec.persist_dir, name))
+            os.unlink(path)
         except FileNotFoundError:
             pass
-    try:
-        os.unlink(os.path.join(spec.exit_dir, spec.cid))
-    except FileNotFoundError:
-        pass
     _clean_runtime_files(spec.bundle)
     write_atomic(os.path.join(spec.bundle, "config.json"), json.dumps(oci_config))
     argv = [CONMON, "--api-version", "1", "-c", spec.cid, "-u", spec.cid, "-n", spec.name,
             "-r", spec.runc, "--runtime-arg", "--root", "--runtime-arg", spec.runc_root,
             "-b", spec.bundle, "-p", os.path.join(spec.bundle, "pidfile"),
             "-P", os.path.join(spec.bundle, "conmon.pid"),
-            "--exit-dir", spec.exit_dir, "--persist-dir", spec.persist_dir,
+            "--exit-dir", spec.exit_dir, "--persist-dir", _status_dir(spec),
             "--socket-dir-path", spec.bundle, "--full-attach", "--log-level", "error"]
     argv += ["-l", f"k8s-file:{spec.log_path}"] if spec.log_path else ["-l", "none:"]
     if spec.tty:
@@ -167,18 +185,31 @@ def _runc_message(detail: str) -> str:
     return f"OCI runtime create failed: {detail.strip()}"
 
 
-def read_exit_code(spec_persist_dir: str, exit_dir: str, cid: str) -> int | None:
-    for path in (os.path.join(spec_persist_dir, "exit"), os.path.join(exit_dir, cid)):
-        try:
-            with open(path) as f:
-                return int(f.read().strip() or "0")
-        except (OSError, ValueError):
-            continue
-    return None
+def collect_exit(spec: ConmonSpec) -> ExitStatus:
+    """The exit status conmon recorded under the exec root (or, once a reboot wiped
+    that, the durable copy); the durable copy is written when the disk has room."""
+    files = _exit_files(spec)
+    code = _read_code(files[0]) if os.path.exists(files[0]) else _read_code(files[3])
+    oom = os.path.exists(files[1]) or os.path.exists(files[2])
+    if code is None:
+        return ExitStatus(_read_code(files[4]), oom or os.path.exists(files[5]))
+    try:
+        os.makedirs(spec.persist_dir, exist_ok=True)
+        write_atomic(files[4], str(code), fsync=False)
+        if oom:
+            open(files[5], "wb").close()
+    except OSError as e:
+        log.info("%s: no durable copy of the exit code (%s); it stays under the exec root",
+                 spec.cid[:12], e)
+    return ExitStatus(code, oom)
 
 
-def was_oom_killed(persist_dir: str) -> bool:
-    return os.path.exists(os.path.join(persist_dir, "oom"))
+def _read_code(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().strip() or "0")
+    except (OSError, ValueError):
+        return None
 
 
 def resize(bundle: str, height: int, width: int) -> None:

@@ -50,6 +50,10 @@ class LocalDriver:
         os.makedirs(path, mode=0o755, exist_ok=True)
         return path
 
+    def remove_dirs(self, name: str) -> None:
+        """Undo create_dirs of a volume that was never recorded (nothing is mounted there)."""
+        shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+
     def users(self, name: str) -> set[str]:
         return set(self._users.get(name, ()))
 

@@ -13,7 +13,7 @@ import os
 import re
 from typing import Callable
 
-from ..errors import Conflict, InvalidParameter, NotFound
+from ..errors import Conflict, InvalidParameter, NoSpace, NotFound, no_space
 from ..events import EventBus
 from ..store import Store
 from ..util.ids import new_id
@@ -109,13 +109,22 @@ class VolumeService:
         except InvalidParameter as e:
             raise InvalidParameter(f"create {name or ''}: {e.message}") from None
         name = name or new_id()
-        path = self.local.create_dirs(name)
+        self.store.require_space(f"create {name}")
         now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        vol = Volume(name=name, driver=driver, mountpoint=path, created_at=now,
-                     labels=None if labels is None else dict(labels),
+        vol = Volume(name=name, driver=driver, mountpoint=self.local.data_path(name),
+                     created_at=now, labels=None if labels is None else dict(labels),
                      options=None if driver_opts is None else dict(driver_opts))
+        # all or nothing: the directory, then the record; a failure undoes the directory
+        try:
+            self.local.create_dirs(name)
+            self.store.put(KIND, name, vol.to_dict())
+        except BaseException as e:
+            self.local.remove_dirs(name)
+            err = no_space(e)
+            if err is not None:
+                raise NoSpace(f"create {name}") from e
+            raise
         self._volumes[name] = vol
-        self.store.put(KIND, name, vol.to_dict())
         self.events.publish("volume", "create", name, {"driver": driver})
         return vol, True
 
@@ -133,9 +142,11 @@ class VolumeService:
         users = self.containers_using(name)
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+        # files first (on a full disk that makes room), then the record; a record that
+        # cannot be deleted (NoSpace) keeps the volume listed, so `volume rm` can be retried
         await asyncio.to_thread(self.local.remove, vol)
-        self._volumes.pop(name, None)
         self.store.delete(KIND, name)
+        self._volumes.pop(name, None)
         self.events.publish("volume", "destroy", name, {"driver": vol.driver})
 
     async def prune(self, filters: Filters | None = None,
