@@ -35,10 +35,10 @@ def small_disk_daemon(images_dir):
     try:
         d.start()
         d.cli("load", "-i", str(images_dir / "busybox.tar"))
+        d.cli("load", "-i", str(images_dir / "layered.tar"))
         yield d
     finally:
         try:
-            shutil.copy(d.log_path, "/tmp/dfx/last.log") if os.environ.get("DFX") else None
             cleanup_daemon(d)        # removes containers, stops, unmounts under data_root
         finally:
             while subprocess.run(["umount", "-l", d.data_root],
@@ -125,6 +125,8 @@ def test_full_disk(small_disk_daemon: Daemon) -> None:
     d.cli("volume", "prune", "-f")
     d.cli("volume", "rm", "keepvol")
     d.cli("rmi", "extra:1")
+    d.cli("rmi", "layered:latest")
+    d.cli("image", "prune", "-f")
     assert _names(d) == {"keep", "filler"} and _volumes(d) == set()
     assert anon_vol not in _volumes(d)
 
