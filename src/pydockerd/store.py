@@ -11,9 +11,12 @@ A full disk (see docs/ARCHITECTURE.md, "Full disk"):
 - `pydockerd.db.reserve`, a preallocated file of RESERVE_BYTES beside the
   database, is given back to the filesystem a chunk (1 MiB) at a time when a
   write fails with SQLITE_FULL, and the write is retried while chunks last.
-  Updates, deletions and transactions may draw on it; a document that does
-  not exist yet is a creation and fails at once (the reserve is for recording
-  removals and state changes). It is made whole again when the disk has room;
+  Updates and deletions may draw on it; a document that does not exist yet is
+  a creation and fails at once (the reserve is for recording removals and
+  state changes), and so does a transaction that writes one. A transaction is
+  rolled back whole by SQLite on SQLITE_FULL, so it cannot be retried: before
+  its COMMIT a chunk is given back if the disk is nearly full. The reserve is
+  made whole again when the disk has room;
 - rewriting a document unchanged writes nothing;
 - what cannot be written raises `NoSpace` (errors.py), never a bare sqlite3
   error, and leaves the database as it was.
@@ -57,6 +60,7 @@ class Store:
     def __init__(self, path: str, reserve_bytes: int = RESERVE_BYTES) -> None:
         self._lock = threading.RLock()
         self._depth = 0
+        self._tx_creates = False      # the open transaction writes a new document
         self._dir = os.path.dirname(os.path.abspath(path))
         self._reserve = SpaceReserve(path + ".reserve", reserve_bytes)
         self._next_restore = 0.0
@@ -100,8 +104,8 @@ class Store:
             return result
 
     def _make_room(self) -> None:
-        """Before a transaction (which cannot be retried once SQLite rolled it back): on
-        a disk that is nearly full, give back a chunk of the reserve first."""
+        """Before committing (a transaction cannot be retried once SQLite rolled it back
+        on SQLITE_FULL): on a disk that is nearly full, give back a chunk first."""
         try:
             if free_bytes(self._dir) < _LOW_WATER:
                 self._reserve.release()
@@ -136,8 +140,8 @@ class Store:
         with self._lock:
             outer = self._depth == 0
             if outer:
-                self._make_room()
                 self._db.execute("BEGIN IMMEDIATE")
+                self._tx_creates = False
             self._depth += 1
             try:
                 yield
@@ -148,6 +152,8 @@ class Store:
                 raise
             self._depth -= 1
             if outer:
+                if not self._tx_creates:      # creations do not draw on the reserve
+                    self._make_room()
                 try:
                     self._db.execute("COMMIT")
                 except sqlite3.OperationalError as e:
@@ -168,6 +174,8 @@ class Store:
                                    (kind, id)).fetchone()
             if row is not None and row[0] == doc:
                 return
+            if row is None and self._depth:
+                self._tx_creates = True
             self._write(f"write {kind} {id}", lambda: self._db.execute(
                 "INSERT OR REPLACE INTO objects(kind, id, data) VALUES (?,?,?)",
                 (kind, id, doc)), use_reserve=row is not None)
