@@ -92,8 +92,8 @@ def test_full_disk(small_disk_daemon: Daemon) -> None:
     d.cli("create", "--name", "made", "busybox", "true")
     d.cli("run", "--name", "anon", "-v", "/data", "busybox", "true")
     anon_vol = d.inspect("anon")["Mounts"][0]["Name"]
-    assert d.cli("run", "--name", "done5", "busybox", "sh", "-c", "exit 5",
-                 check=False).returncode == 5
+    assert d.cli("run", "--name", "done5", "--label", "prunable=1", "busybox", "sh", "-c",
+                 "exit 5", check=False).returncode == 5
 
     # a container fills the disk from its rw layer: the attached run returns its real code
     r = d.cli("run", "--name", "filler", "busybox", "sh", "-c",
@@ -120,7 +120,7 @@ def test_full_disk(small_disk_daemon: Daemon) -> None:
     # reads work; every kind of removal works, on the full disk
     assert d.out("images", "-q") and d.inspect("keep")["State"]["Running"]
     d.cli("rm", "-f", "made")
-    d.cli("rm", "done5")
+    d.cli("container", "prune", "-f", "--filter", "label=prunable")
     d.cli("rm", "anon")
     d.cli("volume", "prune", "-f")
     d.cli("volume", "rm", "keepvol")
