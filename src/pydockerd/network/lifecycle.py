@@ -9,7 +9,7 @@ import logging
 import os
 from typing import Collection
 
-from ..errors import InvalidParameter
+from ..errors import DockerError, InvalidParameter
 from ..util.ids import new_id, now_rfc3339
 from . import bridge as br
 from . import endpoints, sandbox, usernets
@@ -181,14 +181,20 @@ async def reconcile(st: NetworkState, live_container_ids: Collection[str]) -> No
     """After a restart: release endpoints and sandboxes of containers that are gone."""
     live = set(live_container_ids)
     for cid in {ep.container_id for ep in st.endpoints_by_key.values()} - live:
-        await endpoints.release_sandbox(st, cid)
+        try:
+            await endpoints.release_sandbox(st, cid)
+        except DockerError as e:      # a full disk, say: the next start retries it
+            log.warning("releasing the network sandbox of %s: %s", cid[:12], e.message)
     if os.path.isdir(st.netns_dir):
         for entry in os.listdir(st.netns_dir):
             if entry not in live:
                 sandbox.remove_netns(os.path.join(st.netns_dir, entry))
     for doc in st.store.all(K_LEASE).values():
         if doc.get("container_id") not in live:
-            st.release_lease(doc["network_id"], doc["ip"])
+            try:
+                st.release_lease(doc["network_id"], doc["ip"])
+            except DockerError as e:
+                log.warning("releasing the address %s: %s", doc["ip"], e.message)
     for ep in list(st.endpoints_by_key.values()):        # live restore of the embedded DNS
         net = st.networks.get(ep.network_id)
         if net is not None and not net.predefined:
