@@ -107,6 +107,8 @@ def test_full_disk(small_disk_daemon: Daemon) -> None:
     # what needs space fails clearly (a 5xx with the message), and leaves nothing
     _fails_for_space(d, "volume", "create", "nospace")
     _fails_for_space(d, "create", "--name", "nope", "busybox")
+    _fails_for_space(d, "network", "create", "nonet")
+    assert "nonet" not in d.out("network", "ls", "--format", "{{.Name}}").split()
     sdk = docker.DockerClient(base_url=d.host, timeout=30)
     try:
         with pytest.raises(docker.errors.APIError) as info:

@@ -32,14 +32,15 @@ async def create_network(st: NetworkState, req: usernets.NetworkRequest) -> Netw
                       ip_range=str(pool.ip_range) if pool.ip_range else "",
                       options=dict(req.options), labels=dict(req.labels),
                       internal=req.internal, attachable=req.attachable, bridge_name=dev)
+        st.store.require_space(f"create network {req.name}")
         st.networks[net.id] = net
         st.pools[net.id] = pool
         try:
             await lifecycle.bring_up_user(st, net)
+            st.store.put(K_NETWORK, net.id, net.to_doc())
         except BaseException:
             await asyncio.shield(lifecycle.tear_down_user(st, net))
             raise
-        st.store.put(K_NETWORK, net.id, net.to_doc())
         await lifecycle.refresh_isolation(st, skip=net.id)
     st.events.publish("network", "create", net.id, {"name": net.name, "type": "bridge"})
     return net
