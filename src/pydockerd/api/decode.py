@@ -2,7 +2,7 @@
 
 One generic decoder for every body and JSON-valued query parameter:
 
-1. parse (msgspec.json; malformed or too deeply nested JSON is a 400);
+1. parse (api/jsonin.parse_json: malformed or too deeply nested JSON is a 400);
 2. walk the value along the target type's schema (msgspec.inspect.type_info, cached
    per type): keys match field names case-insensitively (an exact match first, as Go),
    `null` means absent (Go leaves the zero value), a string where a
@@ -23,6 +23,7 @@ import msgspec
 import msgspec.inspect as mi
 
 from ..errors import InvalidParameter
+from .jsonin import parse_json
 
 T = TypeVar("T")
 
@@ -221,16 +222,6 @@ def _value_at(value: Any, path: str) -> str:
 # ---------------------------------------------------------------- entry points
 
 
-def parse_json(raw: bytes | str, what: str = "JSON") -> Any:
-    """Bytes → Python values; malformed or too deeply nested JSON is InvalidParameter."""
-    try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError as e:
-        raise InvalidParameter(f"invalid {what}: {e}") from None
-    except RecursionError:
-        raise InvalidParameter(f"invalid {what}: nested too deeply") from None
-
-
 def convert(obj: Any, typ: type[T]) -> T:
     """An already parsed JSON value → the model `typ`, with Go's decoding rules."""
     t: Any = typ
@@ -244,7 +235,7 @@ def convert(obj: Any, typ: type[T]) -> T:
 def decode_body(raw: bytes, typ: type[T], *, required: bool = False) -> T:
     """A request body → the model `typ`. An empty or `null` body is the zero value (all
     fields absent), or an error when `required` (the create body)."""
-    obj = parse_json(raw) if raw.strip() else None
+    obj = parse_json(raw) if raw.strip() else None        # api/jsonin: the one JSON parser
     if obj is None:                     # no body, or `null`: Go leaves the zero value
         if required:
             raise InvalidParameter("config cannot be empty in order to create a container")
@@ -256,7 +247,7 @@ def decode_query_json(raw: str | None, typ: type[T], name: str) -> T | None:
     """A JSON-valued query parameter (`buildargs`, `labels`, ...) → `typ`; None if absent."""
     if not raw:
         return None
-    obj = parse_json(raw, f"JSON in {name}")
+    obj = parse_json(raw, name)
     if obj is None:
         return None
     return convert(obj, typ)

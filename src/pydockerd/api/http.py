@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qs
 
 from ..errors import InvalidParameter
+from .jsonin import parse_json
 
 if TYPE_CHECKING:
     import asyncio
@@ -40,22 +42,50 @@ class Body:
 
 
 def parse_filters(raw: Any) -> dict[str, list[str]]:
-    """Docker's filters JSON: {"k": ["v", ...]} or the legacy {"k": {"v": true}}."""
+    """Docker's filters JSON: {"k": ["v", ...]} or the legacy {"k": {"v": true}}
+    (a bare string value is taken as a one-element list)."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise InvalidParameter("invalid filters: expected a JSON object")
     out: dict[str, list[str]] = {}
     for key, val in raw.items():
-        if isinstance(val, dict):
-            out[key] = [str(k) for k, on in val.items() if on]
-        elif isinstance(val, list):
-            out[key] = [str(v) for v in val]
+        if isinstance(val, dict) and all(isinstance(on, bool) for on in val.values()):
+            out[key] = [k for k, on in val.items() if on]
+        elif isinstance(val, list) and all(isinstance(v, str) for v in val):
+            out[key] = list(val)
         elif isinstance(val, str):
             out[key] = [val]
         else:
-            raise InvalidParameter(f"invalid filter '{key}'")
+            raise InvalidParameter(f"invalid filter '{key}': expected a list of strings")
     return out
+
+
+_ATOI = re.compile(r"[+-]?[0-9]+")
+_INT64_MAX = (1 << 63) - 1
+
+
+def go_quote(s: str) -> str:
+    """Go's %q of a string (close enough for error messages)."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+def atoi(name: str, value: str) -> int:
+    """Go's strconv.Atoi (64-bit): ASCII digits with an optional sign, nothing else."""
+    if not _ATOI.fullmatch(value):
+        raise InvalidParameter(f"invalid value for {name}: strconv.Atoi: parsing "
+                               f"{go_quote(value)}: invalid syntax")
+    digits = value.lstrip("+-").lstrip("0")
+    n = int(value) if len(digits) <= 19 else _INT64_MAX + 1
+    if not -_INT64_MAX - 1 <= n <= _INT64_MAX:
+        raise InvalidParameter(f"invalid value for {name}: strconv.Atoi: parsing "
+                               f"{go_quote(value)}: value out of range")
+    return n
+
+
+def bool_value(value: str) -> bool:
+    """moby's httputils.BoolValue: "", "0", "no", "false", "none" are false."""
+    return value.strip().lower() not in ("", "0", "no", "false", "none")
 
 
 @dataclass
@@ -72,38 +102,44 @@ class Request:
 
     @classmethod
     def parse_query(cls, qs: str) -> dict[str, list[str]]:
-        return parse_qs(qs, keep_blank_values=True)
+        query = parse_qs(qs, keep_blank_values=True)
+        for k, vals in query.items():
+            if "\x00" in k or any("\x00" in v for v in vals):
+                raise InvalidParameter(f"invalid query parameter {go_quote(k)}: "
+                                       "contains a NUL byte")
+        return query
 
     def q(self, name: str, default: str | None = None) -> str | None:
+        """The first value of a query parameter (Go's FormValue)."""
         v = self.query.get(name)
-        return v[-1] if v else default
+        return v[0] if v else default
 
     def q_list(self, name: str) -> list[str]:
         return self.query.get(name, [])
 
     def q_bool(self, name: str, default: bool = False) -> bool:
+        """moby's BoolValueOrDefault: `default` when absent, else BoolValue."""
         v = self.q(name)
-        if v is None:
-            return default
-        return v.lower() not in ("", "0", "false", "no")
+        return default if v is None else bool_value(v)
 
     def q_int(self, name: str, default: int | None = None) -> int | None:
+        """An integer parameter as dockerd reads it (strconv.Atoi); absent or empty
+        is `default`, anything else not an integer is a 400."""
         v = self.q(name)
         if v is None or v == "":
             return default
-        try:
-            return int(v)
-        except ValueError:
-            raise InvalidParameter(f"invalid value for {name}: {v!r}") from None
+        return atoi(name, v)
+
+    def tty_size(self) -> tuple[int, int]:
+        """`h` and `w` of a resize: both required integers (dockerd: strconv.Atoi)."""
+        return atoi("h", self.q("h") or ""), atoi("w", self.q("w") or "")
 
     def q_json(self, name: str) -> Any:
+        """A JSON-valued parameter (filters, buildargs, labels...); empty is None."""
         v = self.q(name)
         if not v:
             return None
-        try:
-            return json.loads(v)
-        except ValueError as e:
-            raise InvalidParameter(f"invalid JSON in {name}: {e}") from None
+        return parse_json(v, name)
 
     def filters(self) -> dict[str, list[str]]:
         """The `filters` query, normalised (see parse_filters)."""
@@ -113,10 +149,7 @@ class Request:
         raw = await self.body.read()
         if not raw.strip():
             return default
-        try:
-            return json.loads(raw)
-        except ValueError as e:
-            raise InvalidParameter(f"invalid JSON: {e}") from None
+        return parse_json(raw)
 
     def version_at_least(self, major: int, minor: int) -> bool:
         return self.api_version >= (major, minor)
@@ -138,14 +171,33 @@ def empty(status: int = 204) -> Response:
     return Response(status, b"", None)
 
 
+def json_message_error(message: str) -> bytes:
+    """dockerd's streamformatter error (pull, push, load, build, import streams)."""
+    return json.dumps({"errorDetail": {"message": message}, "error": message}).encode() + b"\n"
+
+
 @dataclass
 class StreamResponse:
-    """A chunked response whose body comes from an async iterator."""
+    """A chunked response whose body comes from an async iterator.
+
+    The status line goes out with the first item (yield b"" to send it at once),
+    so what the iterator raises before its first item is a plain error response.
+    An error after that ends the stream with on_error(message); without one, a
+    JSON stream ends with json_message_error and any other (a tar) is cut off.
+    """
 
     chunks: AsyncIterator[bytes]
     content_type: str = "application/json"
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    on_error: Callable[[str], bytes] | None = None
+
+    def error_chunk(self, message: str) -> bytes | None:
+        if self.on_error is not None:
+            return self.on_error(message)
+        if self.content_type == "application/json":
+            return json_message_error(message)
+        return None
 
 
 @dataclass

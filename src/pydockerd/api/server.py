@@ -1,5 +1,5 @@
-"""HTTP/1.1 on asyncio streams + httptools: listeners, version handling,
-keep-alive, chunked responses, hijacking, and the one error -> status mapping.
+"""HTTP/1.1 on asyncio streams + httptools: listeners, keep-alive, chunked
+responses, hijacking, and the one error -> status mapping.
 """
 from __future__ import annotations
 
@@ -7,86 +7,58 @@ import asyncio
 import json
 import logging
 import os
-import re
 import socket
 import ssl
-from collections import deque
-from dataclasses import dataclass, field
+import time
 from typing import Any
-from urllib.parse import unquote
 
 import httptools
 
 from .. import __version__
-from ..errors import DockerError, InvalidParameter, no_space
+from ..errors import DockerError, no_space
 from .http import Body, HijackResponse, Request, Response, StreamResponse
+from .httpwire import BadRequest, HeadersTooLarge, Message, RequestParser, UriTooLong, \
+    split_target
 from .router import Router
+from .version import API_VERSION, MIN_API_VERSION, negotiate, split_version, version_str
 
 log = logging.getLogger("pydockerd.api")
 
-API_VERSION = (1, 50)
-MIN_API_VERSION = (1, 24)
-_VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
+__all__ = ["API_VERSION", "MIN_API_VERSION", "ApiServer", "error_response", "version_str"]
+
 _REASONS = {100: "Continue", 101: "UPGRADED", 200: "OK", 201: "Created", 204: "No Content",
             304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-            404: "Not Found", 409: "Conflict", 500: "Internal Server Error",
+            404: "Not Found", 409: "Conflict", 414: "Request-URI Too Long",
+            431: "Request Header Fields Too Large", 500: "Internal Server Error",
             501: "Not Implemented", 503: "Service Unavailable"}
+_REFUSALS = (BadRequest, UriTooLong, HeadersTooLarge)
+_DRAIN_AFTER_REFUSAL = (1.0, 16 << 20)     # seconds, bytes read and dropped before close
 
 
-def version_str(v: tuple[int, int]) -> str:
-    return f"{v[0]}.{v[1]}"
+def error_status(e: BaseException, what: str) -> tuple[int, str]:
+    """The one place where an exception becomes a status and a message.
 
-
-@dataclass
-class _Message:
-    method: str = ""
-    url: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    body: deque[bytes] = field(default_factory=deque)
-    headers_done: bool = False
-    complete: bool = False
-    keep_alive: bool = True
-
-
-class _Parser:
-    """Collects httptools callbacks into _Message objects (pipelining-safe)."""
-
-    def __init__(self) -> None:
-        self.messages: deque[_Message] = deque()
-        self._cur: _Message | None = None
-        self._hname = b""
-        self.p = httptools.HttpRequestParser(self)
-
-    def on_message_begin(self) -> None:
-        self._cur = _Message()
-        self.messages.append(self._cur)
-
-    def on_url(self, url: bytes) -> None:
-        assert self._cur
-        self._cur.url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        assert self._cur
-        key = name.decode("latin-1").lower()
-        val = value.decode("latin-1")
-        if key in self._cur.headers:
-            self._cur.headers[key] += ", " + val
+    A DockerError carries its status and a message meant for the client; anything
+    else is a bug: logged with its traceback under a short request id, and the
+    client gets only that id. A full disk is a NoSpace wherever it surfaced.
+    """
+    e = no_space(e) or e
+    if isinstance(e, DockerError):
+        if e.status >= 500:
+            log.error("%s: %s", what, e.message)
         else:
-            self._cur.headers[key] = val
+            log.debug("%s -> %d: %s", what, e.status, e.message)
+        status, message = e.status, e.message
+    else:
+        rid = os.urandom(4).hex()
+        log.error("%s failed (request %s)", what, rid, exc_info=e)
+        status, message = 500, f"internal server error (request {rid})"
+    return status, message
 
-    def on_headers_complete(self) -> None:
-        assert self._cur
-        self._cur.method = self.p.get_method().decode()
-        self._cur.keep_alive = self.p.should_keep_alive()
-        self._cur.headers_done = True
 
-    def on_body(self, body: bytes) -> None:
-        assert self._cur
-        self._cur.body.append(bytes(body))
-
-    def on_message_complete(self) -> None:
-        assert self._cur
-        self._cur.complete = True
+def error_response(e: BaseException, what: str) -> Response:
+    status, message = error_status(e, what)
+    return Response(status, (json.dumps({"message": message}) + "\n").encode())
 
 
 class _Connection:
@@ -95,9 +67,10 @@ class _Connection:
         self.server = server
         self.reader = reader
         self.writer = writer
-        self.parser = _Parser()
+        self.parser = RequestParser()
         self.upgrade_rest: bytes | None = None   # raw bytes after an upgrade request's head
         self.eof = False
+        self.answered = False                    # the current request's status line is out
 
     async def _feed(self) -> bool:
         """Read more bytes into the parser. False on EOF."""
@@ -108,11 +81,9 @@ class _Connection:
             self.eof = True
             return False
         try:
-            self.parser.p.feed_data(data)
+            self.parser.feed(data)
         except httptools.HttpParserUpgrade as e:
             self.upgrade_rest = data[e.args[0]:]
-        except httptools.HttpParserError as e:
-            raise InvalidParameter(f"malformed HTTP request: {e}") from None
         return True
 
     async def run(self) -> None:
@@ -122,27 +93,47 @@ class _Connection:
                     if not await self._feed():
                         return
                 msg = self.parser.messages[0]
+                self.answered = False
                 keep = await self._serve(msg)
                 self.parser.messages.popleft()
                 if not keep:
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
-        except InvalidParameter as e:
-            await self._write_simple(400, {"message": e.message}, close=True)
+        except _REFUSALS as e:
+            if not self.answered:
+                await self._refuse(e)
         finally:
             try:
                 self.writer.close()
             except Exception:  # noqa: BLE001 - closing a dead socket
                 pass
 
-    async def _pull_body(self, msg: _Message) -> bytes:
+    async def _refuse(self, e: DockerError) -> None:
+        """Answer a request that cannot be read (malformed, oversized), then drop
+        what the client still sends for a moment, so it reads the answer rather
+        than a reset, as Go's server does before closing."""
+        try:
+            await self._write_response(error_response(e, "refused request"), False, False)
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            deadline = time.monotonic() + _DRAIN_AFTER_REFUSAL[0]
+            left = _DRAIN_AFTER_REFUSAL[1]
+            while left > 0 and (wait := deadline - time.monotonic()) > 0:
+                data = await asyncio.wait_for(self.reader.read(65536), wait)
+                if not data:
+                    break
+                left -= len(data)
+        except (ConnectionError, OSError, asyncio.TimeoutError):
+            pass
+
+    async def _pull_body(self, msg: Message) -> bytes:
         while not msg.body:
             if msg.complete or not await self._feed():
                 return b""
         return msg.body.popleft()
 
-    async def _serve(self, msg: _Message) -> bool:
+    async def _serve(self, msg: Message) -> bool:
         upgrade = self.upgrade_rest is not None
         raw = b""
         if upgrade:
@@ -165,53 +156,28 @@ class _Connection:
             body = Body(pull_fixed)
         else:
             body = Body(lambda: self._pull_body(msg))
-        url = httptools.parse_url(msg.url)
-        path = unquote((url.path or b"/").decode("utf-8", "replace"))
-        qs = (url.query or b"").decode("latin-1")
-        version = API_VERSION
-        m = _VERSION_PREFIX.match(path)
+        path = "/"
         try:
-            if m:
-                version = (int(m.group(1)), int(m.group(2)))
-                path = m.group(3)
-                if version > API_VERSION:
-                    raise InvalidParameter(
-                        f"client version {version_str(version)} is too new. "
-                        f"Maximum supported API version is {version_str(API_VERSION)}")
-                if version < MIN_API_VERSION:
-                    raise InvalidParameter(
-                        f"client version {version_str(version)} is too old. Minimum supported "
-                        f"API version is {version_str(MIN_API_VERSION)}, please upgrade your "
-                        "client to a newer version")
-            req = Request(msg.method, path, Request.parse_query(qs), msg.headers, body,
-                          version, upgrade=upgrade, initial_raw=raw)
+            path, qs = split_target(msg.url)
+            version_text, path = split_version(path)
             handler, params = self.server.router.resolve(msg.method, path)
-            req.params = params
-            try:
-                resp = await handler(req)
-            except Exception as exc:   # a full disk is a NoSpace, wherever it surfaced
-                full = no_space(exc)
-                if full is None:
-                    raise
-                raise full from exc
-        except DockerError as e:
-            if e.status >= 500:
-                log.error("%s %s: %s", msg.method, path, e.message)
-            else:
-                log.debug("%s %s -> %d: %s", msg.method, path, e.status, e.message)
-            resp = Response(e.status, (json.dumps({"message": e.message}) + "\n").encode())
-        except Exception as e:  # noqa: BLE001 - last resort, keep serving
-            log.exception("%s %s failed", msg.method, path)
-            resp = Response(500, (json.dumps({"message": f"internal error: {e}"}) + "\n").encode())
+            version = negotiate(version_text)     # after routing: unknown routes are 404
+            req = Request(msg.method, path, Request.parse_query(qs), msg.headers, body,
+                          version, params=params, upgrade=upgrade, initial_raw=raw)
+            resp = await handler(req)
+        except Exception as e:  # noqa: BLE001 - every failure becomes an answer
+            resp = error_response(e, f"{msg.method} {path}")
         log.debug("%s %s -> %s", msg.method, path, getattr(resp, "status", 101))
         if isinstance(resp, HijackResponse):
+            self.answered = True
             await self._hijack(resp, upgrade, raw)
             return False
         keep = msg.keep_alive and not upgrade
         head_only = msg.method == "HEAD"
         if isinstance(resp, StreamResponse):
             # a streaming body may consume the request body as it goes (docker load)
-            await self._write_stream(resp, head_only)
+            if not await self._write_stream(resp, head_only, f"{msg.method} {path}"):
+                return False
         else:
             await self._write_response(resp, keep, head_only)
         # drain what the handler did not read of the body
@@ -236,34 +202,58 @@ class _Connection:
         if not keep:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.answered = True
         self.writer.write(head if head_only or resp.status in (204, 304) else head + resp.body)
         await self.writer.drain()
 
-    async def _write_simple(self, status: int, obj: Any, close: bool) -> None:
-        try:
-            await self._write_response(Response(status, json.dumps(obj).encode()), not close, False)
-        except ConnectionError:
-            pass
-
-    async def _write_stream(self, resp: StreamResponse, head_only: bool) -> None:
-        lines = [f"HTTP/1.1 {resp.status} {_REASONS.get(resp.status, 'Status')}",
-                 *self._common_headers(), f"Content-Type: {resp.content_type}",
-                 "Transfer-Encoding: chunked"]
-        for k, v in resp.headers.items():
-            lines.append(f"{k}: {v}")
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        await self.writer.drain()
-        if head_only:
-            self.writer.write(b"0\r\n\r\n")
-            return
+    async def _write_stream(self, resp: StreamResponse, head_only: bool, what: str) -> bool:
+        """Send a chunked response. The status line waits for the stream's first
+        item (an empty one just sends it), so an error raised before that is a
+        plain error response, as dockerd answers before its output is flushed.
+        An error after it ends the stream in the stream's own format (or cuts
+        the connection when the format has none, e.g. a tar). False: close."""
         it = resp.chunks
         try:
-            async for chunk in it:
-                if chunk:
-                    self.writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                    await self.writer.drain()
+            first: bytes | None = None
+            if not head_only:
+                try:
+                    first = await it.__anext__()
+                except StopAsyncIteration:
+                    first = None
+                except Exception as e:  # noqa: BLE001 - before the status line
+                    await self._write_response(error_response(e, what), True, False)
+                    return True
+            lines = [f"HTTP/1.1 {resp.status} {_REASONS.get(resp.status, 'Status')}",
+                     *self._common_headers(), f"Content-Type: {resp.content_type}",
+                     "Transfer-Encoding: chunked"]
+            for k, v in resp.headers.items():
+                lines.append(f"{k}: {v}")
+            self.answered = True
+            self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            await self.writer.drain()
+            if head_only:
+                self.writer.write(b"0\r\n\r\n")
+                return True
+            chunk = first
+            try:
+                while chunk is not None:
+                    if chunk:
+                        self.writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        await self.writer.drain()
+                    try:
+                        chunk = await it.__anext__()
+                    except StopAsyncIteration:
+                        chunk = None
+            except (ConnectionError, asyncio.CancelledError):
+                raise
+            except Exception as e:  # noqa: BLE001 - after the status line
+                tail = resp.error_chunk(error_status(e, what)[1])
+                if tail is None:
+                    return False
+                self.writer.write(b"%x\r\n%s\r\n" % (len(tail), tail))
             self.writer.write(b"0\r\n\r\n")
             await self.writer.drain()
+            return True
         finally:
             aclose = getattr(it, "aclose", None)
             if aclose is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import lzma
 import os
 import posixpath
 import re
@@ -32,7 +33,11 @@ def unpack_context(src: IO[bytes], root: str) -> None:
         with tarfile.open(fileobj=decompressed(src), mode="r|") as tar:
             for m in tar:
                 ex.entry(tar, m)
-    except (tarfile.TarError, EOFError, zlib.error) as e:
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
+        raise InvalidParameter(f"invalid build context: {e}") from e
+    except OSError as e:
+        if e.errno is not None:      # a real I/O failure, not bad compressed data (bz2)
+            raise
         raise InvalidParameter(f"invalid build context: {e}") from e
     ex.finish()
 

@@ -117,6 +117,8 @@ class BuildService:
             return Build(self, ctx, root, instructions, escape, opts)
         except BaseException:
             shutil.rmtree(ctx, ignore_errors=True)
+            if os.path.lexists(ctx + ".tar"):
+                os.unlink(ctx + ".tar")
             raise
 
     @staticmethod

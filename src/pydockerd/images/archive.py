@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -47,7 +48,7 @@ def ensure_plain_tar(path: str) -> str:
     try:
         with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         if os.path.exists(plain):
             os.unlink(plain)
         if isinstance(e, OSError) and e.errno is not None:

@@ -166,12 +166,11 @@ class Loader:
     # --- the stream -------------------------------------------------------------------
     async def run(self, chunks: AsyncIterator[bytes], quiet: bool,
                   on_loaded: Callable[[Loaded], None]) -> AsyncIterator[bytes]:
-        """Yield dockerd's JSON lines; on_loaded runs on the loop per image (events)."""
-        try:
-            path = await self.spool(chunks)
-        except DockerError as e:
-            yield error_line(e.message)
-            return
+        """Yield dockerd's JSON lines; on_loaded runs on the loop per image (events).
+        An error before the first line is raised (the API answers it with a plain
+        status, as dockerd does before its output is flushed); after it, it ends
+        the stream as an errorDetail line."""
+        path = await self.spool(chunks)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
@@ -185,15 +184,22 @@ class Loader:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
         fut = loop.run_in_executor(None, work)
+        flushed = False
         while (msg := await queue.get()) is not None:
+            flushed = True
             yield json_line(msg)
         try:
             results = await fut
         except DockerError as e:
+            if not flushed:
+                raise
             yield error_line(e.message)
             return
         except OSError as e:
-            yield error_line(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
+            message = f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
+            if not flushed:
+                raise SystemError_(message) from e
+            yield error_line(message)
             return
         for loaded in results:
             for ref, old in loaded.replaced:

@@ -20,6 +20,7 @@ def routes(builds: BuildService) -> list[Route]:
                                    "DOCKER_BUILDKIT=0 (the classic builder)")
         args = decode_query_json(req.q("buildargs"), BuildArgs, "buildargs") or {}
         labels = decode_query_json(req.q("labels"), BuildLabels, "labels") or {}
+        decode_query_json(req.q("cachefrom"), list[str], "cachefrom")    # checked, unused yet
         opts = BuildOptions(
             tags=[t for t in req.q_list("t") if t], dockerfile=req.q("dockerfile") or "Dockerfile",
             buildargs=args, labels=labels,

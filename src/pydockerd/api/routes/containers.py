@@ -10,13 +10,13 @@ from ...containers.logs import LogQuery, read_logs
 from ...containers.service import ContainerService
 from ...containers.top import top
 from ...containers.validate import validate_create, validate_update
-from ...errors import InvalidParameter, NotFound
+from ...errors import CommandFailed, InvalidParameter, NotFound
 from ...models import ContainerCreateRequest, UpdateConfig, to_doc
 from ...util.ids import parse_unix_or_rfc3339_ns
 from .. import wire_containers as wire
 from ..decode import decode_body
 from ..http import (AnyResponse, HijackResponse, Request, Response, StreamResponse, empty,
-                    json_response)
+                    go_quote, json_response)
 from ..router import Route
 from ..streams import frame, parse_detach_keys, pump_input
 
@@ -136,6 +136,10 @@ class ContainerRoutes:
 
     async def wait(self, req: Request) -> AnyResponse:
         cond = req.q("condition", "not-running") or "not-running"
+        if not req.version_at_least(1, 30):
+            cond = "not-running"
+        elif cond not in _WAIT_CONDITIONS:
+            raise InvalidParameter(f"invalid condition: {go_quote(cond)}")
         ref = req.params["id"]
         self.c.get(ref)  # 404 before the 200 header goes out
         waiter = asyncio.ensure_future(self.c.wait(ref, cond))
@@ -143,6 +147,7 @@ class ContainerRoutes:
         async def body() -> AsyncIterator[bytes]:
             # the header goes out at once (the CLI waits for it before starting);
             # the JSON body follows when the condition is met
+            yield b""
             try:
                 ct = await waiter
             except NotFound:
@@ -152,7 +157,7 @@ class ContainerRoutes:
             err = {"Message": ct.state.error} if ct.state.error and cond != "removed" \
                 and ct.state.status != "created" else None
             yield json.dumps({"StatusCode": ct.state.exit_code, "Error": err}).encode() + b"\n"
-        return StreamResponse(body())
+        return StreamResponse(body(), on_error=_wait_error)
 
     async def remove(self, req: Request) -> AnyResponse:
         if req.q_bool("link"):
@@ -171,7 +176,14 @@ class ContainerRoutes:
         return json_response({"Warnings": warnings})
 
     async def top(self, req: Request) -> AnyResponse:
-        titles, procs = await top(self.c.get(req.params["id"]), req.q("ps_args") or "-ef")
+        try:
+            titles, procs = await top(self.c.get(req.params["id"]), req.q("ps_args") or "-ef")
+        except CommandFailed as e:
+            if e.argv[:1] != ["ps"]:
+                raise
+            # dockerd shows the first line of ps's complaint (daemon/top_unix.go)
+            why = (e.stderr.strip().splitlines() or [f"exit status {e.returncode}"])[0]
+            raise InvalidParameter(f"ps: {why}") from None
         return json_response({"Titles": titles, "Processes": procs})
 
     async def logs(self, req: Request) -> AnyResponse:
@@ -195,6 +207,7 @@ class ContainerRoutes:
             return ct.state.running or ct.state.status == "restarting"
 
         async def body() -> AsyncIterator[bytes]:
+            yield b""      # dockerd answers 200 at once: the arguments were checked
             async for rec in read_logs(ct.log_path, q, running):
                 data = rec.data
                 if q.timestamps:
@@ -202,7 +215,11 @@ class ContainerRoutes:
                 yield data if tty else frame(rec.stream, data)
         ctype = "application/vnd.docker.raw-stream" if tty \
             else "application/vnd.docker.multiplexed-stream"
-        return StreamResponse(body(), ctype)
+
+        def log_error(message: str) -> bytes:
+            text = f"Error grabbing logs: {message}\n".encode()
+            return text if tty else frame("stderr", text)
+        return StreamResponse(body(), ctype, on_error=log_error)
 
     async def attach(self, req: Request) -> AnyResponse:
         ct = self.c.get(req.params["id"])
@@ -259,7 +276,7 @@ class ContainerRoutes:
         return HijackResponse(handler, ctype)
 
     async def resize(self, req: Request) -> AnyResponse:
-        h, w = req.q_int("h", 0) or 0, req.q_int("w", 0) or 0
+        h, w = req.tty_size()
         self.c.resize(req.params["id"], h, w)
         return Response(200, b"", "text/plain; charset=utf-8")
 
@@ -282,20 +299,23 @@ class ContainerRoutes:
         return StreamResponse(self.archive.export(ct), "application/x-tar")
 
     async def archive_head(self, req: Request) -> AnyResponse:
+        path = _archive_path(req)
         ct = self.c.get(req.params["id"])
-        stat = await self.archive.stat(ct, req.q("path") or "")
+        stat = await self.archive.stat(ct, path)
         return Response(200, b"", "application/json",
                         {"X-Docker-Container-Path-Stat": _stat_header(stat)})
 
     async def archive_get(self, req: Request) -> AnyResponse:
+        path = _archive_path(req)
         ct = self.c.get(req.params["id"])
-        stat, chunks = await self.archive.get(ct, req.q("path") or "")
+        stat, chunks = await self.archive.get(ct, path)
         return StreamResponse(chunks, "application/x-tar",
                               headers={"X-Docker-Container-Path-Stat": _stat_header(stat)})
 
     async def archive_put(self, req: Request) -> AnyResponse:
+        path = _archive_path(req)
         ct = self.c.get(req.params["id"])
-        await self.archive.put(ct, req.q("path") or "", req.body.chunks(),
+        await self.archive.put(ct, path, req.body.chunks(),
                                no_overwrite_dir_non_dir=req.q_bool("noOverwriteDirNonDir"),
                                copy_uid_gid=req.q_bool("copyUIDGID"))
         return Response(200, b"", None)
@@ -319,6 +339,20 @@ async def _copy_out(session: Any, writer: asyncio.StreamWriter, tty: bool,
             continue
         writer.write(data if tty else frame(stream, data))
         await writer.drain()
+
+
+_WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
+
+
+def _wait_error(message: str) -> bytes:
+    return json.dumps({"StatusCode": -1, "Error": {"Message": message}}).encode() + b"\n"
+
+
+def _archive_path(req: Request) -> str:
+    path = req.q("path") or ""
+    if not path:
+        raise InvalidParameter("bad parameter: path cannot be empty")
+    return path
 
 
 def _stat_header(stat: dict[str, Any]) -> str:

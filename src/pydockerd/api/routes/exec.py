@@ -81,7 +81,7 @@ class ExecRoutes:
         return HijackResponse(handler, ctype)
 
     async def resize(self, req: Request) -> AnyResponse:
-        self.execs.resize(req.params["id"], req.q_int("h", 0) or 0, req.q_int("w", 0) or 0)
+        self.execs.resize(req.params["id"], *req.tty_size())
         return Response(200, b"", "text/plain; charset=utf-8")
 
     async def inspect(self, req: Request) -> AnyResponse:

@@ -1,0 +1,146 @@
+"""Reading HTTP/1.1 requests off the wire: httptools callbacks collected into
+messages, with the size limits that turn oversized input into an answer.
+
+Go's net/http (dockerd's server) refuses a request head (request line +
+headers) above 1 MiB (+4 KiB slack) with 431 and a malformed one with 400; it
+has no separate limit for the request target. pydockerd answers 414 for a
+request target above MAX_TARGET (a query that large is never a real client's)
+and 431 for a head above MAX_HEAD, both before reading further.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+import httptools
+
+from ..errors import DockerError
+
+MAX_TARGET = 256 << 10      # request target (path + query), bytes
+MAX_HEAD = 1 << 20          # request line + headers, bytes (Go's DefaultMaxHeaderBytes)
+
+
+class BadRequest(DockerError):
+    """The bytes are not an HTTP/1.1 request: answered, then the connection closes."""
+
+    status = 400
+
+
+class UriTooLong(DockerError):
+    status = 414
+
+
+class HeadersTooLarge(DockerError):
+    status = 431
+
+
+@dataclass
+class Message:
+    method: str = ""
+    url: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    body: deque[bytes] = field(default_factory=deque)
+    headers_done: bool = False
+    complete: bool = False
+    keep_alive: bool = True
+    head_bytes: int = 0
+
+
+class RequestParser:
+    """Collects httptools callbacks into Message objects (pipelining-safe).
+
+    feed() raises BadRequest, UriTooLong or HeadersTooLarge; a request head
+    over a limit stops being stored (so memory stays bounded) and is refused
+    after the chunk that crossed the limit.
+    """
+
+    def __init__(self) -> None:
+        self.messages: deque[Message] = deque()
+        self._cur: Message | None = None
+        self._url_len = 0
+        self._refusal: DockerError | None = None
+        self._p = httptools.HttpRequestParser(self)
+
+    def feed(self, data: bytes) -> None:
+        """Parse bytes; raises httptools.HttpParserUpgrade at an upgrade request's head."""
+        try:
+            self._p.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._raise_refusal()
+            raise
+        except httptools.HttpParserError as e:
+            self._raise_refusal()
+            raise BadRequest(f"malformed HTTP request: {e}") from None
+        self._raise_refusal()
+
+    def _raise_refusal(self) -> None:
+        if self._refusal is not None:
+            raise self._refusal
+
+    # --- httptools callbacks --------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._cur = Message()
+        self._url_len = 0
+        self.messages.append(self._cur)
+
+    def on_url(self, url: bytes) -> None:
+        assert self._cur
+        self._url_len += len(url)
+        self._cur.head_bytes += len(url)
+        if self._url_len <= MAX_TARGET:
+            self._cur.url += url
+        elif self._refusal is None:
+            self._refusal = UriTooLong(f"request URI too long: more than {MAX_TARGET} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self._cur
+        self._cur.head_bytes += len(name) + len(value) + 4
+        if self._cur.head_bytes > MAX_HEAD:
+            if self._refusal is None:
+                self._refusal = HeadersTooLarge(
+                    "request header fields too large: the request line and headers "
+                    f"exceed {MAX_HEAD} bytes")
+            return
+        key = name.decode("latin-1").lower()
+        val = value.decode("latin-1")
+        if key in self._cur.headers:
+            self._cur.headers[key] += ", " + val
+        else:
+            self._cur.headers[key] = val
+
+    def on_headers_complete(self) -> None:
+        assert self._cur
+        self._cur.method = self._p.get_method().decode()
+        self._cur.keep_alive = self._p.should_keep_alive()
+        self._cur.headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        assert self._cur
+        self._cur.body.append(bytes(body))
+
+    def on_message_complete(self) -> None:
+        assert self._cur
+        self._cur.complete = True
+
+
+def split_target(target: bytes) -> tuple[str, str]:
+    """A request target -> (percent-decoded path, raw query string).
+
+    Origin form (`/path?query`) as every client sends it, and absolute form
+    (`http://host/path?query`). A NUL byte in the path is refused here: no
+    route takes one and the OS would refuse it later.
+    """
+    raw = target.decode("latin-1")
+    if not raw.startswith("/"):
+        if raw == "*":
+            raise BadRequest("malformed HTTP request: no path")
+        parts = urlsplit(raw)
+        raw = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    path, _, query = raw.partition("?")
+    path = path.partition("#")[0]
+    query = query.partition("#")[0]
+    decoded = unquote(path.encode("latin-1").decode("utf-8", "replace"))
+    if "\x00" in decoded:
+        raise BadRequest("invalid request path: contains a NUL byte")
+    return decoded or "/", query
