@@ -21,7 +21,7 @@ except ImportError:  # running without an installed package
 from pydockerd.api.router import Router
 from pydockerd.api.http import parse_filters
 from pydockerd.api.routes.images import routes
-from pydockerd.errors import Conflict, InvalidParameter, NotFound
+from pydockerd.errors import Conflict, DockerError, InvalidParameter, NotFound
 from pydockerd.events import EventBus
 from pydockerd.images import ImageService
 from pydockerd.images.snapshots import mounted
@@ -60,7 +60,11 @@ def load(svc: ImageService, path_or_data: Path | bytes, quiet: bool = True) -> l
 
     async def run() -> list[bytes]:
         return [line async for line in svc.load(_chunks(data), quiet)]
-    lines = asyncio.run(run())
+    try:
+        lines = asyncio.run(run())
+    except DockerError as e:
+        # an error before the first line: the API answers it as a plain error
+        return [{"errorDetail": {"message": e.message}, "error": e.message, "raised": True}]
     assert all(line.endswith(b"\r\n") for line in lines)
     return [json.loads(line) for line in lines]
 
@@ -117,10 +121,12 @@ def test_gzip_archive_and_retag(svc: ImageService, fixtures: dict[str, Path]) ->
 
 
 @pytest.mark.parametrize("data", [b"", b"not a tar at all" * 100,
-                                  gzip.compress(b"garbage" * 100)])
+                                  gzip.compress(b"garbage" * 100),
+                                  b"\x1f\x8b\x08\x00" + b"\xa5garbage" * 500,
+                                  gzip.compress(b"x" * 10000)[:-200]])
 def test_invalid_archive_leaves_nothing(svc: ImageService, data: bytes) -> None:
     out = load(svc, data)
-    assert len(out) == 1 and "error" in out[0] and out[0]["errorDetail"]["message"]
+    assert len(out) == 1 and out[0].get("raised") and out[0]["errorDetail"]["message"]
     assert layer_dirs(svc) == [] and os.listdir(svc.tmp_dir) == []
     assert svc.list_images() == []
 
