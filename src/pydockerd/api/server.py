@@ -129,8 +129,11 @@ class _Connection:
 
     async def _pull_body(self, msg: Message) -> bytes:
         while not msg.body:
-            if msg.complete or not await self._feed():
+            if msg.complete:
                 return b""
+            if not await self._feed():
+                # Go's body reader: io.ErrUnexpectedEOF, never a silently short body
+                raise BadRequest("request body ended early: unexpected EOF")
         return msg.body.popleft()
 
     async def _serve(self, msg: Message) -> bool:
@@ -145,6 +148,8 @@ class _Connection:
                 if not more:
                     break
                 rest += more
+            if len(rest) < length:
+                raise BadRequest("request body ended early: unexpected EOF")
             body_bytes, raw = rest[:length], rest[length:]
             sent = [False]
 

@@ -1,0 +1,366 @@
+"""A seeded fuzzer for the whole Engine API edge.
+
+Every route of every api/routes module (enumerated from the Route tables, so new
+routes are covered without touching this file) gets malformed path parameters,
+query values, JSON bodies and HTTP framing, sent as raw bytes over the unix
+socket. Each answer must be a 4xx (501/503 are allowed: features pydockerd
+declines on purpose), never a 5xx, a hang or a dropped connection; the daemon
+must keep answering /_ping, and a rejected request must change nothing
+(containers, images, volumes, networks are compared before and after).
+
+Registry routes only ever see names that point at 127.0.0.1:9 or that no
+registry could parse, so nothing leaves the machine.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import pkgutil
+import random
+import re
+import shutil
+import socket
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from conftest import Daemon, cleanup_daemon, make_daemon
+
+SEED = 20240605
+REQUEST_TIMEOUT = 15.0
+MISSING = "fzmissing0000"
+LOOPBACK_IMAGE = "127.0.0.1:9/fz/busybox:latest"
+ALLOWED_5XX = {501, 503}
+EDGE_ONLY = {"term", "fromImage", "fromSrc", "remote"}   # never a value a registry could use
+GARBAGE = "-!Bad Value/../\u202e\u00e9"
+HUGE_QUERY = "x" * (300 << 10)                            # over the 256 KiB request target limit
+
+
+# --- raw HTTP ---------------------------------------------------------------------------
+class Answer:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def send(sock_path: str, raw: bytes, timeout: float = REQUEST_TIMEOUT) -> Answer:
+    """One request on its own connection (the head says Connection: close); the
+    whole answer is read until EOF. Raises AssertionError on a hang or a drop."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        s.connect(sock_path)
+        try:
+            s.sendall(raw)
+            s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass              # the server answered early (a refused head): read it
+        data = b""
+        while True:
+            if time.monotonic() > deadline:
+                raise AssertionError("no complete answer in time (hang)")
+            try:
+                more = s.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            except socket.timeout:
+                raise AssertionError("no complete answer in time (hang)") from None
+            if not more:
+                break
+            data += more
+    finally:
+        s.close()
+    if not data:
+        raise AssertionError("connection dropped without an answer")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                raise AssertionError(f"broken chunked body at {size_line[:40]!r}") from None
+            if size == 0:
+                break
+            body, rest = body + rest[:size], rest[size + 2:]
+    else:
+        body = rest[:int(headers.get("content-length", len(rest)))]
+    return Answer(int(lines[0].split()[1]), headers, body)
+
+
+def request(method: str, target: str, body: bytes | None = None,
+            content_length: int | None = None) -> bytes:
+    head = f"{method} {target} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n"
+    if body is not None:
+        n = len(body) if content_length is None else content_length
+        head += f"Content-Type: application/json\r\nContent-Length: {n}\r\n"
+    return head.encode("utf-8", "surrogateescape") + b"\r\n" + (body or b"")
+
+
+# --- what the Route tables say ----------------------------------------------------------
+def route_table() -> list[tuple[str, str, Callable[..., Any]]]:
+    """(method, pattern, handler) of every route module, built with empty backends."""
+    import pydockerd.api.routes as pkg
+    out = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        mod = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        make = getattr(mod, "routes", None)
+        if make is None:
+            continue
+        n = sum(1 for p in inspect.signature(make).parameters.values()
+                if p.default is inspect.Parameter.empty)
+        out += [(r.method, r.pattern, r.handler) for r in make(*([None] * n))]
+    return out
+
+
+def query_params(handler: Callable[..., Any]) -> dict[str, str]:
+    """Query parameters a handler reads, by kind (int, json, bool, str)."""
+    src = inspect.getsource(handler)
+    kinds: dict[str, str] = {}
+    for m in re.finditer(r"""\bq(_bool|_int|_json|_list)?\(\s*["']([^"']+)["']""", src):
+        kind = {"_bool": "bool", "_int": "int", "_json": "json"}.get(m.group(1) or "", "str")
+        kinds.setdefault(m.group(2), kind)
+    if "filters()" in src:
+        kinds["filters"] = "json"
+    if "tty_size()" in src:
+        kinds.update(h="int", w="int")
+    for name in re.findall(r"""_json_map\(req,\s*["']([^"']+)["']""", src) + \
+            re.findall(r"""_check_json_list\(req,\s*["']([^"']+)["']""", src):
+        kinds[name] = "json"
+    return kinds
+
+
+def reads_json_body(handler: Callable[..., Any]) -> bool:
+    src = inspect.getsource(handler)
+    return "req.json(" in src or "decode_body(" in src
+
+
+# realistic bodies for the routes that read JSON; {cid} etc. are filled in
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/containers/create"): {
+        "Image": "busybox", "Cmd": ["true"], "Env": ["A=1"], "Labels": {"fz": "1"},
+        "ExposedPorts": {"80/tcp": {}}, "HostConfig": {
+            "Binds": ["/tmp:/mnt"], "RestartPolicy": {"Name": "no"}, "Memory": 0,
+            "LogConfig": {"Type": "json-file", "Config": {}}, "CapAdd": ["NET_ADMIN"],
+            "PortBindings": {"80/tcp": [{"HostPort": ""}]}, "Ulimits": [
+                {"Name": "nofile", "Soft": 1024, "Hard": 1024}], "ShmSize": 0},
+        "NetworkingConfig": {"EndpointsConfig": {"bridge": {"Aliases": ["a"]}}}},
+    ("POST", "/containers/{id}/update"): {"Memory": 0, "RestartPolicy": {"Name": "no"}},
+    ("POST", "/containers/{id}/exec"): {"Cmd": ["true"], "AttachStdout": True,
+                                        "ConsoleSize": [24, 80], "Env": ["A=1"]},
+    ("POST", "/containers/{id}/start"): {},
+    ("POST", "/exec/{id}/start"): {"Detach": True, "Tty": False, "ConsoleSize": [24, 80]},
+    ("POST", "/volumes/create"): {"Name": "fzv", "Driver": "local", "Labels": {"a": "b"},
+                                  "DriverOpts": {}},
+    ("POST", "/networks/create"): {"Name": "fzn", "Driver": "bridge", "Labels": {"a": "b"},
+                                   "IPAM": {"Config": [{"Subnet": "10.231.77.0/24"}]}},
+    ("POST", "/networks/{id}/connect"): {"Container": "{cid}",
+                                         "EndpointConfig": {"Aliases": ["x"]}},
+    ("POST", "/networks/{id}/disconnect"): {"Container": "{cid}", "Force": False},
+    ("POST", "/commit"): {"Cmd": ["sh"], "Labels": {"a": "b"}, "Env": ["A=1"]},
+    ("POST", "/auth"): {"username": "u", "password": "p", "serveraddress": "127.0.0.1:9"},
+}
+
+
+# --- the daemon and what it holds ------------------------------------------------------
+class Fuzz:
+    """A private daemon with one of each object, and the checks every answer gets."""
+
+    def __init__(self, d: Daemon) -> None:
+        self.d = d
+        self.sock = d.socket
+        self.ids: dict[str, str] = {}
+        self.failures: list[str] = []
+        self.sent = 0
+        self.last = self.snapshot()
+
+    def call(self, method: str, target: str, body: Any = None) -> Answer:
+        raw = None if body is None else json.dumps(body).encode()
+        return send(self.sock, request(method, target, raw))
+
+    def ensure_fixtures(self) -> None:
+        """One running container, an exec on it, a network, a volume, a loopback-named
+        image tag; recreated when an accepted request removed or stopped them."""
+        d = self.d
+        cid = self.ids.get("container", "")
+        state = d.cli("inspect", "-f", "{{.State.Running}}", cid or "-", check=False)
+        if state.stdout_text.strip() != "true":
+            d.cli("rm", "-f", cid or "-", check=False)
+            self.ids["container"] = d.out("run", "-d", "busybox", "sleep", "3600").strip()
+            self.ids.pop("exec", None)
+        if "exec" not in self.ids or self.call("GET", f"/exec/{self.ids['exec']}/json"
+                                               ).status != 200:
+            ans = self.call("POST", f"/containers/{self.ids['container']}/exec",
+                            {"Cmd": ["true"], "AttachStdout": True})
+            self.ids["exec"] = ans.json()["Id"]
+        if d.cli("network", "inspect", "fz-net", check=False).returncode != 0:
+            d.cli("network", "create", "fz-net")
+        if d.cli("volume", "inspect", "fz-vol", check=False).returncode != 0:
+            d.cli("volume", "create", "fz-vol")
+        if d.cli("image", "inspect", LOOPBACK_IMAGE, check=False).returncode != 0:
+            d.cli("tag", "busybox", LOOPBACK_IMAGE)
+        self.last = self.snapshot()
+
+    def real(self, pattern: str) -> str:
+        return {"containers": self.ids.get("container", ""), "exec": self.ids.get("exec", ""),
+                "networks": "fz-net", "volumes": "fz-vol", "images": LOOPBACK_IMAGE,
+                "distribution": LOOPBACK_IMAGE}.get(pattern.split("/")[1], MISSING)
+
+    def snapshot(self) -> dict[str, Any]:
+        def get(target: str) -> Any:
+            ans = send(self.sock, request("GET", target))
+            assert ans.status == 200, f"GET {target} -> {ans.status}: {ans.body[:300]!r}"
+            return ans.json()
+        return {
+            "containers": sorted((c["Id"], c["State"], tuple(c["Names"]))
+                                 for c in get("/containers/json?all=1")),
+            "images": sorted((i["Id"], tuple(i["RepoTags"] or ())) for i in get("/images/json")),
+            "volumes": sorted(v["Name"] for v in get("/volumes")["Volumes"] or []),
+            "networks": sorted((n["Id"], n["Name"]) for n in get("/networks")),
+        }
+
+    def check(self, what: str, raw: bytes, must_reject: bool = True) -> Answer | None:
+        """Send; record a failure for a 5xx, a hang, a drop, an accepted request that
+        had to be refused, or a refused one that changed something."""
+        self.sent += 1
+        try:
+            ans = send(self.sock, raw)
+        except AssertionError as e:
+            self.failures.append(f"{what}: {e}")
+            self.d.cli("version", check=False)
+            return None
+        if ans.status >= 500 and ans.status not in ALLOWED_5XX:
+            self.failures.append(f"{what}: {ans.status} {ans.body[:200]!r}")
+        elif must_reject and ans.status < 400:
+            self.failures.append(f"{what}: accepted ({ans.status})")
+        mutating = not raw.startswith((b"GET ", b"HEAD "))
+        try:
+            now = self.snapshot() if mutating or ans.status >= 500 else self.last
+        except AssertionError as e:
+            self.failures.append(f"after {what}: {e}")
+            return ans
+        if ans.status >= 400 and now != self.last:
+            self.failures.append(f"{what}: refused ({ans.status}) but changed "
+                                 f"{[k for k in now if now[k] != self.last[k]]}")
+        self.last = now
+        return ans
+
+
+@pytest.fixture(scope="module")
+def fz(images_dir: Path):
+    tmp = Path(tempfile.mkdtemp(prefix="pdt-fz-", dir="/tmp"))
+    d = make_daemon(tmp)
+    d.start()
+    try:
+        d.cli("load", "-i", str(images_dir / "busybox.tar"))
+        f = Fuzz(d)
+        f.ensure_fixtures()
+        yield f
+    finally:
+        cleanup_daemon(d)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- mutations ----------------------------------------------------------------------------
+def fill(pattern: str, value: str) -> str:
+    quoted = urllib.parse.quote(value, safe="/:@%")
+    return re.sub(r"\{[^}]+\}", lambda m: quoted, pattern)
+
+
+QUERY_VALUES = {
+    "int": ["abc", "1.5", "99999999999999999999", "%201", "0x10"],
+    "json": ["%7B", "%5B" * 5000 + "%5D" * 5000, "5", "%22x%22", "NaN", "%7B%22a%22%3A%5B1%5D%7D",
+             "%7B%22a%22%3A" * 3000 + "1" + "%7D" * 3000],
+    "bool": [],
+    "str": [],
+}
+PATH_VALUES = ["%00", "..", "%ff%fe", "%E2%80%AE", MISSING, "-", "a" * 5000]
+# no registry could be asked for these names (upper case, spaces)
+REGISTRY_PATH_VALUES = ["%00", "..", "%ff%fe", "%E2%80%AE", "FZ MISSING", "-", "A" * 5000]
+
+
+def is_registry_route(pattern: str) -> bool:
+    return pattern.startswith("/distribution/") or pattern.endswith("/push")
+BAD_BODIES = [b"{", b'{"Image":', b"[" * 5000 + b"]" * 5000, b'{"a":' * 5000 + b"1" + b"}" * 5000,
+              b"\xff\xfe", b'{"x": 1} trailing', b"NaN", b'{"s": "\\ud800"}']
+
+
+def with_deep_field(body: dict[str, Any], key: str, n: int = 5000) -> bytes:
+    """body with body[key] replaced by an n-deep array (written as text: json.dumps
+    itself could not nest that deep)."""
+    text = json.dumps({**body, key: "__DEEP__"})
+    return text.replace('"__DEEP__"', "[" * n + "]" * n).encode()
+
+
+def main_cases(fz: Fuzz, method: str, pattern: str,
+               handler: Callable[..., Any]) -> list[tuple[str, bytes, bool]]:
+    """(label, raw request, must be refused) for one route."""
+    cases: list[tuple[str, bytes, bool]] = []
+    has_params = "{" in pattern
+    registry = is_registry_route(pattern)
+    missing = "FZ MISSING" if registry else MISSING
+    bases = [fill(pattern, fz.real(pattern)), fill(pattern, missing)] if has_params else [pattern]
+    for name, kind in sorted(query_params(handler).items()):
+        for base in bases:
+            cases.append((f"{name}=NUL", request(method, f"{base}?{name}=a%00b"), True))
+            for v in QUERY_VALUES[kind]:
+                cases.append((f"{name}={v[:20]}", request(method, f"{base}?{name}={v}"), True))
+            if kind == "str" and name not in EDGE_ONLY:
+                cases.append((f"{name}=garbage", request(
+                    method, f"{base}?{name}={urllib.parse.quote(GARBAGE)}"), False))
+    cases.append(("huge query", request(method, f"{bases[-1]}?filters={HUGE_QUERY}"), True))
+    cases.append(("PATCH", request("PATCH", bases[-1]), True))
+    if has_params:
+        for v in REGISTRY_PATH_VALUES if registry else PATH_VALUES:
+            cases.append((f"path {v[:12]}", request(method, fill(pattern, v)), True))
+    real_body = BODIES.get((method, pattern))
+    if real_body is not None:
+        for base in bases:
+            for b in BAD_BODIES:
+                cases.append((f"body {b[:12]!r}", request(method, base, b), True))
+            text = json.dumps(real_body).encode()
+            if len(text) > 4:
+                cases.append(("truncated body", request(method, base, text[:len(text) // 2]),
+                              True))
+                cases.append(("short body", request(method, base, text, len(text) + 50), True))
+            if real_body:
+                key = sorted(real_body)[0]
+                cases.append((f"{key} 5000 deep", request(
+                    method, base, with_deep_field(real_body, key)), True))
+    return cases
+
+
+def test_every_route_refuses_malformed_input(fz: Fuzz) -> None:
+    rng = random.Random(SEED)
+    table = route_table()
+    missing = [(m, p) for m, p, h in table if reads_json_body(h) and (m, p) not in BODIES]
+    assert not missing, f"routes reading a JSON body without a fuzz body: {missing}"
+    started = time.monotonic()
+    for method, pattern, handler in table:
+        fz.ensure_fixtures()
+        cases = main_cases(fz, method, pattern, handler)
+        rng.shuffle(cases)
+        for label, raw, must_reject in cases:
+            fz.check(f"{method} {pattern} [{label}]", raw, must_reject)
+        ping = send(fz.sock, request("GET", "/_ping"))
+        assert ping.status == 200 and ping.body == b"OK", f"daemon died after {pattern}"
+    # framing, once
+    for label, raw in [("garbage line", b"GARBAGE\r\n\r\n"),
+                       ("bad header", b"GET /_ping HTTP/1.1\r\nbad header\r\n\r\n"),
+                       ("long line", b"GET /_ping?" + b"a" * (2 << 20) + b" HTTP/1.1\r\n\r\n"),
+                       ("big headers", b"GET /_ping HTTP/1.1\r\nX: " + b"b" * (2 << 20)
+                        + b"\r\n\r\n")]:
+        fz.check(label, raw)
+    assert time.monotonic() - started < 120
+    assert not fz.failures, f"{len(fz.failures)} of {fz.sent}:\n" + "\n".join(fz.failures)
