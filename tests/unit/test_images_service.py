@@ -120,10 +120,19 @@ def test_gzip_archive_and_retag(svc: ImageService, fixtures: dict[str, Path]) ->
     assert os.listdir(svc.tmp_dir) == []
 
 
+def _truncated_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = 5000
+        tar.addfile(info, io.BytesIO(b"z" * 5000))
+    return buf.getvalue()[:1500]
+
+
 @pytest.mark.parametrize("data", [b"", b"not a tar at all" * 100,
                                   gzip.compress(b"garbage" * 100),
                                   b"\x1f\x8b\x08\x00" + b"\xa5garbage" * 500,
-                                  gzip.compress(b"x" * 10000)[:-200]])
+                                  gzip.compress(b"x" * 10000)[:-200], _truncated_tar()])
 def test_invalid_archive_leaves_nothing(svc: ImageService, data: bytes) -> None:
     out = load(svc, data)
     assert len(out) == 1 and out[0].get("raised") and out[0]["errorDetail"]["message"]

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tarfile
 import threading
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
-from ..errors import DockerError, SystemError_
+from ..errors import DockerError, InvalidParameter, SystemError_
 from ..store import Store
 from .archive import ArchiveImage, ensure_plain_tar, member_file, open_tar, read_archive
 from .content import ContentStore
@@ -103,6 +104,9 @@ class Loader:
                 for plan in plans:
                     self._unpack_layers(tar, plan, created, progress)
             return self.commit(plans)
+        except tarfile.TarError as e:        # truncated or corrupt past its first header
+            self._rollback(created)
+            raise InvalidParameter(f"invalid archive: {e}") from e
         except BaseException:
             self._rollback(created)
             raise
