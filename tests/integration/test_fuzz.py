@@ -357,7 +357,7 @@ def typed_cases(fz: Fuzz) -> list[tuple[str, str, str, bytes, bool]]:
             continue
         target = fill(pattern, fz.real(pattern))
         body = fill_body(fz, body)
-        for top in (["x"], "x", 5, None):
+        for top in (["x"], "x", 5):           # (null is Go's zero value: a valid body)
             cases.append((method, pattern, f"body {top!r}",
                           request(method, target, json.dumps(top).encode()), True))
         for path in field_paths(body):
