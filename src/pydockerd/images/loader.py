@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
-from ..errors import DockerError, InvalidParameter, SystemError_
+from ..errors import DockerError, InvalidParameter, SystemError_, no_space
 from ..store import Store
 from .archive import ArchiveImage, ensure_plain_tar, member_file, open_tar, read_archive
 from .content import ContentStore
@@ -200,10 +200,11 @@ class Loader:
             yield error_line(e.message)
             return
         except OSError as e:
-            message = f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
+            err = no_space(e) or SystemError_(
+                f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
             if not flushed:
-                raise SystemError_(message) from e
-            yield error_line(message)
+                raise err from e
+            yield error_line(err.message)
             return
         for loaded in results:
             for ref, old in loaded.replaced:
