@@ -379,7 +379,6 @@ def typed_cases(fz: Fuzz) -> list[tuple[str, str, str, bytes, bool]]:
     return cases
 
 
-@pytest.mark.xfail(strict=False, reason="typed request models pending")
 def test_wrong_typed_bodies_are_refused(fz: Fuzz) -> None:
     rng = random.Random(SEED + 1)
     fz.failures.clear()

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .base import Model, StrSlice, UInt
+from .base import Model, UInt
 
 
 class ExecConfig(Model, frozen=True):
-    """POST /containers/{id}/exec. Cmd is a []string in Go; a lone string is accepted
-    as a one-element list, as pydockerd always did."""
+    """POST /containers/{id}/exec. Cmd is a plain []string in Go (not a StrSlice):
+    a lone string is refused, as dockerd refuses it."""
     go_type: ClassVar[str] = "container.ExecOptions"
     User: str | None = None
     Privileged: bool | None = None
@@ -21,7 +21,7 @@ class ExecConfig(Model, frozen=True):
     DetachKeys: str | None = None
     Env: list[str] | None = None
     WorkingDir: str | None = None
-    Cmd: StrSlice | None = None
+    Cmd: list[str] | None = None
 
 
 class ExecStartConfig(Model, frozen=True):

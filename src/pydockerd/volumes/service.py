@@ -39,6 +39,9 @@ def _validate_name(name: str) -> None:
     if len(name) == 1:
         raise InvalidParameter(f"create {name}: volume name is too short, names should be at "
                                "least two alphanumeric characters")
+    if len(name.encode()) > 255:       # NAME_MAX: its directory could not be made
+        raise InvalidParameter(f"create {name[:64]}...: volume name is too long, names "
+                               "can be at most 255 bytes")
     if not _NAME_RE.match(name):
         raise InvalidParameter(
             f'create {name}: "{name}" includes invalid characters for a local volume name, '
