@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install everything pydockerd needs on a fresh Debian 12 machine (as root),
-# then start the daemon on /var/run/docker.sock (log: /var/log/pydockerd.log).
-# Set PYDOCKERD_NO_START=1 to install only.
+# then start the daemon on /var/run/docker.sock: through systemd
+# (pydockerd.socket + pydockerd.service, log: journalctl -u pydockerd) when
+# systemd is PID 1, else in the background (log: /var/log/pydockerd.log).
+# Set PYDOCKERD_NO_START=1 to install only. Running it again is harmless.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,18 +13,37 @@ if ! command -v runc >/dev/null || ! command -v conmon >/dev/null \
     || ! command -v busybox >/dev/null || ! command -v docker-registry >/dev/null \
     || ! command -v ip >/dev/null || ! command -v ps >/dev/null \
     || ! command -v openssl >/dev/null || ! command -v nsenter >/dev/null \
-    || ! command -v docker-compose >/dev/null; then
+    || ! command -v docker-compose >/dev/null || ! command -v systemd-analyze >/dev/null; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends runc conmon tini iptables busybox-static \
-    docker-registry iproute2 procps util-linux mount openssl ca-certificates docker-compose
+    docker-registry iproute2 procps util-linux mount openssl ca-certificates docker-compose \
+    systemd
+  # `systemd` (systemd-analyze for the unit tests, systemd-socket-activate) does
+  # not make itself PID 1: that is the separate systemd-sysv package
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 
 getent group docker >/dev/null || groupadd docker
 
-if [ "${PYDOCKERD_NO_START:-0}" != "1" ]; then
-  if [ -S /var/run/docker.sock ] && docker version >/dev/null 2>&1; then
+daemon_answers() { [ -S /var/run/docker.sock ] && docker version >/dev/null 2>&1; }
+
+if [ -d /run/systemd/system ]; then
+  # systemd is PID 1: it holds the socket and runs the daemon (contrib/systemd)
+  bash scripts/systemd-units.sh /etc/systemd/system
+  systemctl daemon-reload
+  if [ "${PYDOCKERD_NO_START:-0}" = "1" ]; then
+    systemctl enable pydockerd.socket pydockerd.service
+  elif ! systemctl is-active --quiet pydockerd.service && daemon_answers; then
+    echo "a daemon already answers on /var/run/docker.sock; pydockerd units installed," \
+      "not enabled (systemctl enable --now pydockerd.socket pydockerd.service)"
+  else
+    systemctl enable --now pydockerd.socket pydockerd.service
+    echo "pydockerd runs under systemd (journalctl -u pydockerd;" \
+      "systemctl restart pydockerd picks up code changes)"
+  fi
+elif [ "${PYDOCKERD_NO_START:-0}" != "1" ]; then
+  if daemon_answers; then
     echo "a daemon already answers on /var/run/docker.sock; not starting another"
   else
     setsid pydockerd >>/var/log/pydockerd.log 2>&1 < /dev/null &

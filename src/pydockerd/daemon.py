@@ -6,7 +6,6 @@ import grp
 import logging
 import os
 import signal
-import socket
 import ssl
 import sys
 import traceback
@@ -45,6 +44,7 @@ from .store import Store
 from .swarm import NoSwarm
 from .system import SystemService
 from .util.fsatomic import write_atomic
+from .util.systemd import SystemdEnv, monotonic_usec, take_environment
 from .volumes import VolumeService
 
 log = logging.getLogger("pydockerd")
@@ -84,20 +84,6 @@ def _tls_context(cfg: Config) -> ssl.SSLContext | None:
     return ctx
 
 
-def _sd_notify(msg: str) -> None:
-    addr = os.environ.get("NOTIFY_SOCKET")
-    if not addr:
-        return
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(addr)
-            s.send(msg.encode())
-        except OSError as e:
-            log.warning("sd_notify failed: %s", e)
-
-
 class Daemon:
     def __init__(self, cfg: Config, config_file: str = "/etc/docker/daemon.json") -> None:
         self.cfg = cfg
@@ -106,9 +92,15 @@ class Daemon:
         self.store: Store | None = None
         self.server: ApiServer | None = None
         self._stop = asyncio.Event()
+        self.systemd = SystemdEnv()
+        self._ready = False  # READY=1 sent: a reload may then report RELOADING=1
 
     async def start(self) -> None:
         cfg = self.cfg
+        self.systemd = take_environment()
+        for host in cfg.hosts:  # fail before touching anything
+            if host.startswith("fd://"):
+                self.systemd.select(host[len("fd://"):])
         _check_pidfile(cfg.pidfile)
         for d in (cfg.data_root, cfg.exec_root):
             os.makedirs(d, mode=0o711, exist_ok=True)
@@ -174,7 +166,8 @@ class Daemon:
                  cfg.data_root)
         await self._listen()
         self.events.publish("daemon", "start", self.system.engine_id, {"name": "pydockerd"})
-        _sd_notify("READY=1")
+        self.systemd.notify("READY=1", f"STATUS=API listening on {', '.join(cfg.hosts)}")
+        self._ready = True
         log.info("API listening on %s", ", ".join(cfg.hosts))
 
     def _bridge_of(self, network_id: str) -> str | None:
@@ -211,10 +204,8 @@ class Daemon:
                                 "can reach it has root on this host !!!", host)
                 await self.server.listen_tcp(h.strip("[]") or "0.0.0.0", port, ctx)
             elif host.startswith("fd://"):
-                fds = _systemd_fds()
-                want = host[len("fd://"):]
-                for fd in ([int(want)] if want else fds):
-                    await self.server.listen_fd(fd)
+                for fd in self.systemd.select(host[len("fd://"):]):
+                    await self.server.listen_fd(fd, ctx)
 
     def _trap_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -227,7 +218,19 @@ class Daemon:
     RELOADABLE = ("debug", "log-level", "live-restore", "shutdown-timeout")
 
     def _reload(self) -> None:
-        """SIGHUP: re-read the config file and apply what can change at run time."""
+        """SIGHUP (systemd's ExecReload): tell the service manager a reload runs
+        (RELOADING=1, then READY=1 when done, whatever its outcome)."""
+        if not self._ready:  # still starting: READY=1 now would come too early
+            self._apply_reload()
+            return
+        self.systemd.notify("RELOADING=1", monotonic_usec())
+        try:
+            self._apply_reload()
+        finally:
+            self.systemd.notify("READY=1")
+
+    def _apply_reload(self) -> None:
+        """Re-read the config file and apply what can change at run time."""
         import dataclasses
         from .config import JSON_KEYS, load_config_file
         try:
@@ -281,6 +284,7 @@ class Daemon:
         return 0
 
     async def shutdown(self) -> None:
+        self.systemd.notify("STOPPING=1")
         log.info("shutting down (timeout %ss)", self.cfg.shutdown_timeout)
         if self.server:
             await self.server.stop_accepting()
@@ -314,13 +318,6 @@ async def _on_full_disk_later(what: str, step: Awaitable[None]) -> None:
         await step
     except NoSpace as e:
         log.error("start-up: %s: %s; done again at the next start", what, e.message)
-
-
-def _systemd_fds() -> list[int]:
-    if os.environ.get("LISTEN_PID") != str(os.getpid()):
-        raise InvalidParameter("fd:// requires socket activation (LISTEN_FDS)")
-    n = int(os.environ.get("LISTEN_FDS", "0"))
-    return list(range(3, 3 + n))
 
 
 async def run_daemon(cfg: Config, config_file: str = "/etc/docker/daemon.json") -> int:

@@ -138,38 +138,7 @@ def test_sigusr1_dumps_stacks_and_sighup_reloads(fresh_daemon):
     assert d.out("info", "--format", "{{.LiveRestoreEnabled}}").strip() == "true"
 
 
-def test_sd_notify_and_fd_socket_activation(tmp_path):
-    """READY=1 goes to $NOTIFY_SOCKET; fd:// serves a socket handed over by the parent."""
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(str(tmp_path / "notify.sock"))
-    notify.settimeout(30)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(tmp_path / "api.sock"))
-    listener.listen(16)
-    os.set_inheritable(listener.fileno(), True)
-    fd = listener.fileno()
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), NOTIFY_SOCKET=str(tmp_path / "notify.sock"),
-               LISTEN_FDS="1")
-    # systemd's protocol: the socket is fd 3 and LISTEN_PID names the daemon itself
-    script = (f'exec 3<&{fd}; LISTEN_PID=$$ exec "$0" -m pydockerd -H fd:// '
-              f'--data-root {tmp_path}/data --exec-root {tmp_path}/exec '
-              f'--pidfile {tmp_path}/pid -b none --iptables=false '
-              f'--config-file {tmp_path}/none.json')
-    proc = subprocess.Popen(["bash", "-c", script, sys.executable], env=env, pass_fds=[fd],
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log", "w"))
-    try:
-        msg = notify.recv(1024)
-        assert msg == b"READY=1"
-        listener.close()
-        cli_env = dict(os.environ, DOCKER_HOST=f"unix://{tmp_path}/api.sock",
-                       DOCKER_CONFIG=str(tmp_path / "cli"))
-        r = subprocess.run(["docker", "version", "--format", "{{.Server.APIVersion}}"],
-                           env=cli_env, capture_output=True, text=True, timeout=30)
-        assert r.stdout.strip() == "1.50", (tmp_path / "log").read_text()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
-        notify.close()
+# sd_notify and fd:// socket activation: tests/integration/test_systemd_units.py
 
 
 def test_vfs_storage_driver(fresh_daemon):

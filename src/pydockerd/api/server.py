@@ -333,12 +333,15 @@ class ApiServer:
         srv = await asyncio.start_server(self._on_client, host, port, ssl=ssl_ctx, limit=1 << 20)
         self._servers.append(srv)
 
-    async def listen_fd(self, fd: int) -> None:
+    async def listen_fd(self, fd: int, ssl_ctx: ssl.SSLContext | None) -> None:
+        """Serve a listening socket passed by systemd (TLS on it too, as dockerd does)."""
         sock = socket.socket(fileno=fd)
         if sock.family == socket.AF_UNIX:
-            srv = await asyncio.start_unix_server(self._on_client, sock=sock, limit=1 << 20)
+            srv = await asyncio.start_unix_server(self._on_client, sock=sock, ssl=ssl_ctx,
+                                                  limit=1 << 20)
         else:
-            srv = await asyncio.start_server(self._on_client, sock=sock, limit=1 << 20)
+            srv = await asyncio.start_server(self._on_client, sock=sock, ssl=ssl_ctx,
+                                             limit=1 << 20)
         self._servers.append(srv)
 
     async def stop_accepting(self) -> None:
