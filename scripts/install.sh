@@ -27,6 +27,9 @@ python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 getent group docker >/dev/null || groupadd docker
 
 daemon_answers() { [ -S /var/run/docker.sock ] && docker version >/dev/null 2>&1; }
+ours_active() {  # a connection to an active pydockerd.socket starts pydockerd itself
+  systemctl is-active --quiet pydockerd.socket || systemctl is-active --quiet pydockerd.service
+}
 
 if [ -d /run/systemd/system ]; then
   # systemd is PID 1: it holds the socket and runs the daemon (contrib/systemd)
@@ -34,7 +37,7 @@ if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   if [ "${PYDOCKERD_NO_START:-0}" = "1" ]; then
     systemctl enable pydockerd.socket pydockerd.service
-  elif ! systemctl is-active --quiet pydockerd.service && daemon_answers; then
+  elif ! ours_active && daemon_answers; then
     echo "a daemon already answers on /var/run/docker.sock; pydockerd units installed," \
       "not enabled (systemctl enable --now pydockerd.socket pydockerd.service)"
   else
