@@ -25,6 +25,7 @@ from pydockerd.errors import Conflict, DockerError, InvalidParameter, NotFound
 from pydockerd.events import EventBus
 from pydockerd.images import ImageService
 from pydockerd.images.snapshots import mounted
+from pydockerd.api.wire_progress import lines as lines_of
 from pydockerd.images.wire import history_to_wire, image_summary, image_to_wire
 from pydockerd.store import Store
 from pydockerd.testing.images import build, build_all, busybox_path
@@ -59,7 +60,7 @@ def load(svc: ImageService, path_or_data: Path | bytes, quiet: bool = True) -> l
     data = path_or_data if isinstance(path_or_data, bytes) else path_or_data.read_bytes()
 
     async def run() -> list[bytes]:
-        return [line async for line in svc.load(_chunks(data), quiet)]
+        return [line async for line in lines_of(svc.load(_chunks(data), quiet))]
     try:
         lines = asyncio.run(run())
     except DockerError as e:

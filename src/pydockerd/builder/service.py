@@ -22,6 +22,7 @@ from ..errors import DockerError, InvalidParameter, NotFound
 from ..images.model import Image
 from ..images.references import repo_tag_reference
 from ..images.service import ImageService
+from ..progress import BuiltImage, ErrorEvent, KeepAlive, ProgressEvent, StreamText
 from ..runtime.users import resolve_in_root
 from .commit import StepCommitter
 from .context import (apply_ignore, content_hash, pad_plain_tar, resolve_sources,
@@ -58,10 +59,6 @@ def _split_tag(t: str) -> tuple[str, str | None]:
     return t, None
 
 
-def _line(obj: dict[str, Any]) -> bytes:
-    return (json.dumps(obj, separators=(",", ":")) + "\n").encode()
-
-
 def registry_pull(distribution: Any) -> Callable[[str], Awaitable[None]]:
     """FROM of an image not here: pull it as `docker pull` would (same errors)."""
     from ..distribution.auth import AuthConfig
@@ -71,14 +68,9 @@ def registry_pull(distribution: Any) -> Callable[[str], Awaitable[None]]:
         if "@" in ref:
             name, tag = ref, None
         stream = await distribution.pull(name, tag or "latest", None, AuthConfig())
-        async for raw in stream:
-            for line in raw.decode(errors="replace").splitlines():
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(msg, dict) and msg.get("error"):
-                    raise DockerError(str(msg["error"]))
+        async for ev in stream:
+            if isinstance(ev, ErrorEvent):
+                raise DockerError(ev.message)
     return pull
 
 
@@ -146,7 +138,7 @@ class Build:
         self.svc, self.tmp, self.context_dir = svc, tmp, context_dir
         self.instructions, self.escape, self.opts = instructions, escape, opts
         self.images, self.containers, self.committer = svc.images, svc.containers, svc.committer
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
         self.meta_args: dict[str, str] = {}
         self.used_args: set[str] = set()
         self.stages: list[Stage] = []
@@ -154,9 +146,9 @@ class Build:
     # --- output -------------------------------------------------------------------------
     def say(self, text: str) -> None:
         if not self.opts.quiet:
-            self.queue.put_nowait(_line({"stream": text}))
+            self.queue.put_nowait(StreamText(text))
 
-    async def stream(self) -> AsyncIterator[bytes]:
+    async def stream(self) -> AsyncIterator[ProgressEvent]:
         task = asyncio.ensure_future(self._guarded())
         try:
             while True:
@@ -166,7 +158,7 @@ class Build:
                     # whitespace between JSON messages (clients skip it): a client
                     # that went away is noticed, and its build cancelled, while a
                     # RUN prints nothing
-                    yield b"\n"
+                    yield KeepAlive()
                     continue
                 if item is None:
                     break
@@ -183,14 +175,12 @@ class Build:
         try:
             await self._run()
         except StepFailed as e:
-            self.queue.put_nowait(_line({"errorDetail": {"code": e.code, "message": e.message},
-                                         "error": e.message}))
+            self.queue.put_nowait(ErrorEvent(e.message, e.code))
         except DockerError as e:
-            self.queue.put_nowait(_line({"errorDetail": {"message": e.message},
-                                         "error": e.message}))
+            self.queue.put_nowait(ErrorEvent(e.message))
         except Exception as e:  # noqa: BLE001 - reported to the client
             log.exception("build failed")
-            self.queue.put_nowait(_line({"errorDetail": {"message": str(e)}, "error": str(e)}))
+            self.queue.put_nowait(ErrorEvent(str(e)))
         finally:
             await asyncio.to_thread(shutil.rmtree, self.tmp, True)
             self.queue.put_nowait(None)
@@ -262,9 +252,9 @@ class Build:
             self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not "
                      "consumed\n")
         img = st.image
-        self.queue.put_nowait(_line({"aux": {"ID": img.id}}))
+        self.queue.put_nowait(BuiltImage(img.id))
         if self.opts.quiet:
-            self.queue.put_nowait(_line({"stream": img.id + "\n"}))
+            self.queue.put_nowait(StreamText(img.id + "\n"))
         self.say(f"Successfully built {img.short_id}\n")
         for t in self.opts.tags:
             repo, tag = _split_tag(t)

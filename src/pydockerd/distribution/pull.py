@@ -22,7 +22,7 @@ from ..images.content import digest_of
 from ..images.layers import chain_ids
 from ..images.references import Reference
 from ..images.service import ImageService
-from . import progress as msg
+from ..progress import ErrorEvent, LayerStatus, Progress, ProgressEvent, Status
 from .blobcache import BlobCache, BlobRecord
 from .client import RegistrySession, TransportError, describe, registry_error
 from .errors import pull_error
@@ -38,7 +38,7 @@ else:
 
 log = logging.getLogger("pydockerd.distribution")
 
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[ProgressEvent], None]
 _MANIFEST_LIMIT = 4 << 20
 _WRITE_BATCH = 1 << 20
 
@@ -134,7 +134,7 @@ async def resolve_image(sess: RegistrySession, repo: str, reference: str, name: 
 
 
 class Pull:
-    """One pull after resolution: run() yields the JSON progress lines."""
+    """One pull after resolution: run() yields its progress events."""
 
     def __init__(self, images: ImageService, cache: BlobCache, events: EventBus, ref: Reference,
                  res: Resolved, max_downloads: int) -> None:
@@ -143,21 +143,21 @@ class Pull:
         self.sem = asyncio.Semaphore(max_downloads)
         self.tmp_files: list[str] = []
 
-    async def run(self) -> AsyncIterator[bytes]:
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    async def run(self) -> AsyncIterator[ProgressEvent]:
+        queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
         task = asyncio.create_task(self._pull(queue.put_nowait))
         task.add_done_callback(lambda _: queue.put_nowait(None))
         try:
-            yield msg.line(msg.status(f"Pulling from {self.ref.familiar_name()}",
-                                      self.ref.tag or self.ref.digest))
+            yield Status(f"Pulling from {self.ref.familiar_name()}",
+                         self.ref.tag or self.ref.digest)
             while (m := await queue.get()) is not None:
-                yield msg.line(m)
+                yield m
             try:
                 await task
             except Exception as e:       # noqa: BLE001 - every failure ends in the stream
                 err = pull_error(e, self.ref)
                 log.info("pull %s failed: %s", self.ref, err.message)
-                yield msg.line(msg.error(err.message))
+                yield ErrorEvent(err.message)
         finally:
             if not task.done():
                 task.cancel()
@@ -174,8 +174,8 @@ class Pull:
         present = await asyncio.to_thread(lambda: [self.images.layers.exists(c)
                                                    for c in chains])
         for desc, have in zip(layers, present):
-            emit(msg.layer_status("Already exists" if have else "Pulling fs layer",
-                                  short(desc.digest)))
+            emit(LayerStatus(short(desc.digest),
+                             "Already exists" if have else "Pulling fs layer"))
         downloads: dict[int, asyncio.Task[str]] = {
             i: asyncio.create_task(self._download(desc, emit))
             for i, (desc, have) in enumerate(zip(layers, present)) if not have}
@@ -188,7 +188,7 @@ class Pull:
                     path = await downloads[i]
                     if await self._extract(path, desc, res.diff_ids[i], parent, emit):
                         created.append(chains[i])
-                    emit(msg.layer_status("Pull complete", short(desc.digest)))
+                    emit(LayerStatus(short(desc.digest), "Pull complete"))
                 parent = chains[i]
             await self._register(emit)
             ok = True
@@ -202,7 +202,7 @@ class Pull:
     async def _download(self, desc: Descriptor, emit: Emit) -> str:
         sid = short(desc.digest)
         if self.sem.locked():
-            emit(msg.layer_status("Waiting", sid))
+            emit(LayerStatus(sid, "Waiting"))
         async with self.sem:
             path = self.cache.temp_path("pull")
             self.tmp_files.append(path)
@@ -230,7 +230,7 @@ class Pull:
                             now = time.monotonic()
                             if now - last > 0.1:
                                 last = now
-                                emit(msg.bar("Downloading", sid, done, total))
+                                emit(Progress(sid, "Downloading", done, total))
                     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
                         raise TransportError(describe("GET", str(resp.url), e)) from None
                     if buf:
@@ -241,12 +241,12 @@ class Pull:
                     (resp.content_length is not None and done != resp.content_length):
                 raise TransportError(f'Get "{resp.url}": unexpected EOF '
                                      f"({done} of {total} bytes)")
-            emit(msg.bar("Downloading", sid, done, total))
-            emit(msg.layer_status("Verifying Checksum", sid))
+            emit(Progress(sid, "Downloading", done, total))
+            emit(LayerStatus(sid, "Verifying Checksum"))
             if "sha256:" + hasher.hexdigest() != desc.digest:
                 raise InvalidParameter(f"filesystem layer verification failed for digest "
                                        f"{desc.digest}")
-            emit(msg.layer_status("Download complete", sid))
+            emit(LayerStatus(sid, "Download complete"))
             return path
 
     # --- extract ------------------------------------------------------------------------
@@ -257,7 +257,7 @@ class Pull:
         loop = asyncio.get_running_loop()
 
         def report(n: int) -> None:
-            loop.call_soon_threadsafe(emit, msg.bar("Extracting", sid, n, total))
+            loop.call_soon_threadsafe(emit, Progress(sid, "Extracting", n, total))
 
         def work() -> bool:
             with open(path, "rb") as raw:
@@ -266,7 +266,7 @@ class Pull:
                     src = zstd_reader(src)
                 _, created = self.images.layers.unpack(src, diff_id, parent)
                 return bool(created)
-        emit(msg.bar("Extracting", sid, 0, total))
+        emit(Progress(sid, "Extracting", 0, total))
         return await asyncio.to_thread(work)
 
     # --- finish -------------------------------------------------------------------------
@@ -282,11 +282,11 @@ class Pull:
         img = await asyncio.to_thread(self.images.register_image, res.config_bytes, refs)
         shown = named.familiar()
         self.events.publish("image", "pull", shown, {**img.labels, "name": shown})
-        emit(msg.status(f"Digest: {res.manifest_digest}"))
+        emit(Status(f"Digest: {res.manifest_digest}"))
         if old_id == img.id:
-            emit(msg.status(f"Status: Image is up to date for {shown}"))
+            emit(Status(f"Status: Image is up to date for {shown}"))
         else:
-            emit(msg.status(f"Status: Downloaded newer image for {shown}"))
+            emit(Status(f"Status: Downloaded newer image for {shown}"))
 
     def _finish(self, ok: bool, created: list[str], downloads: dict[int, Any]) -> None:
         """Blocking: keep verified blobs on success; on failure undo everything."""

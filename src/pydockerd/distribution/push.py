@@ -17,7 +17,8 @@ from ..errors import DockerError, InvalidParameter, NotFound, SystemError_
 from ..events import EventBus
 from ..images.references import Reference
 from ..images.service import ImageService
-from . import progress as msg
+from ..progress import (ErrorEvent, LayerStatus, Progress, ProgressEvent, PushedDigest,
+                        Status)
 from .blobcache import BlobCache, BlobRecord
 from .client import RegistrySession, registry_error
 from .errors import push_error
@@ -26,7 +27,7 @@ from .manifest import (DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CO
                        OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST, Descriptor)
 
 log = logging.getLogger("pydockerd.distribution")
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[ProgressEvent], None]
 _TO_DOCKER = {OCI_LAYER_GZIP: DOCKER_LAYER_GZIP,
               OCI_LAYER: "application/vnd.docker.image.rootfs.diff.tar"}
 _TO_OCI = {DOCKER_LAYER_GZIP: OCI_LAYER_GZIP,
@@ -64,20 +65,20 @@ class Push:
         self.repo = ref.path
         self.sem = asyncio.Semaphore(max_uploads)
 
-    async def run(self) -> AsyncIterator[bytes]:
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    async def run(self) -> AsyncIterator[ProgressEvent]:
+        queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
         task = asyncio.create_task(self._push_all(queue.put_nowait))
         task.add_done_callback(lambda _: queue.put_nowait(None))
         try:
-            yield msg.line(msg.status(f"The push refers to repository [{self.ref.name}]"))
+            yield Status(f"The push refers to repository [{self.ref.name}]")
             while (m := await queue.get()) is not None:
-                yield msg.line(m)
+                yield m
             try:
                 await task
             except Exception as e:       # noqa: BLE001 - every failure ends in the stream
                 err = push_error(e)
                 log.info("push %s failed: %s", self.ref.name, err.message)
-                yield msg.line(msg.error(err.message))
+                yield ErrorEvent(err.message)
         finally:
             if not task.done():
                 task.cancel()
@@ -94,7 +95,7 @@ class Push:
         for d, c in zip(t.diff_ids, t.chains):
             unique.setdefault(d, c)
         for d in reversed(list(unique)):
-            emit(msg.layer_status("Preparing", msg_id(d)))
+            emit(LayerStatus(msg_id(d), "Preparing"))
         tasks = {d: asyncio.create_task(self._push_layer(d, c, emit))
                  for d, c in unique.items()}
         try:
@@ -130,26 +131,25 @@ class Push:
                                 [Reference(self.ref.name, "", digest)])
         shown = Reference(self.ref.name, t.tag).familiar()
         self.events.publish("image", "push", shown, {"name": shown})
-        emit(msg.status(f"{t.tag}: digest: {digest} size: {len(body)}"))
-        emit({"progressDetail": {}, "aux": {"Tag": t.tag, "Digest": digest,
-                                            "Size": len(body)}})
+        emit(Status(f"{t.tag}: digest: {digest} size: {len(body)}"))
+        emit(PushedDigest(t.tag, digest, len(body)))
 
     # --- layers -------------------------------------------------------------------------
     async def _push_layer(self, diff_id: str, chain: str, emit: Emit) -> Descriptor:
         sid = msg_id(diff_id)
         if self.sem.locked():
-            emit(msg.layer_status("Waiting", sid))
+            emit(LayerStatus(sid, "Waiting"))
         async with self.sem:
             domain = self.ref.domain
             records = await asyncio.to_thread(self.cache.records, diff_id)
             here = [r for r in records if r.registry == domain]
             for r in here:
                 if r.repo == self.repo and await self._blob_exists(r.digest):
-                    emit(msg.layer_status("Layer already exists", sid))
+                    emit(LayerStatus(sid, "Layer already exists"))
                     return Descriptor(r.media_type, r.digest, r.size)
             for r in here:
                 if r.repo != self.repo and await self._mount(r):
-                    emit(msg.layer_status(f"Mounted from {r.repo}", sid))
+                    emit(LayerStatus(sid, f"Mounted from {r.repo}"))
                     await asyncio.to_thread(self.cache.add, diff_id, BlobRecord(
                         r.digest, r.media_type, r.size, domain, self.repo))
                     return Descriptor(r.media_type, r.digest, r.size)
@@ -164,10 +164,10 @@ class Push:
                     desc = await asyncio.to_thread(self._compress, diff_id, chain, made)
                     path = made
                 if await self._blob_exists(desc.digest):
-                    emit(msg.layer_status("Layer already exists", sid))
+                    emit(LayerStatus(sid, "Layer already exists"))
                 else:
                     await self._upload_file(path, desc, sid, emit)
-                    emit(msg.layer_status("Pushed", sid))
+                    emit(LayerStatus(sid, "Pushed"))
                 if made:
                     await asyncio.to_thread(self.cache.keep_blob, made, desc.digest)
                     made = ""
@@ -273,7 +273,7 @@ class Push:
                         now = time.monotonic()
                         if now - last > 0.1:
                             last = now
-                            emit(msg.bar("Pushing", sid, sent, total))
+                            emit(Progress(sid, "Pushing", sent, total))
                         yield b
                 headers = {"Content-Type": "application/octet-stream",
                            "Content-Length": str(n)}
@@ -286,7 +286,7 @@ class Push:
                     loc = self._abs(resp.headers.get("Location") or loc)
                 if total == 0:
                     break
-            emit(msg.bar("Pushing", sid, sent, total))
+            emit(Progress(sid, "Pushing", sent, total))
         finally:
             await asyncio.to_thread(f.close)
         await self._finish_upload(loc, desc.digest)

@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from ..config import Config
-from ..errors import (DockerError, InvalidParameter, NotFound, NotImplementedErr,
-                      SystemError_, Unauthorized)
+from ..errors import (DockerError, InvalidParameter, NotFound, SystemError_,
+                      Unauthorized)
 from ..events import EventBus
 from ..images.references import DEFAULT_TAG, Reference, parse_normalized  # noqa: F401
 from ..images.service import ImageService
+from ..progress import ErrorEvent, ProgressEvent
 from .auth import AuthConfig
 from .blobcache import BlobCache
 from .client import RegistryError, RegistrySession, TransportError, registry_error
@@ -21,8 +21,6 @@ from .errors import pull_error, push_error
 from .manifest import ImageManifest, ManifestList, Platform, host_platform, parse_manifest
 from .manifest import parse_platform
 from .pull import Pull, fetch_blob_bytes, fetch_manifest, read_body, resolve_image
-from .progress import error as progress_error
-from .progress import line as progress_line
 from .push import Push, targets_for
 
 log = logging.getLogger("pydockerd.distribution")
@@ -96,23 +94,17 @@ class DistributionService:
     async def create(self, from_image: str | None, from_src: str | None, tag: str | None,
                      platform: str | None, auth: AuthConfig, body: AsyncIterator[bytes],
                      repo: str | None, changes: list[str], message: str
-                     ) -> AsyncIterator[bytes]:
+                     ) -> AsyncIterator[ProgressEvent]:
         """POST /images/create: pull (fromImage) or import (fromSrc)."""
         if from_image:
             return await self.pull(from_image, tag, platform, auth)
         if from_src:
-            importer = getattr(self.images, "import_image", None)
-            if importer is None:
-                raise NotImplementedErr("importing images is not supported by pydockerd yet")
-            stream = importer(body, from_src, repo or "", tag or "", changes, message,
-                              platform or "")
-            if inspect.isawaitable(stream):     # a coroutine returning the iterator
-                stream = await stream
-            return stream  # type: ignore[no-any-return]
+            return self.images.import_image(body, from_src, repo or "", tag or "", changes,
+                                            message, platform or "")
         raise InvalidParameter("fromImage or fromSrc is required")
 
     async def pull(self, from_image: str, tag: str | None, platform: str | None,
-                   auth: AuthConfig) -> AsyncIterator[bytes]:
+                   auth: AuthConfig) -> AsyncIterator[ProgressEvent]:
         """Resolve (errors raised here become normal HTTP errors), then stream."""
         ref = pull_reference(from_image, tag)
         if not ref.tag and not ref.digest:
@@ -134,7 +126,7 @@ class DistributionService:
                     self.cfg.max_concurrent_downloads).run()
 
     async def _pull_all_tags(self, ref: Reference, platform: str | None, auth: AuthConfig
-                             ) -> AsyncIterator[bytes]:
+                             ) -> AsyncIterator[ProgressEvent]:
         async def work(sess: RegistrySession) -> list[str]:
             resp = await sess.request("GET", f"/v2/{ref.path}/tags/list")
             async with resp:
@@ -152,21 +144,22 @@ class DistributionService:
         if not tags:
             raise NotFound(f"no tags found for {ref.familiar_name()}")
 
-        async def stream() -> AsyncIterator[bytes]:
+        async def stream() -> AsyncIterator[ProgressEvent]:
             for t in tags:
                 try:
                     one = await self.pull(f"{ref.name}:{t}", None, platform, auth)
                 except DockerError as e:
-                    yield progress_line(progress_error(e.message))
+                    yield ErrorEvent(e.message)
                     return
-                async for chunk in one:
-                    yield chunk
-                    if b'"errorDetail"' in chunk:
+                async for ev in one:
+                    yield ev
+                    if isinstance(ev, ErrorEvent):
                         return
         return stream()
 
     # --- push ----------------------------------------------------------------------------
-    async def push(self, name: str, tag: str | None, auth: AuthConfig) -> AsyncIterator[bytes]:
+    async def push(self, name: str, tag: str | None, auth: AuthConfig
+                   ) -> AsyncIterator[ProgressEvent]:
         ref = parse_normalized(name)
         if tag:
             ref = ref.with_tag(tag)

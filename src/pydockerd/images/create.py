@@ -10,11 +10,11 @@ import os
 from typing import Any, AsyncIterator
 
 from ..errors import DockerError, InvalidParameter, NotFound
+from ..progress import ErrorEvent, LayerStatus, ProgressEvent, Status
 from .archive import ArchiveImage, validate_config
 from .changes import apply_changes, split_changes
 from .content import digest_of
 from .difftar import write_diff_tar
-from .loader import error_line, json_line
 from .model import Image, LayerInfo
 from .newimage import commit_config, import_config, merge_config, parse_platform
 from .references import Reference, repo_tag_reference
@@ -52,10 +52,10 @@ def drop_unused_layers(st: ImageState, chains: list[str]) -> None:
 
 async def import_image(st: ImageState, chunks: AsyncIterator[bytes] | None, src_url: str | None,
                        repo: str, tag: str, changes: list[str], message: str,
-                       platform: str | None) -> AsyncIterator[bytes]:
+                       platform: str | None) -> AsyncIterator[ProgressEvent]:
     """`docker import`: a (flat, possibly compressed) rootfs tar from the request
-    body or an http(s) URL becomes a one-layer image. Yields JSON progress lines,
-    ending with {"status": "sha256:<id>"} (or an errorDetail line)."""
+    body or an http(s) URL becomes a one-layer image. Yields progress events,
+    ending with Status("sha256:<id>") (or an ErrorEvent)."""
     path = ""
     try:
         ref = repo_tag_reference(repo, tag or None) if repo else None
@@ -63,21 +63,21 @@ async def import_image(st: ImageState, chunks: AsyncIterator[bytes] | None, src_
         config = apply_changes({}, split_changes(changes))
         if src_url and src_url != "-":
             from .fetch import download
-            async for line, spooled in download(src_url, st.tmp_dir):
-                if line:
-                    yield line
+            async for ev, spooled in download(src_url, st.tmp_dir):
+                if ev is not None:
+                    yield ev
                 path = spooled or path
         else:
             if chunks is None:
                 raise InvalidParameter("nothing to import: no request body and no URL")
             path = await st.loader.spool(chunks, prefix="import-")
-        yield json_line({"status": "Importing", "progressDetail": {}, "id": ""})
+        yield LayerStatus("", "Importing")
         img = await asyncio.to_thread(_import_file, st, path, config, message, plat, ref)
     except DockerError as e:
-        yield error_line(e.message)
+        yield ErrorEvent(e.message)
         return
     except OSError as e:
-        yield error_line(str(e))
+        yield ErrorEvent(str(e))
         return
     finally:
         if path and os.path.lexists(path):
@@ -85,7 +85,7 @@ async def import_image(st: ImageState, chunks: AsyncIterator[bytes] | None, src_
     if ref is not None:
         st.event("tag", img, ref.familiar())
     st.event("import", img, img.id)
-    yield json_line({"status": img.id})
+    yield Status(img.id)
 
 
 def _import_file(st: ImageState, path: str, config: dict[str, Any], message: str,

@@ -7,7 +7,7 @@ from typing import AsyncIterator
 from urllib.parse import urlsplit
 
 from ..errors import InvalidParameter
-from .loader import json_line, progress_message
+from ..progress import Progress, ProgressEvent, Status
 
 _TIMEOUT = 300
 
@@ -23,12 +23,12 @@ def normalise_url(src: str) -> str:
     return src
 
 
-async def download(src: str, tmp_dir: str) -> AsyncIterator[tuple[bytes, str]]:
-    """Yield (progress line, "") while downloading, then (b"", spool path)."""
+async def download(src: str, tmp_dir: str) -> AsyncIterator[tuple[ProgressEvent | None, str]]:
+    """Yield (progress event, "") while downloading, then (None, spool path)."""
     import aiohttp
 
     url = normalise_url(src)
-    yield json_line({"status": f"Downloading from {url}"}), ""
+    yield Status(f"Downloading from {url}"), ""
     path = os.path.join(tmp_dir, "import-" + os.urandom(8).hex())
     done = False
     try:
@@ -44,9 +44,7 @@ async def download(src: str, tmp_dir: str) -> AsyncIterator[tuple[bytes, str]]:
                     async for chunk in resp.content.iter_chunked(1 << 20):
                         await asyncio.to_thread(f.write, chunk)
                         got += len(chunk)
-                        msg = progress_message("", got, total)
-                        msg["status"] = "Importing"
-                        yield json_line(msg), ""
+                        yield Progress("", "Importing", got, total, style="load"), ""
                 finally:
                     await asyncio.to_thread(f.close)
         done = True
@@ -57,4 +55,4 @@ async def download(src: str, tmp_dir: str) -> AsyncIterator[tuple[bytes, str]]:
     finally:
         if not done and os.path.lexists(path):
             os.unlink(path)
-    yield b"", path
+    yield None, path

@@ -10,7 +10,6 @@ Phases (so an invalid archive leaves nothing behind):
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import tarfile
 import threading
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
 from ..errors import DockerError, InvalidParameter, SystemError_, no_space
+from ..progress import ErrorEvent, Progress, ProgressEvent, StreamText
 from ..store import Store
 from .archive import ArchiveImage, ensure_plain_tar, member_file, open_tar, read_archive
 from .content import ContentStore
@@ -26,7 +26,7 @@ from .layers import LayerStore, chain_ids, hex_of
 from .model import Image
 from .references import Reference
 
-Progress = Callable[[dict[str, Any]], None]
+Report = Callable[[ProgressEvent], None]
 _SPOOL_BATCH = 4 << 20
 
 
@@ -38,28 +38,8 @@ class Loaded:
     replaced: list[tuple[Reference, str]] = field(default_factory=list)  # (ref, old id)
 
 
-def json_line(obj: dict[str, Any]) -> bytes:
-    return (json.dumps(obj, separators=(",", ":")) + "\r\n").encode()
-
-
-def error_line(message: str) -> bytes:
-    return json_line({"errorDetail": {"message": message}, "error": message})
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.4g}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1000
-    return f"{n}B"
-
-
-def progress_message(layer_id: str, current: int, total: int) -> dict[str, Any]:
-    width = 50
-    filled = int(width * current / total) if total else width
-    bar = "=" * max(filled - 1, 0) + (">" if filled < width else "=") + " " * (width - filled)
-    return {"status": "Loading layer", "progressDetail": {"current": current, "total": total},
-            "progress": f"[{bar}] {_human(current):>8}/{_human(total)}", "id": layer_id}
+def loading(layer_id: str, current: int, total: int) -> Progress:
+    return Progress(layer_id, "Loading layer", current, total, style="load")
 
 
 class Loader:
@@ -93,7 +73,7 @@ class Loader:
         return path
 
     # --- the import, in a worker thread ---------------------------------------------
-    def import_file(self, spool_path: str, progress: Progress | None) -> list[Loaded]:
+    def import_file(self, spool_path: str, progress: Report | None) -> list[Loaded]:
         created: list[str] = []
         paths = [spool_path]
         try:
@@ -116,7 +96,7 @@ class Loader:
                     os.unlink(p)
 
     def _unpack_layers(self, tar: Any, plan: ArchiveImage, created: list[str],
-                       progress: Progress | None) -> None:
+                       progress: Report | None) -> None:
         parent = ""
         for member, diff_id, chain in zip(plan.layer_members, plan.diff_ids,
                                           chain_ids(plan.diff_ids)):
@@ -125,12 +105,12 @@ class Loader:
                 total = int(getattr(getattr(src, "raw", None), "size", 0) or 0)
                 short = hex_of(diff_id)[:12]
                 if progress:
-                    progress(progress_message(short, 0, total))
+                    progress(loading(short, 0, total))
                 _, was_created = self._layers.unpack(src, diff_id, parent)
                 if was_created:
                     created.append(chain)
                 if progress:
-                    progress(progress_message(short, total, total))
+                    progress(loading(short, total, total))
             parent = chain
 
     def commit(self, plans: list[ArchiveImage], parent: str = "") -> list[Loaded]:
@@ -169,16 +149,16 @@ class Loader:
 
     # --- the stream -------------------------------------------------------------------
     async def run(self, chunks: AsyncIterator[bytes], quiet: bool,
-                  on_loaded: Callable[[Loaded], None]) -> AsyncIterator[bytes]:
-        """Yield dockerd's JSON lines; on_loaded runs on the loop per image (events).
-        An error before the first line is raised (the API answers it with a plain
-        status, as dockerd does before its output is flushed); after it, it ends
-        the stream as an errorDetail line."""
+                  on_loaded: Callable[[Loaded], None]) -> AsyncIterator[ProgressEvent]:
+        """Yield the load's progress events; on_loaded runs on the loop per image
+        (events). An error before the first event is raised (the API answers it with
+        a plain status, as dockerd does before its output is flushed); after it, it
+        ends the stream as an ErrorEvent."""
         path = await self.spool(chunks)
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
 
-        def progress(msg: dict[str, Any]) -> None:
+        def progress(msg: ProgressEvent) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, msg)
 
         def work() -> list[Loaded]:
@@ -191,28 +171,28 @@ class Loader:
         flushed = False
         while (msg := await queue.get()) is not None:
             flushed = True
-            yield json_line(msg)
+            yield msg
         try:
             results = await fut
         except DockerError as e:
             if not flushed:
                 raise
-            yield error_line(e.message)
+            yield ErrorEvent(e.message)
             return
         except OSError as e:
             err = no_space(e) or SystemError_(
                 f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
             if not flushed:
                 raise err from e
-            yield error_line(err.message)
+            yield ErrorEvent(err.message)
             return
         for loaded in results:
             for ref, old in loaded.replaced:
-                yield json_line({"stream": f"The image {ref.familiar()} already exists, "
-                                           f"renaming the old one with ID {old} to empty string\n"})
+                yield StreamText(f"The image {ref.familiar()} already exists, "
+                                 f"renaming the old one with ID {old} to empty string\n")
             for ref in loaded.refs:
-                yield json_line({"stream": f"Loaded image: {ref.familiar()}\n"})
+                yield StreamText(f"Loaded image: {ref.familiar()}\n")
             on_loaded(loaded)
         if results and not any(loaded.refs for loaded in results):
             for loaded in results:
-                yield json_line({"stream": f"Loaded image ID: {loaded.image_id}\n"})
+                yield StreamText(f"Loaded image ID: {loaded.image_id}\n")

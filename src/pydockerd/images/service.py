@@ -27,6 +27,7 @@ from typing import Any, AsyncIterator, Callable
 
 from ..errors import DockerError
 from ..events import EventBus
+from ..progress import ProgressEvent
 from ..store import Store
 from . import create, transfer
 from . import views
@@ -190,10 +191,10 @@ class ImageService:
 
     def import_image(self, chunks: AsyncIterator[bytes] | None, src_url: str | None,
                      repo: str, tag: str, changes: list[str], message: str,
-                     platform: str | None) -> AsyncIterator[bytes]:
+                     platform: str | None) -> AsyncIterator[ProgressEvent]:
         """`docker import`: a (flat, possibly compressed) rootfs tar from the request
-        body or an http(s) URL becomes a one-layer image. Yields JSON progress lines,
-        ending with {"status": "sha256:<id>"} (or an errorDetail line)."""
+        body or an http(s) URL becomes a one-layer image. Yields progress events,
+        ending with Status("sha256:<id>") (or an ErrorEvent)."""
         return create.import_image(self._state, chunks, src_url, repo, tag, changes,
                                    message, platform)
 
@@ -208,8 +209,9 @@ class ImageService:
                                    comment, author, pause, changes, config)
 
     # --- load / save (transfer.py) ---------------------------------------------------------
-    def load(self, chunks: AsyncIterator[bytes], quiet: bool = True) -> AsyncIterator[bytes]:
-        """Import a `docker save` archive, yielding dockerd's JSON progress lines."""
+    def load(self, chunks: AsyncIterator[bytes], quiet: bool = True
+             ) -> AsyncIterator[ProgressEvent]:
+        """Import a `docker save` archive, yielding its progress events."""
         return transfer.load(self._state, chunks, quiet)
 
     def save(self, names: list[str]) -> AsyncIterator[bytes]:

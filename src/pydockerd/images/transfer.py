@@ -6,6 +6,7 @@ from functools import partial
 from typing import AsyncIterator
 
 from ..errors import InvalidParameter
+from ..progress import ProgressEvent
 from ..util.threadstream import from_thread
 from .loader import Loaded
 from .model import Image
@@ -15,10 +16,10 @@ from .state import ImageState
 
 
 async def load(st: ImageState, chunks: AsyncIterator[bytes], quiet: bool = True
-               ) -> AsyncIterator[bytes]:
-    """Import a `docker save` archive, yielding dockerd's JSON progress lines."""
-    async for line in st.loader.run(chunks, quiet, partial(_on_loaded, st)):
-        yield line
+               ) -> AsyncIterator[ProgressEvent]:
+    """Import a `docker save` archive, yielding its progress events."""
+    async for ev in st.loader.run(chunks, quiet, partial(_on_loaded, st)):
+        yield ev
 
 
 def _on_loaded(st: ImageState, loaded: Loaded) -> None:

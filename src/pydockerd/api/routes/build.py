@@ -7,6 +7,7 @@ from ...models import BuildArgs, BuildLabels
 from ..decode import decode_query_json
 from ..http import AnyResponse, Request, StreamResponse, json_response
 from ..router import Route
+from ..wire_progress import build_lines
 
 
 def routes(builds: BuildService) -> list[Route]:
@@ -26,7 +27,7 @@ def routes(builds: BuildService) -> list[Route]:
             buildargs=args, labels=labels,
             nocache=req.q_bool("nocache"), quiet=req.q_bool("q"), target=req.q("target") or "")
         session = await builds.prepare(req.body.chunks(), opts)
-        return StreamResponse(session.stream(), content_type="application/json")
+        return StreamResponse(build_lines(session.stream()), content_type="application/json")
 
     async def prune(req: Request) -> AnyResponse:
         deleted, reclaimed = builds.prune()

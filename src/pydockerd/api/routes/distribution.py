@@ -8,6 +8,7 @@ from ..decode import decode_body
 from ...distribution.service import DistributionService
 from ..http import AnyResponse, Request, StreamResponse, json_response
 from ..router import Route
+from ..wire_progress import lines
 
 
 def _auth(req: Request) -> AuthConfig:
@@ -19,10 +20,11 @@ def routes(dist: DistributionService) -> list[Route]:
         stream = await dist.create(
             req.q("fromImage"), req.q("fromSrc"), req.q("tag"), req.q("platform"), _auth(req),
             req.body.chunks(), req.q("repo"), req.q_list("changes"), req.q("message") or "")
-        return StreamResponse(stream)
+        return StreamResponse(lines(stream))
 
     async def push(req: Request) -> AnyResponse:
-        return StreamResponse(await dist.push(req.params["name"], req.q("tag"), _auth(req)))
+        return StreamResponse(lines(await dist.push(req.params["name"], req.q("tag"),
+                                                    _auth(req))))
 
     async def search(req: Request) -> AnyResponse:
         return json_response(await dist.search(req.q("term") or "", req.q_int("limit"),

@@ -15,6 +15,7 @@ from ...models import ContainerConfig, to_doc
 from ..decode import decode_body
 from ..http import AnyResponse, Handler, Request, StreamResponse, empty, json_response
 from ..router import Route
+from ..wire_progress import lines
 
 
 def not_yet(what: str) -> Handler:
@@ -61,7 +62,7 @@ def routes(images: ImageService, containers: Any = None) -> list[Route]:
 
     async def load(req: Request) -> AnyResponse:
         quiet = req.q_bool("quiet", default=True)
-        return StreamResponse(images.load(req.body.chunks(), quiet),
+        return StreamResponse(lines(images.load(req.body.chunks(), quiet)),
                               content_type="application/json")
 
     async def save(req: Request) -> AnyResponse:
