@@ -1,19 +1,28 @@
-"""What /version, /info and /system/df report: real values read from this host."""
+"""What /version, /info and /system/df report: real values read from this host.
+
+SystemService returns frozen dataclasses (VersionInfo, SystemInfo, SystemDiskUsage);
+api/wire_system.py shapes them into Docker's JSON. Its collaborators are the small
+Protocols below: only what it reads from each service."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
 import platform
 import socket
 import sys
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from . import __version__
-from .api.server import API_VERSION, MIN_API_VERSION, version_str
 from .config import Config
+from .containers.model import Container
+from .images.model import DiskUsage, Image
+from .network.model import Network
 from .util.ids import format_time, new_id
 from .util.procfs import read_text
+from .volumes.model import Volume, VolumeUsage
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(platform.machine(),
                                                                      platform.machine())
@@ -55,9 +64,119 @@ def _engine_id(data_root: str) -> str:
         return uuid
 
 
+class SystemContainers(Protocol):
+    def all(self) -> list[Container]: ...
+
+
+class SystemImages(Protocol):
+    @property
+    def storage_driver(self) -> str: ...
+    def list_images(self) -> list[Image]: ...
+    def usage(self) -> DiskUsage: ...
+    def container_size(self, container_id: str, image_id: str) -> tuple[int, int]: ...
+
+
+class SystemNetworks(Protocol):
+    def list(self) -> list[Network]: ...
+
+
+class SystemVolumes(Protocol):
+    async def usage(self) -> list[tuple[Volume, VolumeUsage]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """The engine's build facts (the API versions are the API layer's own)."""
+    version: str
+    git_commit: str
+    go_version: str                 # the runtime: python3.11.7
+    os: str
+    arch: str                       # Go's name: amd64, arm64
+    kernel_version: str
+    build_time: str
+    platform_name: str = "pydockerd"
+    experimental: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IndexInfo:
+    """A registry the daemon knows about (docker.io, --insecure-registry hosts)."""
+    name: str
+    mirrors: list[str]
+    secure: bool
+    official: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryInfo:
+    insecure_cidrs: list[str]
+    indexes: list[IndexInfo]
+    mirrors: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SystemInfo:
+    """GET /info's facts about this daemon and host."""
+    id: str
+    containers: int
+    running: int
+    paused: int
+    images: int
+    driver: str
+    backing_filesystem: str
+    swap_limit: bool
+    ipv4_forwarding: bool
+    debug: bool
+    fds: int
+    oom_kill_disable: bool
+    tasks: int                      # asyncio tasks, shown as NGoroutines
+    system_time: str
+    cgroup_version: str
+    kernel_version: str
+    operating_system: str
+    os_version: str
+    architecture: str               # uname -m
+    registry: RegistryInfo
+    ncpu: int
+    mem_total: int
+    data_root: str
+    http_proxy: str
+    https_proxy: str
+    no_proxy: str
+    name: str
+    server_version: str
+    runtimes: dict[str, str]        # name -> path
+    default_runtime: str
+    live_restore: bool
+    runc_commit: str
+    security_options: list[str]
+    warnings: list[str]
+
+    @property
+    def stopped(self) -> int:
+        return self.containers - self.running - self.paused
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerUsage:
+    container: Container
+    size_rw: int
+    size_root_fs: int
+
+
+@dataclass(frozen=True, slots=True)
+class SystemDiskUsage:
+    """GET /system/df: each part is None when its type was not asked for."""
+    images: DiskUsage | None = None
+    containers: list[ContainerUsage] | None = None
+    network_ids: dict[str, str] = field(default_factory=dict)   # name -> id
+    volumes: list[tuple[Volume, VolumeUsage]] | None = None
+    build_cache: bool = False
+
+
 class SystemService:
-    def __init__(self, cfg: Config, containers: Any, images: Any, networks: Any,
-                 volumes: Any = None) -> None:
+    def __init__(self, cfg: Config, containers: SystemContainers, images: SystemImages,
+                 networks: SystemNetworks, volumes: SystemVolumes | None = None) -> None:
         self.cfg = cfg
         self.volumes = volumes
         self.containers = containers
@@ -66,22 +185,13 @@ class SystemService:
         self.engine_id = _engine_id(cfg.data_root)
         self.started = time.time()
 
-    def version(self) -> dict[str, Any]:
-        details = {"ApiVersion": version_str(API_VERSION),
-                   "MinAPIVersion": version_str(MIN_API_VERSION), "GitCommit": "pydockerd",
-                   "GoVersion": f"python{sys.version.split()[0]}", "Os": "linux",
-                   "Arch": _ARCH, "KernelVersion": platform.release(),
-                   "BuildTime": "2026-11-22T00:00:00.000000000+00:00", "Experimental": "false"}
-        return {
-            "Platform": {"Name": "pydockerd"},
-            "Components": [{"Name": "Engine", "Version": __version__, "Details": details}],
-            "Version": __version__, "ApiVersion": details["ApiVersion"],
-            "MinAPIVersion": details["MinAPIVersion"], "GitCommit": "pydockerd",
-            "GoVersion": details["GoVersion"], "Os": "linux", "Arch": _ARCH,
-            "KernelVersion": platform.release(), "BuildTime": details["BuildTime"],
-        }
+    def version(self) -> VersionInfo:
+        return VersionInfo(version=__version__, git_commit="pydockerd",
+                           go_version=f"python{sys.version.split()[0]}", os="linux",
+                           arch=_ARCH, kernel_version=platform.release(),
+                           build_time="2026-11-22T00:00:00.000000000+00:00")
 
-    async def info(self) -> dict[str, Any]:
+    async def info(self) -> SystemInfo:
         cs = self.containers.all()
         running = sum(1 for c in cs if c.state.status == "running")
         paused = sum(1 for c in cs if c.state.status == "paused")
@@ -93,64 +203,38 @@ class SystemService:
         if self.cfg.no_new_privileges:
             security.append("name=no-new-privileges")
         driver = self.images.storage_driver
-        return {
-            "ID": self.engine_id, "Containers": len(cs), "ContainersRunning": running,
-            "ContainersPaused": paused, "ContainersStopped": len(cs) - running - paused,
-            "Images": len(self.images.list_images()), "Driver": driver,
-            "DriverStatus": [["Backing Filesystem", _fs_type(self.cfg.data_root)],
-                             ["Supports d_type", "true"], ["Using metacopy", "false"],
-                             ["Native Overlay Diff", "true"], ["userxattr", "false"]]
-            if driver == "overlay2" else [],
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
-                        "Authorization": None, "Log": ["json-file", "local", "none"]},
-            "MemoryLimit": True, "SwapLimit": os.path.exists(
-                "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+        return SystemInfo(
+            id=self.engine_id, containers=len(cs), running=running, paused=paused,
+            images=len(self.images.list_images()), driver=driver,
+            backing_filesystem=_fs_type(self.cfg.data_root) if driver == "overlay2" else "",
+            swap_limit=os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
             or cgroup_version() == "2",
-            "KernelMemoryTCP": False, "CpuCfsPeriod": True, "CpuCfsQuota": True,
-            "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding":
-                read_text("/proc/sys/net/ipv4/ip_forward") == "1",
-            "Debug": self.cfg.debug, "NFd": len(os.listdir("/proc/self/fd")),
-            "OomKillDisable": cgroup_version() == "1",
-            "NGoroutines": len(asyncio.all_tasks()), "SystemTime": format_time(
-                __import__("datetime").datetime.now(__import__("datetime").timezone.utc)),
-            "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
-            "CgroupVersion": cgroup_version(), "NEventsListener": 0,
-            "KernelVersion": platform.release(), "OperatingSystem": _os_release(),
-            "OSVersion": _os_version(), "OSType": "linux", "Architecture": platform.machine(),
-            "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": self._registry_config(),
-            "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(),
-            "GenericResources": None, "DockerRootDir": self.cfg.data_root,
-            "HttpProxy": os.environ.get("HTTP_PROXY", ""),
-            "HttpsProxy": os.environ.get("HTTPS_PROXY", ""),
-            "NoProxy": os.environ.get("NO_PROXY", ""), "Name": socket.gethostname(),
-            "Labels": [], "ExperimentalBuild": False, "ServerVersion": __version__,
-            "Runtimes": {n: {"path": p} for n, p in self.cfg.runtimes.items()},
-            "DefaultRuntime": self.cfg.default_runtime,
-            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
-                      "ControlAvailable": False, "Error": "", "RemoteManagers": None},
-            "LiveRestoreEnabled": self.cfg.live_restore, "Isolation": "",
-            "InitBinary": "docker-init",
-            "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": _runc_commit()},
-            "InitCommit": {"ID": "tini"}, "SecurityOptions": security,
-            "CDISpecDirs": [], "Warnings": self._warnings(),
-            "DefaultAddressPools": None, "FirewallBackend": {"Driver": "iptables"},
-            "Containerd": None,
-        }
+            ipv4_forwarding=read_text("/proc/sys/net/ipv4/ip_forward") == "1",
+            debug=self.cfg.debug, fds=len(os.listdir("/proc/self/fd")),
+            oom_kill_disable=cgroup_version() == "1", tasks=len(asyncio.all_tasks()),
+            system_time=format_time(datetime.datetime.now(datetime.timezone.utc)),
+            cgroup_version=cgroup_version(), kernel_version=platform.release(),
+            operating_system=_os_release(), os_version=_os_version(),
+            architecture=platform.machine(), registry=self._registry_info(),
+            ncpu=os.cpu_count() or 1, mem_total=_mem_total(), data_root=self.cfg.data_root,
+            http_proxy=os.environ.get("HTTP_PROXY", ""),
+            https_proxy=os.environ.get("HTTPS_PROXY", ""),
+            no_proxy=os.environ.get("NO_PROXY", ""), name=socket.gethostname(),
+            server_version=__version__, runtimes=dict(self.cfg.runtimes),
+            default_runtime=self.cfg.default_runtime, live_restore=self.cfg.live_restore,
+            runc_commit=_runc_commit(), security_options=security,
+            warnings=self._warnings())
 
-    def _registry_config(self) -> dict[str, Any]:
+    def _registry_info(self) -> RegistryInfo:
         mirrors = [m.rstrip("/") + "/" for m in self.cfg.registry_mirrors]
         cidrs = ["::1/128", "127.0.0.0/8"]
-        index: dict[str, Any] = {"docker.io": {"Name": "docker.io", "Mirrors": mirrors,
-                                               "Secure": True, "Official": True}}
+        index = {"docker.io": IndexInfo("docker.io", mirrors, True, True)}
         for reg in self.cfg.insecure_registries:
             if "/" in reg:
                 cidrs.append(reg)
             else:
-                index[reg] = {"Name": reg, "Mirrors": [], "Secure": False, "Official": False}
-        return {"AllowNondistributableArtifactsCIDRs": None,
-                "AllowNondistributableArtifactsHostnames": None,
-                "InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": mirrors}
+                index[reg] = IndexInfo(reg, [], False, False)
+        return RegistryInfo(cidrs, list(index.values()), mirrors)
 
     def _warnings(self) -> list[str]:
         w = []
@@ -160,29 +244,22 @@ class SystemService:
             w.append("WARNING: IPv4 forwarding is disabled")
         return w
 
-    async def disk_usage(self, types: list[str]) -> dict[str, Any]:
-        from .api import wire_containers
+    async def disk_usage(self, types: list[str]) -> SystemDiskUsage:
         want = set(types) or {"container", "image", "volume", "build-cache"}
-        out: dict[str, Any] = {}
-        layers_size, images = await asyncio.to_thread(self.images.disk_usage) \
-            if "image" in want else (0, [])
-        if "image" in want:
-            out["LayersSize"] = layers_size
-            out["Images"] = images
+        images = await asyncio.to_thread(self.images.usage) if "image" in want else None
+        containers: list[ContainerUsage] | None = None
+        ids: dict[str, str] = {}
         if "container" in want:
             ids = {n.name: n.id for n in self.networks.list()}
-            docs = []
+            containers = []
             for c in self.containers.all():
-                size = await asyncio.to_thread(self.images.container_size, c.id, c.image_id)
-                docs.append(wire_containers.summary(c, ids, size))
-            out["Containers"] = docs
+                rw, root = await asyncio.to_thread(self.images.container_size, c.id,
+                                                   c.image_id)
+                containers.append(ContainerUsage(c, rw, root))
+        volumes = None
         if "volume" in want:
-            from .api.routes.volumes import volume_to_wire
-            usage = await self.volumes.usage() if self.volumes is not None else []
-            out["Volumes"] = [volume_to_wire(v, u) for v, u in usage]
-        if "build-cache" in want:
-            out["BuildCache"] = []
-        return out
+            volumes = await self.volumes.usage() if self.volumes is not None else []
+        return SystemDiskUsage(images, containers, ids, volumes, "build-cache" in want)
 
 
 def _os_version() -> str:
@@ -216,4 +293,5 @@ def _runc_commit() -> str:
     return _RUNC_COMMIT[0]
 
 
-__all__ = ["SystemService"]
+__all__ = ["SystemService", "VersionInfo", "SystemInfo", "SystemDiskUsage", "ContainerUsage",
+           "RegistryInfo", "IndexInfo"]

@@ -26,7 +26,8 @@ from pydockerd.events import EventBus
 from pydockerd.images import ImageService
 from pydockerd.images.snapshots import mounted
 from pydockerd.api.wire_progress import lines as lines_of
-from pydockerd.images.wire import history_to_wire, image_summary, image_to_wire
+from pydockerd.api.wire_images import disk_usage, history_to_wire, image_summary, image_to_wire
+from pydockerd.images.model import DeleteRecord
 from pydockerd.store import Store
 from pydockerd.testing.images import build, build_all, busybox_path
 
@@ -202,7 +203,7 @@ def test_remove_semantics(svc: ImageService, fixtures: dict[str, Path]) -> None:
     with pytest.raises(Conflict, match=rf"unable to delete {bb.short_id} \(must be forced\) - "
                                        "image is referenced in multiple repositories"):
         svc.remove(bb.id[7:19])
-    assert svc.remove("second") == [{"Untagged": "second:latest"}]
+    assert svc.remove("second") == [DeleteRecord(untagged="second:latest")]
     # a container uses the image: removing its only tag needs force
     svc.containers_using = lambda image_id: ["c" * 64] if image_id == bb.id else []
     with pytest.raises(Conflict, match=r'unable to remove repository reference "busybox" '
@@ -212,16 +213,17 @@ def test_remove_semantics(svc: ImageService, fixtures: dict[str, Path]) -> None:
     with pytest.raises(Conflict, match="image is being used by stopped container"):
         svc.remove(bb.id)
     # forced: untagged, but the image (and its layers) stay for the container
-    assert svc.remove("busybox", force=True) == [{"Untagged": "busybox:latest"}]
+    assert svc.remove("busybox", force=True) == [DeleteRecord(untagged="busybox:latest")]
     assert svc.resolve(bb.id).repo_tags == []
     assert [i.id for i in svc.list_images(filters={"dangling": ["true"]})] == [bb.id]
     svc.containers_using = lambda image_id: []
     recs = svc.remove(bb.id)
-    assert recs == [{"Deleted": bb.id}]                       # base layer still used by layered
+    assert recs == [DeleteRecord(deleted=bb.id)]              # base layer still used by layered
     lay = svc.resolve("layered")
     recs = svc.remove("layered")
-    assert recs[0] == {"Untagged": "layered:latest"} and recs[1] == {"Deleted": lay.id}
-    assert {r["Deleted"] for r in recs[2:]} == set(lay.layers)
+    assert recs[0] == DeleteRecord(untagged="layered:latest")
+    assert recs[1] == DeleteRecord(deleted=lay.id)
+    assert {r.deleted for r in recs[2:]} == set(lay.layers)
     assert layer_dirs(svc) == [] and os.listdir(os.path.join(svc.layers.root, "l")) == []
     actions = [e.action for e in svc._events.history(0)]
     assert "untag" in actions and "delete" in actions
@@ -271,7 +273,7 @@ def test_wire_and_history(svc: ImageService, fixtures: dict[str, Path]) -> None:
     assert h[0]["Tags"] == ["layered:latest"] and h[1]["Tags"] is None
     assert h[0]["CreatedBy"] == "mkimage layer 2" and h[2]["Size"] > 1000
     du = svc.usage()
-    assert svc.disk_usage()[0] == img.size and svc.disk_usage()[1][0]["Containers"] == 0
+    assert disk_usage(du)["LayersSize"] == img.size and disk_usage(du)["Images"][0]["Containers"] == 0
     assert du.layers_size == img.size and du.images[0].containers == 0
 
 
@@ -359,10 +361,10 @@ def test_remove_async_and_register_image(svc: ImageService, fixtures: dict[str, 
         svc.remove(bb.id, force=True)
     recs = asyncio.run(svc.remove_async("derived:1"))
     # untag and delete the child; its parent is still tagged, so pruning keeps it
-    assert recs == [{"Untagged": "derived:1"}, {"Deleted": img.id}]
+    assert recs == [DeleteRecord(untagged="derived:1"), DeleteRecord(deleted=img.id)]
     assert svc.resolve("busybox").id == bb.id
     recs = asyncio.run(svc.remove_async("busybox"))
-    assert {"Deleted": bb.id} in recs and layer_dirs(svc) == []
+    assert DeleteRecord(deleted=bb.id) in recs and layer_dirs(svc) == []
     assert [e.action for e in svc._events.history(0)][-2:] == ["untag", "delete"]
 
 

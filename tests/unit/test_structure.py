@@ -34,7 +34,7 @@ PENDING_CYCLES: set[frozenset[str]] = {
     frozenset({"pydockerd.containers.restore", "pydockerd.containers.service"}),
 }
 PENDING_ANY: set[str] = {"ArchiveService", "BuildService", "ContainerService", "HealthMonitor",
-                         "StatsService", "SystemService"}
+                         "StatsService"}
 
 
 def _modules() -> dict[str, Path]:

@@ -1,4 +1,4 @@
-"""Image and layer models (snake_case; the wire form lives in images/wire.py)."""
+"""Image and layer models (snake_case; the wire form lives in api/wire_images.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -94,3 +94,21 @@ class HistoryEntry:
     tags: list[str] | None
     size: int
     comment: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRecord:
+    """One step of `docker rmi` / image prune: a reference untagged or an image
+    (or layer) deleted; exactly one of the two is set."""
+
+    untagged: str = ""
+    deleted: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GraphDriver:
+    """The storage driver's name and its directories for an image or container
+    (overlay2: LowerDir, MergedDir, UpperDir, WorkDir)."""
+
+    name: str
+    data: dict[str, str]

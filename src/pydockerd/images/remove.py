@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..util.ids import to_unix
 from . import filters as flt
-from .model import Image
+from .model import DeleteRecord, Image
 from .references import Reference, parse_normalized
 from .state import ImageState
 
@@ -51,14 +51,14 @@ def _is_id_prefix(image_id: str, ref: str) -> bool:
 class _Removal:
     """What one remove() did: API records, events to publish, layer dirs to purge."""
 
-    records: list[dict[str, str]] = field(default_factory=list)
+    records: list[DeleteRecord] = field(default_factory=list)
     events: list[tuple[str, Image, str]] = field(default_factory=list)
     doomed: list[str] = field(default_factory=list)
 
 
 def remove(st: ImageState, ref: str, force: bool = False, noprune: bool = False
-           ) -> list[dict[str, str]]:
-    """Untag/delete like `docker rmi`; records [{"Untagged"}, {"Deleted"}...].
+           ) -> list[DeleteRecord]:
+    """Untag/delete like `docker rmi`; DeleteRecords (untagged, then deleted).
 
     Blocking when layers are deleted: from async code prefer remove_async.
     """
@@ -71,7 +71,7 @@ def remove(st: ImageState, ref: str, force: bool = False, noprune: bool = False
 
 
 async def remove_async(st: ImageState, ref: str, force: bool = False, noprune: bool = False
-                       ) -> list[dict[str, str]]:
+                       ) -> list[DeleteRecord]:
     """remove() with the disk work in a thread; events published on the loop."""
     op = _Removal()
 
@@ -94,7 +94,7 @@ def _finish_removal(st: ImageState, op: _Removal) -> None:
 
 def _untag(st: ImageState, img: Image, ref: Reference, op: _Removal) -> None:
     st.images.delete_ref(ref)
-    op.records.append({"Untagged": ref.familiar()})
+    op.records.append(DeleteRecord(untagged=ref.familiar()))
     op.events.append(("untag", img, img.id))
 
 
@@ -169,14 +169,14 @@ def _delete(st: ImageState, img: Image, op: _Removal, force: bool, prune: bool,
     st.images.delete(img.id)
     st.content.delete(img.id)
     op.events.append(("delete", img, img.id))
-    op.records.append({"Deleted": img.id})
+    op.records.append(DeleteRecord(deleted=img.id))
     used = {c for other in st.images.all().values() for c in other.layers}
     for chain in reversed(img.layers):
         if chain not in used and st.layers.get(chain) is not None:
             doomed = st.layers.remove(chain)
             if doomed:
                 op.doomed.append(doomed)
-            op.records.append({"Deleted": chain})
+            op.records.append(DeleteRecord(deleted=chain))
     if prune and parent:
         parent_img = st.get(parent)
         if parent_img is not None:
@@ -185,8 +185,8 @@ def _delete(st: ImageState, img: Image, op: _Removal, force: bool, prune: bool,
 
 # --- prune -------------------------------------------------------------------------------
 async def prune(st: ImageState, filters: dict[str, list[str]] | None = None
-                ) -> tuple[list[dict[str, str]], int]:
-    """POST /images/prune: ([{"Untagged"}|{"Deleted"}...], SpaceReclaimed)."""
+                ) -> tuple[list[DeleteRecord], int]:
+    """POST /images/prune: (DeleteRecords, bytes reclaimed)."""
     filters = filters or {}
     for key in filters:
         if key not in ("dangling", "label", "label!", "until"):
@@ -238,7 +238,7 @@ async def prune(st: ImageState, filters: dict[str, list[str]] | None = None
     finally:
         _finish_removal(st, op)
     await asyncio.to_thread(st.layers.purge, op.doomed)
-    deleted = {r["Deleted"] for r in op.records if "Deleted" in r}
+    deleted = {r.deleted for r in op.records if r.deleted}
     reclaimed = sum(size for chain, size in sizes_before.items() if chain in deleted)
     st.events.publish("image", "prune", "", {"reclaimed": str(reclaimed)})
     return op.records, reclaimed

@@ -36,11 +36,10 @@ from . import tag as tagging
 from .content import ContentStore
 from .imagestore import ImageStore
 from .layers import LayerStore
-from .model import DiskUsage, HistoryEntry, Image
+from .model import DeleteRecord, DiskUsage, GraphDriver, HistoryEntry, Image
 from .references import Reference
 from .snapshots import Snapshots
 from .state import ImageState
-from .wire import LATEST
 
 
 class ImageService:
@@ -124,17 +123,12 @@ class ImageService:
     def history(self, ref: str) -> list[HistoryEntry]:
         return views.history(self._state, ref)
 
-    def disk_usage(self, api_version: tuple[int, int] = LATEST
-                   ) -> tuple[int, list[dict[str, object]]]:
-        """For GET /system/df: (LayersSize, Images in wire form with SharedSize and
-        Containers). The typed data is usage()."""
-        return views.disk_usage(self._state, api_version)
-
     def usage(self) -> DiskUsage:
+        """For GET /system/df and `docker images --shared-size`. Blocking (briefly)."""
         return views.usage(self._state)
 
-    def image_graph_driver(self, img: Image) -> dict[str, object]:
-        """GraphDriver of image inspect: {"Name", "Data": {LowerDir, UpperDir, ...}}."""
+    def image_graph_driver(self, img: Image) -> GraphDriver:
+        """GraphDriver of image inspect (LowerDir, UpperDir, ...)."""
         return views.image_graph_driver(self._state, img)
 
     def ancestors(self, image_id: str) -> list[str]:
@@ -160,21 +154,21 @@ class ImageService:
         return tagging.tag(self._state, source_ref, repo, tag)
 
     def remove(self, ref: str, force: bool = False, noprune: bool = False
-               ) -> list[dict[str, str]]:
-        """Untag/delete like `docker rmi`; records [{"Untagged"}, {"Deleted"}...].
+               ) -> list[DeleteRecord]:
+        """Untag/delete like `docker rmi`; DeleteRecords (untagged, then deleted).
 
         Blocking when layers are deleted: from async code prefer remove_async.
         """
         return removal.remove(self._state, ref, force, noprune)
 
     async def remove_async(self, ref: str, force: bool = False, noprune: bool = False
-                           ) -> list[dict[str, str]]:
+                           ) -> list[DeleteRecord]:
         """remove() with the disk work in a thread; events published on the loop."""
         return await removal.remove_async(self._state, ref, force, noprune)
 
     async def prune(self, filters: dict[str, list[str]] | None = None
-                    ) -> tuple[list[dict[str, str]], int]:
-        """POST /images/prune: ([{"Untagged"}|{"Deleted"}...], SpaceReclaimed)."""
+                    ) -> tuple[list[DeleteRecord], int]:
+        """POST /images/prune: (DeleteRecords, bytes reclaimed)."""
         return await removal.prune(self._state, filters)
 
     # --- new images (create.py) ----------------------------------------------------------------

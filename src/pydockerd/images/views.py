@@ -9,9 +9,8 @@ from ..errors import InvalidParameter
 from ..util.ids import to_unix
 from . import filters as flt
 from .layers import chain_ids
-from .model import DiskUsage, HistoryEntry, Image, ImageUsage
+from .model import DiskUsage, GraphDriver, HistoryEntry, Image, ImageUsage
 from .state import ImageState
-from .wire import LATEST, disk_usage_to_wire
 
 
 def list_images(st: ImageState, all: bool = False, filters: dict[str, list[str]] | None = None,
@@ -74,14 +73,6 @@ def history(st: ImageState, ref: str) -> list[HistoryEntry]:
     return out
 
 
-def disk_usage(st: ImageState, api_version: tuple[int, int] = LATEST
-               ) -> tuple[int, list[dict[str, object]]]:
-    """For GET /system/df: (LayersSize, Images in wire form with SharedSize and
-    Containers). The typed data is usage()."""
-    wire = disk_usage_to_wire(usage(st), api_version)
-    return wire["LayersSize"], wire["Images"]
-
-
 def usage(st: ImageState) -> DiskUsage:
     images = list(st.images.all().values())
     refs_by = st.images.refs_by_image()
@@ -98,17 +89,17 @@ def usage(st: ImageState) -> DiskUsage:
     return DiskUsage(sum(i.size for i in layers.values()), usage)
 
 
-def image_graph_driver(st: ImageState, img: Image) -> dict[str, object]:
-    """GraphDriver of image inspect: {"Name", "Data": {LowerDir, UpperDir, ...}}."""
+def image_graph_driver(st: ImageState, img: Image) -> GraphDriver:
+    """GraphDriver of image inspect (LowerDir, UpperDir, ...)."""
     if st.storage_driver == "vfs" or not img.layers:
-        return {"Name": st.storage_driver, "Data": {}}
+        return GraphDriver(st.storage_driver, {})
     top = st.layers.layer_dir(img.layers[-1])
     data = {"MergedDir": os.path.join(top, "merged"), "UpperDir": os.path.join(top, "diff"),
             "WorkDir": os.path.join(top, "work")}
     if len(img.layers) > 1:
         data = {"LowerDir": ":".join(st.layers.diff_dir(c)
                                      for c in reversed(img.layers[:-1])), **data}
-    return {"Name": st.storage_driver, "Data": data}
+    return GraphDriver(st.storage_driver, data)
 
 
 def ancestors(st: ImageState, image_id: str) -> list[str]:

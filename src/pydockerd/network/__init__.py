@@ -1,7 +1,7 @@
 """Networking: the predefined bridge/host/none networks, IPAM, sandboxes, container files."""
 from __future__ import annotations
 
-from .model import Endpoint, Network
+from .model import Endpoint, Network, NetworkMember
 from .service import NetworkService
 
-__all__ = ["Endpoint", "Network", "NetworkService"]
+__all__ = ["Endpoint", "Network", "NetworkMember", "NetworkService"]

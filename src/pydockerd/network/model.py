@@ -67,6 +67,13 @@ class Endpoint:
         return cls(**{k: v for k, v in doc.items() if k in known})
 
 
+@dataclass(frozen=True, slots=True)
+class NetworkMember:
+    """A container attached to a network, as network inspect lists it."""
+    endpoint: Endpoint
+    container_name: str
+
+
 def endpoint_key(container_id: str, network_id: str) -> str:
     return f"{container_id}/{network_id}"
 

@@ -21,7 +21,7 @@ from . import endpoints as eps
 from . import files, lifecycle, networks, usernets
 from . import filters as nfilters
 from .ipam import parse_interface, parse_network
-from .model import Endpoint, Network
+from .model import Endpoint, Network, NetworkMember
 from .resolver import EmbeddedDNS
 from .state import DEFAULT_BRIDGE, DEFAULT_MTU, NetworkOptions, NetworkState
 
@@ -29,6 +29,7 @@ from .state import DEFAULT_BRIDGE, DEFAULT_MTU, NetworkOptions, NetworkState
 Filters = dict[str, list[str]]
 Endpoints = list[Endpoint]
 Networks = list[Network]
+Members = list[NetworkMember]
 StrList = list[str]
 Names = list[str]
 
@@ -125,6 +126,11 @@ class NetworkService:
 
     def name_of(self, container_id: str) -> str:
         return self._state.name_of(container_id)
+
+    def members(self, network_id: str) -> Members:
+        """The containers attached to a network (network inspect's Containers)."""
+        return [NetworkMember(ep, self._state.name_of(ep.container_id))
+                for ep in self._state.attached(network_id)]
 
     @property
     def bridge_gateway(self) -> str | None:

@@ -1,4 +1,5 @@
-"""The volume model: what the store keeps and what `docker volume inspect` shows."""
+"""The volume model: what the store keeps (to_dict); `docker volume inspect`'s JSON is
+api/wire_volumes.py's."""
 from __future__ import annotations
 
 import dataclasses

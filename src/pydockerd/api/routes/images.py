@@ -10,11 +10,12 @@ from typing import Any
 from ...errors import NotImplementedErr
 from ...images.changes import split_changes
 from ...images.service import ImageService
-from ...images.wire import history_to_wire, image_summary, image_to_wire
 from ...models import ContainerConfig, to_doc
 from ..decode import decode_body
 from ..http import AnyResponse, Handler, Request, StreamResponse, empty, json_response
 from ..router import Route
+from ..wire_images import (delete_records, history_to_wire, image_summary, image_to_wire,
+                          prune_report)
 from ..wire_progress import lines
 
 
@@ -57,8 +58,8 @@ def routes(images: ImageService, containers: Any = None) -> list[Route]:
         return empty(201)
 
     async def remove(req: Request) -> AnyResponse:
-        return json_response(await images.remove_async(
-            req.params["name"], force=req.q_bool("force"), noprune=req.q_bool("noprune")))
+        return json_response(delete_records(await images.remove_async(
+            req.params["name"], force=req.q_bool("force"), noprune=req.q_bool("noprune"))))
 
     async def load(req: Request) -> AnyResponse:
         quiet = req.q_bool("quiet", default=True)
@@ -71,7 +72,7 @@ def routes(images: ImageService, containers: Any = None) -> list[Route]:
 
     async def prune(req: Request) -> AnyResponse:
         deleted, reclaimed = await images.prune(req.filters())
-        return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+        return json_response(prune_report(deleted, reclaimed))
 
     async def commit(req: Request) -> AnyResponse:
         if containers is None:

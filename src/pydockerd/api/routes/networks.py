@@ -5,68 +5,30 @@ from typing import Any
 
 from ...errors import InvalidParameter, NotFound, NotImplementedErr
 from ...models import NetworkConnect, NetworkCreateRequest, NetworkDisconnect, to_doc
-from ...network import Network, NetworkService
+from ...network import NetworkService
 from ...network.usernets import parse_request
 from ..decode import decode_body
 from ..http import AnyResponse, Request, empty, json_response
 from ..router import Route
-
-
-def network_to_wire(networks: NetworkService, net: Network, *,
-                    with_containers: bool = True) -> dict[str, Any]:
-    containers: dict[str, Any] = {}
-    if with_containers:
-        for ep in networks.attached(net.id):
-            containers[ep.container_id] = {
-                "Name": networks.name_of(ep.container_id),
-                "EndpointID": ep.endpoint_id,
-                "MacAddress": ep.mac,
-                "IPv4Address": f"{ep.ip}/{ep.prefix_len}",
-                "IPv6Address": "",
-            }
-    config: list[dict[str, Any]] = []
-    if net.subnet:
-        cfg: dict[str, Any] = {"Subnet": net.subnet, "Gateway": net.gateway}
-        if net.ip_range:
-            cfg["IPRange"] = net.ip_range
-        config.append(cfg)
-    return {
-        "Name": net.name,
-        "Id": net.id,
-        "Created": net.created,
-        "Scope": net.scope,
-        "Driver": net.driver,
-        "EnableIPv4": net.enable_ipv4,
-        "EnableIPv6": net.enable_ipv6,
-        "IPAM": {"Driver": "default", "Options": None, "Config": config},
-        "Internal": net.internal,
-        "Attachable": net.attachable,
-        "Ingress": net.ingress,
-        "ConfigFrom": {"Network": ""},
-        "ConfigOnly": False,
-        "Containers": containers,
-        "Options": dict(net.options),
-        "Labels": dict(net.labels),
-    }
+from ..wire_networks import created, network, prune_report
 
 
 def routes(networks: NetworkService, containers: Any = None) -> list[Route]:
     async def list_networks(req: Request) -> AnyResponse:
         nets = networks.list(req.filters())
-        return json_response([network_to_wire(networks, n, with_containers=False)
-                              for n in nets])
+        return json_response([network(n) for n in nets])
 
     async def inspect_network(req: Request) -> AnyResponse:
         scope = req.q("scope")
         net = networks.get(req.params["id"])
         if scope and scope != net.scope:
             raise NotFound(f"network {req.params['id']} not found")
-        return json_response(network_to_wire(networks, net))
+        return json_response(network(net, networks.members(net.id)))
 
     async def create_network(req: Request) -> AnyResponse:
         body = decode_body(await req.body.read(), NetworkCreateRequest)
         net = await networks.create_network(parse_request(to_doc(body) or {}))
-        return json_response({"Id": net.id, "Warning": ""}, 201)
+        return json_response(created(net), 201)
 
     async def delete_network(req: Request) -> AnyResponse:
         await networks.remove_network(req.params["id"])
@@ -93,7 +55,7 @@ def routes(networks: NetworkService, containers: Any = None) -> list[Route]:
         return empty(200)
 
     async def prune_networks(req: Request) -> AnyResponse:
-        return json_response({"NetworksDeleted": await networks.prune(req.filters()) or None})
+        return json_response(prune_report(await networks.prune(req.filters())))
 
     return [
         Route("GET", "/networks", list_networks),

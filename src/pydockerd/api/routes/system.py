@@ -4,19 +4,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, AsyncIterator, Protocol
+from typing import AsyncIterator, Protocol
 
 from ...errors import InvalidParameter
 from ...events import Event, EventBus
+from ...system import SystemDiskUsage, SystemInfo, VersionInfo
 from ...util.ids import parse_unix_or_rfc3339_ns
 from ..http import AnyResponse, Request, Response, StreamResponse, json_response
 from ..router import Route
+from .. import wire_system
 
 
 class SystemBackend(Protocol):
-    def version(self) -> dict[str, Any]: ...
-    async def info(self) -> dict[str, Any]: ...
-    async def disk_usage(self, types: list[str]) -> dict[str, Any]: ...
+    def version(self) -> VersionInfo: ...
+    async def info(self) -> SystemInfo: ...
+    async def disk_usage(self, types: list[str]) -> SystemDiskUsage: ...
 
 
 _EVENT_FILTERS = {"container", "image", "network", "volume", "daemon", "event", "type",
@@ -77,13 +79,13 @@ class SystemRoutes:
                          "must-revalidate", "Pragma": "no-cache"})
 
     async def version(self, req: Request) -> AnyResponse:
-        return json_response(self.b.version())
+        return json_response(wire_system.version(self.b.version()))
 
     async def info(self, req: Request) -> AnyResponse:
-        return json_response(await self.b.info())
+        return json_response(wire_system.info(await self.b.info()))
 
     async def df(self, req: Request) -> AnyResponse:
-        return json_response(await self.b.disk_usage(req.q_list("type")))
+        return json_response(wire_system.disk_usage(await self.b.disk_usage(req.q_list("type"))))
 
     async def get_events(self, req: Request) -> AnyResponse:
         filters = req.filters()

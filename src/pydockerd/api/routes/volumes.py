@@ -5,26 +5,17 @@ from typing import Any
 
 from ...errors import NotImplementedErr
 from ...models import VolumeCreateOptions
-from ...volumes import Volume, VolumeService, VolumeUsage
+from ...volumes import VolumeService
 from ..decode import decode_body
 from ..http import AnyResponse, Request, empty, json_response
 from ..router import Route
-
-
-def volume_to_wire(v: Volume, usage: VolumeUsage | None = None) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "CreatedAt": v.created_at, "Driver": v.driver, "Labels": v.labels,
-        "Mountpoint": v.mountpoint, "Name": v.name, "Options": v.options, "Scope": v.scope,
-    }
-    if usage is not None:
-        doc["UsageData"] = {"Size": usage.size, "RefCount": usage.ref_count}
-    return doc
+from ..wire_volumes import prune_report, volume, volume_list
 
 
 def routes(volumes: VolumeService) -> list[Route]:
     async def list_volumes(req: Request) -> AnyResponse:
         vols = volumes.list(req.filters())
-        return json_response({"Volumes": [volume_to_wire(v) for v in vols], "Warnings": None})
+        return json_response(volume_list(vols))
 
     async def create_volume(req: Request) -> AnyResponse:
         body = decode_body(await req.body.read(), VolumeCreateOptions)
@@ -32,10 +23,10 @@ def routes(volumes: VolumeService) -> list[Route]:
             raise NotImplementedErr("cluster volumes are not supported by pydockerd (no swarm)")
         vol, _ = volumes.create(body.Name or None, body.Driver or "local",
                                 body.DriverOpts, body.Labels)
-        return json_response(volume_to_wire(vol), 201)
+        return json_response(volume(vol), 201)
 
     async def inspect_volume(req: Request) -> AnyResponse:
-        return json_response(volume_to_wire(volumes.get(req.params["name"])))
+        return json_response(volume(volumes.get(req.params["name"])))
 
     async def update_volume(req: Request) -> AnyResponse:
         volumes.get(req.params["name"])
@@ -49,7 +40,7 @@ def routes(volumes: VolumeService) -> list[Route]:
     async def prune_volumes(req: Request) -> AnyResponse:
         deleted, reclaimed = await volumes.prune(
             req.filters(), all_default=not req.version_at_least(1, 42))
-        return json_response({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed})
+        return json_response(prune_report(deleted, reclaimed))
 
     return [
         Route("GET", "/volumes", list_volumes),

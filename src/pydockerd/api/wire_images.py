@@ -1,10 +1,11 @@
-"""Docker's JSON (PascalCase) for images: inspect, summary, history, df."""
+"""Docker's JSON (PascalCase) for images: inspect, summary, history, df, rmi/prune
+records, from the images area's dataclasses; the API-version differences live here."""
 from __future__ import annotations
 
 from typing import Any
 
+from ..images.model import DeleteRecord, DiskUsage, GraphDriver, HistoryEntry, Image
 from ..util.ids import ZERO_TIME, to_unix
-from .model import DiskUsage, HistoryEntry, Image
 
 ApiVersion = tuple[int, int]
 LATEST: ApiVersion = (1, 50)
@@ -39,9 +40,13 @@ def config_to_wire(cfg: dict[str, Any], api_version: ApiVersion = LATEST) -> dic
     return out
 
 
-def image_to_wire(img: Image, graph_driver: dict[str, Any] | None = None,
+def graph_driver(gd: GraphDriver) -> dict[str, Any]:
+    return {"Name": gd.name, "Data": dict(gd.data)}
+
+
+def image_to_wire(img: Image, driver: GraphDriver | None = None,
                   api_version: ApiVersion = LATEST) -> dict[str, Any]:
-    """GET /images/{name}/json. graph_driver: ImageService.image_graph_driver(img)."""
+    """GET /images/{name}/json. driver: ImageService.image_graph_driver(img)."""
     c = img.config
     out: dict[str, Any] = {
         "Id": img.id,
@@ -68,7 +73,7 @@ def image_to_wire(img: Image, graph_driver: dict[str, Any] | None = None,
     out["Size"] = img.size
     if api_version < (1, 44):
         out["VirtualSize"] = img.size
-    out["GraphDriver"] = graph_driver or {"Name": "overlay2", "Data": {}}
+    out["GraphDriver"] = graph_driver(driver or GraphDriver("overlay2", {}))
     out["RootFS"] = {"Type": (c.get("rootfs") or {}).get("type", "layers"),
                      "Layers": img.diff_ids}
     out["Metadata"] = {"LastTagTime": img.last_tag_time or ZERO_TIME}
@@ -102,8 +107,19 @@ def history_to_wire(entries: list[HistoryEntry]) -> list[dict[str, Any]]:
              "Size": e.size, "Comment": e.comment} for e in entries]
 
 
-def disk_usage_to_wire(du: DiskUsage, api_version: ApiVersion = LATEST) -> dict[str, Any]:
+def disk_usage(du: DiskUsage, api_version: ApiVersion = LATEST) -> dict[str, Any]:
     """The images part of GET /system/df: {"LayersSize", "Images"}."""
     return {"LayersSize": du.layers_size,
             "Images": [image_summary(u.image, api_version, u.shared_size, u.containers)
                        for u in du.images]}
+
+
+def delete_records(records: list[DeleteRecord]) -> list[dict[str, str]]:
+    """DELETE /images/{name}: [{"Untagged": ref} | {"Deleted": id}, ...]."""
+    return [{"Untagged": r.untagged} if r.untagged else {"Deleted": r.deleted}
+            for r in records]
+
+
+def prune_report(records: list[DeleteRecord], reclaimed: int) -> dict[str, Any]:
+    """POST /images/prune."""
+    return {"ImagesDeleted": delete_records(records) or None, "SpaceReclaimed": reclaimed}

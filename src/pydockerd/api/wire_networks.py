@@ -1,0 +1,60 @@
+"""Docker's JSON for networks (network.Inspect / network.Summary and the prune
+response), from the network area's dataclasses. Network.to_doc is the store's
+document, not this."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..network import Network, NetworkMember
+
+
+def network(net: Network, members: list[NetworkMember] | None = None) -> dict[str, Any]:
+    """GET /networks/{id} (members: the attached containers) and each entry of GET
+    /networks (members None: `Containers` is empty there, as dockerd's list)."""
+    containers: dict[str, Any] = {}
+    for m in members or []:
+        ep = m.endpoint
+        containers[ep.container_id] = {
+            "Name": m.container_name,
+            "EndpointID": ep.endpoint_id,
+            "MacAddress": ep.mac,
+            "IPv4Address": f"{ep.ip}/{ep.prefix_len}",
+            "IPv6Address": "",
+        }
+    config: list[dict[str, Any]] = []
+    if net.subnet:
+        cfg: dict[str, Any] = {"Subnet": net.subnet, "Gateway": net.gateway}
+        if net.ip_range:
+            cfg["IPRange"] = net.ip_range
+        config.append(cfg)
+    return {
+        "Name": net.name,
+        "Id": net.id,
+        "Created": net.created,
+        "Scope": net.scope,
+        "Driver": net.driver,
+        "EnableIPv4": net.enable_ipv4,
+        "EnableIPv6": net.enable_ipv6,
+        "IPAM": {"Driver": "default", "Options": None, "Config": config},
+        "Internal": net.internal,
+        "Attachable": net.attachable,
+        "Ingress": net.ingress,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": containers,
+        "Options": dict(net.options),
+        "Labels": dict(net.labels),
+    }
+
+
+def created(net: Network) -> dict[str, Any]:
+    """POST /networks/create."""
+    return {"Id": net.id, "Warning": ""}
+
+
+def prune_report(deleted: list[str]) -> dict[str, Any]:
+    """POST /networks/prune."""
+    return {"NetworksDeleted": deleted or None}
+
+
+__all__ = ["network", "created", "prune_report"]
