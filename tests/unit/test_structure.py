@@ -33,7 +33,7 @@ PENDING: set[str] = {"containers/service.py"}
 PENDING_CYCLES: set[frozenset[str]] = {
     frozenset({"pydockerd.containers.restore", "pydockerd.containers.service"}),
 }
-PENDING_ANY: set[str] = {"ArchiveService", "BuildService", "ContainerService", "HealthMonitor",
+PENDING_ANY: set[str] = {"ArchiveService", "ContainerService", "HealthMonitor",
                          "StatsService"}
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any
-
 from ..errors import InvalidParameter
-from .stage import BuildSteps, Stage, StepFailed
+from .stage import BuildSteps, RunOutput, Stage, StepFailed
 
 
 async def run_step(b: BuildSteps, st: Stage, cmd: list[str]) -> None:
@@ -30,7 +28,7 @@ async def run_step(b: BuildSteps, st: Stage, cmd: list[str]) -> None:
                                                      sorted(run_args.items())]})
     c = await b.containers.create(None, cfg, None, None)
     b.say(f" ---> Running in {c.id[:12]}\n")
-    attach: asyncio.Future[Any] = asyncio.ensure_future(b.containers.attach(c.id))
+    attach: asyncio.Future[RunOutput] = asyncio.ensure_future(b.containers.attach(c.id))
     try:
         await asyncio.sleep(0)
         await b.containers.start(c.id)

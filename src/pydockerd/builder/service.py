@@ -16,8 +16,9 @@ import posixpath
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable, Protocol
 
+from ..distribution.auth import AuthConfig
 from ..errors import DockerError, InvalidParameter, NotFound
 from ..images.model import Image
 from ..images.references import repo_tag_reference
@@ -31,7 +32,7 @@ from .copy import copy_into
 from .instructions import DISPATCH
 from .parser import Instruction, pairs, parse, substitute
 from .run import run_step
-from .stage import DEFAULT_PATH, Stage, StepFailed
+from .stage import DEFAULT_PATH, BuildContainers, Stage, StepFailed
 
 log = logging.getLogger("pydockerd.builder")
 
@@ -59,9 +60,15 @@ def _split_tag(t: str) -> tuple[str, str | None]:
     return t, None
 
 
-def registry_pull(distribution: Any) -> Callable[[str], Awaitable[None]]:
+class Puller(Protocol):
+    """What a FROM of a missing image needs from the distribution service."""
+
+    async def pull(self, from_image: str, tag: str | None, platform: str | None,
+                   auth: AuthConfig) -> AsyncIterator[ProgressEvent]: ...
+
+
+def registry_pull(distribution: Puller) -> Callable[[str], Awaitable[None]]:
     """FROM of an image not here: pull it as `docker pull` would (same errors)."""
-    from ..distribution.auth import AuthConfig
 
     async def pull(ref: str) -> None:
         name, tag = _split_tag(ref)
@@ -75,7 +82,7 @@ def registry_pull(distribution: Any) -> Callable[[str], Awaitable[None]]:
 
 
 class BuildService:
-    def __init__(self, images: ImageService, containers: Any,
+    def __init__(self, images: ImageService, containers: BuildContainers,
                  pull: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.images = images
         self.containers = containers

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from ..containers.model import Container
 from ..errors import DockerError
 from ..images.model import Image
+from ..images.service import ImageService
 from .commit import StepCommitter
 from .parser import Instruction
 
@@ -47,13 +49,38 @@ class Stage:
         return list(self.config.get("Shell") or DEFAULT_SHELL)
 
 
+class RunOutput(Protocol):
+    """An attach session to a RUN step's container: its output, then None."""
+
+    async def recv(self) -> tuple[str, bytes] | None: ...
+
+    def close(self) -> None: ...
+
+
+class BuildContainers(Protocol):
+    """What a RUN step needs from the container service: an intermediate container
+    to create, attach to, start, wait for and remove."""
+
+    async def create(self, name: str | None, config: dict[str, Any],
+                     host_config: dict[str, Any] | None,
+                     networking_config: dict[str, Any] | None = None) -> Container: ...
+
+    async def attach(self, ref: str) -> RunOutput: ...
+
+    async def start(self, ref: str) -> object: ...
+
+    async def wait(self, ref: str, condition: str = "not-running") -> Container: ...
+
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None: ...
+
+
 class BuildSteps(Protocol):
     """What the instruction handlers need from the build that runs them."""
 
     escape: str
     context_dir: str
-    images: Any                 # ImageService
-    containers: Any             # ContainerService
+    images: ImageService
+    containers: BuildContainers
     committer: StepCommitter
 
     def say(self, text: str) -> None: ...
