@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from pydockerd.api import wire_images, wire_networks, wire_system, wire_volumes
+from pydockerd.api import (wire_distribution, wire_images, wire_networks, wire_system,
+                           wire_volumes)
+from pydockerd.distribution.service import DistributionInfo, ManifestDescriptor, SearchResult
 from pydockerd.images.model import (DeleteRecord, DiskUsage, GraphDriver, HistoryEntry, Image,
                                     ImageUsage)
 from pydockerd.network.model import Endpoint, Network, NetworkMember
@@ -250,3 +252,21 @@ def test_disk_usage_document(du: SystemDiskUsage, keys: list[str]) -> None:
         assert "VirtualSize" not in doc["Images"][0] and doc["Images"][0]["Containers"] == 1
     if du.build_cache:
         assert doc["BuildCache"] == []
+
+
+# --- registry ----------------------------------------------------------------------------
+def test_registry_documents() -> None:
+    same(wire_distribution.login("Login Succeeded"),
+         {"Status": "Login Succeeded", "IdentityToken": ""})
+    info = DistributionInfo(ManifestDescriptor("application/vnd.oci.image.index.v1+json",
+                                               "sha256:" + "f" * 64, 527),
+                            [{"architecture": "amd64", "os": "linux"},
+                             {"architecture": "arm", "os": "linux", "variant": "v7"}])
+    same(wire_distribution.distribution_inspect(info), {
+        "Descriptor": {"mediaType": "application/vnd.oci.image.index.v1+json",
+                       "digest": "sha256:" + "f" * 64, "size": 527},
+        "Platforms": [{"architecture": "amd64", "os": "linux"},
+                      {"architecture": "arm", "os": "linux", "variant": "v7"}]})
+    same(wire_distribution.search_results([SearchResult("reg:5000/bb")]),
+         [{"name": "reg:5000/bb", "description": "", "star_count": 0, "is_official": False,
+           "is_automated": False}])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from ..config import Config
@@ -25,6 +26,30 @@ from .push import Push, targets_for
 
 log = logging.getLogger("pydockerd.distribution")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDescriptor:
+    media_type: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class DistributionInfo:
+    """GET /distribution/{name}/json: the manifest's descriptor and its platforms
+    (the registry's own platform documents: os, architecture, variant...)."""
+    descriptor: ManifestDescriptor
+    platforms: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    name: str
+    description: str = ""
+    star_count: int = 0
+    is_official: bool = False
+    is_automated: bool = False
 
 
 def pull_reference(from_image: str, tag: str | None) -> Reference:
@@ -183,7 +208,9 @@ class DistributionService:
         raise push_error(last or SystemError_("no registry endpoint"))
 
     # --- login ---------------------------------------------------------------------------
-    async def login(self, auth: AuthConfig) -> dict[str, str]:
+    async def login(self, auth: AuthConfig) -> str:
+        """The login status text ("Login Succeeded"); pydockerd hands out no identity
+        tokens."""
         host = index_name(auth.server_address)
         last: BaseException | None = None
         for ep in [e for e in await self._endpoints(host) if not e.mirror]:
@@ -198,7 +225,7 @@ class DistributionService:
                     async with resp:
                         if resp.status != 200:
                             raise RegistryError(resp.status, "UNAUTHORIZED", "")
-                return {"Status": "Login Succeeded", "IdentityToken": ""}
+                return "Login Succeeded"
             except TransportError as e:
                 last = e
             except RegistryError as e:
@@ -211,15 +238,15 @@ class DistributionService:
         raise SystemError_(str(last) if last else f"cannot reach registry {host}")
 
     # --- manifest inspect ------------------------------------------------------------------
-    async def inspect(self, name: str, auth: AuthConfig) -> dict[str, Any]:
+    async def inspect(self, name: str, auth: AuthConfig) -> DistributionInfo:
         ref = parse_normalized(name)
         if not ref.tag and not ref.digest:
             ref = Reference(ref.name, DEFAULT_TAG)
 
-        async def work(sess: RegistrySession) -> dict[str, Any]:
+        async def work(sess: RegistrySession) -> DistributionInfo:
             body, ctype, digest = await fetch_manifest(sess, ref.path, ref.digest or ref.tag)
             m = parse_manifest(body, ctype, ref.familiar())
-            desc = {"mediaType": m.media_type, "digest": digest, "size": len(body)}
+            desc = ManifestDescriptor(m.media_type, digest, len(body))
             if isinstance(m, ManifestList):
                 plats = [d.platform for d in m.manifests if d.platform]
             else:
@@ -229,7 +256,7 @@ class DistributionService:
                 if cfg.get("variant"):
                     p["variant"] = cfg["variant"]
                 plats = [p]
-            return {"Descriptor": desc, "Platforms": plats}
+            return DistributionInfo(desc, plats)
         try:
             sess, out = await self._with_endpoint(ref.domain, auth,
                                                   [f"repository:{ref.path}:pull"], work)
@@ -240,7 +267,7 @@ class DistributionService:
 
     # --- search ----------------------------------------------------------------------------
     async def search(self, term: str, limit: int | None, filters: dict[str, list[str]],
-                     auth: AuthConfig) -> list[dict[str, Any]]:
+                     auth: AuthConfig) -> list[SearchResult]:
         if not term:
             raise InvalidParameter("term is required")
         if limit is not None and not 1 <= limit <= 100:
@@ -286,9 +313,7 @@ class DistributionService:
                 continue
             if "true" in wants_official or "true" in wants_automated or any(s > 0 for s in stars):
                 continue
-            out.append({"name": r if domain == "docker.io" else f"{domain}/{r}",
-                        "description": "", "star_count": 0, "is_official": False,
-                        "is_automated": False})
+            out.append(SearchResult(r if domain == "docker.io" else f"{domain}/{r}"))
         return out[:limit or 25]
 
 

@@ -8,6 +8,7 @@ from ..decode import decode_body
 from ...distribution.service import DistributionService
 from ..http import AnyResponse, Request, StreamResponse, json_response
 from ..router import Route
+from ..wire_distribution import distribution_inspect, login as login_status, search_results
 from ..wire_progress import lines
 
 
@@ -27,15 +28,16 @@ def routes(dist: DistributionService) -> list[Route]:
                                                     _auth(req))))
 
     async def search(req: Request) -> AnyResponse:
-        return json_response(await dist.search(req.q("term") or "", req.q_int("limit"),
-                                               req.filters(), _auth(req)))
+        return json_response(search_results(await dist.search(
+            req.q("term") or "", req.q_int("limit"), req.filters(), _auth(req))))
 
     async def login(req: Request) -> AnyResponse:
         body = decode_body(await req.body.read(), AuthConfigModel)
-        return json_response(await dist.login(AuthConfig.from_json(to_doc(body))))
+        return json_response(login_status(await dist.login(AuthConfig.from_json(to_doc(body)))))
 
     async def inspect(req: Request) -> AnyResponse:
-        return json_response(await dist.inspect(req.params["name"], _auth(req)))
+        return json_response(distribution_inspect(await dist.inspect(req.params["name"],
+                                                                     _auth(req))))
 
     return [
         Route("POST", "/images/create", create),
