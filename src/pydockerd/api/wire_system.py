@@ -7,7 +7,7 @@ from typing import Any
 
 from ..system import RegistryInfo, SystemDiskUsage, SystemInfo, VersionInfo
 from . import wire_containers, wire_images, wire_volumes
-from .server import API_VERSION, MIN_API_VERSION, version_str
+from .version import API_VERSION, MIN_API_VERSION, version_str
 
 
 def version(v: VersionInfo) -> dict[str, Any]:
