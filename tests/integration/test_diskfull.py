@@ -108,6 +108,9 @@ def test_full_disk(small_disk_daemon: Daemon) -> None:
     _fails_for_space(d, "volume", "create", "nospace")
     _fails_for_space(d, "create", "--name", "nope", "busybox")
     _fails_for_space(d, "network", "create", "nonet")
+    _fails_for_space(d, "tag", "busybox", "busybox:nospace")
+    _fails_for_space(d, "commit", "keep", "committed:nospace")
+    assert "nospace" not in d.out("images", "--format", "{{.Tag}}")
     assert "nonet" not in d.out("network", "ls", "--format", "{{.Name}}").split()
     sdk = docker.DockerClient(base_url=d.host, timeout=30)
     try:

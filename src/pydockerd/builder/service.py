@@ -93,6 +93,7 @@ class BuildService:
     async def prepare(self, chunks: AsyncIterator[bytes], opts: BuildOptions) -> "Build":
         for t in opts.tags:
             repo_tag_reference(*_split_tag(t))          # invalid names fail before reading
+        self.images.require_space("build")
         os.makedirs(self.images.tmp_dir, exist_ok=True)
         ctx = tempfile.mkdtemp(prefix="context-", dir=self.images.tmp_dir)
         try:

@@ -132,6 +132,7 @@ class DistributionService:
                    auth: AuthConfig) -> AsyncIterator[ProgressEvent]:
         """Resolve (errors raised here become normal HTTP errors), then stream."""
         ref = pull_reference(from_image, tag)
+        self.images.require_space(f"pull {from_image}")
         if not ref.tag and not ref.digest:
             return await self._pull_all_tags(ref, platform, auth)
         wanted = parse_platform(platform)

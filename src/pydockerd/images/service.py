@@ -148,9 +148,15 @@ class ImageService:
         """(SizeRw, SizeRootFs) of a container. Blocking (walks the rw layer)."""
         return views.container_size(self._state, container_id, image_id)
 
+    def require_space(self, what: str) -> None:
+        """NoSpace now, before `what` (a new image, layer or tag) starts, on a full disk:
+        the store's reserve is for removals and state changes, not for new things."""
+        self._state.db.require_space(what)
+
     # --- tag, remove, prune ------------------------------------------------------------------
     def tag(self, source_ref: str, repo: str, tag: str | None = None) -> str:
         """Tag an image; returns the familiar new reference (busybox:mine)."""
+        self.require_space(f"tag {repo}")
         return tagging.tag(self._state, source_ref, repo, tag)
 
     def remove(self, ref: str, force: bool = False, noprune: bool = False
@@ -189,6 +195,7 @@ class ImageService:
         """`docker import`: a (flat, possibly compressed) rootfs tar from the request
         body or an http(s) URL becomes a one-layer image. Yields progress events,
         ending with Status("sha256:<id>") (or an ErrorEvent)."""
+        self.require_space("import")
         return create.import_image(self._state, chunks, src_url, repo, tag, changes,
                                    message, platform)
 
@@ -199,6 +206,7 @@ class ImageService:
         """`docker commit`: the container's rw layer becomes a layer on top of its
         image; returns the new image. containers: the ContainerService (get, pause,
         unpause, lock)."""
+        self.require_space(f"commit {container_ref}")
         return await create.commit(self._state, containers, container_ref, repo, tag,
                                    comment, author, pause, changes, config)
 
@@ -206,6 +214,7 @@ class ImageService:
     def load(self, chunks: AsyncIterator[bytes], quiet: bool = True
              ) -> AsyncIterator[ProgressEvent]:
         """Import a `docker save` archive, yielding its progress events."""
+        self.require_space("load")
         return transfer.load(self._state, chunks, quiet)
 
     def save(self, names: list[str]) -> AsyncIterator[bytes]:
