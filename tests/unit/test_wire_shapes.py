@@ -270,3 +270,11 @@ def test_registry_documents() -> None:
     same(wire_distribution.search_results([SearchResult("reg:5000/bb")]),
          [{"name": "reg:5000/bb", "description": "", "star_count": 0, "is_official": False,
            "is_automated": False}])
+
+
+@pytest.mark.parametrize("version, virtual", [((1, 43), True), ((1, 44), False)])
+def test_disk_usage_images_follow_the_api_version(version: tuple[int, int],
+                                                  virtual: bool) -> None:
+    du = SystemDiskUsage(images=DiskUsage(1239, [ImageUsage(IMG, 1234, 2)]))
+    doc = wire_system.disk_usage(du, version)
+    assert ("VirtualSize" in doc["Images"][0]) is virtual

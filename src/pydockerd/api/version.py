@@ -11,8 +11,9 @@ import re
 
 from ..errors import InvalidParameter
 
-API_VERSION = (1, 50)
-MIN_API_VERSION = (1, 24)
+ApiVersion = tuple[int, int]
+API_VERSION: ApiVersion = (1, 50)
+MIN_API_VERSION: ApiVersion = (1, 24)
 _VERSION_PREFIX = re.compile(r"^/v([0-9.]+)(/.*)$")
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from ..images.model import DeleteRecord, DiskUsage, GraphDriver, HistoryEntry, Image
 from ..util.ids import ZERO_TIME, to_unix
+from .version import API_VERSION, ApiVersion
 
-ApiVersion = tuple[int, int]
-LATEST: ApiVersion = (1, 50)
+LATEST: ApiVersion = API_VERSION
 
 # the OCI image config's runtime fields, in Docker's order (omitempty from API 1.50)
 _OCI_CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir",

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..system import RegistryInfo, SystemDiskUsage, SystemInfo, VersionInfo
 from . import wire_containers, wire_images, wire_volumes
-from .version import API_VERSION, MIN_API_VERSION, version_str
+from .version import API_VERSION, MIN_API_VERSION, ApiVersion, version_str
 
 
 def version(v: VersionInfo) -> dict[str, Any]:
@@ -81,12 +81,11 @@ def info(i: SystemInfo) -> dict[str, Any]:
     }
 
 
-def disk_usage(du: SystemDiskUsage) -> dict[str, Any]:
-    """GET /system/df. The image summaries are always in the latest API's form (as
-    pydockerd has answered so far, whatever the request's version)."""
+def disk_usage(du: SystemDiskUsage, api_version: ApiVersion = API_VERSION) -> dict[str, Any]:
+    """GET /system/df; image summaries in the request's API version (VirtualSize < 1.44)."""
     out: dict[str, Any] = {}
     if du.images is not None:
-        out.update(wire_images.disk_usage(du.images))
+        out.update(wire_images.disk_usage(du.images, api_version))
     if du.containers is not None:
         out["Containers"] = [wire_containers.summary(u.container, du.network_ids,
                                                      (u.size_rw, u.size_root_fs))

@@ -85,7 +85,8 @@ class SystemRoutes:
         return json_response(wire_system.info(await self.b.info()))
 
     async def df(self, req: Request) -> AnyResponse:
-        return json_response(wire_system.disk_usage(await self.b.disk_usage(req.q_list("type"))))
+        du = await self.b.disk_usage(req.q_list("type"))
+        return json_response(wire_system.disk_usage(du, req.api_version))
 
     async def get_events(self, req: Request) -> AnyResponse:
         filters = req.filters()
