@@ -28,9 +28,12 @@ from .config import Config
 from .containers.archive import ArchiveService
 from .containers.execs import ExecService
 from .containers.health import HealthMonitor
+from .containers.paths import Paths
 from .containers.ports import ContainerPorts
+from .containers.registry import ContainerRegistry
+from .containers.runtimes import Runtimes
 from .containers.service import ContainerService
-from .containers.spec import make_spec_builder
+from .containers.spec import SpecFactory
 from .containers.stats import StatsService
 from .distribution.service import DistributionService
 from .errors import DockerError, InvalidParameter, NoSpace
@@ -119,27 +122,26 @@ class Daemon:
             ip_forward=cfg.ip_forward, ip_masq=cfg.ip_masq, icc=cfg.icc,
             default_bind_ip=cfg.ip)
         self.volumes = VolumeService(cfg.data_root, self.store, self.events)
-        self.containers = ContainerService(cfg, self.store, self.events, self.images,
-                                           self.networks)
-        self.containers.volumes = self.volumes
         port_mapper = PortMapper(cfg.ip, cfg.iptables)
-        self.containers.ports = ContainerPorts(port_mapper, self._bridge_of)
+        ports = ContainerPorts(port_mapper, self._bridge_of)
         self.networks.bridge_removed_hooks.append(port_mapper.remove_chains)
+        registry = ContainerRegistry(self.store, self.events)
+        paths = Paths(cfg.data_root, cfg.exec_root)
+        runtimes = Runtimes(cfg, paths.runc_root)
+        self.health = HealthMonitor(registry, paths, runtimes)
+        self.containers = ContainerService(
+            cfg, registry, paths, runtimes, images=self.images, networks=self.networks,
+            volumes=self.volumes, ports=ports, spec=SpecFactory(cfg), observer=self.health)
         self.volumes.containers_using = self.containers.containers_using_volume
-        self.containers.spec_builder = make_spec_builder(cfg, self.containers.get)
         self.images.use_containers(self.containers)
         self.networks.container_name = lambda cid: self.containers.get(cid).name
-        health = HealthMonitor(self.containers)
-        self.containers.on_start_hooks.append(health.on_start)
-        self.containers.on_exit_hooks.append(lambda c: health.stop(c.id))
         self.execs = ExecService(self.containers)
-        self.execs.restore()
         await self.networks.start()
         # reconciling with what is really running: on a full disk what cannot be
         # recorded is logged and done again at the next start; the daemon starts
         await _on_full_disk_later("restore containers", self.containers.restore())
-        await self.containers.ports.restore([c for c in self.containers.all()
-                                             if c.state.running])
+        self.execs.restore()
+        await ports.restore([c for c in self.containers.all() if c.state.running])
         await _on_full_disk_later("release stale endpoints", self.networks.reconcile(
             [c.id for c in self.containers.all() if c.state.running]))
         self.system = SystemService(cfg, self.containers, self.images, self.networks,
@@ -252,9 +254,10 @@ class Daemon:
             log.info("SIGHUP: reload requested; nothing reloadable changed")
             return
         self.cfg = dataclasses.replace(self.cfg, **changes)
-        for service in ("containers", "system"):
-            if hasattr(self, service):
-                getattr(self, service).cfg = self.cfg
+        if hasattr(self, "containers"):
+            self.containers.reload(self.cfg)
+        if hasattr(self, "system"):
+            self.system.cfg = self.cfg
         if "debug" in changes or "log_level" in changes:
             level = "debug" if self.cfg.debug else self.cfg.log_level
             logging.getLogger().setLevel(
@@ -294,6 +297,8 @@ class Daemon:
                                        self.cfg.shutdown_timeout + 5)
             except asyncio.TimeoutError:
                 log.warning("containers did not stop within the shutdown timeout")
+            await self.execs.close()
+            await self.health.close()
         if self.server:
             await self.server.finish(1.0)
         if hasattr(self, "networks"):

@@ -131,7 +131,7 @@ def inspect(c: Container, network_ids: dict[str, str], graph: dict[str, Any],
     }
     if st.health is not None:
         state["Health"] = {"Status": st.health.status, "FailingStreak": st.health.failing_streak,
-                           "Log": st.health.log}
+                           "Log": list(st.health.log)}
     ep = c.endpoints[0] if c.endpoints else None
     nets = networks_of(c, network_ids)
     doc: dict[str, Any] = {

@@ -2,6 +2,8 @@
 
 The API layer pumps a session to and from the hijacked HTTP connection.
 Packets from conmon start with one byte naming the pipe (2 stdout, 3 stderr).
+`PendingAttachers` holds the attachers of a container that is not running yet
+(`docker run -it`): they connect right before its process starts.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import asyncio
 import os
 import socket
 
+from ..errors import SystemError_
 from ..runtime.conmon import STDERR_PIPE, STDOUT_PIPE
 
 _PACKET = 32768
@@ -66,3 +69,29 @@ class AttachSession:
         if not self.closed:
             self.closed = True
             self._sock.close()
+
+
+class PendingAttachers:
+    def __init__(self) -> None:
+        self._waiting: dict[str, list[asyncio.Future[AttachSession]]] = {}
+
+    def wait(self, cid: str) -> asyncio.Future[AttachSession]:
+        """A session made when the container next starts."""
+        fut: asyncio.Future[AttachSession] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(cid, []).append(fut)
+        return fut
+
+    async def connect(self, cid: str, bundle: str) -> None:
+        """The container's conmon is up: connect everyone waiting."""
+        for fut in self._waiting.pop(cid, []):
+            if fut.done():
+                continue
+            try:
+                fut.set_result(await AttachSession.connect(bundle))
+            except OSError as e:
+                fut.set_exception(SystemError_(f"attach failed: {e}"))
+
+    def fail(self, cid: str, error: str) -> None:
+        for fut in self._waiting.pop(cid, []):
+            if not fut.done():
+                fut.set_exception(SystemError_(error or "container failed to start"))

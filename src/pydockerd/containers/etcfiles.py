@@ -1,37 +1,80 @@
-"""The /etc/hostname, /etc/hosts and /etc/resolv.conf dockerd writes for a container."""
+"""The /etc/hostname, /etc/hosts and /etc/resolv.conf dockerd writes for a container.
+
+`plan_etc_files` runs on the event loop and reads what it needs from the
+container and the network service into a frozen `EtcFiles`; `write_etc_files`
+runs in a worker thread and touches nothing but that value and the disk.
+"""
 from __future__ import annotations
 
 import shutil
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 from ..config import Config
+from ..network import files
 from ..util.fsatomic import write_atomic
+from .deps import Networks
 from .model import Container
 
 
-def write_etc_files(c: Container, networks: Any, cfg: Config,
-                    get: Callable[[str], Container]) -> None:
-    hostname = c.config.get("Hostname") or c.id[:12]
-    domain = c.config.get("Domainname") or ""
+@dataclass(frozen=True)
+class EtcFiles:
+    hostname_path: str
+    hosts_path: str
+    resolv_conf_path: str
+    copy_from: tuple[str, str, str] | None    # NetworkMode container:<id>: its three files
+    hostname: str
+    domain: str
+    ip: str
+    host_network: bool
+    extra_hosts: tuple[str, ...]
+    host_gateway_ip: str | None
+    dns: tuple[str, ...]
+    dns_search: tuple[str, ...]
+    dns_options: tuple[str, ...]
+    embedded_dns: bool
+
+
+def plan_etc_files(c: Container, networks: Networks, cfg: Config,
+                   get: Callable[[str], Container]) -> EtcFiles:
+    """On the loop: everything the files depend on, as one frozen value."""
     mode = c.host_config["NetworkMode"]
+    copy_from = None
     if mode.startswith("container:"):
         other = get(mode.split(":", 1)[1])
-        for attr in ("hostname_path", "hosts_path", "resolv_conf_path"):
-            shutil.copyfile(getattr(other, attr), getattr(c, attr))
+        copy_from = (other.hostname_path, other.hosts_path, other.resolv_conf_path)
+    hc = c.host_config
+    return EtcFiles(
+        hostname_path=c.hostname_path, hosts_path=c.hosts_path,
+        resolv_conf_path=c.resolv_conf_path, copy_from=copy_from,
+        hostname=c.config.get("Hostname") or c.id[:12], domain=c.config.get("Domainname") or "",
+        ip=c.endpoints[0].ip if c.endpoints else "", host_network=mode == "host",
+        extra_hosts=tuple(hc.get("ExtraHosts") or ()),
+        host_gateway_ip=networks.bridge_gateway,
+        dns=tuple(hc.get("Dns") or cfg.dns), dns_search=tuple(hc.get("DnsSearch") or cfg.dns_search),
+        dns_options=tuple(hc.get("DnsOptions") or cfg.dns_opts),
+        embedded_dns=copy_from is None and networks.uses_embedded_dns(c.id))
+
+
+def write_etc_files(p: EtcFiles) -> None:
+    """In a worker thread: write (or copy) the three files."""
+    if p.copy_from is not None:
+        for src, dst in zip(p.copy_from, (p.hostname_path, p.hosts_path, p.resolv_conf_path)):
+            shutil.copyfile(src, dst)
         return
-    write_atomic(c.hostname_path, hostname + "\n")
-    ip = c.endpoints[0].ip if c.endpoints else ""
-    if mode == "host":
+    write_atomic(p.hostname_path, p.hostname + "\n")
+    if p.host_network:
         with open("/etc/hosts") as f:
             hosts = f.read()
         extra = "".join(f"{h.split(':', 1)[1]}\t{h.split(':', 1)[0]}\n"
-                        for h in c.host_config.get("ExtraHosts") or [] if ":" in h)
-        write_atomic(c.hosts_path, hosts + extra)
+                        for h in p.extra_hosts if ":" in h)
+        write_atomic(p.hosts_path, hosts + extra)
     else:
-        write_atomic(c.hosts_path, networks.hosts_file(
-            hostname, domain, ip, list(c.host_config.get("ExtraHosts") or [])))
-    hc = c.host_config
-    write_atomic(c.resolv_conf_path, networks.resolv_conf(
-        list(hc.get("Dns") or cfg.dns), list(hc.get("DnsSearch") or cfg.dns_search),
-        list(hc.get("DnsOptions") or cfg.dns_opts),
-        embedded_dns=networks.uses_embedded_dns(c.id)))
+        write_atomic(p.hosts_path, files.hosts_file(p.hostname, p.domain, p.ip,
+                                                    list(p.extra_hosts),
+                                                    host_gateway_ip=p.host_gateway_ip))
+    if p.embedded_dns:
+        resolv = files.embedded_resolv_conf(list(p.dns_search), list(p.dns_options))
+    else:
+        resolv = files.resolv_conf(list(p.dns), list(p.dns_search), list(p.dns_options))
+    write_atomic(p.resolv_conf_path, resolv)

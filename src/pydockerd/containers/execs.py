@@ -14,11 +14,12 @@ from ..runtime.caps import host_capabilities
 from ..runtime.exec import ExecProcess, start_exec
 from ..runtime.users import resolve_user
 from ..util.ids import new_id
+from ..util.tasks import TaskOwner
 from .model import Container, ExecInstance
+from .registry import EXEC_KIND as KIND
 from .service import ContainerService
 
 log = logging.getLogger("pydockerd.exec")
-KIND = "exec"
 
 
 class ExecSession:
@@ -107,10 +108,19 @@ class ExecService:
         self._execs: dict[str, ExecInstance] = {}
         self._procs: dict[str, ExecProcess] = {}
         self._done: dict[str, asyncio.Event] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskOwner("exec reapers")
+
+    async def close(self) -> None:
+        await self._tasks.close()
 
     def restore(self) -> None:
-        for eid, d in self.containers.store.all(KIND).items():
+        """Daemon start (after the containers are loaded): an exec of a container that
+        is gone goes with it."""
+        store = self.containers.registry.store
+        for eid, d in store.all(KIND).items():
+            if self.containers.find(str(d.get("container_id"))) is None:
+                store.delete(KIND, eid)
+                continue
             d = dict(d)
             if d.get("console_size"):
                 d["console_size"] = tuple(d["console_size"])
@@ -123,16 +133,17 @@ class ExecService:
 
     def get(self, eid: str) -> ExecInstance:
         inst = self._execs.get(eid)
+        if inst is not None and self.containers.find(inst.container_id) is None:
+            # its container was removed (the registry dropped the stored record)
+            del self._execs[eid]
+            inst = None
         if inst is None:
             raise NotFound(f"No such exec instance: {eid}")
         return inst
 
     def create(self, ref: str, body: dict[str, Any]) -> ExecInstance:
         c = self.containers.get(ref)
-        if c.state.status == "paused":
-            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
-        if not c.state.running:
-            raise Conflict(f"container {c.id} is not running")
+        c.state.check_exec(c.id)
         cmd = body.get("Cmd")
         if isinstance(cmd, str):
             cmd = [cmd]
@@ -147,24 +158,24 @@ class ExecService:
             privileged=bool(body.get("Privileged")), env=list(body.get("Env") or []),
             working_dir=body.get("WorkingDir") or "", detach_keys=body.get("DetachKeys") or "",
             console_size=(int(size[0]), int(size[1])) if size else None)
-        self._execs[inst.id] = inst
-        c.exec_ids.append(inst.id)
         self._save(inst)
-        self.containers.save(c)
+        self.containers.registry.commit(c, exec_ids=[*c.exec_ids, inst.id])
+        self._execs[inst.id] = inst
         self.containers.event(c, "exec_create", {"execID": inst.id})
         return inst
 
     def _save(self, inst: ExecInstance) -> None:
-        self.containers.store.put(KIND, inst.id, dataclasses.asdict(inst))
+        self.containers.registry.store.put(KIND, inst.id, dataclasses.asdict(inst))
 
-    def _process_spec(self, c: Container, inst: ExecInstance) -> dict[str, Any]:
-        bundle = self.containers.paths.bundle(c.id)
+    @staticmethod
+    def _process_spec(bundle: str, inst: ExecInstance, user: str,
+                      group_add: list[str]) -> dict[str, Any]:
+        """In a worker thread, on values copied on the loop."""
         with open(os.path.join(bundle, "config.json")) as f:
             spec = json.load(f)
         proc = dict(spec["process"])
         rootfs = spec["root"]["path"]
-        user = inst.user or c.config.get("User") or ""
-        u = resolve_user(rootfs, user, list(c.host_config.get("GroupAdd") or []))
+        u = resolve_user(rootfs, user, group_add)
         proc["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}
         env = list(proc.get("env") or [])
         keys = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
@@ -195,10 +206,7 @@ class ExecService:
         if inst.started:
             raise Conflict(f"Exec {eid} has already been started")
         c = self.containers.get(inst.container_id)
-        if not c.state.running:
-            raise Conflict(f"container {c.id} is not running")
-        if c.state.status == "paused":
-            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        c.state.check_exec(c.id)
         return inst, c
 
     async def start(self, eid: str, detach: bool, tty: bool | None = None) -> ExecSession | None:
@@ -208,8 +216,14 @@ class ExecService:
         inst.started = True
         work = os.path.join(self.containers.paths.exec_root, "exec", eid)
         try:
-            proc = await start_exec(self.containers.runtime(c).binary, self.containers.runc.root,
-                                    c.id, await asyncio.to_thread(self._process_spec, c, inst),
+            proc = await start_exec(self.containers.runtime(c).binary,
+                                    self.containers.runtimes.root,
+                                    c.id, await asyncio.to_thread(
+                                        self._process_spec, self.containers.paths.bundle(c.id),
+                                        dataclasses.replace(inst, cmd=list(inst.cmd),
+                                                            env=list(inst.env)),
+                                        inst.user or c.config.get("User") or "",
+                                        list(c.host_config.get("GroupAdd") or [])),
                                     work, attach_stdin=not detach and inst.attach_stdin,
                                     attach_output=not detach)
         except DockerError as e:
@@ -224,9 +238,7 @@ class ExecService:
         self._procs[eid] = proc
         self._done[eid] = asyncio.Event()
         self.containers.event(c, "exec_start", {"execID": eid})
-        t = asyncio.get_running_loop().create_task(self._reap(c, inst, proc, work))
-        self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._reap(c, inst, proc, work), f"exec {eid[:12]}")
         if detach:
             return None
         return ExecSession(inst, proc)
@@ -256,7 +268,3 @@ class ExecService:
                 return
             raise Conflict(f"Exec {eid} is not running")
         proc.resize(height, width)
-
-    def forget_container(self, c: Container) -> None:
-        for eid in c.exec_ids:
-            self._execs.pop(eid, None)

@@ -14,14 +14,18 @@ from typing import Any
 
 from ..runtime.exec import start_exec
 from ..util.ids import now_rfc3339
-from .model import Container, Health
+from ..util.tasks import TaskOwner
+from .model import Container
+from .paths import Paths
+from .registry import ContainerRegistry
+from .runtimes import Runtimes
+from .state import Health
 
 log = logging.getLogger("pydockerd.health")
 
 DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
-MAX_LOG = 5
 MAX_OUTPUT = 4096
 
 
@@ -44,23 +48,34 @@ def test_command(hc: dict[str, Any] | None) -> list[str] | None:
     return None
 
 
+def initial_health(config: dict[str, Any]) -> Health | None:
+    """A starting container's health: "starting" when it has a health check."""
+    return None if test_command(config.get("Healthcheck")) is None else Health("starting")
+
+
 class HealthMonitor:
-    def __init__(self, containers: Any) -> None:
-        self.containers = containers
+    """Runs each running container's health check (a RunObserver of the runner)."""
+
+    def __init__(self, registry: ContainerRegistry, paths: Paths, runtimes: Runtimes) -> None:
+        self.registry = registry
+        self.paths = paths
+        self.runtimes = runtimes
+        self._owner = TaskOwner("health checks")
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def on_start(self, c: Container) -> None:
-        self.stop(c.id)
-        if test_command(c.config.get("Healthcheck")) is None:
-            c.state.health = None
-            return
-        c.state.health = Health(status="starting")
-        self._tasks[c.id] = asyncio.get_running_loop().create_task(self._run(c))
+        self.on_exit(c)
+        if c.state.health is not None:
+            self._tasks[c.id] = self._owner.spawn(self._run(c), f"health {c.id[:12]}")
 
-    def stop(self, cid: str) -> None:
-        t = self._tasks.pop(cid, None)
+    def on_exit(self, c: Container) -> None:
+        t = self._tasks.pop(c.id, None)
         if t:
             t.cancel()
+
+    async def close(self) -> None:
+        self._tasks.clear()
+        await self._owner.close()
 
     async def _run(self, c: Container) -> None:
         hc = c.config["Healthcheck"]
@@ -90,13 +105,13 @@ class HealthMonitor:
 
     async def _probe(self, c: Container, cmd: list[str], timeout: float) -> dict[str, Any]:
         start = now_rfc3339()
-        paths = self.containers.paths
+        paths = self.paths
         work = os.path.join(paths.exec_root, "health", c.id)
         try:
             with open(os.path.join(paths.bundle(c.id), "config.json")) as f:
                 process = dict(json.load(f)["process"])
             process.update({"args": cmd, "terminal": False})
-            proc = await start_exec(self.containers.runtime(c).binary, self.containers.runc.root,
+            proc = await start_exec(self.runtimes.of(c).binary, self.runtimes.root,
                                     c.id, process, work, attach_stdin=False,
                                     attach_output=True)
         except Exception as e:  # noqa: BLE001 - reported as a failed probe
@@ -161,14 +176,7 @@ class HealthMonitor:
         h = c.state.health
         if h is None:
             return
-        old = h.status
-        h.log = (h.log + [result])[-MAX_LOG:]
-        if result["ExitCode"] == 0:
-            h.status, h.failing_streak = "healthy", 0
-        elif not in_start_period or h.status != "starting":
-            h.failing_streak += 1
-            if h.failing_streak >= retries:
-                h.status = "unhealthy"
-        self.containers.save(c)
-        if h.status != old:
-            self.containers.event(c, f"health_status: {h.status}")
+        new = h.probed(result, retries, in_start_period)
+        self.registry.commit_fact(c, state=c.state.with_health(new))
+        if new.status != h.status:
+            self.registry.event(c, f"health_status: {new.status}")

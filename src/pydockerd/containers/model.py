@@ -1,4 +1,4 @@
-"""The container model and its state machine.
+"""The container model (its state machine is in state.py).
 
 `config` and `host_config` keep Docker's own documents (Config and HostConfig
 as the client sent them, merged with the image): they are the container's
@@ -12,56 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import Conflict
 from ..network.portmap import PortMapping
-from ..util.ids import ZERO_TIME, now_rfc3339
-
-
-@dataclass
-class Health:
-    status: str = "starting"            # starting, healthy, unhealthy
-    failing_streak: int = 0
-    log: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class State:
-    status: str = "created"             # created running paused restarting removing exited dead
-    pid: int = 0
-    conmon_pid: int = 0
-    exit_code: int = 0
-    error: str = ""
-    oom_killed: bool = False
-    started_at: str = ZERO_TIME
-    finished_at: str = ZERO_TIME
-    health: Health | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.status in ("running", "paused")
-
-    def to_running(self, pid: int, conmon_pid: int) -> None:
-        if self.status in ("running", "paused"):
-            raise Conflict("container is already running")
-        self.status, self.pid, self.conmon_pid = "running", pid, conmon_pid
-        self.exit_code, self.error, self.oom_killed = 0, "", False
-        self.started_at = now_rfc3339()
-        self.finished_at = ZERO_TIME
-
-    def to_exited(self, exit_code: int, oom: bool = False, error: str = "") -> None:
-        self.status, self.pid, self.conmon_pid = "exited", 0, 0
-        self.exit_code, self.oom_killed, self.error = exit_code, oom, error
-        self.finished_at = now_rfc3339()
-
-    def to_paused(self) -> None:
-        if self.status != "running":
-            raise Conflict("container is not running")
-        self.status = "paused"
-
-    def to_unpaused(self) -> None:
-        if self.status != "paused":
-            raise Conflict("container is not paused")
-        self.status = "running"
+from .state import Health, State
 
 
 @dataclass
@@ -134,13 +86,14 @@ class Container:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Container":
         d = dict(d)
-        st = dict(d.pop("state"))
-        health = st.pop("health", None)
-        state = State(**st, health=Health(**health) if health else None)
+        state = State.from_dict(d.pop("state"))
         endpoints = [Endpoint(**e) for e in d.pop("endpoints", [])]
         volumes = [VolumeMount(**v) for v in d.pop("volumes", [])]
         ports = [PortMapping(**p) for p in d.pop("ports", [])]
         return cls(**d, state=state, endpoints=endpoints, volumes=volumes, ports=ports)
+
+
+__all__ = ["Container", "Endpoint", "ExecInstance", "Health", "State", "VolumeMount"]
 
 
 @dataclass

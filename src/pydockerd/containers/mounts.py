@@ -9,14 +9,15 @@ import os
 from ..errors import Conflict, NotFound
 from ..runtime.users import resolve_in_root
 from ..util import cmd
-from ..volumes import ANONYMOUS_LABEL, VolumeService
+from ..volumes import ANONYMOUS_LABEL
 from .create import VolumeRequest
+from .deps import Volumes
 from .model import Container, VolumeMount
 
 log = logging.getLogger("pydockerd.containers")
 
 
-def create_volumes(volumes: VolumeService, plan: list[VolumeRequest],
+def create_volumes(volumes: Volumes, plan: list[VolumeRequest],
                    made: list[str]) -> list[VolumeMount]:
     """Find or make each requested volume (names of new ones are appended to `made`)."""
     out = []
@@ -34,7 +35,7 @@ def create_volumes(volumes: VolumeService, plan: list[VolumeRequest],
     return out
 
 
-async def remove_made(volumes: VolumeService, names: list[str]) -> None:
+async def remove_made(volumes: Volumes, names: list[str]) -> None:
     """Undo create_volumes after a failed container create."""
     for name in names:
         try:
@@ -57,14 +58,14 @@ def copy_up(rootfs: str, destination: str, volume_path: str) -> None:
     cmd.run_sync(["cp", "-a", "--", src + "/.", volume_path + "/"])
 
 
-async def mount_volumes(volumes: VolumeService, c: Container, rootfs: str) -> None:
+async def mount_volumes(volumes: Volumes, c: Container, rootfs: str) -> None:
     for vm in c.volumes:
         vm.source = await volumes.mount(vm.name, c.id, vm.destination, vm.rw, vm.propagation)
         if vm.copy_data:
             await asyncio.to_thread(copy_up, rootfs, vm.destination, vm.source)
 
 
-async def unmount_volumes(volumes: VolumeService, c: Container) -> None:
+async def unmount_volumes(volumes: Volumes, c: Container) -> None:
     for vm in c.volumes:
         try:
             await volumes.unmount(vm.name, c.id)
@@ -72,7 +73,7 @@ async def unmount_volumes(volumes: VolumeService, c: Container) -> None:
             log.exception("unmounting volume %s of %s", vm.name, c.id[:12])
 
 
-async def remove_anonymous(volumes: VolumeService, c: Container) -> None:
+async def remove_anonymous(volumes: Volumes, c: Container) -> None:
     """`docker rm -v`: the container's anonymous volumes go, named ones stay."""
     for vm in c.volumes:
         if not vm.anonymous:

@@ -2,7 +2,7 @@
 
 With --live-restore a container whose conmon is still alive is re-attached;
 without it, dockerd's rule applies: what was left running is stopped and
-recorded. Restart policies then decide what starts again.
+recorded. The restart policy (restart.py) then decides what starts again.
 """
 from __future__ import annotations
 
@@ -10,52 +10,53 @@ import asyncio
 import logging
 import os
 import signal as _signal
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from ..errors import DockerError
 from ..runtime import conmon
 from ..runtime.pidwatch import wait_pid
+from .lifecycle import Lifecycle
 from .model import Container
+from .paths import Paths
 from .reconcile import remove_stray_runtime
-
-if TYPE_CHECKING:
-    from .service import ContainerService
+from .registry import KIND
+from .restart import restart_at_daemon_start
 
 log = logging.getLogger("pydockerd.containers")
 
-KIND = "container"
 
-
-async def restore_containers(svc: "ContainerService") -> None:
+async def restore_containers(lc: Lifecycle) -> None:
     """Load containers; reattach to live ones (live-restore) or reconcile them."""
-    os.makedirs(svc.paths.exit_dir, exist_ok=True)
-    os.makedirs(svc.paths.runc_root, exist_ok=True)
-    to_start: list[Container] = []
-    for cid, d in svc.store.all(KIND).items():
+    registry = lc.registry
+    os.makedirs(lc.paths.exit_dir, exist_ok=True)
+    os.makedirs(lc.paths.runc_root, exist_ok=True)
+    for cid, d in registry.store.all(KIND).items():
         try:
             c = Container.from_dict(d)
         except (TypeError, KeyError):
             log.error("container %s has an unreadable record; skipping", cid)
             continue
-        svc.adopt(c)
-        if c.state.running and svc.volumes is not None:
+        registry.adopt(c)
+        if c.state.running and lc.volumes is not None:
             for vm in c.volumes:       # it still holds its volumes' mounts
-                svc.volumes.register(vm.name, c.id)
-    running = {c.id for c in svc.all() if c.state.running
+                lc.volumes.register(vm.name, c.id)
+    running = {c.id for c in registry.all() if c.state.running
                and c.state.conmon_pid and conmon.is_monitor_of(c.state.conmon_pid, c.id)}
-    await remove_stray_runtime(svc.paths, svc.runc, running)
-    await asyncio.to_thread(_remove_orphans, svc)
-    for c in svc.all():
+    await remove_stray_runtime(lc.paths, lc.runtimes.default, running)
+    known = {c.id for c in registry.all()}
+    await asyncio.to_thread(_remove_orphans, lc.paths, known, lc.runner.remove_files)
+    to_start: list[Container] = []
+    for c in registry.all():
         if c.state.status == "removing":
-            await svc.remove(c.id, force=True)
+            await lc.finish_removal(c)
             continue
         alive = c.state.conmon_pid and conmon.is_monitor_of(c.state.conmon_pid, c.id)
         if c.state.running and alive:
-            if svc.cfg.live_restore:
+            if lc.cfg.live_restore:
                 log.info("live-restore: reattached to %s (pid %d)", c.id[:12], c.state.pid)
-                svc.watch_exit(c)
-                for hook in svc.on_start_hooks:
-                    hook(c)
+                lc.monitor.watch(c)
+                if lc.observer is not None:
+                    lc.observer.on_start(c)
                 continue
             # not live-restoring: stop what was left running, like dockerd
             try:
@@ -64,48 +65,48 @@ async def restore_containers(svc: "ContainerService") -> None:
                 pass
             await wait_pid(c.state.conmon_pid)
         if c.state.running or c.state.status == "restarting":
-            await svc.record_exit(c)
-            svc.event(c, "die", {"exitCode": str(c.state.exit_code)})
+            async with registry.lock(c.id):
+                await lc.record_exit(c)
             if c.host_config.get("AutoRemove"):
-                await svc.remove(c.id, force=True, volumes=True)
+                await lc.remove(c.id, force=True, volumes=True)
                 continue
-        policy = c.host_config["RestartPolicy"]["Name"]
-        if policy == "always" or (policy == "unless-stopped" and not c.manually_stopped) \
-                or (policy == "on-failure" and c.state.exit_code != 0
-                    and c.has_been_started and not c.manually_stopped and False):
+        if restart_at_daemon_start(c.host_config["RestartPolicy"], c.state.exit_code,
+                                   c.restart_count, c.manually_stopped, c.has_been_started):
             to_start.append(c)
     for c in to_start:
-        if c.has_been_started and not c.state.running:
-            try:
-                async with svc.lock(c.id):
-                    await svc.start_locked(c)
-            except DockerError as e:
-                log.warning("could not restart %s: %s", c.id[:12], e.message)
+        try:
+            async with lc.locked(c):
+                if not c.state.running:
+                    await lc.start_locked(c)
+        except DockerError as e:
+            log.warning("could not restart %s: %s", c.id[:12], e.message)
 
 
-async def shutdown_containers(svc: "ContainerService", timeout: float) -> None:
-    svc.shutting_down = True
-    if not svc.cfg.live_restore:
-        running = [c for c in svc.all() if c.state.running]
+async def shutdown_containers(lc: Lifecycle, timeout: float) -> None:
+    """Stop what runs (unless live-restoring), then end every background task."""
+    lc.shutting_down = True
 
-        async def stop_one(c: Container) -> None:
-            try:
-                st = c.config.get("StopTimeout")
-                await svc.stop(c.id, min(int(timeout), 10 if st is None else int(st)))
-                c.manually_stopped = False   # restart policy applies at next daemon start
-                svc.save(c)
-            except DockerError as e:
-                log.warning("stopping %s: %s", c.id[:12], e.message)
-        if running:
-            await asyncio.gather(*(stop_one(c) for c in running))
-    svc.cancel_background_tasks()
+    async def stop_one(c: Container) -> None:
+        try:
+            st = c.config.get("StopTimeout")
+            await lc.stop(c.id, min(int(timeout), 10 if st is None else int(st)))
+            # the restart policy applies at the next daemon start
+            lc.registry.commit(c, manually_stopped=False)
+        except DockerError as e:
+            log.warning("stopping %s: %s", c.id[:12], e.message)
+    try:
+        if not lc.cfg.live_restore:
+            running = [c for c in lc.registry.all() if c.state.running]
+            if running:
+                await asyncio.gather(*(stop_one(c) for c in running))
+    finally:
+        await lc.tasks.close()
 
 
-def _remove_orphans(svc: "ContainerService") -> None:
+def _remove_orphans(paths: Paths, known: set[str], remove_files: Callable[[str], None]) -> None:
     """Files of containers the store does not know (a crash inside create or remove)."""
-    known = {c.id for c in svc.all()}
-    for parent in (os.path.join(svc.paths.data_root, "containers"),
-                   os.path.join(svc.paths.exec_root, "containers")):
+    for parent in (os.path.join(paths.data_root, "containers"),
+                   os.path.join(paths.exec_root, "containers")):
         try:
             entries = os.listdir(parent)
         except FileNotFoundError:
@@ -113,4 +114,4 @@ def _remove_orphans(svc: "ContainerService") -> None:
         for cid in entries:
             if cid not in known and len(cid) == 64:
                 log.info("removing the files of unknown container %s", cid[:12])
-                svc.remove_files(cid)
+                remove_files(cid)

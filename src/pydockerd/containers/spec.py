@@ -1,8 +1,14 @@
-"""Turn a container (Docker's Config + HostConfig) into the runtime's SpecInput."""
+"""Turn a container (Docker's Config + HostConfig) into the runtime's SpecInput.
+
+`SpecFactory.prepare` runs on the event loop (it reads the container and, for
+shared pid/ipc namespaces, other containers) and returns a fresh SpecInput that
+nothing else holds; `SpecFactory.build` turns it into config.json in a worker
+thread.
+"""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 from ..config import Config
 from ..errors import InvalidParameter
@@ -59,7 +65,10 @@ def _mounts(c: Container) -> list[MountSpec]:
     return mounts
 
 
-def _ns_path(mode: str, get: Any, kind: str) -> str:
+Lookup = Callable[[str], Container]
+
+
+def _ns_path(mode: str, get: Lookup, kind: str) -> str:
     if mode in ("", "private", "shareable"):
         return ""
     if mode == "host":
@@ -90,19 +99,21 @@ def update_resources(hc: dict[str, Any]) -> dict[str, Any]:
     return build_resources(SpecInput(**resource_fields(hc)))
 
 
-def spec_input(c: Container, rootfs: str, netns: str | None, cfg: Config, get: Any) -> SpecInput:
+def read_seccomp_profile(cfg: Config) -> str | None:
+    """The daemon's --seccomp-profile (read once: it cannot change at run time)."""
+    if not cfg.seccomp_profile or cfg.seccomp_profile == "unconfined":
+        return cfg.seccomp_profile or None
+    with open(cfg.seccomp_profile) as f:
+        return f.read()
+
+
+def spec_input(c: Container, rootfs: str, netns: str | None, cfg: Config, get: Lookup,
+               seccomp_profile: str | None) -> SpecInput:
     hc, cc = c.host_config, c.config
     init = hc.get("Init")
     if init is None:
         init = cfg.init
     security = list(hc.get("SecurityOpt") or [])
-    seccomp_profile: str | None = None
-    if cfg.seccomp_profile:
-        if cfg.seccomp_profile == "unconfined":
-            seccomp_profile = "unconfined"
-        else:
-            with open(cfg.seccomp_profile) as f:
-                seccomp_profile = f.read()
     devices = []
     for d in hc.get("Devices") or []:
         devices.append(DeviceSpec(d.get("PathOnHost", ""), d.get("PathInContainer", ""),
@@ -131,11 +142,25 @@ def spec_input(c: Container, rootfs: str, netns: str | None, cfg: Config, get: A
                  for u in hc.get("Ulimits") or []],
         default_ulimits=[Ulimit(n, s, h) for n, s, h in cfg.default_ulimits],
         init=bool(init), init_path=cfg.init_path,
-        masked_paths=hc.get("MaskedPaths"), readonly_paths=hc.get("ReadonlyPaths"),
+        masked_paths=_copy(hc.get("MaskedPaths")), readonly_paths=_copy(hc.get("ReadonlyPaths")),
     )
 
 
-def make_spec_builder(cfg: Config, get: Any) -> Any:
-    def builder(c: Container, rootfs: str, netns: str | None) -> dict[str, Any]:
-        return build_spec(spec_input(c, rootfs, netns, cfg, get))
-    return builder
+def _copy(paths: list[str] | None) -> list[str] | None:
+    return None if paths is None else list(paths)
+
+
+class SpecFactory:
+    """The spec builder the container service is given (see deps.SpecBuilder)."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self._seccomp = read_seccomp_profile(cfg)
+
+    def prepare(self, c: Container, rootfs: str, netns: str | None, get: Lookup) -> SpecInput:
+        """On the loop: a SpecInput that shares nothing with live records."""
+        return spec_input(c, rootfs, netns, self.cfg, get, self._seccomp)
+
+    def build(self, si: SpecInput) -> dict[str, Any]:
+        """In a worker thread: the OCI config.json document."""
+        return build_spec(si)

@@ -166,7 +166,7 @@ class ContainerRoutes:
         return empty()
 
     async def rename(self, req: Request) -> AnyResponse:
-        self.c.rename(req.params["id"], req.q("name") or "")
+        await self.c.rename(req.params["id"], req.q("name") or "")
         return empty()
 
     async def update(self, req: Request) -> AnyResponse:
@@ -250,8 +250,7 @@ class ContainerRoutes:
                 session = await session_fut
             except Exception:  # noqa: BLE001 - the container failed to start
                 return
-            self.c.events.publish("container", "attach", ct.id,
-                                  {"image": ct.image, "name": ct.name})
+            self.c.event(ct, "attach")
             in_task = None
             if use_stdin and ct.config.get("OpenStdin"):
                 in_task = asyncio.ensure_future(pump_input(reader, session.send,

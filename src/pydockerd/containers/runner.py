@@ -1,0 +1,185 @@
+"""Bringing one run of a container up and down.
+
+`Runner.start` makes everything a run needs (rootfs mount and network
+sandbox in parallel, published ports, volumes, /etc files, the OCI spec,
+conmon + runc) and records the container as running; on any failure it undoes
+what it made and records the failed start. `Runner.teardown` releases what a
+run held. The caller holds the container's lock.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from typing import Any
+
+from ..config import Config
+from ..errors import Conflict, DockerError
+from ..runtime import conmon
+from .attach import PendingAttachers
+from .create import normalise_endpoints
+from .deps import Images, Networks, Ports, RunObserver, SpecBuilder, Volumes
+from .etcfiles import plan_etc_files, write_etc_files
+from .health import initial_health
+from .model import Container, Endpoint
+from .mounts import mount_volumes, unmount_volumes
+from .paths import Paths
+from .registry import ContainerRegistry
+from .runtimes import Runtimes
+
+log = logging.getLogger("pydockerd.containers")
+
+
+def exit_code_for_error(msg: str) -> int:
+    if "executable file not found" in msg or "no such file or directory" in msg:
+        return 127
+    if "permission denied" in msg:
+        return 126
+    return 128
+
+
+class Runner:
+    def __init__(self, cfg: Config, paths: Paths, runtimes: Runtimes,
+                 registry: ContainerRegistry, images: Images, networks: Networks,
+                 volumes: Volumes | None, ports: Ports | None, spec: SpecBuilder,
+                 observer: RunObserver | None, attachers: PendingAttachers) -> None:
+        self.cfg = cfg
+        self.paths = paths
+        self.runtimes = runtimes
+        self.registry = registry
+        self.images = images
+        self.networks = networks
+        self.volumes = volumes
+        self.ports = ports
+        self.spec = spec
+        self.observer = observer
+        self.attachers = attachers
+
+    async def start(self, c: Container, **changes: Any) -> None:
+        """Start a run; `changes` are recorded with the new state (restart count)."""
+        netns: str | None = None
+        try:
+            # the rootfs mount and the network sandbox are independent: do both at once
+            mounted, net = await asyncio.gather(
+                asyncio.to_thread(self.images.mount_rootfs, c.id,
+                                  self.images.resolve(c.image_id)),
+                self._network_up(c), return_exceptions=True)
+            for result in (net, mounted):
+                if isinstance(result, BaseException):
+                    raise result
+            assert isinstance(mounted, str) and not isinstance(net, BaseException)
+            rootfs, netns = mounted, net
+            if self.ports is not None:
+                await self.ports.publish(c)
+            if self.volumes is not None:
+                await mount_volumes(self.volumes, c, rootfs)
+            etc = plan_etc_files(c, self.networks, self.cfg, self.registry.get)
+            await asyncio.to_thread(write_etc_files, etc)
+            si = self.spec.prepare(c, rootfs, netns, self.registry.get)
+            spec = await asyncio.to_thread(self.spec.build, si)
+            started = await conmon.create(self.conmon_spec(c), spec)
+            # attachers waiting for `docker run -it` connect before the process runs
+            await self.attachers.connect(c.id, self.paths.bundle(c.id))
+            try:
+                await self.runtimes.of(c).start(c.id)
+            except DockerError:
+                await self.runtimes.of(c).delete(c.id, force=True)
+                raise
+        except BaseException as e:
+            await self.teardown(c)
+            msg = e.message if isinstance(e, DockerError) else str(e)
+            self.attachers.fail(c.id, msg)
+            self.registry.commit_fact(c, state=c.state.start_failed(msg,
+                                                                    exit_code_for_error(msg)),
+                                      **changes)
+            raise
+        state = c.state.started(started.pid, started.conmon_pid)
+        self.registry.commit_fact(c, state=state.with_health(initial_health(c.config)),
+                                  has_been_started=True, **changes)
+        if self.observer is not None:
+            self.observer.on_start(c)
+        self.registry.event(c, "start")
+
+    async def _network_up(self, c: Container) -> str | None:
+        """Join or create the container's network namespace; returns its path."""
+        mode = c.host_config["NetworkMode"]
+        if mode == "host":
+            return None
+        if mode.startswith("container:"):
+            other = self.registry.get(mode.split(":", 1)[1])
+            if not other.state.running:
+                raise Conflict(f"cannot join network of a non running container: {other.id}")
+            return f"/proc/{other.state.pid}/ns/net"
+        netns: str = await self.networks.create_sandbox(c.id)
+        c.endpoints = []
+        for name, settings in self.endpoint_configs(c).items():
+            await self.join(c, netns, name, settings)
+        return netns
+
+    def resolve_network(self, ref: str) -> tuple[str, bool]:
+        net = self.networks.get(ref)
+        return net.name, net.predefined
+
+    def endpoint_configs(self, c: Container) -> dict[str, Any]:
+        """The networks the container joins at start, NetworkMode's first (containers
+        made before user-defined networks existed have no EndpointsConfig)."""
+        if "EndpointsConfig" not in c.networking_config:
+            c.networking_config = normalise_endpoints(c.host_config["NetworkMode"], None,
+                                                      self.resolve_network)
+        eps: dict[str, Any] = c.networking_config["EndpointsConfig"]
+        return eps
+
+    async def join(self, c: Container, netns: str, name: str, settings: dict[str, Any]) -> None:
+        ipam = settings.get("IPAMConfig") or {}
+        ep = await self.networks.connect(
+            c.id, netns, name, mac=settings.get("MacAddress") or None,
+            ip=ipam.get("IPv4Address") or None, aliases=settings.get("Aliases") or ())
+        c.endpoints.append(Endpoint(name, ep.network_id, ep.endpoint_id, ep.ip,
+                                    ep.prefix_len, ep.gateway, ep.mac))
+
+    def conmon_spec(self, c: Container) -> conmon.ConmonSpec:
+        return conmon.ConmonSpec(
+            cid=c.id, name=c.name, bundle=self.paths.bundle(c.id),
+            persist_dir=self.paths.persist_dir(c.id), exit_dir=self.paths.exit_dir,
+            log_path=c.log_path, tty=c.tty, stdin=bool(c.config.get("OpenStdin")),
+            runc=self.runtimes.of(c).binary, runc_root=self.runtimes.root,
+            stdin_once=bool(c.config.get("StdinOnce")))
+
+    async def teardown(self, c: Container) -> None:
+        """Release what a running container held: network and rootfs mount, in parallel.
+
+        Every step is idempotent, so this is also the undo of a half-made start.
+        """
+        if self.ports is not None:
+            await self.ports.unpublish(c)
+
+        async def network_down() -> None:
+            mode = c.host_config["NetworkMode"]
+            if mode.startswith("container:") or mode == "host":
+                return
+            try:
+                await self.networks.release_sandbox(c.id)
+            except Exception:  # noqa: BLE001 - teardown must go on
+                log.exception("network teardown of %s", c.id)
+
+        async def unmount() -> None:
+            try:
+                await asyncio.to_thread(self.images.unmount_rootfs, c.id)
+            except Exception:  # noqa: BLE001
+                log.exception("unmount of %s", c.id)
+        await asyncio.gather(network_down(), unmount())
+        if self.volumes is not None:
+            await unmount_volumes(self.volumes, c)
+        c.endpoints = []
+
+    def remove_files(self, cid: str) -> None:
+        """The container's rw layer and directories (worker thread; idempotent)."""
+        try:
+            self.images.remove_rw_layer(cid)
+        except Exception:  # noqa: BLE001 - best effort on a failure path
+            log.exception("removing rw layer of %s", cid)
+        shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)
+        shutil.rmtree(self.paths.bundle(cid), ignore_errors=True)
+
+
+__all__ = ["Runner", "exit_code_for_error"]

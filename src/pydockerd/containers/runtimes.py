@@ -1,0 +1,27 @@
+"""The OCI runtimes containers run with (`--add-runtime`, HostConfig.Runtime)."""
+from __future__ import annotations
+
+from ..config import Config
+from ..errors import InvalidParameter
+from ..runtime.runc import Runc
+from .model import Container
+
+
+class Runtimes:
+    def __init__(self, cfg: Config, runc_root: str) -> None:
+        self._binaries = dict(cfg.runtimes)
+        self._default_name = cfg.default_runtime
+        self.default = Runc(cfg.runtimes[cfg.default_runtime], runc_root)
+
+    @property
+    def root(self) -> str:
+        """runc's state directory (shared by every runtime binary)."""
+        return self.default.root
+
+    def of(self, c: Container) -> Runc:
+        """The runtime the container was created with (HostConfig.Runtime)."""
+        name = c.host_config.get("Runtime") or self._default_name
+        binary = self._binaries.get(name)
+        if binary is None:
+            raise InvalidParameter(f"unknown or invalid runtime name: {name}")
+        return self.default if binary == self.default.binary else Runc(binary, self.root)
