@@ -31,3 +31,20 @@ def test_exec_on_stopped_container_is_409(daemon):
         assert r.returncode != 0 and "is not running" in r.stderr_text
     finally:
         daemon.cli("rm", "exstopped")
+
+
+def test_exec_records_go_with_their_container(sdk):
+    c = sdk.containers.run("busybox", ["sleep", "300"], detach=True)
+    try:
+        eid = sdk.api.exec_create(c.id, ["true"])["Id"]
+        sdk.api.exec_start(eid)
+        assert sdk.api.exec_inspect(eid)["ContainerID"] == c.id
+    finally:
+        c.remove(force=True)
+    import docker
+    try:
+        sdk.api.exec_inspect(eid)
+    except docker.errors.NotFound:
+        pass
+    else:
+        raise AssertionError("exec inspect of a removed container's exec must be 404")

@@ -134,3 +134,41 @@ def test_cp_both_ways(daemon, tmp_path):
         assert "root:x:0:0" in (tmp_path / "passwd").read_text()
     finally:
         daemon.cli("rm", "cpstopped")
+
+
+def test_kill_answers_after_the_exit_is_recorded(daemon):
+    """dockerd's kill (SIGKILL) waits: inspect right after sees exited 137, rm needs no -f."""
+    daemon.cli("run", "-d", "--name", "killme", "busybox", "sleep", "300")
+    try:
+        for _ in range(3):
+            daemon.cli("kill", "killme")
+            doc = daemon.inspect("killme")
+            assert doc["State"]["Status"] == "exited" and doc["State"]["ExitCode"] == 137
+            daemon.cli("start", "killme")
+        daemon.cli("kill", "killme")
+        daemon.cli("rm", "killme")
+    finally:
+        daemon.cli("rm", "-f", "killme", check=False)
+
+
+def test_state_conflicts_use_dockerd_wording(daemon):
+    daemon.cli("run", "-d", "--name", "words", "busybox", "sleep", "300")
+    try:
+        cid = daemon.out("inspect", "-f", "{{.Id}}", "words").strip()
+        daemon.cli("pause", "words")
+        r = daemon.cli("pause", "words", check=False)
+        assert f"Container {cid} is already paused" in r.stderr_text
+        r = daemon.cli("start", "words", check=False)
+        assert "cannot start a paused container, try unpause instead" in r.stderr_text
+        r = daemon.cli("rm", "words", check=False)
+        assert 'cannot remove container "/words": container is paused' in r.stderr_text
+        daemon.cli("unpause", "words")
+        r = daemon.cli("unpause", "words", check=False)
+        assert f"Container {cid} is not paused" in r.stderr_text
+        daemon.cli("kill", "words")
+        r = daemon.cli("kill", "words", check=False)
+        assert f"Container {cid} is not running" in r.stderr_text
+        r = daemon.cli("pause", "words", check=False)
+        assert f"Container {cid} is not running" in r.stderr_text
+    finally:
+        daemon.cli("rm", "-f", "words", check=False)

@@ -126,9 +126,10 @@ class ContainerRegistry:
 
     def remove(self, c: Container) -> None:
         """Forget the container and its exec records (store first)."""
-        for eid in c.exec_ids:
-            self.store.delete(EXEC_KIND, eid)
-        self.store.delete(KIND, c.id)
+        with self.store.transaction():
+            for eid in c.exec_ids:
+                self.store.delete(EXEC_KIND, eid)
+            self.store.delete(KIND, c.id)
         self.forget(c)
 
     def forget(self, c: Container) -> None:

@@ -1,0 +1,164 @@
+"""The registry persists first and changes memory only after, the restart policy
+decision, and the task owner that cancels background tasks."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Iterator
+
+import pytest
+
+from pydockerd.containers.model import Container
+from pydockerd.containers.registry import ContainerRegistry
+from pydockerd.containers.restart import Backoff, restart_at_daemon_start, wants_restart
+from pydockerd.errors import Conflict, NotFound
+from pydockerd.events import EventBus
+from pydockerd.store import Store
+from pydockerd.util.tasks import TaskOwner
+
+
+class FlakyStore:
+    """A store whose writes fail on demand (a full disk)."""
+
+    def __init__(self) -> None:
+        self.docs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.fail = False
+
+    def put(self, kind: str, id: str, data: dict[str, Any]) -> None:
+        if self.fail:
+            raise OSError(28, "No space left on device")
+        self.docs[(kind, id)] = data
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        yield
+
+    def delete(self, kind: str, id: str) -> None:
+        if self.fail:
+            raise OSError(28, "No space left on device")
+        self.docs.pop((kind, id), None)
+
+
+def container(cid: str = "a" * 64, name: str = "web") -> Container:
+    return Container(id=cid, name=name, created="2024-01-01T00:00:00Z", image="busybox",
+                     image_id="sha256:" + "b" * 64, config={}, host_config={})
+
+
+def registry(store: Any = None) -> ContainerRegistry:
+    return ContainerRegistry(store or FlakyStore(), EventBus())
+
+
+def test_add_and_lookup_by_id_name_and_prefix() -> None:
+    r = registry()
+    c = container()
+    r.add(c)
+    assert r.get(c.id) is c and r.get("web") is c and r.get("/web") is c and r.get("aaaa") is c
+    with pytest.raises(NotFound):
+        r.get("nope")
+    with pytest.raises(Conflict, match='name "/web" is already in use'):
+        r.add(container("c" * 64, "web"))
+
+
+def test_a_failed_write_changes_nothing_in_memory() -> None:
+    store = FlakyStore()
+    r = registry(store)
+    c = container()
+    r.add(c)
+    store.fail = True
+    running = c.state.started(10, 11)
+    with pytest.raises(OSError):
+        r.commit(c, state=running, restart_count=3)
+    assert c.state.status == "created" and c.restart_count == 0
+    with pytest.raises(OSError):
+        r.rename(c, "other")
+    assert c.name == "web" and r.get("web") is c and r.owner_of_name("other") is None
+    with pytest.raises(OSError):
+        r.remove(c)
+    assert r.find(c.id) is c
+    with pytest.raises(OSError):
+        r.add(container("d" * 64, "new"))
+    assert r.owner_of_name("new") is None
+
+
+def test_commit_writes_then_applies() -> None:
+    store = FlakyStore()
+    r = registry(store)
+    c = container()
+    r.add(c)
+    r.commit(c, state=c.state.started(10, 11))
+    assert c.state.status == "running"
+    assert store.docs[("container", c.id)]["state"]["status"] == "running"
+
+
+def test_remove_takes_the_exec_records(tmp_path: Any) -> None:
+    store = Store(str(tmp_path / "db"))
+    try:
+        r = registry(store)
+        c = container()
+        r.add(c)
+        store.put("exec", "e1", {"id": "e1", "container_id": c.id})
+        r.commit(c, exec_ids=["e1"])
+        r.remove(c)
+        assert store.all("exec") == {} and store.all("container") == {}
+        assert r.find(c.id) is None and r.owner_of_name("web") is None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("policy,code,count,manual,expect", [
+    ({"Name": "no"}, 1, 0, False, False),
+    ({"Name": "always"}, 0, 9, False, True),
+    ({"Name": "always"}, 0, 0, True, False),
+    ({"Name": "unless-stopped"}, 0, 0, False, True),
+    ({"Name": "unless-stopped"}, 0, 0, True, False),
+    ({"Name": "on-failure"}, 0, 0, False, False),
+    ({"Name": "on-failure"}, 1, 50, False, True),
+    ({"Name": "on-failure", "MaximumRetryCount": 2}, 1, 1, False, True),
+    ({"Name": "on-failure", "MaximumRetryCount": 2}, 1, 2, False, False),
+    ({"Name": "on-failure", "MaximumRetryCount": 2}, 1, 0, True, False),
+])
+def test_restart_after_exit(policy: dict[str, Any], code: int, count: int, manual: bool,
+                            expect: bool) -> None:
+    assert wants_restart(policy, code, count, manual) is expect
+
+
+@pytest.mark.parametrize("policy,code,count,manual,started,expect", [
+    ({"Name": "always"}, 0, 0, True, True, True),        # always: even after docker stop
+    ({"Name": "always"}, 0, 0, False, False, False),     # never started: stays created
+    ({"Name": "unless-stopped"}, 137, 0, True, True, False),
+    ({"Name": "unless-stopped"}, 137, 0, False, True, True),
+    ({"Name": "on-failure", "MaximumRetryCount": 2}, 137, 1, False, True, True),
+    ({"Name": "on-failure", "MaximumRetryCount": 2}, 1, 2, False, True, False),
+    ({"Name": "on-failure"}, 0, 0, False, True, False),
+    ({"Name": "no"}, 1, 0, False, True, False),
+])
+def test_restart_at_daemon_start(policy: dict[str, Any], code: int, count: int, manual: bool,
+                                 started: bool, expect: bool) -> None:
+    assert restart_at_daemon_start(policy, code, count, manual, started) is expect
+
+
+def test_backoff_doubles_and_resets() -> None:
+    b = Backoff()
+    assert [b.next(0.5) for _ in range(4)] == [0.1, 0.2, 0.4, 0.8]
+    assert b.next(30.0) == 0.1
+
+
+def test_task_owner_cancels_and_awaits() -> None:
+    async def main() -> None:
+        owner = TaskOwner("test")
+        cancelled = asyncio.Event()
+
+        async def forever() -> None:
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                cancelled.set()
+        owner.spawn(forever())
+        owner.spawn(asyncio.sleep(0))
+        await asyncio.sleep(0.01)
+        assert len(owner) == 1
+        await owner.close()
+        assert cancelled.is_set() and len(owner) == 0
+        with pytest.raises(RuntimeError):
+            owner.spawn(asyncio.sleep(0))
+    asyncio.run(main())
