@@ -146,8 +146,8 @@ class Daemon:
             [c.id for c in self.containers.all() if c.state.running]))
         self.system = SystemService(cfg, self.containers, self.images, self.networks,
                                     self.volumes)
-        stats = StatsService(self.containers)
-        archive = ArchiveService(self.containers, self.images)
+        stats = StatsService()
+        archive = ArchiveService(registry, self.images)
         router = Router()
         router.add(system_routes.routes(self.system, self.events))
         router.add(container_routes.routes(self.containers, self.images, self.networks,

@@ -20,6 +20,8 @@ from ..runtime.users import resolve_in_root
 from ..util.threadstream import from_thread
 from ..util.ids import format_time
 from .model import Container
+from .deps import Images
+from .registry import ContainerRegistry
 
 # Go's os.FileMode bits, which the docker CLI decodes from the path-stat header
 _GO_DIR, _GO_SYMLINK, _GO_DEVICE = 1 << 31, 1 << 27, 1 << 26
@@ -59,8 +61,8 @@ class _CopyExtractor(Extractor):
 
 
 class ArchiveService:
-    def __init__(self, containers: Any, images: Any) -> None:
-        self.containers = containers
+    def __init__(self, registry: ContainerRegistry, images: Images) -> None:
+        self.containers = registry
         self.images = images
 
     @contextlib.asynccontextmanager

@@ -4,11 +4,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 from ..util.ids import ZERO_TIME, format_time
-from .model import Container
 from ..util.procfs import read_text
+from .model import Container
+from .state import State
 
 _V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -144,7 +146,19 @@ def _blkio(cid: str) -> dict[str, Any]:
             "io_time_recursive": None, "sectors_recursive": None}
 
 
-def sample(c: Container) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Target:
+    """What a sample needs, copied on the loop (the thread never sees the record)."""
+    id: str
+    name: str
+    state: State
+
+    @classmethod
+    def of(cls, c: Container) -> "Target":
+        return cls(c.id, c.name, c.state)
+
+
+def sample(c: Target) -> dict[str, Any]:
     running = c.state.status in ("running", "paused")
     now = format_time(dt.datetime.now(dt.timezone.utc))
     if not running:
@@ -176,9 +190,6 @@ def sample(c: Container) -> dict[str, Any]:
 
 
 class StatsService:
-    def __init__(self, containers: Any) -> None:
-        self.containers = containers
-
     async def stream(self, c: Container, stream: bool,
                      one_shot: bool) -> AsyncIterator[dict[str, Any]]:
         empty_pre = {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0,
@@ -188,10 +199,10 @@ class StatsService:
         prev: dict[str, Any] | None = None
         if not stream and not one_shot and c.state.running:
             # like dockerd: a single sample still carries a precpu one second earlier
-            prev = await asyncio.to_thread(sample, c)
+            prev = await asyncio.to_thread(sample, Target.of(c))
             await asyncio.sleep(1)
         while True:
-            cur = await asyncio.to_thread(sample, c)
+            cur = await asyncio.to_thread(sample, Target.of(c))
             if prev is not None:
                 cur["preread"] = prev["read"]
                 cur["precpu_stats"] = prev["cpu_stats"]

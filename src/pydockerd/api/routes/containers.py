@@ -6,12 +6,16 @@ import base64
 import json
 from typing import Any, AsyncIterator
 
+from ...containers.archive import ArchiveService
 from ...containers.logs import LogQuery, read_logs
 from ...containers.service import ContainerService
+from ...containers.stats import StatsService
 from ...containers.top import top
 from ...containers.validate import validate_create, validate_update
 from ...errors import CommandFailed, InvalidParameter, NotFound
+from ...images.service import ImageService
 from ...models import ContainerCreateRequest, UpdateConfig, to_doc
+from ...network.service import NetworkService
 from ...util.ids import parse_unix_or_rfc3339_ns
 from .. import wire_containers as wire
 from ..decode import decode_body
@@ -31,8 +35,9 @@ def _time_ns(v: str | None) -> int:
 
 
 class ContainerRoutes:
-    def __init__(self, containers: ContainerService, images: Any, networks: Any,
-                 stats: Any, archive: Any) -> None:
+    def __init__(self, containers: ContainerService, images: ImageService,
+                 networks: NetworkService, stats: StatsService,
+                 archive: ArchiveService) -> None:
         self.c = containers
         self.images = images
         self.networks = networks
@@ -358,8 +363,8 @@ def _stat_header(stat: dict[str, Any]) -> str:
     return base64.b64encode(json.dumps(stat).encode()).decode()
 
 
-def routes(containers: ContainerService, images: Any, networks: Any, stats: Any,
-           archive: Any) -> list[Route]:
+def routes(containers: ContainerService, images: ImageService, networks: NetworkService,
+           stats: StatsService, archive: ArchiveService) -> list[Route]:
     return ContainerRoutes(containers, images, networks, stats, archive).routes()
 
 
