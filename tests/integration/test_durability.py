@@ -4,6 +4,8 @@ from __future__ import annotations
 import signal
 import time
 
+from polling import wait_until
+
 
 def _status(d, ref: str) -> str:
     return d.out("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", ref).strip()
@@ -92,27 +94,21 @@ def test_orphan_container_files_removed_at_start(fresh_daemon):
     assert _status(d, "kept") == "created 0"
 
 
-def _poll(fn, deadline_s: float, what: str):
-    deadline = time.time() + deadline_s
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.time() < deadline, what
-        time.sleep(0.2)
-
-
 def test_on_failure_limit_survives_daemon_restart(fresh_daemon):
     """--restart on-failure:2 counts restarts across a daemon restart and stops at 2."""
     d = fresh_daemon()
     try:
         d.cli("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "--stop-timeout",
               "1", "busybox", "sh", "-c", "sleep 2; exit 1")
-        _poll(lambda: d.inspect("flaky")["RestartCount"] >= 1, 30, "no first restart")
+        wait_until(lambda: d.inspect("flaky")["RestartCount"] >= 1, 30, 0.2,
+                   "the first restart")
         d.restart(signal.SIGTERM)
-        doc = _poll(lambda: (lambda x: x if x["RestartCount"] == 2 and
-                             x["State"]["Status"] == "exited" else None)(d.inspect("flaky")),
-                    40, "on-failure:2 did not end exited with RestartCount 2")
+
+        def ended() -> dict | None:
+            doc = d.inspect("flaky")
+            done = doc["RestartCount"] == 2 and doc["State"]["Status"] == "exited"
+            return doc if done else None
+        doc = wait_until(ended, 40, 0.2, "exited with RestartCount 2")
         assert doc["State"]["ExitCode"] == 1
         # it stays so: no further restart for a few seconds
         deadline = time.time() + 4
