@@ -102,3 +102,32 @@ async def write_output(writer: asyncio.StreamWriter,
             continue
         writer.write(data if tty else frame(stream, data))
         await writer.drain()
+
+
+Stdin = tuple[Callable[[bytes], Awaitable[None]], Callable[[], None]]
+
+
+async def pump_hijacked(reader: Any, writer: asyncio.StreamWriter,
+                        output: AsyncIterator[tuple[str, bytes]], *, tty: bool,
+                        want: set[str], stdin: Stdin | None = None,
+                        detach_keys: bytes | None = None) -> bool:
+    """Serve one hijacked attach or exec connection: `output` goes to the client (raw
+    for a TTY, stdcopy frames otherwise, only the streams in `want`) and, with
+    `stdin` = (send, close), the client's input goes to the process. Ends when the
+    output ends or the client detaches with its keys (then returns True)."""
+    in_task = asyncio.ensure_future(pump_input(reader, stdin[0], stdin[1], detach_keys)) \
+        if stdin is not None else None
+    out_task = asyncio.ensure_future(write_output(writer, output, tty, want))
+    try:
+        waits: set[asyncio.Future[Any]] = {out_task}
+        if in_task is not None:
+            waits.add(in_task)
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if in_task is not None and in_task in done and in_task.result():
+            return True
+        await out_task
+        return False
+    finally:
+        for t in (in_task, out_task):
+            if t is not None:
+                t.cancel()

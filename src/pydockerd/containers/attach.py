@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from typing import AsyncIterator
 
 from ..errors import SystemError_
 from ..runtime.conmon import STDERR_PIPE, STDOUT_PIPE
@@ -54,6 +55,11 @@ class AttachSession:
                 continue
             return stream, data[1:]
         return None
+
+    async def output(self) -> AsyncIterator[tuple[str, bytes]]:
+        """recv() until the end, as an async iterator."""
+        while (item := await self.recv()) is not None:
+            yield item
 
     async def send(self, data: bytes) -> None:
         for i in range(0, len(data), _PACKET):

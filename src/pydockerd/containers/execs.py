@@ -7,12 +7,14 @@ import json
 import logging
 import os
 import shutil
+from contextlib import aclosing
 from typing import Any, AsyncIterator
 
 from ..errors import Conflict, DockerError, InvalidParameter, NotFound, SystemError_
 from ..runtime.caps import host_capabilities
 from ..runtime.exec import ExecProcess, start_exec
 from ..runtime.users import resolve_user
+from ..util.fdstream import read_fds
 from ..util.ids import new_id
 from ..util.tasks import TaskOwner
 from .model import Container, ExecInstance
@@ -32,37 +34,12 @@ class ExecSession:
 
     async def output(self) -> AsyncIterator[tuple[str, bytes]]:
         """Output until both streams end (stdout only for a TTY)."""
-        queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
         fds = [("stdout", self.proc.stdout_fd)]
         if not self.proc.tty:
             fds.append(("stderr", self.proc.stderr_fd))
-        live = 0
-        for name, fd in fds:
-            if fd is None:
-                continue
-            os.set_blocking(fd, False)
-            live += 1
-            self._loop.add_reader(fd, self._on_readable, fd, name, queue)
-        while live:
-            item = await queue.get()
-            if item is None:
-                live -= 1
-                continue
-            yield item
-
-    def _on_readable(self, fd: int, name: str,
-                     queue: asyncio.Queue[tuple[str, bytes] | None]) -> None:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:          # EIO: the pty's other side is gone
-            data = b""
-        if data:
-            queue.put_nowait((name, data))
-            return
-        self._loop.remove_reader(fd)
-        queue.put_nowait(None)
+        async with aclosing(read_fds([(n, fd) for n, fd in fds if fd is not None])) as out:
+            async for item in out:
+                yield item
 
     async def send(self, data: bytes) -> None:
         fd = self.proc.stdin_fd
@@ -91,10 +68,6 @@ class ExecSession:
     def close(self) -> None:
         fds = {self.proc.stdin_fd, self.proc.stdout_fd, self.proc.stderr_fd} - {None}
         for fd in fds:
-            try:
-                self._loop.remove_reader(fd)  # type: ignore[arg-type]
-            except (ValueError, OSError):
-                pass
             try:
                 os.close(fd)  # type: ignore[arg-type]
             except OSError:

@@ -10,9 +10,11 @@ import json
 import logging
 import os
 import shutil
+from contextlib import aclosing
 from typing import Any
 
 from ..runtime.exec import start_exec
+from ..util.fdstream import read_fds
 from ..util.ids import now_rfc3339
 from ..util.tasks import TaskOwner
 from .model import Container
@@ -117,39 +119,15 @@ class HealthMonitor:
         except Exception as e:  # noqa: BLE001 - reported as a failed probe
             shutil.rmtree(work, ignore_errors=True)
             return {"Start": start, "End": now_rfc3339(), "ExitCode": -1, "Output": str(e)}
-        loop = asyncio.get_running_loop()
         out = bytearray()
 
         async def collect() -> None:
-            for fd in (proc.stdout_fd, proc.stderr_fd):
-                if fd is None:
-                    continue
-                os.set_blocking(fd, False)
-            done = asyncio.Event()
-            live = [fd for fd in (proc.stdout_fd, proc.stderr_fd) if fd is not None]
-
-            def readable(fd: int) -> None:
-                try:
-                    data = os.read(fd, 65536)
-                except BlockingIOError:
-                    return
-                except OSError:
-                    data = b""
-                if data:
+            fds = [(n, fd) for n, fd in (("stdout", proc.stdout_fd), ("stderr", proc.stderr_fd))
+                   if fd is not None]
+            async with aclosing(read_fds(fds)) as chunks:
+                async for _, data in chunks:
                     if len(out) < MAX_OUTPUT:
                         out.extend(data[:MAX_OUTPUT - len(out)])
-                    return
-                loop.remove_reader(fd)
-                live.remove(fd)
-                if not live:
-                    done.set()
-            for fd in list(live):
-                loop.add_reader(fd, readable, fd)
-            try:
-                await done.wait()
-            finally:
-                for fd in live:
-                    loop.remove_reader(fd)
         try:
             await asyncio.wait_for(collect(), timeout)
             code = await asyncio.wait_for(proc.wait(), timeout)

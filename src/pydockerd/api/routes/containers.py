@@ -22,7 +22,7 @@ from ..decode import decode_body
 from ..http import (AnyResponse, HijackResponse, Request, Response, StreamResponse, empty,
                     go_quote, json_response)
 from ..router import Route
-from ..streams import frame, parse_detach_keys, pump_input
+from ..streams import frame, parse_detach_keys, pump_hijacked
 
 
 def _time_ns(v: str | None) -> int:
@@ -256,21 +256,12 @@ class ContainerRoutes:
             except Exception:  # noqa: BLE001 - the container failed to start
                 return
             self.c.event(ct, "attach")
-            in_task = None
-            if use_stdin and ct.config.get("OpenStdin"):
-                in_task = asyncio.ensure_future(pump_input(reader, session.send,
-                                                           session.close_stdin, keys))
+            stdin = (session.send, session.close_stdin) \
+                if use_stdin and ct.config.get("OpenStdin") else None
             try:
-                out_task = asyncio.ensure_future(_copy_out(session, writer, tty, want))
-                waits = {out_task} | ({in_task} if in_task else set())
-                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                if in_task in done and in_task.result():   # detached by keys
-                    out_task.cancel()
-                elif in_task in done:
-                    await out_task
+                await pump_hijacked(reader, writer, session.output(), tty=tty, want=want,
+                                    stdin=stdin, detach_keys=keys)
             finally:
-                if in_task:
-                    in_task.cancel()
                 session.close()
                 try:
                     if writer.can_write_eof():
@@ -330,19 +321,6 @@ class ContainerRoutes:
         deleted, reclaimed = await self.c.prune(until, f.get("label"))
         return json_response({"ContainersDeleted": deleted or None,
                               "SpaceReclaimed": reclaimed})
-
-
-async def _copy_out(session: Any, writer: asyncio.StreamWriter, tty: bool,
-                    want: set[str]) -> None:
-    while True:
-        item = await session.recv()
-        if item is None:
-            return
-        stream, data = item
-        if stream not in want:
-            continue
-        writer.write(data if tty else frame(stream, data))
-        await writer.drain()
 
 
 _WAIT_CONDITIONS = ("not-running", "next-exit", "removed")

@@ -10,7 +10,7 @@ from ...models import ExecConfig, ExecStartConfig, to_doc
 from ..decode import decode_body
 from ..http import AnyResponse, HijackResponse, Request, Response, json_response
 from ..router import Route
-from ..streams import frame, parse_detach_keys, pump_input
+from ..streams import frame, parse_detach_keys, pump_hijacked
 
 
 class ExecRoutes:
@@ -61,20 +61,14 @@ class ExecRoutes:
                 await writer.drain()
                 return
             assert session is not None
-            in_task = None
-            if inst.attach_stdin:
-                in_task = asyncio.ensure_future(
-                    pump_input(reader, session.send, session.close_stdin, keys))
+            stdin = (session.send, session.close_stdin) if inst.attach_stdin else None
             try:
-                async for stream, data in session.output():
-                    if stream in want:
-                        writer.write(data if inst.tty else frame(stream, data))
-                        await writer.drain()
-                # the CLI asks for ExitCode as soon as the stream ends
-                await self.execs.wait_done(inst.id)
+                detached = await pump_hijacked(reader, writer, session.output(), tty=inst.tty,
+                                               want=want, stdin=stdin, detach_keys=keys)
+                if not detached:
+                    # the CLI asks for ExitCode as soon as the stream ends
+                    await self.execs.wait_done(inst.id)
             finally:
-                if in_task:
-                    in_task.cancel()
                 session.close()
         ctype = "application/vnd.docker.raw-stream" if (inst.tty if tty is None else tty) \
             else "application/vnd.docker.multiplexed-stream"
