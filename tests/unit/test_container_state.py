@@ -65,6 +65,10 @@ VERBS: dict[str, tuple[Callable[[State], Any], dict[str, Any]]] = {
         "removing": (Conflict, "You cannot attach to a stopped container, start it first"),
         "exited": False, "dead": (Conflict, "You cannot attach to a stopped container, "
                                             "start it first")}),
+    "check_runnable": (lambda s: s.check_runnable(), {
+        "created": None, "running": (NotModified, "container already started"),
+        "paused": (Conflict, "cannot start a paused container, try unpause instead"),
+        "restarting": None, "removing": MARKED, "exited": None, "dead": MARKED}),
     # transitions: the expected value is the new status
     "started": (lambda s: s.started(10, 11).status, {
         "created": "running", "running": (NotModified, "container already started"),

@@ -57,6 +57,7 @@ class Runner:
 
     async def start(self, c: Container, **changes: Any) -> None:
         """Start a run; `changes` are recorded with the new state (restart count)."""
+        c.state.check_runnable()
         netns: str | None = None
         try:
             # the rootfs mount and the network sandbox are independent: do both at once

@@ -133,10 +133,14 @@ class State:
 
     # ---- transitions -------------------------------------------------------------
 
-    def started(self, pid: int, conmon_pid: int) -> "State":
+    def check_runnable(self) -> None:
+        """A run may begin now (created, exited, or waiting to restart)."""
         if self.status not in ("created", "exited", "restarting"):
             self.check_start()
             raise self._bad("start")
+
+    def started(self, pid: int, conmon_pid: int) -> "State":
+        self.check_runnable()
         return State("running", pid, conmon_pid, 0, "", False, now_rfc3339(), ZERO_TIME,
                      self.health)
 
