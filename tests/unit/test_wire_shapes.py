@@ -4,6 +4,7 @@ json` and some clients show it."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -139,8 +140,11 @@ def _net_doc(net: Network, ipam: list[dict[str, str]], containers: dict[str, Any
 def test_network_documents() -> None:
     ep = Endpoint(NET.id, "e" * 64, "c" * 64, "10.1.0.2", 24, "10.1.0.1",
                   "02:42:0a:01:00:02", "veth0")
-    ipam = [{"Subnet": "10.1.0.0/24", "Gateway": "10.1.0.1", "IPRange": "10.1.0.128/25"}]
+    ipam = [{"Subnet": "10.1.0.0/24", "IPRange": "10.1.0.128/25", "Gateway": "10.1.0.1"}]
     same(wire_networks.network(NET), _net_doc(NET, ipam, {}))
+    aux = replace(NET, aux_addresses={"router": "10.1.0.5", "nas": "10.1.0.9"})
+    same(wire_networks.network(aux), _net_doc(aux, [{**ipam[0], "AuxiliaryAddresses": {
+        "router": "10.1.0.5", "nas": "10.1.0.9"}}], {}))
     same(wire_networks.network(NET, [NetworkMember(ep, "web")]), _net_doc(NET, ipam, {
         "c" * 64: {"Name": "web", "EndpointID": "e" * 64, "MacAddress": "02:42:0a:01:00:02",
                    "IPv4Address": "10.1.0.2/24", "IPv6Address": ""}}))

@@ -85,8 +85,11 @@ def networks_of(c: Container, network_ids: dict[str, str]) -> dict[str, Any]:
         if not entry["NetworkID"]:
             entry["NetworkID"] = network_ids.get(name, "")
         settings = configs.get(name) or {}
-        entry["Aliases"] = settings.get("Aliases") or None
-        entry["IPAMConfig"] = settings.get("IPAMConfig") or None
+        # the EndpointSettings the client gave, as moby keeps them (even before start)
+        for key in ("IPAMConfig", "Links", "Aliases", "DriverOpts"):
+            entry[key] = settings.get(key)
+        if ep is None and not c.has_been_started:
+            entry["MacAddress"] = settings.get("MacAddress") or ""   # the one asked for
         if name not in ("bridge", "host", "none"):     # user-defined: embedded DNS names
             entry["DNSNames"] = [c.name, c.short_id, *(entry["Aliases"] or [])]
         out[name] = entry
@@ -119,6 +122,21 @@ def mounts_of(c: Container) -> list[dict[str, Any]]:
     return out
 
 
+def _config(c: Container, network_ids: dict[str, str]) -> dict[str, Any]:
+    """Config, with the main network's requested MAC as the deprecated container-wide
+    MacAddress when it has none (moby does this at every API version)."""
+    mode = c.host_config.get("NetworkMode", "bridge")
+    if c.config.get("MacAddress") or mode in ("host", "none") \
+            or mode.startswith("container:"):
+        return c.config
+    configs = (c.networking_config or {}).get("EndpointsConfig") or {}
+    main = "bridge" if mode == "default" else mode    # a name, an id or a short id
+    name = next((n for n in configs if n == main or network_ids.get(n, "").startswith(main)),
+                None)
+    mac = (configs.get(name) or {}).get("MacAddress") if name else None
+    return {**c.config, "MacAddress": mac} if mac else c.config
+
+
 def inspect(c: Container, network_ids: dict[str, str], graph: dict[str, Any],
             size: tuple[int, int] | None = None) -> dict[str, Any]:
     st = c.state
@@ -141,7 +159,7 @@ def inspect(c: Container, network_ids: dict[str, str], graph: dict[str, Any],
         "Name": "/" + c.name, "RestartCount": c.restart_count, "Driver": c.driver,
         "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
         "ExecIDs": list(c.exec_ids) or None, "HostConfig": c.host_config,
-        "GraphDriver": graph, "Mounts": mounts_of(c), "Config": c.config,
+        "GraphDriver": graph, "Mounts": mounts_of(c), "Config": _config(c, network_ids),
         "NetworkSettings": {
             "Bridge": "", "SandboxID": c.id if st.running and nets else "",
             "SandboxKey": "", "HairpinMode": False, "LinkLocalIPv6Address": "",

@@ -23,9 +23,12 @@ def network(net: Network, members: list[NetworkMember] | None = None) -> dict[st
         }
     config: list[dict[str, Any]] = []
     if net.subnet:
-        cfg: dict[str, Any] = {"Subnet": net.subnet, "Gateway": net.gateway}
+        cfg: dict[str, Any] = {"Subnet": net.subnet}        # moby's IPAMConfig order
         if net.ip_range:
             cfg["IPRange"] = net.ip_range
+        cfg["Gateway"] = net.gateway
+        if net.aux_addresses:
+            cfg["AuxiliaryAddresses"] = dict(net.aux_addresses)
         config.append(cfg)
     return {
         "Name": net.name,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import InvalidParameter
+from ..network.ipam import normalize_mac
 from .mountspec import parse_bind
 from .ports import validate_port_bindings
 
@@ -268,5 +269,11 @@ def normalise_endpoints(mode: str, networking: dict[str, Any] | None,
         if predefined and settings.get("Aliases"):
             raise InvalidParameter("invalid endpoint settings:\nnetwork-scoped alias is "
                                    "supported only for containers in user defined networks")
+        if settings.get("MacAddress"):
+            try:
+                normalize_mac(settings["MacAddress"])
+            except InvalidParameter:
+                raise InvalidParameter(f"invalid config for network {key}: invalid MAC "
+                                       f"address {settings['MacAddress']}") from None
         out[name] = settings
     return {"EndpointsConfig": out}

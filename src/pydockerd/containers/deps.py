@@ -7,9 +7,10 @@ package depends on roles, not on the other services' classes.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Collection, Protocol
+from typing import Any, Callable, Protocol
 
 from ..images.model import Image
+from ..models import EndpointSettings
 from ..network.model import Endpoint as NetworkEndpoint
 from ..network.model import Network
 from ..runtime.spec_input import SpecInput
@@ -40,9 +41,8 @@ class Networks(Protocol):
     def netns_path(self, container_id: str) -> str: ...
     async def create_sandbox(self, container_id: str) -> str: ...
     async def release_sandbox(self, container_id: str) -> None: ...
-    async def connect(self, container_id: str, netns_path: str, network: str = "bridge", *,
-                      mac: str | None = None, ip: str | None = None,
-                      aliases: Collection[str] = ()) -> NetworkEndpoint: ...
+    async def connect(self, container_id: str, netns_path: str, network: str = "bridge",
+                      settings: EndpointSettings | None = None) -> NetworkEndpoint: ...
     async def disconnect(self, container_id: str, network: str | None = None) -> None: ...
 
 

@@ -6,6 +6,7 @@ runs in a worker thread and touches nothing but that value and the disk.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from typing import Callable
@@ -73,8 +74,25 @@ def write_etc_files(p: EtcFiles) -> None:
         write_atomic(p.hosts_path, files.hosts_file(p.hostname, p.domain, p.ip,
                                                     list(p.extra_hosts),
                                                     host_gateway_ip=p.host_gateway_ip))
+    write_atomic(p.resolv_conf_path, _resolv_conf(p))
+
+
+def _resolv_conf(p: EtcFiles) -> str:
     if p.embedded_dns:
-        resolv = files.embedded_resolv_conf(list(p.dns_search), list(p.dns_options))
-    else:
-        resolv = files.resolv_conf(list(p.dns), list(p.dns_search), list(p.dns_options))
-    write_atomic(p.resolv_conf_path, resolv)
+        return files.embedded_resolv_conf(list(p.dns_search), list(p.dns_options))
+    return files.resolv_conf(list(p.dns), list(p.dns_search), list(p.dns_options))
+
+
+def rewrite_resolv_conf(p: EtcFiles) -> None:
+    """In a worker thread, for a running container: replace resolv.conf's content in
+    place. The file is bind-mounted into the container, so a rename (write_atomic)
+    would leave the container reading the old inode."""
+    if p.copy_from is not None or p.host_network:
+        return
+    data = _resolv_conf(p).encode()
+    fd = os.open(p.resolv_conf_path, os.O_WRONLY)
+    try:
+        os.write(fd, data)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)

@@ -15,11 +15,12 @@ from typing import Any
 
 from ..config import Config
 from ..errors import Conflict, DockerError
+from ..models import EndpointSettings, from_doc
 from ..runtime import conmon
 from .attach import PendingAttachers
 from .create import normalise_endpoints
 from .deps import Images, Networks, Ports, RunObserver, SpecBuilder, Volumes
-from .etcfiles import plan_etc_files, write_etc_files
+from .etcfiles import plan_etc_files, rewrite_resolv_conf, write_etc_files
 from .health import initial_health
 from .model import Container, Endpoint
 from .mounts import mount_volumes, unmount_volumes
@@ -131,12 +132,17 @@ class Runner:
         return eps
 
     async def join(self, c: Container, netns: str, name: str, settings: dict[str, Any]) -> None:
-        ipam = settings.get("IPAMConfig") or {}
-        ep = await self.networks.connect(
-            c.id, netns, name, mac=settings.get("MacAddress") or None,
-            ip=ipam.get("IPv4Address") or None, aliases=settings.get("Aliases") or ())
+        ep = await self.networks.connect(c.id, netns, name,
+                                         from_doc(settings, EndpointSettings))
         c.endpoints.append(Endpoint(name, ep.network_id, ep.endpoint_id, ep.ip,
                                     ep.prefix_len, ep.gateway, ep.mac))
+
+    async def use_embedded_dns(self, c: Container) -> None:
+        """A running container joined its first user-defined network: its resolv.conf
+        now names the embedded DNS (as libnetwork's rebuildDNS; rewritten in place, the
+        file is bind-mounted into the container)."""
+        etc = plan_etc_files(c, self.networks, self.cfg, self.registry.get)
+        await asyncio.to_thread(rewrite_resolv_conf, etc)
 
     def conmon_spec(self, c: Container) -> conmon.ConmonSpec:
         return conmon.ConmonSpec(

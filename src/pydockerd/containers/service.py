@@ -13,6 +13,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import Forbidden, InvalidParameter, NotFound, NotImplementedErr
+from ..models import NetworkConnect, NetworkDisconnect, to_doc
 from ..runtime import conmon
 from ..runtime.runc import Runc
 from ..util.filters import labels_match
@@ -241,9 +242,10 @@ class ContainerService:
 
     # ---- networks -------------------------------------------------------------------
 
-    async def connect_network(self, ref: str, network: str, settings: dict[str, Any]) -> None:
-        """`docker network connect`: join now if running; remembered for later starts."""
-        c = self.registry.get(ref)
+    async def connect_network(self, network: str, req: NetworkConnect) -> None:
+        """`docker network connect`: join now if running; remembered for later starts.
+        The EndpointSettings are kept as the client sent them (inspect shows them)."""
+        c = self.registry.get(req.Container or "")
         net = self.networks.get(network)
         mode = c.host_config["NetworkMode"]
         if mode == "host" or net.driver == "host":
@@ -258,15 +260,19 @@ class ContainerService:
                 raise Forbidden(f"endpoint with name {c.name} already exists in network "
                                 f"{net.name}")
             checked = normalise_endpoints(net.name, {"EndpointsConfig": {
-                net.name: settings}}, self.runner.resolve_network)["EndpointsConfig"][net.name]
+                net.name: to_doc(req.EndpointConfig) or {}}},
+                self.runner.resolve_network)["EndpointsConfig"][net.name]
             if c.state.running:
+                embedded = self.networks.uses_embedded_dns(c.id)
                 await self.runner.join(c, self.networks.netns_path(c.id), net.name, checked)
+                if not embedded and self.networks.uses_embedded_dns(c.id):
+                    await self.runner.use_embedded_dns(c)
             eps[net.name] = checked
             self.registry.commit(c, networking_config={**c.networking_config,
                                                        "EndpointsConfig": eps})
 
-    async def disconnect_network(self, ref: str, network: str, force: bool = False) -> None:
-        c = self.registry.get(ref)
+    async def disconnect_network(self, network: str, req: NetworkDisconnect) -> None:
+        c = self.registry.get(req.Container or "")
         net = self.networks.get(network)
         if c.host_config["NetworkMode"] == "host" or net.driver == "host":
             raise Forbidden("container cannot be disconnected from host network or "

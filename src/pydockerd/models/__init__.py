@@ -2,7 +2,7 @@
 
 api/decode.py turns request bytes into these; routes validate them and hand the
 services what they take (see docs/ARCHITECTURE.md, "The API edge")."""
-from .base import Empty, Model, to_doc
+from .base import Empty, Model, from_doc, to_doc
 from .container import ContainerConfig, ContainerCreateRequest, HealthConfig
 from .exec import ExecConfig, ExecStartConfig
 from .host_config import (BindOptions, DeviceMapping, DeviceRequest, HostConfig, LogConfig,
@@ -20,5 +20,5 @@ __all__ = [
     "IPAMConfig", "LogConfig", "Model", "Mount", "NetworkConnect", "NetworkCreateRequest",
     "NetworkDisconnect", "NetworkingConfig", "PortBinding", "Resources", "RestartPolicy",
     "ThrottleDevice", "TmpfsOptions", "Ulimit", "UpdateConfig", "VolumeCreateOptions",
-    "VolumeOptions", "WeightDevice", "to_doc",
+    "VolumeOptions", "WeightDevice", "from_doc", "to_doc",
 ]

@@ -6,7 +6,7 @@ Every field defaults to None, so a model keeps exactly the fields the client sen
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -45,3 +45,12 @@ def to_doc(model: Model | None) -> dict[str, Any] | None:
         return None
     doc: dict[str, Any] = msgspec.to_builtins(model)
     return doc
+
+
+M = TypeVar("M", bound=Model)
+
+
+def from_doc(doc: dict[str, Any] | None, typ: type[M]) -> M:
+    """A document made by `to_doc` (kept in a record) back into its model; None is the
+    zero value. Not for client input: that goes through api/decode.py."""
+    return msgspec.convert(doc or {}, typ)

@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
-from typing import Collection
-
 from ..errors import Forbidden, InvalidParameter
+from ..models import EndpointSettings
 from ..util.ids import new_id
 from . import sandbox, usernets
 from .ipam import mac_for_ip, normalize_mac
@@ -27,8 +26,13 @@ async def create_sandbox(st: NetworkState, container_id: str) -> str:
 
 
 async def connect(st: NetworkState, container_id: str, netns_path: str,
-                  network: str = "bridge", *, mac: str | None = None, ip: str | None = None,
-                  aliases: Collection[str] = ()) -> Endpoint:
+                  network: str = "bridge", settings: EndpointSettings | None = None
+                  ) -> Endpoint:
+    """Join the network with the client's EndpointSettings: IPAMConfig.IPv4Address,
+    Aliases and MacAddress are applied (DriverOpts and Links are kept by the caller)."""
+    es = settings or EndpointSettings()
+    ip = es.IPAMConfig.IPv4Address if es.IPAMConfig else None
+    aliases = list(es.Aliases or ())
     net = st.get(network)
     if net.driver != "bridge":
         raise InvalidParameter("container cannot be disconnected from host network or "
@@ -43,7 +47,7 @@ async def connect(st: NetworkState, container_id: str, netns_path: str,
     if endpoint_key(container_id, net.id) in st.endpoints_by_key:
         raise Forbidden(f"endpoint with name {st.name_of(container_id)} already exists "
                         f"in network {net.name}")
-    mac = normalize_mac(mac) if mac else None
+    mac = normalize_mac(es.MacAddress) if es.MacAddress else None
     preferred = None
     if ip:
         try:

@@ -57,6 +57,7 @@ class Pool:
     subnet: IPv4Net
     gateway: IPv4Addr
     ip_range: IPv4Net | None = None     # --fixed-cidr: allocate only from here
+    aux: frozenset[IPv4Addr] = frozenset()   # IPAM AuxiliaryAddresses: never allocated
 
     def __post_init__(self) -> None:
         if self.gateway not in self.subnet:
@@ -84,7 +85,7 @@ class Pool:
                 raise InvalidParameter(f"address {preferred} is not in subnet {self.subnet}")
             if self.reserved(preferred):
                 raise InvalidParameter(f"address {preferred} is reserved in {self.subnet}")
-            if preferred in used:
+            if preferred in used or preferred in self.aux:
                 raise Conflict(f"Address already in use: {preferred}")
             return preferred
         rng = self.ip_range or self.subnet
@@ -92,7 +93,7 @@ class Pool:
         end = int(rng.broadcast_address)
         for value in range(start, end + 1):
             ip = IPv4Addr(value)
-            if ip not in used and not self.reserved(ip):
+            if ip not in used and ip not in self.aux and not self.reserved(ip):
                 return ip
         raise Unavailable(f"no available IPv4 addresses on this network's address pools: "
                           f"{self.subnet}")

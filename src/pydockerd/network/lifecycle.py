@@ -31,7 +31,9 @@ async def start(st: NetworkState) -> None:
         st.networks[net.id] = net
         st.pools[net.id] = Pool(ipaddress.IPv4Network(net.subnet),
                                 ipaddress.IPv4Address(net.gateway),
-                                parse_network(net.ip_range) if net.ip_range else None)
+                                parse_network(net.ip_range) if net.ip_range else None,
+                                frozenset(ipaddress.IPv4Address(a)
+                                          for a in net.aux_addresses.values()))
     if st.opts.bridge_name != "none":
         await _start_bridge(st, stored.get("bridge"))
     for net in users:

@@ -17,6 +17,7 @@ class Network:
     subnet: str = ""                   # "10.199.0.0/24"; "" for host/none
     gateway: str = ""                  # "10.199.0.1"
     ip_range: str = ""                 # --fixed-cidr
+    aux_addresses: dict[str, str] = field(default_factory=dict)   # IPAM AuxiliaryAddresses
     options: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     internal: bool = False

@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 
 from ..errors import Conflict, Forbidden, NotFound
+from ..models import NetworkCreateRequest
 from ..util.ids import new_id, now_rfc3339
 from . import bridge as br
 from . import filters as nfilters
@@ -14,7 +15,8 @@ from .model import PREDEFINED, Network
 from .state import K_NETWORK, NetworkState
 
 
-async def create_network(st: NetworkState, req: usernets.NetworkRequest) -> Network:
+async def create_network(st: NetworkState, body: NetworkCreateRequest) -> Network:
+    req = usernets.parse_request(body)
     async with st.lock:
         if any(n.name == req.name for n in st.networks.values()) \
                 or req.name in PREDEFINED:
@@ -30,6 +32,7 @@ async def create_network(st: NetworkState, req: usernets.NetworkRequest) -> Netw
         net = Network(nid, req.name, "bridge", now_rfc3339(), subnet=str(pool.subnet),
                       gateway=str(pool.gateway),
                       ip_range=str(pool.ip_range) if pool.ip_range else "",
+                      aux_addresses=dict(req.aux_addresses),
                       options=dict(req.options), labels=dict(req.labels),
                       internal=req.internal, attachable=req.attachable, bridge_name=dev)
         st.store.require_space(f"create network {req.name}")

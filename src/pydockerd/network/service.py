@@ -18,7 +18,8 @@ from ..errors import InvalidParameter
 from ..events import EventBus
 from ..store import Store
 from . import endpoints as eps
-from . import files, lifecycle, networks, usernets
+from ..models import EndpointSettings, NetworkCreateRequest
+from . import files, lifecycle, networks
 from . import filters as nfilters
 from .ipam import parse_interface, parse_network
 from .model import Endpoint, Network, NetworkMember
@@ -143,7 +144,7 @@ class NetworkService:
 
     # ------------------------------------------------------------ user-defined networks
 
-    async def create_network(self, req: usernets.NetworkRequest) -> Network:
+    async def create_network(self, req: NetworkCreateRequest) -> Network:
         return await networks.create_network(self._state, req)
 
     async def remove_network(self, name_or_id: str) -> None:
@@ -162,11 +163,10 @@ class NetworkService:
     def netns_path(self, container_id: str) -> str:
         return self._state.netns_path(container_id)
 
-    async def connect(self, container_id: str, netns_path: str, network: str = "bridge", *,
-                      mac: str | None = None, ip: str | None = None,
-                      aliases: Collection[str] = ()) -> Endpoint:
-        return await eps.connect(self._state, container_id, netns_path, network, mac=mac,
-                                 ip=ip, aliases=aliases)
+    async def connect(self, container_id: str, netns_path: str, network: str = "bridge",
+                      settings: EndpointSettings | None = None) -> Endpoint:
+        """Join `network` with the client's EndpointSettings (address, aliases, MAC)."""
+        return await eps.connect(self._state, container_id, netns_path, network, settings)
 
     async def disconnect(self, container_id: str, network: str | None = None) -> None:
         """Delete the container's veth(s) and release their leases; idempotent."""

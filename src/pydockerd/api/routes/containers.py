@@ -19,6 +19,7 @@ from ...network.service import NetworkService
 from ...util.ids import parse_unix_or_rfc3339_ns
 from .. import wire_containers as wire
 from ..decode import decode_body
+from ..netcompat import migrate_mac_address
 from ..http import (AnyResponse, HijackResponse, Request, Response, StreamResponse, empty,
                     go_quote, json_response)
 from ..router import Route
@@ -78,6 +79,7 @@ class ContainerRoutes:
 
     async def create(self, req: Request) -> AnyResponse:
         create = decode_body(await req.body.read(), ContainerCreateRequest, required=True)
+        create, warnings = migrate_mac_address(create, req.api_version)
         validate_create(create, create.HostConfig)
         body = to_doc(create) or {}
         host_config = body.pop("HostConfig", None)
@@ -87,7 +89,7 @@ class ContainerRoutes:
                 and not platform.startswith("linux/"):
             raise InvalidParameter(f"unsupported platform {platform}")
         c = await self.c.create(req.q("name"), body, host_config, networking)
-        return json_response({"Id": c.id, "Warnings": []}, 201)
+        return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
     async def list(self, req: Request) -> AnyResponse:
         from ...containers.listing import select

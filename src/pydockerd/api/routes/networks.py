@@ -4,9 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import InvalidParameter, NotFound, NotImplementedErr
-from ...models import NetworkConnect, NetworkCreateRequest, NetworkDisconnect, to_doc
+from ...models import NetworkConnect, NetworkCreateRequest, NetworkDisconnect
 from ...network import NetworkService
-from ...network.usernets import parse_request
 from ..decode import decode_body
 from ..http import AnyResponse, Request, empty, json_response
 from ..router import Route
@@ -27,7 +26,7 @@ def routes(networks: NetworkService, containers: Any = None) -> list[Route]:
 
     async def create_network(req: Request) -> AnyResponse:
         body = decode_body(await req.body.read(), NetworkCreateRequest)
-        net = await networks.create_network(parse_request(to_doc(body) or {}))
+        net = await networks.create_network(body)
         return json_response(created(net), 201)
 
     async def delete_network(req: Request) -> AnyResponse:
@@ -40,8 +39,7 @@ def routes(networks: NetworkService, containers: Any = None) -> list[Route]:
         body = decode_body(await req.body.read(), NetworkConnect)
         if not body.Container:
             raise InvalidParameter("container is required")
-        await containers.connect_network(body.Container, req.params["id"],
-                                         to_doc(body.EndpointConfig) or {})
+        await containers.connect_network(req.params["id"], body)
         return empty(200)
 
     async def disconnect_network(req: Request) -> AnyResponse:
@@ -50,8 +48,7 @@ def routes(networks: NetworkService, containers: Any = None) -> list[Route]:
         body = decode_body(await req.body.read(), NetworkDisconnect)
         if not body.Container:
             raise InvalidParameter("container is required")
-        await containers.disconnect_network(body.Container, req.params["id"],
-                                            bool(body.Force))
+        await containers.disconnect_network(req.params["id"], body)
         return empty(200)
 
     async def prune_networks(req: Request) -> AnyResponse:
