@@ -208,6 +208,9 @@ class HijackResponse:
     content_type: str = "application/vnd.docker.raw-stream"
     # a coroutine run after the 101 header went out but before handler starts
     on_upgraded: Callable[[], Awaitable[None]] | None = None
+    # the raw status line and headers to send instead of Docker's (a websocket
+    # handshake's 101 Switching Protocols, or its bare refusal)
+    head: bytes | None = None
 
 
 AnyResponse = Response | StreamResponse | HijackResponse

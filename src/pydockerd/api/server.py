@@ -265,7 +265,9 @@ class _Connection:
                 await aclose()
 
     async def _hijack(self, resp: HijackResponse, upgrade: bool, raw: bytes) -> None:
-        if upgrade:
+        if resp.head is not None:
+            head = resp.head.decode("latin-1")
+        elif upgrade:
             head = ("HTTP/1.1 101 UPGRADED\r\n"
                     f"Content-Type: {resp.content_type}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
                     + "".join(h + "\r\n" for h in self._common_headers()) + "\r\n")

@@ -4,9 +4,17 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 STREAM_IDS = {"stdin": 0, "stdout": 1, "stderr": 2}
+
+
+class Sink(Protocol):
+    """Where a pump writes output: an asyncio.StreamWriter, or a websocket (api/websocket)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
 
 
 def frame(stream: str, data: bytes) -> bytes:
@@ -94,7 +102,7 @@ async def pump_input(reader: Any, send: Callable[[bytes], Awaitable[None]],
             return True
 
 
-async def write_output(writer: asyncio.StreamWriter,
+async def write_output(writer: Sink,
                        chunks: AsyncIterator[tuple[str, bytes]], tty: bool,
                        want: set[str]) -> None:
     async for stream, data in chunks:
@@ -107,7 +115,7 @@ async def write_output(writer: asyncio.StreamWriter,
 Stdin = tuple[Callable[[bytes], Awaitable[None]], Callable[[], None]]
 
 
-async def pump_hijacked(reader: Any, writer: asyncio.StreamWriter,
+async def pump_hijacked(reader: Any, writer: Sink,
                         output: AsyncIterator[tuple[str, bytes]], *, tty: bool,
                         want: set[str], stdin: Stdin | None = None,
                         detach_keys: bytes | None = None) -> bool:

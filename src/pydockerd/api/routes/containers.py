@@ -24,6 +24,7 @@ from ..http import (AnyResponse, HijackResponse, Request, Response, StreamRespon
                     go_quote, json_response)
 from ..router import Route
 from ..streams import frame, parse_detach_keys, pump_hijacked
+from .attach_ws import WebSocketAttach
 
 
 def _time_ns(v: str | None) -> int:
@@ -65,6 +66,7 @@ class ContainerRoutes:
             r("GET", "/containers/{id}/top", self.top),
             r("GET", "/containers/{id}/logs", self.logs),
             r("POST", "/containers/{id}/attach", self.attach),
+            r("GET", "/containers/{id}/attach/ws", WebSocketAttach(self.c).handle),
             r("POST", "/containers/{id}/resize", self.resize),
             r("GET", "/containers/{id}/stats", self.get_stats),
             r("GET", "/containers/{id}/changes", self.changes),

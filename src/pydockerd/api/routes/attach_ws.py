@@ -1,0 +1,122 @@
+"""GET /containers/{id}/attach/ws: attach over a websocket, as dockerd's wsContainersAttach.
+
+- The container is looked up (404) and `detachKeys` checked (400) first, as plain
+  HTTP errors; then the websocket handshake (api/websocket.py).
+- Output is never multiplexed: stdout and stderr bytes go out raw, one data frame
+  per chunk, binary frames from API 1.28 and text frames before (x/net's default).
+- `stdin`, `stdout`, `stderr` are read from the query from API 1.42; before that all
+  three are on. `logs` replays the log first, `stream` then attaches.
+- Client input: the payload of its text, binary and continuation frames. Detach
+  keys apply only to a TTY container (dockerd's copyEscapable); a detach ends the
+  attach with a close frame and a `detach` event.
+- A client close frame is the end of stdin: for a `StdinOnce` container without a
+  TTY the container's stdin is closed and its output still comes until it exits;
+  otherwise the attach ends. The server's close frame (1000) goes out when the
+  attach ends: the container exited, the user detached or the client closed.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ...containers.attach import AttachSession
+from ...containers.logs import LogQuery, read_logs
+from ...containers.model import Container
+from ...containers.service import ContainerService
+from ...errors import InvalidParameter
+from ..http import AnyResponse, HijackResponse, Request
+from ..streams import parse_detach_keys, pump_hijacked
+from ..websocket import HandshakeRefused, WebSocket, server_handshake, wait_closed
+
+
+async def _refused(reader: Any, writer: asyncio.StreamWriter) -> None:
+    """Nothing follows a refused handshake: the connection closes after the head."""
+
+
+class WebSocketAttach:
+    def __init__(self, containers: ContainerService) -> None:
+        self.c = containers
+
+    async def handle(self, req: Request) -> AnyResponse:
+        ct = self.c.get(req.params["id"])
+        spec = req.q("detachKeys")
+        try:
+            keys = parse_detach_keys(spec)
+        except ValueError:
+            raise InvalidParameter(f"Invalid detach keys ({spec}) provided") from None
+        try:
+            handshake = server_handshake(req.headers)
+        except HandshakeRefused as e:
+            return HijackResponse(_refused, head=e.head())
+        if req.version_at_least(1, 42):
+            use_stdin = req.q_bool("stdin")
+            want = {s for s in ("stdout", "stderr") if req.q_bool(s)}
+        else:
+            use_stdin, want = True, {"stdout", "stderr"}
+        logs = req.q_bool("logs")
+        binary = req.version_at_least(1, 28)
+        session_fut = asyncio.ensure_future(self.c.attach(ct.id)) \
+            if req.q_bool("stream") else None
+        if session_fut is not None and ct.state.running:
+            await asyncio.wait([session_fut], timeout=2)
+
+        async def handler(reader: Any, writer: asyncio.StreamWriter) -> None:
+            ws = WebSocket(reader, writer, binary=binary)
+            try:
+                if logs and ct.log_path and want:
+                    q = LogQuery(stdout="stdout" in want, stderr="stderr" in want)
+                    async for rec in read_logs(ct.log_path, q, lambda: False):
+                        ws.write(rec.data)
+                        await ws.drain()
+                if session_fut is not None:
+                    try:
+                        session = await session_fut
+                    except Exception:  # noqa: BLE001 - the container failed to start
+                        return
+                    await self._stream(ct, ws, session, use_stdin, want, keys)
+            except (ConnectionError, OSError):
+                return
+            finally:
+                if session_fut is not None and not session_fut.done():
+                    session_fut.cancel()
+                ws.close()
+                try:
+                    await ws.drain()
+                except (ConnectionError, OSError):
+                    pass
+        return HijackResponse(handler, head=handshake.head())
+
+    async def _stream(self, ct: Container, ws: WebSocket, session: AttachSession,
+                      use_stdin: bool, want: set[str], keys: bytes) -> None:
+        self.c.event(ct, "attach")
+        tty = ct.tty
+        keep_output = bool(ct.config.get("StdinOnce")) and not tty
+        input_ended = asyncio.Event()
+
+        def end_input() -> None:
+            if keep_output:
+                session.close_stdin()
+            else:
+                input_ended.set()
+        stdin = (session.send, end_input) \
+            if use_stdin and ct.config.get("OpenStdin") else None
+        # raw output (tty=True): a websocket is never multiplexed
+        pump = asyncio.ensure_future(pump_hijacked(
+            ws, ws, session.output(), tty=True, want=want, stdin=stdin,
+            detach_keys=keys if tty else None))
+        # without stdin nobody reads the client: watch it for pings and its close
+        watcher = asyncio.ensure_future(wait_closed(ws) if stdin is None
+                                        else input_ended.wait())
+        try:
+            done, _ = await asyncio.wait({pump, watcher},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if pump in done and pump.result():
+                self.c.event(ct, "detach")
+        finally:
+            for t in (pump, watcher):
+                t.cancel()
+            await asyncio.gather(pump, watcher, return_exceptions=True)
+            session.close()
+
+
+__all__ = ["WebSocketAttach"]
