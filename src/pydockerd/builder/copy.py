@@ -49,8 +49,10 @@ def _is_archive(path: str) -> bool:
 
 
 def copy_into(root: str, sources: list[str], dest: str, workdir: str,
-              chown: str, extract_archives: bool) -> None:
-    """Copy host paths `sources` to the container path `dest` under root."""
+              chown: str, extract_archives: bool,
+              never_extract: frozenset[str] = frozenset()) -> None:
+    """Copy host paths `sources` to the container path `dest` under root (ADD:
+    extract_archives, except the sources in never_extract: downloaded files)."""
     owner = parse_chown(root, chown)
     if not posixpath.isabs(dest):
         dest = posixpath.join(workdir or "/", dest)
@@ -74,7 +76,7 @@ def copy_into(root: str, sources: list[str], dest: str, workdir: str,
         archives: list[str] = []
         with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
             for src in sources:
-                if extract_archives and _is_archive(src):
+                if extract_archives and src not in never_extract and _is_archive(src):
                     archives.append(src)
                     continue
                 if os.path.isdir(src) and not os.path.islink(src):

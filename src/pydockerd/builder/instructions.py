@@ -12,6 +12,7 @@ from .context import resolve_sources
 from .copy import copy_into
 from ..images.changes import json_form
 from .parser import Instruction, pairs, substitute, words
+from .remote import is_url
 from .stage import BuildSteps, Stage
 
 
@@ -224,26 +225,29 @@ async def _copy(b: BuildSteps, st: Stage, ins: Instruction, is_add: bool) -> Non
     src_from = ins.flags.get("from")
     if is_add and src_from:
         raise InvalidParameter("ADD does not support --from")
-    for s in srcs:
-        if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", s) or s.startswith("git@"):
-            raise InvalidParameter(f"ADD of a remote URL ({s}) is not supported by "
-                                   "pydockerd: download it in a RUN step"
-                                   if is_add else f"COPY source {s} can not be a URL")
+    if not is_add and any(is_url(s) for s in srcs):
+        raise InvalidParameter("COPY failed: source can't be a URL for COPY")
     workdir = st.config.get("WorkingDir") or "/"
     if src_from:
         await b.copy_from(st, src_from, srcs, dest, workdir, owner, ins)
         return
+    # ADD <url>: downloaded every time (the cache key is the content's hash), never
+    # extracted, 0600 with the Last-Modified mtime (moby's downloadSource)
+    downloaded = [await b.download(s, dest) for s in srcs if is_url(s)]
 
     def sources() -> list[str]:
         out: list[str] = []
+        fetched = iter(downloaded)
         for s in srcs:
-            out.extend(resolve_sources(b.context_dir, s))
+            out.extend([next(fetched)] if is_url(s) else resolve_sources(b.context_dir, s))
         return out
     hosts = await asyncio.to_thread(sources)
     digest = await asyncio.to_thread(b.content_hash, hosts)
+    if len(hosts) == 1 and downloaded:
+        digest = digest.partition(":")[2]          # dockerd shows a remote file's bare hash
 
     def write(root: str) -> None:
-        copy_into(root, hosts, dest, workdir, owner, is_add)
+        copy_into(root, hosts, dest, workdir, owner, is_add, frozenset(downloaded))
     await b.commit_layer(st, write, _nop(ins, f"{digest} in {dest} "))
 
 

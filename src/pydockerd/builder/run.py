@@ -8,6 +8,8 @@ import copy
 from ..errors import InvalidParameter
 from .stage import BuildSteps, RunOutput, Stage, StepFailed
 
+_RED, _RESET = "\033[91m", "\033[0m"
+
 
 async def run_step(b: BuildSteps, st: Stage, cmd: list[str]) -> None:
     env_keys = {e.partition("=")[0] for e in st.config.get("Env") or []}
@@ -15,7 +17,7 @@ async def run_step(b: BuildSteps, st: Stage, cmd: list[str]) -> None:
     prefix = [f"|{len(run_args)}"] + [f"{k}={v}" for k, v in sorted(run_args.items())] \
         if run_args else []
     created_by = " ".join(prefix + cmd)
-    if b.cached(st, created_by):
+    if await b.cached(st, created_by):
         return
     parent = st.image
     if parent is None:
@@ -26,7 +28,7 @@ async def run_step(b: BuildSteps, st: Stage, cmd: list[str]) -> None:
                 "OnBuild": None,
                 "Env": list(cfg.get("Env") or []) + [f"{k}={v}" for k, v in
                                                      sorted(run_args.items())]})
-    c = await b.containers.create(None, cfg, None, None)
+    c = await b.containers.create(None, cfg, b.run_host_config(), None)
     b.say(f" ---> Running in {c.id[:12]}\n")
     attach: asyncio.Future[RunOutput] = asyncio.ensure_future(b.containers.attach(c.id))
     try:
@@ -38,7 +40,9 @@ async def run_step(b: BuildSteps, st: Stage, cmd: list[str]) -> None:
                 got = await sess.recv()
                 if got is None:
                     break
-                b.say(got[1].decode("utf-8", errors="replace"))
+                text = got[1].decode("utf-8", errors="replace")
+                # dockerd's StderrFormatter: each stderr write in bright red
+                b.say(f"{_RED}{text}{_RESET}" if got[0] == "stderr" else text)
         finally:
             sess.close()
         done = await b.containers.wait(c.id)

@@ -12,26 +12,26 @@ import copy
 import json
 import logging
 import os
-import posixpath
 import shutil
 import tempfile
-from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, Callable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 from ..distribution.auth import AuthConfig
 from ..errors import DockerError, InvalidParameter, NotFound
 from ..images.model import Image
 from ..images.references import repo_tag_reference
 from ..images.service import ImageService
+from ..models.build import BuildOptions
 from ..progress import BuiltImage, ErrorEvent, KeepAlive, ProgressEvent, StreamText
-from ..runtime.users import resolve_in_root
+from .cache import StepCache
 from .commit import StepCommitter
-from .context import (apply_ignore, content_hash, pad_plain_tar, resolve_sources,
-                      unpack_context)
+from .context import content_hash, resolve_sources
 from .copy import copy_into
 from .instructions import DISPATCH
 from .parser import Instruction, pairs, parse, substitute
+from .remote import download
 from .run import run_step
+from .source import from_body, from_remote
 from .stage import DEFAULT_PATH, BuildContainers, Stage, StepFailed
 
 log = logging.getLogger("pydockerd.builder")
@@ -39,17 +39,6 @@ log = logging.getLogger("pydockerd.builder")
 _KEEPALIVE = 2.0                 # seconds of silence before a whitespace keep-alive
 _BUILTIN_ARGS = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
                  "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
-
-
-@dataclass
-class BuildOptions:
-    tags: list[str] = field(default_factory=list)
-    dockerfile: str = "Dockerfile"
-    buildargs: dict[str, str | None] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    nocache: bool = False
-    quiet: bool = False
-    target: str = ""
 
 
 def _split_tag(t: str) -> tuple[str, str | None]:
@@ -88,54 +77,28 @@ class BuildService:
         self.containers = containers
         self.pull = pull            # async (ref) -> None, or None: FROM needs local images
         self.committer = StepCommitter(images)
-        self.cache: dict[tuple[str, str], str] = {}    # (parent id, step) -> image id
+        self.cache = StepCache(images)
 
     async def prepare(self, chunks: AsyncIterator[bytes], opts: BuildOptions) -> "Build":
+        """The context (the body, or opts.remote) and the Dockerfile, before the stream."""
         for t in opts.tags:
             repo_tag_reference(*_split_tag(t))          # invalid names fail before reading
         self.images.require_space("build")
         os.makedirs(self.images.tmp_dir, exist_ok=True)
         ctx = tempfile.mkdtemp(prefix="context-", dir=self.images.tmp_dir)
         try:
-            tar_path = ctx + ".tar"
-            with open(tar_path, "wb") as f:
-                async for chunk in chunks:
-                    await asyncio.to_thread(f.write, chunk)
-            await asyncio.to_thread(pad_plain_tar, tar_path)
-            root = os.path.join(ctx, "root")
-            os.mkdir(root)
-            try:
-                with open(tar_path, "rb") as f:
-                    await asyncio.to_thread(unpack_context, f, root)
-            finally:
-                os.unlink(tar_path)
             name = opts.dockerfile or "Dockerfile"
-            text = await asyncio.to_thread(self._read_dockerfile, root, name)
-            keep = [posixpath.normpath("/" + name)[1:], ".dockerignore"]
-            await asyncio.to_thread(apply_ignore, root, keep)
-            instructions, escape = parse(text)
-            return Build(self, ctx, root, instructions, escape, opts)
+            src = await (from_remote(opts.remote, ctx, name) if opts.remote
+                         else from_body(chunks, ctx, name))
+            instructions, escape = parse(src.dockerfile)
+            return Build(self, ctx, src.root, instructions, escape, opts)
         except BaseException:
             shutil.rmtree(ctx, ignore_errors=True)
-            if os.path.lexists(ctx + ".tar"):
-                os.unlink(ctx + ".tar")
             raise
-
-    @staticmethod
-    def _read_dockerfile(root: str, name: str) -> str:
-        path = resolve_in_root(root, name)
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise InvalidParameter(f"Cannot locate specified Dockerfile: {name}") from None
-        return text
 
     def prune(self) -> tuple[list[str], int]:
         """POST /build/prune: the cache only maps steps to images (the images stay)."""
-        deleted = sorted(set(self.cache.values()))
-        self.cache.clear()
-        return deleted, 0
+        return self.cache.prune(), 0
 
 
 class Build:
@@ -150,6 +113,7 @@ class Build:
         self.meta_args: dict[str, str] = {}
         self.used_args: set[str] = set()
         self.stages: list[Stage] = []
+        self.cache_sources: list[Image] = []       # the cachefrom images found
 
     # --- output -------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -231,6 +195,11 @@ class Build:
 
     async def _run(self) -> None:
         meta, stages = self._plan()
+        for ref in self.opts.cachefrom:
+            try:
+                self.cache_sources.append(self.images.resolve(ref))
+            except NotFound:                    # as dockerd: skipped (it logs a warning)
+                log.warning("Could not look up %s for cache resolution, skipping", ref)
         total = len(meta) + sum(1 + len(body) for _, body in stages)
         step = 0
         for ins in meta:
@@ -333,11 +302,10 @@ class Build:
         return img
 
     # --- steps (called by instructions.py) ---------------------------------------------------
-    def cached(self, st: Stage, created_by: str) -> bool:
+    async def cached(self, st: Stage, created_by: str) -> bool:
         if self.opts.nocache:
             return False
-        hit = self.svc.cache.get((st.image.id if st.image else "", created_by))
-        img = self.images.get(hit) if hit else None
+        img = await self.svc.cache.lookup(st.image, created_by, st.config, self.cache_sources)
         if img is None:
             return False
         st.image = img
@@ -347,12 +315,12 @@ class Build:
         return True
 
     def step_done(self, st: Stage, parent: Image | None, created_by: str, img: Image) -> None:
-        self.svc.cache[(parent.id if parent else "", created_by)] = img.id
+        self.svc.cache.record(parent, created_by, img)
         st.image = img
         self.say(f" ---> {img.short_id}\n")
 
     async def commit_metadata(self, st: Stage, created_by: str) -> None:
-        if self.cached(st, created_by):
+        if await self.cached(st, created_by):
             return
         parent = st.image
         img = await self.committer.metadata(parent, st.config, created_by)
@@ -360,7 +328,7 @@ class Build:
 
     async def commit_layer(self, st: Stage, write: Callable[[str], None],
                            created_by: str) -> None:
-        if self.cached(st, created_by):
+        if await self.cached(st, created_by):
             return
         parent = st.image
         async with self.committer.snapshot(parent) as (root, upper):
@@ -393,3 +361,15 @@ class Build:
 
     async def run(self, st: Stage, cmd: list[str]) -> None:
         await run_step(self, st, cmd)
+
+    def run_host_config(self) -> dict[str, Any]:
+        return self.opts.resources.host_config()
+
+    async def download(self, url: str, dest: str) -> str:
+        """ADD <url>: the file (0600, mtime from Last-Modified) under this build's
+        temp dir, named as dockerd names it."""
+        got = await download(url, tempfile.mkdtemp(prefix="add-", dir=self.tmp), "ADD failed: ")
+        if not got.filename and dest.endswith("/"):
+            raise InvalidParameter(f"ADD failed: cannot determine filename for source {url}")
+        self.say("\n")
+        return got.path
