@@ -13,11 +13,12 @@ if ! command -v runc >/dev/null || ! command -v conmon >/dev/null \
     || ! command -v busybox >/dev/null || ! command -v docker-registry >/dev/null \
     || ! command -v ip >/dev/null || ! command -v ps >/dev/null \
     || ! command -v openssl >/dev/null || ! command -v nsenter >/dev/null \
-    || ! command -v docker-compose >/dev/null || ! command -v systemd-analyze >/dev/null; then
+    || ! command -v docker-compose >/dev/null || ! command -v systemd-analyze >/dev/null \
+    || ! command -v git >/dev/null; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends runc conmon tini iptables busybox-static \
     docker-registry iproute2 procps util-linux mount openssl ca-certificates docker-compose \
-    systemd
+    systemd git
   # `systemd` (systemd-analyze for the unit tests, systemd-socket-activate) does
   # not make itself PID 1: that is the separate systemd-sysv package
 fi
