@@ -1,6 +1,8 @@
 """POST /build (the classic builder) and POST /build/prune."""
 from __future__ import annotations
 
+import re
+
 from ...builder.service import BuildService
 from ...containers.validate import validate_host_config
 from ...errors import InvalidParameter
@@ -12,12 +14,15 @@ from ..router import Route
 from ..wire_progress import build_lines
 
 
+_INT = re.compile(r"[+-]?[0-9]+")          # strconv.ParseInt's syntax (no spaces, no _)
+
+
 def _int_or_zero(req: Request, name: str) -> int:
     """httputils.Int64ValueOrZero: absent or not an int64 is 0."""
-    try:
-        value = int(req.q(name) or "0", 10)
-    except ValueError:
+    raw = req.q(name) or ""
+    if not _INT.fullmatch(raw):
         return 0
+    value = int(raw, 10)
     return value if -(1 << 63) <= value < (1 << 63) else 0
 
 
