@@ -147,7 +147,7 @@ class Daemon:
         self.system = SystemService(cfg, self.containers, self.images, self.networks,
                                     self.volumes)
         stats = StatsService()
-        archive = ArchiveService(registry, self.images)
+        archive = ArchiveService(registry, self.images, self.volumes)
         router = Router()
         router.add(system_routes.routes(self.system, self.events))
         router.add(container_routes.routes(self.containers, self.images, self.networks,

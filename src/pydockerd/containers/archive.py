@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import posixpath
 import stat
 import tarfile
+from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 from ..errors import InvalidParameter, NotFound
@@ -20,7 +22,10 @@ from ..runtime.users import resolve_in_root
 from ..util.threadstream import from_thread
 from ..util.ids import format_time
 from .model import Container
-from .deps import Images
+from .deps import Images, Volumes
+from .fsview import FSView, ViewMount
+from .mounts import mount_volumes, unmount_volumes
+from .spec import container_mounts
 from .registry import ContainerRegistry
 
 # Go's os.FileMode bits, which the docker CLI decodes from the path-stat header
@@ -53,6 +58,28 @@ def go_mode(st: os.stat_result) -> int:
     return m
 
 
+def _inside(root: str, host_path: str) -> str:
+    """The container path of a host path under root."""
+    return posixpath.normpath("/" + os.path.relpath(host_path, root))
+
+
+@dataclass
+class _View:
+    fs: FSView
+    root: str
+    mount_points: list[ViewMount]       # volumes and binds (not the /etc files)
+
+    def mount_of(self, path: str) -> ViewMount | None:
+        """The deepest volume or bind holding `path` (a container path)."""
+        best: ViewMount | None = None
+        for m in self.mount_points:
+            d = m.destination.rstrip("/") or "/"
+            if path == d or path.startswith(d + "/"):
+                if best is None or len(d) > len(best.destination):
+                    best = m
+        return best
+
+
 class _CopyExtractor(Extractor):
     """Layer extraction rules without whiteout conversion (docker cp keeps names)."""
 
@@ -61,9 +88,11 @@ class _CopyExtractor(Extractor):
 
 
 class ArchiveService:
-    def __init__(self, registry: ContainerRegistry, images: Images) -> None:
+    def __init__(self, registry: ContainerRegistry, images: Images,
+                 volumes: Volumes | None = None) -> None:
         self.containers = registry
         self.images = images
+        self.volumes = volumes
 
     @contextlib.asynccontextmanager
     async def _rootfs(self, c: Container) -> AsyncIterator[str]:
@@ -75,10 +104,48 @@ class ArchiveService:
         try:
             yield root
         finally:
-            if not was_running and not c.state.running:
+            if not was_running:
                 async with self.containers.lock(c.id):
                     if not c.state.running:
                         await asyncio.to_thread(self.images.unmount_rootfs, c.id)
+
+    @contextlib.asynccontextmanager
+    async def _view(self, c: Container) -> AsyncIterator[_View]:
+        """The container's filesystem with its volumes and binds, as dockerd's
+        containerFSView: volumes are mounted for the copy when it is not running."""
+        async with self.containers.lock(c.id):
+            was_running = c.state.running
+            try:
+                image = self.images.resolve(c.image_id)
+                root = await asyncio.to_thread(self.images.mount_rootfs, c.id, image)
+                if not was_running and self.volumes is not None:
+                    # as a start would (and dockerd's create-time copy-up)
+                    await mount_volumes(self.volumes, c, root)
+                own = {c.resolv_conf_path, c.hostname_path, c.hosts_path}
+                mounts = [ViewMount(m.destination, m.source, "ro" not in m.options)
+                          for m in container_mounts(c) if m.type == "bind"]
+                view = FSView(root, mounts)
+                await view.open()
+            except BaseException:
+                if not was_running:
+                    await self._release(c)
+                raise
+        try:
+            yield _View(view, root, [m for m in mounts if m.source not in own])
+        finally:
+            await view.close()
+            if not was_running:
+                async with self.containers.lock(c.id):
+                    await self._release(c)
+
+    async def _release(self, c: Container) -> None:
+        """Undo what a copy mounted for a container that was not running (unless it
+        started meanwhile: then its run owns the mounts). The caller holds the lock."""
+        if c.state.running:
+            return
+        if self.volumes is not None:
+            await unmount_volumes(self.volumes, c)
+        await asyncio.to_thread(self.images.unmount_rootfs, c.id)
 
     @staticmethod
     def _resolve(root: str, path: str, follow_last: bool = False) -> str:
@@ -99,26 +166,30 @@ class ArchiveService:
             raise NotFound(f"Could not find the file {name} in container") from None
         link = ""
         if stat.S_ISLNK(st.st_mode):
-            link = os.readlink(host_path)
-        import datetime as dt
+            # moby: the link fully evaluated in the container's scope, as an absolute path
+            target = resolve_in_root(root, _inside(root, host_path))
+            link = _inside(root, target)
         mtime = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
         return {"name": os.path.basename(name.rstrip("/")) or "/", "size": st.st_size,
                 "mode": go_mode(st), "mtime": format_time(mtime).replace("000Z", "Z"),
                 "linkTarget": link}
 
     async def stat(self, c: Container, path: str) -> dict[str, Any]:
-        async with self._rootfs(c) as root:
-            return await asyncio.to_thread(
-                lambda: self._stat_doc(self._resolve(root, path), path, root))
+        async with self._view(c) as v:
+            return await v.fs.run(
+                lambda: self._stat_doc(self._resolve(v.root, path), path, v.root))
 
     async def get(self, c: Container, path: str) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
-        cm = self._rootfs(c)
-        root = await cm.__aenter__()
+        cm = self._view(c)
+        v = await cm.__aenter__()
+        # a trailing "/." or "/" copies a directory's content, like dockerd
+        follow = path.endswith("/") or path.endswith("/.")
+
+        def locate() -> tuple[str, dict[str, Any]]:
+            host = self._resolve(v.root, path, follow)
+            return host, self._stat_doc(host, path, v.root)
         try:
-            # a trailing "/." or "/" copies a directory's content, like dockerd
-            host = await asyncio.to_thread(self._resolve, root, path,
-                                           path.endswith("/") or path.endswith("/."))
-            doc = await asyncio.to_thread(self._stat_doc, host, path, root)
+            host, doc = await v.fs.run(locate)
         except BaseException:
             await cm.__aexit__(None, None, None)
             raise
@@ -130,7 +201,7 @@ class ArchiveService:
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                async for chunk in from_thread(make_tar):
+                async for chunk in v.fs.stream(make_tar):
                     yield chunk
             finally:
                 await cm.__aexit__(None, None, None)
@@ -138,17 +209,24 @@ class ArchiveService:
 
     async def put(self, c: Container, path: str, body: AsyncIterator[bytes],
                   no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None:
-        if c.host_config.get("ReadonlyRootfs"):
-            raise InvalidParameter("container rootfs is marked read-only")
-        async with self._rootfs(c) as root:
-            dest = await asyncio.to_thread(self._resolve, root, path, True)
-            try:
-                st = os.lstat(dest)
-            except FileNotFoundError:
-                raise NotFound(f"Could not find the file {path} in container "
-                               f"{c.name}") from None
-            if not stat.S_ISDIR(st.st_mode):
-                raise InvalidParameter("extraction point is not a directory")
+        async with self._view(c) as v:
+            def locate() -> str:
+                dest = self._resolve(v.root, path, True)
+                try:
+                    st = os.lstat(dest)
+                except FileNotFoundError:
+                    raise NotFound(f"Could not find the file {path} in container "
+                                   f"{c.name}") from None
+                if not stat.S_ISDIR(st.st_mode):
+                    raise InvalidParameter("extraction point is not a directory")
+                return dest
+            dest = await v.fs.run(locate)
+            # moby's checkIfPathIsInAVolume, on the path as resolved in the container
+            mount = v.mount_of(_inside(v.root, dest))
+            if mount is not None and not mount.rw:
+                raise InvalidParameter("mounted volume is marked read-only")
+            if mount is None and c.host_config.get("ReadonlyRootfs"):
+                raise InvalidParameter("container rootfs is marked read-only")
             r, w = os.pipe()
             loop = asyncio.get_running_loop()
 
@@ -162,7 +240,7 @@ class ArchiveService:
                     ex.finish()
                     while src.read(1 << 16):
                         pass
-            job = loop.run_in_executor(None, extract)
+            job = v.fs.run(extract)
             wfile = os.fdopen(w, "wb")
             try:
                 async for chunk in body:

@@ -65,6 +65,12 @@ def _mounts(c: Container) -> list[MountSpec]:
     return mounts
 
 
+def container_mounts(c: Container) -> list[MountSpec]:
+    """What is mounted into the container's rootfs at start (binds, tmpfs, volumes,
+    the /etc files), as the spec gets it; `docker cp` sees the same mounts."""
+    return _mounts(c)
+
+
 Lookup = Callable[[str], Container]
 
 

@@ -50,7 +50,10 @@ class ThreadPipe:
                     raise BrokenPipeError("stream consumer went away") from None
 
 
-async def from_thread(produce: Callable[[ThreadPipe], None]) -> AsyncIterator[bytes]:
+async def from_thread(produce: Callable[[ThreadPipe], None],
+                      spawn: Callable[[Callable[[], None]], None] | None = None
+                      ) -> AsyncIterator[bytes]:
+    """produce(out) in a new thread, or through `spawn(work)` (a thread of the caller's)."""
     pipe = ThreadPipe(asyncio.get_running_loop())
 
     def work() -> None:
@@ -66,7 +69,10 @@ async def from_thread(produce: Callable[[ThreadPipe], None]) -> AsyncIterator[by
             except BrokenPipeError:
                 pass
 
-    threading.Thread(target=work, name="image-stream", daemon=True).start()
+    if spawn is None:
+        threading.Thread(target=work, name="image-stream", daemon=True).start()
+    else:
+        spawn(work)
     try:
         while True:
             item = await pipe.queue.get()
