@@ -117,8 +117,11 @@ async def commit(st: ImageState, containers: Any, container_ref: str, repo: str 
     tar_path = os.path.join(st.tmp_dir, "commit-" + os.urandom(8).hex())
     paused = False
     if pause and c.state.status == "running":
-        await containers.pause(c.id)
-        paused = True
+        try:
+            await containers.pause(c.id)
+            paused = True
+        except DockerError as e:       # it exited meanwhile: dockerd ignores the error
+            log.info("commit: could not pause %s: %s", c.id[:12], e)
     try:
         async with containers.lock(c.id):
             upper = st.snapshots.upper_dir(c.id)
