@@ -71,7 +71,7 @@ class SystemContainers(Protocol):
 class SystemImages(Protocol):
     @property
     def storage_driver(self) -> str: ...
-    def list_images(self) -> list[Image]: ...
+    def list_images(self, all: bool = False) -> list[Image]: ...
     def usage(self) -> DiskUsage: ...
     def container_size(self, container_id: str, image_id: str) -> tuple[int, int]: ...
 
@@ -205,7 +205,8 @@ class SystemService:
         driver = self.images.storage_driver
         return SystemInfo(
             id=self.engine_id, containers=len(cs), running=running, paused=paused,
-            images=len(self.images.list_images()), driver=driver,
+            # dockerd counts every image, intermediate ones included
+            images=len(self.images.list_images(all=True)), driver=driver,
             backing_filesystem=_fs_type(self.cfg.data_root) if driver == "overlay2" else "",
             swap_limit=os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
             or cgroup_version() == "2",

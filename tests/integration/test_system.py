@@ -113,3 +113,23 @@ def test_events_stream_container_lifecycle(daemon):
         assert a in actions, out
     assert actions.index("create") < actions.index("start") < actions.index("die")
     del subprocess
+
+
+def test_info_counts_every_image_as_dockerd(fresh_daemon, tmp_path, monkeypatch):
+    """dockerd's Images is every image: tags of one image count once, a classic
+    build's intermediate images count (probed: 1, 1, 4, then 5 after a commit)."""
+    d = fresh_daemon()
+    count = lambda: int(d.out("info", "--format", "{{.Images}}"))  # noqa: E731
+    assert count() == 1
+    d.cli("tag", "busybox", "a:1")
+    d.cli("tag", "busybox", "b:2")
+    assert count() == 1
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nRUN echo a > /a\nENV X=1\nRUN echo b > /b\n")
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")                # the classic builder
+    d.cli("build", "-q", "-t", "multi", str(tmp_path), timeout=120)
+    assert len(d.out("images", "-q").split()) == 4          # busybox x3 + multi
+    assert count() == 4
+    d.cli("run", "--name", "cnt", "busybox", "touch", "/x")
+    d.cli("commit", "cnt", "cnt-img")
+    assert count() == 5
