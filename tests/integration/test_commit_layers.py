@@ -53,3 +53,44 @@ def test_commit_of_a_container_that_exits_while_being_paused(daemon):
     finally:
         d.cli("rm", "-f", c, check=False)
         d.cli("rmi", img, check=False)
+
+
+def _top_layer_names(d, image: str, tmp_path) -> set[str]:
+    out = tmp_path / "img.tar"
+    d.cli("save", "-o", str(out), image)
+    with tarfile.open(out) as t:
+        manifest = json.load(t.extractfile("manifest.json"))
+        layer = t.extractfile(manifest[0]["Layers"][-1]).read()
+    with tarfile.open(fileobj=io.BytesIO(layer)) as lt:
+        return {m.name.rstrip("/") for m in lt}
+
+
+def test_init_layer_keeps_runtime_mount_points_out_of_diff_and_commit(daemon, tmp_path):
+    """As dockerd's `-init` layer: /etc/hosts & co., /proc, /sys, /dev/* and
+    /.dockerenv are below the container's layer, so diff and commit show only what
+    the container changed; its writes to /etc/hosts go to its hosts file."""
+    d = daemon
+    c, img = _name("cinit"), _name("cinitimg")
+    d.cli("run", "-d", "--name", c, "busybox", "sh", "-c",
+          "echo x > /etc/hosts; echo y > /etc/newf; sleep 300")
+    try:
+        wait_until(lambda: d.cli("exec", c, "cat", "/etc/newf", check=False).returncode == 0,
+                   what="the container's file")
+        assert d.out("diff", c).split("\n")[:-1] == ["C /etc", "A /etc/newf"]
+        assert d.out("exec", c, "cat", "/etc/hosts") == "x\n"
+        assert d.out("exec", c, "stat", "-c", "%s %a", "/.dockerenv") == "0 755\n"
+        d.cli("commit", c, img)
+        assert _top_layer_names(d, img, tmp_path) == {"etc", "etc/newf"}
+        # a container of the committed image has a hosts file of its own
+        assert d.out("run", "--rm", img, "cat", "/etc/newf") == "y\n"
+        assert "x" != d.out("run", "--rm", img, "cat", "/etc/hosts").strip()
+        # a container that changed nothing has an empty diff
+        quiet = _name("cquiet")
+        d.cli("run", "--name", quiet, "busybox", "true")
+        try:
+            assert d.out("diff", quiet) == ""
+        finally:
+            d.cli("rm", quiet)
+    finally:
+        d.cli("rm", "-f", c, check=False)
+        d.cli("rmi", img, check=False)

@@ -1,5 +1,7 @@
 """Containers' root filesystems: an overlay of the image's layers + a rw layer.
 
+    containers/<id>/init/     dockerd's init layer (images/initlayer.py): the top
+                              lowerdir, between the image's layers and upper/
     containers/<id>/upper/    the container's changes (overlay upperdir)
     containers/<id>/work/     overlay workdir
     containers/<id>/rootfs/   the mountpoint (the OCI bundle's root.path)
@@ -26,6 +28,7 @@ import stat
 from ..errors import CommandFailed, NotFound, NotImplementedErr, SystemError_
 from ..util.cmd import run_sync
 from ..util.fsatomic import write_atomic
+from .initlayer import make_init_layer
 from .layers import LayerStore
 from .model import Image
 from .tarsafe import OPAQUE_XATTR
@@ -91,6 +94,14 @@ class Snapshots:
     def _upper(self, container_id: str) -> str:
         return os.path.join(self.container_dir(container_id), "upper")
 
+    def _init(self, container_id: str) -> str:
+        return os.path.join(self.container_dir(container_id), "init")
+
+    def _init_lowers(self, container_id: str) -> list[str]:
+        """The init layer as a lowerdir (containers made before it existed have none)."""
+        init = self._init(container_id)
+        return [init] if os.path.isdir(init) else []
+
     def _work(self, container_id: str) -> str:
         return os.path.join(self.container_dir(container_id), "work")
 
@@ -114,12 +125,19 @@ class Snapshots:
         if self.driver == "overlay2":
             os.makedirs(self._upper(container_id), exist_ok=True)
             os.makedirs(self._work(container_id), exist_ok=True)
+            init = self._init(container_id)
+            if not os.path.isdir(init):
+                os.makedirs(init + ".tmp", exist_ok=True)
+                make_init_layer(init + ".tmp")
+                os.rename(init + ".tmp", init)
         write_atomic(os.path.join(cdir, "rwlayer.json"),
                      json.dumps({"driver": self.driver, "layers": image.layers}))
         if self.driver == "vfs":
             root = self.rootfs_path(container_id)
             for chain in image.layers:
                 _apply_layer_dir(self._layers.diff_dir(chain), root)
+            # no init layer with vfs: it would have to be written through the
+            # image's own files (symlinks included) and its diff is not computed
 
     def mount_rootfs(self, container_id: str, image: Image | None = None) -> str:
         """Mount the container's rootfs (idempotent); return its path."""
@@ -129,7 +147,7 @@ class Snapshots:
         chain = image.layers if image is not None else self._chain(container_id)
         if mounted(rootfs):
             return rootfs
-        lowers = self._layers.lowerdirs(chain)
+        lowers = self._init_lowers(container_id) + self._layers.lowerdirs(chain)
         if not lowers:
             empty = os.path.join(self.container_dir(container_id), "empty")
             os.makedirs(empty, exist_ok=True)
@@ -171,7 +189,8 @@ class Snapshots:
         upper = self._upper(container_id)
         if not os.path.isdir(upper):
             raise NotFound(f"no rw layer for container {container_id}")
-        lowers = [self._layers.diff_dir(c) for c in reversed(self._chain(container_id))]
+        lowers = self._init_lowers(container_id) + \
+            [self._layers.diff_dir(c) for c in reversed(self._chain(container_id))]
         out: list[dict[str, object]] = []
 
         changed_dirs: set[str] = set()
@@ -225,7 +244,8 @@ class Snapshots:
         """GraphDriver.Data for container inspect."""
         if self.driver == "vfs":
             return {}
-        lowers = ":".join(self._layers.diff_dir(c) for c in reversed(image.layers))
+        lowers = ":".join(self._init_lowers(container_id) +
+                          [self._layers.diff_dir(c) for c in reversed(image.layers)])
         return {"LowerDir": lowers, "MergedDir": self.rootfs_path(container_id),
                 "UpperDir": self._upper(container_id), "WorkDir": self._work(container_id)}
 
