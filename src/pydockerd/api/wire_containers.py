@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 from ..containers.model import Container
+from ..containers.mountspec import PROPAGATION_MODES
 from ..containers.ports import inspect_ports, summary_ports
 from ..util.ids import to_unix
 
@@ -104,14 +105,16 @@ def mounts_of(c: Container) -> list[dict[str, Any]]:
             continue                    # a volume: listed from c.volumes below
         src, dst = parts[0], parts[1] if len(parts) > 1 else parts[0]
         opts = parts[2].split(",") if len(parts) > 2 else []
+        prop = next((o for o in opts if o in PROPAGATION_MODES), "rprivate")
         out.append({"Type": "bind", "Source": src, "Destination": dst,
                     "Mode": parts[2] if len(parts) > 2 else "", "RW": "ro" not in opts,
-                    "Propagation": "rprivate"})
+                    "Propagation": prop})
     for m in c.host_config.get("Mounts") or []:
         if m.get("Type") == "bind":
+            prop = (m.get("BindOptions") or {}).get("Propagation") or "rprivate"
             out.append({"Type": "bind", "Source": m.get("Source", ""),
                         "Destination": m.get("Target", ""), "Mode": "",
-                        "RW": not m.get("ReadOnly"), "Propagation": "rprivate"})
+                        "RW": not m.get("ReadOnly"), "Propagation": prop})
         elif m.get("Type") == "tmpfs":
             out.append({"Type": "tmpfs", "Source": "", "Destination": m.get("Target", ""),
                         "Mode": "", "RW": not m.get("ReadOnly"), "Propagation": ""})

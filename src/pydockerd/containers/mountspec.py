@@ -15,7 +15,8 @@ from ..runtime.spec_input import MountSpec
 _VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _RW_MODES = {"rw", "ro"}
 _LABEL_MODES = {"z", "Z"}
-_PROPAGATION_MODES = {"private", "rprivate", "slave", "rslave", "shared", "rshared"}
+PROPAGATION_MODES = ("private", "rprivate", "slave", "rslave", "shared", "rshared")
+_PROPAGATION_MODES = set(PROPAGATION_MODES)
 _COPY_MODES = {"nocopy"}
 _CONSISTENCY_MODES = {"consistent", "cached", "delegated"}
 
@@ -82,6 +83,9 @@ def parse_bind(spec: str) -> MountSpec:
         options.append(propagation or "rprivate")
         return MountSpec(destination=dest, source=posixpath.normpath(source), type="bind",
                          options=options)
+    if propagation:
+        raise InvalidParameter(f'{invalid}: invalid mount config for type "volume": '
+                               "field BindOptions must not be specified")
     if source and not _VOLUME_NAME_RE.match(source):
         raise InvalidParameter(
             f'create {source}: "{source}" includes invalid characters for a local volume '
@@ -126,6 +130,11 @@ def merge_tmpfs_options(options: list[str]) -> list[str]:
         seen.add(key)
         out.insert(0, opt)
     return out
+
+
+def bind_propagation(m: MountSpec) -> str:
+    """The propagation mode of a bind MountSpec (rprivate unless asked)."""
+    return next((o for o in m.options if o in _PROPAGATION_MODES), "rprivate")
 
 
 def parse_tmpfs(dest: str, opts: str | list[str] = "") -> MountSpec:

@@ -11,11 +11,12 @@ import os
 from typing import Any, Callable
 
 from ..config import Config
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, SystemError_
 from ..runtime.oci_spec import build_resources, build_spec
 from ..runtime.rlimits import Ulimit
 from ..runtime.spec_input import DeviceSpec, MountSpec, SpecInput
-from .mountspec import parse_bind, parse_tmpfs
+from ..util.mounts import mount_of
+from .mountspec import bind_propagation, parse_bind, parse_tmpfs
 from .model import Container
 
 
@@ -41,7 +42,9 @@ def _mounts(c: Container) -> list[MountSpec]:
             if not os.path.exists(src):
                 raise InvalidParameter(f"invalid mount config for type \"bind\": bind source "
                                        f"path does not exist: {src}")
-            mounts.append(parse_bind(f"{src}:{target}:{'ro' if m.get('ReadOnly') else 'rw'}"))
+            prop = (m.get("BindOptions") or {}).get("Propagation") or "rprivate"
+            mode = f"{'ro' if m.get('ReadOnly') else 'rw'},{prop}"
+            mounts.append(parse_bind(f"{src}:{target}:{mode}"))
         elif kind == "tmpfs":
             opts = m.get("TmpfsOptions") or {}
             extra = []
@@ -62,6 +65,29 @@ def _mounts(c: Container) -> list[MountSpec]:
                       ("/etc/hostname", c.hostname_path), ("/etc/hosts", c.hosts_path)):
         if dest not in taken and src:
             mounts.append(MountSpec(dest, src, "bind", ["rbind", "rprivate", *ro]))
+    return mounts
+
+
+def check_propagation(m: MountSpec) -> None:
+    """moby's ensureShared / ensureSharedOrSlave: a shared (slave) bind needs a
+    source on a shared (shared or slave) mount."""
+    prop = bind_propagation(m)
+    if prop in ("private", "rprivate"):
+        return
+    point, fields = mount_of(m.source)
+    shared = any(f.startswith("shared:") for f in fields)
+    if prop in ("shared", "rshared") and not shared:
+        raise SystemError_(f"path {m.source} is mounted on {point} but it is not a "
+                           "shared mount")
+    if not shared and not any(f.startswith("master:") for f in fields):
+        raise SystemError_(f"path {m.source} is mounted on {point} but it is not a "
+                           "shared or slave mount")
+
+
+def _checked(mounts: list[MountSpec]) -> list[MountSpec]:
+    for m in mounts:
+        if m.type == "bind":
+            check_propagation(m)
     return mounts
 
 
@@ -135,7 +161,7 @@ def spec_input(c: Container, rootfs: str, netns: str | None, cfg: Config, get: L
         readonly_rootfs=bool(hc.get("ReadonlyRootfs")), privileged=bool(hc.get("Privileged")),
         cap_add=list(hc.get("CapAdd") or []), cap_drop=list(hc.get("CapDrop") or []),
         security_opt=security, daemon_no_new_privileges=cfg.no_new_privileges,
-        seccomp_profile=seccomp_profile, mounts=_mounts(c),
+        seccomp_profile=seccomp_profile, mounts=_checked(_mounts(c)),
         shm_size=int(hc.get("ShmSize") or 64 << 20),
         netns_path=netns, netns_shared=hc["NetworkMode"].startswith("container:"),
         pid_mode="host" if pid_mode == "host" else pid_mode,

@@ -16,7 +16,7 @@ from ..errors import InvalidParameter
 from ..models import ContainerConfig, HealthConfig, HostConfig, Mount, Resources, UpdateConfig
 from ..runtime.caps import normalize_caps
 from ..runtime.rlimits import ULIMIT_NAMES
-from .mountspec import parse_bind, parse_tmpfs
+from .mountspec import PROPAGATION_MODES, parse_bind, parse_tmpfs
 from .ports import split_port_key
 
 MIN_MEMORY = 6 * 1024 * 1024
@@ -214,6 +214,9 @@ def validate_mount(m: Mount) -> None:
                                    "absolute")
         if not os.path.exists(src):
             raise InvalidParameter(f"{bad}: bind source path does not exist: {src}")
+        prop = (m.BindOptions.Propagation or "") if m.BindOptions is not None else ""
+        if prop and prop not in PROPAGATION_MODES:
+            raise InvalidParameter(f"{bad}: invalid propagation mode: {prop}")
     elif kind == "volume":
         if src and not _VOLUME_NAME_RE.match(src):
             raise InvalidParameter(

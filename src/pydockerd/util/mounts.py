@@ -27,3 +27,20 @@ def is_mountpoint(path: str) -> bool:
     except OSError:
         return os.path.ismount(real)
     return False
+
+
+def mount_of(path: str) -> tuple[str, list[str]]:
+    """The mount point holding `path` (symlinks resolved) and its optional fields
+    (`shared:N`, `master:N`, ...), as moby's getSourceMount reads mountinfo."""
+    real = os.path.realpath(path)
+    best, fields = "/", []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split(" ")
+            if len(parts) < 7:
+                continue
+            point = _unescape(parts[4])
+            inside = real == point or real.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, fields = point, parts[6:parts.index("-", 6)]
+    return best, fields
