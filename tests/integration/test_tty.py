@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import struct
@@ -12,11 +13,13 @@ import time
 
 
 def run_in_pty(daemon, args: list[str], steps: list[tuple[bytes, bytes]],
-               timeout: float = 15, size: tuple[int, int] = (24, 80)) -> tuple[int, bytes]:
+               timeout: float = 15, size: tuple[int, int] = (24, 80),
+               config_dir: str | None = None) -> tuple[int, bytes]:
     """Run docker with a pty; for each (wait_for, send) wait for output then type."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
-    env = dict(os.environ, DOCKER_HOST=daemon.host, DOCKER_CONFIG=str(daemon.base / "cli"))
+    env = dict(os.environ, DOCKER_HOST=daemon.host,
+               DOCKER_CONFIG=config_dir or str(daemon.base / "cli"))
     p = subprocess.Popen(["docker", *args], stdin=slave, stdout=slave, stderr=slave, env=env,
                          start_new_session=True)
     os.close(slave)
@@ -61,6 +64,39 @@ def test_exec_it(daemon):
         assert b"/dev/pts/" in out and rc == 3
     finally:
         daemon.cli("rm", "-f", "ttyexec")
+
+
+def _exec_procs(daemon, ctr: str) -> list[str]:
+    return [line.split(None, 2)[-1] for line in daemon.out("exec", ctr, "ps").splitlines()[1:]]
+
+
+def test_exec_it_detach_leaves_the_process_running(daemon):
+    daemon.cli("run", "-d", "--name", "ttyexecdetach", "busybox", "sleep", "300")
+    try:
+        rc, out = run_in_pty(daemon, ["exec", "-it", "ttyexecdetach", "sh"],
+                             [(b"# ", b"echo hi-$((40+2))\r"), (b"hi-42", b"\x10\x11")])
+        assert b"hi-42" in out and b"read escape sequence" in out, out
+        assert rc == 1                  # the CLI reports the detach, as with dockerd
+        # the shell goes on running (dockerd does not close a TTY exec's stdin)
+        assert "sh" in _exec_procs(daemon, "ttyexecdetach")
+    finally:
+        daemon.cli("rm", "-f", "ttyexecdetach")
+
+
+def test_exec_it_detach_keys_from_the_cli_config(daemon, tmp_path):
+    """The CLI sends its config file's detachKeys in exec create: the daemon watches
+    those (and no longer ctrl-p,ctrl-q) for that exec."""
+    (tmp_path / "config.json").write_text(json.dumps({"detachKeys": "ctrl-a"}))
+    daemon.cli("run", "-d", "--name", "ttyexeckeys", "busybox", "sleep", "300")
+    try:
+        rc, out = run_in_pty(daemon, ["exec", "-it", "ttyexeckeys", "sh"],
+                             [(b"# ", b"\x10\x11echo still-$((1+1))\r"),
+                              (b"still-2", b"\x01")], config_dir=str(tmp_path))
+        assert b"still-2" in out and b"read escape sequence" in out, out
+        assert rc == 1
+        assert "sh" in _exec_procs(daemon, "ttyexeckeys")
+    finally:
+        daemon.cli("rm", "-f", "ttyexeckeys")
 
 
 def test_attach_and_detach_keys(daemon):

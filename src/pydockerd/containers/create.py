@@ -12,7 +12,6 @@ from ..network.ipam import normalize_mac
 from .mountspec import parse_bind
 from .ports import validate_port_bindings
 
-_RESTART_NAMES = ("", "no", "always", "unless-stopped", "on-failure")
 _SIGNAL_RE = re.compile(r"^(SIG)?[A-Z0-9+-]+$|^\d+$")
 
 # HostConfig keys with the defaults dockerd reports in inspect
@@ -102,43 +101,11 @@ def normalise_host_config(hc: dict[str, Any] | None, daemon_init: bool,
     if not isinstance(mode, str) or (mode.startswith("container:") and not mode[10:]):
         raise InvalidParameter(f"invalid network mode: {mode!r}")
     # any other name must be a user-defined network: ContainerService.create checks it
+    # restart policy and resources were checked on the typed request
+    # (containers/validate.py); here they only get their stored shape
     rp = out.get("RestartPolicy") or {}
-    name = rp.get("Name") or "no"
-    if name not in _RESTART_NAMES:
-        raise InvalidParameter(f"invalid restart policy: unknown policy '{name}'; use one of "
-                               "'no', 'always', 'on-failure', or 'unless-stopped'")
-    retries = int(rp.get("MaximumRetryCount") or 0)
-    if retries < 0:
-        raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
-    if retries and name != "on-failure":
-        raise InvalidParameter("invalid restart policy: maximum retry count can only be used "
-                               "with 'on-failure'")
-    out["RestartPolicy"] = {"Name": name, "MaximumRetryCount": retries}
-    if out.get("AutoRemove") and name not in ("no", ""):
-        raise InvalidParameter("conflicting options: cannot specify both --restart and --rm")
-    for key in ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
-                "MemoryReservation"):
-        v = out.get(key) or 0
-        if not isinstance(v, int):
-            raise InvalidParameter(f"invalid {key}: {v!r}")
-    if out["Memory"] and out["Memory"] < 6 * 1024 * 1024:
-        raise InvalidParameter("Minimum memory limit allowed is 6MB")
-    if out["MemorySwap"] and out["MemorySwap"] > 0 and out["Memory"] \
-            and out["MemorySwap"] < out["Memory"]:
-        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, "
-                               "see usage")
-    if out["NanoCpus"] and (out["CpuQuota"] or out["CpuPeriod"]):
-        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be "
-                               "set")
-    import os
-    if out["NanoCpus"] and out["NanoCpus"] > (os.cpu_count() or 1) * 1_000_000_000:
-        raise InvalidParameter(f"Range of CPUs is from 0.01 to {os.cpu_count()}.00, as there "
-                               f"are only {os.cpu_count()} CPUs available")
-    if out["CpuPeriod"] and not 1000 <= out["CpuPeriod"] <= 1_000_000:
-        raise InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger "
-                               "than 1 second (i.e. 1000000)")
-    if out["CpuQuota"] and out["CpuQuota"] < 1000:
-        raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    out["RestartPolicy"] = {"Name": rp.get("Name") or "no",
+                            "MaximumRetryCount": int(rp.get("MaximumRetryCount") or 0)}
     for b in out.get("Binds") or []:
         src = b.split(":", 1)[0]
         if not src.startswith("/") and ":" in b and re.search(r"[^a-zA-Z0-9_.-]", src):

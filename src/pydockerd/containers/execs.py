@@ -8,9 +8,10 @@ import logging
 import os
 import shutil
 from contextlib import aclosing
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator
 
 from ..errors import Conflict, DockerError, InvalidParameter, NotFound, SystemError_
+from ..models import ExecConfig, ExecStartConfig
 from ..runtime.caps import host_capabilities
 from ..runtime.exec import ExecProcess, start_exec
 from ..runtime.users import resolve_user
@@ -32,7 +33,7 @@ class ExecSession:
         self.proc = proc
         self._loop = asyncio.get_running_loop()
 
-    async def output(self) -> AsyncIterator[tuple[str, bytes]]:
+    async def output(self) -> AsyncGenerator[tuple[str, bytes], None]:
         """Output until both streams end (stdout only for a TTY)."""
         fds = [("stdout", self.proc.stdout_fd)]
         if not self.proc.tty:
@@ -54,12 +55,10 @@ class ExecSession:
                 await asyncio.sleep(0.01)
 
     def close_stdin(self) -> None:
+        """The client's stdin ended: a pipe is closed (the process reads EOF). A TTY is
+        left as it is, as dockerd does (it closes stdin without a TTY only): the CLI
+        closing its connection after a detach leaves the process running."""
         if self.proc.tty:
-            # a pty has no half-close: send EOF (^D) like a terminal would
-            try:
-                os.write(self.proc.stdin_fd or -1, b"\x04")
-            except OSError:
-                pass
             return
         if self.proc.stdin_fd is not None:
             os.close(self.proc.stdin_fd)
@@ -114,23 +113,21 @@ class ExecService:
             raise NotFound(f"No such exec instance: {eid}")
         return inst
 
-    def create(self, ref: str, body: dict[str, Any]) -> ExecInstance:
+    def create(self, ref: str, cfg: ExecConfig) -> ExecInstance:
+        """An exec instance of a running container. Its TTY and detach keys are decided
+        here (the API edge checked the keys' syntax and ConsoleSize's length)."""
         c = self.containers.get(ref)
         c.state.check_exec(c.id)
-        cmd = body.get("Cmd")
-        if isinstance(cmd, str):
-            cmd = [cmd]
-        if not cmd or not isinstance(cmd, list):
+        if not cfg.Cmd:
             raise InvalidParameter("No exec command specified")
-        size = body.get("ConsoleSize")
+        size = cfg.ConsoleSize
         inst = ExecInstance(
-            id=new_id(), container_id=c.id, cmd=[str(x) for x in cmd], tty=bool(body.get("Tty")),
-            attach_stdin=bool(body.get("AttachStdin")),
-            attach_stdout=bool(body.get("AttachStdout")),
-            attach_stderr=bool(body.get("AttachStderr")), user=body.get("User") or "",
-            privileged=bool(body.get("Privileged")), env=list(body.get("Env") or []),
-            working_dir=body.get("WorkingDir") or "", detach_keys=body.get("DetachKeys") or "",
-            console_size=(int(size[0]), int(size[1])) if size else None)
+            id=new_id(), container_id=c.id, cmd=list(cfg.Cmd), tty=bool(cfg.Tty),
+            attach_stdin=bool(cfg.AttachStdin), attach_stdout=bool(cfg.AttachStdout),
+            attach_stderr=bool(cfg.AttachStderr), user=cfg.User or "",
+            privileged=bool(cfg.Privileged), env=list(cfg.Env or []),
+            working_dir=cfg.WorkingDir or "", detach_keys=cfg.DetachKeys or "",
+            console_size=(size[0], size[1]) if size else None)
         self._save(inst)
         self.containers.registry.commit(c, exec_ids=[*c.exec_ids, inst.id])
         self._execs[inst.id] = inst
@@ -182,10 +179,14 @@ class ExecService:
         c.state.check_exec(c.id)
         return inst, c
 
-    async def start(self, eid: str, detach: bool, tty: bool | None = None) -> ExecSession | None:
+    async def start(self, eid: str, opts: ExecStartConfig) -> ExecSession | None:
+        """Run the exec: detached (None) or with its streams (an ExecSession). The TTY
+        is the one exec create decided; opts.Tty only chose the client's framing (the
+        API edge's business), and opts.ConsoleSize applies only along with it."""
         inst, c = self.check_startable(eid)
-        if tty is not None:
-            inst.tty = tty
+        detach = bool(opts.Detach)
+        if opts.Tty and opts.ConsoleSize:
+            inst.console_size = (opts.ConsoleSize[0], opts.ConsoleSize[1])
         inst.started = True
         work = os.path.join(self.containers.paths.exec_root, "exec", eid)
         try:
@@ -226,6 +227,27 @@ class ExecService:
         ev = self._done.pop(inst.id, None)
         if ev:
             ev.set()
+
+    def release(self, session: ExecSession, detached: bool) -> None:
+        """The client's stream has ended (the output ended, the client detached or went
+        away). As with dockerd, a process still running keeps running: its output is
+        read and dropped until it ends, then the session's fds are closed. A detach is
+        reported as an exec_detach event."""
+        inst = session.inst
+        if detached:
+            c = self.containers.find(inst.container_id)
+            if c is not None:
+                self.containers.event(c, "exec_detach", {"execID": inst.id})
+        self._tasks.spawn(self._drain(session), f"exec {inst.id[:12]} output")
+
+    @staticmethod
+    async def _drain(session: ExecSession) -> None:
+        try:
+            async with aclosing(session.output()) as out:
+                async for _ in out:
+                    pass
+        finally:
+            session.close()
 
     async def wait_done(self, eid: str) -> None:
         ev = self._done.get(eid)

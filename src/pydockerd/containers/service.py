@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import Forbidden, InvalidParameter, NotFound, NotImplementedErr
-from ..models import NetworkConnect, NetworkDisconnect, to_doc
+from ..models import NetworkConnect, NetworkDisconnect, UpdateConfig, to_doc
 from ..runtime import conmon
 from ..runtime.runc import Runc
 from ..util.filters import labels_match
@@ -31,12 +31,9 @@ from .restore import restore_containers, shutdown_containers
 from .runner import Runner
 from .runtimes import Runtimes
 from .spec import update_resources
+from .update import apply_update
 
 log = logging.getLogger("pydockerd.containers")
-
-# HostConfig resources `docker update` may change on a live container
-_UPDATABLE = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuQuota",
-              "CpuPeriod", "CpusetCpus", "CpusetMems", "PidsLimit", "BlkioWeight")
 
 
 class ContainerService:
@@ -202,26 +199,15 @@ class ContainerService:
             old = self.registry.rename(c, new_name)
         self.registry.event(c, "rename", {"oldName": "/" + old})
 
-    async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+    async def update(self, ref: str, upd: UpdateConfig) -> list[str]:
+        """`docker update` (the request was validated at the API edge)."""
         c = self.registry.get(ref)
         async with self.lifecycle.locked(c):
             c.state.check_update(c.id)
-            hc = dict(c.host_config)
-            rp = body.get("RestartPolicy")
-            if rp and rp.get("Name"):
-                if hc.get("AutoRemove") and rp["Name"] not in ("no", ""):
-                    raise InvalidParameter("Restart policy cannot be updated because "
-                                           "AutoRemove is enabled for the container")
-                hc["RestartPolicy"] = {"Name": rp["Name"],
-                                       "MaximumRetryCount": int(rp.get("MaximumRetryCount")
-                                                                or 0)}
-            changed = [k for k in _UPDATABLE if body.get(k) not in (None, 0, "")]
-            for key in changed:
-                hc[key] = body[key]
-            hc = normalise_host_config(hc, self.cfg.init)
-            if changed and c.state.running:
-                await self.runtimes.of(c).update(c.id, update_resources(hc))
-            self.registry.commit(c, host_config=hc)
+            plan = apply_update(c.id, c.host_config, upd)
+            if plan.resources_changed and c.state.running:
+                await self.runtimes.of(c).update(c.id, update_resources(plan.host_config))
+            self.registry.commit(c, host_config=plan.host_config)
         self.registry.event(c, "update")
         return []
 

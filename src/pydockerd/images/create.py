@@ -10,6 +10,7 @@ import os
 from typing import Any, AsyncIterator
 
 from ..errors import DockerError, InvalidParameter, NotFound
+from ..models import ContainerConfig
 from ..progress import ErrorEvent, LayerStatus, ProgressEvent, Status
 from .archive import ArchiveImage, validate_config
 from .changes import apply_changes, split_changes
@@ -104,7 +105,7 @@ def _import_file(st: ImageState, path: str, config: dict[str, Any], message: str
 async def commit(st: ImageState, containers: Any, container_ref: str, repo: str = "",
                  tag: str = "", comment: str = "", author: str = "", pause: bool = True,
                  changes: list[str] | None = None,
-                 config: dict[str, Any] | None = None) -> Image:
+                 config: ContainerConfig | None = None) -> Image:
     """`docker commit`: the container's rw layer becomes a layer on top of its
     image; returns the new image. containers: the ContainerService (get, pause,
     unpause, lock)."""

@@ -9,7 +9,10 @@ import json
 import platform as _platform
 from typing import Any
 
+import msgspec
+
 from ..errors import InvalidParameter
+from ..models import ContainerConfig
 from ..util.ids import now_rfc3339
 from .model import Image
 
@@ -95,18 +98,28 @@ def commit_config(parent: Image, config: dict[str, Any], container_id: str,
     return _dump(doc)
 
 
-def merge_config(user: dict[str, Any] | None, container: dict[str, Any]) -> dict[str, Any]:
-    """moby's merge(): the commit request's Config fills in over the container's."""
+_MERGED = ("Env", "ExposedPorts", "Volumes", "Labels")
+_REPLACED = tuple(f for f in ContainerConfig.__struct_fields__ if f not in _MERGED)
+
+
+def merge_config(user: ContainerConfig | None, container: dict[str, Any]) -> dict[str, Any]:
+    """moby's merge(): the commit request's Config fills in over the container's
+    (Env by variable name, ports, volumes and labels by key; any other field the
+    request sets replaces the container's)."""
     out = dict(container)
-    for key, value in (user or {}).items():
-        if value in (None, "", [], {}, False):
-            continue
-        if key in ("Env",):
-            names = {e.split("=", 1)[0] for e in value}
-            out[key] = [e for e in out.get(key) or [] if e.split("=", 1)[0] not in names] \
-                + list(value)
-        elif key in ("ExposedPorts", "Volumes", "Labels"):
-            out[key] = {**(out.get(key) or {}), **value}
-        else:
-            out[key] = value
+    if user is None:
+        return out
+    if user.Env:
+        names = {e.split("=", 1)[0] for e in user.Env}
+        out["Env"] = [e for e in out.get("Env") or [] if e.split("=", 1)[0] not in names] \
+            + list(user.Env)
+    for key, keys in (("ExposedPorts", user.ExposedPorts), ("Volumes", user.Volumes)):
+        if keys:
+            out[key] = {**(out.get(key) or {}), **{k: {} for k in keys}}
+    if user.Labels:
+        out["Labels"] = {**(out.get("Labels") or {}), **user.Labels}
+    for key in _REPLACED:
+        value = getattr(user, key)
+        if value:                  # Go's zero values leave the container's value
+            out[key] = msgspec.to_builtins(value)
     return out

@@ -27,6 +27,7 @@ from typing import Any, AsyncIterator, Callable
 
 from ..errors import DockerError
 from ..events import EventBus
+from ..models import ContainerConfig
 from ..progress import ProgressEvent
 from ..store import Store
 from . import create, transfer
@@ -202,7 +203,7 @@ class ImageService:
     async def commit(self, containers: Any, container_ref: str, repo: str = "", tag: str = "",
                      comment: str = "", author: str = "", pause: bool = True,
                      changes: list[str] | None = None,
-                     config: dict[str, Any] | None = None) -> Image:
+                     config: ContainerConfig | None = None) -> Image:
         """`docker commit`: the container's rw layer becomes a layer on top of its
         image; returns the new image. containers: the ContainerService (get, pause,
         unpause, lock)."""

@@ -181,7 +181,7 @@ class ContainerRoutes:
     async def update(self, req: Request) -> AnyResponse:
         upd = decode_body(await req.body.read(), UpdateConfig)
         validate_update(upd)
-        warnings = await self.c.update(req.params["id"], to_doc(upd) or {})
+        warnings = await self.c.update(req.params["id"], upd)
         return json_response({"Warnings": warnings})
 
     async def top(self, req: Request) -> AnyResponse:

@@ -10,7 +10,7 @@ from typing import Any
 from ...errors import NotImplementedErr
 from ...images.changes import split_changes
 from ...images.service import ImageService
-from ...models import ContainerConfig, to_doc
+from ...models import ContainerConfig
 from ..decode import decode_body
 from ..http import AnyResponse, Handler, Request, StreamResponse, empty, json_response
 from ..router import Route
@@ -77,7 +77,7 @@ def routes(images: ImageService, containers: Any = None) -> list[Route]:
     async def commit(req: Request) -> AnyResponse:
         if containers is None:
             raise NotImplementedErr("committing containers is not available")
-        body = to_doc(decode_body(await req.body.read(), ContainerConfig)) or None
+        body = decode_body(await req.body.read(), ContainerConfig)
         img = await images.commit(
             containers, req.q("container") or "", repo=req.q("repo") or "",
             tag=req.q("tag") or "", comment=req.q("comment") or "",
