@@ -10,6 +10,7 @@ import tarfile
 import threading
 from pathlib import Path
 
+import docker
 import pytest
 
 
@@ -197,3 +198,26 @@ def test_system_df_shared_sizes(daemon, sdk):
     finally:
         d.cli("rm", cid)
         d.cli("rmi", "lc-df:1")
+
+
+def test_commit_with_a_config(sdk):
+    """POST /commit's body is a container Config merged over the container's."""
+    c = sdk.containers.run("busybox", ["sleep", "300"], detach=True,
+                           environment=["A=1", "B=2"], labels={"x": "1"})
+    img = None
+    try:
+        img = c.commit("lc-conf", "v1", conf={
+            "Env": ["B=3", "C=4"], "Cmd": ["cat", "/etc/hostname"], "Labels": {"y": "2"},
+            "exposedPorts": {"443/tcp": {}}, "User": ""})
+        cfg = img.attrs["Config"]
+        assert {"A=1", "B=3", "C=4"} <= set(cfg["Env"]) and "B=2" not in cfg["Env"]
+        assert cfg["Cmd"] == ["cat", "/etc/hostname"]
+        assert cfg["Labels"] == {"x": "1", "y": "2"}
+        assert cfg["ExposedPorts"] == {"443/tcp": {}}
+        with pytest.raises(docker.errors.APIError) as ei:
+            c.commit("lc-conf", "bad", conf={"Env": "A=1"})
+        assert ei.value.status_code == 400 and "Config.Env" in str(ei.value)
+    finally:
+        c.remove(force=True)
+        if img is not None:
+            sdk.images.remove(img.id, force=True)

@@ -172,3 +172,30 @@ def test_state_conflicts_use_dockerd_wording(daemon):
         assert f"Container {cid} is not running" in r.stderr_text
     finally:
         daemon.cli("rm", "-f", "words", check=False)
+
+
+def test_update_applies_and_refuses_like_dockerd(daemon):
+    daemon.cli("run", "-d", "--name", "upd", "-m", "64m", "busybox", "sleep", "300")
+    daemon.cli("run", "-d", "--name", "upd-cpus", "--cpus", "1", "busybox", "sleep", "300")
+    daemon.cli("run", "-d", "--rm", "--name", "upd-rm", "busybox", "sleep", "300")
+    try:
+        cid = daemon.out("inspect", "-f", "{{.Id}}", "upd").strip()
+        daemon.cli("update", "-m", "100m", "--cpu-shares", "512", "--restart",
+                   "on-failure:3", "upd")
+        hc = daemon.inspect("upd")["HostConfig"]
+        assert (hc["Memory"], hc["CpuShares"]) == (100 << 20, 512)
+        assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+        # above the swap limit dockerd set at create (twice the first memory limit)
+        r = daemon.cli("update", "-m", "200m", "upd", check=False)
+        assert r.returncode != 0 and f"Cannot update container {cid}: Memory limit should " \
+            "be smaller than already set memoryswap limit" in r.stderr_text, r.stderr_text
+        assert daemon.inspect("upd")["HostConfig"]["Memory"] == 100 << 20
+        r = daemon.cli("update", "--cpu-quota", "50000", "upd-cpus", check=False)
+        assert "Conflicting options: CPU Quota cannot be updated as NanoCPUs has already " \
+            "been set" in r.stderr_text, r.stderr_text
+        r = daemon.cli("update", "--restart", "always", "upd-rm", check=False)
+        assert "Restart policy cannot be updated because AutoRemove is enabled for the " \
+            "container" in r.stderr_text, r.stderr_text
+        assert daemon.inspect("upd-rm")["HostConfig"]["RestartPolicy"]["Name"] == "no"
+    finally:
+        daemon.cli("rm", "-f", "upd", "upd-cpus", "upd-rm", check=False)

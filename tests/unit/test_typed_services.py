@@ -140,3 +140,10 @@ def test_exec_create_takes_the_typed_config() -> None:
     assert fake.events == ["exec_create"]
     with pytest.raises(DockerError, match="No exec command specified"):
         execs.create("x", ExecConfig(Cmd=[]))
+
+
+def test_update_keeps_dockerds_swap_default() -> None:
+    plan = apply_update(CID, _hc(Memory=64 << 20), _upd({"Memory": 100 << 20}))
+    assert plan.host_config["MemorySwap"] == 128 << 20
+    with pytest.raises(Conflict, match="memoryswap"):
+        apply_update(CID, plan.host_config, _upd({"Memory": 200 << 20}))

@@ -45,14 +45,15 @@ def apply_update(cid: str, hc: dict[str, Any], upd: UpdateConfig) -> UpdatePlan:
     if quota > 0 and _int(hc, "NanoCpus") > 0:
         raise conflict("Conflicting options: CPU Quota cannot be updated as NanoCPUs has "
                        "already been set")
+    out = dict(hc)
     if upd.Memory and not upd.MemorySwap:
         # dockerd stores MemorySwap = 2 * Memory at create when only a memory limit is
-        # given; pydockerd keeps 0 there, so that default is worked out here
+        # given; pydockerd keeps 0 there, so that value is worked out (and kept) here
         swap = _int(hc, "MemorySwap") or 2 * _int(hc, "Memory")
         if upd.Memory > swap:
             raise conflict("Memory limit should be smaller than already set memoryswap "
                            "limit, update the memoryswap at the same time")
-    out = dict(hc)
+        out["MemorySwap"] = swap
     changed = False
     for key in UPDATABLE:
         value = getattr(upd, key)
