@@ -135,6 +135,7 @@ class Daemon:
         self.volumes.containers_using = self.containers.containers_using_volume
         self.images.use_containers(self.containers)
         self.networks.container_name = lambda cid: self.containers.get(cid).name
+        self.networks.container_links = self.containers.endpoint_links
         self.execs = ExecService(self.containers)
         await self.networks.start()
         # reconciling with what is really running: on a full disk what cannot be

@@ -118,6 +118,9 @@ def mounts_of(c: Container) -> list[dict[str, Any]]:
         elif m.get("Type") == "tmpfs":
             out.append({"Type": "tmpfs", "Source": "", "Destination": m.get("Target", ""),
                         "Mode": "", "RW": not m.get("ReadOnly"), "Propagation": ""})
+    for b in c.inherited_binds:
+        out.append({"Type": "bind", "Source": b.source, "Destination": b.destination,
+                    "Mode": "", "RW": b.rw, "Propagation": b.propagation})
     for v in c.volumes:
         out.append({"Type": "volume", "Name": v.name, "Source": v.source,
                     "Destination": v.destination, "Driver": v.driver, "Mode": v.mode,
@@ -141,7 +144,9 @@ def _config(c: Container, network_ids: dict[str, str]) -> dict[str, Any]:
 
 
 def inspect(c: Container, network_ids: dict[str, str], graph: dict[str, Any],
-            size: tuple[int, int] | None = None) -> dict[str, Any]:
+            size: tuple[int, int] | None = None,
+            links: list[str] | None = None) -> dict[str, Any]:
+    """`links`: HostConfig.Links in dockerd's form (`/child:/parent/alias`), or None."""
     st = c.state
     state: dict[str, Any] = {
         "Status": st.status, "Running": st.status in ("running", "paused"),
@@ -161,7 +166,8 @@ def inspect(c: Container, network_ids: dict[str, str], graph: dict[str, Any],
         "HostnamePath": c.hostname_path, "HostsPath": c.hosts_path, "LogPath": c.log_path,
         "Name": "/" + c.name, "RestartCount": c.restart_count, "Driver": c.driver,
         "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
-        "ExecIDs": list(c.exec_ids) or None, "HostConfig": c.host_config,
+        "ExecIDs": list(c.exec_ids) or None,
+        "HostConfig": {**c.host_config, "Links": links},
         "GraphDriver": graph, "Mounts": mounts_of(c), "Config": _config(c, network_ids),
         "NetworkSettings": {
             "Bridge": "", "SandboxID": c.id if st.running and nets else "",
@@ -181,9 +187,12 @@ def inspect(c: Container, network_ids: dict[str, str], graph: dict[str, Any],
 
 
 def summary(c: Container, network_ids: dict[str, str],
-            size: tuple[int, int] | None = None) -> dict[str, Any]:
+            size: tuple[int, int] | None = None,
+            link_names: list[str] | None = None) -> dict[str, Any]:
+    """`link_names`: the `/parent/alias` names of links to the container (sorted in
+    with its own name, as dockerd lists them)."""
     d: dict[str, Any] = {
-        "Id": c.id, "Names": ["/" + c.name], "Image": c.image, "ImageID": c.image_id,
+        "Id": c.id, "Names": sorted(["/" + c.name, *(link_names or [])]), "Image": c.image, "ImageID": c.image_id,
         "Command": _command(c), "Created": int(to_unix(c.created)), "Ports": summary_ports(c),
         "Labels": c.labels, "State": c.state.status, "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode", "bridge")},

@@ -118,10 +118,6 @@ def normalise_host_config(hc: dict[str, Any] | None, daemon_init: bool,
             if m.get("Type") not in ("bind", "tmpfs", "volume"):
                 raise InvalidParameter(f"mount type {m.get('Type')!r} is not supported yet")
     validate_port_bindings(out)
-    if out.get("VolumesFrom"):
-        raise InvalidParameter("--volumes-from is not supported yet")
-    if out.get("Links"):
-        raise InvalidParameter("legacy links are not supported")
     if out.get("UsernsMode") not in ("", None, "host"):
         raise InvalidParameter("user namespace remapping is not supported")
     if out.get("Init") is None and daemon_init:
@@ -159,10 +155,12 @@ class VolumeRequest:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def plan_volumes(hc: dict[str, Any], cfg: dict[str, Any]) -> list[VolumeRequest]:
+def plan_volumes(hc: dict[str, Any], cfg: dict[str, Any],
+                 inherited: set[str] | None = None) -> list[VolumeRequest]:
     """The volumes of Binds (`-v name:/dst`, `-v /dst`), Mounts of type volume and the
-    image's/config's Volumes not covered by another mount, as dockerd's
-    registerMountPoints. A destination mounted twice by the user is an error."""
+    image's/config's Volumes not covered by another mount (or by one of `inherited`,
+    the destinations --volumes-from brings), as dockerd's registerMountPoints. A
+    destination mounted twice by the user is an error."""
     out: list[VolumeRequest] = []
     dests: set[str] = set()
 
@@ -205,7 +203,7 @@ def plan_volumes(hc: dict[str, Any], cfg: dict[str, Any]) -> list[VolumeRequest]
         if not dest.startswith("/"):
             raise InvalidParameter(f"invalid mount path: '{dest}' mount path must be absolute")
         dest = posixpath.normpath(dest)
-        if dest not in dests:
+        if dest not in dests and dest not in (inherited or ()):
             dests.add(dest)
             out.append(VolumeRequest("", dest))
     return out

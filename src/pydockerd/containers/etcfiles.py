@@ -14,6 +14,7 @@ from typing import Callable
 from ..config import Config
 from ..network import files
 from ..util.fsatomic import write_atomic
+from . import links
 from .deps import Networks
 from .model import Container
 
@@ -50,7 +51,7 @@ def plan_etc_files(c: Container, networks: Networks, cfg: Config,
         resolv_conf_path=c.resolv_conf_path, copy_from=copy_from,
         hostname=c.config.get("Hostname") or c.id[:12], domain=c.config.get("Domainname") or "",
         ip=c.endpoints[0].ip if c.endpoints else "", host_network=mode == "host",
-        extra_hosts=tuple(hc.get("ExtraHosts") or ()),
+        extra_hosts=(*(hc.get("ExtraHosts") or ()), *links.hosts_entries(c, get)),
         host_gateway_ip=networks.bridge_gateway,
         dns=tuple(hc.get("Dns") or cfg.dns), dns_search=tuple(hc.get("DnsSearch") or cfg.dns_search),
         dns_options=tuple(hc.get("DnsOptions") or cfg.dns_opts),
@@ -64,17 +65,18 @@ def write_etc_files(p: EtcFiles) -> None:
             shutil.copyfile(src, dst)
         return
     write_atomic(p.hostname_path, p.hostname + "\n")
+    write_atomic(p.hosts_path, hosts_text(p))
+    write_atomic(p.resolv_conf_path, _resolv_conf(p))
+
+
+def hosts_text(p: EtcFiles) -> str:
     if p.host_network:
         with open("/etc/hosts") as f:
             hosts = f.read()
-        extra = "".join(f"{h.split(':', 1)[1]}\t{h.split(':', 1)[0]}\n"
-                        for h in p.extra_hosts if ":" in h)
-        write_atomic(p.hosts_path, hosts + extra)
-    else:
-        write_atomic(p.hosts_path, files.hosts_file(p.hostname, p.domain, p.ip,
-                                                    list(p.extra_hosts),
-                                                    host_gateway_ip=p.host_gateway_ip))
-    write_atomic(p.resolv_conf_path, _resolv_conf(p))
+        return hosts + "".join(f"{h.split(':', 1)[1]}\t{h.split(':', 1)[0]}\n"
+                               for h in p.extra_hosts if ":" in h)
+    return files.hosts_file(p.hostname, p.domain, p.ip, list(p.extra_hosts),
+                            host_gateway_ip=p.host_gateway_ip)
 
 
 def _resolv_conf(p: EtcFiles) -> str:
@@ -83,16 +85,28 @@ def _resolv_conf(p: EtcFiles) -> str:
     return files.resolv_conf(list(p.dns), list(p.dns_search), list(p.dns_options))
 
 
-def rewrite_resolv_conf(p: EtcFiles) -> None:
-    """In a worker thread, for a running container: replace resolv.conf's content in
-    place. The file is bind-mounted into the container, so a rename (write_atomic)
-    would leave the container reading the old inode."""
-    if p.copy_from is not None or p.host_network:
-        return
-    data = _resolv_conf(p).encode()
-    fd = os.open(p.resolv_conf_path, os.O_WRONLY)
+def _rewrite(path: str, text: str) -> None:
+    """Replace a bind-mounted file's content in place: a rename (write_atomic) would
+    leave the running container reading the old inode."""
+    data = text.encode()
+    fd = os.open(path, os.O_WRONLY)
     try:
         os.write(fd, data)
         os.ftruncate(fd, len(data))
     finally:
         os.close(fd)
+
+
+def rewrite_resolv_conf(p: EtcFiles) -> None:
+    """In a worker thread, for a running container: resolv.conf again, in place."""
+    if p.copy_from is not None or p.host_network:
+        return
+    _rewrite(p.resolv_conf_path, _resolv_conf(p))
+
+
+def rewrite_hosts(p: EtcFiles) -> None:
+    """In a worker thread, for a running container: /etc/hosts again, in place
+    (after its links changed)."""
+    if p.copy_from is not None:
+        return
+    _rewrite(p.hosts_path, hosts_text(p))

@@ -43,6 +43,25 @@ class VolumeMount:
 
 
 @dataclass
+class BindMount:
+    """A bind mount a container got from another one (`--volumes-from`): the source's
+    own binds are in its HostConfig; these are the ones it passes on."""
+    source: str
+    destination: str
+    rw: bool = True
+    propagation: str = "rprivate"
+
+
+@dataclass
+class Link:
+    """A legacy link (`--link name:alias`) to another container on the default bridge;
+    its name is `/<this container's name>/<alias>`."""
+    alias: str
+    child_id: str
+    child_name: str                     # the target's name when linked (shown once it is gone)
+
+
+@dataclass
 class Container:
     id: str
     name: str                           # without the leading "/"
@@ -67,6 +86,8 @@ class Container:
     networking_config: dict[str, Any] = field(default_factory=dict)
     volumes: list[VolumeMount] = field(default_factory=list)
     ports: list[PortMapping] = field(default_factory=list)   # published while running
+    links: list[Link] = field(default_factory=list)          # legacy links, as parent
+    inherited_binds: list[BindMount] = field(default_factory=list)   # --volumes-from
 
     @property
     def short_id(self) -> str:
@@ -90,10 +111,14 @@ class Container:
         endpoints = [Endpoint(**e) for e in d.pop("endpoints", [])]
         volumes = [VolumeMount(**v) for v in d.pop("volumes", [])]
         ports = [PortMapping(**p) for p in d.pop("ports", [])]
-        return cls(**d, state=state, endpoints=endpoints, volumes=volumes, ports=ports)
+        links = [Link(**k) for k in d.pop("links", [])]
+        binds = [BindMount(**b) for b in d.pop("inherited_binds", [])]
+        return cls(**d, state=state, endpoints=endpoints, volumes=volumes, ports=ports,
+                   links=links, inherited_binds=binds)
 
 
-__all__ = ["Container", "Endpoint", "ExecInstance", "Health", "State", "VolumeMount"]
+__all__ = ["BindMount", "Container", "Endpoint", "ExecInstance", "Health", "Link", "State",
+           "VolumeMount"]
 
 
 @dataclass

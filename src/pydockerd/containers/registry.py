@@ -55,6 +55,14 @@ class ContainerRegistry:
         cid = self._names.get(ref.lstrip("/"))
         if cid:
             return self._containers[cid]
+        parent_name, _, alias = ref.strip("/").rpartition("/")
+        if parent_name:                 # a link name: /<parent>/<alias>
+            parent = self._containers.get(self._names.get(parent_name, ""))
+            link = next((k for k in parent.links if k.alias == alias), None) if parent else None
+            child = self._containers.get(link.child_id) if link else None
+            if child is not None:
+                return child
+            raise NotFound(f"No such container: {ref}")
         matches = [c for i, c in self._containers.items() if i.startswith(ref)]
         if len(matches) == 1:
             return matches[0]

@@ -17,10 +17,11 @@ from ..config import Config
 from ..errors import Conflict, DockerError
 from ..models import EndpointSettings, from_doc
 from ..runtime import conmon
+from . import links
 from .attach import PendingAttachers
 from .create import normalise_endpoints
 from .deps import Images, Networks, Ports, RunObserver, SpecBuilder, Volumes
-from .etcfiles import plan_etc_files, rewrite_resolv_conf, write_etc_files
+from .etcfiles import plan_etc_files, rewrite_hosts, rewrite_resolv_conf, write_etc_files
 from .health import initial_health
 from .model import Container, Endpoint
 from .mounts import mount_volumes, unmount_volumes
@@ -61,6 +62,8 @@ class Runner:
         c.state.check_runnable()
         netns: str | None = None
         try:
+            if c.links and "bridge" in self.endpoint_configs(c):
+                links.check_children(c, self.registry.get)
             # the rootfs mount and the network sandbox are independent: do both at once
             mounted, net = await asyncio.gather(
                 asyncio.to_thread(self.images.mount_rootfs, c.id,
@@ -143,6 +146,11 @@ class Runner:
         file is bind-mounted into the container)."""
         etc = plan_etc_files(c, self.networks, self.cfg, self.registry.get)
         await asyncio.to_thread(rewrite_resolv_conf, etc)
+
+    async def refresh_hosts(self, c: Container) -> None:
+        """Rewrite a running container's /etc/hosts (after its links changed)."""
+        etc = plan_etc_files(c, self.networks, self.cfg, self.registry.get)
+        await asyncio.to_thread(rewrite_hosts, etc)
 
     def conmon_spec(self, c: Container) -> conmon.ConmonSpec:
         return conmon.ConmonSpec(

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from ..config import Config
-from ..errors import Forbidden, InvalidParameter, NotFound, NotImplementedErr
+from ..errors import Conflict, Forbidden, InvalidParameter, NotFound, NotImplementedErr
 from ..models import NetworkConnect, NetworkDisconnect, UpdateConfig, to_doc
 from ..runtime import conmon
 from ..runtime.runc import Runc
@@ -22,6 +22,7 @@ from .attach import AttachSession, PendingAttachers
 from .create import merge_image_config, normalise_endpoints, normalise_host_config, \
     plan_volumes, validate_config
 from .deps import Images, Networks, Ports, RunObserver, SpecBuilder, Volumes
+from . import links
 from .lifecycle import Lifecycle
 from .model import Container
 from .mounts import create_volumes, remove_made
@@ -32,6 +33,7 @@ from .runner import Runner
 from .runtimes import Runtimes
 from .spec import update_resources
 from .update import apply_update
+from .volumesfrom import inherit
 
 log = logging.getLogger("pydockerd.containers")
 
@@ -119,11 +121,15 @@ class ContainerService:
             raise NotFound("network bridge not found")
         networking_config = normalise_endpoints(hc["NetworkMode"], networking_config,
                                                 self.runner.resolve_network)
+        linked = links.register(list(hc.get("Links") or []), hc["NetworkMode"],
+                                self.registry.get)
         img_cfg = (image.config or {}).get("config") or {}
         cfg = merge_image_config(config, img_cfg)
         cfg["Image"] = image_ref
-        volume_plan = plan_volumes(hc, cfg)
-        if volume_plan and self.volumes is None:
+        shared_volumes, shared_binds = inherit(hc, self.registry.get)
+        volume_plan = plan_volumes(hc, cfg, {m.destination for m in shared_volumes}
+                                   | {b.destination for b in shared_binds})
+        if (volume_plan or shared_volumes) and self.volumes is None:
             raise NotImplementedErr("volumes are not available")
         if not cfg.get("Hostname") and not mode.startswith("container:") and mode != "host":
             cfg["Hostname"] = ""
@@ -133,12 +139,14 @@ class ContainerService:
         entry = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
         c = Container(id=cid, name=name, created=now_rfc3339(), image=image_ref,
                       image_id=image.id, config=cfg, host_config=hc, path=entry[0],
-                      args=entry[1:], networking_config=dict(networking_config or {}))
+                      args=entry[1:], networking_config=dict(networking_config or {}),
+                      links=linked, inherited_binds=shared_binds)
         cdir = self.paths.container_dir(cid)
         made_volumes: list[str] = []
         try:
             if self.volumes is not None:
-                c.volumes = create_volumes(self.volumes, volume_plan, made_volumes)
+                c.volumes = shared_volumes + create_volumes(self.volumes, volume_plan,
+                                                            made_volumes)
             os.makedirs(cdir, mode=0o710)
             await asyncio.to_thread(self.images.create_rw_layer, cid, image)
             if hc["LogConfig"]["Type"] != "none":
@@ -183,6 +191,32 @@ class ContainerService:
 
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         await self.lifecycle.remove(ref, force, volumes)
+
+    async def remove_link(self, ref: str) -> None:
+        """`docker rm --link /parent/alias`: the parent forgets the link (and a running
+        parent's /etc/hosts loses its line)."""
+        self.registry.get(ref)          # an unknown name is a 404, as in dockerd
+        parent_name, _, alias = ref.strip("/").rpartition("/")
+        if not parent_name:
+            raise Conflict("Conflict, cannot remove the default link name of the container")
+        parent = self.registry.get(parent_name)
+        async with self.lifecycle.locked(parent):
+            self.registry.commit(parent, links=[k for k in parent.links if k.alias != alias])
+            if parent.state.running:
+                await self.runner.refresh_hosts(parent)
+
+    def link_names(self) -> dict[str, list[str]]:
+        """container id -> the link names it is known by (`/parent/alias`)."""
+        return links.names_by_child(self.registry.all())
+
+    def endpoint_links(self, cid: str, network: str) -> dict[str, str]:
+        """The legacy link aliases of a container's endpoint on a user-defined network."""
+        c = self.registry.find(cid)
+        return links.endpoint_aliases(c, network) if c is not None else {}
+
+    def inspect_links(self, c: Container) -> list[str] | None:
+        """HostConfig.Links as inspect shows it (`/child:/parent/alias`)."""
+        return links.inspect_links(c, self.registry.get)
 
     # ---- rename / update / prune ----------------------------------------------------
 

@@ -16,6 +16,7 @@ from ..runtime.oci_spec import build_resources, build_spec
 from ..runtime.rlimits import Ulimit
 from ..runtime.spec_input import DeviceSpec, MountSpec, SpecInput
 from ..util.mounts import mount_of
+from . import links
 from .mountspec import bind_propagation, parse_bind, parse_tmpfs
 from .model import Container
 
@@ -55,6 +56,11 @@ def _mounts(c: Container) -> list[MountSpec]:
             if m.get("ReadOnly"):
                 extra.append("ro")
             mounts.append(parse_tmpfs(target, extra))
+    for b in c.inherited_binds:         # --volumes-from
+        if not os.path.exists(b.source):
+            os.makedirs(b.source, exist_ok=True)
+        mounts.append(MountSpec(b.destination, b.source, "bind",
+                                ["rbind", *([] if b.rw else ["ro"]), b.propagation]))
     for v in c.volumes:
         mounts.append(MountSpec(v.destination, v.source, "bind",
                                 ["rbind", *([] if v.rw else ["ro"]), v.propagation or "rprivate"]))
@@ -153,7 +159,8 @@ def spec_input(c: Container, rootfs: str, netns: str | None, cfg: Config, get: L
     pid_mode = _ns_path(hc.get("PidMode") or "", get, "pid")
     ipc_mode = _ns_path(hc.get("IpcMode") or "", get, "ipc")
     return SpecInput(
-        container_id=c.id, rootfs=rootfs, args=[c.path, *c.args], env=list(cc.get("Env") or []),
+        container_id=c.id, rootfs=rootfs, args=[c.path, *c.args],
+        env=[*links.link_env(c, get), *(cc.get("Env") or [])],
         cwd=cc.get("WorkingDir") or "/", user=cc.get("User") or "",
         group_add=list(hc.get("GroupAdd") or []), tty=c.tty,
         open_stdin=bool(cc.get("OpenStdin")), hostname=cc.get("Hostname") or "",

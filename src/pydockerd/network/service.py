@@ -77,6 +77,16 @@ class NetworkService:
         self._state.container_name = fn
 
     @property
+    def container_links(self) -> Callable[[str, str], dict[str, str]] | None:
+        """Set by the daemon: (container id, network name) -> the legacy link aliases of
+        its endpoint there ({alias: target name}), which its embedded DNS answers."""
+        return self._state.container_links
+
+    @container_links.setter
+    def container_links(self, fn: Callable[[str, str], dict[str, str]] | None) -> None:
+        self._state.container_links = fn
+
+    @property
     def bridge_removed_hooks(self) -> list[Callable[[str], Awaitable[None]]]:
         """Appended to by the daemon: called with the bridge device of a removed network."""
         return self._state.bridge_removed_hooks

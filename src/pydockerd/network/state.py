@@ -60,6 +60,8 @@ class NetworkState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)     # network create/remove
     # set by the daemon: container id -> name (without the leading "/")
     container_name: Callable[[str], str] | None = None
+    # set by the daemon: (container id, network name) -> {link alias: target name}
+    container_links: Callable[[str, str], dict[str, str]] | None = None
     # set by the daemon: called with the bridge device of a removed network
     bridge_removed_hooks: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
     dns: EmbeddedDNS = field(init=False)
@@ -147,12 +149,29 @@ class NetworkState:
         return list(dict.fromkeys([self.name_of(ep.container_id), ep.container_id[:12],
                                    *ep.aliases]))
 
+    def _link_target(self, container_id: str, net: Network, name: str) -> str:
+        """A legacy link alias of the asker's endpoint on `net` stands for its target
+        there (libnetwork's endpoint aliases: for the linking container only)."""
+        if self.container_links is None:
+            return name
+        suffix = "." + net.name.lower()
+        for alias, target in self.container_links(container_id, net.name).items():
+            if name == alias.lower():
+                return target.lower()
+            if name == alias.lower() + suffix:
+                return target.lower() + suffix
+        return name
+
     def dns_lookup(self, container_id: str, name: str) -> list[str] | None:
         name = name.rstrip(".").lower()
         out: list[str] = []
+        wanted: dict[str, str] = {}
         for ep, net in self._dns_peers(container_id):
+            if net.id not in wanted:
+                wanted[net.id] = self._link_target(container_id, net, name)
+            q = wanted[net.id]
             names = {n.lower() for n in self.dns_names(ep)}
-            if name in names or name in {f"{n}.{net.name.lower()}" for n in names}:
+            if q in names or q in {f"{n}.{net.name.lower()}" for n in names}:
                 out.append(ep.ip)
         return list(dict.fromkeys(out)) or None
 

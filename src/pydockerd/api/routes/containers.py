@@ -52,7 +52,8 @@ class ContainerRoutes:
             r("POST", "/containers/create", self.create),
             r("GET", "/containers/json", self.list),
             r("POST", "/containers/prune", self.prune),
-            r("GET", "/containers/{id}/json", self.inspect),
+            # a link name (`/parent/alias`) names its target, as in dockerd
+            r("GET", "/containers/{id:path}/json", self.inspect),
             r("POST", "/containers/{id}/start", self.start),
             r("POST", "/containers/{id}/stop", self.stop),
             r("POST", "/containers/{id}/restart", self.restart),
@@ -60,7 +61,7 @@ class ContainerRoutes:
             r("POST", "/containers/{id}/pause", self.pause),
             r("POST", "/containers/{id}/unpause", self.unpause),
             r("POST", "/containers/{id}/wait", self.wait),
-            r("DELETE", "/containers/{id}", self.remove),
+            r("DELETE", "/containers/{id:path}", self.remove),
             r("POST", "/containers/{id}/rename", self.rename),
             r("POST", "/containers/{id}/update", self.update),
             r("GET", "/containers/{id}/top", self.top),
@@ -99,11 +100,12 @@ class ContainerRoutes:
         chosen = select(self.c.all(), req.q_bool("all"), req.q_int("limit", -1) or 0,
                         req.filters(), self.c.get, self.images.matches_container_image)
         ids = self._network_ids()
+        link_names = self.c.link_names()
         out = []
         for ct in chosen:
             sz = await asyncio.to_thread(self.images.container_size, ct.id, ct.image_id) \
                 if size else None
-            out.append(wire.summary(ct, ids, sz))
+            out.append(wire.summary(ct, ids, sz, link_names.get(ct.id, [])))
         return json_response(out)
 
     async def inspect(self, req: Request) -> AnyResponse:
@@ -111,7 +113,8 @@ class ContainerRoutes:
         sz = await asyncio.to_thread(self.images.container_size, ct.id, ct.image_id) \
             if req.q_bool("size") else None
         return json_response(wire.inspect(ct, self._network_ids(),
-                                          self.images.graph_driver(ct.id, ct.image_id), sz))
+                                          self.images.graph_driver(ct.id, ct.image_id), sz,
+                                          self.c.inspect_links(ct)))
 
     async def start(self, req: Request) -> AnyResponse:
         if req.q("checkpoint"):
@@ -170,7 +173,8 @@ class ContainerRoutes:
 
     async def remove(self, req: Request) -> AnyResponse:
         if req.q_bool("link"):
-            raise InvalidParameter("legacy links are not supported")
+            await self.c.remove_link(req.params["id"])
+            return empty()
         await self.c.remove(req.params["id"], req.q_bool("force"), req.q_bool("v"))
         return empty()
 
