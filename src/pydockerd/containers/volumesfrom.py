@@ -14,7 +14,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any, Callable
 
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, NotFound
 from .model import BindMount, Container, VolumeMount
 from .mountspec import parse_bind
 
@@ -63,12 +63,14 @@ def user_destinations(hc: dict[str, Any]) -> set[str]:
 
 def inherit(hc: dict[str, Any],
             get: Callable[[str], Container]) -> tuple[list[VolumeMount], list[BindMount]]:
-    """The volumes and binds HostConfig.VolumesFrom brings (NotFound for an unknown
-    source, as dockerd)."""
+    """The volumes and binds HostConfig.VolumesFrom brings."""
     by_dest: dict[str, VolumeMount | BindMount] = {}
     for spec in hc.get("VolumesFrom") or []:
         ref, rw = parse_volumes_from(spec)
-        src = get(ref)
+        try:
+            src = get(ref)
+        except NotFound as e:           # a 400 in dockerd (a 404 would make the CLI pull)
+            raise InvalidParameter(e.message) from None
         for b in own_binds(src):
             by_dest[b.destination] = BindMount(b.source, b.destination, b.rw and rw,
                                                b.propagation)
