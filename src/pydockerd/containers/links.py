@@ -181,7 +181,7 @@ def env_vars(name: str, child_ip: str, child_env: list[str], exposed: list[str])
     if ports:
         env.append(f"{alias}_PORT={ports[0][1]}://{child_ip}:{ports[0][0]}")
     i = 0
-    while i < len(ports):
+    while i < len(ports):               # first every range of 3+ consecutive ports ...
         j = _next_contiguous(ports, i)
         num, proto = ports[i]
         prefix = f"{alias}_PORT_{num}_{proto.upper()}"
@@ -192,11 +192,11 @@ def env_vars(name: str, child_ip: str, child_env: list[str], exposed: list[str])
                     f"{alias}_PORT_{num}_{end_proto.upper()}_END="
                     f"{end_proto}://{child_ip}:{end_num}",
                     f"{alias}_PORT_{num}_{end_proto.upper()}_PORT_END={end_num}"]
-        for pnum, pproto in ports[i:j + 1]:
-            pre = f"{alias}_PORT_{pnum}_{pproto.upper()}"
-            env += [f"{pre}={pproto}://{child_ip}:{pnum}", f"{pre}_ADDR={child_ip}",
-                    f"{pre}_PORT={pnum}", f"{pre}_PROTO={pproto}"]
         i = j + 1
+    for pnum, pproto in ports:          # ... then every port
+        pre = f"{alias}_PORT_{pnum}_{pproto.upper()}"
+        env += [f"{pre}={pproto}://{child_ip}:{pnum}", f"{pre}_ADDR={child_ip}",
+                f"{pre}_PORT={pnum}", f"{pre}_PROTO={pproto}"]
     env.append(f"{alias}_NAME={name}")
     for e in child_env:
         key, eq, value = e.partition("=")
