@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--registry-mirror", dest="registry_mirrors", action="append")
     a("--max-concurrent-downloads", dest="max_concurrent_downloads", type=int)
     a("--max-concurrent-uploads", dest="max_concurrent_uploads", type=int)
+    a("--max-download-attempts", dest="max_download_attempts", type=int)
     a("--config-file", dest="config_file")
     a("--validate", dest="validate", action="store_true")
     a("-v", "--version", dest="version", action="store_true")

@@ -50,6 +50,7 @@ class Config:
     registry_mirrors: tuple[str, ...] = ()
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
+    max_download_attempts: int = 5
     certs_dir: str = "/etc/docker/certs.d"
 
     @property
@@ -73,6 +74,7 @@ JSON_KEYS = {
     "registry-mirrors": "registry_mirrors",
     "max-concurrent-downloads": "max_concurrent_downloads",
     "max-concurrent-uploads": "max_concurrent_uploads",
+    "max-download-attempts": "max_download_attempts",
 }
 
 _ULIMIT_NAMES = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
@@ -170,7 +172,12 @@ def validate(cfg: Config) -> None:
     for h in cfg.hosts:
         if not h.startswith(("unix://", "tcp://", "fd://")):
             raise InvalidParameter(f"invalid host {h}: only unix://, tcp:// and fd:// are supported")
-    if cfg.max_concurrent_downloads < 1 or cfg.max_concurrent_uploads < 1:
-        raise InvalidParameter("max-concurrent-downloads/uploads must be at least 1")
+    # dockerd 20.10's checks: 0 concurrent transfers means no limit, attempts >= 1
+    if cfg.max_concurrent_downloads < 0:
+        raise InvalidParameter(f"invalid max concurrent downloads: {cfg.max_concurrent_downloads}")
+    if cfg.max_concurrent_uploads < 0:
+        raise InvalidParameter(f"invalid max concurrent uploads: {cfg.max_concurrent_uploads}")
+    if cfg.max_download_attempts <= 0:
+        raise InvalidParameter(f"invalid max download attempts: {cfg.max_download_attempts}")
     if cfg.shutdown_timeout < 0:
         raise InvalidParameter("shutdown-timeout must be >= 0")

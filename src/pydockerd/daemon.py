@@ -218,7 +218,8 @@ class Daemon:
         loop.add_signal_handler(signal.SIGUSR1, self._dump_stacks)
 
     # daemon.json keys that SIGHUP applies to a running daemon
-    RELOADABLE = ("debug", "log-level", "live-restore", "shutdown-timeout")
+    RELOADABLE = ("debug", "log-level", "live-restore", "shutdown-timeout",
+                  "max-concurrent-downloads", "max-concurrent-uploads", "max-download-attempts")
 
     def _reload(self) -> None:
         """SIGHUP (systemd's ExecReload): tell the service manager a reload runs
@@ -235,7 +236,7 @@ class Daemon:
     def _apply_reload(self) -> None:
         """Re-read the config file and apply what can change at run time."""
         import dataclasses
-        from .config import JSON_KEYS, load_config_file
+        from .config import JSON_KEYS, load_config_file, validate
         try:
             values = load_config_file(self.config_file)
         except DockerError as e:
@@ -254,11 +255,19 @@ class Daemon:
         if not changes:
             log.info("SIGHUP: reload requested; nothing reloadable changed")
             return
-        self.cfg = dataclasses.replace(self.cfg, **changes)
+        try:
+            new_cfg = dataclasses.replace(self.cfg, **changes)
+            validate(new_cfg)
+        except (DockerError, TypeError) as e:
+            log.error("SIGHUP: configuration not reloaded: %s", getattr(e, "message", e))
+            return
+        self.cfg = new_cfg
         if hasattr(self, "containers"):
             self.containers.reload(self.cfg)
         if hasattr(self, "system"):
             self.system.cfg = self.cfg
+        if hasattr(self, "distribution"):   # transfer limits are read at use time
+            self.distribution.cfg = self.cfg
         if "debug" in changes or "log_level" in changes:
             level = "debug" if self.cfg.debug else self.cfg.log_level
             logging.getLogger().setLevel(

@@ -36,7 +36,20 @@ class RegistryError(Exception):
 
 
 class TransportError(Exception):
-    """The registry could not be reached or the connection broke."""
+    """The registry could not be reached, the connection broke, or it went silent."""
+
+
+class UnexpectedStatus(RegistryError):
+    """A 5xx answer: dockerd (distribution's HandleErrorResponse) does not read its
+    body and reports the status line."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status_line = f"{status} {reason}".strip()
+        super().__init__(status, "UNKNOWN", f"received unexpected HTTP status: "
+                                            f"{self.status_line}")
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def _status_code(status: int) -> str:
@@ -44,13 +57,33 @@ def _status_code(status: int) -> str:
             429: "TOOMANYREQUESTS"}.get(status, "UNKNOWN")
 
 
+CONNECT_TIMEOUT = 15.0
+STALL_TIMEOUT = 30.0
+
+
+def stall_timeout() -> float:
+    """Seconds a registry may stay silent (no response headers, or no body byte)
+    before the request fails: STALL_TIMEOUT, or PYDOCKERD_REGISTRY_TIMEOUT
+    (dockerd has no such setting; the tests shorten it)."""
+    try:
+        value = float(os.environ.get("PYDOCKERD_REGISTRY_TIMEOUT", ""))
+    except ValueError:
+        return STALL_TIMEOUT
+    return value if value > 0 else STALL_TIMEOUT
+
+
 def _timeout() -> "aiohttp.ClientTimeout":
-    """Connect and read timeouts for registry requests; no total (big blobs)."""
-    return aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=60)
+    """Connect and inactivity timeouts; no total, so a big blob may take as long
+    as it needs while bytes keep coming."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT,
+                                 sock_read=stall_timeout())
 
 
 async def registry_error(resp: aiohttp.ClientResponse) -> RegistryError:
-    """Turn an unexpected response into a RegistryError (reads the body)."""
+    """Turn an unexpected response into a RegistryError (reads the body of a 4xx)."""
+    if resp.status >= 500:
+        resp.release()
+        return UnexpectedStatus(resp.status, resp.reason or "")
     try:
         body = await resp.read()
         doc = json.loads(body) if body else {}
@@ -69,9 +102,13 @@ async def registry_error(resp: aiohttp.ClientResponse) -> RegistryError:
     return RegistryError(resp.status, _status_code(resp.status), msg)
 
 
-def describe(method: str, url: str, e: BaseException) -> str:
+def describe(method: str, url: str, e: BaseException, body: bool = False) -> str:
+    """Go's wording of a failed request (`Get "url": reason`); body: the response
+    headers had arrived, reading the body failed."""
     if isinstance(e, asyncio.TimeoutError):
-        reason = "timeout awaiting response"
+        quiet = f"(nothing received for {stall_timeout():g}s)"
+        reason = f"read: i/o timeout {quiet}" if body else \
+            f"net/http: timeout awaiting response headers {quiet}"
     elif isinstance(e, aiohttp.ClientConnectorError):
         err = e.os_error
         code = getattr(err, "errno", None)

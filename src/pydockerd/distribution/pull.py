@@ -7,11 +7,9 @@ downloads deleted: nothing of a failed pull stays behind.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
@@ -25,10 +23,12 @@ from ..images.service import ImageService
 from ..progress import ErrorEvent, LayerStatus, Progress, ProgressEvent, Status
 from .blobcache import BlobCache, BlobRecord
 from .client import RegistrySession, TransportError, describe, registry_error
+from .download import download_blob
 from .errors import pull_error
 from .manifest import (ACCEPT, OCI_LAYER_ZSTD, Descriptor, ImageManifest, ManifestList,
                        Platform, config_platform, parse_manifest, select)
 from .streams import ProgressReader, is_zstd, zstd_reader
+from .transfer import Limiter
 from ..util.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ log = logging.getLogger("pydockerd.distribution")
 
 Emit = Callable[[ProgressEvent], None]
 _MANIFEST_LIMIT = 4 << 20
-_WRITE_BATCH = 1 << 20
 
 
 def short(digest: str) -> str:
@@ -51,7 +50,7 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int, what: str) -> byte
     try:
         body = await resp.content.read(limit + 1)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
-        raise TransportError(describe(resp.method, str(resp.url), e)) from None
+        raise TransportError(describe(resp.method, str(resp.url), e, body=True)) from None
     if len(body) > limit:
         raise InvalidParameter(f"{what} too large")
     if resp.content_length is not None and len(body) != resp.content_length:
@@ -137,10 +136,11 @@ class Pull:
     """One pull after resolution: run() yields its progress events."""
 
     def __init__(self, images: ImageService, cache: BlobCache, events: EventBus, ref: Reference,
-                 res: Resolved, max_downloads: int) -> None:
+                 res: Resolved, limiter: Limiter, attempts: int) -> None:
         self.images, self.cache, self.events = images, cache, events
         self.ref, self.res = ref, res
-        self.sem = asyncio.Semaphore(max_downloads)
+        self.limiter = limiter          # daemon-wide max-concurrent-downloads
+        self.attempts = attempts        # max-download-attempts
         self.tmp_files: list[str] = []
 
     async def run(self) -> AsyncIterator[ProgressEvent]:
@@ -201,52 +201,13 @@ class Pull:
     # --- download -----------------------------------------------------------------------
     async def _download(self, desc: Descriptor, emit: Emit) -> str:
         sid = short(desc.digest)
-        if self.sem.locked():
+        if self.limiter.busy():
             emit(LayerStatus(sid, "Waiting"))
-        async with self.sem:
+        async with self.limiter:
             path = self.cache.temp_path("pull")
             self.tmp_files.append(path)
-            url = f"/v2/{self.res.repo}/blobs/{desc.digest}"
-            resp = await self.res.session.request("GET", url)
-            async with resp:
-                if resp.status != 200:
-                    raise await registry_error(resp)
-                total = desc.size or resp.content_length or 0
-                hasher = hashlib.sha256()
-                f = await asyncio.to_thread(open, path, "wb")
-                done, last, buf = 0, 0.0, bytearray()
-
-                def write(data: bytes) -> None:
-                    f.write(data)
-                    hasher.update(data)
-                try:
-                    try:
-                        async for chunk in resp.content.iter_chunked(256 << 10):
-                            buf += chunk
-                            done += len(chunk)
-                            if len(buf) >= _WRITE_BATCH:
-                                await asyncio.to_thread(write, bytes(buf))
-                                buf.clear()
-                            now = time.monotonic()
-                            if now - last > 0.1:
-                                last = now
-                                emit(Progress(sid, "Downloading", done, total))
-                    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
-                        raise TransportError(describe("GET", str(resp.url), e)) from None
-                    if buf:
-                        await asyncio.to_thread(write, bytes(buf))
-                finally:
-                    await asyncio.to_thread(f.close)
-            if (desc.size and done != desc.size) or \
-                    (resp.content_length is not None and done != resp.content_length):
-                raise TransportError(f'Get "{resp.url}": unexpected EOF '
-                                     f"({done} of {total} bytes)")
-            emit(Progress(sid, "Downloading", done, total))
-            emit(LayerStatus(sid, "Verifying Checksum"))
-            if "sha256:" + hasher.hexdigest() != desc.digest:
-                raise InvalidParameter(f"filesystem layer verification failed for digest "
-                                       f"{desc.digest}")
-            emit(LayerStatus(sid, "Download complete"))
+            await download_blob(self.res.session, self.res.repo, desc, path, sid, emit,
+                                self.attempts)
             return path
 
     # --- extract ------------------------------------------------------------------------

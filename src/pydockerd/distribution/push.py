@@ -25,6 +25,7 @@ from .errors import push_error
 from .layertar import original_tar_chunks, write_layer_tar
 from .manifest import (DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG,
                        OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST, Descriptor)
+from .transfer import Limiter
 
 log = logging.getLogger("pydockerd.distribution")
 Emit = Callable[[ProgressEvent], None]
@@ -59,11 +60,11 @@ class _HashWriter:
 
 class Push:
     def __init__(self, images: ImageService, cache: BlobCache, events: EventBus, ref: Reference,
-                 targets: list[PushTarget], session: RegistrySession, max_uploads: int) -> None:
+                 targets: list[PushTarget], session: RegistrySession, limiter: Limiter) -> None:
         self.images, self.cache, self.events = images, cache, events
         self.ref, self.targets, self.sess = ref, targets, session
         self.repo = ref.path
-        self.sem = asyncio.Semaphore(max_uploads)
+        self.limiter = limiter          # daemon-wide max-concurrent-uploads
 
     async def run(self) -> AsyncIterator[ProgressEvent]:
         queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
@@ -137,9 +138,9 @@ class Push:
     # --- layers -------------------------------------------------------------------------
     async def _push_layer(self, diff_id: str, chain: str, emit: Emit) -> Descriptor:
         sid = msg_id(diff_id)
-        if self.sem.locked():
+        if self.limiter.busy():
             emit(LayerStatus(sid, "Waiting"))
-        async with self.sem:
+        async with self.limiter:
             domain = self.ref.domain
             records = await asyncio.to_thread(self.cache.records, diff_id)
             here = [r for r in records if r.registry == domain]

@@ -23,6 +23,7 @@ from .manifest import ImageManifest, ManifestList, Platform, host_platform, pars
 from .manifest import parse_platform
 from .pull import Pull, fetch_blob_bytes, fetch_manifest, read_body, resolve_image
 from .push import Push, targets_for
+from .transfer import Limiter
 
 log = logging.getLogger("pydockerd.distribution")
 T = TypeVar("T")
@@ -70,6 +71,10 @@ class DistributionService:
         self.events = events
         self.cache = BlobCache(getattr(images, "data_root", "/var/lib/pydockerd"))
         self._preferred: dict[str, str] = {}
+        # daemon-wide, as dockerd's transfer managers; the limits are read from
+        # self.cfg when a transfer starts, so a SIGHUP reload applies to the next one
+        self._downloads = Limiter(lambda: self.cfg.max_concurrent_downloads)
+        self._uploads = Limiter(lambda: self.cfg.max_concurrent_uploads)
         # a removed layer's kept registry blobs go with it, not at the next pull
         images.layers.purge_listeners.append(self._gc_blobs)
 
@@ -148,8 +153,8 @@ class DistributionService:
                                                   [f"repository:{ref.path}:pull"], work)
         except Exception as e:  # noqa: BLE001
             raise pull_error(e, ref) from None
-        return Pull(self.images, self.cache, self.events, ref, res,
-                    self.cfg.max_concurrent_downloads).run()
+        return Pull(self.images, self.cache, self.events, ref, res, self._downloads,
+                    self.cfg.max_download_attempts).run()
 
     async def _pull_all_tags(self, ref: Reference, platform: str | None, auth: AuthConfig
                              ) -> AsyncIterator[ProgressEvent]:
@@ -205,7 +210,7 @@ class DistributionService:
                 continue
             self._preferred[ref.domain] = ep.base
             return Push(self.images, self.cache, self.events, ref, targets, sess,
-                        self.cfg.max_concurrent_uploads).run()
+                        self._uploads).run()
         raise push_error(last or SystemError_("no registry endpoint"))
 
     # --- login ---------------------------------------------------------------------------
