@@ -229,12 +229,24 @@ def seed_image(base: str, repo: str, tag: str, archive: Path, *, gzip_layers: bo
 class FaultProxy:
     """HTTP proxy in front of a registry; `mode` spoils blob downloads:
     "truncate" (half the body, then close), "corrupt" (one byte flipped),
-    "reset" (close before any byte), "500" (an internal server error), None."""
+    "reset" (close before any byte), "reset-mid" (half the body, then a TCP
+    reset), "stall" (half the body, then silence until the proxy closes),
+    "500" (an internal server error), None.
+    `times`: spoil only that many responses (None: all). `delay`: seconds each
+    blob GET takes. It records every request (method, path, Range header) and the
+    most blob GETs it had in flight at once."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.mode: str | None = None
         self.spoil: set[str] = set()          # blob digests to spoil (all blobs if empty)
+        self.times: int | None = None
+        self.delay = 0.0
+        self.requests: list[tuple[str, str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -262,12 +274,37 @@ class FaultProxy:
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def blob_gets(self, digest: str) -> list[str]:
+        """The Range header of each GET of one blob, in order ("" for none)."""
+        return [r for m, p, r in self.requests if m == "GET" and p.endswith("/" + digest)]
+
     def handle(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
-        headers = {k: v for k, v in h.headers.items() if k.lower() in ("accept", "authorization")}
+        blob_get = "/blobs/sha256:" in h.path and method == "GET"
+        with self._lock:
+            self.requests.append((method, h.path, h.headers.get("Range", "")))
+            if blob_get:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if blob_get and self.delay:
+                time.sleep(self.delay)
+            self._answer(h, method)
+        finally:
+            if blob_get:
+                with self._lock:
+                    self.in_flight -= 1
+
+    def _answer(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
+        headers = {k: v for k, v in h.headers.items()
+                   if k.lower() in ("accept", "authorization", "range")}
         st, rh, body = _req(method, self.upstream + h.path, None, headers)
         digest = h.path.rsplit("/", 1)[-1]
-        is_blob = "/blobs/sha256:" in h.path and method == "GET" and st == 200 \
+        is_blob = "/blobs/sha256:" in h.path and method == "GET" and st in (200, 206) \
             and len(body) > 600 and (not self.spoil or digest in self.spoil)
+        with self._lock:
+            if is_blob and self.times is not None:
+                is_blob = self.times > 0
+                self.times -= int(is_blob)
         mode = self.mode if is_blob else None
         if mode == "500":
             h.send_response(500)
@@ -278,10 +315,7 @@ class FaultProxy:
             h.wfile.write(err)
             return
         if mode == "reset":
-            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                    b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            h.close_connection = True
-            h.connection.close()
+            self._reset(h)
             return
         h.send_response(st)
         for k, v in rh.items():
@@ -293,18 +327,92 @@ class FaultProxy:
         h.end_headers()
         if method == "HEAD":
             return
-        if mode == "truncate":
+        if mode in ("truncate", "reset-mid", "stall"):
             h.wfile.write(body[:len(body) // 2])
             h.wfile.flush()
+            if mode == "reset-mid":
+                time.sleep(0.3)               # let the half arrive before the reset
+            if mode == "stall":
+                self._closing.wait(120)
+            if mode == "reset-mid":
+                self._reset(h)
             h.close_connection = True
             return
         if mode == "corrupt":
             body = body[:500] + bytes([body[500] ^ 0xFF]) + body[501:]
         h.wfile.write(body)
 
+    @staticmethod
+    def _reset(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        h.close_connection = True
+        h.connection.close()
+
     def close(self) -> None:
+        self._closing.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+class SilentServer:
+    """Accepts TCP connections and never sends a byte (a stalled registry)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def seed_random_image(base: str, repo: str, tag: str, sizes: list[int]) -> dict[str, str]:
+    """An image of gzip layers, each one file of random bytes (sizes in bytes), so
+    every layer blob is about that size. Returns the config, layers (comma-joined)
+    and manifest digests, and the blob sizes (comma-joined)."""
+    import io
+    tars, blobs = [], []
+    for i, n in enumerate(sizes):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            info = tarfile.TarInfo(f"blob{i}.bin")
+            info.size, info.mtime = n, 0
+            tar.addfile(info, io.BytesIO(os.urandom(n)))
+        tars.append(buf.getvalue())
+        blobs.append(gzip.compress(buf.getvalue(), mtime=0, compresslevel=1))
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Cmd": ["/bin/sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": [sha256(t) for t in tars]},
+                         "history": [{"created_by": f"layer {i}"} for i in range(len(tars))]
+                         }).encode()
+    cfg_digest = upload_blob(base, repo, config)
+    descs = [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+              "digest": upload_blob(base, repo, b), "size": len(b)} for b in blobs]
+    doc = {"schemaVersion": 2,
+           "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+           "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                      "digest": cfg_digest, "size": len(config)}, "layers": descs}
+    return {"config": cfg_digest, "layers": ",".join(d["digest"] for d in descs),
+            "sizes": ",".join(str(d["size"]) for d in descs),
+            "manifest": put_manifest(base, repo, tag, doc)}
 
 
 # --- a Bearer token server ----------------------------------------------------------------

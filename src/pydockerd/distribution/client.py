@@ -73,10 +73,12 @@ def stall_timeout() -> float:
 
 
 def _timeout() -> "aiohttp.ClientTimeout":
-    """Connect and inactivity timeouts; no total, so a big blob may take as long
-    as it needs while bytes keep coming."""
-    return aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT,
-                                 sock_read=stall_timeout())
+    """Connect (TCP + TLS handshake, never longer than the inactivity timeout) and
+    inactivity timeouts; no total, so a big blob may take as long as it needs
+    while bytes keep coming."""
+    stall = stall_timeout()
+    return aiohttp.ClientTimeout(total=None, sock_connect=min(CONNECT_TIMEOUT, stall),
+                                 sock_read=stall)
 
 
 async def registry_error(resp: aiohttp.ClientResponse) -> RegistryError:
