@@ -58,6 +58,7 @@ def _status_code(status: int) -> str:
 
 
 CONNECT_TIMEOUT = 15.0
+PING_TIMEOUT = 15.0        # dockerd's whole-request limit for GET /v2/
 STALL_TIMEOUT = 30.0
 
 
@@ -107,10 +108,8 @@ async def registry_error(resp: aiohttp.ClientResponse) -> RegistryError:
 def describe(method: str, url: str, e: BaseException, body: bool = False) -> str:
     """Go's wording of a failed request (`Get "url": reason`); body: the response
     headers had arrived, reading the body failed."""
-    if isinstance(e, asyncio.TimeoutError):
-        quiet = f"(nothing received for {stall_timeout():g}s)"
-        reason = f"read: i/o timeout {quiet}" if body else \
-            f"net/http: timeout awaiting response headers {quiet}"
+    if isinstance(e, asyncio.TimeoutError):      # Go's net/http wording
+        reason = "read: i/o timeout" if body else "net/http: timeout awaiting response headers"
     elif isinstance(e, aiohttp.ClientConnectorError):
         err = e.os_error
         code = getattr(err, "errno", None)
@@ -152,17 +151,21 @@ class RegistrySession:
 
     # --- transport --------------------------------------------------------------------
     async def _send(self, method: str, url: str, headers: Mapping[str, str], data: Any,
-                    allow_redirects: bool) -> aiohttp.ClientResponse:
+                    allow_redirects: bool, timeout: aiohttp.ClientTimeout | None = None
+                    ) -> aiohttp.ClientResponse:
         try:
             return await self.http.request(method, url, headers=dict(headers), data=data,
-                                           allow_redirects=allow_redirects)
+                                           allow_redirects=allow_redirects,
+                                           timeout=timeout or self.http.timeout)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
             raise TransportError(describe(method, url, e)) from None
 
     async def ping(self) -> None:
         """GET /v2/: learn the auth challenge (raises TransportError if unreachable)."""
         url = self.endpoint.url("/v2/")
-        resp = await self._send("GET", url, {}, None, True)
+        limit = min(PING_TIMEOUT, stall_timeout())
+        resp = await self._send("GET", url, {}, None, True,
+                                aiohttp.ClientTimeout(total=limit, sock_connect=limit))
         async with resp:
             await resp.read()
             if resp.status == 401:
