@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from . import __version__
-from .config import JSON_KEYS, Config, load_config_file, normalise
+from .config import JSON_KEYS, Config, load_config_file, logging_level, normalise
 from .errors import DockerError
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -120,9 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     if getattr(ns, "validate", False):
         print("configuration OK")
         return
-    level = {"warn": logging.WARNING, "fatal": logging.CRITICAL}.get(
-        cfg.log_level, getattr(logging, cfg.log_level.upper(), logging.INFO))
-    logging.basicConfig(level=level, stream=sys.stderr,
+    logging.basicConfig(level=logging_level(cfg), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .daemon import run_daemon
     try:

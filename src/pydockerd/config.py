@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -81,6 +82,16 @@ _ULIMIT_NAMES = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue",
                  "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as"}
 
 
+# --log-level names -> logging levels
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+              "error": logging.ERROR, "fatal": logging.CRITICAL}
+
+
+def logging_level(cfg: Config) -> int:
+    """The logging level the configuration asks for (--debug wins over --log-level)."""
+    return logging.DEBUG if cfg.debug else LOG_LEVELS.get(cfg.log_level, logging.INFO)
+
+
 def parse_ulimit(spec: str) -> tuple[str, int, int]:
     """`nofile=1024:2048` -> ("nofile", 1024, 2048)."""
     name, sep, vals = spec.partition("=")
@@ -146,7 +157,7 @@ def normalise(values: dict[str, Any]) -> Config:
 
 
 def validate(cfg: Config) -> None:
-    if cfg.log_level not in ("debug", "info", "warn", "error", "fatal"):
+    if cfg.log_level not in LOG_LEVELS:
         raise InvalidParameter(f"unable to parse logging level: {cfg.log_level}")
     for net in (cfg.bip, cfg.fixed_cidr):
         if net:

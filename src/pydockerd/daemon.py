@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import grp
 import logging
 import os
@@ -9,6 +10,8 @@ import signal
 import ssl
 import sys
 import traceback
+from dataclasses import dataclass
+from functools import partial
 from typing import Awaitable
 
 from . import __version__
@@ -24,7 +27,7 @@ from .api.routes import system as system_routes
 from .api.routes import volumes as volume_routes
 from .api.server import ApiServer
 from .builder.service import BuildService, registry_pull
-from .config import Config
+from .config import JSON_KEYS, Config, load_config_file, logging_level, validate
 from .containers.archive import ArchiveService
 from .containers.execs import ExecService
 from .containers.health import HealthMonitor
@@ -87,12 +90,100 @@ def _tls_context(cfg: Config) -> ssl.SSLContext | None:
     return ctx
 
 
+@dataclass
+class Services:
+    """Everything start() builds, each given its collaborators through its
+    constructor (no attribute is set on a service after it was built)."""
+    registry: ContainerRegistry
+    images: ImageService
+    networks: NetworkService
+    volumes: VolumeService
+    containers: ContainerService
+    health: HealthMonitor
+    execs: ExecService
+    system: SystemService
+    distribution: DistributionService
+    builds: BuildService
+    stats: StatsService
+    archive: ArchiveService
+
+    def reload(self, cfg: Config) -> None:
+        """SIGHUP: hand the reloaded configuration to the services that read it."""
+        self.containers.reload(cfg)
+        self.system.reload(cfg)
+        self.distribution.reload(cfg)
+
+
+async def compose(cfg: Config, store: Store, events: EventBus, driver: str) -> Services:
+    """Build the services in dependency order and bring them up to date with the
+    host (images set up, networks started, containers reconciled)."""
+    # the registry of container records needs only the store: built first, it
+    # answers the other services' questions about containers (small Protocols)
+    registry = ContainerRegistry(store, events)
+    images = ImageService(cfg.data_root, store, events, driver, containers=registry)
+    await images.start()
+    port_mapper = PortMapper(cfg.ip, cfg.iptables)
+    networks = NetworkService(
+        store, events, cfg.exec_root, containers=registry,
+        on_bridge_removed=[port_mapper.remove_chains], bridge_name=cfg.bridge,
+        bip=cfg.bip or None, fixed_cidr=cfg.fixed_cidr or None, mtu=cfg.mtu,
+        iptables=cfg.iptables, ip_forward=cfg.ip_forward, ip_masq=cfg.ip_masq, icc=cfg.icc,
+        default_bind_ip=cfg.ip)
+    volumes = VolumeService(cfg.data_root, store, events, containers=registry)
+    ports = ContainerPorts(port_mapper, partial(_bridge_of, networks))
+    paths = Paths(cfg.data_root, cfg.exec_root)
+    runtimes = Runtimes(cfg, paths.runc_root)
+    health = HealthMonitor(registry, paths, runtimes)
+    containers = ContainerService(
+        cfg, registry, paths, runtimes, images=images, networks=networks, volumes=volumes,
+        ports=ports, spec=SpecFactory(cfg), observer=health)
+    execs = ExecService(containers)
+    await networks.start()
+    # reconciling with what is really running: on a full disk what cannot be
+    # recorded is logged and done again at the next start; the daemon starts
+    await _on_full_disk_later("restore containers", containers.restore())
+    execs.restore()
+    await ports.restore([c for c in containers.all() if c.state.running])
+    await _on_full_disk_later("release stale endpoints", networks.reconcile(
+        [c.id for c in containers.all() if c.state.running]))
+    system = SystemService(cfg, containers, images, networks, volumes)
+    distribution = DistributionService(cfg, images, events)
+    builds = BuildService(images, containers, registry_pull(distribution))
+    return Services(registry, images, networks, volumes, containers, health, execs, system,
+                    distribution, builds, StatsService(), ArchiveService(registry, images, volumes))
+
+
+def routes(s: Services, events: EventBus) -> Router:
+    router = Router()
+    router.add(system_routes.routes(s.system, events))
+    router.add(container_routes.routes(s.containers, s.images, s.networks, s.stats, s.archive))
+    router.add(exec_routes.routes(s.execs))
+    # distribution first: its dynamic routes (push) must win over images/{name:path}
+    router.add(distribution_routes.routes(s.distribution))
+    router.add(image_routes.routes(s.images, s.containers))
+    router.add(build_routes.routes(s.builds))
+    router.add(network_routes.routes(s.networks, s.containers))
+    router.add(volume_routes.routes(s.volumes))
+    router.add(swarm_routes.routes(NoSwarm()))
+    return router
+
+
+def _bridge_of(networks: NetworkService, network_id: str) -> str | None:
+    """The bridge device of a network (for port publishing rules)."""
+    try:
+        net = networks.get(network_id)
+    except DockerError:
+        return None
+    return networks.device(net) if net.driver == "bridge" else None
+
+
 class Daemon:
     def __init__(self, cfg: Config, config_file: str = "/etc/docker/daemon.json") -> None:
         self.cfg = cfg
         self.config_file = config_file
         self.events = EventBus()
         self.store: Store | None = None
+        self.services: Services | None = None
         self.server: ApiServer | None = None
         self._stop = asyncio.Event()
         self.systemd = SystemdEnv()
@@ -114,72 +205,16 @@ class Daemon:
         log.debug("host facts: %s", host_facts())  # probed once, used by every spec
         self.store = Store(os.path.join(cfg.data_root, "pydockerd.db"))
         driver = _storage_driver(cfg)
-        self.images = ImageService(cfg.data_root, self.store, self.events, driver)
-        await self.images.start()
-        self.networks = NetworkService(
-            self.store, self.events, cfg.exec_root, bridge_name=cfg.bridge, bip=cfg.bip or None,
-            fixed_cidr=cfg.fixed_cidr or None, mtu=cfg.mtu, iptables=cfg.iptables,
-            ip_forward=cfg.ip_forward, ip_masq=cfg.ip_masq, icc=cfg.icc,
-            default_bind_ip=cfg.ip)
-        self.volumes = VolumeService(cfg.data_root, self.store, self.events)
-        port_mapper = PortMapper(cfg.ip, cfg.iptables)
-        ports = ContainerPorts(port_mapper, self._bridge_of)
-        self.networks.bridge_removed_hooks.append(port_mapper.remove_chains)
-        registry = ContainerRegistry(self.store, self.events)
-        paths = Paths(cfg.data_root, cfg.exec_root)
-        runtimes = Runtimes(cfg, paths.runc_root)
-        self.health = HealthMonitor(registry, paths, runtimes)
-        self.containers = ContainerService(
-            cfg, registry, paths, runtimes, images=self.images, networks=self.networks,
-            volumes=self.volumes, ports=ports, spec=SpecFactory(cfg), observer=self.health)
-        self.volumes.containers_using = self.containers.containers_using_volume
-        self.images.use_containers(self.containers)
-        self.networks.container_name = lambda cid: self.containers.get(cid).name
-        self.networks.container_links = self.containers.endpoint_links
-        self.execs = ExecService(self.containers)
-        await self.networks.start()
-        # reconciling with what is really running: on a full disk what cannot be
-        # recorded is logged and done again at the next start; the daemon starts
-        await _on_full_disk_later("restore containers", self.containers.restore())
-        self.execs.restore()
-        await ports.restore([c for c in self.containers.all() if c.state.running])
-        await _on_full_disk_later("release stale endpoints", self.networks.reconcile(
-            [c.id for c in self.containers.all() if c.state.running]))
-        self.system = SystemService(cfg, self.containers, self.images, self.networks,
-                                    self.volumes)
-        stats = StatsService()
-        archive = ArchiveService(registry, self.images, self.volumes)
-        router = Router()
-        router.add(system_routes.routes(self.system, self.events))
-        router.add(container_routes.routes(self.containers, self.images, self.networks,
-                                           stats, archive))
-        router.add(exec_routes.routes(self.execs))
-        self.distribution = DistributionService(cfg, self.images, self.events)
-        # distribution first: its dynamic routes (push) must win over images/{name:path}
-        router.add(distribution_routes.routes(self.distribution))
-        router.add(image_routes.routes(self.images, self.containers))
-        router.add(build_routes.routes(BuildService(self.images, self.containers,
-                                                    registry_pull(self.distribution))))
-        router.add(network_routes.routes(self.networks, self.containers))
-        router.add(volume_routes.routes(self.volumes))
-        router.add(swarm_routes.routes(NoSwarm()))
-        self.server = ApiServer(router)
+        self.services = services = await compose(cfg, self.store, self.events, driver)
+        self.server = ApiServer(routes(services, self.events))
         log.info("pydockerd %s: storage driver %s, runtime %s (%s), data root %s",
                  __version__, driver, cfg.default_runtime, cfg.runtimes[cfg.default_runtime],
                  cfg.data_root)
         await self._listen()
-        self.events.publish("daemon", "start", self.system.engine_id, {"name": "pydockerd"})
+        self.events.publish("daemon", "start", services.system.engine_id, {"name": "pydockerd"})
         self.systemd.notify("READY=1", f"STATUS=API listening on {', '.join(cfg.hosts)}")
         self._ready = True
         log.info("API listening on %s", ", ".join(cfg.hosts))
-
-    def _bridge_of(self, network_id: str) -> str | None:
-        """The bridge device of a network (for port publishing rules)."""
-        try:
-            net = self.networks.get(network_id)
-        except DockerError:
-            return None
-        return self.networks.device(net) if net.driver == "bridge" else None
 
     async def _listen(self) -> None:
         assert self.server
@@ -235,19 +270,14 @@ class Daemon:
 
     def _apply_reload(self) -> None:
         """Re-read the config file and apply what can change at run time."""
-        import dataclasses
-        from .config import JSON_KEYS, load_config_file, validate
         try:
             values = load_config_file(self.config_file)
         except DockerError as e:
             log.error("SIGHUP: configuration not reloaded: %s", e.message)
             return
-        changes = {}
-        for key in self.RELOADABLE:
-            if key in values:
-                field_name = JSON_KEYS[key]
-                if getattr(self.cfg, field_name) != values[key]:
-                    changes[field_name] = values[key]
+        current = dataclasses.asdict(self.cfg)
+        changes = {JSON_KEYS[key]: values[key] for key in self.RELOADABLE
+                   if key in values and current[JSON_KEYS[key]] != values[key]}
         ignored = sorted(set(values) - set(self.RELOADABLE))
         if ignored:
             log.info("SIGHUP: these options need a restart and were left as they are: %s",
@@ -259,24 +289,18 @@ class Daemon:
             new_cfg = dataclasses.replace(self.cfg, **changes)
             validate(new_cfg)
         except (DockerError, TypeError) as e:
-            log.error("SIGHUP: configuration not reloaded: %s", getattr(e, "message", e))
+            log.error("SIGHUP: configuration not reloaded: %s",
+                      e.message if isinstance(e, DockerError) else e)
             return
         self.cfg = new_cfg
-        if hasattr(self, "containers"):
-            self.containers.reload(self.cfg)
-        if hasattr(self, "system"):
-            self.system.cfg = self.cfg
-        if hasattr(self, "distribution"):   # transfer limits are read at use time
-            self.distribution.cfg = self.cfg
+        if self.services is not None:
+            self.services.reload(self.cfg)
         if "debug" in changes or "log_level" in changes:
-            level = "debug" if self.cfg.debug else self.cfg.log_level
-            logging.getLogger().setLevel(
-                {"warn": logging.WARNING, "fatal": logging.CRITICAL}.get(
-                    level, getattr(logging, level.upper(), logging.INFO)))
+            logging.getLogger().setLevel(logging_level(self.cfg))
         log.info("SIGHUP: reloaded %s", ", ".join(f"{k}={v}" for k, v in changes.items()))
-        self.events.publish("daemon", "reload", getattr(self, "system", None) and
-                            self.system.engine_id or "", {"name": "pydockerd", **{
-                                k: str(v) for k, v in changes.items()}})
+        engine_id = self.services.system.engine_id if self.services is not None else ""
+        self.events.publish("daemon", "reload", engine_id, {
+            "name": "pydockerd", **{k: str(v) for k, v in changes.items()}})
 
     def _dump_stacks(self) -> None:
         lines = ["=== BEGIN task stack dump ==="]
@@ -297,22 +321,28 @@ class Daemon:
         return 0
 
     async def shutdown(self) -> None:
+        """Stop accepting, stop the containers (unless live-restore), end every client
+        connection and background task (each owner cancels and awaits its tasks), then
+        close the store."""
         self.systemd.notify("STOPPING=1")
         log.info("shutting down (timeout %ss)", self.cfg.shutdown_timeout)
         if self.server:
             await self.server.stop_accepting()
-        if hasattr(self, "containers"):
+        s = self.services
+        if s is not None:
             try:
-                await asyncio.wait_for(self.containers.shutdown(self.cfg.shutdown_timeout),
+                await asyncio.wait_for(s.containers.shutdown(self.cfg.shutdown_timeout),
                                        self.cfg.shutdown_timeout + 5)
             except asyncio.TimeoutError:
                 log.warning("containers did not stop within the shutdown timeout")
-            await self.execs.close()
-            await self.health.close()
         if self.server:
+            # requests in flight get a moment; then every connection (events,
+            # follow-logs, hijacked streams) is cancelled and awaited
             await self.server.finish(1.0)
-        if hasattr(self, "networks"):
-            await self.networks.stop()
+        if s is not None:
+            await s.execs.close()
+            await s.health.close()
+            await s.networks.stop()
         if self.store:
             self.store.close()
         for path in self.cfg.socket_paths:

@@ -185,6 +185,10 @@ class SystemService:
         self.engine_id = _engine_id(cfg.data_root)
         self.started = time.time()
 
+    def reload(self, cfg: Config) -> None:
+        """SIGHUP: /info reports the reloaded options (live-restore, debug)."""
+        self.cfg = cfg
+
     def version(self) -> VersionInfo:
         return VersionInfo(version=__version__, git_commit="pydockerd",
                            go_version=f"python{sys.version.split()[0]}", os="linux",

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from polling import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -145,3 +147,53 @@ def test_vfs_storage_driver(fresh_daemon):
     d = fresh_daemon("--storage-driver", "vfs")
     assert d.out("info", "--format", "{{.Driver}}").strip() == "vfs"
     assert d.out("run", "--rm", "busybox", "sh", "-c", "echo hi > /x; cat /x") == "hi\n"
+
+
+def test_sigterm_ends_streaming_clients_and_exits_cleanly(fresh_daemon):
+    """A graceful shutdown closes every client connection (events, follow-logs, a
+    hijacked attach) and exits 0 within seconds; the clients end instead of hanging."""
+    d = fresh_daemon()
+    cid = d.out("run", "-d", "-i", "busybox", "sh", "-c",
+                'trap "exit 0" TERM; while true; do echo tick; sleep 0.2; done').strip()
+    env = dict(os.environ, DOCKER_HOST=d.host, DOCKER_CONFIG=str(d.base / "cli"))
+    env.pop("DOCKER_CONTEXT", None)
+    clients: dict[str, subprocess.Popen] = {}
+    outputs: dict[str, Path] = {}
+    try:
+        for name, args in (("events", ["events"]), ("logs", ["logs", "-f", cid]),
+                           ("attach", ["attach", "--sig-proxy=false", cid])):
+            outputs[name] = d.base / f"{name}.out"
+            with open(outputs[name], "wb") as out:
+                clients[name] = subprocess.Popen(
+                    [shutil.which("docker") or "/usr/local/bin/docker", *args], env=env,
+                    stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT)
+
+        def events_stream() -> bool:      # an event, until the subscriber has seen one
+            d.cli("volume", "create", "shutdown-probe")
+            return b"shutdown-probe" in outputs["events"].read_bytes()
+        wait_until(events_stream, interval=0.3, what="docker events to stream")
+        for name in ("logs", "attach"):
+            start = len(outputs[name].read_bytes())
+            wait_until(lambda: outputs[name].read_bytes().count(b"tick", start) >= 2,
+                       what=f"docker {name} to stream")
+        assert all(p.poll() is None for p in clients.values())
+        began = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        rc = d.proc.wait(timeout=15)
+        took = time.monotonic() - began
+        d.proc = None
+        assert rc == 0, d.log_tail()
+        assert took < 8, f"shutdown took {took:.1f} s\n{d.log_tail()}"
+        for name, p in clients.items():
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"docker {name} still running after the daemon exited")
+        log = d.log_path.read_text(errors="replace")
+        assert "Task was destroyed but it is pending" not in log
+        assert "Traceback" not in log.split("shutting down", 1)[-1], d.log_tail(80)
+    finally:
+        for p in clients.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()

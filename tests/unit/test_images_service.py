@@ -71,10 +71,46 @@ def load(svc: ImageService, path_or_data: Path | bytes, quiet: bool = True) -> l
     return [json.loads(line) for line in lines]
 
 
+class FakeContainers:
+    """The container facts an ImageService asks for (the daemon passes the registry)."""
+
+    def __init__(self) -> None:
+        self.using: dict[str, list[str]] = {}
+        self.running: set[str] = set()
+
+    def using_image(self, image_id: str) -> list[str]:
+        return self.using.get(image_id, [])
+
+    def is_running(self, container_id: str) -> bool:
+        return container_id in self.running
+
+
+class NoCommits:
+    """The container verbs `POST /commit` uses, for a daemon without containers."""
+
+    def get(self, ref: str) -> Any:
+        raise NotFound(f"No such container: {ref}")
+
+    async def pause(self, ref: str) -> None:
+        raise NotFound(f"No such container: {ref}")
+
+    async def unpause(self, ref: str) -> None:
+        raise NotFound(f"No such container: {ref}")
+
+    def lock(self, cid: str) -> asyncio.Lock:
+        return asyncio.Lock()
+
+
 @pytest.fixture
-def svc(tmp_path: Path) -> ImageService:
+def containers() -> FakeContainers:
+    return FakeContainers()
+
+
+@pytest.fixture
+def svc(tmp_path: Path, containers: FakeContainers) -> ImageService:
     events = EventBus()
-    s = ImageService(str(tmp_path / "root"), Store(str(tmp_path / "db.sqlite")), events)
+    s = ImageService(str(tmp_path / "root"), Store(str(tmp_path / "db.sqlite")), events,
+                     containers=containers)
     os.makedirs(s.data_root)
     asyncio.run(s.start())
     return s
@@ -195,7 +231,8 @@ def test_tag_and_validation(svc: ImageService, fixtures: dict[str, Path]) -> Non
                                        for e in svc._events.history(0)]
 
 
-def test_remove_semantics(svc: ImageService, fixtures: dict[str, Path]) -> None:
+def test_remove_semantics(svc: ImageService, fixtures: dict[str, Path],
+                          containers: FakeContainers) -> None:
     load(svc, fixtures["busybox"])
     load(svc, fixtures["layered"])
     bb = svc.resolve("busybox")
@@ -205,7 +242,7 @@ def test_remove_semantics(svc: ImageService, fixtures: dict[str, Path]) -> None:
         svc.remove(bb.id[7:19])
     assert svc.remove("second") == [DeleteRecord(untagged="second:latest")]
     # a container uses the image: removing its only tag needs force
-    svc.containers_using = lambda image_id: ["c" * 64] if image_id == bb.id else []
+    containers.using[bb.id] = ["c" * 64]
     with pytest.raises(Conflict, match=r'unable to remove repository reference "busybox" '
                                        rf"\(must force\) - container cccccccccccc is using "
                                        rf"its referenced image {bb.short_id}"):
@@ -216,7 +253,7 @@ def test_remove_semantics(svc: ImageService, fixtures: dict[str, Path]) -> None:
     assert svc.remove("busybox", force=True) == [DeleteRecord(untagged="busybox:latest")]
     assert svc.resolve(bb.id).repo_tags == []
     assert [i.id for i in svc.list_images(filters={"dangling": ["true"]})] == [bb.id]
-    svc.containers_using = lambda image_id: []
+    containers.using.clear()
     recs = svc.remove(bb.id)
     assert recs == [DeleteRecord(deleted=bb.id)]              # base layer still used by layered
     lay = svc.resolve("layered")
@@ -279,7 +316,7 @@ def test_wire_and_history(svc: ImageService, fixtures: dict[str, Path]) -> None:
 
 def test_routes_resolve(svc: ImageService) -> None:
     r = Router()
-    r.add(routes(svc))
+    r.add(routes(svc, NoCommits()))
     h, params = r.resolve("GET", "/images/json")
     assert params == {}
     _, params = r.resolve("GET", "/images/host:5000/a/b:v1/json")
@@ -330,7 +367,8 @@ def test_overlay_rootfs(svc: ImageService, fixtures: dict[str, Path]) -> None:
 
 @pytest.mark.skipif(not IS_ROOT, reason="whiteout devices need root")
 def test_vfs_rootfs(tmp_path: Path, fixtures: dict[str, Path]) -> None:
-    s = ImageService(str(tmp_path / "root"), Store(str(tmp_path / "db")), EventBus(), "vfs")
+    s = ImageService(str(tmp_path / "root"), Store(str(tmp_path / "db")), EventBus(), "vfs",
+                     containers=FakeContainers())
     os.makedirs(s.data_root)
     asyncio.run(s.start())
     load(s, fixtures["layered"])
@@ -381,7 +419,7 @@ def _request(method: str, path: str, params: dict[str, str], query: str = "",
 def test_route_handlers(svc: ImageService, fixtures: dict[str, Path]) -> None:
     from pydockerd.api.http import Response, StreamResponse
     r = Router()
-    r.add(routes(svc))
+    r.add(routes(svc, NoCommits()))
 
     async def call(method: str, path: str, query: str = "", body: bytes = b"") -> Any:
         handler, params = r.resolve(method, path)

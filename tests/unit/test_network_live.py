@@ -39,9 +39,17 @@ def make_store(path: Path) -> Store:
     return Store(str(path))
 
 
+class NoContainers:
+    def name_of(self, container_id: str) -> str | None:
+        return None
+
+    def endpoint_links(self, container_id: str, network: str) -> dict[str, str]:
+        return {}
+
+
 def service(store: Store, tmp: Path) -> NetworkService:
-    return NetworkService(store, EventBus(), str(tmp / "exec"), bridge_name=BRIDGE, bip=BIP,
-                          ip_forward=False)
+    return NetworkService(store, EventBus(), str(tmp / "exec"), containers=NoContainers(),
+                          bridge_name=BRIDGE, bip=BIP, ip_forward=False)
 
 
 def test_bridge_sandbox_connect_restart_cleanup(tmp_path: Path) -> None:
@@ -108,7 +116,8 @@ def test_existing_bridge_is_reused_not_deleted(tmp_path: Path) -> None:
         store = make_store(tmp_path / "db")
 
         async def scenario() -> None:
-            svc = NetworkService(store, EventBus(), str(tmp_path / "exec"), bridge_name=name,
+            svc = NetworkService(store, EventBus(), str(tmp_path / "exec"),
+                                 containers=NoContainers(), bridge_name=name,
                                  bip="10.199.3.1/24", iptables=False, ip_forward=False)
             await svc.start()
             net = svc.get("bridge")

@@ -28,8 +28,16 @@ OTHER_ID = "a2" + "0" * 62
 @pytest.fixture
 def state(tmp_path: Path) -> NetworkState:
     opts = NetworkOptions("pdunit0", None, None, 1500, False, False, True, True, "0.0.0.0")
+    names = {"c1" * 32: "web", "c2" * 32: "db", "c3" * 32: "cache"}
+
+    class Names:
+        def name_of(self, cid: str) -> str | None:
+            return names.get(cid)
+
+        def endpoint_links(self, cid: str, network: str) -> dict[str, str]:
+            return {}
     st = NetworkState(Store(str(tmp_path / "db.sqlite")), EventBus(), str(tmp_path / "netns"),
-                      opts)
+                      opts, Names())
     for nid, name, subnet in ((BRIDGE_ID, "bridge", "10.198.0.0/24"),
                               (USER_ID, "front", "10.198.1.0/24"),
                               (OTHER_ID, "back", "10.198.2.0/24")):
@@ -37,8 +45,6 @@ def state(tmp_path: Path) -> NetworkState:
         st.networks[nid] = Network(nid, name, "bridge", "2026-01-01T00:00:00Z",
                                    subnet=subnet, gateway=str(net[1]))
         st.pools[nid] = Pool(net, net[1])
-    names = {"c1" * 32: "/web", "c2" * 32: "/db", "c3" * 32: "/cache"}
-    st.container_name = lambda cid: names[cid]
     return st
 
 

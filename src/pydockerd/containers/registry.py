@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import Conflict, InvalidParameter, NoSpace, NotFound
 from ..events import EventBus
 from ..store import Store
+from . import links
 from .model import Container
 
 log = logging.getLogger("pydockerd.containers")
@@ -83,6 +84,21 @@ class ContainerRegistry:
     def using_volume(self, name: str) -> list[str]:
         return [c.id for c in self._containers.values()
                 if any(v.name == name for v in c.volumes)]
+
+    def is_running(self, cid: str) -> bool:
+        """Running or paused (an unknown id is not running)."""
+        c = self._containers.get(cid)
+        return c is not None and c.state.running
+
+    def name_of(self, cid: str) -> str | None:
+        """The container's name without the leading "/"; None when it is gone."""
+        c = self._containers.get(cid)
+        return c.name.lstrip("/") if c is not None else None
+
+    def endpoint_links(self, cid: str, network: str) -> dict[str, str]:
+        """The legacy link aliases of a container's endpoint on a user-defined network."""
+        c = self._containers.get(cid)
+        return links.endpoint_aliases(c, network) if c is not None else {}
 
     # ---- changes: store first, then memory ------------------------------------
 

@@ -209,11 +209,6 @@ class ContainerService:
         """container id -> the link names it is known by (`/parent/alias`)."""
         return links.names_by_child(self.registry.all())
 
-    def endpoint_links(self, cid: str, network: str) -> dict[str, str]:
-        """The legacy link aliases of a container's endpoint on a user-defined network."""
-        c = self.registry.find(cid)
-        return links.endpoint_aliases(c, network) if c is not None else {}
-
     def inspect_links(self, c: Container) -> list[str] | None:
         """HostConfig.Links as inspect shows it (`/child:/parent/alias`)."""
         return links.inspect_links(c, self.registry.get)

@@ -3,8 +3,7 @@
 The layer store keeps layers unpacked (overlay form), not their original tar.
 Sources, best first:
 1. the original tar as the image service rebuilds it from its tar-split
-   (`images.layers.replay`, or an `images.layer_tar` file): the one way to
-   reproduce any layer's diff id;
+   (`images.layers.replay`): the one way to reproduce any layer's diff id;
 2. a tar re-made from the diff dir (sorted, numeric owners, overlay whiteouts
    turned back into .wh. entries). It is used only when its digest equals the
    layer's diff id; otherwise the push stops with a clear error.
@@ -81,19 +80,6 @@ def write_layer_tar(diff_dir: str, out: Any) -> None:
                     tar.addfile(ti)
 
 
-def original_tar_chunks(images: ImageService, chain_id: str) -> Iterator[bytes] | None:
-    """The layer's original tar, rebuilt by the image service (its tar-split:
-    `images.layers.replay(chain).chunks()`, or an `images.layer_tar(chain)` file),
-    if the service can give one."""
-    replay = getattr(getattr(images, "layers", None), "replay", None)
-    if replay is not None:
-        return replay(chain_id).chunks()  # type: ignore[no-any-return]
-    hook = getattr(images, "layer_tar", None)
-    if hook is None:
-        return None
-
-    def read_all() -> Iterator[bytes]:
-        with hook(chain_id) as f:
-            while b := f.read(1 << 20):
-                yield b
-    return read_all()
+def original_tar_chunks(images: ImageService, chain_id: str) -> Iterator[bytes]:
+    """The layer's original tar, rebuilt by the image service from its tar-split."""
+    return images.layers.replay(chain_id).chunks()  # type: ignore[no-any-return]

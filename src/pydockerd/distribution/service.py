@@ -69,7 +69,7 @@ class DistributionService:
         self.cfg = cfg
         self.images = images
         self.events = events
-        self.cache = BlobCache(getattr(images, "data_root", "/var/lib/pydockerd"))
+        self.cache = BlobCache(images.data_root)
         self._preferred: dict[str, str] = {}
         # daemon-wide, as dockerd's transfer managers; the limits are read from
         # self.cfg when a transfer starts, so a SIGHUP reload applies to the next one
@@ -77,6 +77,11 @@ class DistributionService:
         self._uploads = Limiter(lambda: self.cfg.max_concurrent_uploads)
         # a removed layer's kept registry blobs go with it, not at the next pull
         images.layers.purge_listeners.append(self._gc_blobs)
+
+    def reload(self, cfg: Config) -> None:
+        """SIGHUP: the transfer limits are read at use time, so the next pull or push
+        uses the reloaded ones."""
+        self.cfg = cfg
 
     def _gc_blobs(self) -> None:
         self.cache.gc({i.diff_id for i in self.images.layers.all().values()})

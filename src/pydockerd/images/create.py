@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import os
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Protocol
 
 from ..errors import DockerError, InvalidParameter, NotFound
 from ..models import ContainerConfig
@@ -22,6 +22,35 @@ from .references import Reference, repo_tag_reference
 from .state import ImageState
 
 log = logging.getLogger("pydockerd.images")
+
+
+class CommitState(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+class CommitSubject(Protocol):
+    """The container being committed, as far as commit reads it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def image_id(self) -> str: ...
+    @property
+    def config(self) -> dict[str, Any]: ...
+    @property
+    def state(self) -> CommitState: ...
+
+
+class CommitContainers(Protocol):
+    """The container verbs `docker commit` uses (the container service has them)."""
+
+    def get(self, ref: str) -> CommitSubject: ...
+    async def pause(self, ref: str) -> None: ...
+    async def unpause(self, ref: str) -> None: ...
+    def lock(self, cid: str) -> asyncio.Lock: ...
 
 
 def register_image(st: ImageState, config_bytes: bytes, refs: list[Reference] | None = None,
@@ -102,13 +131,12 @@ def _import_file(st: ImageState, path: str, config: dict[str, Any], message: str
         raise
 
 
-async def commit(st: ImageState, containers: Any, container_ref: str, repo: str = "",
-                 tag: str = "", comment: str = "", author: str = "", pause: bool = True,
+async def commit(st: ImageState, containers: CommitContainers, container_ref: str,
+                 repo: str = "", tag: str = "", comment: str = "", author: str = "", pause: bool = True,
                  changes: list[str] | None = None,
                  config: ContainerConfig | None = None) -> Image:
     """`docker commit`: the container's rw layer becomes a layer on top of its
-    image; returns the new image. containers: the ContainerService (get, pause,
-    unpause, lock)."""
+    image; returns the new image."""
     c = containers.get(container_ref)
     ref = repo_tag_reference(repo, tag or None) if repo else None
     parent = st.get(c.image_id)

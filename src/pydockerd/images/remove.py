@@ -104,7 +104,7 @@ def _remove(st: ImageState, ref: str, force: bool, prune: bool, op: _Removal) ->
     removed_repo_ref = False
     if not _is_id_prefix(img.id, ref):
         if not force and _is_single_reference(refs):
-            using = st.containers_using(img.id)
+            using = st.containers.using_image(img.id)
             if using:
                 raise Conflict(
                     f"conflict: unable to remove repository reference \"{ref}\" (must force)"
@@ -134,8 +134,8 @@ def _remove(st: ImageState, ref: str, force: bool, prune: bool, op: _Removal) ->
 
 def _conflict(st: ImageState, img: Image, hard: bool, soft: bool, active_ref: bool = True
               ) -> _DeleteConflict | None:
-    using = st.containers_using(img.id)
-    running = [c for c in using if st.container_is_running(c)]
+    using = st.containers.using_image(img.id)
+    running = [c for c in using if st.containers.is_running(c)]
     stopped = [c for c in using if c not in running]
     if hard and st.images.children(img.id):
         return _DeleteConflict(img, "image has dependent child images", hard=True)
@@ -161,7 +161,7 @@ def _delete(st: ImageState, img: Image, op: _Removal, force: bool, prune: bool,
         raise conflict.error()
     for r in st.images.refs_of(img.id):
         _untag(st, img, r, op)
-    if st.containers_using(img.id):
+    if st.containers.using_image(img.id):
         # forced, but containers keep their image: it stays, untagged (dangling),
         # so their layers stay too; it can be removed once they are gone.
         return
@@ -211,7 +211,7 @@ async def prune(st: ImageState, filters: dict[str, list[str]] | None = None
                 refs = refs_by.get(img.id, [])
                 if st.images.children(img.id):
                     continue                       # only heads, as moby
-                if st.containers_using(img.id):
+                if st.containers.using_image(img.id):
                     continue
                 if until is not None and not to_unix(img.created) < until:
                     continue

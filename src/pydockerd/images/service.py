@@ -13,19 +13,18 @@ remove_rw_layer, changes, rw_size, graph_driver_data) are available both as
 `ImageService.<name>` and `ImageService.snapshots.<name>`; they block, so call
 them with asyncio.to_thread from async code.
 
-Container facts come from the container service, wired by daemon.py through
-use_containers():
-    containers_using(image_id) -> [container ids]     (default: none)
-    container_is_running(container_id) -> bool         (default: False)
+Facts about containers (which use an image, which run: rmi conflicts, prune,
+system df) come from the `containers` given to the constructor, a ContainerFacts
+(state.py; the daemon passes the container registry). `commit` gets the
+container verbs it needs as a CommitContainers (create.py) per call.
 """
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator
 
-from ..errors import DockerError
 from ..events import EventBus
 from ..models import ContainerConfig
 from ..progress import ProgressEvent
@@ -40,14 +39,16 @@ from .layers import LayerStore
 from .model import DeleteRecord, DiskUsage, GraphDriver, HistoryEntry, Image
 from .references import Reference
 from .snapshots import Snapshots
-from .state import ImageState
+from .create import CommitContainers
+from .state import ContainerFacts, ImageState
+from .views import HasImage
 
 
 class ImageService:
     def __init__(self, data_root: str, store: Store, events: EventBus,
-                 storage_driver: str = "overlay2") -> None:
+                 storage_driver: str = "overlay2", *, containers: ContainerFacts) -> None:
         driver = "overlay2" if storage_driver == "overlay" else storage_driver
-        self._state = ImageState.open(data_root, store, events, driver)
+        self._state = ImageState.open(data_root, store, events, driver, containers)
         self._events = events
 
     # --- the parts other areas use (distribution, builder, system) -------------------------
@@ -78,22 +79,6 @@ class ImageService:
     @property
     def tmp_dir(self) -> str:
         return self._state.tmp_dir
-
-    @property
-    def containers_using(self) -> Callable[[str], list[str]]:
-        return self._state.containers_using
-
-    @containers_using.setter
-    def containers_using(self, fn: Callable[[str], list[str]]) -> None:
-        self._state.containers_using = fn
-
-    @property
-    def container_is_running(self) -> Callable[[str], bool]:
-        return self._state.container_is_running
-
-    @container_is_running.setter
-    def container_is_running(self, fn: Callable[[str], bool]) -> None:
-        self._state.container_is_running = fn
 
     # --- start-up ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -136,9 +121,9 @@ class ImageService:
         """image_id and its parents (nearest first)."""
         return views.ancestors(self._state, image_id)
 
-    def matches_container_image(self, ref: str, container: Any) -> bool:
+    def matches_container_image(self, ref: str, container: HasImage) -> bool:
         """The containers `ancestor` filter: the container's image is ref or descends
-        from it. container needs an image_id attribute."""
+        from it."""
         return views.matches_container_image(self._state, ref, container)
 
     def graph_driver(self, container_id: str, image_id: str) -> dict[str, object]:
@@ -200,13 +185,13 @@ class ImageService:
         return create.import_image(self._state, chunks, src_url, repo, tag, changes,
                                    message, platform)
 
-    async def commit(self, containers: Any, container_ref: str, repo: str = "", tag: str = "",
+    async def commit(self, containers: CommitContainers, container_ref: str, repo: str = "", tag: str = "",
                      comment: str = "", author: str = "", pause: bool = True,
                      changes: list[str] | None = None,
                      config: ContainerConfig | None = None) -> Image:
         """`docker commit`: the container's rw layer becomes a layer on top of its
-        image; returns the new image. containers: the ContainerService (get, pause,
-        unpause, lock)."""
+        image; returns the new image. containers: the container verbs it uses (get,
+        pause, unpause, lock: the ContainerService)."""
         self.require_space(f"commit {container_ref}")
         return await create.commit(self._state, containers, container_ref, repo, tag,
                                    comment, author, pause, changes, config)
@@ -222,19 +207,6 @@ class ImageService:
         """`docker save`: resolve every name now (so a bad one is a 404 before any
         byte is sent), then stream the archive built in a worker thread."""
         return transfer.save(self._state, names)
-
-    # --- containers (wired by daemon.py) ----------------------------------------------------
-    def use_containers(self, containers: Any) -> None:
-        """Answer 'which containers use this image / is that one running' from the
-        container service (needed by rmi conflicts, prune and system df)."""
-        self.containers_using = containers.containers_using_image
-
-        def running(cid: str) -> bool:
-            try:
-                return bool(containers.get(cid).state.running)
-            except DockerError:
-                return False
-        self.container_is_running = running
 
     # --- snapshots (blocking: use asyncio.to_thread) --------------------------------------
     def create_rw_layer(self, container_id: str, image: Image) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 from ..errors import NotFound
 from ..events import EventBus
@@ -21,12 +21,23 @@ from .model import Image
 from .references import HEX64_RE, Reference, try_parse
 from .snapshots import Snapshots
 
-def _no_containers(image_id: str) -> list[str]:
-    return []
+
+class ContainerFacts(Protocol):
+    """What the image verbs need to know about containers (rmi conflicts, prune,
+    system df): the container registry answers it."""
+
+    def using_image(self, image_id: str) -> list[str]: ...
+    def is_running(self, container_id: str) -> bool: ...
 
 
-def _not_running(container_id: str) -> bool:
-    return False
+class NoContainers:
+    """ContainerFacts of a daemon without containers (tools, unit tests)."""
+
+    def using_image(self, image_id: str) -> list[str]:
+        return []
+
+    def is_running(self, container_id: str) -> bool:
+        return False
 
 
 @dataclass
@@ -42,13 +53,11 @@ class ImageState:
     tmp_dir: str
     lock: threading.RLock
     loader: Loader
-    # container facts, from the container service (ImageService.use_containers)
-    containers_using: Callable[[str], list[str]] = field(default=_no_containers)
-    container_is_running: Callable[[str], bool] = field(default=_not_running)
+    containers: ContainerFacts
 
     @classmethod
     def open(cls, data_root: str, store: Store, events: EventBus,
-             storage_driver: str) -> ImageState:
+             storage_driver: str, containers: ContainerFacts) -> ImageState:
         images = ImageStore(store)
         content = ContentStore(os.path.join(data_root, "content"))
         layers = LayerStore(os.path.join(data_root, "layers"), store)
@@ -57,7 +66,7 @@ class ImageState:
         lock = threading.RLock()
         loader = Loader(tmp_dir, store, images, layers, content, lock)
         return cls(data_root, storage_driver, store, events, images, content, layers,
-                   snapshots, tmp_dir, lock, loader)
+                   snapshots, tmp_dir, lock, loader, containers)
 
     def event(self, action: str, img: Image, name: str) -> None:
         attrs = dict(img.labels)

@@ -3,7 +3,7 @@ GraphDriver documents, and container-facing facts (ancestor filter, sizes)."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Protocol
 
 from ..errors import InvalidParameter
 from ..util.ids import to_unix
@@ -85,7 +85,7 @@ def usage(st: ImageState) -> DiskUsage:
     for img in images:
         shared = sum(layers[c].size for c in img.layers if users[c] > 1 and c in layers)
         usage.append(ImageUsage(st.images.hydrate(img, refs_by.get(img.id, [])), shared,
-                                len(st.containers_using(img.id))))
+                                len(st.containers.using_image(img.id))))
     return DiskUsage(sum(i.size for i in layers.values()), usage)
 
 
@@ -113,13 +113,20 @@ def ancestors(st: ImageState, image_id: str) -> list[str]:
     return out
 
 
-def matches_container_image(st: ImageState, ref: str, container: Any) -> bool:
+class HasImage(Protocol):
+    """A container, as far as the `ancestor` filter looks at it."""
+
+    @property
+    def image_id(self) -> str: ...
+
+
+def matches_container_image(st: ImageState, ref: str, container: HasImage) -> bool:
     """The containers `ancestor` filter: the container's image is ref or descends
-    from it. container needs an image_id attribute."""
+    from it."""
     img = st.lookup(ref)
     if img is None:
         return False
-    return img.id in ancestors(st, str(getattr(container, "image_id", "") or ""))
+    return img.id in ancestors(st, container.image_id or "")
 
 
 def graph_driver(st: ImageState, container_id: str, image_id: str) -> dict[str, object]:

@@ -62,7 +62,7 @@ async def remove_network(st: NetworkState, name_or_id: str) -> None:
         dev = st.device(net)
         await lifecycle.tear_down_user(st, net)
         await lifecycle.refresh_isolation(st)
-        for hook in st.bridge_removed_hooks:
+        for hook in st.bridge_removed:
             await hook(dev)
     st.events.publish("network", "destroy", net.id, {"name": net.name, "type": "bridge"})
 

@@ -12,7 +12,7 @@ The store layout and crash-safety rules are in state.py.
 from __future__ import annotations
 
 import os
-from typing import Awaitable, Callable, Collection
+from typing import Collection, Sequence
 
 from ..errors import InvalidParameter
 from ..events import EventBus
@@ -24,7 +24,8 @@ from . import filters as nfilters
 from .ipam import parse_interface, parse_network
 from .model import Endpoint, Network, NetworkMember
 from .resolver import EmbeddedDNS
-from .state import DEFAULT_BRIDGE, DEFAULT_MTU, NetworkOptions, NetworkState
+from .state import (DEFAULT_BRIDGE, DEFAULT_MTU, BridgeRemoved, ContainerNames, NetworkOptions,
+                    NetworkState)
 
 # aliases: inside the class body `list` names the method NetworkService.list
 Filters = dict[str, list[str]]
@@ -37,6 +38,7 @@ Names = list[str]
 
 class NetworkService:
     def __init__(self, store: Store, events: EventBus, exec_root: str, *,
+                 containers: ContainerNames, on_bridge_removed: Sequence[BridgeRemoved] = (),
                  bridge_name: str = DEFAULT_BRIDGE, bip: str | None = None,
                  fixed_cidr: str | None = None, mtu: int | None = DEFAULT_MTU,
                  iptables: bool = True, ip_forward: bool = True, ip_masq: bool = True,
@@ -47,9 +49,10 @@ class NetworkService:
                               parse_network(fixed_cidr) if fixed_cidr else None,
                               mtu or DEFAULT_MTU, iptables, ip_forward, ip_masq, icc,
                               default_bind_ip)
-        self._state = NetworkState(store, events, os.path.join(exec_root, "netns"), opts)
+        self._state = NetworkState(store, events, os.path.join(exec_root, "netns"), opts,
+                                   containers, tuple(on_bridge_removed))
 
-    # ------------------------------------------------------------ options and wiring
+    # ------------------------------------------------------------ options
 
     @property
     def bridge_name(self) -> str:
@@ -66,30 +69,6 @@ class NetworkService:
     @property
     def dns(self) -> EmbeddedDNS:
         return self._state.dns
-
-    @property
-    def container_name(self) -> Callable[[str], str] | None:
-        """Set by the daemon: container id -> name (without the leading "/")."""
-        return self._state.container_name
-
-    @container_name.setter
-    def container_name(self, fn: Callable[[str], str] | None) -> None:
-        self._state.container_name = fn
-
-    @property
-    def container_links(self) -> Callable[[str, str], dict[str, str]] | None:
-        """Set by the daemon: (container id, network name) -> the legacy link aliases of
-        its endpoint there ({alias: target name}), which its embedded DNS answers."""
-        return self._state.container_links
-
-    @container_links.setter
-    def container_links(self, fn: Callable[[str, str], dict[str, str]] | None) -> None:
-        self._state.container_links = fn
-
-    @property
-    def bridge_removed_hooks(self) -> list[Callable[[str], Awaitable[None]]]:
-        """Appended to by the daemon: called with the bridge device of a removed network."""
-        return self._state.bridge_removed_hooks
 
     # ------------------------------------------------------------ lifecycle
 

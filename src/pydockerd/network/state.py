@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 import os
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol, Sequence
 
 from ..errors import InvalidParameter, NotFound
 from ..events import EventBus
@@ -30,6 +30,23 @@ DEFAULT_BRIDGE = "pydocker0"
 DEFAULT_MTU = 1500
 
 K_NETWORK, K_ENDPOINT, K_LEASE = "network", "endpoint", "ipam"
+
+
+class ContainerNames(Protocol):
+    """What DNS answers and network inspect need to know about containers (the
+    container registry answers it)."""
+
+    def name_of(self, container_id: str) -> str | None:
+        """The name without the leading "/"; None when the container is gone."""
+        ...
+
+    def endpoint_links(self, container_id: str, network: str) -> dict[str, str]:
+        """The legacy link aliases of the container's endpoint on `network`
+        ({alias: target name}), which its embedded DNS answers."""
+        ...
+
+
+BridgeRemoved = Callable[[str], Awaitable[None]]
 
 
 @dataclass
@@ -53,17 +70,14 @@ class NetworkState:
     events: EventBus
     netns_dir: str
     opts: NetworkOptions
+    containers: ContainerNames
+    # called with the bridge device of a removed network (port publishing rules)
+    bridge_removed: Sequence[BridgeRemoved] = ()
     networks: dict[str, Network] = field(default_factory=dict)
     pools: dict[str, Pool] = field(default_factory=dict)
     endpoints_by_key: dict[str, Endpoint] = field(default_factory=dict)
     leases: dict[str, set[ipaddress.IPv4Address]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)     # network create/remove
-    # set by the daemon: container id -> name (without the leading "/")
-    container_name: Callable[[str], str] | None = None
-    # set by the daemon: (container id, network name) -> {link alias: target name}
-    container_links: Callable[[str, str], dict[str, str]] | None = None
-    # set by the daemon: called with the bridge device of a removed network
-    bridge_removed_hooks: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
     dns: EmbeddedDNS = field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,12 +108,7 @@ class NetworkState:
         return [ep for ep in self.endpoints_by_key.values() if ep.container_id == container_id]
 
     def name_of(self, container_id: str) -> str:
-        if self.container_name is not None:
-            try:
-                return self.container_name(container_id).lstrip("/")
-            except Exception:                       # container gone: fall through
-                pass
-        return container_id[:12]
+        return self.containers.name_of(container_id) or container_id[:12]
 
     def bridge_network(self) -> Network | None:
         for net in self.networks.values():
@@ -152,10 +161,8 @@ class NetworkState:
     def _link_target(self, container_id: str, net: Network, name: str) -> str:
         """A legacy link alias of the asker's endpoint on `net` stands for its target
         there (libnetwork's endpoint aliases: for the linking container only)."""
-        if self.container_links is None:
-            return name
         suffix = "." + net.name.lower()
-        for alias, target in self.container_links(container_id, net.name).items():
+        for alias, target in self.containers.endpoint_links(container_id, net.name).items():
             if name == alias.lower():
                 return target.lower()
             if name == alias.lower() + suffix:

@@ -1,8 +1,8 @@
 """Volumes: create, inspect, list, remove, prune, and mount/unmount for containers.
 
 Services know nothing about HTTP. Which containers use a volume is the container
-service's knowledge: the daemon sets `containers_using` (any state counts, as in
-dockerd: a stopped container still holds its volumes).
+registry's knowledge, given to the constructor as a VolumeUsers (any state counts,
+as in dockerd: a stopped container still holds its volumes).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import datetime as _dt
 import logging
 import os
 import re
-from typing import Callable
+from typing import Protocol
 
 from ..errors import Conflict, InvalidParameter, NoSpace, NotFound, no_space
 from ..events import EventBus
@@ -35,6 +35,12 @@ Names = list[str]
 Usages = list[tuple[Volume, VolumeUsage]]
 
 
+class VolumeUsers(Protocol):
+    """Which containers (in any state) reference a volume."""
+
+    def using_volume(self, name: str) -> list[str]: ...
+
+
 def _validate_name(name: str) -> None:
     if len(name) == 1:
         raise InvalidParameter(f"create {name}: volume name is too short, names should be at "
@@ -50,8 +56,10 @@ def _validate_name(name: str) -> None:
 
 
 class VolumeService:
-    def __init__(self, data_root: str, store: Store, events: EventBus) -> None:
+    def __init__(self, data_root: str, store: Store, events: EventBus,
+                 containers: VolumeUsers) -> None:
         self.store = store
+        self.containers = containers
         self.events = events
         self.local = LocalDriver(os.path.join(data_root, "volumes"))
         self._volumes: dict[str, Volume] = {}
@@ -60,8 +68,6 @@ class VolumeService:
                 self._volumes[name] = Volume.from_dict(d)
             except TypeError:
                 log.error("volume %s has an unreadable record; skipping", name)
-        # set by the daemon: ids of the containers that reference a volume
-        self.containers_using: Callable[[str], list[str]] = lambda name: []
 
     # ---- lookup -------------------------------------------------------------------
 
@@ -88,7 +94,7 @@ class VolumeService:
                 continue
             if not labels_match(v.labels or {}, f.get("label", []), f.get("label!", [])):
                 continue
-            if dangling and (not self.containers_using(v.name)) not in dangling:
+            if dangling and (not self.containers.using_volume(v.name)) not in dangling:
                 continue
             out.append(v)
         return out
@@ -142,7 +148,7 @@ class VolumeService:
             if force:
                 return
             raise NotFound(f"get {name}: no such volume")
-        users = self.containers_using(name)
+        users = self.containers.using_volume(name)
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
         # files first (on a full disk that makes room), then the record; a record that
@@ -169,7 +175,7 @@ class VolumeService:
                 continue
             if not labels_match(vol.labels or {}, f.get("label", []), f.get("label!", [])):
                 continue
-            if self.containers_using(vol.name):
+            if self.containers.using_volume(vol.name):
                 continue
             size = await asyncio.to_thread(dir_size, vol.mountpoint)
             try:
@@ -187,7 +193,7 @@ class VolumeService:
         out = []
         for vol in self.list():
             size = await asyncio.to_thread(dir_size, vol.mountpoint)
-            out.append((vol, VolumeUsage(size, len(self.containers_using(vol.name)))))
+            out.append((vol, VolumeUsage(size, len(self.containers.using_volume(vol.name)))))
         return out
 
     # ---- containers: mount / unmount ---------------------------------------------------

@@ -5,10 +5,9 @@ Pull and import (POST /images/create), push and build belong to other modules
 """
 from __future__ import annotations
 
-from typing import Any
-
 from ...errors import NotImplementedErr
 from ...images.changes import split_changes
+from ...images.create import CommitContainers
 from ...images.service import ImageService
 from ...models import ContainerConfig
 from ..decode import decode_body
@@ -26,7 +25,7 @@ def not_yet(what: str) -> Handler:
     return handler
 
 
-def routes(images: ImageService, containers: Any = None) -> list[Route]:
+def routes(images: ImageService, containers: CommitContainers) -> list[Route]:
 
     async def list_images(req: Request) -> AnyResponse:
         filters = req.filters()
@@ -75,8 +74,6 @@ def routes(images: ImageService, containers: Any = None) -> list[Route]:
         return json_response(prune_report(deleted, reclaimed))
 
     async def commit(req: Request) -> AnyResponse:
-        if containers is None:
-            raise NotImplementedErr("committing containers is not available")
         body = decode_body(await req.body.read(), ContainerConfig)
         img = await images.commit(
             containers, req.q("container") or "", repo=req.q("repo") or "",

@@ -1,9 +1,8 @@
 """/networks routes: list, inspect, create, remove, prune, connect and disconnect."""
 from __future__ import annotations
 
-from typing import Any
-
-from ...errors import InvalidParameter, NotFound, NotImplementedErr
+from ...containers.service import ContainerService
+from ...errors import InvalidParameter, NotFound
 from ...models import NetworkConnect, NetworkCreateRequest, NetworkDisconnect
 from ...network import NetworkService
 from ..decode import decode_body
@@ -12,7 +11,7 @@ from ..router import Route
 from ..wire_networks import created, network, prune_report
 
 
-def routes(networks: NetworkService, containers: Any = None) -> list[Route]:
+def routes(networks: NetworkService, containers: ContainerService) -> list[Route]:
     async def list_networks(req: Request) -> AnyResponse:
         nets = networks.list(req.filters())
         return json_response([network(n) for n in nets])
@@ -34,8 +33,6 @@ def routes(networks: NetworkService, containers: Any = None) -> list[Route]:
         return empty(204)
 
     async def connect_network(req: Request) -> AnyResponse:
-        if containers is None:
-            raise NotImplementedErr("connecting containers is not available")
         body = decode_body(await req.body.read(), NetworkConnect)
         if not body.Container:
             raise InvalidParameter("container is required")
@@ -43,8 +40,6 @@ def routes(networks: NetworkService, containers: Any = None) -> list[Route]:
         return empty(200)
 
     async def disconnect_network(req: Request) -> AnyResponse:
-        if containers is None:
-            raise NotImplementedErr("disconnecting containers is not available")
         body = decode_body(await req.body.read(), NetworkDisconnect)
         if not body.Container:
             raise InvalidParameter("container is required")
