@@ -211,6 +211,9 @@ class HijackResponse:
     # the raw status line and headers to send instead of Docker's (a websocket
     # handshake's 101 Switching Protocols, or its bare refusal)
     head: bytes | None = None
+    # a coroutine run when the connection ends, whether or not handler ran: it
+    # releases what the route made before answering (a pending attach session)
+    on_closed: Callable[[], Awaitable[None]] | None = None
 
 
 AnyResponse = Response | StreamResponse | HijackResponse

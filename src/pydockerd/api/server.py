@@ -16,6 +16,7 @@ import httptools
 
 from .. import __version__
 from ..errors import DockerError, no_space
+from ..util.tasks import TaskOwner
 from .http import Body, HijackResponse, Request, Response, StreamResponse
 from .httpwire import BadRequest, HeadersTooLarge, Message, RequestParser, UriTooLong, \
     split_target
@@ -172,11 +173,12 @@ class _Connection:
             resp = await handler(req)
         except Exception as e:  # noqa: BLE001 - every failure becomes an answer
             resp = error_response(e, f"{msg.method} {path}")
-        log.debug("%s %s -> %s", msg.method, path, getattr(resp, "status", 101))
         if isinstance(resp, HijackResponse):
+            log.debug("%s %s -> %s", msg.method, path, 101 if upgrade else 200)
             self.answered = True
             await self._hijack(resp, upgrade, raw)
             return False
+        log.debug("%s %s -> %s", msg.method, path, resp.status)
         keep = msg.keep_alive and not upgrade
         head_only = msg.method == "HEAD"
         if isinstance(resp, StreamResponse):
@@ -249,7 +251,15 @@ class _Connection:
                         chunk = await it.__anext__()
                     except StopAsyncIteration:
                         chunk = None
-            except (ConnectionError, asyncio.CancelledError):
+            except ConnectionError:
+                raise
+            except asyncio.CancelledError:
+                # the daemon shuts down: end the stream cleanly (`docker events` and
+                # `docker logs -f` see its end, not a broken connection)
+                try:
+                    self.writer.write(b"0\r\n\r\n")
+                except Exception:  # noqa: BLE001 - the client is gone already
+                    pass
                 raise
             except Exception as e:  # noqa: BLE001 - after the status line
                 tail = resp.error_chunk(error_status(e, what)[1])
@@ -265,6 +275,13 @@ class _Connection:
                 await aclose()
 
     async def _hijack(self, resp: HijackResponse, upgrade: bool, raw: bytes) -> None:
+        try:
+            await self._hijacked(resp, upgrade, raw)
+        finally:
+            if resp.on_closed is not None:
+                await resp.on_closed()
+
+    async def _hijacked(self, resp: HijackResponse, upgrade: bool, raw: bytes) -> None:
         if resp.head is not None:
             head = resp.head.decode("latin-1")
         elif upgrade:
@@ -310,16 +327,14 @@ class ApiServer:
     def __init__(self, router: Router) -> None:
         self.router = router
         self._servers: list[asyncio.base_events.Server] = []
-        self._conns: set[asyncio.Task[None]] = set()
+        # every client connection is a task of this owner: finish() ends them all
+        self._conns = TaskOwner("api connections")
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
-        try:
-            await _Connection(self, reader, writer).run()
-        finally:
-            self._conns.discard(task)
+    def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._conns.closed:              # accepted while the daemon shuts down
+            writer.close()
+            return
+        self._conns.spawn(_Connection(self, reader, writer).run(), name="api connection")
 
     async def listen_unix(self, path: str, gid: int | None) -> None:
         if os.path.exists(path) or os.path.islink(path):
@@ -353,8 +368,6 @@ class ApiServer:
             s.close()
 
     async def finish(self, timeout: float) -> None:
-        """Give in-flight requests `timeout` seconds, then cancel them."""
-        if self._conns:
-            _, pending = await asyncio.wait(set(self._conns), timeout=timeout)
-            for t in pending:
-                t.cancel()
+        """Give requests in flight `timeout` seconds, then cancel every connection
+        still open (streams end cleanly, hijacked ones are closed) and wait for them."""
+        await self._conns.close(grace=timeout)

@@ -6,6 +6,8 @@ import json
 import struct
 from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
+from ..util.tasks import cancel_and_wait
+
 STREAM_IDS = {"stdin": 0, "stdout": 1, "stderr": 2}
 
 
@@ -136,6 +138,4 @@ async def pump_hijacked(reader: Any, writer: Sink,
         await out_task
         return False
     finally:
-        for t in (in_task, out_task):
-            if t is not None:
-                t.cancel()
+        await cancel_and_wait(in_task, out_task)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from ..errors import InvalidParameter
+from ..util.tasks import cancel_and_wait
 from .stage import BuildSteps, RunOutput, Stage, StepFailed
 
 _RED, _RESET = "\033[91m", "\033[0m"
@@ -53,10 +54,9 @@ async def run_step(b: BuildSteps, st: Stage, cmd: list[str]) -> None:
         img = await b.committer.layer(parent, st.config,
                                          b.images.snapshots.upper_dir(c.id), created_by)
     finally:
-        if not attach.done():
-            attach.cancel()
-        elif not attach.cancelled():
-            attach.exception()              # retrieved: a failed start is reported above
+        if attach.done() and not attach.cancelled() and attach.exception() is None:
+            attach.result().close()         # a session the step did not get to read
+        await cancel_and_wait(attach)       # a failed start is reported above
         b.say(f"Removing intermediate container {c.id[:12]}\n")
         await b.containers.remove(c.id, force=True)
     b.step_done(st, parent, created_by, img)

@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Coroutine, cast
 
+from ..util.tasks import TaskOwner
 from . import dns, files
 
 log = logging.getLogger("pydockerd.dns")
@@ -158,12 +159,14 @@ class EmbeddedDNS:
     reverse: ReverseLookup
     upstreams: Callable[[], list[str]] = upstream_servers
     _served: dict[str, _Served] = field(default_factory=dict)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # queries being answered and TCP clients: close() cancels and awaits them
+    _tasks: TaskOwner = field(default_factory=lambda: TaskOwner("embedded DNS"))
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        t = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
+        if self._tasks.closed:              # a datagram that raced close()
+            coro.close()
+            return
+        self._tasks.spawn(coro, name="dns query")
 
     def serving(self, cid: str) -> bool:
         return cid in self._served
@@ -183,7 +186,7 @@ class EmbeddedDNS:
             raise
         try:
             tcp = await asyncio.start_server(
-                lambda r, w: self._tcp_client(cid, r, w), sock=tcp_sock)
+                lambda r, w: self._on_tcp_client(cid, r, w), sock=tcp_sock)
         except BaseException:
             udp.close()
             tcp_sock.close()
@@ -199,8 +202,18 @@ class EmbeddedDNS:
         s.tcp.close()
 
     async def close(self) -> None:
+        """Daemon shutdown: close every listener, then cancel and await the queries
+        and TCP clients still being served."""
         for cid in list(self._served):
             await self.stop_serving(cid)
+        await self._tasks.close()
+
+    def _on_tcp_client(self, cid: str, r: asyncio.StreamReader,
+                       w: asyncio.StreamWriter) -> None:
+        if self._tasks.closed:
+            w.close()
+        else:
+            self.spawn(self._tcp_client(cid, r, w))
 
     async def _tcp_client(self, cid: str, r: asyncio.StreamReader,
                           w: asyncio.StreamWriter) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import CommandFailed, SystemError_
 from ..util.fsatomic import write_atomic
+from ..util.tasks import cancel_and_wait
 from .pidwatch import wait_pid
 
 
@@ -96,13 +97,15 @@ async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any
             loop = asyncio.get_running_loop()
             accept = asyncio.ensure_future(loop.sock_accept(csock))
             waiter = asyncio.ensure_future(proc.wait())
-            done, _ = await asyncio.wait({accept, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                done, _ = await asyncio.wait({accept, waiter},
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:        # both belong to this call (a finished one is left as it is)
+                await cancel_and_wait(accept, waiter)
             if accept in done:
                 conn, _ = accept.result()
                 master = await loop.run_in_executor(None, _recv_fd, conn)
                 conn.close()
-            else:
-                accept.cancel()
         await proc.wait()
         if proc.returncode != 0:
             err = b""

@@ -1,9 +1,11 @@
 """Background tasks with an owner: whoever spawns a task cancels and awaits it.
 
 Every long-lived task of the daemon (exit watchers, restart timers, health
-checks, exec reapers) is spawned through a `TaskOwner`, and the owner's
-`close()` at shutdown cancels what is still running and waits for it, so no
-task outlives the service that made it and no exception goes unlogged.
+checks, exec reapers, API client connections, embedded DNS queries) is spawned
+through a `TaskOwner`, and the owner's `close()` at shutdown cancels what is
+still running and waits for it, so no task outlives the service that made it
+and no exception goes unlogged. A task that serves one request belongs to that
+request: it ends in the request's `finally` with `cancel_and_wait`.
 """
 from __future__ import annotations
 
@@ -40,11 +42,29 @@ class TaskOwner:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    async def close(self) -> None:
-        """Cancel every task still running and wait until all have ended."""
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self, grace: float = 0.0) -> None:
+        """Spawn nothing more; give the running tasks `grace` seconds to end by
+        themselves, then cancel those still running and wait until all have ended."""
         self._closed = True
+        if grace > 0 and self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
         tasks = list(self._tasks)
         for t in tasks:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def cancel_and_wait(*futures: asyncio.Future[Any] | None) -> None:
+    """Cancel these tasks (None and finished ones are skipped) and wait until they
+    have ended; their results and exceptions are dropped (the caller has what it
+    needed from them, or is leaving)."""
+    pending = [f for f in futures if f is not None]
+    for f in pending:
+        f.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)

@@ -17,6 +17,7 @@ from ...images.service import ImageService
 from ...models import ContainerCreateRequest, UpdateConfig, to_doc
 from ...network.service import NetworkService
 from ...util.ids import parse_unix_or_rfc3339_ns
+from ...util.tasks import cancel_and_wait
 from .. import wire_containers as wire
 from ..decode import decode_body
 from ..netcompat import migrate_mac_address
@@ -154,17 +155,21 @@ class ContainerRoutes:
             raise InvalidParameter(f"invalid condition: {go_quote(cond)}")
         ref = req.params["id"]
         self.c.get(ref)  # 404 before the 200 header goes out
-        waiter = asyncio.ensure_future(self.c.wait(ref, cond))
 
         async def body() -> AsyncIterator[bytes]:
-            # the header goes out at once (the CLI waits for it before starting);
-            # the JSON body follows when the condition is met
-            yield b""
+            # the wait starts before the header goes out (the CLI waits for the header
+            # before starting the container); the JSON body follows when the condition
+            # is met. The waiter belongs to this request: it ends with it.
+            waiter = asyncio.ensure_future(self.c.wait(ref, cond))
             try:
-                ct = await waiter
-            except NotFound:
-                yield json.dumps({"StatusCode": 0, "Error": None}).encode() + b"\n"
-                return
+                yield b""
+                try:
+                    ct = await waiter
+                except NotFound:
+                    yield json.dumps({"StatusCode": 0, "Error": None}).encode() + b"\n"
+                    return
+            finally:
+                await cancel_and_wait(waiter)
             # a start failure was already reported by the start call itself
             err = {"Message": ct.state.error} if ct.state.error and cond != "removed" \
                 and ct.state.status != "created" else None
@@ -247,9 +252,22 @@ class ContainerRoutes:
         tty = ct.tty
         ctype = "application/vnd.docker.raw-stream" if tty \
             else "application/vnd.docker.multiplexed-stream"
+        # the session (made at once, or when the container starts) belongs to this
+        # request: release() ends it when the connection ends
         session_fut = asyncio.ensure_future(self.c.attach(ct.id)) if stream else None
         if session_fut is not None and ct.state.running:
-            await asyncio.wait([session_fut], timeout=2)
+            try:
+                await asyncio.wait([session_fut], timeout=2)
+            except BaseException:
+                await cancel_and_wait(session_fut)
+                raise
+
+        async def release() -> None:
+            if session_fut is None:
+                return
+            await cancel_and_wait(session_fut)
+            if not session_fut.cancelled() and session_fut.exception() is None:
+                session_fut.result().close()
 
         async def handler(reader: Any, writer: asyncio.StreamWriter) -> None:
             if logs and ct.log_path:
@@ -276,7 +294,7 @@ class ContainerRoutes:
                         writer.write_eof()
                 except OSError:
                     pass
-        return HijackResponse(handler, ctype)
+        return HijackResponse(handler, ctype, on_closed=release)
 
     async def resize(self, req: Request) -> AnyResponse:
         h, w = req.tty_size()
