@@ -83,12 +83,6 @@ class ContainerService:
     def runtime(self, c: Container) -> Runc:
         return self.runtimes.of(c)
 
-    def containers_using_image(self, image_id: str) -> list[str]:
-        return self.registry.using_image(image_id)
-
-    def containers_using_volume(self, name: str) -> list[str]:
-        return self.registry.using_volume(name)
-
     # ---- create -------------------------------------------------------------------
 
     async def create(self, name: str | None, config: dict[str, Any],
