@@ -168,8 +168,10 @@ def test_sigterm_ends_streaming_clients_and_exits_cleanly(fresh_daemon):
                     [shutil.which("docker") or "/usr/local/bin/docker", *args], env=env,
                     stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT)
 
-        def events_stream() -> bool:      # an event, until the subscriber has seen one
-            d.cli("volume", "create", "shutdown-probe")
+        probes = iter(range(1000))
+
+        def events_stream() -> bool:      # a new event, until the subscriber has seen one
+            d.cli("volume", "create", f"shutdown-probe-{next(probes)}")
             return b"shutdown-probe" in outputs["events"].read_bytes()
         wait_until(events_stream, interval=0.3, what="docker events to stream")
         for name in ("logs", "attach"):
