@@ -264,6 +264,8 @@ PROBING_ALLOWED = {
     ("runtime/rlimits.py", "resource"): "RLIMIT_* constants of the resource module by name",
     ("errors.py", "exc"): "sqlite3 errors carry sqlite_errorcode only on some Pythons",
     ("containers/validate.py", "h"): "a HostConfig Struct field by name (table-driven)",
+    ("containers/update.py", "upd"): "an UpdateConfig Struct field by name (table-driven)",
+    ("images/newimage.py", "user"): "a ContainerConfig Struct field by name (table-driven)",
     ("images/loader.py", "src"): "a file object: its raw stream's size, when it has one",
     ("images/loader.py", "getattr(src, 'raw', None)"): "(same)",
     ("images/changes.py", "applier"): "dispatch of a Dockerfile-style change to its method",

@@ -174,7 +174,9 @@ class _Connection:
         except Exception as e:  # noqa: BLE001 - every failure becomes an answer
             resp = error_response(e, f"{msg.method} {path}")
         if isinstance(resp, HijackResponse):
-            log.debug("%s %s -> %s", msg.method, path, 101 if upgrade else 200)
+            status = resp.head.split(b" ", 2)[1].decode("latin-1", "replace") \
+                if resp.head else 101 if upgrade else 200
+            log.debug("%s %s -> %s", msg.method, path, status)
             self.answered = True
             await self._hijack(resp, upgrade, raw)
             return False

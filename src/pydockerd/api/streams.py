@@ -139,3 +139,18 @@ async def pump_hijacked(reader: Any, writer: Sink,
         return False
     finally:
         await cancel_and_wait(in_task, out_task)
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+async def release_session(fut: asyncio.Future[Any] | None) -> None:
+    """End an attach request's session future: cancel and await it when still
+    pending, close the session it made when nobody took it (close is idempotent)."""
+    if fut is None:
+        return
+    await cancel_and_wait(fut)
+    if not fut.cancelled() and fut.exception() is None:
+        session: _Closable = fut.result()
+        session.close()

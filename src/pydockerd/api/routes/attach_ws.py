@@ -25,7 +25,8 @@ from ...containers.model import Container
 from ...containers.service import ContainerService
 from ...errors import InvalidParameter
 from ..http import AnyResponse, HijackResponse, Request
-from ..streams import parse_detach_keys, pump_hijacked
+from ...util.tasks import cancel_and_wait
+from ..streams import parse_detach_keys, pump_hijacked, release_session
 from ..websocket import HandshakeRefused, WebSocket, server_handshake, wait_closed
 
 
@@ -57,8 +58,13 @@ class WebSocketAttach:
         binary = req.version_at_least(1, 28)
         session_fut = asyncio.ensure_future(self.c.attach(ct.id)) \
             if req.q_bool("stream") else None
+        # the session belongs to this request: released when the connection ends
         if session_fut is not None and ct.state.running:
-            await asyncio.wait([session_fut], timeout=2)
+            try:
+                await asyncio.wait([session_fut], timeout=2)
+            except BaseException:
+                await release_session(session_fut)
+                raise
 
         async def handler(reader: Any, writer: asyncio.StreamWriter) -> None:
             ws = WebSocket(reader, writer, binary=binary)
@@ -77,14 +83,13 @@ class WebSocketAttach:
             except (ConnectionError, OSError):
                 return
             finally:
-                if session_fut is not None and not session_fut.done():
-                    session_fut.cancel()
                 ws.close()
                 try:
                     await ws.drain()
                 except (ConnectionError, OSError):
                     pass
-        return HijackResponse(handler, head=handshake.head())
+        return HijackResponse(handler, head=handshake.head(),
+                              on_closed=lambda: release_session(session_fut))
 
     async def _stream(self, ct: Container, ws: WebSocket, session: AttachSession,
                       use_stdin: bool, want: set[str], keys: bytes) -> None:
@@ -113,9 +118,7 @@ class WebSocketAttach:
             if pump in done and pump.result():
                 self.c.event(ct, "detach")
         finally:
-            for t in (pump, watcher):
-                t.cancel()
-            await asyncio.gather(pump, watcher, return_exceptions=True)
+            await cancel_and_wait(pump, watcher)
             session.close()
 
 

@@ -24,7 +24,7 @@ from ..netcompat import migrate_mac_address
 from ..http import (AnyResponse, HijackResponse, Request, Response, StreamResponse, empty,
                     go_quote, json_response)
 from ..router import Route
-from ..streams import frame, parse_detach_keys, pump_hijacked
+from ..streams import frame, parse_detach_keys, pump_hijacked, release_session
 from .attach_ws import WebSocketAttach
 
 
@@ -253,21 +253,14 @@ class ContainerRoutes:
         ctype = "application/vnd.docker.raw-stream" if tty \
             else "application/vnd.docker.multiplexed-stream"
         # the session (made at once, or when the container starts) belongs to this
-        # request: release() ends it when the connection ends
+        # request: release_session ends it when the connection ends
         session_fut = asyncio.ensure_future(self.c.attach(ct.id)) if stream else None
         if session_fut is not None and ct.state.running:
             try:
                 await asyncio.wait([session_fut], timeout=2)
             except BaseException:
-                await cancel_and_wait(session_fut)
+                await release_session(session_fut)
                 raise
-
-        async def release() -> None:
-            if session_fut is None:
-                return
-            await cancel_and_wait(session_fut)
-            if not session_fut.cancelled() and session_fut.exception() is None:
-                session_fut.result().close()
 
         async def handler(reader: Any, writer: asyncio.StreamWriter) -> None:
             if logs and ct.log_path:
@@ -294,7 +287,7 @@ class ContainerRoutes:
                         writer.write_eof()
                 except OSError:
                     pass
-        return HijackResponse(handler, ctype, on_closed=release)
+        return HijackResponse(handler, ctype, on_closed=lambda: release_session(session_fut))
 
     async def resize(self, req: Request) -> AnyResponse:
         h, w = req.tty_size()
