@@ -295,3 +295,16 @@ def test_no_service_probes_another_with_getattr() -> None:
 def test_probing_allowlist_is_not_stale() -> None:
     stale = sorted(PROBING_ALLOWED.keys() - probing_calls())
     assert not stale, f"allowlisted getattr/hasattr no longer in src: {stale}"
+
+
+def test_test_module_names_are_unique() -> None:
+    """pytest (rootdir-based imports, no packages) stops at collection when two test
+    modules share a basename, so the whole suite would not run."""
+    tests = Path(__file__).resolve().parents[1]
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted(tests.rglob("*.py")):
+        if path.name in seen and path.name != "__init__.py":
+            clashes.append(f"{seen[path.name].relative_to(tests)} ~ {path.relative_to(tests)}")
+        seen.setdefault(path.name, path)
+    assert clashes == []
