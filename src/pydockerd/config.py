@@ -28,6 +28,9 @@ class Config:
     bridge: str = "pydocker0"
     bip: str = ""
     fixed_cidr: str = ""
+    ipv6: bool = False
+    fixed_cidr_v6: str = ""
+    ip6tables: bool = True
     mtu: int = 1500
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
@@ -65,6 +68,7 @@ JSON_KEYS = {
     "group": "group", "debug": "debug", "log-level": "log_level", "tls": "tls",
     "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert", "tlskey": "tlskey",
     "bridge": "bridge", "bip": "bip", "fixed-cidr": "fixed_cidr", "mtu": "mtu", "dns": "dns",
+    "ipv6": "ipv6", "fixed-cidr-v6": "fixed_cidr_v6", "ip6tables": "ip6tables",
     "dns-search": "dns_search", "dns-opts": "dns_opts", "ip": "ip", "iptables": "iptables",
     "ip-forward": "ip_forward", "ip-masq": "ip_masq", "icc": "icc",
     "default-ulimits": "default_ulimits", "live-restore": "live_restore",
@@ -165,6 +169,11 @@ def validate(cfg: Config) -> None:
                 ipaddress.ip_interface(net)
             except ValueError:
                 raise InvalidParameter(f"invalid CIDR address: {net}") from None
+    if cfg.fixed_cidr_v6:
+        try:
+            ipaddress.IPv6Network(cfg.fixed_cidr_v6, strict=False)
+        except ValueError:
+            raise InvalidParameter(f"invalid fixed-cidr-v6: {cfg.fixed_cidr_v6}") from None
     try:
         ipaddress.ip_address(cfg.ip)
     except ValueError:

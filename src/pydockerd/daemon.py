@@ -48,7 +48,7 @@ from .runtime.host import host_facts
 from .runtime.pidwatch import pid_alive, set_child_subreaper
 from .store import Store
 from .swarm import NoSwarm
-from .system import SystemService
+from .system import SystemService, engine_id
 from .util.fsatomic import write_atomic
 from .util.systemd import SystemdEnv, monotonic_usec, take_environment
 from .volumes import VolumeService
@@ -122,13 +122,14 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str) -> S
     registry = ContainerRegistry(store, events)
     images = ImageService(cfg.data_root, store, events, driver, containers=registry)
     await images.start()
-    port_mapper = PortMapper(cfg.ip, cfg.iptables)
+    port_mapper = PortMapper(cfg.ip, cfg.iptables, cfg.ip6tables)
     networks = NetworkService(
         store, events, cfg.exec_root, containers=registry,
         on_bridge_removed=[port_mapper.remove_chains], bridge_name=cfg.bridge,
         bip=cfg.bip or None, fixed_cidr=cfg.fixed_cidr or None, mtu=cfg.mtu,
         iptables=cfg.iptables, ip_forward=cfg.ip_forward, ip_masq=cfg.ip_masq, icc=cfg.icc,
-        default_bind_ip=cfg.ip)
+        default_bind_ip=cfg.ip, ipv6=cfg.ipv6, fixed_cidr_v6=cfg.fixed_cidr_v6 or None,
+        ip6tables=cfg.ip6tables, host_id=engine_id(cfg.data_root))
     volumes = VolumeService(cfg.data_root, store, events, containers=registry)
     ports = ContainerPorts(port_mapper, partial(_bridge_of, networks))
     paths = Paths(cfg.data_root, cfg.exec_root)

@@ -51,6 +51,11 @@ def cgroup_version() -> str:
     return "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
 
 
+def engine_id(data_root: str) -> str:
+    """The daemon's persistent ID (/info's ID; also the seed of its ULA prefix)."""
+    return _engine_id(data_root)
+
+
 def _engine_id(data_root: str) -> str:
     path = os.path.join(data_root, "engine-id")
     try:

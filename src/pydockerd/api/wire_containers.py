@@ -70,8 +70,10 @@ def _network_entry(c: Container, ep: Any, aliases: bool = False) -> dict[str, An
             "MacAddress": ep.mac if ep else "", "DriverOpts": None, "GwPriority": 0,
             "NetworkID": ep.network_id if ep else "", "EndpointID": ep.endpoint_id if ep else "",
             "Gateway": ep.gateway if ep else "", "IPAddress": ep.ip if ep else "",
-            "IPPrefixLen": ep.prefix_len if ep else 0, "IPv6Gateway": "",
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+            "IPPrefixLen": ep.prefix_len if ep else 0,
+            "IPv6Gateway": ep.gateway6 if ep else "",
+            "GlobalIPv6Address": ep.ip6 if ep else "",
+            "GlobalIPv6PrefixLen": ep.prefix_len6 if ep else 0, "DNSNames": None}
 
 
 def networks_of(c: Container, network_ids: dict[str, str]) -> dict[str, Any]:
@@ -175,9 +177,12 @@ def inspect(c: Container, network_ids: dict[str, str], graph: dict[str, Any],
             "LinkLocalIPv6PrefixLen": 0, "Ports": inspect_ports(c),
             "SecondaryIPAddresses": None,
             "SecondaryIPv6Addresses": None, "EndpointID": ep.endpoint_id if ep else "",
-            "Gateway": ep.gateway if ep else "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "IPAddress": ep.ip if ep else "",
-            "IPPrefixLen": ep.prefix_len if ep else 0, "IPv6Gateway": "",
+            "Gateway": ep.gateway if ep else "",
+            "GlobalIPv6Address": ep.ip6 if ep else "",
+            "GlobalIPv6PrefixLen": ep.prefix_len6 if ep else 0,
+            "IPAddress": ep.ip if ep else "",
+            "IPPrefixLen": ep.prefix_len if ep else 0,
+            "IPv6Gateway": ep.gateway6 if ep else "",
             "MacAddress": ep.mac if ep else "", "Networks": nets,
         },
     }

@@ -19,7 +19,7 @@ def network(net: Network, members: list[NetworkMember] | None = None) -> dict[st
             "EndpointID": ep.endpoint_id,
             "MacAddress": ep.mac,
             "IPv4Address": f"{ep.ip}/{ep.prefix_len}",
-            "IPv6Address": "",
+            "IPv6Address": f"{ep.ip6}/{ep.prefix_len6}" if ep.ip6 else "",
         }
     config: list[dict[str, Any]] = []
     if net.subnet:
@@ -30,6 +30,14 @@ def network(net: Network, members: list[NetworkMember] | None = None) -> dict[st
         if net.aux_addresses:
             cfg["AuxiliaryAddresses"] = dict(net.aux_addresses)
         config.append(cfg)
+    if net.enable_ipv6 and net.subnet6:
+        cfg6: dict[str, Any] = {"Subnet": net.subnet6}
+        if net.ip_range6:
+            cfg6["IPRange"] = net.ip_range6
+        cfg6["Gateway"] = net.gateway6
+        if net.aux_addresses6:
+            cfg6["AuxiliaryAddresses"] = dict(net.aux_addresses6)
+        config.append(cfg6)
     return {
         "Name": net.name,
         "Id": net.id,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import InvalidParameter
-from ..network.ipam import normalize_mac
+from ..network.ipam import normalize_mac, parse_ip6
 from .mountspec import parse_bind
 from .ports import validate_port_bindings
 
@@ -231,6 +231,11 @@ def normalise_endpoints(mode: str, networking: dict[str, Any] | None,
         if predefined and (ipam.get("IPv4Address") or ipam.get("IPv6Address")):
             raise InvalidParameter("invalid endpoint settings:\nuser specified IP address is "
                                    "supported on user defined networks only")
+        if ipam.get("IPv6Address"):
+            try:
+                parse_ip6(str(ipam["IPv6Address"]))
+            except InvalidParameter as e:
+                raise InvalidParameter(f"invalid endpoint settings:\n{e.message}") from None
         if predefined and settings.get("Aliases"):
             raise InvalidParameter("invalid endpoint settings:\nnetwork-scoped alias is "
                                    "supported only for containers in user defined networks")

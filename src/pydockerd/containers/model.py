@@ -26,6 +26,9 @@ class Endpoint:
     prefix_len: int
     gateway: str
     mac: str
+    ip6: str = ""
+    prefix_len6: int = 0
+    gateway6: str = ""
 
 
 @dataclass

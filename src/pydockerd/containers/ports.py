@@ -82,11 +82,9 @@ def _check_host_ip(ip: str) -> None:
     if not ip:
         return
     try:
-        addr = ipaddress.ip_address(ip.strip("[]"))
+        ipaddress.ip_address(ip.strip("[]"))
     except ValueError:
         raise InvalidParameter(f"invalid host IP address: {ip}") from None
-    if addr.version == 6:
-        raise InvalidParameter("IPv6 port publishing is not supported by pydockerd")
 
 
 def requests_for(c: Container) -> list[PortRequest]:
@@ -168,7 +166,7 @@ class ContainerPorts:
         c.ports = await self.mapper.publish(
             c.id, f"{c.name} ({ep.endpoint_id[:12]})", bridge, ep.ip,
             [(r.proto, r.container_port, r.host_ip, r.host_port_min, r.host_port_max)
-             for r in reqs])
+             for r in reqs], ep.ip6)
 
     async def unpublish(self, c: Container) -> None:
         if c.ports:

@@ -138,7 +138,8 @@ class Runner:
         ep = await self.networks.connect(c.id, netns, name,
                                          from_doc(settings, EndpointSettings))
         c.endpoints.append(Endpoint(name, ep.network_id, ep.endpoint_id, ep.ip,
-                                    ep.prefix_len, ep.gateway, ep.mac))
+                                    ep.prefix_len, ep.gateway, ep.mac, ep.ip6,
+                                    ep.prefix_len6, ep.gateway6))
 
     async def use_embedded_dns(self, c: Container) -> None:
         """A running container joined its first user-defined network: its resolv.conf

@@ -1,8 +1,8 @@
 """A minimal DNS message parser and encoder (RFC 1035): enough for the embedded resolver.
 
 Only what a stub resolver sends is parsed (the header and the first question);
-answers are built for A records, empty NOERROR (e.g. AAAA for a known name),
-NXDOMAIN and SERVFAIL. Pure logic.
+answers are built for A and AAAA records, PTR, empty NOERROR (e.g. AAAA for a
+known name without IPv6), NXDOMAIN and SERVFAIL. Pure logic.
 """
 from __future__ import annotations
 
@@ -104,12 +104,16 @@ def _header(q: Query, rcode: int, ancount: int) -> bytes:
 
 
 def answer_a(q: Query, addresses: list[str], ttl: int = TTL) -> bytes:
-    """A records for q's name (pointer 0xC00C to the question's name)."""
+    """A records (IPv4 addresses) or AAAA records (IPv6) for q's name, as q asks
+    (pointer 0xC00C to the question's name); addresses of the other family are
+    left out, so a name without one is NOERROR with no records (NODATA)."""
+    rtype = TYPE_AAAA if q.question.qtype == TYPE_AAAA else TYPE_A
+    packed = [p for a in addresses
+              if len(p := ipaddress.ip_address(a).packed) == (16 if rtype == TYPE_AAAA else 4)]
     body = b""
-    for a in addresses:
-        body += struct.pack("!HHHIH", 0xC00C, TYPE_A, CLASS_IN, ttl, 4)
-        body += ipaddress.IPv4Address(a).packed
-    return _header(q, RCODE_OK, len(addresses)) + q.raw_question + body
+    for p in packed:
+        body += struct.pack("!HHHIH", 0xC00C, rtype, CLASS_IN, ttl, len(p)) + p
+    return _header(q, RCODE_OK, len(packed)) + q.raw_question + body
 
 
 def answer_ptr(q: Query, names: list[str], ttl: int = TTL) -> bytes:
@@ -142,11 +146,31 @@ def build_query(qid: int, name: str, qtype: int = TYPE_A) -> bytes:
 
 
 def reverse_name(ip: str) -> str:
+    addr = ipaddress.ip_address(ip)
+    if addr.version == 6:
+        return addr.reverse_pointer
     return ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
 
 
+def ptr_address(name: str) -> str | None:
+    """The address a PTR question names (`4.3.2.1.in-addr.arpa`, 32 nibbles +
+    `.ip6.arpa`), in its canonical text form; None for anything else."""
+    try:
+        if name.endswith(".in-addr.arpa"):
+            return str(ipaddress.IPv4Address(
+                ".".join(reversed(name[:-len(".in-addr.arpa")].split(".")))))
+        if name.endswith(".ip6.arpa"):
+            nibbles = name[:-len(".ip6.arpa")].split(".")
+            if len(nibbles) != 32 or any(len(n) != 1 for n in nibbles):
+                return None
+            return str(ipaddress.IPv6Address(int("".join(reversed(nibbles)), 16)))
+    except ValueError:
+        return None
+    return None
+
+
 def parse_answer_a(msg: bytes) -> tuple[int, list[str]]:
-    """(rcode, A addresses) of a response: for tests."""
+    """(rcode, A and AAAA addresses) of a response: for tests."""
     _, flags, qd, an, _, _ = _HEADER.unpack_from(msg)
     pos = _HEADER.size
     for _ in range(qd):
@@ -159,5 +183,7 @@ def parse_answer_a(msg: bytes) -> tuple[int, list[str]]:
         pos += 10
         if rtype == TYPE_A and rdlen == 4:
             out.append(str(ipaddress.IPv4Address(msg[pos:pos + 4])))
+        elif rtype == TYPE_AAAA and rdlen == 16:
+            out.append(str(ipaddress.IPv6Address(msg[pos:pos + 16])))
         pos += rdlen
     return flags & 0xF, out

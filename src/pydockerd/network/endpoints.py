@@ -11,7 +11,7 @@ from ..errors import Forbidden, InvalidParameter
 from ..models import EndpointSettings
 from ..util.ids import new_id
 from . import sandbox, usernets
-from .ipam import mac_for_ip, normalize_mac
+from .ipam import mac_for_ip, normalize_mac, parse_ip6
 from .model import Endpoint, Network, endpoint_key, lease_key
 from .state import K_ENDPOINT, K_LEASE, NetworkState
 
@@ -28,17 +28,19 @@ async def create_sandbox(st: NetworkState, container_id: str) -> str:
 async def connect(st: NetworkState, container_id: str, netns_path: str,
                   network: str = "bridge", settings: EndpointSettings | None = None
                   ) -> Endpoint:
-    """Join the network with the client's EndpointSettings: IPAMConfig.IPv4Address,
-    Aliases and MacAddress are applied (DriverOpts and Links are kept by the caller)."""
+    """Join the network with the client's EndpointSettings: IPAMConfig.IPv4Address and
+    IPv6Address, Aliases and MacAddress are applied (DriverOpts and Links are kept by the
+    caller). A network with IPv6 gives the endpoint an IPv6 address too."""
     es = settings or EndpointSettings()
     ip = es.IPAMConfig.IPv4Address if es.IPAMConfig else None
+    ip6 = es.IPAMConfig.IPv6Address if es.IPAMConfig else None
     aliases = list(es.Aliases or ())
     net = st.get(network)
     if net.driver != "bridge":
         raise InvalidParameter("container cannot be disconnected from host network or "
                                "connected to host network" if net.driver == "host" else
                                f"container cannot be connected to network {net.name}")
-    if ip and net.predefined:
+    if (ip or ip6) and net.predefined:
         raise InvalidParameter("user specified IP address is supported on user defined "
                                "networks only")
     if aliases and net.predefined:
@@ -54,20 +56,27 @@ async def connect(st: NetworkState, container_id: str, netns_path: str,
             preferred = ipaddress.IPv4Address(ip)
         except ValueError:
             raise InvalidParameter(f"invalid IPv4 address: {ip}") from None
+    preferred6 = parse_ip6(ip6) if ip6 else None
+    pool6 = st.pools6.get(net.id)
+    if preferred6 is not None and (pool6 is None or preferred6 not in pool6.subnet):
+        raise InvalidParameter(f"invalid endpoint settings:\nno configured subnet contains "
+                               f"IP address {preferred6}")
     mine = st.endpoints(container_id)
     used_if = {e.ifname for e in mine}
     ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in used_if)
     # the default route goes through the first network that has one (not internal)
     has_gw = any(not n.internal for e in mine if (n := st.networks.get(e.network_id)))
     ep = reserve(st, container_id, net, netns_path, mac, preferred, ifname,
-                 list(dict.fromkeys(aliases)))
+                 list(dict.fromkeys(aliases)), preferred6)
     try:
         await sandbox.create_veth(ep.host_veth, st.device(net), netns_path,
                                   usernets.NetworkRequest(net.name, options=dict(
                                       net.options)).mtu(st.opts.mtu), ep.mac, ifname)
         await sandbox.configure_eth0(netns_path, f"{ep.ip}/{ep.prefix_len}",
                                      None if net.internal or has_gw else ep.gateway,
-                                     ifname)
+                                     ifname,
+                                     f"{ep.ip6}/{ep.prefix_len6}" if ep.ip6 else None,
+                                     None if net.internal or has_gw else ep.gateway6)
         if not net.predefined:
             await st.dns.serve(container_id, netns_path)
     except BaseException:
@@ -80,11 +89,14 @@ async def connect(st: NetworkState, container_id: str, netns_path: str,
 
 def reserve(st: NetworkState, container_id: str, net: Network, netns_path: str,
             mac: str | None, preferred: ipaddress.IPv4Address | None = None,
-            ifname: str = "eth0", aliases: list[str] | None = None) -> Endpoint:
-    """Lease an address and record the endpoint (no await: atomic on the loop)."""
+            ifname: str = "eth0", aliases: list[str] | None = None,
+            preferred6: ipaddress.IPv6Address | None = None) -> Endpoint:
+    """Lease the addresses and record the endpoint (no await: atomic on the loop)."""
     pool = st.pools[net.id]
     used = st.leases.setdefault(net.id, set())
     addr = pool.allocate(used, preferred)
+    pool6 = st.pools6.get(net.id)
+    addr6 = pool6.allocate(used, preferred6) if pool6 is not None else None
     veths = {e.host_veth for e in st.endpoints_by_key.values()}
     veth = "veth" + os.urandom(4).hex()[:7]
     while veth in veths:
@@ -92,12 +104,19 @@ def reserve(st: NetworkState, container_id: str, net: Network, netns_path: str,
     ep = Endpoint(net.id, new_id(), container_id, str(addr), pool.subnet.prefixlen,
                   str(pool.gateway), mac or mac_for_ip(addr), veth, netns_path, ifname,
                   list(aliases or []))
+    if addr6 is not None and pool6 is not None:
+        ep.ip6, ep.prefix_len6, ep.gateway6 = str(addr6), pool6.subnet.prefixlen, \
+            str(pool6.gateway)
     with st.store.transaction():
-        st.store.put(K_LEASE, lease_key(net.id, ep.ip),
-                     {"network_id": net.id, "ip": ep.ip, "container_id": container_id,
-                      "endpoint_id": ep.endpoint_id})
+        for a in (ep.ip, ep.ip6):
+            if a:
+                st.store.put(K_LEASE, lease_key(net.id, a),
+                             {"network_id": net.id, "ip": a, "container_id": container_id,
+                              "endpoint_id": ep.endpoint_id})
         st.store.put(K_ENDPOINT, ep.key, ep.to_doc())
     used.add(addr)
+    if addr6 is not None:
+        used.add(addr6)
     st.endpoints_by_key[ep.key] = ep
     return ep
 
@@ -106,6 +125,8 @@ async def teardown(st: NetworkState, ep: Endpoint) -> None:
     await sandbox.delete_veth(ep.host_veth)
     with st.store.transaction():
         st.release_lease(ep.network_id, ep.ip)
+        if ep.ip6:
+            st.release_lease(ep.network_id, ep.ip6)
         st.store.delete(K_ENDPOINT, ep.key)
     st.endpoints_by_key.pop(ep.key, None)
 

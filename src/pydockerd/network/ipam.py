@@ -1,6 +1,7 @@
-"""IPv4 address management: pools, allocation, default subnets, MACs. Pure logic."""
+"""Address management: IPv4 and IPv6 pools, allocation, default subnets, MACs. Pure logic."""
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass
 from typing import Iterable
@@ -9,6 +10,9 @@ from ..errors import Conflict, InvalidParameter, Unavailable
 
 IPv4Net = ipaddress.IPv4Network
 IPv4Addr = ipaddress.IPv4Address
+IPv6Net = ipaddress.IPv6Network
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def _candidate_subnets() -> Iterable[IPv4Net]:
@@ -26,6 +30,24 @@ def choose_default_subnet(in_use: Iterable[IPv4Net]) -> IPv4Net:
         if not any(cand.overlaps(n) for n in taken):
             return cand
     raise Unavailable("could not find an available, non-overlapping IPv4 address pool "
+                      "among the defaults to assign to the network")
+
+
+def ula_base(host_id: str) -> IPv6Net:
+    """The daemon's own ULA /48, as moby's deriveULABaseNetwork: fd00::/8 plus the 40
+    low bits of sha256(host id) as the Global ID (RFC 4193 3.2.2, loosely). Networks
+    created with --ipv6 and no IPv6 subnet get /64s of it."""
+    gid = int.from_bytes(hashlib.sha256(host_id.encode()).digest()[:8], "big") & (1 << 40) - 1
+    return IPv6Net((int(ipaddress.IPv6Address("fd00::")) + (gid << 80), 48))
+
+
+def choose_default_subnet6(base: IPv6Net, in_use: Iterable[IPNet]) -> IPv6Net:
+    """The first /64 of `base` overlapping none of `in_use` (moby's local IPv6 pool)."""
+    taken = [n for n in in_use if n.version == 6 and n.prefixlen > 0]
+    for cand in base.subnets(new_prefix=64):
+        if not any(cand.overlaps(n) for n in taken):
+            return cand
+    raise Unavailable("could not find an available, non-overlapping IPv6 address pool "
                       "among the defaults to assign to the network")
 
 
@@ -50,35 +72,52 @@ def parse_network(cidr: str) -> IPv4Net:
         raise InvalidParameter(f"invalid CIDR address: {cidr}") from None
 
 
+def parse_network6(cidr: str) -> IPv6Net:
+    """--fixed-cidr-v6: an IPv6 CIDR (host bits dropped), at most a /126."""
+    try:
+        net = IPv6Net(cidr, strict=False)
+    except ValueError:
+        raise InvalidParameter(f"invalid CIDR address: {cidr}") from None
+    if net.prefixlen > 126:
+        raise InvalidParameter(f"subnet {net} is too small for a bridge network")
+    return net
+
+
 @dataclass(frozen=True, slots=True)
 class Pool:
-    """Addresses of one subnet a network may hand out."""
+    """Addresses of one subnet (IPv4 or IPv6) a network may hand out."""
 
-    subnet: IPv4Net
-    gateway: IPv4Addr
-    ip_range: IPv4Net | None = None     # --fixed-cidr: allocate only from here
-    aux: frozenset[IPv4Addr] = frozenset()   # IPAM AuxiliaryAddresses: never allocated
+    subnet: IPNet
+    gateway: IPAddr
+    ip_range: IPNet | None = None       # --fixed-cidr / --ip-range: allocate only from here
+    aux: frozenset[IPAddr] = frozenset()     # IPAM AuxiliaryAddresses: never allocated
 
     def __post_init__(self) -> None:
         if self.gateway not in self.subnet:
             raise InvalidParameter(f"gateway {self.gateway} is not in subnet {self.subnet}")
-        if self.ip_range is not None and not self.ip_range.subnet_of(self.subnet):
+        rng = self.ip_range
+        if rng is not None and not (rng.network_address in self.subnet
+                                    and rng.broadcast_address in self.subnet):
             raise InvalidParameter(f"fixed-cidr {self.ip_range} is not within the bridge "
                                    f"subnet {self.subnet}")
 
-    def reserved(self, ip: IPv4Addr) -> bool:
+    def reserved(self, ip: IPAddr) -> bool:
         """Gateway, network and broadcast addresses; also the first and last address of
-        a --fixed-cidr range (so a container never gets a ".0" or ".255" address)."""
+        a --fixed-cidr range (so a container never gets a ".0" or ".255" address).
+        IPv6 has no broadcast: only the gateway and the subnet-router anycast address
+        (the subnet's first address) are reserved, as libnetwork's allocator."""
+        if self.subnet.version == 6:
+            return ip == self.gateway or ip == self.subnet.network_address
         edges = (self.subnet,) if self.ip_range is None or self.ip_range.prefixlen >= 31 \
             else (self.subnet, self.ip_range)
         return ip == self.gateway or any(
             ip in (n.network_address, n.broadcast_address) for n in edges)
 
-    def contains(self, ip: IPv4Addr) -> bool:
+    def contains(self, ip: IPAddr) -> bool:
         rng = self.ip_range or self.subnet
         return ip in rng and ip in self.subnet
 
-    def allocate(self, used: set[IPv4Addr], preferred: IPv4Addr | None = None) -> IPv4Addr:
+    def allocate(self, used: set[IPAddr], preferred: IPAddr | None = None) -> IPAddr:
         """The preferred address if free, else the lowest free one in the range."""
         if preferred is not None:
             if preferred not in self.subnet:
@@ -91,17 +130,31 @@ class Pool:
         rng = self.ip_range or self.subnet
         start = int(rng.network_address)
         end = int(rng.broadcast_address)
+        make = IPv4Addr if self.subnet.version == 4 else ipaddress.IPv6Address
+        # at most len(used) + len(aux) + 3 steps: the lowest free address is found fast
         for value in range(start, end + 1):
-            ip = IPv4Addr(value)
+            ip = make(value)
             if ip not in used and ip not in self.aux and not self.reserved(ip):
                 return ip
-        raise Unavailable(f"no available IPv4 addresses on this network's address pools: "
-                          f"{self.subnet}")
+        raise Unavailable(f"no available IPv{self.subnet.version} addresses on this "
+                          f"network's address pools: {self.subnet}")
 
 
-def mac_for_ip(ip: IPv4Addr) -> str:
-    """Docker's generated MAC: 02:42 followed by the four address bytes."""
-    return "02:42:" + ":".join(f"{b:02x}" for b in ip.packed)
+def parse_ip6(text: str) -> ipaddress.IPv6Address:
+    """An endpoint's IPv6Address (--ip6), as moby's normalizeEndpointIPAMConfig accepts
+    it: an IPv6 address, not IPv4-mapped, not unspecified, no zone."""
+    try:
+        addr = ipaddress.IPv6Address(text)
+    except ValueError:
+        raise InvalidParameter(f"invalid IPv6 address: {text}") from None
+    if addr.ipv4_mapped is not None or addr.is_unspecified or addr.scope_id:
+        raise InvalidParameter(f"invalid IPv6 address: {text}")
+    return addr
+
+
+def mac_for_ip(ip: IPAddr) -> str:
+    """Docker's generated MAC: 02:42 followed by the (last) four address bytes."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in ip.packed[-4:])
 
 
 def normalize_mac(mac: str) -> str:

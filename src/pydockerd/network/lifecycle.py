@@ -13,7 +13,7 @@ from ..errors import DockerError, InvalidParameter
 from ..util.ids import new_id, now_rfc3339
 from . import bridge as br
 from . import endpoints, sandbox, usernets
-from .ipam import Pool, choose_default_subnet, parse_network
+from .ipam import Pool, choose_default_subnet, choose_default_subnet6, parse_network
 from .model import Endpoint, Network
 from .state import K_ENDPOINT, K_LEASE, K_NETWORK, NetworkState
 
@@ -34,6 +34,8 @@ async def start(st: NetworkState) -> None:
                                 parse_network(net.ip_range) if net.ip_range else None,
                                 frozenset(ipaddress.IPv4Address(a)
                                           for a in net.aux_addresses.values()))
+        if net.enable_ipv6 and net.subnet6:
+            st.pools6[net.id] = pool6_of(net)
     if st.opts.bridge_name != "none":
         await _start_bridge(st, stored.get("bridge"))
     for net in users:
@@ -45,8 +47,31 @@ async def start(st: NetworkState) -> None:
         ep = Endpoint.from_doc(doc)
         st.endpoints_by_key[ep.key] = ep
     for doc in st.store.all(K_LEASE).values():
-        st.leases.setdefault(doc["network_id"], set()).add(
-            ipaddress.IPv4Address(doc["ip"]))
+        st.leases.setdefault(doc["network_id"], set()).add(ipaddress.ip_address(doc["ip"]))
+
+
+def pool6_of(net: Network) -> Pool:
+    return Pool(ipaddress.IPv6Network(net.subnet6), ipaddress.IPv6Address(net.gateway6),
+                ipaddress.IPv6Network(net.ip_range6) if net.ip_range6 else None,
+                frozenset(ipaddress.IPv6Address(a) for a in net.aux_addresses6.values()))
+
+
+async def _default_pool6(st: NetworkState, prev: Network | None) -> Pool | None:
+    """The default bridge's IPv6 subnet with --ipv6: --fixed-cidr-v6 (its first address
+    the gateway, as moby 28's IPAM), else the one it had, else a /64 of the daemon's
+    ULA prefix (moby 27+)."""
+    if not st.opts.ipv6:
+        return None
+    if st.opts.fixed_cidr_v6 is not None:
+        net6 = st.opts.fixed_cidr_v6
+        return Pool(net6, net6[1], net6)
+    if prev is not None and prev.subnet6:
+        return Pool(ipaddress.IPv6Network(prev.subnet6), ipaddress.IPv6Address(prev.gateway6))
+    if st.opts.ula_base is None:
+        raise InvalidParameter("--ipv6 needs --fixed-cidr-v6 here (no default IPv6 pool)")
+    ours = [ipaddress.IPv6Network(n.subnet6) for n in st.networks.values() if n.subnet6]
+    net6 = choose_default_subnet6(st.opts.ula_base, [*await br.host_networks6(), *ours])
+    return Pool(net6, net6[1])
 
 
 async def _start_bridge(st: NetworkState, prev: Network | None) -> None:
@@ -77,16 +102,31 @@ async def _start_bridge(st: NetworkState, prev: Network | None) -> None:
         await br.create_bridge(name, address, st.opts.mtu)
         owned = True
     pool = Pool(address.network, address.ip, st.opts.fixed_cidr)
+    pool6 = await _default_pool6(st, prev)
+    if pool6 is not None:
+        if owned:
+            await br.add_address6(name, ipaddress.IPv6Interface(
+                f"{pool6.gateway}/{pool6.subnet.prefixlen}"))
+        else:
+            log.warning("bridge %s is not pydockerd's: give it the address %s/%d for IPv6",
+                        name, pool6.gateway, pool6.subnet.prefixlen)
     net = Network(prev.id if prev else new_id(), "bridge", "bridge",
                   prev.created if prev else now_rfc3339(),
                   subnet=str(address.network), gateway=str(address.ip),
                   ip_range=str(st.opts.fixed_cidr) if st.opts.fixed_cidr else "",
-                  options=_bridge_options(st), bridge_created=owned)
+                  options=_bridge_options(st), bridge_created=owned,
+                  enable_ipv6=pool6 is not None)
+    if pool6 is not None:
+        net.subnet6, net.gateway6 = str(pool6.subnet), str(pool6.gateway)
+        net.ip_range6 = str(pool6.ip_range) if pool6.ip_range else ""
+        st.pools6[net.id] = pool6
     st.store.put(K_NETWORK, net.id, net.to_doc())
     st.networks[net.id] = net
     st.pools[net.id] = pool
     if st.opts.ip_forward:
         await br.enable_ip_forward()
+        if pool6 is not None:
+            await br.enable_ip6_forward()
     if st.opts.iptables:
         if not st.opts.icc:
             await br.enable_bridge_netfilter()
@@ -108,16 +148,23 @@ async def bring_up_user(st: NetworkState, net: Network) -> None:
     """Create (or find again, after a restart) a user network's bridge, and its rules."""
     dev = st.device(net)
     exists, _ = await br.bridge_address(dev)
+    address6 = ipaddress.IPv6Interface(f"{net.gateway6}/{net.subnet6.split('/')[1]}") \
+        if net.enable_ipv6 and net.subnet6 else None
     if not exists:
         prefix = net.subnet.split("/")[1]
         mtu = usernets.NetworkRequest(net.name, options=dict(net.options)).mtu(st.opts.mtu)
-        await br.create_bridge(dev, ipaddress.IPv4Interface(f"{net.gateway}/{prefix}"), mtu)
+        await br.create_bridge(dev, ipaddress.IPv4Interface(f"{net.gateway}/{prefix}"), mtu,
+                               address6)
         net.bridge_created = True
         st.store.put(K_NETWORK, net.id, net.to_doc())
     else:
+        if address6 is not None:
+            await br.add_address6(dev, address6)
         await br.set_up(dev)
     if st.opts.ip_forward and not net.internal:
         await br.enable_ip_forward()
+        if address6 is not None:
+            await br.enable_ip6_forward()
     if st.opts.iptables:
         await br.install_rules(st.rules(net))
 
@@ -138,6 +185,7 @@ async def tear_down_user(st: NetworkState, net: Network) -> None:
     dev = st.device(net)
     st.networks.pop(net.id, None)
     st.pools.pop(net.id, None)
+    st.pools6.pop(net.id, None)
     st.leases.pop(net.id, None)
     if st.opts.iptables:
         try:

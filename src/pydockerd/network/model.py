@@ -18,6 +18,10 @@ class Network:
     gateway: str = ""                  # "10.199.0.1"
     ip_range: str = ""                 # --fixed-cidr
     aux_addresses: dict[str, str] = field(default_factory=dict)   # IPAM AuxiliaryAddresses
+    subnet6: str = ""                  # "fd00:1::/64" when enable_ipv6
+    gateway6: str = ""                 # "fd00:1::1"
+    ip_range6: str = ""                # --ip-range of the IPv6 config, --fixed-cidr-v6
+    aux_addresses6: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     internal: bool = False
@@ -54,6 +58,9 @@ class Endpoint:
     netns_path: str = ""
     ifname: str = "eth0"               # the device inside the sandbox: eth0, eth1, ...
     aliases: list[str] = field(default_factory=list)   # network-scoped DNS aliases
+    ip6: str = ""                      # "fd00:1::2" on an IPv6 network, else ""
+    prefix_len6: int = 0
+    gateway6: str = ""
 
     @property
     def key(self) -> str:

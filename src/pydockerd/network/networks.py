@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
-from ..errors import Conflict, Forbidden, NotFound
+from ..errors import Conflict, Forbidden, NotFound, Unavailable
 from ..models import NetworkCreateRequest
 from ..util.ids import new_id, now_rfc3339
 from . import bridge as br
@@ -24,6 +24,15 @@ async def create_network(st: NetworkState, body: NetworkCreateRequest) -> Networ
         ours = [ipaddress.IPv4Network(n.subnet) for n in st.networks.values()
                 if n.subnet]
         pool = usernets.plan_pool(req, await br.host_networks(), ours)
+        pool6 = None
+        if req.ipv6:
+            if st.opts.ula_base is None and not req.subnet6:
+                raise Unavailable("could not find an available, non-overlapping IPv6 "
+                                  "address pool among the defaults to assign to the network")
+            ours6 = [ipaddress.IPv6Network(n.subnet6) for n in st.networks.values()
+                     if n.subnet6]
+            pool6 = usernets.plan_pool6(req, st.opts.ula_base or ipaddress.IPv6Network(
+                "fd00::/48"), await br.host_networks6(), ours6)
         nid = new_id()
         dev = req.options.get(usernets.OPT_BRIDGE_NAME) or f"br-{nid[:12]}"
         if dev in st.bridge_devices() or await br.link_exists(dev):
@@ -35,9 +44,16 @@ async def create_network(st: NetworkState, body: NetworkCreateRequest) -> Networ
                       aux_addresses=dict(req.aux_addresses),
                       options=dict(req.options), labels=dict(req.labels),
                       internal=req.internal, attachable=req.attachable, bridge_name=dev)
+        if pool6 is not None:
+            net.enable_ipv6 = True
+            net.subnet6, net.gateway6 = str(pool6.subnet), str(pool6.gateway)
+            net.ip_range6 = str(pool6.ip_range) if pool6.ip_range else ""
+            net.aux_addresses6 = dict(req.aux_addresses6)
         st.store.require_space(f"create network {req.name}")
         st.networks[net.id] = net
         st.pools[net.id] = pool
+        if pool6 is not None:
+            st.pools6[net.id] = pool6
         try:
             await lifecycle.bring_up_user(st, net)
             st.store.put(K_NETWORK, net.id, net.to_doc())

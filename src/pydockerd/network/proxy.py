@@ -5,7 +5,8 @@
 
 The daemon binds (and for TCP listens on) the host socket and passes it as fd N,
 so the port is held from the moment the daemon checked it. The proxy forwards
-TCP connections (with half-close) and UDP datagrams (one upstream socket per
+TCP connections (with half-close) and UDP datagrams (IPv4 or IPv6 on either side:
+a [::] binding reaches an IPv4-only container through it) (one upstream socket per
 client address, dropped after 90 s idle) to the container until SIGTERM.
 Standard library only: it must start fast and not depend on the daemon.
 """
@@ -134,7 +135,8 @@ async def main(argv: list[str]) -> int:
     p.add_argument("--container-id", default="")
     args = p.parse_args(argv)
     kind = socket.SOCK_STREAM if args.proto == "tcp" else socket.SOCK_DGRAM
-    sock = socket.socket(socket.AF_INET, kind, fileno=args.fd)
+    fam = socket.AF_INET6 if ":" in args.host_ip else socket.AF_INET
+    sock = socket.socket(fam, kind, fileno=args.fd)
     sock.setblocking(False)
     target = (args.container_ip, args.container_port)
     loop = asyncio.get_running_loop()

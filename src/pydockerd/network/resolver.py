@@ -37,7 +37,7 @@ FORWARD_TIMEOUT = 3.0
 
 # (container id, name) -> addresses, or None when the name is not a container's
 Lookup = Callable[[str, str], "list[str] | None"]
-# (container id, IPv4 address) -> names for PTR, or None
+# (container id, IPv4 or IPv6 address) -> names for PTR, or None
 ReverseLookup = Callable[[str, str], "list[str] | None"]
 
 
@@ -242,12 +242,12 @@ class EmbeddedDNS:
         if qn.qclass == dns.CLASS_IN and qn.qtype in (dns.TYPE_A, dns.TYPE_AAAA):
             addrs = self.lookup(cid, qn.name)
             if addrs is not None:
-                # IPv6 is not offered: a known name has no AAAA (NODATA), as dockerd answers
-                return dns.answer_a(q, addrs) if qn.qtype == dns.TYPE_A else dns.answer_empty(q)
-        if qn.qclass == dns.CLASS_IN and qn.qtype == dns.TYPE_PTR \
-                and qn.name.endswith(".in-addr.arpa"):
-            ip = ".".join(reversed(qn.name[:-len(".in-addr.arpa")].split(".")))
-            names = self.reverse(cid, ip)
+                # the addresses of the asked family; a known name without an IPv6
+                # address has no AAAA: NODATA, as dockerd answers
+                return dns.answer_a(q, addrs)
+        if qn.qclass == dns.CLASS_IN and qn.qtype == dns.TYPE_PTR:
+            ip = dns.ptr_address(qn.name)
+            names = self.reverse(cid, ip) if ip is not None else None
             if names:
                 return dns.answer_ptr(q, names)
         return await self._forward(q, msg)

@@ -67,13 +67,19 @@ async def create_veth(host_name: str, bridge: str, netns: str, mtu: int, mac: st
 
 
 async def configure_eth0(netns: str, address: str, gateway: str | None,
-                         ifname: str = "eth0") -> None:
-    """Address, link up and (unless gateway is None) the default route inside the
-    namespace, in one `ip -batch`."""
-    batch = (f"addr add {address} dev {ifname}\n"
-             f"link set dev {ifname} up\n")
+                         ifname: str = "eth0", address6: str | None = None,
+                         gateway6: str | None = None) -> None:
+    """Addresses, link up and (unless the gateway is None) the default routes inside
+    the namespace, in one `ip -batch`. The IPv6 address skips DAD (`nodad`, as
+    libnetwork), so it is usable at once."""
+    batch = f"addr add {address} dev {ifname}\n"
+    if address6:
+        batch += f"addr add {address6} dev {ifname} nodad\n"
+    batch += f"link set dev {ifname} up\n"
     if gateway:
         batch += f"route add default via {gateway} dev {ifname}\n"
+    if address6 and gateway6:
+        batch += f"route add default via {gateway6} dev {ifname}\n"
     await nsenter(netns, [IP, "-batch", "-"], input=batch.encode())
 
 

@@ -21,7 +21,7 @@ from . import endpoints as eps
 from ..models import EndpointSettings, NetworkCreateRequest
 from . import files, lifecycle, networks
 from . import filters as nfilters
-from .ipam import parse_interface, parse_network
+from .ipam import parse_interface, parse_network, parse_network6, ula_base
 from .model import Endpoint, Network, NetworkMember
 from .resolver import EmbeddedDNS
 from .state import (DEFAULT_BRIDGE, DEFAULT_MTU, BridgeRemoved, ContainerNames, NetworkOptions,
@@ -42,13 +42,21 @@ class NetworkService:
                  bridge_name: str = DEFAULT_BRIDGE, bip: str | None = None,
                  fixed_cidr: str | None = None, mtu: int | None = DEFAULT_MTU,
                  iptables: bool = True, ip_forward: bool = True, ip_masq: bool = True,
-                 icc: bool = True, default_bind_ip: str = "0.0.0.0") -> None:
+                 icc: bool = True, default_bind_ip: str = "0.0.0.0", ipv6: bool = False,
+                 fixed_cidr_v6: str | None = None, ip6tables: bool = True,
+                 host_id: str | None = None) -> None:
+        """host_id (the engine id) seeds the daemon's ULA prefix, the default pool of
+        IPv6 subnets (moby's deriveULABaseNetwork); without it, an IPv6 network needs
+        an explicit subnet."""
         if len(bridge_name) > 15 or not bridge_name or "/" in bridge_name:
             raise InvalidParameter(f"invalid bridge name: {bridge_name!r}")
         opts = NetworkOptions(bridge_name, parse_interface(bip) if bip else None,
                               parse_network(fixed_cidr) if fixed_cidr else None,
                               mtu or DEFAULT_MTU, iptables, ip_forward, ip_masq, icc,
-                              default_bind_ip)
+                              default_bind_ip, ipv6,
+                              parse_network6(fixed_cidr_v6) if fixed_cidr_v6 else None,
+                              iptables and ip6tables,
+                              ula_base(host_id) if host_id is not None else None)
         self._state = NetworkState(store, events, os.path.join(exec_root, "netns"), opts,
                                    containers, tuple(on_bridge_removed))
 

@@ -5,6 +5,7 @@ container, embedded DNS answers).
 State in the store:
   kind "network"  id = network id        Network documents (stable ids across restarts)
   kind "ipam"     id = "<net id>/<ip>"   address leases {network_id, ip, container_id}
+                                         (IPv4 and IPv6 alike)
   kind "endpoint" id = "<cid>/<net id>"  Endpoint documents
 An endpoint and its lease are written before any device exists, so a crash half
 way leaves records that disconnect()/reconcile() know how to undo.
@@ -22,7 +23,7 @@ from ..events import EventBus
 from ..store import Store
 from . import bridge as br
 from . import usernets
-from .ipam import Pool
+from .ipam import IPAddr, Pool
 from .model import Endpoint, Network, lease_key
 from .resolver import EmbeddedDNS
 
@@ -62,6 +63,10 @@ class NetworkOptions:
     ip_masq: bool
     icc: bool
     default_bind_ip: str
+    ipv6: bool = False                                   # --ipv6: the default bridge too
+    fixed_cidr_v6: ipaddress.IPv6Network | None = None
+    ip6tables: bool = True
+    ula_base: ipaddress.IPv6Network | None = None        # default IPv6 pool (moby 27+)
 
 
 @dataclass
@@ -75,8 +80,9 @@ class NetworkState:
     bridge_removed: Sequence[BridgeRemoved] = ()
     networks: dict[str, Network] = field(default_factory=dict)
     pools: dict[str, Pool] = field(default_factory=dict)
+    pools6: dict[str, Pool] = field(default_factory=dict)     # networks with IPv6
     endpoints_by_key: dict[str, Endpoint] = field(default_factory=dict)
-    leases: dict[str, set[ipaddress.IPv4Address]] = field(default_factory=dict)
+    leases: dict[str, set[IPAddr]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)     # network create/remove
     dns: EmbeddedDNS = field(init=False)
 
@@ -133,16 +139,18 @@ class NetworkState:
 
     def rules(self, net: Network) -> br.Rules:
         o = self.opts
+        subnet6 = net.subnet6 if net.enable_ipv6 and o.ip6tables else ""
         if net.name == "bridge":
             return br.Rules(o.bridge_name, net.subnet, o.icc, o.ip_masq,
-                            isolate=self.bridge_devices())
+                            isolate=self.bridge_devices(), subnet6=subnet6)
         req = usernets.NetworkRequest(net.name, options=dict(net.options))
         return br.Rules(self.device(net), net.subnet, req.icc, o.ip_masq and req.ip_masq,
-                        internal=net.internal, isolate=self.bridge_devices())
+                        internal=net.internal, isolate=self.bridge_devices(),
+                        subnet6=subnet6)
 
     def release_lease(self, network_id: str, ip: str) -> None:
         self.store.delete(K_LEASE, lease_key(network_id, ip))
-        self.leases.get(network_id, set()).discard(ipaddress.IPv4Address(ip))
+        self.leases.get(network_id, set()).discard(ipaddress.ip_address(ip))
 
     # ------------------------------------------------------------ embedded DNS answers
 
@@ -179,10 +187,10 @@ class NetworkState:
             q = wanted[net.id]
             names = {n.lower() for n in self.dns_names(ep)}
             if q in names or q in {f"{n}.{net.name.lower()}" for n in names}:
-                out.append(ep.ip)
+                out.extend(a for a in (ep.ip, ep.ip6) if a)
         return list(dict.fromkeys(out)) or None
 
     def dns_reverse(self, container_id: str, ip: str) -> list[str] | None:
         out = [f"{self.name_of(ep.container_id)}.{net.name}"
-               for ep, net in self._dns_peers(container_id) if ep.ip == ip]
+               for ep, net in self._dns_peers(container_id) if ip in (ep.ip, ep.ip6)]
         return out or None

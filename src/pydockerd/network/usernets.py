@@ -9,13 +9,14 @@ from typing import Iterable
 
 from ..errors import Forbidden, InvalidParameter, NotFound, NotImplementedErr
 from ..models import IPAM, IPAMConfig, NetworkCreateRequest
-from .ipam import Pool, choose_default_subnet
+from .ipam import IPAddr, IPNet, Pool, choose_default_subnet, choose_default_subnet6
 from .model import PREDEFINED
 
 OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
 OPT_ICC = "com.docker.network.bridge.enable_icc"
 OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
 OPT_MTU = "com.docker.network.driver.mtu"
+OPT_ENABLE_IPV6 = "com.docker.network.enable_ipv6"
 _IFNAME_RE = re.compile(r"^[a-zA-Z0-9_.-]{1,15}$")
 
 
@@ -30,6 +31,11 @@ class NetworkRequest:
     gateway: str = ""
     ip_range: str = ""
     aux_addresses: dict[str, str] = field(default_factory=dict)   # IPAM AuxiliaryAddresses
+    ipv6: bool = False
+    subnet6: str = ""
+    gateway6: str = ""
+    ip_range6: str = ""
+    aux_addresses6: dict[str, str] = field(default_factory=dict)
 
     @property
     def icc(self) -> bool:
@@ -52,14 +58,16 @@ class NetworkRequest:
         return mtu
 
 
-def _bool_opt(opts: dict[str, str], key: str, default: bool) -> bool:
+def _bool_opt(opts: dict[str, str], key: str, default: bool, kind: str = "") -> bool:
     v = opts.get(key, "")
     if v == "":
         return default
-    if v.lower() in ("true", "1"):
+    if v.lower() in ("true", "1", "t"):
         return True
-    if v.lower() in ("false", "0"):
+    if v.lower() in ("false", "0", "f"):
         return False
+    if kind:
+        raise InvalidParameter(f"{kind} \"{key}\" is not a valid bool")
     raise InvalidParameter(f"failed to parse {key}={v!r}: invalid syntax")
 
 
@@ -76,29 +84,37 @@ def parse_request(body: NetworkCreateRequest) -> NetworkRequest:
         raise NotFound(f"plugin \"{driver}\" not found")
     if not name.strip():
         raise InvalidParameter("invalid name: name is empty")
-    if body.EnableIPv6:
-        raise NotImplementedErr("IPv6 networks are not supported by pydockerd")
     if body.Ingress or body.ConfigOnly or (body.ConfigFrom and body.ConfigFrom.Network):
         raise NotImplementedErr("ingress and config-only networks are not supported")
+    options = dict(body.Options or {})
+    if body.EnableIPv6 is not None:
+        ipv6 = body.EnableIPv6              # moby: the field wins over the driver option
+        options.pop(OPT_ENABLE_IPV6, None)
+    else:
+        ipv6 = _bool_opt(options, OPT_ENABLE_IPV6, False, "driver-opt")
     req = NetworkRequest(name, bool(body.Internal), bool(body.Attachable),
-                         dict(body.Labels or {}), dict(body.Options or {}))
+                         dict(body.Labels or {}), options, ipv6=ipv6)
     ipam = body.IPAM or IPAM()
     if (ipam.Driver or "default") != "default":
         raise NotFound(f"plugin \"{ipam.Driver}\" not found")
     configs = list(ipam.Config or [])
     v4 = [c for c in configs if ":" not in (c.Subnet or "")]
-    if len(configs) > len(v4):
-        raise NotImplementedErr("IPv6 networks are not supported by pydockerd")
-    errs = [e for c in v4 for e in validate_ipam_config(c)]
+    # moby 28: an IPv6 subnet on a network without IPv6 is dropped, not checked
+    v6 = [c for c in configs if ":" in (c.Subnet or "")] if ipv6 else []
+    errs = [e for c in v4 + v6 for e in validate_ipam_config(c)]
     if errs:
         raise InvalidParameter("invalid network config:\n" + (
             errs[0] if len(errs) == 1 else "* " + "\n* ".join(errs)))
-    if len(v4) > 1:
-        raise NotImplementedErr("pydockerd supports one IPv4 subnet per network")
+    if len(v4) > 1 or len(v6) > 1:
+        raise Forbidden("bridge driver doesn't support multiple subnets")
     if v4:
         c = v4[0]
         req.subnet, req.gateway, req.ip_range = c.Subnet or "", c.Gateway or "", c.IPRange or ""
         req.aux_addresses = dict(c.AuxiliaryAddresses or {})
+    if v6:
+        c = v6[0]
+        req.subnet6, req.gateway6 = c.Subnet or "", c.Gateway or ""
+        req.ip_range6, req.aux_addresses6 = c.IPRange or "", dict(c.AuxiliaryAddresses or {})
     bridge = req.options.get(OPT_BRIDGE_NAME, "")
     if bridge and not _IFNAME_RE.match(bridge):
         raise InvalidParameter(f"invalid bridge name {bridge!r}")
@@ -106,35 +122,43 @@ def parse_request(body: NetworkCreateRequest) -> NetworkRequest:
     return req
 
 
-def _prefix(text: str) -> ipaddress.IPv4Network | None:
-    """Go's netip.ParsePrefix for IPv4: "a.b.c.d/n", host bits allowed, nothing else."""
+def _prefix(text: str) -> IPNet | None:
+    """Go's netip.ParsePrefix: "addr/n", host bits allowed, nothing else (no zone)."""
     addr, sep, bits = text.partition("/")
-    if not sep or not bits.isdigit() or (len(bits) > 1 and bits[0] == "0"):
+    if not sep or not bits.isdigit() or (len(bits) > 1 and bits[0] == "0") or "%" in addr:
         return None
     try:
-        return ipaddress.IPv4Network(f"{ipaddress.IPv4Address(addr)}/{int(bits)}", strict=False)
+        return ipaddress.ip_network(f"{ipaddress.ip_address(addr)}/{int(bits)}", strict=False)
     except ValueError:
         return None
 
 
+def _canonical(text: str, net: IPNet) -> bool:
+    """Is the address part of `text` the network address (no host bits set)?"""
+    return ipaddress.ip_address(text.split("/")[0]) == net.network_address
+
+
 def validate_ipam_config(c: IPAMConfig) -> list[str]:
-    """moby's network.ValidateIPAM for one IPv4 config: its messages, in its order."""
+    """moby's validateIpamConfig for one IPv4 or IPv6 config: its messages, in its order."""
     text = c.Subnet or ""
     subnet = _prefix(text)
     if subnet is None:
         return [f"invalid subnet {text}: invalid CIDR block notation"]
+    fam = subnet.version
     errs = []
-    if text.split("/")[0] != str(subnet.network_address):
+    if not _canonical(text, subnet):
         errs.append(f"invalid subnet {text}: it should be {subnet}")
     if c.IPRange:
         rng = _prefix(c.IPRange)
         if rng is None:
             errs.append(f"invalid ip-range {c.IPRange}: invalid CIDR block notation")
+        elif rng.version != fam:
+            errs.append(f"invalid ip-range {c.IPRange}: parent subnet is an IPv{fam} block")
         else:
             if rng.prefixlen < subnet.prefixlen:
                 errs.append(f"invalid ip-range {c.IPRange}: CIDR block is bigger than its "
                             f"parent subnet {subnet}")
-            if c.IPRange.split("/")[0] != str(rng.network_address):
+            if not _canonical(c.IPRange, rng):
                 errs.append(f"invalid ip-range {c.IPRange}: it should be {rng}")
             if not subnet.overlaps(rng):
                 errs.append(f"invalid ip-range {c.IPRange}: parent subnet {subnet} doesn't "
@@ -149,8 +173,8 @@ def validate_ipam_config(c: IPAMConfig) -> list[str]:
         except ValueError:
             errs.append(f"invalid {label}: invalid address")
             continue
-        if ip.version != 4:
-            errs.append(f"invalid {label}: parent subnet is an IPv4 block")
+        if ip.version != fam:
+            errs.append(f"invalid {label}: parent subnet is an IPv{fam} block")
         elif ip not in subnet:
             errs.append(f"invalid {label}: parent subnet {subnet} doesn't contain this address")
     return errs
@@ -196,15 +220,39 @@ def plan_pool(req: NetworkRequest, in_use: Iterable[ipaddress.IPv4Network],
     return Pool(subnet, gw, rng, reserve_aux(subnet, gw, req.aux_addresses))
 
 
-def reserve_aux(subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address,
-                aux: dict[str, str]) -> frozenset[ipaddress.IPv4Address]:
+def plan_pool6(req: NetworkRequest, base: ipaddress.IPv6Network, in_use: Iterable[IPNet],
+               ours: Iterable[IPNet]) -> Pool:
+    """The IPv6 subnet of a network created with --ipv6: the requested one (checked
+    against our other networks' IPv6 subnets, as dockerd's address space) or, as moby
+    27+, the first free /64 of the daemon's ULA prefix. Checked by validate_ipam_config
+    already, so the texts parse."""
+    ours = [o for o in ours if o.version == 6]
+    if not req.subnet6:
+        net = choose_default_subnet6(base, [*in_use, *ours])
+        return Pool(net, net[1])
+    subnet = ipaddress.IPv6Network(req.subnet6)
+    if subnet.prefixlen > 126:
+        raise InvalidParameter(f"subnet {subnet} is too small for a bridge network")
+    if any(subnet.overlaps(o) for o in ours):
+        raise Forbidden("Pool overlaps with other one on this address space")
+    rng = ipaddress.IPv6Network(req.ip_range6) if req.ip_range6 else None
+    gw = ipaddress.IPv6Address(req.gateway6) if req.gateway6 else subnet[1]
+    if gw == subnet.network_address:
+        raise InvalidParameter(f"gateway {gw} is the subnet-router anycast address of "
+                               f"{subnet}")
+    return Pool(subnet, gw, rng, reserve_aux(subnet, gw, req.aux_addresses6))
+
+
+def reserve_aux(subnet: IPNet, gateway: IPAddr, aux: dict[str, str]) -> frozenset[IPAddr]:
     """The auxiliary addresses, never given to a container. As libnetwork, one that is
     the gateway, the network or broadcast address or another auxiliary address is
     refused (dockerd: a 500 with this message; here a 400: it is the request's fault)."""
-    taken = {gateway, subnet.network_address, subnet.broadcast_address}
-    out: set[ipaddress.IPv4Address] = set()
+    taken = {gateway, subnet.network_address}
+    if subnet.version == 4:
+        taken.add(subnet.broadcast_address)
+    out: set[IPAddr] = set()
     for key, value in aux.items():
-        ip = ipaddress.IPv4Address(value)
+        ip = ipaddress.ip_address(value)
         if ip in taken or ip in out:
             raise InvalidParameter(f"failed to allocate secondary ip address ({key}:{value}): "
                                    "Address already in use")
