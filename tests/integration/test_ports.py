@@ -59,14 +59,17 @@ def test_publish_tcp_loopback_gateway_and_cleanup(daemon):
                          f"http://{gateway}:{port}/")
         assert out.strip() == "hello-ports"
         doc = daemon.inspect(cid)
+        # the default binding is 0.0.0.0 and [::] (dockerd), the same host port
         assert doc["NetworkSettings"]["Ports"] == {
-            "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
+            "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)},
+                       {"HostIp": "::", "HostPort": str(port)}]}
         assert doc["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "",
                                                                 "HostPort": str(port)}]}
-        assert daemon.out("port", cid).strip() == f"80/tcp -> 0.0.0.0:{port}"
+        assert daemon.out("port", cid).strip() == \
+            f"80/tcp -> 0.0.0.0:{port}\n80/tcp -> [::]:{port}"
         ps = daemon.out("ps", "--filter", f"id={cid}", "--format", "{{.Ports}}").strip()
-        assert ps == f"0.0.0.0:{port}->80/tcp"
-        assert len(proxies_of(cid)) == 1
+        assert ps == f"0.0.0.0:{port}->80/tcp, [::]:{port}->80/tcp"
+        assert len(proxies_of(cid)) == 2
         assert len(rules_for(port)) == 1 and len(rules_for(80)) >= 1
         # the port is taken: by this container ...
         r = daemon.cli("run", "--rm", "-p", f"{port}:80", "busybox", "true", check=False)
@@ -130,8 +133,11 @@ def test_publish_all_random_port_and_udp(daemon):
     pid = daemon.inspect(cid)["State"]["Pid"]
     echo = subprocess.Popen(["nsenter", "-t", str(pid), "-n", sys.executable, "-c", UDP_ECHO])
     try:
-        lines = dict(line.split(" -> ") for line in daemon.out("port", cid).splitlines())
-        assert set(lines) == {"80/tcp", "9999/udp"}
+        pairs = [line.split(" -> ") for line in daemon.out("port", cid).splitlines()]
+        lines = dict(pairs)              # the last of each: [::] for the default binding
+        assert set(lines) == {"80/tcp", "9999/udp"} and len(pairs) == 3
+        assert ["80/tcp", lines["80/tcp"].replace("[::]", "0.0.0.0")] in pairs
+        lines["80/tcp"] = lines["80/tcp"].replace("[::]", "0.0.0.0")
         ip, _, hp = lines["80/tcp"].rpartition(":")
         assert ip == "0.0.0.0"
         lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
@@ -158,7 +164,7 @@ def test_publish_all_random_port_and_udp(daemon):
         assert cid in ps_ids("publish=80", "expose=80/tcp")
         assert cid in ps_ids("publish=9990-9999/udp")
         assert cid not in ps_ids("publish=9999/tcp")
-        assert len(proxies_of(cid)) == 2
+        assert len(proxies_of(cid)) == 3
     finally:
         echo.kill()
         echo.wait()
@@ -173,10 +179,11 @@ def test_sdk_ports(daemon, sdk):
     try:
         assert fetch(f"http://127.0.0.1:{port}/").strip() == "hello-ports"
         c.reload()
-        assert c.ports == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
+        assert c.ports == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)},
+                                      {"HostIp": "::", "HostPort": str(port)}]}
         listed = json.loads(daemon.out("ps", "--filter", f"id={c.id}", "--format",
                                        "{{json .}}"))
-        assert listed["Ports"] == f"0.0.0.0:{port}->80/tcp"
+        assert listed["Ports"] == f"0.0.0.0:{port}->80/tcp, [::]:{port}->80/tcp"
     finally:
         c.remove(force=True)
     assert proxies_of(c.id) == [] and rules_for(port) == []

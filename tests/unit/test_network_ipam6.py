@@ -157,3 +157,13 @@ def test_dns_aaaa_and_ip6_ptr() -> None:
     assert b"\x02db\x03net\x00" in asyncio.run(ask(name, dns.TYPE_PTR))
     assert dns.ptr_address("1.2.ip6.arpa") is None
     assert dns.ptr_address("2.0.9.10.in-addr.arpa") == "10.9.0.2"
+
+
+def test_v6_subnet_over_host_networks_is_refused() -> None:
+    req = _req({"Name": "n", "EnableIPv6": True, "IPAM": {"Config": [
+        {"Subnet": "fd00::/48"}]}})
+    with pytest.raises(Forbidden, match="overlaps the host's networks"):
+        usernets.plan_pool6(req, V6("fd42::/48"), [V6("fd00::/64")], [])
+    req = _req({"Name": "n", "EnableIPv6": True, "IPAM": {"Config": [{"Subnet": "::/0"}]}})
+    with pytest.raises(Forbidden):
+        usernets.plan_pool6(req, V6("fd42::/48"), [], [])

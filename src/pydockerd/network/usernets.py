@@ -235,6 +235,13 @@ def plan_pool6(req: NetworkRequest, base: ipaddress.IPv6Network, in_use: Iterabl
         raise InvalidParameter(f"subnet {subnet} is too small for a bridge network")
     if any(subnet.overlaps(o) for o in ours):
         raise Forbidden("Pool overlaps with other one on this address space")
+    # not dockerd's check: a bridge route over the host's own IPv6 networks (or its
+    # default route, ::/0) would take the host's IPv6 traffic
+    clash = next((h for h in in_use if h.version == 6 and subnet.overlaps(h)), None)
+    if clash is not None or subnet.prefixlen == 0 or subnet.is_loopback \
+            or subnet.is_link_local or subnet.is_multicast:
+        raise Forbidden(f"IPv6 subnet {subnet} overlaps the host's networks "
+                        f"({clash or 'reserved'})")
     rng = ipaddress.IPv6Network(req.ip_range6) if req.ip_range6 else None
     gw = ipaddress.IPv6Address(req.gateway6) if req.gateway6 else subnet[1]
     if gw == subnet.network_address:
