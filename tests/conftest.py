@@ -149,6 +149,11 @@ def cleanup_daemon(d: Daemon) -> None:
     if d.proc is not None and d.proc.poll() is None:
         for cid in d.out("ps", "-aq", check=False).split():
             d.cli("rm", "-f", cid, check=False)
+        # user networks a test left (the fuzz test makes some): their bridges and
+        # iptables/ip6tables chains go through the daemon
+        for net in d.out("network", "ls", "-q", "--filter", "type=custom",
+                         check=False).split():
+            d.cli("network", "rm", net, check=False)
     d.stop()
     # containers left running by live-restore tests
     runc_root = os.path.join(d.exec_root, "runc")
@@ -157,16 +162,17 @@ def cleanup_daemon(d: Daemon) -> None:
             subprocess.run(["runc", "--root", runc_root, "delete", "-f", cid],
                            capture_output=True)
     subprocess.run(["umount", "-R", "-l", d.data_root], capture_output=True)
-    for chain_table, chain in (("filter", f"PYDOCKER-{d.bridge}"), ("nat", f"PYDOCKER-{d.bridge}"),
-                               ("filter", f"PYPORTS-{d.bridge}"), ("nat", f"PYPORTS-{d.bridge}")):
-        rules = subprocess.run(["iptables", "-t", chain_table, "-S"], capture_output=True,
+    for ipt, chain_table, chain in [
+            (ipt, table, f"{prefix}-{d.bridge}") for ipt in ("iptables", "ip6tables")
+            for prefix in ("PYDOCKER", "PYPORTS") for table in ("filter", "nat")]:
+        rules = subprocess.run([ipt, "-t", chain_table, "-S"], capture_output=True,
                                text=True).stdout
         for line in rules.splitlines():
             if line.startswith("-A ") and line.endswith(f"-j {chain}"):
-                subprocess.run(["iptables", "-t", chain_table, "-D", *line.split()[1:]],
+                subprocess.run([ipt, "-t", chain_table, "-D", *line.split()[1:]],
                                capture_output=True)
-        subprocess.run(["iptables", "-t", chain_table, "-F", chain], capture_output=True)
-        subprocess.run(["iptables", "-t", chain_table, "-X", chain], capture_output=True)
+        subprocess.run([ipt, "-t", chain_table, "-F", chain], capture_output=True)
+        subprocess.run([ipt, "-t", chain_table, "-X", chain], capture_output=True)
     subprocess.run(["ip", "link", "del", d.bridge], capture_output=True)
     netns = os.path.join(d.exec_root, "netns")
     if os.path.isdir(netns):
