@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--max-concurrent-downloads", dest="max_concurrent_downloads", type=int)
     a("--max-concurrent-uploads", dest="max_concurrent_uploads", type=int)
     a("--max-download-attempts", dest="max_download_attempts", type=int)
+    a("--log-driver", dest="log_driver")
+    a("--log-opt", dest="log_opts", action="append", help="key=value")
     a("--config-file", dest="config_file")
     a("--validate", dest="validate", action="store_true")
     a("-v", "--version", dest="version", action="store_true")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import InvalidParameter
+from .logdrivers.options import validate as validate_log_config
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class Config:
     max_concurrent_uploads: int = 5
     max_download_attempts: int = 5
     certs_dir: str = "/etc/docker/certs.d"
+    log_driver: str = "json-file"
+    log_opts: dict[str, str] = field(default_factory=dict)
 
     @property
     def socket_paths(self) -> list[str]:
@@ -80,6 +83,7 @@ JSON_KEYS = {
     "max-concurrent-downloads": "max_concurrent_downloads",
     "max-concurrent-uploads": "max_concurrent_uploads",
     "max-download-attempts": "max_download_attempts",
+    "log-driver": "log_driver", "log-opts": "log_opts",
 }
 
 _ULIMIT_NAMES = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
@@ -149,6 +153,8 @@ def normalise(values: dict[str, Any]) -> Config:
         elif k in ("hosts", "dns", "dns_search", "dns_opts", "insecure_registries",
                    "registry_mirrors"):
             v = tuple(v)
+        elif k == "log_opts":
+            v = _log_opts(v)
         elif k == "runtimes":
             base = {"runc": "/usr/sbin/runc"}
             for name, spec in dict(v).items():
@@ -158,6 +164,21 @@ def normalise(values: dict[str, Any]) -> Config:
     cfg = Config(**kwargs)
     validate(cfg)
     return cfg
+
+
+def _log_opts(v: Any) -> dict[str, str]:
+    """`--log-opt k=v` (repeated) or daemon.json's {"k": "v"}."""
+    if isinstance(v, dict):
+        if not all(isinstance(x, str) for x in v.values()):
+            raise InvalidParameter("log-opts values must be strings")
+        return {str(k): x for k, x in v.items()}
+    out: dict[str, str] = {}
+    for item in v:
+        key, sep, val = str(item).partition("=")
+        if not sep:
+            raise InvalidParameter(f"invalid key value pair format in log-opt: {item}")
+        out[key] = val
+    return out
 
 
 def validate(cfg: Config) -> None:
@@ -201,3 +222,8 @@ def validate(cfg: Config) -> None:
         raise InvalidParameter(f"invalid max download attempts: {cfg.max_download_attempts}")
     if cfg.shutdown_timeout < 0:
         raise InvalidParameter("shutdown-timeout must be >= 0")
+    if cfg.log_driver != "none":
+        try:
+            validate_log_config(cfg.log_driver, cfg.log_opts)
+        except InvalidParameter as e:
+            raise InvalidParameter(f"failed to set log opts: {e.message}") from None

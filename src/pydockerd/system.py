@@ -153,6 +153,7 @@ class SystemInfo:
     runtimes: dict[str, str]        # name -> path
     default_runtime: str
     live_restore: bool
+    logging_driver: str             # the daemon's default (--log-driver)
     runc_commit: str
     security_options: list[str]
     warnings: list[str]
@@ -232,6 +233,7 @@ class SystemService:
             no_proxy=os.environ.get("NO_PROXY", ""), name=socket.gethostname(),
             server_version=__version__, runtimes=dict(self.cfg.runtimes),
             default_runtime=self.cfg.default_runtime, live_restore=self.cfg.live_restore,
+            logging_driver=self.cfg.log_driver,
             runc_commit=_runc_commit(), security_options=security,
             warnings=self._warnings())
 

@@ -45,7 +45,13 @@ REJECTED: list[tuple[dict[str, Any], dict[str, Any], str]] = [
     ({"AutoRemove": True, "RestartPolicy": {"Name": "always"}}, {},
      "cannot specify both --restart and --rm"),
     # log config
-    ({"LogConfig": {"Type": "syslogx"}}, {}, "no log driver named 'syslogx'"),
+    ({"LogConfig": {"Type": "syslogx"}}, {}, 'error looking up logging plugin syslogx: plugin "syslogx" not found'),
+    ({"LogConfig": {"Type": "json-file", "Config": {"foo": "1"}}}, {},
+     "unknown log opt 'foo' for json-file log driver"),
+    ({"LogConfig": {"Type": "awslogs"}}, {}, "awslogs log driver needs a cloud service"),
+    ({"LogConfig": {"Type": "syslog"}}, {}, "syslog log driver is not supported yet"),
+    ({"LogConfig": {"Type": "json-file", "Config": {"max-size": "abc"}}}, {},
+     "failed to initialize logging driver: invalid size: 'abc'"),
     # ulimits
     ({"Ulimits": [{"Name": "nofile", "Hard": 10}]}, {}, "Soft and Hard are required"),
     ({"Ulimits": [{"Name": "nofile", "Soft": 10}]}, {}, "Soft and Hard are required"),

@@ -207,6 +207,7 @@ def _info(**kw: Any) -> SystemInfo:
         ncpu=2, mem_total=1 << 30, data_root="/var/lib/pydockerd", http_proxy="",
         https_proxy="", no_proxy="", name="host", server_version="28.0.0-pydockerd",
         runtimes={"runc": "/usr/sbin/runc"}, default_runtime="runc", live_restore=False,
+        logging_driver="json-file",
         runc_commit="1.1.5", security_options=["name=seccomp,profile=builtin"],
         warnings=["WARNING: IPv4 forwarding is disabled"])
     base.update(kw)

@@ -4,7 +4,11 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, Sequence
+from urllib.parse import quote_plus
+
+from ..logdrivers.goformat import fixed_nano
+from ..logdrivers.message import LogEntry
 
 from ..util.tasks import cancel_and_wait
 
@@ -22,6 +26,23 @@ class Sink(Protocol):
 def frame(stream: str, data: bytes) -> bytes:
     """One stdcopy frame: [stream, 0, 0, 0, size(be32)] + data."""
     return struct.pack(">BxxxL", STREAM_IDS[stream], len(data)) + data
+
+
+def log_frames(entries: Sequence[LogEntry], tty: bool, timestamps: bool,
+               details: bool) -> bytes:
+    """Log entries as `docker logs` gets them: raw with a TTY, else stdcopy frames;
+    `timestamps`: RFC3339Nano with 9 digits first; `details`: the attrs
+    (`k=v,...`, query-escaped, sorted) first, as dockerd's daemon/logs.go."""
+    out = []
+    for e in entries:
+        data = e.data
+        if details:
+            data = ",".join(f"{quote_plus(k)}={quote_plus(v)}"
+                            for k, v in sorted(e.attrs)).encode() + b" " + data
+        if timestamps:
+            data = fixed_nano(e.time).encode() + b" " + data
+        out.append(data if tty else frame(e.stream, data))
+    return b"".join(out)
 
 
 def json_line(obj: Any) -> bytes:

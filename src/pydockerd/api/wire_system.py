@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..logdrivers.options import SUPPORTED as LOG_DRIVERS
 from ..system import RegistryInfo, SystemDiskUsage, SystemInfo, VersionInfo
 from . import wire_containers, wire_images, wire_volumes
 from .version import API_VERSION, MIN_API_VERSION, ApiVersion, version_str
@@ -49,14 +50,14 @@ def info(i: SystemInfo) -> dict[str, Any]:
         "ContainersPaused": i.paused, "ContainersStopped": i.stopped,
         "Images": i.images, "Driver": i.driver, "DriverStatus": _driver_status(i),
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
-                    "Authorization": None, "Log": ["json-file", "local", "none"]},
+                    "Authorization": None, "Log": list(LOG_DRIVERS)},
         "MemoryLimit": True, "SwapLimit": i.swap_limit,
         "KernelMemoryTCP": False, "CpuCfsPeriod": True, "CpuCfsQuota": True,
         "CPUShares": True, "CPUSet": True, "PidsLimit": True,
         "IPv4Forwarding": i.ipv4_forwarding,
         "Debug": i.debug, "NFd": i.fds, "OomKillDisable": i.oom_kill_disable,
         "NGoroutines": i.tasks, "SystemTime": i.system_time,
-        "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
+        "LoggingDriver": i.logging_driver, "CgroupDriver": "cgroupfs",
         "CgroupVersion": i.cgroup_version, "NEventsListener": 0,
         "KernelVersion": i.kernel_version, "OperatingSystem": i.operating_system,
         "OSVersion": i.os_version, "OSType": "linux", "Architecture": i.architecture,

@@ -5,9 +5,11 @@ import copy
 import re
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ..errors import InvalidParameter
+from ..logdrivers.options import merge_defaults as merge_log_defaults
+from ..logdrivers.options import validate as validate_log_config
 from ..network.ipam import normalize_mac, parse_ip6
 from .mountspec import parse_bind
 from .ports import validate_port_bindings
@@ -82,19 +84,18 @@ def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> 
 
 def normalise_host_config(hc: dict[str, Any] | None, daemon_init: bool,
                           runtimes: dict[str, str] | None = None,
-                          default_runtime: str = "runc") -> dict[str, Any]:
+                          default_runtime: str = "runc", log_driver: str = "json-file",
+                          log_opts: Mapping[str, str] | None = None) -> dict[str, Any]:
     out = copy.deepcopy(HOST_CONFIG_DEFAULTS)
     for k, v in (hc or {}).items():
         out[k] = v
     out["Runtime"] = out.get("Runtime") or default_runtime
     if runtimes is not None and out["Runtime"] not in runtimes:
         raise InvalidParameter(f"unknown or invalid runtime name: {out['Runtime']}")
-    if out.get("LogConfig") is None or not out["LogConfig"].get("Type"):
-        out["LogConfig"] = {"Type": "json-file", "Config": (out.get("LogConfig") or {})
-                            .get("Config") or {}}
-    if out["LogConfig"]["Type"] not in ("json-file", "local", "none", "k8s-file"):
-        raise InvalidParameter(f"logger: no log driver named '{out['LogConfig']['Type']}' "
-                               "is registered")
+    # dockerd's mergeAndVerifyLogConfig: the daemon's --log-driver / --log-opt
+    lc = merge_log_defaults(out.get("LogConfig"), log_driver, log_opts or {})
+    validate_log_config(lc["Type"], lc["Config"])
+    out["LogConfig"] = lc
     if not out.get("NetworkMode") or out["NetworkMode"] == "default":
         out["NetworkMode"] = "bridge"
     mode = out["NetworkMode"]

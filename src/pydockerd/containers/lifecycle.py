@@ -236,6 +236,7 @@ class Lifecycle:
             # a crash from here on: the next start finishes the removal; a full disk:
             # the files go first, which makes room
             self.registry.commit_fact(c, state=c.state.removing(c.name))
+        await self.runner.logs.forget(c.id)
         await asyncio.to_thread(self.runner.remove_files, c.id)
         try:
             self.registry.remove(c)

@@ -13,6 +13,7 @@ import signal as _signal
 from typing import Callable
 
 from ..errors import DockerError
+from ..logdrivers.spool import spools
 from ..runtime import conmon
 from ..runtime.pidwatch import wait_pid
 from .lifecycle import Lifecycle
@@ -50,9 +51,12 @@ async def restore_containers(lc: Lifecycle) -> None:
         if c.state.status == "removing":
             await lc.finish_removal(c)
             continue
+        if spools(lc.paths.bundle(c.id)):
+            lc.runner.follow_logs(c, 0)     # output its conmon wrote while we were away
         alive = c.state.conmon_pid and conmon.is_monitor_of(c.state.conmon_pid, c.id)
         if c.state.running and alive:
             if lc.cfg.live_restore:
+                lc.runner.follow_logs(c, c.state.conmon_pid)
                 log.info("live-restore: reattached to %s (pid %d)", c.id[:12], c.state.pid)
                 lc.monitor.watch(c)
                 if lc.observer is not None:

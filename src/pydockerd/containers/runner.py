@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
+import time
 from typing import Any
 
 from ..config import Config
 from ..errors import Conflict, DockerError
+from ..logdrivers.pipeline import LogPipeline
+from ..logdrivers.spool import new_spool_name
 from ..models import EndpointSettings, from_doc
 from ..runtime import conmon
 from . import links
@@ -23,6 +27,7 @@ from .create import normalise_endpoints
 from .deps import Images, Networks, Ports, RunObserver, SpecBuilder, Volumes
 from .etcfiles import plan_etc_files, rewrite_hosts, rewrite_resolv_conf, write_etc_files
 from .health import initial_health
+from .logs import driver_path, log_target
 from .model import Container, Endpoint
 from .mounts import mount_volumes, unmount_volumes
 from .paths import Paths
@@ -44,8 +49,10 @@ class Runner:
     def __init__(self, cfg: Config, paths: Paths, runtimes: Runtimes,
                  registry: ContainerRegistry, images: Images, networks: Networks,
                  volumes: Volumes | None, ports: Ports | None, spec: SpecBuilder,
-                 observer: RunObserver | None, attachers: PendingAttachers) -> None:
+                 observer: RunObserver | None, attachers: PendingAttachers,
+                 logs: LogPipeline) -> None:
         self.cfg = cfg
+        self.logs = logs
         self.paths = paths
         self.runtimes = runtimes
         self.registry = registry
@@ -83,6 +90,7 @@ class Runner:
             si = self.spec.prepare(c, rootfs, netns, self.registry.get)
             spec = await asyncio.to_thread(self.spec.build, si)
             started = await conmon.create(self.conmon_spec(c), spec)
+            self.follow_logs(c, started.conmon_pid)
             # attachers waiting for `docker run -it` connect before the process runs
             await self.attachers.connect(c.id, self.paths.bundle(c.id))
             try:
@@ -99,6 +107,8 @@ class Runner:
                                       **changes)
             raise
         state = c.state.started(started.pid, started.conmon_pid)
+        if c.host_config["LogConfig"]["Type"] == "json-file":
+            c.log_path = driver_path(c, self.paths)     # dockerd: set at start
         self.registry.commit_fact(c, state=state.with_health(initial_health(c.config)),
                                   has_been_started=True, **changes)
         if self.observer is not None:
@@ -153,11 +163,21 @@ class Runner:
         etc = plan_etc_files(c, self.networks, self.cfg, self.registry.get)
         await asyncio.to_thread(rewrite_hosts, etc)
 
+    def follow_logs(self, c: Container, conmon_pid: int) -> None:
+        """Hand the run's spool to the log pipeline (at start, and at daemon start)."""
+        target = log_target(c, self.paths)
+        if target is not None:
+            self.logs.follow(c.id, target,
+                             lambda: conmon_pid > 0 and conmon.is_monitor_of(conmon_pid, c.id))
+
     def conmon_spec(self, c: Container) -> conmon.ConmonSpec:
+        bundle = self.paths.bundle(c.id)
+        spool = os.path.join(bundle, new_spool_name(time.time_ns())) \
+            if log_target(c, self.paths) is not None else ""
         return conmon.ConmonSpec(
-            cid=c.id, name=c.name, bundle=self.paths.bundle(c.id),
+            cid=c.id, name=c.name, bundle=bundle,
             persist_dir=self.paths.persist_dir(c.id), exit_dir=self.paths.exit_dir,
-            log_path=c.log_path, tty=c.tty, stdin=bool(c.config.get("OpenStdin")),
+            log_path=spool, tty=c.tty, stdin=bool(c.config.get("OpenStdin")),
             runc=self.runtimes.of(c).binary, runc_root=self.runtimes.root,
             stdin_once=bool(c.config.get("StdinOnce")))
 

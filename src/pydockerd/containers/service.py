@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+from typing import Any, AsyncIterator
 
 from ..config import Config
 from ..errors import Conflict, Forbidden, InvalidParameter, NotFound, NotImplementedErr
+from ..logdrivers.pipeline import LogPipeline
 from ..models import NetworkConnect, NetworkDisconnect, UpdateConfig, to_doc
 from ..runtime import conmon
 from ..runtime.runc import Runc
@@ -24,6 +25,7 @@ from .create import merge_image_config, normalise_endpoints, normalise_host_conf
 from .deps import Images, Networks, Ports, RunObserver, SpecBuilder, Volumes
 from . import links
 from .lifecycle import Lifecycle
+from .logs import LogEntry, LogQuery, read_logs
 from .model import Container
 from .mounts import create_volumes, remove_made
 from .paths import Paths
@@ -51,8 +53,9 @@ class ContainerService:
         self.networks = networks
         self.volumes = volumes
         self.attachers = PendingAttachers()
+        self.log_pipeline = LogPipeline()
         self.runner = Runner(cfg, paths, runtimes, registry, images, networks, volumes, ports,
-                             spec, observer, self.attachers)
+                             spec, observer, self.attachers, self.log_pipeline)
         self.lifecycle = Lifecycle(cfg, paths, runtimes, registry, self.runner, volumes,
                                    observer)
 
@@ -106,7 +109,8 @@ class ContainerService:
             raise InvalidParameter("no image specified" if not config.get("Image") else "")
         image = self.images.resolve(image_ref)
         hc = normalise_host_config(host_config, self.cfg.init, self.cfg.runtimes,
-                                   self.cfg.default_runtime)
+                                   self.cfg.default_runtime, self.cfg.log_driver,
+                                   self.cfg.log_opts)
         mode = hc["NetworkMode"]
         if mode.startswith("container:"):
             other = self.get(mode.split(":", 1)[1])
@@ -143,8 +147,6 @@ class ContainerService:
                                                             made_volumes)
             os.makedirs(cdir, mode=0o710)
             await asyncio.to_thread(self.images.create_rw_layer, cid, image)
-            if hc["LogConfig"]["Type"] != "none":
-                c.log_path = os.path.join(cdir, f"{cid}-json.log")
             c.hostname_path = os.path.join(cdir, "hostname")
             c.hosts_path = os.path.join(cdir, "hosts")
             c.resolv_conf_path = os.path.join(cdir, "resolv.conf")
@@ -320,6 +322,18 @@ class ContainerService:
 
     async def shutdown(self, timeout: float) -> None:
         await shutdown_containers(self.lifecycle, timeout)
+        await self.log_pipeline.close()
+
+    def read_logs(self, c: Container, q: LogQuery) -> AsyncIterator[list[LogEntry]]:
+        """Batches of `c`'s log entries; with `q.follow`, until it stops and its
+        logs are all written."""
+        def active() -> bool:
+            return c.state.running or c.state.status == "restarting" \
+                or self.log_pipeline.busy(c.id)
+
+        async def changed(timeout: float) -> None:
+            await self.log_pipeline.wait_change(c.id, timeout)
+        return read_logs(c, self.paths, q, active, changed)
 
 
 __all__ = ["ContainerService"]

@@ -13,6 +13,7 @@ import posixpath
 import re
 
 from ..errors import InvalidParameter
+from ..logdrivers.options import validate as validate_log_config
 from ..models import ContainerConfig, HealthConfig, HostConfig, Mount, Resources, UpdateConfig
 from ..runtime.caps import normalize_caps
 from ..runtime.rlimits import ULIMIT_NAMES
@@ -26,7 +27,6 @@ _EXPOSED_RE = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?(?:/(tcp|udp|sctp))?$", re.I
 _SYSCTL_IPC = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
 _RESTART_NAMES = ("", "no", "always", "unless-stopped", "on-failure")
-_LOG_DRIVERS = ("json-file", "local", "none", "k8s-file")
 
 
 def validate_create(cfg: ContainerConfig, hc: HostConfig | None) -> None:
@@ -64,10 +64,9 @@ def validate_healthcheck(h: HealthConfig) -> None:
 def validate_host_config(hc: HostConfig) -> None:
     validate_resources(hc, update=False)
     validate_restart_policy(hc)
-    if hc.LogConfig is not None and hc.LogConfig.Type \
-            and hc.LogConfig.Type not in _LOG_DRIVERS:
-        raise InvalidParameter(f"logger: no log driver named '{hc.LogConfig.Type}' is "
-                               "registered")
+    if hc.LogConfig is not None and hc.LogConfig.Type:
+        # an empty Type is the daemon's driver: checked with its options in create.py
+        validate_log_config(hc.LogConfig.Type, dict(hc.LogConfig.Config or {}))
     if hc.ShmSize is not None and hc.ShmSize < 0:
         raise InvalidParameter("SHM size can not be less than 0")
     if hc.OomScoreAdj is not None and not -1000 <= hc.OomScoreAdj <= 1000:

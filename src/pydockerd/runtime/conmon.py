@@ -6,6 +6,8 @@ Files of a running container (bundle dir, under the exec root):
   config.json  the OCI spec          attach  conmon's SOCK_SEQPACKET attach socket
   ctl          resize fifo ("1 h w") conmon.pid / pidfile  conmon's and the container's pids
   status/      conmon's persist dir: `exit` (exit code), `oom`
+  log-<ns>.spool  the run's output in k8s-file format, which the daemon's log pipeline
+               (logdrivers/) turns into the log driver's files; log.cursor its progress
 Conmon also writes the code to `<exit-dir>/<id>`. Both are under the exec root
 (a tmpfs), never on the data root: conmon gives up without writing any exit
 file when the first write fails, so a full data root would lose the code.
@@ -40,7 +42,7 @@ class ConmonSpec:
     bundle: str          # contains config.json; conmon puts attach/ctl/status here
     persist_dir: str     # under the data root: the durable copy of exit, oom
     exit_dir: str        # under the exec root: <cid> holds the exit code
-    log_path: str        # "" -> no log (log driver none)
+    log_path: str        # the run's spool (k8s-file, read by the log pipeline); "" -> none
     tty: bool
     stdin: bool
     runc: str
@@ -104,8 +106,9 @@ async def create(spec: ConmonSpec, oci_config: dict[str, Any]) -> Started:
         if not spec.stdin_once:
             argv.append("--leave-stdin-open")
     r, w = os.pipe()
+    # TZ: conmon stamps log records in its local time; UTC saves a conversion per line
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-           "_OCI_SYNCPIPE": str(w)}
+           "_OCI_SYNCPIPE": str(w), "TZ": "UTC"}
     log.debug("exec: %s", " ".join(argv))
     err_path = os.path.join(spec.bundle, "conmon.err")
     try:

@@ -20,7 +20,7 @@ import asyncio
 from typing import Any
 
 from ...containers.attach import AttachSession
-from ...containers.logs import LogQuery, read_logs
+from ...containers.logs import LogQuery
 from ...containers.model import Container
 from ...containers.service import ContainerService
 from ...errors import InvalidParameter
@@ -69,10 +69,11 @@ class WebSocketAttach:
         async def handler(reader: Any, writer: asyncio.StreamWriter) -> None:
             ws = WebSocket(reader, writer, binary=binary)
             try:
-                if logs and ct.log_path and want:
+                if logs and want:
                     q = LogQuery(stdout="stdout" in want, stderr="stderr" in want)
-                    async for rec in read_logs(ct.log_path, q, lambda: False):
-                        ws.write(rec.data)
+                    async for batch in self.c.read_logs(ct, q):
+                        for e in batch:
+                            ws.write(e.data)
                         await ws.drain()
                 if session_fut is not None:
                     try:

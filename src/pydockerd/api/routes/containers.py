@@ -7,13 +7,14 @@ import json
 from typing import Any, AsyncIterator
 
 from ...containers.archive import ArchiveService
-from ...containers.logs import LogQuery, read_logs
+from ...containers.logs import LogQuery
 from ...containers.service import ContainerService
 from ...containers.stats import StatsService
 from ...containers.top import top
 from ...containers.validate import validate_create, validate_update
 from ...errors import CommandFailed, InvalidParameter, NotFound
 from ...images.service import ImageService
+from ...logdrivers.options import READABLE
 from ...models import ContainerCreateRequest, UpdateConfig, to_doc
 from ...network.service import NetworkService
 from ...util.ids import parse_unix_or_rfc3339_ns
@@ -24,7 +25,7 @@ from ..netcompat import migrate_mac_address
 from ..http import (AnyResponse, HijackResponse, Request, Response, StreamResponse, empty,
                     go_quote, json_response)
 from ..router import Route
-from ..streams import frame, parse_detach_keys, pump_hijacked, release_session
+from ..streams import frame, log_frames, parse_detach_keys, pump_hijacked, release_session
 from .attach_ws import WebSocketAttach
 
 
@@ -206,7 +207,7 @@ class ContainerRoutes:
 
     async def logs(self, req: Request) -> AnyResponse:
         ct = self.c.get(req.params["id"])
-        if ct.host_config["LogConfig"]["Type"] == "none":
+        if ct.host_config["LogConfig"]["Type"] not in READABLE:
             raise InvalidParameter('configured logging driver does not support reading')
         stdout, stderr = req.q_bool("stdout"), req.q_bool("stderr")
         if not stdout and not stderr:
@@ -219,18 +220,13 @@ class ContainerRoutes:
         q = LogQuery(stdout=stdout, stderr=stderr, since_ns=_time_ns(req.q("since")),
                      until_ns=_time_ns(req.q("until")), tail=tail_n,
                      timestamps=req.q_bool("timestamps"), follow=req.q_bool("follow"))
+        details = req.q_bool("details")
         tty = ct.tty
-
-        def running() -> bool:
-            return ct.state.running or ct.state.status == "restarting"
 
         async def body() -> AsyncIterator[bytes]:
             yield b""      # dockerd answers 200 at once: the arguments were checked
-            async for rec in read_logs(ct.log_path, q, running):
-                data = rec.data
-                if q.timestamps:
-                    data = rec.timestamp.replace("+00:00", "Z").encode() + b" " + data
-                yield data if tty else frame(rec.stream, data)
+            async for batch in self.c.read_logs(ct, q):
+                yield log_frames(batch, tty, q.timestamps, details)
         ctype = "application/vnd.docker.raw-stream" if tty \
             else "application/vnd.docker.multiplexed-stream"
 
@@ -263,11 +259,11 @@ class ContainerRoutes:
                 raise
 
         async def handler(reader: Any, writer: asyncio.StreamWriter) -> None:
-            if logs and ct.log_path:
+            if logs and want:
                 q = LogQuery(stdout="stdout" in want, stderr="stderr" in want)
-                async for rec in read_logs(ct.log_path, q, lambda: False):
-                    writer.write(rec.data if tty else frame(rec.stream, rec.data))
-                await writer.drain()
+                async for batch in self.c.read_logs(ct, q):
+                    writer.write(log_frames(batch, tty, False, False))
+                    await writer.drain()
             if session_fut is None:
                 return
             try:

@@ -1,0 +1,55 @@
+"""The json-file driver, byte for byte as dockerd writes it:
+`{"log":"...\\n","stream":"stdout","attrs":{...},"time":"<RFC3339Nano>"}` a line
+(`attrs` only when `labels`/`env`/`tag` options put something in it)."""
+from __future__ import annotations
+
+import json
+from typing import Mapping
+
+from .goformat import go_json_map, go_json_string, go_time
+from .message import LogEntry, Message
+from .options import file_options
+from .rotate import RotatingFile
+from .tag import ContainerInfo, extra_attributes, render_tag
+
+
+class JsonFileDriver:
+    def __init__(self, path: str, info: ContainerInfo,
+                 position: Mapping[str, int] | None = None) -> None:
+        self.file = RotatingFile(path, file_options("json-file", info.options), position)
+        attrs = extra_attributes(info)
+        if "tag" in info.options:
+            attrs["tag"] = render_tag(info)
+        mid = (',"attrs":' + go_json_map(attrs)) if attrs else ""
+        self._mid = {s: f',"stream":"{s}"{mid},"time":"' for s in ("stdout", "stderr")}
+
+    def log(self, msg: Message) -> bool:
+        text = go_json_string(msg.line if msg.partial else msg.line + b"\n")
+        line = '{"log":' + text + self._mid[msg.stream] + go_time(msg.time) + '"}\n'
+        return self.file.add(line.encode(), msg.time)
+
+    def commit(self) -> Mapping[str, int]:
+        return self.file.commit()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def split_records(buf: bytes) -> tuple[list[bytes], int]:
+    """Complete lines of `buf` and how many bytes they take."""
+    end = buf.rfind(b"\n") + 1
+    if not end:
+        return [], 0
+    return buf[:end - 1].split(b"\n"), end
+
+
+def decode(rec: bytes) -> LogEntry | None:
+    try:
+        obj = json.loads(rec)
+        attrs = obj.get("attrs")
+        return LogEntry(obj.get("stream") or "stdout",
+                        str(obj.get("log") or "").encode("utf-8", "replace"),
+                        str(obj.get("time") or ""),
+                        tuple((str(k), str(v)) for k, v in attrs.items()) if attrs else ())
+    except (ValueError, AttributeError):
+        return None          # a torn or foreign line: skipped, as dockerd's decoder

@@ -1,0 +1,199 @@
+"""The log pipeline: one asyncio tailer per container with output to convert.
+
+conmon (which outlives the daemon) writes each run's output into a spool under the
+exec root; the tailer reads it from the cursor, hands the records to the driver
+(json-file, local), commits at record boundaries and saves the cursor, then
+punches the consumed head out of the spool. A run's spool is removed once its
+conmon is gone and everything in it is written. While the daemon is stopped the
+spool just grows; the next daemon resumes from the cursor (see spool.py and
+rotate.py for why nothing is lost or written twice).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from typing import BinaryIO, Callable
+
+from ..util.tasks import TaskOwner
+from .jsonfile import JsonFileDriver
+from .local import LocalDriver
+from .message import LogDriver
+from .spool import Assembler, Cursor, punch_hole, spools
+from .tag import ContainerInfo
+
+log = logging.getLogger("pydockerd.logs")
+
+_READ = 1 << 20
+_PUNCH_EVERY = 1 << 20
+_IDLE_MIN, _IDLE_MAX = 0.005, 0.2
+
+
+@dataclass(frozen=True)
+class LogTarget:
+    """Where one container's logs go."""
+    driver: str              # "json-file" | "local"
+    path: str                # the driver's file
+    bundle: str              # spools and cursor
+    info: ContainerInfo
+
+
+def open_driver(t: LogTarget, position: dict[str, int] | None) -> LogDriver:
+    os.makedirs(os.path.dirname(t.path), exist_ok=True)
+    if t.driver == "local":
+        return LocalDriver(t.path, t.info, position)
+    return JsonFileDriver(t.path, t.info, position)
+
+
+class _Tail:
+    def __init__(self, target: LogTarget, alive: Callable[[], bool]) -> None:
+        self.target = target
+        self.alive = alive          # is the container's current conmon running?
+        self.wake = asyncio.Event()
+        self.stopping = False               # the container is being removed
+        self.task: asyncio.Task[None] | None = None
+        self.committed = asyncio.Event()   # set at every commit, for `logs -f`
+
+    async def run(self) -> None:
+        t = self.target
+        cursor = await asyncio.to_thread(Cursor.load, t.bundle)
+        driver = await asyncio.to_thread(open_driver, t, cursor.driver or None)
+        try:
+            while not self.stopping:
+                names = spools(t.bundle)
+                if not names:
+                    if not self.alive():
+                        return
+                    await self._idle(_IDLE_MAX)
+                    continue
+                if cursor.spool != names[0]:
+                    cursor.spool, cursor.offset, cursor.pending = names[0], 0, {}
+                await self._drain(cursor, driver, last=len(names) == 1)
+        finally:
+            driver.close()
+
+    async def _drain(self, cursor: Cursor, driver: LogDriver, last: bool) -> bool:
+        """Read one spool until its run is over and it is fully written; then remove it."""
+        t = self.target
+        path = os.path.join(t.bundle, cursor.spool)
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            cursor.spool = ""
+            return True
+        asm = Assembler(cursor.pending)
+        punched = 0
+        idle = _IDLE_MIN
+        with f:
+            while not self.stopping:
+                moved = await asyncio.to_thread(self._step, f, cursor, asm, driver)
+                if moved:
+                    idle = _IDLE_MIN
+                    if cursor.offset - punched >= _PUNCH_EVERY:
+                        punch_hole(f.fileno(), cursor.offset)
+                        punched = cursor.offset
+                    continue
+                # at the end of what is written: is this run over?
+                if not last or not self.alive():
+                    if await asyncio.to_thread(self._step, f, cursor, asm, driver):
+                        continue      # conmon wrote more before it went
+                    await asyncio.to_thread(self._finish, path, cursor, asm, driver)
+                    return True
+                await self._idle(idle)
+                idle = min(idle * 2, _IDLE_MAX)
+                if len(spools(t.bundle)) > 1:
+                    last = False
+        return False
+
+    def _step(self, f: BinaryIO, cursor: Cursor, asm: Assembler, driver: LogDriver) -> bool:
+        """(worker thread) Convert what the spool has past the cursor."""
+        f.seek(cursor.offset)
+        data = f.read(_READ)
+        if not data:
+            return False
+        base = cursor.offset
+
+        def commit(end: int) -> None:
+            cursor.driver = dict(driver.commit())
+            cursor.offset, cursor.pending = base + end, dict(asm.pending)
+            cursor.save(self.target.bundle)
+        used = asm.feed(data, driver, commit)
+        if used == 0:
+            if len(data) < _READ:
+                return False           # a record still being written
+            used = len(data)           # a record over 1 MiB cannot come from conmon
+        commit(used)
+        self.committed.set()
+        return True
+
+    def _finish(self, path: str, cursor: Cursor, asm: Assembler, driver: LogDriver) -> None:
+        asm.flush(driver)
+        cursor.driver = dict(driver.commit())
+        cursor.pending = {}
+        cursor.save(self.target.bundle)
+        os.unlink(path)              # first: a cursor naming a spool that is gone is harmless
+        cursor.spool, cursor.offset = "", 0
+        cursor.save(self.target.bundle)
+        self.committed.set()
+
+    async def _idle(self, seconds: float) -> None:
+        self.wake.clear()
+        try:
+            await asyncio.wait_for(self.wake.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+
+class LogPipeline:
+    """The daemon's tailers, by container id."""
+
+    def __init__(self) -> None:
+        self._tails: dict[str, _Tail] = {}
+        self._tasks = TaskOwner("log pipeline")
+
+    def follow(self, cid: str, target: LogTarget, alive: Callable[[], bool]) -> None:
+        """A run of `cid` started (or the daemon restarted): make sure a tailer runs."""
+        tail = self._tails.get(cid)
+        if tail is not None:
+            tail.alive = alive
+            tail.wake.set()
+            return
+        tail = _Tail(target, alive)
+        self._tails[cid] = tail
+
+        async def run() -> None:
+            try:
+                await tail.run()
+            finally:
+                if self._tails.get(cid) is tail:
+                    del self._tails[cid]
+                tail.committed.set()
+        tail.task = self._tasks.spawn(run(), name=f"logs-{cid[:12]}")
+
+    def busy(self, cid: str) -> bool:
+        return cid in self._tails
+
+    async def wait_change(self, cid: str, timeout: float) -> None:
+        """For `logs -f`: until the tailer commits something (or `timeout`)."""
+        tail = self._tails.get(cid)
+        if tail is None:
+            await asyncio.sleep(timeout)
+            return
+        tail.committed.clear()
+        try:
+            await asyncio.wait_for(tail.committed.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    async def forget(self, cid: str) -> None:
+        """The container is being removed: stop its tailer."""
+        tail = self._tails.pop(cid, None)
+        if tail is None or tail.task is None:
+            return
+        tail.stopping = True          # ends after its current step (never mid-commit)
+        tail.wake.set()
+        await asyncio.gather(tail.task, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self._tasks.close()

@@ -1,0 +1,235 @@
+"""Reading a file driver's logs back (`docker logs`, attach `logs=1`): the rotated
+files oldest first (`.N.gz` ... `.1`), then the live file; `--tail` walks backwards
+from the end and stops once it has enough lines (its cost does not grow with the
+log); `-f` keeps reading the live file and, when it is rotated away (renamed: the
+open descriptor still reads it to its end) or truncated (max-file 1), goes on
+with the new file: no line is lost or read twice."""
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import re
+from collections import deque
+from dataclasses import dataclass
+from typing import AsyncIterator, Awaitable, BinaryIO, Callable, Iterator
+
+from ..util.ids import to_unix_ns
+from . import jsonfile, local
+from .message import LogEntry
+
+_CHUNK = 1 << 20
+
+
+@dataclass
+class LogQuery:
+    stdout: bool = True
+    stderr: bool = True
+    since_ns: int = 0
+    until_ns: int = 0
+    tail: int = -1
+    timestamps: bool = False
+    follow: bool = False
+
+
+@dataclass(frozen=True)
+class Format:
+    split: Callable[[bytes], tuple[list[bytes], int]]
+    decode: Callable[[bytes], LogEntry | None]
+    backward: bool          # records end with b"\n" (tail reads blocks backwards)
+
+
+FORMATS = {"json-file": Format(jsonfile.split_records, jsonfile.decode, True),
+           "local": Format(local.split_records, local.decode, False)}
+
+
+class _Filter:
+    def __init__(self, q: LogQuery) -> None:
+        self.q = q
+        self.timed = bool(q.since_ns or q.until_ns)
+
+    def __call__(self, e: LogEntry | None) -> bool:
+        if e is None:
+            return False
+        q = self.q
+        if e.stream == "stdout" and not q.stdout or e.stream == "stderr" and not q.stderr:
+            return False
+        if self.timed:
+            t = to_unix_ns(e.time)
+            if q.since_ns and t < q.since_ns or q.until_ns and t > q.until_ns:
+                return False
+        return True
+
+
+def rotated_files(path: str) -> list[str]:
+    """`path.N[.gz]` ... `path.1[.gz]`, oldest first (a `.i` being compressed wins)."""
+    d, base = os.path.split(path)
+    found: dict[int, str] = {}
+    rx = re.compile(re.escape(base) + r"\.(\d+)(\.gz)?$")
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return []
+    for n in names:
+        m = rx.match(n)
+        if m and not (m.group(2) and int(m.group(1)) in found):
+            found[int(m.group(1))] = os.path.join(d, n)
+    return [found[i] for i in sorted(found, reverse=True)]
+
+
+def _open_any(path: str) -> BinaryIO | None:
+    try:
+        f: BinaryIO = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    if path.endswith(".gz"):
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+    return f
+
+
+def _forward(f: BinaryIO, fmt: Format, keep: _Filter) -> Iterator[list[LogEntry]]:
+    buf = b""
+    while chunk := f.read(_CHUNK):
+        buf += chunk
+        recs, used = fmt.split(buf)
+        buf = buf[used:]
+        out = [e for e in map(fmt.decode, recs) if keep(e)]
+        if out:
+            yield out  # type: ignore[misc]
+    if buf and not isinstance(f, gzip.GzipFile):
+        f.seek(-len(buf), os.SEEK_CUR)     # a record still being written: follow reads it
+
+
+def _tail_lines(f: BinaryIO, n: int, fmt: Format, keep: _Filter) -> list[LogEntry]:
+    """The last `n` wanted entries of a plain newline-framed file, read backwards."""
+    end = f.seek(0, os.SEEK_END)
+    found: deque[LogEntry] = deque()
+    rest = b""
+    pos = end
+    while pos > 0 and len(found) < n:
+        step = min(_CHUNK, pos)
+        pos -= step
+        f.seek(pos)
+        block = f.read(step) + rest
+        first = block.find(b"\n") + 1 if pos > 0 else 0
+        rest = block[:first]
+        lines = block[first:].split(b"\n")
+        for line in reversed(lines):
+            if line:
+                e = fmt.decode(line)
+                if keep(e):
+                    assert e is not None
+                    found.appendleft(e)
+                    if len(found) >= n:
+                        break
+    return list(found)
+
+
+def _collect(path: str, fd_ino: int, fmt: Format, q: LogQuery, f: BinaryIO | None) -> \
+        list[list[LogEntry]]:
+    """(worker thread) Everything before following: rotated files, then the live one."""
+    keep = _Filter(q)
+    old = [p for p in rotated_files(path)
+           if not (not p.endswith(".gz") and _ino(p) == fd_ino)]
+    if q.tail == 0:
+        if f is not None:
+            f.seek(0, os.SEEK_END)
+        return []
+    if q.tail > 0 and fmt.backward:
+        got: list[LogEntry] = []
+        if f is not None:
+            got = _tail_lines(f, q.tail, fmt, keep)
+            f.seek(0, os.SEEK_END)
+        for p in reversed(old):          # older files, newest first, while short
+            if len(got) >= q.tail:
+                break
+            g = _open_any(p)
+            if g is not None:
+                with g:
+                    older = [e for batch in _forward(g, fmt, keep) for e in batch]
+                got = older[max(0, len(older) - (q.tail - len(got))):] + got
+        return [got]
+    if q.tail > 0:                       # local: forward, keeping the last entries
+        last: deque[LogEntry] = deque(maxlen=q.tail)
+        for p in old:
+            g = _open_any(p)
+            if g is not None:
+                with g:
+                    for batch in _forward(g, fmt, keep):
+                        last.extend(batch)
+        if f is not None:
+            f.seek(0)
+            for batch in _forward(f, fmt, keep):
+                last.extend(batch)
+        return [list(last)]
+    out: list[list[LogEntry]] = []
+    for p in old:
+        g = _open_any(p)
+        if g is not None:
+            with g:
+                out.extend(_forward(g, fmt, keep))
+    if f is not None:
+        f.seek(0)
+        out.extend(_forward(f, fmt, keep))
+    return out
+
+
+def _ino(path: str) -> int:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return -1
+
+
+async def read_entries(path: str, driver: str, q: LogQuery, active: Callable[[], bool],
+                       changed: Callable[[float], Awaitable[None]]) -> \
+        AsyncIterator[list[LogEntry]]:
+    """Batches of entries; with `q.follow`, until the container stops and its
+    pipeline has written everything (`active()` false) and the file is read."""
+    fmt = FORMATS[driver]
+    f = _open_any(path)
+    while f is None and q.follow and active():
+        await changed(0.1)
+        f = _open_any(path)
+    try:
+        ino = os.fstat(f.fileno()).st_ino if f is not None else -1
+        for batch in await asyncio.to_thread(_collect, path, ino, fmt, q, f):
+            yield batch
+        if not q.follow or f is None:
+            return
+        keep = _Filter(q)
+        buf = b""
+        while True:
+            ended = not active()
+            chunk = await asyncio.to_thread(f.read, _CHUNK)
+            if chunk:
+                buf += chunk
+                recs, used = fmt.split(buf)
+                buf = buf[used:]
+                out = [e for e in map(fmt.decode, recs) if keep(e)]
+                if out:
+                    yield out  # type: ignore[misc]
+                continue
+            st = _stat(path)
+            pos = f.tell()
+            if st is not None and (st.st_ino != ino or st.st_size < pos):
+                f.close()                  # rotated (renamed or truncated): the new file
+                nf = _open_any(path)
+                if nf is None:
+                    f = open(os.devnull, "rb")
+                    continue
+                f, ino, buf = nf, os.fstat(nf.fileno()).st_ino, b""
+                continue
+            if ended:
+                return
+            await changed(0.25)
+    finally:
+        if f is not None:
+            f.close()
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
