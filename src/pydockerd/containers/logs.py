@@ -6,7 +6,7 @@ import os
 from typing import AsyncIterator, Awaitable, Callable
 
 from ..logdrivers.options import READABLE
-from ..logdrivers.pipeline import LogTarget
+from ..logdrivers.pipeline import LogPipeline, LogTarget
 from ..logdrivers.reader import LogQuery, read_entries
 from ..logdrivers.message import LogEntry
 from ..logdrivers.tag import ContainerInfo
@@ -39,11 +39,17 @@ def log_target(c: Container, paths: Paths) -> LogTarget | None:
 
 
 async def read_logs(c: Container, paths: Paths, q: LogQuery, active: Callable[[], bool],
-                    changed: Callable[[float], Awaitable[None]]) -> \
-        AsyncIterator[list[LogEntry]]:
+                    changed: Callable[[float], Awaitable[None]],
+                    pipeline: LogPipeline) -> AsyncIterator[list[LogEntry]]:
     """Batches of the container's log entries (see logdrivers/reader.py)."""
     driver = c.host_config["LogConfig"]["Type"]
     if driver not in READABLE:
         return
-    async for batch in read_entries(driver_path(c, paths), driver, q, active, changed):
-        yield batch
+    feed = pipeline.subscribe(c.id) if q.follow else None
+    try:
+        async for batch in read_entries(driver_path(c, paths), driver, q, active, changed,
+                                        feed.files if feed is not None else None):
+            yield batch
+    finally:
+        if feed is not None:
+            pipeline.unsubscribe(c.id, feed)

@@ -333,7 +333,7 @@ class ContainerService:
 
         async def changed(timeout: float) -> None:
             await self.log_pipeline.wait_change(c.id, timeout)
-        return read_logs(c, self.paths, q, active, changed)
+        return read_logs(c, self.paths, q, active, changed, self.log_pipeline)
 
 
 __all__ = ["ContainerService"]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from typing import Mapping
+from typing import Callable, Mapping
 
 from .goformat import go_json_map, go_json_string, go_time
 from .message import LogEntry, Message
@@ -15,8 +15,9 @@ from .tag import ContainerInfo, extra_attributes, render_tag
 
 class JsonFileDriver:
     def __init__(self, path: str, info: ContainerInfo,
-                 position: Mapping[str, int] | None = None) -> None:
-        self.file = RotatingFile(path, file_options("json-file", info.options), position)
+                 position: Mapping[str, int] | None = None,
+                 on_open: Callable[[str], None] | None = None) -> None:
+        self.file = RotatingFile(path, file_options("json-file", info.options), position, on_open)
         attrs = extra_attributes(info)
         if "tag" in info.options:
             attrs["tag"] = render_tag(info)

@@ -11,7 +11,7 @@ at exit). The trailing length lets a reader walk the file backwards (`--tail`)."
 from __future__ import annotations
 
 import struct
-from typing import Mapping
+from typing import Callable, Mapping
 
 from ..util.ids import to_unix_ns
 from .goformat import format_ns
@@ -43,8 +43,9 @@ def encode(msg: Message) -> bytes:
 
 class LocalDriver:
     def __init__(self, path: str, info: ContainerInfo,
-                 position: Mapping[str, int] | None = None) -> None:
-        self.file = RotatingFile(path, file_options("local", info.options), position)
+                 position: Mapping[str, int] | None = None,
+                 on_open: Callable[[str], None] | None = None) -> None:
+        self.file = RotatingFile(path, file_options("local", info.options), position, on_open)
 
     def log(self, msg: Message) -> bool:
         return self.file.add(encode(msg), msg.time)

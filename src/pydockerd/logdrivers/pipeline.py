@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import deque
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
@@ -39,11 +40,24 @@ class LogTarget:
     info: ContainerInfo
 
 
-def open_driver(t: LogTarget, position: dict[str, int] | None) -> LogDriver:
+class Feed:
+    """A follower's queue of the live files, each opened as it was created, so a
+    `logs -f` that is slower than the rotations still reads every file."""
+
+    def __init__(self) -> None:
+        self.files: deque[BinaryIO] = deque()
+
+    def close(self) -> None:
+        while self.files:
+            self.files.popleft().close()
+
+
+def open_driver(t: LogTarget, position: dict[str, int] | None,
+                on_open: Callable[[str], None]) -> LogDriver:
     os.makedirs(os.path.dirname(t.path), exist_ok=True)
     if t.driver == "local":
-        return LocalDriver(t.path, t.info, position)
-    return JsonFileDriver(t.path, t.info, position)
+        return LocalDriver(t.path, t.info, position, on_open)
+    return JsonFileDriver(t.path, t.info, position, on_open)
 
 
 class _Tail:
@@ -54,11 +68,12 @@ class _Tail:
         self.stopping = False               # the container is being removed
         self.task: asyncio.Task[None] | None = None
         self.committed = asyncio.Event()   # set at every commit, for `logs -f`
+        self.feeds: set[Feed] = set()
 
     async def run(self) -> None:
         t = self.target
         cursor = await asyncio.to_thread(Cursor.load, t.bundle)
-        driver = await asyncio.to_thread(open_driver, t, cursor.driver or None)
+        driver = await asyncio.to_thread(open_driver, t, cursor.driver or None, self._opened)
         try:
             while not self.stopping:
                 names = spools(t.bundle)
@@ -137,6 +152,14 @@ class _Tail:
         cursor.save(self.target.bundle)
         self.committed.set()
 
+    def _opened(self, path: str) -> None:
+        """(worker thread) A new live file: every follower opens it now."""
+        for feed in list(self.feeds):
+            try:
+                feed.files.append(open(path, "rb"))
+            except OSError:
+                pass
+
     async def _idle(self, seconds: float) -> None:
         self.wake.clear()
         try:
@@ -170,6 +193,20 @@ class LogPipeline:
                     del self._tails[cid]
                 tail.committed.set()
         tail.task = self._tasks.spawn(run(), name=f"logs-{cid[:12]}")
+
+    def subscribe(self, cid: str) -> Feed | None:
+        tail = self._tails.get(cid)
+        if tail is None:
+            return None
+        feed = Feed()
+        tail.feeds.add(feed)
+        return feed
+
+    def unsubscribe(self, cid: str, feed: Feed) -> None:
+        tail = self._tails.get(cid)
+        if tail is not None:
+            tail.feeds.discard(feed)
+        feed.close()
 
     def busy(self, cid: str) -> bool:
         return cid in self._tails

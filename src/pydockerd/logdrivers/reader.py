@@ -182,8 +182,8 @@ def _ino(path: str) -> int:
 
 
 async def read_entries(path: str, driver: str, q: LogQuery, active: Callable[[], bool],
-                       changed: Callable[[float], Awaitable[None]]) -> \
-        AsyncIterator[list[LogEntry]]:
+                       changed: Callable[[float], Awaitable[None]],
+                       feed: deque[BinaryIO] | None = None) -> AsyncIterator[list[LogEntry]]:
     """Batches of entries; with `q.follow`, until the container stops and its
     pipeline has written everything (`active()` false) and the file is read."""
     fmt = FORMATS[driver]
@@ -210,9 +210,23 @@ async def read_entries(path: str, driver: str, q: LogQuery, active: Callable[[],
                 if out:
                     yield out  # type: ignore[misc]
                 continue
+            nxt = _next_file(feed, ino)
+            if nxt is not None:          # rotated: the pipeline opened the next file for us
+                rest = buf + await asyncio.to_thread(f.read)    # the old one is complete
+                recs, _ = fmt.split(rest)
+                out = [e for e in map(fmt.decode, recs) if keep(e)]
+                if out:
+                    yield out  # type: ignore[misc]
+                f.close()
+                f, ino, buf = nxt, os.fstat(nxt.fileno()).st_ino, b""
+                continue
             st = _stat(path)
             pos = f.tell()
-            if st is not None and (st.st_ino != ino or st.st_size < pos):
+            if st is not None and st.st_ino == ino and st.st_size < pos:
+                f.seek(0)                # truncated in place (max-file 1)
+                buf = b""
+                continue
+            if st is not None and st.st_ino != ino and not feed:
                 f.close()                  # rotated (renamed or truncated): the new file
                 nf = _open_any(path)
                 if nf is None:
@@ -226,6 +240,16 @@ async def read_entries(path: str, driver: str, q: LogQuery, active: Callable[[],
     finally:
         if f is not None:
             f.close()
+
+
+def _next_file(feed: deque[BinaryIO] | None, ino: int) -> BinaryIO | None:
+    """The next live file the follower has not read (the one it reads is skipped)."""
+    while feed:
+        g = feed.popleft()
+        if os.fstat(g.fileno()).st_ino != ino:
+            return g
+        g.close()
+    return None
 
 
 def _stat(path: str) -> os.stat_result | None:

@@ -14,7 +14,7 @@ import logging
 import os
 import struct
 import zlib
-from typing import Mapping
+from typing import Callable, Mapping
 
 from .goformat import go_time
 from .options import FileOptions
@@ -30,9 +30,11 @@ def rotated_name(path: str, i: int, compress: bool) -> str:
 
 class RotatingFile:
     def __init__(self, path: str, opts: FileOptions,
-                 position: Mapping[str, int] | None = None) -> None:
+                 position: Mapping[str, int] | None = None,
+                 on_open: Callable[[str], None] | None = None) -> None:
         self.path = path
         self.opts = opts
+        self.on_open = on_open      # told of every new live file (followers open it)
         if position:
             _recover(path, position)
         if opts.compress:
@@ -50,6 +52,8 @@ class RotatingFile:
         self.fd = os.open(self.path, flags | (os.O_TRUNC if truncate else 0), 0o640)
         st = os.fstat(self.fd)
         self.ino, self.size = st.st_ino, st.st_size
+        if self.on_open is not None and st.st_size == 0:
+            self.on_open(self.path)
 
     def add(self, data: bytes, time: str) -> bool:
         """Buffer one encoded message; True when a commit is due."""

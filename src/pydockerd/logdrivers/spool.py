@@ -125,12 +125,13 @@ class Assembler:
             buf = buf[PARTIAL_MAX:]
         if last:
             want = driver.log(Message(stream, buf, False, first_ts)) or want
-        elif buf:
+        else:       # even empty: the line's next pieces keep its first time
             self.pending[stream] = (first_ts, buf)
         return want
 
     def flush(self, driver: LogDriver) -> None:
         """The run ended: a line without its newline goes out as a partial message."""
         for stream, (ts, buf) in sorted(self.pending.items()):
-            driver.log(Message(stream, buf, True, ts))
+            if buf:
+                driver.log(Message(stream, buf, True, ts))
         self.pending.clear()
