@@ -261,6 +261,7 @@ class Lifecycle:
 
     async def record_exit(self, c: Container) -> None:
         """The run is over: release what it held and record the exit (lock held)."""
+        await self.runner.logs.drained(c.id, 2.0)
         status = conmon.collect_exit(self.runner.conmon_spec(c))
         await asyncio.gather(self.runtimes.of(c).delete(c.id, force=True),
                              self.runner.teardown(c))

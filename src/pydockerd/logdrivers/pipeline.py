@@ -208,6 +208,16 @@ class LogPipeline:
             tail.feeds.discard(feed)
         feed.close()
 
+    async def drained(self, cid: str, timeout: float) -> None:
+        """A run ended (its conmon is gone): wait, at most `timeout`, until everything
+        it wrote is in the driver's files, as dockerd waits for its log copier
+        (2 s) before it records the exit: `docker wait` then `docker logs` sees all."""
+        tail = self._tails.get(cid)
+        if tail is None or tail.task is None:
+            return
+        tail.wake.set()
+        await asyncio.wait({tail.task}, timeout=timeout)
+
     def busy(self, cid: str) -> bool:
         return cid in self._tails
 
