@@ -93,11 +93,11 @@ def main() -> None:
                 e.start()
                 e.must("load", "-i", str(tar))
             for e in engines:
-                log(f"{e.name}: {a.lines} lines")
-                results[e.name] = {"throughput": throughput(e, a.lines)}
-            for e in engines:
                 log(f"{e.name}: memory of {a.containers} containers")
-                results[e.name]["memory"] = memory(e, a.containers)
+                results[e.name] = {"memory": memory(e, a.containers)}
+            for e in engines:
+                log(f"{e.name}: {a.lines} lines")
+                results[e.name]["throughput"] = throughput(e, a.lines)
     finally:
         rb.teardown(engines, watched)
     print(json.dumps(results, indent=2))

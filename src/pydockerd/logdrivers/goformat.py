@@ -31,6 +31,16 @@ def go_json_string(data: bytes) -> str:
     return '"' + _ESCAPE_RE.sub(_escape_one, s) + '"'
 
 
+_PLAIN_RE = re.compile(rb'[\x00-\x1f"\\<>&\x80-\xff]')
+
+
+def go_json_bytes(data: bytes) -> bytes:
+    """The inside of go_json_string(data), as bytes (printable ASCII needs no work)."""
+    if _PLAIN_RE.search(data) is None:
+        return data
+    return go_json_string(data)[1:-1].encode()
+
+
 def go_json_map(values: Mapping[str, str]) -> str:
     """A map[string]string as Go's json.Marshal writes it (sorted keys)."""
     return "{" + ",".join(go_json_string(k.encode()) + ":" + go_json_string(v.encode())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Callable, Mapping
 
-from .goformat import go_json_map, go_json_string, go_time
+from .goformat import go_json_bytes, go_json_map, go_time
 from .message import LogEntry, Message
 from .options import file_options
 from .rotate import RotatingFile
@@ -22,12 +22,18 @@ class JsonFileDriver:
         if "tag" in info.options:
             attrs["tag"] = render_tag(info)
         mid = (',"attrs":' + go_json_map(attrs)) if attrs else ""
-        self._mid = {s: f',"stream":"{s}"{mid},"time":"' for s in ("stdout", "stderr")}
+        self._mid = {s: f'","stream":"{s}"{mid},"time":"'.encode() for s in ("stdout", "stderr")}
+        self._mid_nl = {s: b"\\n" + m for s, m in self._mid.items()}
+        self._ts = ""
+        self._go_ts = b""
 
     def log(self, msg: Message) -> bool:
-        text = go_json_string(msg.line if msg.partial else msg.line + b"\n")
-        line = '{"log":' + text + self._mid[msg.stream] + go_time(msg.time) + '"}\n'
-        return self.file.add(line.encode(), msg.time)
+        # the hot path: one line of many with the same time (conmon stamps each read)
+        if msg.time != self._ts:
+            self._ts, self._go_ts = msg.time, go_time(msg.time).encode()
+        mid = (self._mid if msg.partial else self._mid_nl)[msg.stream]
+        rec = b'{"log":"' + go_json_bytes(msg.line) + mid + self._go_ts + b'"}\n'
+        return self.file.add(rec, msg.time)
 
     def commit(self) -> Mapping[str, int]:
         return self.file.commit()

@@ -44,7 +44,7 @@ class RotatingFile:
         self.size = 0
         self._open(truncate=False)
         self._buf: list[bytes] = []
-        self._buffered = 0
+        self._room = self._room_left()     # bytes `add` takes before it asks for a commit
         self._last_time = ""       # of the last message written to the current file
 
     def _open(self, truncate: bool) -> None:
@@ -55,13 +55,17 @@ class RotatingFile:
         if self.on_open is not None and st.st_size == 0:
             self.on_open(self.path)
 
-    def add(self, data: bytes, time: str) -> bool:
-        """Buffer one encoded message; True when a commit is due."""
-        self._buf.append(data)
-        self._buffered += len(data)
-        self._last_time = time
+    def _room_left(self) -> int:
         cap = self.opts.capacity
-        return (cap != -1 and self.size + self._buffered >= cap) or self._buffered >= _FLUSH_AT
+        return _FLUSH_AT if cap == -1 else min(_FLUSH_AT, cap - self.size)
+
+    def add(self, data: bytes, time: str) -> bool:
+        """Buffer one encoded message; True when a commit is due (the file reached
+        max-size: the next write rotates; or the buffer is full)."""
+        self._buf.append(data)
+        self._room -= len(data)
+        self._last_time = time
+        return self._room <= 0
 
     def commit(self) -> dict[str, int]:
         if self._buf:
@@ -69,12 +73,12 @@ class RotatingFile:
                 self._rotate()
             data = b"".join(self._buf)
             self._buf.clear()
-            self._buffered = 0
             view = memoryview(data)
             while view:
                 n = os.write(self.fd, view)
                 view = view[n:]
             self.size += len(data)
+            self._room = self._room_left()
         return {"ino": self.ino, "size": self.size}
 
     def _rotate(self) -> None:

@@ -93,22 +93,22 @@ class Assembler:
         end = data.rfind(b"\n") + 1
         pending = self.pending
         pos = 0
-        while pos < end:
-            nl = data.index(b"\n", pos)
-            parts = data[pos:nl].split(b" ", 3)
-            pos = nl + 1
+        ts_b, ts = b"", ""
+        streams = _STREAMS
+        log = driver.log
+        for line in data[:end - 1].split(b"\n") if end else ():
+            pos += len(line) + 1
+            parts = line.split(b" ", 3)
             if len(parts) < 3:
                 continue                     # not a record (cannot happen with conmon)
-            stream = _STREAMS.get(parts[1])
+            stream = streams.get(parts[1])
             if stream is None:
                 continue
             text = parts[3] if len(parts) > 3 else b""
-            want = False
-            if parts[2] == b"F" and stream not in pending:
-                if len(text) < PARTIAL_MAX:
-                    want = driver.log(Message(stream, text, False, parts[0].decode()))
-                else:
-                    want = self._piece(stream, parts[0], text, driver, last=True)
+            if parts[2] == b"F" and stream not in pending and len(text) < PARTIAL_MAX:
+                if parts[0] != ts_b:
+                    ts_b, ts = parts[0], parts[0].decode()
+                want = log(Message(stream, text, False, ts))
             else:
                 want = self._piece(stream, parts[0], text, driver, last=parts[2] == b"F")
             if want:
