@@ -14,11 +14,11 @@ if ! command -v runc >/dev/null || ! command -v conmon >/dev/null \
     || ! command -v ip >/dev/null || ! command -v ps >/dev/null \
     || ! command -v openssl >/dev/null || ! command -v nsenter >/dev/null \
     || ! command -v docker-compose >/dev/null || ! command -v systemd-analyze >/dev/null \
-    || ! command -v git >/dev/null; then
+    || ! command -v git >/dev/null || ! command -v rsyslogd >/dev/null; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends runc conmon tini iptables busybox-static \
     docker-registry iproute2 procps util-linux mount openssl ca-certificates docker-compose \
-    systemd git
+    systemd git rsyslog rsyslog-gnutls
   # `systemd` (systemd-analyze for the unit tests, systemd-socket-activate) does
   # not make itself PID 1: that is the separate systemd-sysv package
 fi

@@ -21,6 +21,7 @@ class ContainerInfo:
     image_name: str = ""
     command: str = ""
     hostname: str = ""
+    created: str = ""        # RFC3339Nano UTC (gelf's `_created`)
     labels: Mapping[str, str] = field(default_factory=dict)
     env: tuple[str, ...] = ()
     options: Mapping[str, str] = field(default_factory=dict)
