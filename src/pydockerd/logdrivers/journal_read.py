@@ -15,7 +15,8 @@ def journalctl_args(container_id: str, *, since_ns: int = 0, until_ns: int = 0,
                     tail: int = -1, follow: bool = False,
                     directory: str | None = None) -> list[str]:
     """The journalctl command line for one container's messages, oldest first."""
-    args = ["journalctl", "--no-pager", "-o", "json", "--output-fields=MESSAGE,PRIORITY,"
+    args = ["journalctl", "--no-pager", "--all", "-o", "json",
+            "--output-fields=MESSAGE,PRIORITY,"
             "CONTAINER_PARTIAL_MESSAGE,SYSLOG_TIMESTAMP,CONTAINER_ID_FULL"]
     if directory:
         args += ["--directory", directory]
