@@ -88,18 +88,20 @@ template(name="raw" type="string" string="{RSYSLOG_TEMPLATE}")
 
 class Journald:
     """systemd-journald in a journal namespace, in a private mount namespace whose
-    /run/systemd and /var/log/journal are directories of `tmp`: its socket is
-    `tmp/run/journal.<ns>/socket`, its files under `tmp/log/`."""
+    /run/systemd and /var/log are directories of `tmp` (nothing outside `tmp` is
+    created): its socket is `tmp/run/journal.<ns>/socket`, its files under
+    `tmp/varlog/journal/`."""
 
     def __init__(self, tmp: Path) -> None:
         self.ns = "pydtest"
-        run, logdir = tmp / "run", tmp / "log"
+        run, varlog = tmp / "run", tmp / "varlog"
+        logdir = varlog / "journal"          # journald keeps files only if it exists
         run.mkdir()
-        logdir.mkdir()
+        logdir.mkdir(parents=True)
         self.socket = str(run / f"journal.{self.ns}" / "socket")
         self.logdir = logdir
         script = (f"mount --make-rprivate / && mount --bind {run} /run/systemd && "
-                  f"mkdir -p /var/log/journal && mount --bind {logdir} /var/log/journal && "
+                  f"mount --bind {varlog} /var/log && "
                   f"exec /lib/systemd/systemd-journald {self.ns}")
         self.proc = subprocess.Popen(["unshare", "-m", "sh", "-c", script],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

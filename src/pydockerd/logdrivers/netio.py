@@ -150,7 +150,7 @@ class Conn:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        if self._lock.acquire(timeout=0.5):
+        if self._lock.acquire(blocking=False):     # else a sender holds it: it drops the socket
             try:
                 self._drop_locked()
             finally:
