@@ -26,6 +26,24 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     return port
 
 
+def make_certs(tmp: Path) -> str:
+    """A CA and a server certificate for localhost/127.0.0.1 (srv.pem, srv.key) in
+    `tmp`; the CA's path."""
+    if (tmp / "srv.pem").exists():
+        return str(tmp / "ca.pem")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=pydockerd test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+        "-subj", "/CN=localhost")
+    (tmp / "ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext")
+    return str(tmp / "ca.pem")
+
+
 RSYSLOG_TEMPLATE = ("%pri%|%timereported:::date-rfc3339%|%hostname%|%syslogtag%|%app-name%|"
                     "%procid%|%msg%\\n")
 
@@ -34,20 +52,25 @@ class Rsyslog:
     """rsyslogd -n with UDP and TCP inputs on loopback, a unix datagram socket and a
     unix stream socket in `tmp`, writing every message to `tmp/out.log`."""
 
-    def __init__(self, tmp: Path, udp: int = 0, tcp: int = 0) -> None:
+    def __init__(self, tmp: Path, udp: int = 0, tcp: int = 0, tls_port: int = 0) -> None:
         self.tmp = tmp
         self.udp, self.tcp = udp or free_port(socket.SOCK_DGRAM), tcp or free_port()
         self.dgram, self.stream = str(tmp / "log.sock"), str(tmp / "stream.sock")
         self.out = tmp / "out.log"
+        self.tls = tls_port or free_port()
+        self.ca = make_certs(tmp)
         conf = tmp / "rsyslog.conf"
         conf.write_text(f"""
-global(workDirectory="{tmp}")
+global(workDirectory="{tmp}" DefaultNetstreamDriverCAFile="{self.ca}"
+       DefaultNetstreamDriverCertFile="{tmp}/srv.pem" DefaultNetstreamDriverKeyFile="{tmp}/srv.key")
 module(load="imudp")
 module(load="imtcp")
 module(load="imptcp")
 module(load="imuxsock" SysSock.Use="off")
 input(type="imudp" address="127.0.0.1" port="{self.udp}")
 input(type="imtcp" address="127.0.0.1" port="{self.tcp}")
+input(type="imtcp" address="127.0.0.1" port="{self.tls}" streamDriver.name="gtls"
+      streamDriver.mode="1" streamDriver.authMode="anon")
 input(type="imptcp" path="{self.stream}")
 input(type="imuxsock" Socket="{self.dgram}" IgnoreTimestamp="off" RateLimit.Interval="0"
       UseSpecialParser="off" ParseHostname="off")

@@ -47,14 +47,18 @@ def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
         r.stop()
 
 
-@pytest.mark.parametrize("address", ["udp", "tcp", "unixgram", "unix"])
+@pytest.mark.parametrize("address", ["udp", "tcp", "tls", "unixgram", "unix"])
 def test_syslog_to_rsyslog(rsyslog: Rsyslog, address: str) -> None:
     url = {"udp": f"udp://127.0.0.1:{rsyslog.udp}", "tcp": f"tcp://127.0.0.1:{rsyslog.tcp}",
+           "tls": f"tcp+tls://localhost:{rsyslog.tls}",
            "unixgram": f"unixgram://{rsyslog.dgram}", "unix": f"unix://{rsyslog.stream}"}[address]
     results = {}
     for fmt in ("", "rfc3164", "rfc5424", "rfc5424micro"):
-        i = info({"syslog-address": url, "syslog-format": fmt, "syslog-facility": "local2",
-                  "tag": "{{.Name}}-" + (fmt or "unix")})
+        opts = {"syslog-address": url, "syslog-format": fmt, "syslog-facility": "local2",
+                "tag": "{{.Name}}-" + (fmt or "unix")}
+        if address == "tls":             # rfc5424 over TLS is octet-counted (RFC 5425)
+            opts["syslog-tls-ca-cert"] = rsyslog.ca
+        i = info(opts)
         d = remote.open_remote("syslog", i)
         try:
             d.log(msg(b"out " + fmt.encode()))
@@ -80,6 +84,18 @@ def test_syslog_to_rsyslog(rsyslog: Rsyslog, address: str) -> None:
             assert host1 == HOST
 
 
+def test_syslog_tls_verifies_the_server(rsyslog: Rsyslog) -> None:
+    with pytest.raises(ValueError, match="CERTIFICATE_VERIFY_FAILED"):
+        remote.open_remote("syslog", info({"syslog-address": f"tcp+tls://localhost:{rsyslog.tls}"}))
+    d = remote.open_remote("syslog", info({"syslog-address": f"tcp+tls://localhost:{rsyslog.tls}",
+                                           "syslog-tls-skip-verify": "false", "tag": "skipv"}))
+    try:                                   # present at all: skip (as dockerd)
+        d.log(msg(b"unverified"))
+    finally:
+        d.close()
+    rsyslog.wait_for("unverified")
+
+
 def test_syslog_unreachable_endpoint_fails_start() -> None:
     port = free_port()
     with pytest.raises(ValueError, match=f"^dial tcp 127.0.0.1:{port}: connect: "
@@ -95,7 +111,7 @@ def test_syslog_tcp_reconnects_after_rsyslog_restart(tmp_path: Path) -> None:
         d.log(msg(b"before"))
         r.wait_for("before")
         r.stop()
-        r2 = Rsyslog(tmp_path, r.udp, r.tcp)          # same ports and file
+        r2 = Rsyslog(tmp_path, r.udp, r.tcp, r.tls)          # same ports and file
         try:
             for n in range(3):          # the first write after the restart may be lost
                 d.log(msg(b"after %d" % n))   # by TCP itself; srslog reconnects

@@ -97,6 +97,8 @@ class Conn:
         """Send all of `data` (one datagram on udp/unixgram), connecting first if needed.
         OSError on failure (the connection is dropped: the next send reconnects)."""
         with self._lock:
+            if self._closed.is_set():
+                raise DriverClosed()
             if self._sock is None:
                 self._connect_locked()
             sock = self._sock
@@ -142,19 +144,29 @@ class Conn:
             raise DriverClosed()
 
     def close(self) -> None:
-        """From any thread: no more sends; a send blocked in the kernel returns."""
+        """From any thread: no more sends; a send blocked in the kernel returns. When no
+        send is under way a TLS connection is ended with its close_notify, as Go does."""
         self._closed.set()
-        sock = self._sock
+        if self._lock.acquire(blocking=False):
+            try:
+                sock, self._sock = self._sock, None
+                if isinstance(sock, ssl.SSLSocket):
+                    try:
+                        sock.settimeout(0.2)
+                        sock = sock.unwrap()
+                    except (OSError, ValueError):
+                        pass
+                if sock is not None:
+                    sock.close()
+            finally:
+                self._lock.release()
+            return
+        sock = self._sock              # a sender holds the lock: interrupt it, it drops
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        if self._lock.acquire(blocking=False):     # else a sender holds it: it drops the socket
-            try:
-                self._drop_locked()
-            finally:
-                self._lock.release()
 
 
 def dial_error(network: str, address: str, e: BaseException) -> str:
