@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--max-download-attempts", dest="max_download_attempts", type=int)
     a("--log-driver", dest="log_driver")
     a("--log-opt", dest="log_opts", action="append", help="key=value")
+    a("--metrics-addr", dest="metrics_addr",
+      help="address and port to serve the Prometheus metrics API on")
     a("--config-file", dest="config_file")
     a("--validate", dest="validate", action="store_true")
     a("-v", "--version", dest="version", action="store_true")

@@ -59,6 +59,7 @@ class Config:
     certs_dir: str = "/etc/docker/certs.d"
     log_driver: str = "json-file"
     log_opts: dict[str, str] = field(default_factory=dict)
+    metrics_addr: str = ""          # host:port of the Prometheus endpoint; "" = off
 
     @property
     def socket_paths(self) -> list[str]:
@@ -84,6 +85,7 @@ JSON_KEYS = {
     "max-concurrent-uploads": "max_concurrent_uploads",
     "max-download-attempts": "max_download_attempts",
     "log-driver": "log_driver", "log-opts": "log_opts",
+    "metrics-addr": "metrics_addr",
 }
 
 _ULIMIT_NAMES = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
@@ -227,3 +229,19 @@ def validate(cfg: Config) -> None:
             validate_log_config(cfg.log_driver, cfg.log_opts)
         except InvalidParameter as e:
             raise InvalidParameter(f"failed to set log opts: {e.message}") from None
+    if cfg.metrics_addr:
+        split_host_port(cfg.metrics_addr)
+
+
+def split_host_port(addr: str) -> tuple[str, int]:
+    """`host:port` (`[v6]:port`, `:port` for every address) as Go's net.Listen
+    reads it; an invalid one is an error at start-up, as with dockerd."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or (":" in host and not (host.startswith("[") and host.endswith("]"))):
+        raise InvalidParameter(f"listen tcp: address {addr}: missing port in address"
+                               if not sep else f"listen tcp: address {addr}: too many colons "
+                               "in address")
+    if not port.isdigit() or int(port) > 65535:
+        raise InvalidParameter(f"listen tcp: address {port}: invalid port")
+    host = host[1:-1] if host.startswith("[") else host
+    return host, int(port)

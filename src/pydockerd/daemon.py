@@ -12,7 +12,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from functools import partial
-from typing import Awaitable
+from typing import TYPE_CHECKING, Awaitable
 
 from . import __version__
 from .api.router import Router
@@ -42,6 +42,7 @@ from .distribution.service import DistributionService
 from .errors import DockerError, InvalidParameter, NoSpace
 from .events import EventBus
 from .images.service import ImageService
+from .instruments import Instruments
 from .network.portmap import PortMapper
 from .network.service import NetworkService
 from .runtime.host import host_facts
@@ -52,6 +53,9 @@ from .system import SystemService, engine_id
 from .util.fsatomic import write_atomic
 from .util.systemd import SystemdEnv, monotonic_usec, take_environment
 from .volumes import VolumeService
+
+if TYPE_CHECKING:
+    from .metrics import MetricsServer
 
 log = logging.getLogger("pydockerd")
 
@@ -114,13 +118,15 @@ class Services:
         self.distribution.reload(cfg)
 
 
-async def compose(cfg: Config, store: Store, events: EventBus, driver: str) -> Services:
+async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
+                  inst: Instruments = Instruments()) -> Services:
     """Build the services in dependency order and bring them up to date with the
     host (images set up, networks started, containers reconciled)."""
     # the registry of container records needs only the store: built first, it
     # answers the other services' questions about containers (small Protocols)
     registry = ContainerRegistry(store, events)
-    images = ImageService(cfg.data_root, store, events, driver, containers=registry)
+    images = ImageService(cfg.data_root, store, events, driver, containers=registry,
+                          container_actions=inst.container_actions)
     await images.start()
     port_mapper = PortMapper(cfg.ip, cfg.iptables, cfg.ip6tables)
     networks = NetworkService(
@@ -129,15 +135,16 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str) -> S
         bip=cfg.bip or None, fixed_cidr=cfg.fixed_cidr or None, mtu=cfg.mtu,
         iptables=cfg.iptables, ip_forward=cfg.ip_forward, ip_masq=cfg.ip_masq, icc=cfg.icc,
         default_bind_ip=cfg.ip, ipv6=cfg.ipv6, fixed_cidr_v6=cfg.fixed_cidr_v6 or None,
-        ip6tables=cfg.ip6tables, host_id=engine_id(cfg.data_root))
+        ip6tables=cfg.ip6tables, host_id=engine_id(cfg.data_root),
+        actions=inst.network_actions)
     volumes = VolumeService(cfg.data_root, store, events, containers=registry)
     ports = ContainerPorts(port_mapper, partial(_bridge_of, networks))
     paths = Paths(cfg.data_root, cfg.exec_root)
     runtimes = Runtimes(cfg, paths.runc_root)
-    health = HealthMonitor(registry, paths, runtimes)
+    health = HealthMonitor(registry, paths, runtimes, inst.health_checks)
     containers = ContainerService(
         cfg, registry, paths, runtimes, images=images, networks=networks, volumes=volumes,
-        ports=ports, spec=SpecFactory(cfg), observer=health)
+        ports=ports, spec=SpecFactory(cfg), observer=health, actions=inst.container_actions)
     execs = ExecService(containers)
     await networks.start()
     # reconciling with what is really running: on a full disk what cannot be
@@ -149,7 +156,7 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str) -> S
         [c.id for c in containers.all() if c.state.running]))
     system = SystemService(cfg, containers, images, networks, volumes)
     distribution = DistributionService(cfg, images, events)
-    builds = BuildService(images, containers, registry_pull(distribution))
+    builds = BuildService(images, containers, registry_pull(distribution), inst.builds)
     return Services(registry, images, networks, volumes, containers, health, execs, system,
                     distribution, builds, StatsService(), ArchiveService(registry, images, volumes))
 
@@ -186,6 +193,7 @@ class Daemon:
         self.store: Store | None = None
         self.services: Services | None = None
         self.server: ApiServer | None = None
+        self.metrics: MetricsServer | None = None
         self._stop = asyncio.Event()
         self.systemd = SystemdEnv()
         self._ready = False  # READY=1 sent: a reload may then report RELOADING=1
@@ -206,8 +214,18 @@ class Daemon:
         log.debug("host facts: %s", host_facts())  # probed once, used by every spec
         self.store = Store(os.path.join(cfg.data_root, "pydockerd.db"))
         driver = _storage_driver(cfg)
-        self.services = services = await compose(cfg, self.store, self.events, driver)
+        families = None
+        if cfg.metrics_addr:        # prometheus_client is loaded only when asked for
+            from .metrics import Families, MetricsServer
+            families = Families()
+        self.services = services = await compose(
+            cfg, self.store, self.events, driver,
+            families.instruments if families else Instruments())
         self.server = ApiServer(routes(services, self.events))
+        if families is not None:
+            self.metrics = MetricsServer(cfg.metrics_addr, families, services.registry,
+                                         self.events, services.system)
+            await self.metrics.start()
         log.info("pydockerd %s: storage driver %s, runtime %s (%s), data root %s",
                  __version__, driver, cfg.default_runtime, cfg.runtimes[cfg.default_runtime],
                  cfg.data_root)
@@ -340,6 +358,8 @@ class Daemon:
             # requests in flight get a moment; then every connection (events,
             # follow-logs, hijacked streams) is cancelled and awaited
             await self.server.finish(1.0)
+        if self.metrics:
+            await self.metrics.close()
         if s is not None:
             await s.execs.close()
             await s.health.close()

@@ -35,10 +35,12 @@ class EventBus:
     def __init__(self, capacity: int = 1024) -> None:
         self._ring: collections.deque[Event] = collections.deque(maxlen=capacity)
         self._subscribers: set[asyncio.Queue[Event]] = set()
+        self.published = 0          # events since start (engine_daemon_events_total)
 
     def publish(self, type: str, action: str, actor_id: str,
                 attributes: dict[str, str] | None = None) -> Event:
         ev = Event(type, action, actor_id, dict(attributes or {}), time.time_ns())
+        self.published += 1
         self._ring.append(ev)
         for q in self._subscribers:
             q.put_nowait(ev)
@@ -47,6 +49,11 @@ class EventBus:
     def history(self, since_nano: int, until_nano: int | None = None) -> list[Event]:
         return [e for e in self._ring
                 if e.time_nano >= since_nano and (until_nano is None or e.time_nano <= until_nano)]
+
+    @property
+    def subscribers(self) -> int:
+        """How many /events streams listen now (engine_daemon_events_subscribers_total)."""
+        return len(self._subscribers)
 
     def subscribe(self) -> asyncio.Queue[Event]:
         q: asyncio.Queue[Event] = asyncio.Queue()

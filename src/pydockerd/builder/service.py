@@ -21,6 +21,7 @@ from ..errors import DockerError, InvalidParameter, NotFound
 from ..images.model import Image
 from ..images.references import repo_tag_reference
 from ..images.service import ImageService
+from ..instruments import NO_BUILD_COUNTERS, BuildCounters
 from ..models.build import BuildOptions
 from ..progress import BuiltImage, ErrorEvent, KeepAlive, ProgressEvent, StreamText
 from .cache import StepCache
@@ -37,6 +38,12 @@ from .stage import DEFAULT_PATH, BuildContainers, Stage, StepFailed
 log = logging.getLogger("pydockerd.builder")
 
 _KEEPALIVE = 2.0                 # seconds of silence before a whitespace keep-alive
+# builder_builds_failed_total's reasons that this builder detects (dockerd 20.10's
+# labels; its others, e.g. dockerfile_syntax_error, are never counted by dockerd either)
+UNKNOWN_INSTRUCTION = "unknown_instruction_error"
+TARGET_NOT_REACHABLE = "build_target_not_reachable_error"
+DOCKERFILE_EMPTY = "dockerfile_empty_error"
+CANCELED = "build_canceled"
 _BUILTIN_ARGS = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
                  "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
 
@@ -72,8 +79,10 @@ def registry_pull(distribution: Puller) -> Callable[[str], Awaitable[None]]:
 
 class BuildService:
     def __init__(self, images: ImageService, containers: BuildContainers,
-                 pull: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 pull: Callable[[str], Awaitable[None]] | None = None,
+                 counters: BuildCounters = NO_BUILD_COUNTERS) -> None:
         self.images = images
+        self.counters = counters
         self.containers = containers
         self.pull = pull            # async (ref) -> None, or None: FROM needs local images
         self.committer = StepCommitter(images)
@@ -81,6 +90,7 @@ class BuildService:
 
     async def prepare(self, chunks: AsyncIterator[bytes], opts: BuildOptions) -> "Build":
         """The context (the body, or opts.remote) and the Dockerfile, before the stream."""
+        self.counters.triggered()
         for t in opts.tags:
             repo_tag_reference(*_split_tag(t))          # invalid names fail before reading
         self.images.require_space("build")
@@ -137,6 +147,7 @@ class Build:
                 yield item
         finally:
             if not task.done():
+                self.svc.counters.failed(CANCELED)      # the client went away
                 task.cancel()
                 try:
                     await task
@@ -162,6 +173,9 @@ class Build:
         meta: list[Instruction] = []
         stages: list[tuple[Instruction, list[Instruction]]] = []
         for ins in self.instructions:
+            if ins.cmd and ins.cmd != "FROM" and ins.cmd not in DISPATCH:
+                self.svc.counters.failed(UNKNOWN_INSTRUCTION)
+                raise InvalidParameter(f"unknown instruction: {ins.cmd}")
             if ins.cmd == "FROM":
                 stages.append((ins, []))
             elif not stages:
@@ -170,15 +184,16 @@ class Build:
                                            "to commit" if ins.cmd else "no FROM")
                 meta.append(ins)
             else:
-                if ins.cmd not in DISPATCH:
-                    raise InvalidParameter(f"unknown instruction: {ins.cmd}")
                 stages[-1][1].append(ins)
         if not stages:
+            if meta:
+                self.svc.counters.failed(DOCKERFILE_EMPTY)
             raise InvalidParameter("the Dockerfile cannot be empty" if not meta else
                                    "No image was generated. Is your Dockerfile empty?")
         if self.opts.target:
             names = [self._stage_name(f) for f, _ in stages]
             if self.opts.target not in names:
+                self.svc.counters.failed(TARGET_NOT_REACHABLE)
                 raise InvalidParameter(f"failed to reach build target {self.opts.target} "
                                        "in Dockerfile")
             stages = stages[:names.index(self.opts.target) + 1]

@@ -13,6 +13,7 @@ import shutil
 from contextlib import aclosing
 from typing import Any
 
+from ..instruments import NO_HEALTH_CHECKS, HealthChecks
 from ..runtime.exec import start_exec
 from ..util.fdstream import read_fds
 from ..util.ids import now_rfc3339
@@ -58,8 +59,10 @@ def initial_health(config: dict[str, Any]) -> Health | None:
 class HealthMonitor:
     """Runs each running container's health check (a RunObserver of the runner)."""
 
-    def __init__(self, registry: ContainerRegistry, paths: Paths, runtimes: Runtimes) -> None:
+    def __init__(self, registry: ContainerRegistry, paths: Paths, runtimes: Runtimes,
+                 checks: HealthChecks = NO_HEALTH_CHECKS) -> None:
         self.registry = registry
+        self.checks = checks
         self.paths = paths
         self.runtimes = runtimes
         self._owner = TaskOwner("health checks")
@@ -118,8 +121,10 @@ class HealthMonitor:
                                     attach_output=True)
         except Exception as e:  # noqa: BLE001 - reported as a failed probe
             shutil.rmtree(work, ignore_errors=True)
+            self.checks.checked(failed=True)
             return {"Start": start, "End": now_rfc3339(), "ExitCode": -1, "Output": str(e)}
         out = bytearray()
+        failed = False
 
         async def collect() -> None:
             fds = [(n, fd) for n, fd in (("stdout", proc.stdout_fd), ("stderr", proc.stderr_fd))
@@ -138,6 +143,7 @@ class HealthMonitor:
                 pass
             await proc.wait()
             code = -1
+            failed = True
             out[:] = f"Health check exceeded timeout ({timeout:g}s)".encode()
         finally:
             for fd in {proc.stdout_fd, proc.stderr_fd} - {None}:
@@ -146,6 +152,7 @@ class HealthMonitor:
                 except OSError:
                     pass
             shutil.rmtree(work, ignore_errors=True)
+        self.checks.checked(failed)
         return {"Start": start, "End": now_rfc3339(), "ExitCode": code,
                 "Output": out.decode(errors="replace")}
 

@@ -13,11 +13,13 @@ import asyncio
 import logging
 import os
 import signal as _signal
+import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from ..config import Config
 from ..errors import Conflict, DockerError, InvalidParameter, NoSpace, NotFound, SystemError_
+from ..instruments import ActionTimer
 from ..runtime import conmon
 from ..util.ids import to_unix
 from ..util.signals import parse_signal
@@ -40,7 +42,7 @@ KILL_WAIT = 10.0          # how long kill / rm -f wait for a SIGKILLed process
 class Lifecycle:
     def __init__(self, cfg: Config, paths: Paths, runtimes: Runtimes,
                  registry: ContainerRegistry, runner: Runner, volumes: Volumes | None,
-                 observer: RunObserver | None) -> None:
+                 observer: RunObserver | None, actions: ActionTimer) -> None:
         self.cfg = cfg
         self.paths = paths
         self.runtimes = runtimes
@@ -48,6 +50,7 @@ class Lifecycle:
         self.runner = runner
         self.volumes = volumes
         self.observer = observer
+        self.actions = actions      # "delete"
         self.tasks = TaskOwner("containers")
         self.monitor = ExitMonitor(self.tasks, self._on_process_exit)
         self.shutting_down = False
@@ -211,6 +214,14 @@ class Lifecycle:
 
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         c = self.registry.get(ref)
+        began = time.monotonic()
+        try:
+            await self._remove(c, force, volumes)
+        finally:
+            # as dockerd: timed whether the removal succeeded or not
+            self.actions.observe("delete", time.monotonic() - began)
+
+    async def _remove(self, c: Container, force: bool, volumes: bool) -> None:
         async with self.registry.lock(c.id):
             if self.registry.find(c.id) is not c:
                 return                  # removed meanwhile (rm -f racing --rm)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import Conflict, DockerError
+from ..instruments import ActionTimer
 from ..logdrivers.pipeline import LogPipeline
 from ..logdrivers.spool import new_spool_name
 from ..models import EndpointSettings, from_doc
@@ -50,7 +51,7 @@ class Runner:
                  registry: ContainerRegistry, images: Images, networks: Networks,
                  volumes: Volumes | None, ports: Ports | None, spec: SpecBuilder,
                  observer: RunObserver | None, attachers: PendingAttachers,
-                 logs: LogPipeline) -> None:
+                 logs: LogPipeline, actions: ActionTimer) -> None:
         self.cfg = cfg
         self.logs = logs
         self.paths = paths
@@ -63,10 +64,12 @@ class Runner:
         self.spec = spec
         self.observer = observer
         self.attachers = attachers
+        self.actions = actions      # "start": every run started (verb, restart, policy)
 
     async def start(self, c: Container, **changes: Any) -> None:
         """Start a run; `changes` are recorded with the new state (restart count)."""
         c.state.check_runnable()
+        began = time.monotonic()
         netns: str | None = None
         try:
             if c.links and "bridge" in self.endpoint_configs(c):
@@ -114,6 +117,7 @@ class Runner:
         if self.observer is not None:
             self.observer.on_start(c)
         self.registry.event(c, "start")
+        self.actions.observe("start", time.monotonic() - began)
 
     async def _network_up(self, c: Container) -> str | None:
         """Join or create the container's network namespace; returns its path."""

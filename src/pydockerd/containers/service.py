@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any, AsyncIterator
 
 from ..config import Config
 from ..errors import Conflict, Forbidden, InvalidParameter, NotFound, NotImplementedErr
+from ..instruments import NO_TIMER, ActionTimer
 from ..logdrivers.pipeline import LogPipeline
 from ..models import NetworkConnect, NetworkDisconnect, UpdateConfig, to_doc
 from ..runtime import conmon
@@ -44,7 +46,7 @@ class ContainerService:
     def __init__(self, cfg: Config, registry: ContainerRegistry, paths: Paths,
                  runtimes: Runtimes, images: Images, networks: Networks,
                  volumes: Volumes | None, ports: Ports | None, spec: SpecBuilder,
-                 observer: RunObserver | None) -> None:
+                 observer: RunObserver | None, actions: ActionTimer = NO_TIMER) -> None:
         self.cfg = cfg
         self.registry = registry
         self.paths = paths
@@ -55,9 +57,10 @@ class ContainerService:
         self.attachers = PendingAttachers()
         self.log_pipeline = LogPipeline()
         self.runner = Runner(cfg, paths, runtimes, registry, images, networks, volumes, ports,
-                             spec, observer, self.attachers, self.log_pipeline)
+                             spec, observer, self.attachers, self.log_pipeline, actions)
         self.lifecycle = Lifecycle(cfg, paths, runtimes, registry, self.runner, volumes,
-                                   observer)
+                                   observer, actions)
+        self.actions = actions      # engine_daemon_container_actions_seconds
 
     def reload(self, cfg: Config) -> None:
         """SIGHUP: the reloadable options (live-restore) apply from now on."""
@@ -91,6 +94,7 @@ class ContainerService:
     async def create(self, name: str | None, config: dict[str, Any],
                      host_config: dict[str, Any] | None,
                      networking_config: dict[str, Any] | None = None) -> Container:
+        began = time.monotonic()
         validate_config(config)
         if name:
             if not valid_name(name):
@@ -158,6 +162,7 @@ class ContainerService:
                 await remove_made(self.volumes, made_volumes)
             raise
         self.registry.event(c, "create")
+        self.actions.observe("create", time.monotonic() - began)
         return c
 
     # ---- lifecycle verbs (lifecycle.py) -------------------------------------------

@@ -26,6 +26,7 @@ import shutil
 from typing import Any, AsyncIterator
 
 from ..events import EventBus
+from ..instruments import NO_TIMER, ActionTimer, timed
 from ..models import ContainerConfig
 from ..progress import ProgressEvent
 from ..store import Store
@@ -46,10 +47,12 @@ from .views import HasImage
 
 class ImageService:
     def __init__(self, data_root: str, store: Store, events: EventBus,
-                 storage_driver: str = "overlay2", *, containers: ContainerFacts) -> None:
+                 storage_driver: str = "overlay2", *, containers: ContainerFacts,
+                 container_actions: ActionTimer = NO_TIMER) -> None:
         driver = "overlay2" if storage_driver == "overlay" else storage_driver
         self._state = ImageState.open(data_root, store, events, driver, containers)
         self._events = events
+        self._container_actions = container_actions   # "changes" and "commit", as dockerd
 
     # --- the parts other areas use (distribution, builder, system) -------------------------
     @property
@@ -193,8 +196,9 @@ class ImageService:
         image; returns the new image. containers: the container verbs it uses (get,
         pause, unpause, lock: the ContainerService)."""
         self.require_space(f"commit {container_ref}")
-        return await create.commit(self._state, containers, container_ref, repo, tag,
-                                   comment, author, pause, changes, config)
+        with timed(self._container_actions, "commit"):
+            return await create.commit(self._state, containers, container_ref, repo, tag,
+                                       comment, author, pause, changes, config)
 
     # --- load / save (transfer.py) ---------------------------------------------------------
     def load(self, chunks: AsyncIterator[bytes], quiet: bool = True
@@ -222,7 +226,8 @@ class ImageService:
         self.snapshots.remove_rw_layer(container_id)
 
     def changes(self, container_id: str) -> list[dict[str, object]]:
-        return self.snapshots.changes(container_id)
+        with timed(self._container_actions, "changes"):
+            return self.snapshots.changes(container_id)
 
     def rw_size(self, container_id: str) -> int:
         return self.snapshots.rw_size(container_id)

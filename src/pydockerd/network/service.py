@@ -16,6 +16,7 @@ from typing import Collection, Sequence
 
 from ..errors import InvalidParameter
 from ..events import EventBus
+from ..instruments import NO_TIMER, ActionTimer, timed
 from ..store import Store
 from . import endpoints as eps
 from ..models import EndpointSettings, NetworkCreateRequest
@@ -44,7 +45,7 @@ class NetworkService:
                  iptables: bool = True, ip_forward: bool = True, ip_masq: bool = True,
                  icc: bool = True, default_bind_ip: str = "0.0.0.0", ipv6: bool = False,
                  fixed_cidr_v6: str | None = None, ip6tables: bool = True,
-                 host_id: str | None = None) -> None:
+                 host_id: str | None = None, actions: ActionTimer = NO_TIMER) -> None:
         """host_id (the engine id) seeds the daemon's ULA prefix, the default pool of
         IPv6 subnets (moby's deriveULABaseNetwork); without it, an IPv6 network needs
         an explicit subnet."""
@@ -59,6 +60,9 @@ class NetworkService:
                               ula_base(host_id) if host_id is not None else None)
         self._state = NetworkState(store, events, os.path.join(exec_root, "netns"), opts,
                                    containers, tuple(on_bridge_removed))
+        # engine_daemon_network_actions_seconds: allocate (a container's sandbox),
+        # connect (an endpoint), release (the sandbox and its endpoints)
+        self._actions = actions
 
     # ------------------------------------------------------------ options
 
@@ -155,7 +159,8 @@ class NetworkService:
 
     async def create_sandbox(self, container_id: str) -> str:
         """A fresh network namespace for the container, pinned at a file; returns its path."""
-        return await eps.create_sandbox(self._state, container_id)
+        with timed(self._actions, "allocate"):
+            return await eps.create_sandbox(self._state, container_id)
 
     def netns_path(self, container_id: str) -> str:
         return self._state.netns_path(container_id)
@@ -163,7 +168,8 @@ class NetworkService:
     async def connect(self, container_id: str, netns_path: str, network: str = "bridge",
                       settings: EndpointSettings | None = None) -> Endpoint:
         """Join `network` with the client's EndpointSettings (address, aliases, MAC)."""
-        return await eps.connect(self._state, container_id, netns_path, network, settings)
+        with timed(self._actions, "connect"):
+            return await eps.connect(self._state, container_id, netns_path, network, settings)
 
     async def disconnect(self, container_id: str, network: str | None = None) -> None:
         """Delete the container's veth(s) and release their leases; idempotent."""
@@ -171,7 +177,8 @@ class NetworkService:
 
     async def release_sandbox(self, container_id: str) -> None:
         """disconnect() plus unmount and delete the namespace file; idempotent."""
-        await eps.release_sandbox(self._state, container_id)
+        with timed(self._actions, "release"):
+            await eps.release_sandbox(self._state, container_id)
 
     # ------------------------------------------------------------ container files
 
