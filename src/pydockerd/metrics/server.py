@@ -9,7 +9,7 @@ import logging
 import os
 from typing import Protocol
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from ..api.http import AnyResponse, Request, Response
 from ..api.router import Route, Router
@@ -21,10 +21,14 @@ from .families import ContainerList, EventCounts, Families, ScrapeTimeCollector
 
 log = logging.getLogger("pydockerd.metrics")
 
+# the text format dockerd serves (prometheus_client's CONTENT_TYPE_LATEST names a newer
+# version with the same bytes for our names; Prometheus servers before 3.0 know 0.0.4)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
 
 def routes(families: Families) -> list[Route]:
     async def metrics(req: Request) -> AnyResponse:
-        return Response(200, generate_latest(families.registry), CONTENT_TYPE_LATEST)
+        return Response(200, generate_latest(families.registry), CONTENT_TYPE)
     return [Route("GET", "/metrics", metrics)]
 
 
