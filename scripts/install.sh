@@ -14,11 +14,14 @@ if ! command -v runc >/dev/null || ! command -v conmon >/dev/null \
     || ! command -v ip >/dev/null || ! command -v ps >/dev/null \
     || ! command -v openssl >/dev/null || ! command -v nsenter >/dev/null \
     || ! command -v docker-compose >/dev/null || ! command -v systemd-analyze >/dev/null \
-    || ! command -v git >/dev/null || ! command -v rsyslogd >/dev/null; then
+    || ! command -v git >/dev/null || ! command -v rsyslogd >/dev/null \
+    || ! command -v prometheus >/dev/null; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends runc conmon tini iptables busybox-static \
     docker-registry iproute2 procps util-linux mount openssl ca-certificates docker-compose \
-    systemd git rsyslog rsyslog-gnutls
+    systemd git rsyslog rsyslog-gnutls prometheus
+  # prometheus: the metrics test scrapes the daemon with a real server (it starts
+  # its own; under systemd Debian also enables prometheus.service on :9090)
   # `systemd` (systemd-analyze for the unit tests, systemd-socket-activate) does
   # not make itself PID 1: that is the separate systemd-sysv package
 fi

@@ -3,10 +3,13 @@ the values follow what the docker CLI did (scraped over HTTP, parsed with
 prometheus_client's text parser, compared before and after each step)."""
 from __future__ import annotations
 
+import json
+import shutil
 import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import DOCKER
 from polling import wait_until
 
+PROMETHEUS = shutil.which("prometheus")
+PROMTOOL = shutil.which("promtool")
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -172,3 +177,51 @@ def test_metrics_port_in_use_stops_the_start(fresh_daemon) -> None:
         port = busy.getsockname()[1]
         with pytest.raises(RuntimeError, match="metrics API: listen tcp 127.0.0.1:"):
             fresh_daemon("--metrics-addr", f"127.0.0.1:{port}")
+
+
+@pytest.mark.skipif(PROMETHEUS is None or PROMTOOL is None,
+                    reason="prometheus missing (install.sh installs Debian's package)")
+def test_a_prometheus_server_scrapes_the_daemon(fresh_daemon, tmp_path: Path) -> None:
+    port, web = _free_port(), _free_port()
+    d = fresh_daemon("--metrics-addr", f"127.0.0.1:{port}")
+    d.cli("run", "--rm", "busybox", "true")
+    # promtool's lint: the only remark is about a name dockerd has (a gauge named _total)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read()
+    lint = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
+                          timeout=60)
+    remarks = (lint.stdout + lint.stderr).decode().strip().splitlines()
+    assert remarks == ['engine_daemon_events_subscribers_total non-counter metrics should '
+                       'not have "_total" suffix'], remarks
+    config = tmp_path / "prometheus.yml"
+    config.write_text(json.dumps({   # YAML is a superset of JSON
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [{"job_name": "pydockerd",
+                            "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}]}))
+    server = subprocess.Popen(
+        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{web}"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))
+
+    def query(q: str) -> list[dict]:
+        url = f"http://127.0.0.1:{web}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return list(json.load(r)["data"]["result"])
+        except (urllib.error.URLError, ConnectionError):
+            return []
+    try:
+        up = wait_until(lambda: query('up{job="pydockerd"} == 1'), timeout=60,
+                        interval=0.5, what="prometheus scraping the daemon")
+        assert up[0]["metric"]["instance"] == f"127.0.0.1:{port}"
+        info = wait_until(lambda: query("engine_daemon_engine_info"), timeout=30,
+                          interval=0.5, what="engine_daemon_engine_info in prometheus")
+        assert info[0]["metric"]["daemon_id"] == d.out("info", "--format", "{{.ID}}").strip()
+        starts = query('engine_daemon_container_actions_seconds_count{action="start"}')
+        assert float(starts[0]["value"][1]) == 1
+        quantile = query("histogram_quantile(0.5, engine_daemon_container_actions_seconds_bucket"
+                         '{action="start"})')
+        assert 0 < float(quantile[0]["value"][1]) <= 10
+    finally:
+        server.terminate()
+        server.wait(30)
