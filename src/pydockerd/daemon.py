@@ -1,4 +1,5 @@
-"""The composition root: start-up and shutdown sequence, wiring services to routes."""
+"""The daemon process: start-up and shutdown sequence, listeners, signals, reload,
+around the services composition.py builds."""
 from __future__ import annotations
 
 import asyncio
@@ -10,49 +11,20 @@ import signal
 import ssl
 import sys
 import traceback
-from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING, Awaitable
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .api.router import Router
-from .api.routes import build as build_routes
-from .api.routes import containers as container_routes
-from .api.routes import distribution as distribution_routes
-from .api.routes import exec as exec_routes
-from .api.routes import images as image_routes
-from .api.routes import networks as network_routes
-from .api.routes import swarm as swarm_routes
-from .api.routes import system as system_routes
-from .api.routes import volumes as volume_routes
 from .api.server import ApiServer
-from .builder.service import BuildService, registry_pull
+from .composition import Services, compose, routes
 from .config import JSON_KEYS, Config, load_config_file, logging_level, validate
-from .containers.archive import ArchiveService
-from .containers.execs import ExecService
-from .containers.health import HealthMonitor
-from .containers.paths import Paths
-from .containers.ports import ContainerPorts
-from .containers.registry import ContainerRegistry
-from .containers.runtimes import Runtimes
-from .containers.service import ContainerService
-from .containers.spec import SpecFactory
-from .containers.stats import StatsService
-from .distribution.service import DistributionService
-from .errors import DockerError, InvalidParameter, NoSpace
+from .errors import DockerError, InvalidParameter
 from .events import EventBus
-from .images.service import ImageService
 from .instruments import Instruments
-from .network.portmap import PortMapper
-from .network.service import NetworkService
 from .runtime.host import host_facts
 from .runtime.pidwatch import pid_alive, set_child_subreaper
 from .store import Store
-from .swarm import NoSwarm
-from .system import SystemService, engine_id
 from .util.fsatomic import write_atomic
 from .util.systemd import SystemdEnv, monotonic_usec, take_environment
-from .volumes import VolumeService
 
 if TYPE_CHECKING:
     from .metrics import MetricsServer
@@ -92,97 +64,6 @@ def _tls_context(cfg: Config) -> ssl.SSLContext | None:
         ctx.load_verify_locations(cfg.tlscacert)
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
-
-
-@dataclass
-class Services:
-    """Everything start() builds, each given its collaborators through its
-    constructor (no attribute is set on a service after it was built)."""
-    registry: ContainerRegistry
-    images: ImageService
-    networks: NetworkService
-    volumes: VolumeService
-    containers: ContainerService
-    health: HealthMonitor
-    execs: ExecService
-    system: SystemService
-    distribution: DistributionService
-    builds: BuildService
-    stats: StatsService
-    archive: ArchiveService
-
-    def reload(self, cfg: Config) -> None:
-        """SIGHUP: hand the reloaded configuration to the services that read it."""
-        self.containers.reload(cfg)
-        self.system.reload(cfg)
-        self.distribution.reload(cfg)
-
-
-async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
-                  inst: Instruments = Instruments()) -> Services:
-    """Build the services in dependency order and bring them up to date with the
-    host (images set up, networks started, containers reconciled)."""
-    # the registry of container records needs only the store: built first, it
-    # answers the other services' questions about containers (small Protocols)
-    registry = ContainerRegistry(store, events)
-    images = ImageService(cfg.data_root, store, events, driver, containers=registry,
-                          container_actions=inst.container_actions)
-    await images.start()
-    port_mapper = PortMapper(cfg.ip, cfg.iptables, cfg.ip6tables)
-    networks = NetworkService(
-        store, events, cfg.exec_root, containers=registry,
-        on_bridge_removed=[port_mapper.remove_chains], bridge_name=cfg.bridge,
-        bip=cfg.bip or None, fixed_cidr=cfg.fixed_cidr or None, mtu=cfg.mtu,
-        iptables=cfg.iptables, ip_forward=cfg.ip_forward, ip_masq=cfg.ip_masq, icc=cfg.icc,
-        default_bind_ip=cfg.ip, ipv6=cfg.ipv6, fixed_cidr_v6=cfg.fixed_cidr_v6 or None,
-        ip6tables=cfg.ip6tables, host_id=engine_id(cfg.data_root),
-        actions=inst.network_actions)
-    volumes = VolumeService(cfg.data_root, store, events, containers=registry)
-    ports = ContainerPorts(port_mapper, partial(_bridge_of, networks))
-    paths = Paths(cfg.data_root, cfg.exec_root)
-    runtimes = Runtimes(cfg, paths.runc_root)
-    health = HealthMonitor(registry, paths, runtimes, inst.health_checks)
-    containers = ContainerService(
-        cfg, registry, paths, runtimes, images=images, networks=networks, volumes=volumes,
-        ports=ports, spec=SpecFactory(cfg), observer=health, actions=inst.container_actions)
-    execs = ExecService(containers)
-    await networks.start()
-    # reconciling with what is really running: on a full disk what cannot be
-    # recorded is logged and done again at the next start; the daemon starts
-    await _on_full_disk_later("restore containers", containers.restore())
-    execs.restore()
-    await ports.restore([c for c in containers.all() if c.state.running])
-    await _on_full_disk_later("release stale endpoints", networks.reconcile(
-        [c.id for c in containers.all() if c.state.running]))
-    system = SystemService(cfg, containers, images, networks, volumes)
-    distribution = DistributionService(cfg, images, events)
-    builds = BuildService(images, containers, registry_pull(distribution), inst.builds)
-    return Services(registry, images, networks, volumes, containers, health, execs, system,
-                    distribution, builds, StatsService(), ArchiveService(registry, images, volumes))
-
-
-def routes(s: Services, events: EventBus) -> Router:
-    router = Router()
-    router.add(system_routes.routes(s.system, events))
-    router.add(container_routes.routes(s.containers, s.images, s.networks, s.stats, s.archive))
-    router.add(exec_routes.routes(s.execs))
-    # distribution first: its dynamic routes (push) must win over images/{name:path}
-    router.add(distribution_routes.routes(s.distribution))
-    router.add(image_routes.routes(s.images, s.containers))
-    router.add(build_routes.routes(s.builds))
-    router.add(network_routes.routes(s.networks, s.containers))
-    router.add(volume_routes.routes(s.volumes))
-    router.add(swarm_routes.routes(NoSwarm()))
-    return router
-
-
-def _bridge_of(networks: NetworkService, network_id: str) -> str | None:
-    """The bridge device of a network (for port publishing rules)."""
-    try:
-        net = networks.get(network_id)
-    except DockerError:
-        return None
-    return networks.device(net) if net.driver == "bridge" else None
 
 
 class Daemon:
@@ -376,14 +257,6 @@ class Daemon:
         except OSError:
             pass
         log.info("daemon shut down")
-
-
-async def _on_full_disk_later(what: str, step: Awaitable[None]) -> None:
-    """Run a start-up step; a full disk (NoSpace) is logged, not fatal."""
-    try:
-        await step
-    except NoSpace as e:
-        log.error("start-up: %s: %s; done again at the next start", what, e.message)
 
 
 async def run_daemon(cfg: Config, config_file: str = "/etc/docker/daemon.json") -> int:
