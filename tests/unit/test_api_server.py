@@ -239,3 +239,39 @@ def test_filters_forms() -> None:
     [(status, _, resp)] = exchange(get('/filters?filters={"a":["x"],"b":{"y":true,"z":false}}'))
     assert status == 200 and json.loads(resp) == {"a": ["x"], "b": ["y"]}
 
+
+
+def test_a_stream_ends_when_its_client_goes_away() -> None:
+    """An idle stream (events, logs -f) is stopped as soon as the client closes the
+    connection, not at its next write: its generator's cleanup runs at once."""
+    ended = asyncio.Event()
+
+    async def idle(req: Request) -> AnyResponse:
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                yield b""                        # the status line goes out
+                await asyncio.sleep(3600)       # nothing to say for a long time
+                yield b"never"
+            finally:
+                ended.set()
+        return StreamResponse(body())
+
+    async def main() -> None:
+        router = Router()
+        router.add([Route("GET", "/idle", idle)])
+        server = ApiServer(router)
+        with tempfile.TemporaryDirectory() as tmp:
+            sock = os.path.join(tmp, "api.sock")
+            await server.listen_unix(sock, None)
+            reader, writer = await asyncio.open_unix_connection(sock)
+            try:
+                writer.write(b"GET /idle HTTP/1.1\r\nHost: d\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                assert head.startswith(b"HTTP/1.1 200")
+                writer.close()
+                await asyncio.wait_for(ended.wait(), 5)
+            finally:
+                writer.close()
+                await server.stop_accepting()
+                await server.finish(1)
+    asyncio.run(main())

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import select
 import socket
 import ssl
 import time
@@ -16,7 +17,7 @@ import httptools
 
 from .. import __version__
 from ..errors import DockerError, no_space
-from ..util.tasks import TaskOwner
+from ..util.tasks import TaskOwner, cancel_and_wait
 from .http import Body, HijackResponse, Request, Response, StreamResponse
 from .httpwire import BadRequest, HeadersTooLarge, Message, RequestParser, UriTooLong, \
     split_target
@@ -62,6 +63,19 @@ def error_response(e: BaseException, what: str) -> Response:
     return Response(status, (json.dumps({"message": message}) + "\n").encode())
 
 
+_HUP_POLL_S = 0.5
+
+
+def _peer_closed(writer: asyncio.StreamWriter) -> bool:
+    """Has the peer of a unix socket closed both directions (POLLHUP)?"""
+    sock = writer.get_extra_info("socket")
+    if sock is None or sock.family != socket.AF_UNIX:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLHUP)
+    return bool(poller.poll(0))
+
+
 class _Connection:
     def __init__(self, server: "ApiServer", reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> None:
@@ -72,6 +86,7 @@ class _Connection:
         self.upgrade_rest: bytes | None = None   # raw bytes after an upgrade request's head
         self.eof = False
         self.answered = False                    # the current request's status line is out
+        self.client_gone = False                 # EOF from the client during a stream
 
     async def _feed(self) -> bool:
         """Read more bytes into the parser. False on EOF."""
@@ -185,7 +200,7 @@ class _Connection:
         head_only = msg.method == "HEAD"
         if isinstance(resp, StreamResponse):
             # a streaming body may consume the request body as it goes (docker load)
-            if not await self._write_stream(resp, head_only, f"{msg.method} {path}"):
+            if not await self._write_stream(resp, head_only, f"{msg.method} {path}", msg):
                 return False
         else:
             await self._write_response(resp, keep, head_only)
@@ -215,12 +230,44 @@ class _Connection:
         self.writer.write(head if head_only or resp.status in (204, 304) else head + resp.body)
         await self.writer.drain()
 
-    async def _write_stream(self, resp: StreamResponse, head_only: bool, what: str) -> bool:
+    async def _watch_client(self, msg: Message, streaming: "asyncio.Task[Any]") -> None:
+        """While a response streams, the client closing the connection (EOF once the
+        request body is read) means nobody reads any more: stop the stream at once,
+        as Go cancels the request's context (an idle `docker events` or `logs -f`
+        client that went away would otherwise hold its subscription until the next
+        write). Bytes of a pipelined next request are kept for the parser."""
+        while await self._feed():
+            pass
+        # EOF. A client that only half-closed (shutdown(SHUT_WR) after its request)
+        # still reads: only a full close ends the stream. On a unix socket the
+        # kernel says so with POLLHUP; over TCP the next write finds out.
+        while not _peer_closed(self.writer):
+            await asyncio.sleep(_HUP_POLL_S)
+        self.client_gone = True
+        streaming.cancel()
+
+    async def _write_stream(self, resp: StreamResponse, head_only: bool, what: str,
+                            msg: Message) -> bool:
         """Send a chunked response. The status line waits for the stream's first
         item (an empty one just sends it), so an error raised before that is a
         plain error response, as dockerd answers before its output is flushed.
         An error after it ends the stream in the stream's own format (or cuts
         the connection when the format has none, e.g. a tar). False: close."""
+        current = asyncio.current_task()
+        watcher = asyncio.ensure_future(self._watch_client(msg, current)) \
+            if msg.complete and current is not None and self.upgrade_rest is None else None
+        try:
+            return await self._stream_chunks(resp, head_only, what)
+        except asyncio.CancelledError:
+            if not self.client_gone or current is None:
+                raise
+            current.uncancel()           # the client left: end this connection quietly
+            return False
+        finally:
+            if watcher is not None:
+                await cancel_and_wait(watcher)
+
+    async def _stream_chunks(self, resp: StreamResponse, head_only: bool, what: str) -> bool:
         it = resp.chunks
         try:
             first: bytes | None = None
@@ -258,6 +305,8 @@ class _Connection:
             except asyncio.CancelledError:
                 # the daemon shuts down: end the stream cleanly (`docker events` and
                 # `docker logs -f` see its end, not a broken connection)
+                if self.client_gone:
+                    raise
                 try:
                     self.writer.write(b"0\r\n\r\n")
                 except Exception:  # noqa: BLE001 - the client is gone already
