@@ -4,10 +4,8 @@ responses, hijacking, and the one error -> status mapping.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
-import select
 import socket
 import ssl
 import time
@@ -16,12 +14,14 @@ from typing import Any
 import httptools
 
 from .. import __version__
-from ..errors import DockerError, no_space
+from ..errors import DockerError
+from ..util.sockets import peer_closed
 from ..util.tasks import TaskOwner, cancel_and_wait
 from .http import Body, HijackResponse, Request, Response, StreamResponse
 from .httpwire import BadRequest, HeadersTooLarge, Message, RequestParser, UriTooLong, \
     split_target
 from .router import Router
+from .errormap import error_response, error_status
 from .version import API_VERSION, MIN_API_VERSION, negotiate, split_version, version_str
 
 log = logging.getLogger("pydockerd.api")
@@ -35,45 +35,7 @@ _REASONS = {100: "Continue", 101: "UPGRADED", 200: "OK", 201: "Created", 204: "N
             501: "Not Implemented", 503: "Service Unavailable"}
 _REFUSALS = (BadRequest, UriTooLong, HeadersTooLarge)
 _DRAIN_AFTER_REFUSAL = (1.0, 16 << 20)     # seconds, bytes read and dropped before close
-
-
-def error_status(e: BaseException, what: str) -> tuple[int, str]:
-    """The one place where an exception becomes a status and a message.
-
-    A DockerError carries its status and a message meant for the client; anything
-    else is a bug: logged with its traceback under a short request id, and the
-    client gets only that id. A full disk is a NoSpace wherever it surfaced.
-    """
-    e = no_space(e) or e
-    if isinstance(e, DockerError):
-        if e.status >= 500:
-            log.error("%s: %s", what, e.message)
-        else:
-            log.debug("%s -> %d: %s", what, e.status, e.message)
-        status, message = e.status, e.message
-    else:
-        rid = os.urandom(4).hex()
-        log.error("%s failed (request %s)", what, rid, exc_info=e)
-        status, message = 500, f"internal server error (request {rid})"
-    return status, message
-
-
-def error_response(e: BaseException, what: str) -> Response:
-    status, message = error_status(e, what)
-    return Response(status, (json.dumps({"message": message}) + "\n").encode())
-
-
-_HUP_POLL_S = 0.5
-
-
-def _peer_closed(writer: asyncio.StreamWriter) -> bool:
-    """Has the peer of a unix socket closed both directions (POLLHUP)?"""
-    sock = writer.get_extra_info("socket")
-    if sock is None or sock.family != socket.AF_UNIX:
-        return False
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLHUP)
-    return bool(poller.poll(0))
+_HUP_POLL_S = 0.5                          # while a stream waits: has the client gone?
 
 
 class _Connection:
@@ -241,7 +203,7 @@ class _Connection:
         # EOF. A client that only half-closed (shutdown(SHUT_WR) after its request)
         # still reads: only a full close ends the stream. On a unix socket the
         # kernel says so with POLLHUP; over TCP the next write finds out.
-        while not _peer_closed(self.writer):
+        while not peer_closed(self.writer):
             await asyncio.sleep(_HUP_POLL_S)
         self.client_gone = True
         streaming.cancel()

@@ -1,0 +1,16 @@
+"""Socket facts the asyncio stream API does not expose."""
+from __future__ import annotations
+
+import asyncio
+import select
+import socket
+
+
+def peer_closed(writer: asyncio.StreamWriter) -> bool:
+    """Has the peer of a unix socket closed both directions (POLLHUP)?"""
+    sock = writer.get_extra_info("socket")
+    if sock is None or sock.family != socket.AF_UNIX:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLHUP)
+    return bool(poller.poll(0))
