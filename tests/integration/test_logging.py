@@ -164,8 +164,13 @@ def test_validation_errors_at_create(daemon):
             (["--log-opt", "mode=bad"], "logger: logging mode not supported: bad"),
             (["--log-driver", "awslogs"], "awslogs log driver needs a cloud service"),
             (["--log-driver", "splunk"], "splunk log driver needs a cloud service"),
-            (["--log-driver", "syslog"], "syslog log driver is not supported yet"),
-            (["--log-driver", "fluentd"], "fluentd log driver is not supported yet")]:
+            (["--log-driver", "syslog", "--log-opt", "syslog-facility=x"],
+             "invalid syslog facility"),
+            (["--log-driver", "gelf"], "gelf-address is a required parameter"),
+            (["--log-driver", "fluentd", "--log-opt", "foo=1"],
+             "unknown log opt 'foo' for fluentd log driver"),
+            (["--log-driver", "syslog", "--log-opt", "cache-disabled=maybe"],
+             "invalid value for option cache-disabled: maybe")]:
         before = daemon.out("ps", "-aq")
         r = daemon.cli("create", *args, "busybox", "true", check=False)
         assert r.returncode != 0 and message in r.stderr_text, (args, r.stderr_text)
@@ -176,7 +181,8 @@ def test_daemon_defaults(fresh_daemon):
     d = fresh_daemon("--log-opt", "max-size=1m", "--log-opt", "labels=a")
     info = json.loads(d.out("info", "--format", "{{json .}}"))
     assert info["LoggingDriver"] == "json-file"
-    assert {"json-file", "local"} <= set(info["Plugins"]["Log"])
+    assert info["Plugins"]["Log"] == ["fluentd", "gelf", "journald", "json-file", "local",
+                                      "syslog"]
     d.cli("create", "--name", "dflt", "--log-opt", "max-file=2", "busybox", "true")
     d.cli("create", "--name", "other", "--log-driver", "local", "busybox", "true")
     assert d.inspect("dflt")["HostConfig"]["LogConfig"] == \

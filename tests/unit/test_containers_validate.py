@@ -49,7 +49,8 @@ REJECTED: list[tuple[dict[str, Any], dict[str, Any], str]] = [
     ({"LogConfig": {"Type": "json-file", "Config": {"foo": "1"}}}, {},
      "unknown log opt 'foo' for json-file log driver"),
     ({"LogConfig": {"Type": "awslogs"}}, {}, "awslogs log driver needs a cloud service"),
-    ({"LogConfig": {"Type": "syslog"}}, {}, "syslog log driver is not supported yet"),
+    ({"LogConfig": {"Type": "syslog", "Config": {"syslog-facility": "x"}}}, {},
+     "invalid syslog facility"),
     ({"LogConfig": {"Type": "json-file", "Config": {"max-size": "abc"}}}, {},
      "failed to initialize logging driver: invalid size: 'abc'"),
     # ulimits

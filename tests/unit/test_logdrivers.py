@@ -84,7 +84,9 @@ def test_options_validation_wording() -> None:
             ("json-file", {"mode": "bad"}, "logger: logging mode not supported: bad"),
             ("json-file", {"max-buffer-size": "4m"}, "only supported with 'mode=non-blocking'"),
             ("gcplogs", {}, "gcplogs log driver needs a cloud service"),
-            ("journald", {}, "journald log driver is not supported yet"),
+            ("journald", {"foo": "1"}, "unknown log opt 'foo' for journald log driver"),
+            ("syslog", {"cache-disabled": "maybe"}, "invalid value for option cache-disabled"),
+            ("syslog", {"cache-max-size": "x"}, "error initializing local log cache driver"),
             ("bogus", {}, 'error looking up logging plugin bogus: plugin "bogus" not found'),
             ("json-file", {"tag": "{{.Nope}}"}, "can't evaluate field Nope")]:
         with pytest.raises(InvalidParameter) as e:
@@ -98,6 +100,15 @@ def test_options_validation_wording() -> None:
         {"Type": "json-file", "Config": {"max-size": "1m"}}
     assert options.merge_defaults({"Type": "local"}, "json-file", {"max-size": "1m"}) == \
         {"Type": "local", "Config": {}}
+    # the daemon's dual-logging cache options apply to every driver, as dockerd's
+    assert options.merge_defaults({"Type": "gelf"}, "json-file",
+                                  {"max-size": "1m", "cache-disabled": "true"}) == \
+        {"Type": "gelf", "Config": {"cache-disabled": "true"}}
+    assert options.readable("syslog", {}) and options.readable("journald", {})
+    assert not options.readable("syslog", {"cache-disabled": "true"})
+    assert not options.readable("none", {})
+    assert options.cache_options({"cache-max-size": "1k", "cache-max-file": "2"}) == \
+        options.FileOptions(1024, 2, True)
 
 
 def _info(**opts: str) -> ContainerInfo:

@@ -16,9 +16,11 @@ import time
 from typing import Any
 
 from ..config import Config
-from ..errors import Conflict, DockerError
+from ..errors import Conflict, DockerError, SystemError_
 from ..instruments import ActionTimer
+from ..logdrivers.message import LogDriver
 from ..logdrivers.pipeline import LogPipeline
+from ..logdrivers.remote import open_remote
 from ..logdrivers.spool import new_spool_name
 from ..models import EndpointSettings, from_doc
 from ..runtime import conmon
@@ -92,8 +94,14 @@ class Runner:
             await asyncio.to_thread(write_etc_files, etc)
             si = self.spec.prepare(c, rootfs, netns, self.registry.get)
             spec = await asyncio.to_thread(self.spec.build, si)
-            started = await conmon.create(self.conmon_spec(c), spec)
-            self.follow_logs(c, started.conmon_pid)
+            remote = await self.open_remote_logs(c)
+            try:
+                started = await conmon.create(self.conmon_spec(c), spec)
+            except BaseException:
+                if remote is not None:
+                    remote.close()
+                raise
+            self.follow_logs(c, started.conmon_pid, remote)
             # attachers waiting for `docker run -it` connect before the process runs
             await self.attachers.connect(c.id, self.paths.bundle(c.id))
             try:
@@ -167,12 +175,27 @@ class Runner:
         etc = plan_etc_files(c, self.networks, self.cfg, self.registry.get)
         await asyncio.to_thread(rewrite_hosts, etc)
 
-    def follow_logs(self, c: Container, conmon_pid: int) -> None:
+    async def open_remote_logs(self, c: Container) -> LogDriver | None:
+        """A remote log driver connects before the run is made: as dockerd, a start
+        fails when the endpoint is down (off the event loop: a dial may take long)."""
+        target = log_target(c, self.paths)
+        if target is None or not target.remote:
+            return None
+        try:
+            return await asyncio.to_thread(open_remote, target.driver, target.info)
+        except ValueError as e:
+            raise SystemError_(f"failed to initialize logging driver: {e}") from None
+
+    def follow_logs(self, c: Container, conmon_pid: int,
+                    remote: LogDriver | None = None) -> None:
         """Hand the run's spool to the log pipeline (at start, and at daemon start)."""
         target = log_target(c, self.paths)
         if target is not None:
             self.logs.follow(c.id, target,
-                             lambda: conmon_pid > 0 and conmon.is_monitor_of(conmon_pid, c.id))
+                             lambda: conmon_pid > 0 and conmon.is_monitor_of(conmon_pid, c.id),
+                             remote)
+        elif remote is not None:
+            remote.close()
 
     def conmon_spec(self, c: Container) -> conmon.ConmonSpec:
         bundle = self.paths.bundle(c.id)

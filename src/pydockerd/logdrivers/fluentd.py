@@ -30,7 +30,7 @@ from .golike import parse_duration, parse_url, split_host_port
 from .message import Message
 from .msgpackenc import event_time, pack_int, pack_str, pack_str_map, unpack_str_map
 from .netio import Conn, DriverClosed, dial_error
-from .options import parse_bool, ram_in_bytes
+from .golike import parse_bool, ram_in_bytes
 from .partials import PartialTracker
 from .tag import ContainerInfo, check_template, extra_attributes, render_tag
 

@@ -1,4 +1,5 @@
-"""Go library behaviour the remote log drivers' options and formats depend on:
+"""Go library behaviour the log drivers' options and formats depend on: go-units
+RAMInBytes, strconv.ParseBool/Atoi,
 url.Parse's scheme and host split, net.SplitHostPort, time.ParseDuration, and
 time.Time.Format in the daemon's local zone (Go's time.Now() is local)."""
 from __future__ import annotations
@@ -12,6 +13,34 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
                    "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
 _DURATION_RE = re.compile(r"(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)")
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def ram_in_bytes(s: str) -> int:
+    """go-units RAMInBytes: `10m`, `1.5g`, `512k`, `100` (binary multiples)."""
+    m = _SIZE_RE.match(s)
+    if not m:
+        raise ValueError(f"invalid size: '{s}'")
+    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+
+
+def parse_bool(s: str) -> bool:
+    """strconv.ParseBool."""
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    raise ValueError(f'strconv.ParseBool: parsing "{s}": invalid syntax')
+
+
+def atoi(s: str) -> int:
+    """strconv.Atoi."""
+    if not re.fullmatch(r"[+-]?\d+", s):
+        raise ValueError(f'strconv.Atoi: parsing "{s}": invalid syntax')
+    return int(s)
 
 
 @dataclass(frozen=True)

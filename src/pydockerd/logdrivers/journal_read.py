@@ -1,14 +1,16 @@
 """Reading a container's journald messages back (`docker logs` with the journald
-driver): `journalctl -o json CONTAINER_ID_FULL=<id>` and its records as LogEntries."""
+driver): `journalctl -o json CONTAINER_ID_FULL=<id>` and its records as LogEntries,
+with `docker logs`' stream filter and follow (journal_batches)."""
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping
 
 from ..util.ids import to_unix_ns
 from .golike import local_rfc3339
 from .message import LogEntry
+from .reader import LogQuery
 
 
 def journalctl_args(container_id: str, *, since_ns: int = 0, until_ns: int = 0,
@@ -83,6 +85,57 @@ async def read_journal(container_id: str, *, since_ns: int = 0, until_ns: int = 
             if entry is not None:
                 yield entry
     finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+async def journal_batches(container_id: str, q: LogQuery, active: Callable[[], bool],
+                          quiet: float = 0.5) -> AsyncIterator[list[LogEntry]]:
+    """`docker logs` of a journald container, in batches. With `q.follow`, new
+    messages until the container is no longer `active` (stopped, its output all
+    sent) and the journal has been quiet for `quiet` seconds."""
+    proc = await asyncio.create_subprocess_exec(
+        *journalctl_args(container_id, since_ns=q.since_ns, until_ns=q.until_ns,
+                         tail=q.tail, follow=q.follow),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL, limit=1 << 24)
+    assert proc.stdout is not None
+    batch: list[LogEntry] = []
+    idle_since = 0.0
+    line: asyncio.Task[bytes] | None = None
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            if line is None:
+                line = asyncio.ensure_future(proc.stdout.readline())
+            done, _ = await asyncio.wait({line}, timeout=0.1)
+            if not done:
+                if batch:
+                    yield batch
+                    batch = []
+                if q.follow and not active():
+                    idle_since = idle_since or loop.time()
+                    if loop.time() - idle_since >= quiet:
+                        break
+                continue
+            raw, line, idle_since = line.result(), None, 0.0
+            if not raw:
+                break
+            try:
+                entry = entry_from_json(json.loads(raw))
+            except ValueError:
+                continue
+            if entry is not None and (q.stdout if entry.stream == "stdout" else q.stderr):
+                batch.append(entry)
+                if len(batch) >= 512:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+    finally:
+        if line is not None:
+            line.cancel()
         if proc.returncode is None:
             proc.kill()
         await proc.wait()

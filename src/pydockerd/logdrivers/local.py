@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 from ..util.ids import to_unix_ns
 from .goformat import format_ns
 from .message import LogEntry, Message
-from .options import file_options
+from .options import FileOptions, file_options
 from .rotate import RotatingFile
 from .tag import ContainerInfo
 
@@ -44,8 +44,10 @@ def encode(msg: Message) -> bytes:
 class LocalDriver:
     def __init__(self, path: str, info: ContainerInfo,
                  position: Mapping[str, int] | None = None,
-                 on_open: Callable[[str], None] | None = None) -> None:
-        self.file = RotatingFile(path, file_options("local", info.options), position, on_open)
+                 on_open: Callable[[str], None] | None = None,
+                 rotation: FileOptions | None = None) -> None:
+        self.file = RotatingFile(path, rotation or file_options("local", info.options),
+                                 position, on_open)
 
     def log(self, msg: Message) -> bool:
         return self.file.add(encode(msg), msg.time)

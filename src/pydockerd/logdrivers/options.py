@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..errors import InvalidParameter
+from .golike import atoi, parse_bool, ram_in_bytes
+from .remote import REMOTE, validate as validate_remote
 from .tag import check_template
 
-# drivers pydockerd runs, in `docker info` order
-SUPPORTED = ("json-file", "local")
-READABLE = ("json-file", "local")
-NOT_YET = ("syslog", "journald", "gelf", "fluentd")
+# drivers pydockerd runs, in `docker info` order (dockerd lists them sorted)
+SUPPORTED = ("fluentd", "gelf", "journald", "json-file", "local", "syslog")
+FILES = ("json-file", "local")              # written to files the daemon reads back
 CLOUD = ("awslogs", "gcplogs", "splunk", "logentries", "etwlogs")
 
 _JSON_FILE_OPTS = {"max-file", "max-size", "compress", "labels", "labels-regex", "env",
@@ -24,36 +25,8 @@ _JSON_FILE_OPTS = {"max-file", "max-size", "compress", "labels", "labels-regex",
 _LOCAL_OPTS = {"max-file", "max-size", "compress"}
 _BUILTIN_OPTS = {"mode", "max-buffer-size"}
 _CACHE_OPTS = {"cache-disabled", "cache-max-size", "cache-max-file", "cache-compress"}
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_TRUE = ("1", "t", "T", "TRUE", "true", "True")
-_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 LOCAL_DEFAULT_SIZE = 20 << 20
 LOCAL_DEFAULT_FILES = 5
-
-
-def ram_in_bytes(s: str) -> int:
-    """go-units RAMInBytes: `10m`, `1.5g`, `512k`, `100` (binary multiples)."""
-    m = _SIZE_RE.match(s)
-    if not m:
-        raise ValueError(f"invalid size: '{s}'")
-    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
-
-
-def parse_bool(s: str) -> bool:
-    """strconv.ParseBool."""
-    if s in _TRUE:
-        return True
-    if s in _FALSE:
-        return False
-    raise ValueError(f'strconv.ParseBool: parsing "{s}": invalid syntax')
-
-
-def atoi(s: str) -> int:
-    """strconv.Atoi."""
-    if not re.fullmatch(r"[+-]?\d+", s):
-        raise ValueError(f'strconv.Atoi: parsing "{s}": invalid syntax')
-    return int(s)
 
 
 @dataclass(frozen=True)
@@ -116,12 +89,14 @@ def _local_options(opts: Mapping[str, str]) -> FileOptions:
 def merge_defaults(log_config: Mapping[str, Any] | None, default_type: str,
                    default_opts: Mapping[str, str]) -> dict[str, Any]:
     """dockerd's mergeAndVerifyLogConfig: the daemon's driver when none is named, and
-    its options (those the container does not set) when the driver is the default."""
+    its options (those the container does not set) when the driver is the default;
+    the dual-logging cache options of the daemon apply to every driver
+    (logcache.MergeDefaultLogConfig)."""
     lc = dict(log_config or {})
     typ = lc.get("Type") or default_type
     cfg = {str(k): str(v) for k, v in dict(lc.get("Config") or {}).items()}
-    if typ == default_type:
-        for k, v in default_opts.items():
+    for k, v in default_opts.items():
+        if typ == default_type or k in _CACHE_OPTS:
             cfg.setdefault(k, v)
     return {"Type": typ, "Config": cfg}
 
@@ -151,12 +126,13 @@ def _validate(driver: str, opts: Mapping[str, str]) -> None:
     if driver in CLOUD:
         raise ValueError(f"logger: the {driver} log driver needs a cloud service "
                          "and is not supported by pydockerd")
-    if driver in NOT_YET:
-        raise ValueError(f"logger: the {driver} log driver is not supported yet by pydockerd")
     if driver not in SUPPORTED:
         raise ValueError(f'error looking up logging plugin {driver}: plugin "{driver}" '
                          "not found")
     _validate_cache(opts)
+    if driver in REMOTE:
+        validate_remote(driver, opts)
+        return
     rest = [k for k in opts if k not in _BUILTIN_OPTS and k not in _CACHE_OPTS]
     allowed = _JSON_FILE_OPTS if driver == "json-file" else _LOCAL_OPTS
     for k in sorted(rest):
@@ -183,19 +159,33 @@ def _validate(driver: str, opts: Mapping[str, str]) -> None:
 
 
 def _validate_cache(opts: Mapping[str, str]) -> None:
-    for key in ("cache-disabled", "cache-compress"):
-        if key in opts:
-            try:
-                parse_bool(opts[key])
-            except ValueError as e:
-                raise ValueError(f"error parsing {key}: {e}") from None
-    if "cache-max-size" in opts:
+    if opts.get("cache-disabled"):
         try:
-            ram_in_bytes(opts["cache-max-size"])
-        except ValueError as e:
-            raise ValueError(f"error parsing cache-max-size: {e}") from None
-    if "cache-max-file" in opts:
-        try:
-            atoi(opts["cache-max-file"])
-        except ValueError as e:
-            raise ValueError(f"error parsing cache-max-file: {e}") from None
+            parse_bool(opts["cache-disabled"])
+        except ValueError:
+            raise ValueError("invalid value for option cache-disabled: "
+                             f"{opts['cache-disabled']}") from None
+    try:
+        cache_options(opts)
+    except ValueError as e:
+        raise ValueError(f"error initializing local log cache driver: {e}") from None
+
+
+def uses_cache(driver: str, opts: Mapping[str, str]) -> bool:
+    """dockerd's dual logging: a driver it cannot read back also writes a local cache
+    (`container-cached.log`) that `docker logs` reads, unless cache-disabled."""
+    if driver not in REMOTE or driver == "journald":
+        return False
+    return not (opts.get("cache-disabled") and parse_bool(opts["cache-disabled"]))
+
+
+def readable(driver: str, opts: Mapping[str, str]) -> bool:
+    """Whether `docker logs` can read this container's logs."""
+    return driver in FILES or driver == "journald" or uses_cache(driver, opts)
+
+
+def cache_options(opts: Mapping[str, str]) -> FileOptions:
+    """The dual-logging cache's rotation, a `local` file: cache-max-size (20m),
+    cache-max-file (5), cache-compress (true)."""
+    return _local_options({k[len("cache-"):]: v for k, v in opts.items()
+                           if k in ("cache-max-size", "cache-max-file", "cache-compress")})

@@ -2,7 +2,8 @@
 
 conmon (which outlives the daemon) writes each run's output into a spool under the
 exec root; the tailer reads it from the cursor, hands the records to the driver
-(json-file, local), commits at record boundaries and saves the cursor, then
+(json-file, local, or a remote one: drivers.py), commits at record boundaries
+and saves the cursor, then
 punches the consumed head out of the spool. A run's spool is removed once its
 conmon is gone and everything in it is written. While the daemon is stopped the
 spool just grows; the next daemon resumes from the cursor (see spool.py and
@@ -14,30 +15,22 @@ import asyncio
 import logging
 import os
 from collections import deque
-from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO, Callable, TypeVar
 
 from ..util.tasks import TaskOwner
-from .jsonfile import JsonFileDriver
-from .local import LocalDriver
+from .drivers import LogTarget, interrupt, open_driver
 from .message import LogDriver
+from .netio import DriverClosed
 from .spool import Assembler, Cursor, punch_hole, spools
-from .tag import ContainerInfo
 
 log = logging.getLogger("pydockerd.logs")
 
 _READ = 1 << 20
 _PUNCH_EVERY = 1 << 20
 _IDLE_MIN, _IDLE_MAX = 0.005, 0.2
-
-
-@dataclass(frozen=True)
-class LogTarget:
-    """Where one container's logs go."""
-    driver: str              # "json-file" | "local"
-    path: str                # the driver's file
-    bundle: str              # spools and cursor
-    info: ContainerInfo
+_REOPEN_MAX = 5.0            # seconds between tries to open a remote driver
+T = TypeVar("T")
 
 
 class Feed:
@@ -52,16 +45,9 @@ class Feed:
             self.files.popleft().close()
 
 
-def open_driver(t: LogTarget, position: dict[str, int] | None,
-                on_open: Callable[[str], None]) -> LogDriver:
-    os.makedirs(os.path.dirname(t.path), exist_ok=True)
-    if t.driver == "local":
-        return LocalDriver(t.path, t.info, position, on_open)
-    return JsonFileDriver(t.path, t.info, position, on_open)
-
-
 class _Tail:
-    def __init__(self, target: LogTarget, alive: Callable[[], bool]) -> None:
+    def __init__(self, target: LogTarget, alive: Callable[[], bool],
+                 remote: LogDriver | None = None) -> None:
         self.target = target
         self.alive = alive          # is the container's current conmon running?
         self.wake = asyncio.Event()
@@ -69,13 +55,24 @@ class _Tail:
         self.task: asyncio.Task[None] | None = None
         self.committed = asyncio.Event()   # set at every commit, for `logs -f`
         self.feeds: set[Feed] = set()
+        self.opened = remote        # a remote driver the start path connected
+        self.driver: LogDriver | None = None
+        # a remote driver may block in log() as long as its endpoint is slow or dead
+        # (blocking mode): its tailer gets its own thread, never the shared pool's
+        self.executor = ThreadPoolExecutor(1, f"logs-{target.info.id[:12]}") \
+            if target.remote else None
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.executor is None:
+            return await asyncio.to_thread(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def run(self) -> None:
         t = self.target
         cursor = await asyncio.to_thread(Cursor.load, t.bundle)
-        driver = await asyncio.to_thread(open_driver, t, cursor.driver or None, self._opened)
         try:
-            while not self.stopping:
+            self.driver = await self._open(cursor)
+            while self.driver is not None and not self.stopping:
                 names = spools(t.bundle)
                 if not names:
                     if not self.alive():
@@ -84,9 +81,41 @@ class _Tail:
                     continue
                 if cursor.spool != names[0]:
                     cursor.spool, cursor.offset, cursor.pending = names[0], 0, {}
-                await self._drain(cursor, driver, last=len(names) == 1)
+                await self._drain(cursor, self.driver, last=len(names) == 1)
+        except DriverClosed:
+            pass        # interrupted (removal, shutdown): what was not sent stays in the spool
         finally:
-            driver.close()
+            if self.driver is not None:
+                self.driver.close()
+            if self.opened is not None:
+                self.opened.close()
+            if self.executor is not None:
+                self.executor.shutdown(wait=False)
+
+    async def _open(self, cursor: Cursor) -> LogDriver | None:
+        """The driver; a remote one whose endpoint is down (at daemon start) is tried
+        again until it opens: the output waits in the spool meanwhile."""
+        wait = _IDLE_MAX
+        while not self.stopping:
+            remote, self.opened = self.opened, None
+            try:
+                return await self._call(open_driver, self.target, cursor.driver or None,
+                                        self._opened, remote)
+            except ValueError as e:
+                if not self.target.remote:
+                    raise
+                log.warning("log driver %s of %s: %s (trying again)", self.target.driver,
+                            self.target.info.id[:12], e)
+            await self._idle(wait)
+            wait = min(wait * 2, _REOPEN_MAX)
+        return None
+
+    def interrupt(self) -> None:
+        """(event loop) A remote driver stops sending: a blocked step ends."""
+        if self.opened is not None:
+            self.opened.close()
+        if self.target.remote and self.driver is not None:
+            interrupt(self.driver)
 
     async def _drain(self, cursor: Cursor, driver: LogDriver, last: bool) -> bool:
         """Read one spool until its run is over and it is fully written; then remove it."""
@@ -102,7 +131,7 @@ class _Tail:
         idle = _IDLE_MIN
         with f:
             while not self.stopping:
-                moved = await asyncio.to_thread(self._step, f, cursor, asm, driver)
+                moved = await self._call(self._step, f, cursor, asm, driver)
                 if moved:
                     idle = _IDLE_MIN
                     if cursor.offset - punched >= _PUNCH_EVERY:
@@ -111,9 +140,9 @@ class _Tail:
                     continue
                 # at the end of what is written: is this run over?
                 if not last or not self.alive():
-                    if await asyncio.to_thread(self._step, f, cursor, asm, driver):
+                    if await self._call(self._step, f, cursor, asm, driver):
                         continue      # conmon wrote more before it went
-                    await asyncio.to_thread(self._finish, path, cursor, asm, driver)
+                    await self._call(self._finish, path, cursor, asm, driver)
                     return True
                 await self._idle(idle)
                 idle = min(idle * 2, _IDLE_MAX)
@@ -122,7 +151,9 @@ class _Tail:
         return False
 
     def _step(self, f: BinaryIO, cursor: Cursor, asm: Assembler, driver: LogDriver) -> bool:
-        """(worker thread) Convert what the spool has past the cursor."""
+        """(worker thread) Convert what the spool has past the cursor. DriverClosed from
+        the driver goes out without saving the cursor: the message it did not send is
+        converted again by the next tailer (at-least-once)."""
         f.seek(cursor.offset)
         data = f.read(_READ)
         if not data:
@@ -175,14 +206,21 @@ class LogPipeline:
         self._tails: dict[str, _Tail] = {}
         self._tasks = TaskOwner("log pipeline")
 
-    def follow(self, cid: str, target: LogTarget, alive: Callable[[], bool]) -> None:
-        """A run of `cid` started (or the daemon restarted): make sure a tailer runs."""
+    def follow(self, cid: str, target: LogTarget, alive: Callable[[], bool],
+               remote: LogDriver | None = None) -> None:
+        """A run of `cid` started (or the daemon restarted): make sure a tailer runs.
+        `remote`: the run's remote driver, connected by the start path."""
         tail = self._tails.get(cid)
         if tail is not None:
             tail.alive = alive
+            if remote is not None:
+                if tail.driver is None and tail.opened is None:
+                    tail.opened = remote        # its own is not open yet: take this one
+                else:
+                    remote.close()
             tail.wake.set()
             return
-        tail = _Tail(target, alive)
+        tail = _Tail(target, alive, remote)
         self._tails[cid] = tail
 
         async def run() -> None:
@@ -239,8 +277,15 @@ class LogPipeline:
         if tail is None or tail.task is None:
             return
         tail.stopping = True          # ends after its current step (never mid-commit)
+        tail.interrupt()              # a remote driver's blocked step ends now
         tail.wake.set()
         await asyncio.gather(tail.task, return_exceptions=True)
 
     async def close(self) -> None:
-        await self._tasks.close()
+        """Daemon shutdown: every tailer ends after its current step (a remote driver
+        blocked on its endpoint is interrupted); the spools keep the rest."""
+        for tail in self._tails.values():
+            tail.stopping = True
+            tail.interrupt()
+            tail.wake.set()
+        await self._tasks.close(grace=5)

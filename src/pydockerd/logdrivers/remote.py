@@ -18,7 +18,7 @@ from typing import Mapping
 from . import fluentd, gelf, journald, syslog
 from .delivery import DEFAULT_RING_BYTES, NonBlocking, driver_options
 from .message import LogDriver
-from .options import ram_in_bytes
+from .golike import ram_in_bytes
 from .tag import ContainerInfo
 
 REMOTE = ("syslog", "journald", "gelf", "fluentd")

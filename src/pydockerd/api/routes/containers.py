@@ -12,9 +12,9 @@ from ...containers.service import ContainerService
 from ...containers.stats import StatsService
 from ...containers.top import top
 from ...containers.validate import validate_create, validate_update
-from ...errors import CommandFailed, InvalidParameter, NotFound
+from ...errors import CommandFailed, InvalidParameter, NotFound, NotImplementedErr
 from ...images.service import ImageService
-from ...logdrivers.options import READABLE
+from ...logdrivers.options import readable
 from ...models import ContainerCreateRequest, UpdateConfig, to_doc
 from ...network.service import NetworkService
 from ...util.ids import parse_unix_or_rfc3339_ns
@@ -207,8 +207,9 @@ class ContainerRoutes:
 
     async def logs(self, req: Request) -> AnyResponse:
         ct = self.c.get(req.params["id"])
-        if ct.host_config["LogConfig"]["Type"] not in READABLE:
-            raise InvalidParameter('configured logging driver does not support reading')
+        lc = ct.host_config["LogConfig"]
+        if not readable(lc["Type"], lc.get("Config") or {}):
+            raise NotImplementedErr("configured logging driver does not support reading")
         stdout, stderr = req.q_bool("stdout"), req.q_bool("stderr")
         if not stdout and not stderr:
             raise InvalidParameter("Bad parameters: you must choose at least one stream")
