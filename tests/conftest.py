@@ -29,6 +29,7 @@ class Daemon:
     bip: str
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
+    prefix: list[str] = field(default_factory=list)     # e.g. nsenter into a namespace
 
     @property
     def socket(self) -> str:
@@ -51,7 +52,7 @@ class Daemon:
         return self.base / "daemon.log"
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "pydockerd", "-H", self.host, "--data-root",
+        return [*self.prefix, sys.executable, "-m", "pydockerd", "-H", self.host, "--data-root",
                 self.data_root, "--exec-root", self.exec_root, "--pidfile",
                 str(self.base / "pydockerd.pid"), "-b", self.bridge, "--bip", self.bip,
                 "--config-file", str(self.base / "daemon.json"), "--ip-forward=false",

@@ -11,9 +11,10 @@ import subprocess
 import threading
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import msgpack
+import pytest
 
 from polling import wait_until
 
@@ -113,7 +114,9 @@ class Journald:
     """systemd-journald in a journal namespace, in a private mount namespace whose
     /run/systemd and /var/log are directories of `tmp` (nothing outside `tmp` is
     created): its socket is `tmp/run/journal.<ns>/socket`, its files under
-    `tmp/varlog/journal/`."""
+    `tmp/varlog/journal/`. Inside that mount namespace (`mount_ns`) the default
+    journal's paths lead to it too (symlinks): /run/systemd/journal/socket, and the
+    files `journalctl` reads without options."""
 
     def __init__(self, tmp: Path) -> None:
         self.ns = "pydtest"
@@ -121,6 +124,9 @@ class Journald:
         logdir = varlog / "journal"          # journald keeps files only if it exists
         run.mkdir()
         logdir.mkdir(parents=True)
+        machine = Path("/etc/machine-id").read_text().strip()
+        (run / "journal").symlink_to(f"journal.{self.ns}")
+        (logdir / machine).symlink_to(f"{machine}.{self.ns}")
         self.socket = str(run / f"journal.{self.ns}" / "socket")
         self.logdir = logdir
         script = (f"mount --make-rprivate / && mount --bind {run} /run/systemd && "
@@ -129,6 +135,10 @@ class Journald:
         self.proc = subprocess.Popen(["unshare", "-m", "sh", "-c", script],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: os.path.exists(self.socket), 15, what="journald socket")
+
+    @property
+    def mount_ns(self) -> str:
+        return f"/proc/{self.proc.pid}/ns/mnt"
 
     def directory(self) -> str:
         dirs = [d for d in self.logdir.iterdir() if d.name.endswith("." + self.ns)]
@@ -267,3 +277,21 @@ class GelfTcp(StreamServer):
             buf += data
             *done, buf = buf.split(b"\0")
             self.messages.extend(json.loads(d) for d in done)
+
+
+@pytest.fixture
+def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
+    r = Rsyslog(tmp_path)
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journald]:
+    j = Journald(tmp_path)
+    try:
+        yield j
+    finally:
+        j.stop()

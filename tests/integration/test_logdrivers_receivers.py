@@ -10,11 +10,11 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from logreceivers import Fluentd, GelfTcp, GelfUdp, Journald, Rsyslog, StreamServer, free_port
+from logreceivers import (Fluentd, GelfTcp, GelfUdp, Journald, Rsyslog, StreamServer, free_port,
+                          journal, rsyslog)
 from polling import wait_until
 from pydockerd.logdrivers import remote
 from pydockerd.logdrivers.journal_read import read_journal
@@ -24,6 +24,7 @@ from pydockerd.logdrivers.tag import ContainerInfo
 from pydockerd.util.ids import new_id, now_rfc3339
 
 HOST = socket.gethostname()
+__all__ = ["journal", "rsyslog"]         # fixtures (logreceivers.py)
 
 
 def info(opts: dict[str, str], **kw: str) -> ContainerInfo:
@@ -36,15 +37,6 @@ def info(opts: dict[str, str], **kw: str) -> ContainerInfo:
 
 def msg(line: bytes, stream: str = "stdout", partial: bool = False) -> Message:
     return Message(stream, line, partial, now_rfc3339())
-
-
-@pytest.fixture
-def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
-    r = Rsyslog(tmp_path)
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 @pytest.mark.parametrize("address", ["udp", "tcp", "tls", "unixgram", "unix"])
@@ -120,15 +112,6 @@ def test_syslog_tcp_reconnects_after_rsyslog_restart(tmp_path: Path) -> None:
             r2.stop()
     finally:
         d.close()
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journald]:
-    j = Journald(tmp_path)
-    try:
-        yield j
-    finally:
-        j.stop()
 
 
 def test_journald_real_journal_and_read_back(journal: Journald) -> None:

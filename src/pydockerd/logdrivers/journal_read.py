@@ -30,6 +30,8 @@ def journalctl_args(container_id: str, *, since_ns: int = 0, until_ns: int = 0,
         args.append(f"--lines={tail}")
     if follow:
         args.append("--follow")
+        if tail < 0:
+            args.append("--lines=all")      # --follow alone starts at the last 10
     args.append(f"CONTAINER_ID_FULL={container_id}")
     return args
 
