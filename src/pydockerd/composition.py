@@ -4,6 +4,7 @@ runs the process (listeners, signals, reload, shutdown) around what this builds.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from functools import partial
 from typing import Awaitable
@@ -37,6 +38,7 @@ from .images.service import ImageService
 from .instruments import Instruments
 from .network.portmap import PortMapper
 from .network.service import NetworkService
+from .plugins import PluginRegistry
 from .store import Store
 from .swarm import NoSwarm
 from .system import SystemService, engine_id
@@ -61,6 +63,7 @@ class Services:
     builds: BuildService
     stats: StatsService
     archive: ArchiveService
+    plugins: PluginRegistry
 
     def reload(self, cfg: Config) -> None:
         """SIGHUP: hand the reloaded configuration to the services that read it."""
@@ -88,7 +91,9 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
         default_bind_ip=cfg.ip, ipv6=cfg.ipv6, fixed_cidr_v6=cfg.fixed_cidr_v6 or None,
         ip6tables=cfg.ip6tables, host_id=engine_id(cfg.data_root),
         actions=inst.network_actions)
-    volumes = VolumeService(cfg.data_root, store, events, containers=registry)
+    plugins = PluginRegistry.from_env(os.environ)
+    volumes = VolumeService(cfg.data_root, store, events, containers=registry,
+                            plugins=plugins)
     ports = ContainerPorts(port_mapper, partial(_bridge_of, networks))
     paths = Paths(cfg.data_root, cfg.exec_root)
     runtimes = Runtimes(cfg, paths.runc_root)
@@ -109,7 +114,8 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     distribution = DistributionService(cfg, images, events)
     builds = BuildService(images, containers, registry_pull(distribution), inst.builds)
     return Services(registry, images, networks, volumes, containers, health, execs, system,
-                    distribution, builds, StatsService(), ArchiveService(registry, images, volumes))
+                    distribution, builds, StatsService(), ArchiveService(registry, images, volumes),
+                    plugins)
 
 
 def routes(s: Services, events: EventBus) -> Router:

@@ -13,14 +13,16 @@ def volume(v: Volume, usage: VolumeUsage | None = None) -> dict[str, Any]:
         "CreatedAt": v.created_at, "Driver": v.driver, "Labels": v.labels,
         "Mountpoint": v.mountpoint, "Name": v.name, "Options": v.options, "Scope": v.scope,
     }
+    if v.status:
+        doc["Status"] = v.status
     if usage is not None:
         doc["UsageData"] = {"Size": usage.size, "RefCount": usage.ref_count}
     return doc
 
 
-def volume_list(vols: list[Volume]) -> dict[str, Any]:
-    """GET /volumes."""
-    return {"Volumes": [volume(v) for v in vols], "Warnings": None}
+def volume_list(vols: list[Volume], warnings: list[str] | None = None) -> dict[str, Any]:
+    """GET /volumes (Warnings: volume plugins that could not list their volumes)."""
+    return {"Volumes": [volume(v) for v in vols], "Warnings": warnings or None}
 
 
 def prune_report(deleted: list[str], reclaimed: int) -> dict[str, Any]:

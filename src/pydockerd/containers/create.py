@@ -151,7 +151,7 @@ class VolumeRequest:
     mode: str = ""
     rw: bool = True
     copy_data: bool = True
-    driver: str = "local"
+    driver: str = ""                    # "": an existing volume's, else local
     driver_opts: dict[str, str] | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -164,6 +164,7 @@ def plan_volumes(hc: dict[str, Any], cfg: dict[str, Any],
     destination mounted twice by the user is an error."""
     out: list[VolumeRequest] = []
     dests: set[str] = set()
+    volume_driver = str(hc.get("VolumeDriver") or "")   # `--volume-driver`
 
     def claim(dest: str) -> None:
         if dest in dests:
@@ -177,7 +178,7 @@ def plan_volumes(hc: dict[str, Any], cfg: dict[str, Any],
             parts = b.split(":")
             mode = parts[2] if len(parts) > 2 else ""
             out.append(VolumeRequest(m.source, m.destination, mode, "ro" not in m.options,
-                                     "nocopy" not in m.options))
+                                     "nocopy" not in m.options, volume_driver))
     for m in hc.get("Mounts") or []:
         target = m.get("Target") or ""
         kind = m.get("Type")
@@ -195,7 +196,7 @@ def plan_volumes(hc: dict[str, Any], cfg: dict[str, Any],
         dcfg = opts.get("DriverConfig") or {}
         out.append(VolumeRequest(
             m.get("Source") or "", target, "z", not m.get("ReadOnly"),
-            not opts.get("NoCopy"), dcfg.get("Name") or "local",
+            not opts.get("NoCopy"), dcfg.get("Name") or "",
             dict(dcfg["Options"]) if dcfg.get("Options") else None,
             dict(opts.get("Labels") or {})))
     for dest in (hc.get("Tmpfs") or {}):
@@ -206,7 +207,7 @@ def plan_volumes(hc: dict[str, Any], cfg: dict[str, Any],
         dest = posixpath.normpath(dest)
         if dest not in dests and dest not in (inherited or ()):
             dests.add(dest)
-            out.append(VolumeRequest("", dest))
+            out.append(VolumeRequest("", dest, driver=volume_driver))
     return out
 
 

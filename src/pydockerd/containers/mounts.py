@@ -17,15 +17,15 @@ from .model import Container, VolumeMount
 log = logging.getLogger("pydockerd.containers")
 
 
-def create_volumes(volumes: Volumes, plan: list[VolumeRequest],
-                   made: list[str]) -> list[VolumeMount]:
+async def create_volumes(volumes: Volumes, plan: list[VolumeRequest],
+                         made: list[str]) -> list[VolumeMount]:
     """Find or make each requested volume (names of new ones are appended to `made`)."""
     out = []
     for r in plan:
         labels = dict(r.labels)
         if not r.name:
             labels[ANONYMOUS_LABEL] = ""
-        vol, new = volumes.create(r.name or None, r.driver, r.driver_opts,
+        vol, new = await volumes.create(r.name or None, r.driver, r.driver_opts,
                                   labels or None)
         if new:
             made.append(vol.name)

@@ -40,7 +40,7 @@ async def restore_containers(lc: Lifecycle) -> None:
         registry.adopt(c)
         if c.state.running and lc.volumes is not None:
             for vm in c.volumes:       # it still holds its volumes' mounts
-                lc.volumes.register(vm.name, c.id)
+                lc.volumes.register(vm.name, c.id, vm.destination)
     running = {c.id for c in registry.all() if c.state.running
                and c.state.conmon_pid and conmon.is_monitor_of(c.state.conmon_pid, c.id)}
     await remove_stray_runtime(lc.paths, lc.runtimes.default, running)

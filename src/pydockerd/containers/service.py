@@ -147,7 +147,7 @@ class ContainerService:
         made_volumes: list[str] = []
         try:
             if self.volumes is not None:
-                c.volumes = shared_volumes + create_volumes(self.volumes, volume_plan,
+                c.volumes = shared_volumes + await create_volumes(self.volumes, volume_plan,
                                                             made_volumes)
             os.makedirs(cdir, mode=0o710)
             await asyncio.to_thread(self.images.create_rw_layer, cid, image)

@@ -1,4 +1,4 @@
-"""Volumes with the `local` driver (see docs/ARCHITECTURE.md, Volumes)."""
+"""Volumes: the `local` driver and legacy volume plugins (docs/ARCHITECTURE.md, Volumes)."""
 from __future__ import annotations
 
 from .model import ANONYMOUS_LABEL, Volume, VolumeUsage

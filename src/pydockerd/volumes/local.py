@@ -1,17 +1,19 @@
 """The `local` volume driver: a directory `<root>/<name>/_data`, optionally with a
 filesystem mounted on it (options type/device/o, as `mount -t type -o o device`).
 
-A volume with options is mounted when its first container starts and unmounted
-when the last one stops; the driver counts users per volume (container ids).
+A volume with options is mounted when its first user (mount id) comes and unmounted
+when the last one goes; the driver counts mount ids per volume.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
 
 from ..errors import CommandFailed, InvalidParameter, SystemError_
 from ..util import cmd
+from .driver import DriverVolume
 from .model import Volume
 from ..util.mounts import is_mountpoint
 
@@ -35,33 +37,32 @@ def validate_options(opts: dict[str, str]) -> None:
 
 
 class LocalDriver:
-    name = "local"
-
     def __init__(self, root: str) -> None:
         self.root = root                                  # <data-root>/volumes
-        self._users: dict[str, set[str]] = {}
+        self._users: dict[str, set[str]] = {}             # volume -> mount ids
+
+    @property
+    def name(self) -> str:
+        return "local"
 
     def data_path(self, name: str) -> str:
         return os.path.join(self.root, name, "_data")
 
-    def create_dirs(self, name: str) -> str:
+    async def create(self, name: str, opts: dict[str, str] | None) -> str:
+        validate_options(opts or {})
         os.makedirs(self.root, mode=0o701, exist_ok=True)
         path = self.data_path(name)
         os.makedirs(path, mode=0o755, exist_ok=True)
         return path
 
-    def remove_dirs(self, name: str) -> None:
-        """Undo create_dirs of a volume that was never recorded (nothing is mounted there)."""
-        shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
-
     def users(self, name: str) -> set[str]:
         return set(self._users.get(name, ()))
 
-    def register(self, vol: Volume, container_id: str) -> None:
+    def register(self, vol: Volume, mount_id: str) -> None:
         """Count a user without mounting (a container found running at daemon start)."""
-        self._users.setdefault(vol.name, set()).add(container_id)
+        self._users.setdefault(vol.name, set()).add(mount_id)
 
-    async def mount(self, vol: Volume, container_id: str) -> str:
+    async def mount(self, vol: Volume, mount_id: str) -> str:
         users = self._users.setdefault(vol.name, set())
         if vol.options and not users and not is_mountpoint(vol.mountpoint):
             opts = vol.options
@@ -77,15 +78,14 @@ class LocalDriver:
                     f"error while mounting volume '{vol.mountpoint}': failed to mount local "
                     f"volume: mount {opts['device']}:{vol.mountpoint}, data: "
                     f"{opts.get('o', '')}: {detail}") from None
-        users.add(container_id)
+        users.add(mount_id)
         return vol.mountpoint
 
-    async def unmount(self, vol: Volume, container_id: str) -> bool:
-        """Drop a user; True when the container was one (an unmount event is due)."""
+    async def unmount(self, vol: Volume, mount_id: str) -> None:
         users = self._users.get(vol.name)
-        if users is None or container_id not in users:
-            return False
-        users.discard(container_id)
+        if users is None or mount_id not in users:
+            return
+        users.discard(mount_id)
         if not users:
             del self._users[vol.name]
             if vol.options and is_mountpoint(vol.mountpoint):
@@ -93,9 +93,26 @@ class LocalDriver:
                     await cmd.run(["umount", vol.mountpoint])
                 except SystemError_ as e:
                     log.warning("unmounting volume %s: %s", vol.name, e.message)
-        return True
 
-    def remove(self, vol: Volume) -> None:
+    async def get(self, name: str) -> DriverVolume | None:
+        path = self.data_path(name)
+        return DriverVolume(name, path) if os.path.isdir(path) else None
+
+    async def list(self) -> list[DriverVolume]:
+        try:
+            names = sorted(os.listdir(self.root))
+        except OSError:
+            return []
+        return [DriverVolume(n, self.data_path(n)) for n in names
+                if os.path.isdir(self.data_path(n))]
+
+    async def scope(self) -> str:
+        return "local"
+
+    async def remove(self, vol: Volume) -> None:
+        await asyncio.to_thread(self._remove, vol)
+
+    def _remove(self, vol: Volume) -> None:
         """Delete the volume's files (blocking). Never follows a live mount."""
         for _ in range(8):                   # stacked mounts: one umount each
             if not is_mountpoint(vol.mountpoint):

@@ -14,18 +14,21 @@ ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 class Volume:
     name: str
     driver: str
-    mountpoint: str                      # <data-root>/volumes/<name>/_data
+    mountpoint: str                      # local: <data-root>/volumes/<name>/_data
     created_at: str                      # RFC 3339, seconds (as dockerd's local driver)
     labels: dict[str, str] | None = None
     options: dict[str, str] | None = None
     scope: str = "local"
+    status: dict[str, Any] | None = None  # a plugin's live Status (never stored)
 
     @property
     def anonymous(self) -> bool:
         return ANONYMOUS_LABEL in (self.labels or {})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d.pop("status", None)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Volume":

@@ -1,4 +1,4 @@
-"""/volumes routes: list, create, inspect, remove, prune (local driver only)."""
+"""/volumes routes: list, create, inspect, remove, prune (local driver and plugins)."""
 from __future__ import annotations
 
 from typing import Any
@@ -14,19 +14,21 @@ from ..wire_volumes import prune_report, volume, volume_list
 
 def routes(volumes: VolumeService) -> list[Route]:
     async def list_volumes(req: Request) -> AnyResponse:
-        vols = volumes.list(req.filters())
-        return json_response(volume_list(vols))
+        vols, warnings = await volumes.list(req.filters())
+        return json_response(volume_list(vols, warnings))
 
     async def create_volume(req: Request) -> AnyResponse:
         body = decode_body(await req.body.read(), VolumeCreateOptions)
         if body.ClusterVolumeSpec:
             raise NotImplementedErr("cluster volumes are not supported by pydockerd (no swarm)")
-        vol, _ = volumes.create(body.Name or None, body.Driver or "local",
-                                body.DriverOpts, body.Labels)
+        vol, _ = await volumes.create(body.Name or None, body.Driver or "",
+                                      body.DriverOpts, body.Labels)
+        if vol.driver != "local":
+            vol = await volumes.inspect(vol.name)
         return json_response(volume(vol), 201)
 
     async def inspect_volume(req: Request) -> AnyResponse:
-        return json_response(volume(volumes.get(req.params["name"])))
+        return json_response(volume(await volumes.inspect(req.params["name"])))
 
     async def update_volume(req: Request) -> AnyResponse:
         volumes.get(req.params["name"])

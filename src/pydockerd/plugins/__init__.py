@@ -1,0 +1,12 @@
+"""Legacy ("v1") Docker plugins: discovery, the HTTP client, the registry of activated
+plugins (see docs/ARCHITECTURE.md, Plugins). Consumers (volume drivers today; network,
+IPAM and authorization later) ask the registry for a plugin implementing their kind and
+call it through its client."""
+from __future__ import annotations
+
+from .client import PluginCallError, PluginClient, PluginUnavailable
+from .discovery import PluginDirs, PluginSpec, TLSOptions
+from .registry import Plugin, PluginRegistry
+
+__all__ = ["Plugin", "PluginCallError", "PluginClient", "PluginDirs", "PluginRegistry",
+           "PluginSpec", "PluginUnavailable", "TLSOptions"]

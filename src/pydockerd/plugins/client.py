@@ -1,0 +1,147 @@
+"""The legacy plugin protocol's HTTP client, as dockerd's pkg/plugins/client.go.
+
+Every call is `POST /<Method>` with a JSON body (none for Plugin.Activate) and
+`Accept`/`Content-Type: application/vnd.docker.plugins.v1.2+json`; a 200 answer is
+JSON. A non-200 answer is an error: its `{"Err": "..."}` if present, else the body,
+as `<Method>: <text>`. A connection that cannot be made (socket missing, refused, plugin
+restarting) is retried with dockerd's back-off (1, 2, 4, 8 ... s) while the elapsed time
+plus the next pause stays under the retry budget (30 s in dockerd, so about 15 s of
+retries); then the last connection error is raised, naming the address.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import ssl
+import time
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+
+from ..errors import SystemError_
+from .discovery import PluginSpec, TLSOptions
+
+log = logging.getLogger("pydockerd.plugins")
+
+MIME = "application/vnd.docker.plugins.v1.2+json"
+RETRY_BUDGET = 30.0           # dockerd's defaultTimeOut (seconds)
+REQUEST_TIMEOUT = 120.0       # dockerd's longTimeout for volume calls
+
+
+class PluginUnavailable(SystemError_):
+    """The plugin could not be reached (after the retries)."""
+
+
+class PluginCallError(SystemError_):
+    """The plugin answered with an error (non-200, or a body that is not JSON)."""
+
+
+def backoff(retries: int, budget: float) -> float:
+    b = 1.0
+    while b < budget and retries > 0:
+        b *= 2
+        retries -= 1
+    return min(b, budget)
+
+
+def _ssl_context(tls: TLSOptions) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=tls.ca_file or None)
+    if tls.insecure_skip_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if tls.cert_file:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file or None)
+    return ctx
+
+
+class PluginClient:
+    def __init__(self, spec: PluginSpec, retry_budget: float = RETRY_BUDGET,
+                 request_timeout: float = REQUEST_TIMEOUT) -> None:
+        self.spec = spec
+        self.retry_budget = retry_budget
+        self.request_timeout = request_timeout
+        u = urlsplit(spec.addr)
+        self._unix = u.scheme == "unix"
+        self._path = u.path if self._unix else ""
+        self._hostport = u.netloc
+        self._scheme = "https" if u.scheme == "https" else "http"
+        # Go's URL for a unix socket: the socket path, escaped, as the host
+        self._base = (f"http://{quote(self._path, safe='')}" if self._unix
+                      else f"{self._scheme}://{self._hostport}")
+        self._ssl: ssl.SSLContext | None = None
+        if self._scheme == "https":
+            try:
+                self._ssl = _ssl_context(spec.tls or TLSOptions(insecure_skip_verify=True))
+            except (OSError, ssl.SSLError) as e:
+                raise SystemError_(f"plugin {spec.name}: TLS configuration: {e}") from None
+
+    def _connector(self) -> aiohttp.BaseConnector:
+        if self._unix:
+            return aiohttp.UnixConnector(path=self._path)
+        return aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False)
+
+    def _dial_error(self, url: str, e: BaseException) -> str:
+        where = f"dial unix {self._path}" if self._unix else f"dial tcp {self._hostport}"
+        code = e.os_error.errno if isinstance(e, aiohttp.ClientConnectorError) else \
+            e.errno if isinstance(e, OSError) else None
+        if code:
+            reason = os.strerror(code).lower()
+            return f'Post "{url}": {where}: connect: {reason}'
+        if isinstance(e, aiohttp.ServerDisconnectedError):
+            return f'Post "{url}": EOF'
+        return f'Post "{url}": {e}'
+
+    async def _post(self, url: str, body: bytes) -> tuple[int, bytes]:
+        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
+        async with aiohttp.ClientSession(connector=self._connector(), timeout=timeout,
+                                         trust_env=False) as s:
+            async with s.post(url, data=body, headers={
+                    "Accept": MIME, "Content-Type": MIME}) as r:
+                return r.status, await r.read()
+
+    async def call(self, method: str, args: dict[str, Any] | None = None,
+                   retry: bool = True) -> dict[str, Any]:
+        """POST /<method>; the decoded JSON object of a 200 answer."""
+        body = b"" if args is None else json.dumps(args).encode()
+        url = f"{self._base}/{method}"
+        start = time.monotonic()
+        retries = 0
+        while True:
+            try:
+                status, data = await self._post(url, body)
+                break
+            except (aiohttp.ClientConnectionError, OSError) as e:
+                msg = self._dial_error(url, e)
+                pause = backoff(retries, self.retry_budget)
+                if not retry or time.monotonic() - start + pause >= self.retry_budget:
+                    raise PluginUnavailable(msg) from None
+                retries += 1
+                log.warning("Unable to connect to plugin: %s: %s, retrying in %gs",
+                            self.spec.name, msg, pause)
+                await asyncio.sleep(pause)
+            except asyncio.TimeoutError:
+                raise PluginUnavailable(f'Post "{url}": context deadline exceeded '
+                                        "(Client.Timeout exceeded while awaiting "
+                                        "headers)") from None
+        if status != 200:
+            text = data.decode(errors="replace")
+            try:
+                doc = json.loads(data)
+            except ValueError:
+                doc = None
+            if isinstance(doc, dict) and isinstance(doc.get("Err"), str) and doc["Err"]:
+                text = doc["Err"]
+            raise PluginCallError(f"{method}: {text}")
+        if not data.strip():
+            return {}
+        try:
+            doc = json.loads(data)
+        except ValueError as e:
+            raise PluginCallError(f"{method}: error reading plugin response: {e}") from None
+        if not isinstance(doc, dict):
+            raise PluginCallError(f"{method}: error reading plugin response: "
+                                  "not a JSON object")
+        return doc

@@ -1,0 +1,105 @@
+"""Activated legacy plugins, as dockerd's pkg/plugins/plugins.go: `get(name, kind)` finds
+the plugin (discovery.find), makes the `Plugin.Activate` handshake (retried while the
+plugin starts, see client.py) and keeps it; a failed activation is forgotten, so the next
+`get` discovers and activates again. A kept plugin is not re-activated when its process
+restarts: calls simply reach the new process at the same address.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..errors import DockerError, NotFound, SystemError_
+from .client import RETRY_BUDGET, PluginClient
+from .discovery import PluginDirs, find, scan
+
+ENV_RETRY_TIMEOUT = "PYDOCKERD_PLUGIN_RETRY_TIMEOUT"
+
+log = logging.getLogger("pydockerd.plugins")
+
+
+@dataclass(frozen=True)
+class Plugin:
+    name: str
+    client: PluginClient
+    implements: tuple[str, ...]
+
+
+class PluginRegistry:
+    def __init__(self, dirs: PluginDirs, retry_budget: float = RETRY_BUDGET) -> None:
+        self.dirs = dirs
+        self.retry_budget = retry_budget
+        self._active: dict[str, Plugin] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "PluginRegistry":
+        """Discovery directories and the retry budget (seconds, dockerd's 30 by default)
+        from the environment (discovery.py names the directory variables)."""
+        try:
+            budget = float(env.get(ENV_RETRY_TIMEOUT) or RETRY_BUDGET)
+        except ValueError:
+            budget = RETRY_BUDGET
+        return cls(PluginDirs.from_env(env), max(budget, 0.0))
+
+    async def _activate(self, name: str) -> Plugin:
+        spec = await asyncio.to_thread(find, self.dirs, name)
+        if spec is None:
+            raise NotFound(f'plugin "{name}" not found')
+        client = PluginClient(spec, self.retry_budget)
+        try:
+            manifest = await client.call("Plugin.Activate")
+        except SystemError_ as e:
+            raise SystemError_(f"legacy plugin: {e.message}") from None
+        implements = manifest.get("Implements")
+        if not isinstance(implements, list) or \
+                not all(isinstance(i, str) for i in implements):
+            raise SystemError_(f"legacy plugin: Plugin.Activate: {name} answered no "
+                               "Implements list")
+        log.info("plugin %s activated at %s: implements %s", name, spec.addr,
+                 ", ".join(implements))
+        return Plugin(name, client, tuple(implements))
+
+    async def _plugin(self, name: str) -> Plugin:
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            p = self._active.get(name)
+            if p is None:
+                p = await self._activate(name)
+                self._active[name] = p
+            return p
+
+    async def get(self, name: str, kind: str) -> Plugin:
+        """The activated plugin `name` implementing `kind` (e.g. "VolumeDriver").
+        NotFound when no such plugin is installed; SystemError_ (prefixed "legacy plugin:")
+        when it cannot be activated or does not implement `kind`."""
+        p = await self._plugin(name)
+        if kind not in p.implements:
+            raise SystemError_("legacy plugin: Plugin does not implement the requested "
+                               "driver")
+        return p
+
+    def active(self, kind: str) -> list[Plugin]:
+        """The plugins activated so far that implement `kind` (no I/O)."""
+        return [p for p in self._active.values() if kind in p.implements]
+
+    async def all(self, kind: str) -> list[Plugin]:
+        """Every installed plugin implementing `kind` (dockerd's GetAll): the activated
+        ones and whatever discovery finds; one that cannot be activated is logged and
+        left out."""
+        names = list(dict.fromkeys(list(self._active) +
+                                   await asyncio.to_thread(scan, self.dirs)))
+        found = await asyncio.gather(*(self._plugin(n) for n in names),
+                                     return_exceptions=True)
+        out = []
+        for name, p in zip(names, found):
+            if isinstance(p, Plugin):
+                if kind in p.implements:
+                    out.append(p)
+            elif isinstance(p, DockerError):
+                log.error("plugin %s: %s", name, p.message)
+            elif isinstance(p, BaseException):
+                raise p
+        return out
