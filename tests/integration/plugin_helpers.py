@@ -52,6 +52,7 @@ class VolumePlugin:
         self.lock = threading.Lock()
         self.server: socketserver.BaseServer | None = None
         self.thread: threading.Thread | None = None
+        self.connections: set[socket.socket] = set()      # open (keep-alive) clients
         os.makedirs(root, exist_ok=True)
 
     # ---- the protocol ------------------------------------------------------------
@@ -113,6 +114,14 @@ class VolumePlugin:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                plugin.connections.add(self.connection)
+
+            def finish(self) -> None:
+                plugin.connections.discard(self.connection)
+                super().finish()
+
             def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n) if n else b""
@@ -163,6 +172,11 @@ class VolumePlugin:
                 self.server.shutdown()
             self.server.server_close()
             self.server = None
+        for conn in list(self.connections):         # a dead plugin drops its clients
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self.thread = None
 
 

@@ -68,10 +68,16 @@ def _is_socket(path: str) -> bool:
         return False
 
 
+def possible_name(name: str) -> bool:
+    """Whether `name` could name a socket or spec file at all."""
+    return bool(name) and "/" not in name and "\0" not in name and \
+        name not in (".", "..") and len(name.encode()) <= 250
+
+
 def find(dirs: PluginDirs, name: str) -> PluginSpec | None:
     """The plugin called `name`, or None when nothing is there (dockerd's ErrNotFound).
     A spec file that cannot be read or names no protocol is a SystemError_."""
-    if not name or "/" in name or name in (".", ".."):
+    if not possible_name(name):
         return None
     for p in _candidates(dirs.socket_dir, name, ".sock"):
         if _is_socket(p):

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import DockerError, NotFound, SystemError_
-from .client import RETRY_BUDGET, PluginClient
-from .discovery import PluginDirs, find, scan
+from .client import RETRY_BUDGET, PluginClient, backoff
+from .discovery import PluginDirs, PluginSpec, find, possible_name, scan
 
 ENV_RETRY_TIMEOUT = "PYDOCKERD_PLUGIN_RETRY_TIMEOUT"
 
@@ -44,10 +45,26 @@ class PluginRegistry:
             budget = RETRY_BUDGET
         return cls(PluginDirs.from_env(env), max(budget, 0.0))
 
+    async def _find(self, name: str) -> PluginSpec:
+        """Discovery, retried with the client's back-off while the plugin is missing (a
+        plugin starting with the daemon), as dockerd 20.10 does; a name that cannot be a
+        file name is not found at once."""
+        start = time.monotonic()
+        retries = 0
+        while True:
+            spec = await asyncio.to_thread(find, self.dirs, name)
+            if spec is not None:
+                return spec
+            pause = backoff(retries, self.retry_budget)
+            if not possible_name(name) or \
+                    time.monotonic() - start + pause >= self.retry_budget:
+                raise NotFound(f'plugin "{name}" not found')
+            retries += 1
+            log.warning("Unable to locate plugin: %s, retrying in %gs", name, pause)
+            await asyncio.sleep(pause)
+
     async def _activate(self, name: str) -> Plugin:
-        spec = await asyncio.to_thread(find, self.dirs, name)
-        if spec is None:
-            raise NotFound(f'plugin "{name}" not found')
+        spec = await self._find(name)
         client = PluginClient(spec, self.retry_budget)
         try:
             manifest = await client.call("Plugin.Activate")

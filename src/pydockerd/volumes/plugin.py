@@ -87,10 +87,7 @@ class PluginVolumeDriver:
             raise SystemError_(f"error unmounting volume {vol.name}: {e.message}") from None
 
     async def get(self, name: str) -> DriverVolume | None:
-        try:
-            doc = await self._call("Get", {"Name": name})
-        except DockerError as e:
-            raise SystemError_(f"get {name}: {e.message}") from None
+        doc = await self._call("Get", {"Name": name})
         dv = _driver_volume(doc.get("Volume"))
         if dv is not None and not dv.mountpoint:
             dv = DriverVolume(dv.name, await self._path(name), dv.created_at, dv.status)

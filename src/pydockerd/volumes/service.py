@@ -17,7 +17,7 @@ import re
 from typing import Protocol
 
 from ..errors import (Conflict, DockerError, InvalidParameter, NoSpace, NotFound,
-                      no_space)
+                      SystemError_, no_space)
 from ..events import EventBus
 from ..store import Store
 from ..util.ids import new_id
@@ -35,6 +35,7 @@ KIND = "volume"
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _LIST_FILTERS = ("name", "label", "label!", "dangling", "driver")
 _PRUNE_FILTERS = ("label", "label!", "all")
+ZERO_TIME = "0001-01-01T00:00:00Z"           # Go's zero time.Time, as dockerd shows it
 
 # aliases: inside VolumeService, `list` names the method
 Filters = dict[str, list[str]]
@@ -121,7 +122,11 @@ class VolumeService:
         if vol.driver == "local":
             return vol
         driver = await self.drivers.get(vol.driver)
-        dv = await driver.get(name)
+        try:
+            dv = await driver.get(name)
+        except DockerError as e:
+            raise SystemError_(f"get {name}: error while checking if volume \"{name}\" "
+                               f"exists in driver \"{vol.driver}\": {e.message}") from None
         if dv is None:
             raise NotFound(f"get {name}: no such volume")
         return await self._refresh(vol, driver, dv)
@@ -129,11 +134,11 @@ class VolumeService:
     @staticmethod
     def _unrecorded(driver: str, dv: DriverVolume) -> Volume:
         return Volume(name=dv.name, driver=driver, mountpoint=dv.mountpoint,
-                      created_at=dv.created_at)
+                      created_at=dv.created_at or ZERO_TIME)
 
     async def _plugin_volumes(self) -> tuple[list[Volume], Warnings]:
         """Every installed volume plugin's List (concurrently); a plugin that fails is a
-        warning and its volumes are left out, as dockerd."""
+        warning and only the volumes recorded for it are listed, as dockerd."""
         drivers = await self.drivers.plugins_all()
         answers = await asyncio.gather(*(d.list() for d in drivers), return_exceptions=True)
         out: list[Volume] = []
@@ -142,6 +147,7 @@ class VolumeService:
             if isinstance(ans, DockerError):
                 warnings.append(ans.message)
                 log.warning("listing volumes of plugin %s: %s", drv.name, ans.message)
+                out += [v for v in self._volumes.values() if v.driver == drv.name]
                 continue
             if isinstance(ans, BaseException):
                 raise ans
@@ -221,7 +227,9 @@ class VolumeService:
                 raise InvalidParameter(f"create {name or ''}: {e.message}") from None
         name = name or new_id()
         self.store.require_space(f"create {name}")
-        now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # a plugin's volume has the time its plugin reports, if any (dockerd: zero time)
+        now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
+            if drv is self.local else ZERO_TIME
         mountpoint = await drv.create(name, driver_opts)
         vol = Volume(name=name, driver=driver, mountpoint=mountpoint,
                      created_at=now, labels=None if labels is None else dict(labels),
@@ -247,7 +255,7 @@ class VolumeService:
 
     async def remove(self, name: str, force: bool = False) -> None:
         """dockerd's rules: in use is a conflict even with force; force hides not-found
-        and forgets a volume its driver fails to remove (a plugin that is gone)."""
+        (a plugin that cannot remove the volume keeps it, even with force)."""
         vol = self._volumes.get(name)
         if vol is None:
             if force:
@@ -258,14 +266,8 @@ class VolumeService:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
         # files first (on a full disk that makes room), then the record; a record that
         # cannot be deleted (NoSpace) keeps the volume listed, so `volume rm` can be retried
-        try:
-            drv = await self.drivers.get(vol.driver)
-            await drv.remove(vol)
-        except DockerError as e:
-            if not force or vol.driver == "local":
-                raise
-            log.warning("volume %s: forgetting it after its driver failed: %s", name,
-                        e.message)
+        drv = await self.drivers.get(vol.driver)
+        await drv.remove(vol)
         self.store.delete(KIND, name)
         self._volumes.pop(name, None)
         self.events.publish("volume", "destroy", name, {"driver": vol.driver})

@@ -23,8 +23,6 @@ def routes(volumes: VolumeService) -> list[Route]:
             raise NotImplementedErr("cluster volumes are not supported by pydockerd (no swarm)")
         vol, _ = await volumes.create(body.Name or None, body.Driver or "",
                                       body.DriverOpts, body.Labels)
-        if vol.driver != "local":
-            vol = await volumes.inspect(vol.name)
         return json_response(volume(vol), 201)
 
     async def inspect_volume(req: Request) -> AnyResponse:
