@@ -24,14 +24,8 @@ MIME = "application/vnd.docker.plugins.v1.2+json"
 RETRY_BUDGET = "4"          # seconds: retries at about 1 s and 3 s, then the error
 
 
-@pytest.fixture(scope="module")
-def env(images_dir):
-    """A daemon whose plugin directories are private temp dirs."""
-    base = Path(tempfile.mkdtemp(prefix="pdt-plg-", dir="/tmp"))
-    sockets, specs = base / "run-plugins", base / "etc-plugins"
-    sockets.mkdir()
-    specs.mkdir()
-    d = make_daemon(base / "daemon")
+def _start(d, sockets: Path, specs: Path) -> None:
+    """Start (or restart) `d` looking for plugins in `sockets` and `specs` only."""
     mp = pytest.MonkeyPatch()
     mp.setenv("PYDOCKERD_PLUGIN_SOCKET_DIR", str(sockets))
     mp.setenv("PYDOCKERD_PLUGIN_SPEC_DIRS", str(specs))
@@ -40,6 +34,17 @@ def env(images_dir):
         d.start()
     finally:
         mp.undo()
+
+
+@pytest.fixture(scope="module")
+def env(images_dir):
+    """A daemon whose plugin directories are private temp dirs."""
+    base = Path(tempfile.mkdtemp(prefix="pdt-plg-", dir="/tmp"))
+    sockets, specs = base / "run-plugins", base / "etc-plugins"
+    sockets.mkdir()
+    specs.mkdir()
+    d = make_daemon(base / "daemon")
+    _start(d, sockets, specs)
     plugins: list[VolumePlugin] = []
     try:
         d.cli("load", "-i", str(images_dir / "busybox.tar"))
@@ -282,3 +287,33 @@ def test_capabilities_scope_and_implements(env):
     _plugin(env, "pvtnet", implements=("NetworkDriver",)).start()
     r = d.cli("volume", "create", "-d", "pvtnet", "pv-net", check=False)
     assert r.returncode != 0 and "does not implement the requested driver" in r.stderr_text
+
+
+def test_live_restore_keeps_the_mount_id(images_dir, tmp_path):
+    """A container left running across a daemon restart (--live-restore) still holds its
+    plugin volume: no second Mount at start-up, and its stop unmounts the original ID."""
+    sockets, specs = tmp_path / "run-plugins", tmp_path / "etc-plugins"
+    sockets.mkdir()
+    specs.mkdir()
+    base = Path(tempfile.mkdtemp(prefix="pdt-plg-", dir="/tmp"))
+    d = make_daemon(base, ["--live-restore"])
+    p = VolumePlugin(str(tmp_path / "backing"), socket_path=str(sockets / "pvtlive.sock"))
+    try:
+        p.start()
+        _start(d, sockets, specs)
+        d.cli("load", "-i", str(images_dir / "busybox.tar"))
+        cid = d.out("run", "-d", "--volume-driver", "pvtlive", "-v", "pv-live:/v",
+                    "busybox", "sleep", "300").strip()
+        [mount] = p.calls_of("VolumeDriver.Mount", "pv-live")
+        d.stop()
+        _start(d, sockets, specs)
+        assert d.inspect(cid)["State"]["Running"]
+        d.cli("stop", "-t", "0", cid)
+        assert len(p.calls_of("VolumeDriver.Mount", "pv-live")) == 1
+        assert [u.body["ID"] for u in p.calls_of("VolumeDriver.Unmount", "pv-live")] == \
+            [mount.body["ID"]]
+        assert p.volumes["pv-live"].mounts == set()
+    finally:
+        cleanup_daemon(d)
+        p.stop()
+        shutil.rmtree(base, ignore_errors=True)
