@@ -175,10 +175,11 @@ def cleanup_daemon(d: Daemon) -> None:
         subprocess.run([ipt, "-t", chain_table, "-F", chain], capture_output=True)
         subprocess.run([ipt, "-t", chain_table, "-X", chain], capture_output=True)
     subprocess.run(["ip", "link", "del", d.bridge], capture_output=True)
-    netns = os.path.join(d.exec_root, "netns")
-    if os.path.isdir(netns):
-        for f in os.listdir(netns):
-            subprocess.run(["umount", "-l", os.path.join(netns, f)], capture_output=True)
+    for pinned in ("netns", "userns"):      # userns: sandboxes of --userns-remap
+        pins = os.path.join(d.exec_root, pinned)
+        if os.path.isdir(pins):
+            for f in os.listdir(pins):
+                subprocess.run(["umount", "-l", os.path.join(pins, f)], capture_output=True)
 
 
 @pytest.fixture(scope="session")

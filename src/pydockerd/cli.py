@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--log-opt", dest="log_opts", action="append", help="key=value")
     a("--metrics-addr", dest="metrics_addr",
       help="address and port to serve the Prometheus metrics API on")
+    a("--userns-remap", dest="userns_remap",
+      help="user/group setting for user namespaces (default, user[:group])")
     a("--config-file", dest="config_file")
     a("--validate", dest="validate", action="store_true")
     a("-v", "--version", dest="version", action="store_true")

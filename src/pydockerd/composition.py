@@ -41,6 +41,7 @@ from .network.service import NetworkService
 from .plugins import PluginRegistry
 from .store import Store
 from .swarm import NoSwarm
+from .util.idmap import IDENTITY, IdMap
 from .system import SystemService, engine_id
 from .volumes import VolumeService
 
@@ -73,14 +74,14 @@ class Services:
 
 
 async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
-                  inst: Instruments = Instruments()) -> Services:
+                  inst: Instruments = Instruments(), ids: IdMap = IDENTITY) -> Services:
     """Build the services in dependency order and bring them up to date with the
     host (images set up, networks started, containers reconciled)."""
     # the registry of container records needs only the store: built first, it
     # answers the other services' questions about containers (small Protocols)
     registry = ContainerRegistry(store, events)
     images = ImageService(cfg.data_root, store, events, driver, containers=registry,
-                          container_actions=inst.container_actions)
+                          container_actions=inst.container_actions, ids=ids)
     await images.start()
     port_mapper = PortMapper(cfg.ip, cfg.iptables, cfg.ip6tables)
     networks = NetworkService(
@@ -90,17 +91,17 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
         iptables=cfg.iptables, ip_forward=cfg.ip_forward, ip_masq=cfg.ip_masq, icc=cfg.icc,
         default_bind_ip=cfg.ip, ipv6=cfg.ipv6, fixed_cidr_v6=cfg.fixed_cidr_v6 or None,
         ip6tables=cfg.ip6tables, host_id=engine_id(cfg.data_root),
-        actions=inst.network_actions)
+        actions=inst.network_actions, ids=ids)
     plugins = PluginRegistry.from_env(os.environ)
     volumes = VolumeService(cfg.data_root, store, events, containers=registry,
-                            plugins=plugins)
+                            plugins=plugins, ids=ids)
     ports = ContainerPorts(port_mapper, partial(_bridge_of, networks))
     paths = Paths(cfg.data_root, cfg.exec_root)
     runtimes = Runtimes(cfg, paths.runc_root)
     health = HealthMonitor(registry, paths, runtimes, inst.health_checks)
     containers = ContainerService(
         cfg, registry, paths, runtimes, images=images, networks=networks, volumes=volumes,
-        ports=ports, spec=SpecFactory(cfg), observer=health, actions=inst.container_actions)
+        ports=ports, spec=SpecFactory(cfg, ids), observer=health, actions=inst.container_actions)
     execs = ExecService(containers)
     await networks.start()
     # reconciling with what is really running: on a full disk what cannot be
@@ -114,8 +115,8 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     distribution = DistributionService(cfg, images, events)
     builds = BuildService(images, containers, registry_pull(distribution), inst.builds)
     return Services(registry, images, networks, volumes, containers, health, execs, system,
-                    distribution, builds, StatsService(), ArchiveService(registry, images, volumes),
-                    plugins)
+                    distribution, builds, StatsService(),
+                    ArchiveService(registry, images, volumes, ids), plugins)
 
 
 def routes(s: Services, events: EventBus) -> Router:

@@ -60,6 +60,7 @@ class Config:
     log_driver: str = "json-file"
     log_opts: dict[str, str] = field(default_factory=dict)
     metrics_addr: str = ""          # host:port of the Prometheus endpoint; "" = off
+    userns_remap: str = ""          # "default" | "user[:group]"; "" = no remapping
 
     @property
     def socket_paths(self) -> list[str]:
@@ -85,7 +86,7 @@ JSON_KEYS = {
     "max-concurrent-uploads": "max_concurrent_uploads",
     "max-download-attempts": "max_download_attempts",
     "log-driver": "log_driver", "log-opts": "log_opts",
-    "metrics-addr": "metrics_addr",
+    "metrics-addr": "metrics_addr", "userns-remap": "userns_remap",
 }
 
 _ULIMIT_NAMES = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",

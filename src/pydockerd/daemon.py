@@ -22,7 +22,9 @@ from .events import EventBus
 from .instruments import Instruments
 from .runtime.host import host_facts
 from .runtime.pidwatch import pid_alive, set_child_subreaper
+from .remap import load_idmap, remapped_root
 from .store import Store
+from .util.idmap import IDENTITY
 from .util.fsatomic import write_atomic
 from .util.systemd import SystemdEnv, monotonic_usec, take_environment
 
@@ -86,6 +88,13 @@ class Daemon:
             if host.startswith("fd://"):
                 self.systemd.select(host[len("fd://"):])
         _check_pidfile(cfg.pidfile)
+        ids = IDENTITY
+        if cfg.userns_remap:        # everything then lives under <data-root>/<uid>.<gid>
+            ids = load_idmap(cfg.userns_remap)
+            cfg = self.cfg = dataclasses.replace(cfg, data_root=remapped_root(cfg.data_root,
+                                                                              ids))
+            log.info("userns-remap %s: container root is host %d:%d", cfg.userns_remap,
+                     *ids.root())
         for d in (cfg.data_root, cfg.exec_root):
             os.makedirs(d, mode=0o711, exist_ok=True)
         os.makedirs(os.path.dirname(cfg.pidfile) or ".", exist_ok=True)
@@ -101,7 +110,7 @@ class Daemon:
             families = Families()
         self.services = services = await compose(
             cfg, self.store, self.events, driver,
-            families.instruments if families else Instruments())
+            families.instruments if families else Instruments(), ids)
         self.server = ApiServer(routes(services, self.events))
         if families is not None:
             self.metrics = MetricsServer(cfg.metrics_addr, families, services.registry,

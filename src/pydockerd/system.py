@@ -208,6 +208,8 @@ class SystemService:
         security = ["name=seccomp,profile=" + ("unconfined" if self.cfg.seccomp_profile ==
                                                "unconfined" else "builtin" if not
                                                self.cfg.seccomp_profile else "custom")]
+        if self.cfg.userns_remap:
+            security.append("name=userns")
         if cgroup_version() == "2":
             security.append("name=cgroupns")
         if self.cfg.no_new_privileges:

@@ -58,7 +58,7 @@ class StepCommitter:
         tmp = os.path.join(self.images.tmp_dir, "build-" + os.urandom(8).hex())
         try:
             with open(tmp, "wb") as out:
-                write_diff_tar(upper, out)
+                write_diff_tar(upper, out, self.images.ids)
             top = parent.layers[-1] if parent is not None and parent.layers else ""
             with open(tmp, "rb") as f:
                 info, created = self.images.layers.unpack(f, None, top)

@@ -3,6 +3,8 @@
 Paths are resolved as the container would see them: symlinks are chased
 inside the rootfs, never onto the host. Uploads go through the same careful
 extractor as image layers (no entry escapes its root, no symlink followed).
+With --userns-remap, owners are mapped both ways: a tar out of the container
+has the container's ids, a tar into it gets the host ids of its owners.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ..images.tarsafe import Extractor
 from ..runtime.users import resolve_in_root
 from ..util.threadstream import from_thread
 from ..util.ids import format_time
+from ..util.idmap import IDENTITY, IdMap
 from .model import Container
 from .deps import Images, Volumes
 from .fsview import FSView, ViewMount
@@ -89,10 +92,18 @@ class _CopyExtractor(Extractor):
 
 class ArchiveService:
     def __init__(self, registry: ContainerRegistry, images: Images,
-                 volumes: Volumes | None = None) -> None:
+                 volumes: Volumes | None = None, ids: IdMap = IDENTITY) -> None:
         self.containers = registry
         self.images = images
         self.volumes = volumes
+        self.ids = ids
+
+    def _unmap(self, ti: tarfile.TarInfo) -> tarfile.TarInfo:
+        """tarfile.add's filter: the entry's owner as the container sees it."""
+        if self.ids.remapped:
+            ti.uid, ti.gid = self.ids.to_container(ti.uid, ti.gid)
+            ti.uname = ti.gname = ""     # the host's names of subordinate ids mean nothing
+        return ti
 
     @contextlib.asynccontextmanager
     async def _rootfs(self, c: Container) -> AsyncIterator[str]:
@@ -197,7 +208,7 @@ class ArchiveService:
 
         def make_tar(out: Any) -> None:
             with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                tar.add(host, arcname=name, recursive=True)
+                tar.add(host, arcname=name, recursive=True, filter=self._unmap)
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
@@ -232,7 +243,7 @@ class ArchiveService:
 
             def extract() -> None:
                 with os.fdopen(r, "rb") as src:
-                    ex = _CopyExtractor(dest)
+                    ex = _CopyExtractor(dest, self.ids)
                     # "r|*": streaming, gzip/bzip2/xz recognised in-process
                     with tarfile.open(fileobj=src, mode="r|*") as tar:
                         for m in tar:
@@ -264,7 +275,8 @@ class ArchiveService:
                 def make_tar(out: Any) -> None:
                     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                         for entry in sorted(os.listdir(root)):
-                            tar.add(os.path.join(root, entry), arcname=entry)
+                            tar.add(os.path.join(root, entry), arcname=entry,
+                                    filter=self._unmap)
                 async for chunk in from_thread(make_tar):
                     yield chunk
         return chunks()

@@ -120,10 +120,27 @@ def normalise_host_config(hc: dict[str, Any] | None, daemon_init: bool,
                 raise InvalidParameter(f"mount type {m.get('Type')!r} is not supported yet")
     validate_port_bindings(out)
     if out.get("UsernsMode") not in ("", None, "host"):
-        raise InvalidParameter("user namespace remapping is not supported")
+        raise InvalidParameter(f"invalid USER mode: {out.get('UsernsMode')}")
     if out.get("Init") is None and daemon_init:
         pass  # the daemon default applies at start; inspect keeps null like dockerd
     return out
+
+
+def verify_userns(hc: dict[str, Any]) -> None:
+    """dockerd's checks for a daemon with --userns-remap (verifyPlatformContainerSettings):
+    what cannot work inside the daemon's user namespace needs `--userns=host`."""
+    if hc.get("UsernsMode") == "host":
+        return
+    if hc.get("Privileged"):
+        raise InvalidParameter("privileged mode is incompatible with user namespaces.  You "
+                               "must run the container in the host namespace when running "
+                               "privileged mode")
+    if hc.get("NetworkMode") == "host":
+        raise InvalidParameter("cannot share the host's network namespace when user "
+                               "namespaces are enabled")
+    if hc.get("PidMode") == "host":
+        raise InvalidParameter("cannot share the host PID namespace when user namespaces "
+                               "are enabled")
 
 
 def validate_config(cfg: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from ..models import EndpointSettings
 from ..network.model import Endpoint as NetworkEndpoint
 from ..network.model import Network
 from ..runtime.spec_input import SpecInput
+from ..util.idmap import IdMap
 from ..volumes.model import Volume
 from .model import Container
 
@@ -68,7 +69,10 @@ class Ports(Protocol):
 
 class SpecBuilder(Protocol):
     """The OCI spec (config.json): `prepare` reads the container on the loop and
-    returns a fresh value; `build` runs in a worker thread on that value only."""
+    returns a fresh value; `build` runs in a worker thread on that value only.
+    `ids`: the daemon's --userns-remap mappings (identity without)."""
+
+    ids: IdMap
 
     def prepare(self, c: Container, rootfs: str, netns: str | None,
                 get: Callable[[str], Container]) -> SpecInput: ...

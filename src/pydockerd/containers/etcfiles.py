@@ -58,15 +58,20 @@ def plan_etc_files(c: Container, networks: Networks, cfg: Config,
         embedded_dns=copy_from is None and networks.uses_embedded_dns(c.id))
 
 
-def write_etc_files(p: EtcFiles) -> None:
-    """In a worker thread: write (or copy) the three files."""
+def write_etc_files(p: EtcFiles, owner: tuple[int, int] | None = None) -> None:
+    """In a worker thread: write (or copy) the three files (owned by `owner`, the
+    remapped root with --userns-remap, as dockerd)."""
+    paths = (p.hostname_path, p.hosts_path, p.resolv_conf_path)
     if p.copy_from is not None:
-        for src, dst in zip(p.copy_from, (p.hostname_path, p.hosts_path, p.resolv_conf_path)):
+        for src, dst in zip(p.copy_from, paths):
             shutil.copyfile(src, dst)
-        return
-    write_atomic(p.hostname_path, p.hostname + "\n")
-    write_atomic(p.hosts_path, hosts_text(p))
-    write_atomic(p.resolv_conf_path, _resolv_conf(p))
+    else:
+        write_atomic(p.hostname_path, p.hostname + "\n")
+        write_atomic(p.hosts_path, hosts_text(p))
+        write_atomic(p.resolv_conf_path, _resolv_conf(p))
+    if owner is not None:
+        for path in paths:
+            os.chown(path, *owner)
 
 
 def hosts_text(p: EtcFiles) -> str:

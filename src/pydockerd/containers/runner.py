@@ -91,7 +91,8 @@ class Runner:
             if self.volumes is not None:
                 await mount_volumes(self.volumes, c, rootfs)
             etc = plan_etc_files(c, self.networks, self.cfg, self.registry.get)
-            await asyncio.to_thread(write_etc_files, etc)
+            ids = self.spec.ids
+            await asyncio.to_thread(write_etc_files, etc, ids.root() if ids.remapped else None)
             si = self.spec.prepare(c, rootfs, netns, self.registry.get)
             spec = await asyncio.to_thread(self.spec.build, si)
             remote = await self.open_remote_logs(c)

@@ -22,6 +22,7 @@ from ..runtime.runc import Runc
 from ..util.filters import labels_match
 from ..util.ids import new_id, now_rfc3339, random_name, to_unix, valid_name
 from .attach import AttachSession, PendingAttachers
+from .create import verify_userns
 from .create import merge_image_config, normalise_endpoints, normalise_host_config, \
     plan_volumes, validate_config
 from .deps import Images, Networks, Ports, RunObserver, SpecBuilder, Volumes
@@ -115,6 +116,8 @@ class ContainerService:
         hc = normalise_host_config(host_config, self.cfg.init, self.cfg.runtimes,
                                    self.cfg.default_runtime, self.cfg.log_driver,
                                    self.cfg.log_opts)
+        if self.cfg.userns_remap:
+            verify_userns(hc)
         mode = hc["NetworkMode"]
         if mode.startswith("container:"):
             other = self.get(mode.split(":", 1)[1])

@@ -11,6 +11,8 @@ import os
 from typing import Any, Callable
 
 from ..config import Config
+from ..network.sandbox import userns_of
+from ..util.idmap import IDENTITY, IdMap
 from ..errors import InvalidParameter, SystemError_
 from ..runtime.oci_spec import build_resources, build_spec
 from ..runtime.rlimits import Ulimit
@@ -145,8 +147,23 @@ def read_seccomp_profile(cfg: Config) -> str | None:
         return f.read()
 
 
+def _userns(c: Container, netns: str | None, ids: IdMap) -> dict[str, Any]:
+    """The SpecInput fields of --userns-remap: the daemon's mappings, in the user
+    namespace that owns the container's network namespace (its sandbox's, or the
+    one of the container whose network it shares, as dockerd)."""
+    if not ids.remapped or c.host_config.get("UsernsMode") == "host":
+        return {}
+    uids, gids = ids.oci()
+    path = ""
+    if netns and netns.startswith("/proc/"):
+        path = os.path.join(os.path.dirname(netns), "user")
+    elif netns:
+        path = userns_of(netns)
+    return dict(uid_mappings=uids, gid_mappings=gids, userns_path=path)
+
+
 def spec_input(c: Container, rootfs: str, netns: str | None, cfg: Config, get: Lookup,
-               seccomp_profile: str | None) -> SpecInput:
+               seccomp_profile: str | None, ids: IdMap = IDENTITY) -> SpecInput:
     hc, cc = c.host_config, c.config
     init = hc.get("Init")
     if init is None:
@@ -182,6 +199,7 @@ def spec_input(c: Container, rootfs: str, netns: str | None, cfg: Config, get: L
         default_ulimits=[Ulimit(n, s, h) for n, s, h in cfg.default_ulimits],
         init=bool(init), init_path=cfg.init_path,
         masked_paths=_copy(hc.get("MaskedPaths")), readonly_paths=_copy(hc.get("ReadonlyPaths")),
+        **_userns(c, netns, ids),
     )
 
 
@@ -192,13 +210,14 @@ def _copy(paths: list[str] | None) -> list[str] | None:
 class SpecFactory:
     """The spec builder the container service is given (see deps.SpecBuilder)."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, ids: IdMap = IDENTITY) -> None:
         self.cfg = cfg
+        self.ids = ids
         self._seccomp = read_seccomp_profile(cfg)
 
     def prepare(self, c: Container, rootfs: str, netns: str | None, get: Lookup) -> SpecInput:
         """On the loop: a SpecInput that shares nothing with live records."""
-        return spec_input(c, rootfs, netns, self.cfg, get, self._seccomp)
+        return spec_input(c, rootfs, netns, self.cfg, get, self._seccomp, self.ids)
 
     def build(self, si: SpecInput) -> dict[str, Any]:
         """In a worker thread: the OCI config.json document."""

@@ -15,6 +15,7 @@ from ..progress import ErrorEvent, LayerStatus, ProgressEvent, Status
 from .archive import ArchiveImage, validate_config
 from .changes import apply_changes, split_changes
 from .content import digest_of
+from ..util.idmap import IdMap
 from .difftar import write_diff_tar
 from .model import Image, LayerInfo
 from .newimage import commit_config, import_config, merge_config, parse_platform
@@ -154,7 +155,7 @@ async def commit(st: ImageState, containers: CommitContainers, container_ref: st
     try:
         async with containers.lock(c.id):
             upper = st.snapshots.upper_dir(c.id)
-            await asyncio.to_thread(_write_diff, upper, tar_path)
+            await asyncio.to_thread(_write_diff, upper, tar_path, st.ids)
     finally:
         if paused:
             try:
@@ -175,11 +176,11 @@ async def commit(st: ImageState, containers: CommitContainers, container_ref: st
     return img
 
 
-def _write_diff(upper: str, tar_path: str) -> None:
+def _write_diff(upper: str, tar_path: str, ids: IdMap) -> None:
     if not os.path.isdir(upper):
         raise NotFound("the container's rw layer is missing")
     with open(tar_path, "wb") as out:
-        write_diff_tar(upper, out)
+        write_diff_tar(upper, out, ids)
 
 
 def _commit_layer(st: ImageState, tar_path: str, parent: Image, config: dict[str, Any],

@@ -4,7 +4,9 @@ Overlay whiteouts go back to the AUFS form every image tool reads: a 0/0
 character device `<name>` becomes an empty `.wh.<name>` file, an opaque
 directory (trusted.overlay.opaque=y) gets a `.wh..wh..opq` entry. Names are
 sorted, owners numeric (no name lookups), overlay's own xattrs dropped; hard
-links inside the layer stay hard links. Blocking: run in a worker thread.
+links inside the layer stay hard links. With --userns-remap the files' host ids
+go back to the container's ids (`ids`), so the image holds unmapped owners.
+Blocking: run in a worker thread.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import stat
 import tarfile
 from typing import IO
 
+from ..util.idmap import IDENTITY, IdMap
 from .tarsafe import OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 
 
@@ -33,10 +36,10 @@ def _xattrs(path: str) -> dict[str, str]:
     return out
 
 
-def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
+def _info(name: str, st: os.stat_result, ids: IdMap) -> tarfile.TarInfo:
     ti = tarfile.TarInfo(name)
     ti.mode = stat.S_IMODE(st.st_mode)
-    ti.uid, ti.gid = st.st_uid, st.st_gid
+    ti.uid, ti.gid = ids.to_container(st.st_uid, st.st_gid)
     ti.uname = ti.gname = ""
     ti.mtime = st.st_mtime
     return ti
@@ -49,7 +52,7 @@ def _is_opaque(path: str) -> bool:
         return False
 
 
-def write_diff_tar(upper: str, out: IO[bytes]) -> None:
+def write_diff_tar(upper: str, out: IO[bytes], ids: IdMap = IDENTITY) -> None:
     links: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         def walk(rel: str) -> None:
@@ -61,17 +64,17 @@ def write_diff_tar(upper: str, out: IO[bytes]) -> None:
                 mode = st.st_mode
                 if stat.S_ISCHR(mode) and st.st_rdev == 0:        # overlay whiteout
                     wh = _info(f"{rel}/{WHITEOUT_PREFIX}{name}" if rel
-                               else WHITEOUT_PREFIX + name, st)
+                               else WHITEOUT_PREFIX + name, st, ids)
                     wh.mode, wh.uid, wh.gid = 0o600, 0, 0
                     tar.addfile(wh)
                     continue
-                ti = _info(child, st)
+                ti = _info(child, st, ids)
                 ti.pax_headers = _xattrs(path)
                 if stat.S_ISDIR(mode):
                     ti.type = tarfile.DIRTYPE
                     tar.addfile(ti)
                     if _is_opaque(path):
-                        tar.addfile(_info(f"{child}/{WHITEOUT_OPAQUE}", st))
+                        tar.addfile(_info(f"{child}/{WHITEOUT_OPAQUE}", st, ids))
                     walk(child)
                 elif stat.S_ISREG(mode):
                     key = (st.st_dev, st.st_ino)

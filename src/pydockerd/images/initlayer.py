@@ -26,11 +26,16 @@ ENTRIES: dict[str, str] = {
 }
 
 
-def make_init_layer(root: str) -> None:
-    """Fill `root` (a new, empty directory of ours) with the init layer's entries."""
+def make_init_layer(root: str, owner: tuple[int, int] | None = None) -> None:
+    """Fill `root` (a new, empty directory of ours) with the init layer's entries,
+    owned by `owner` (the remapped root with --userns-remap; else root)."""
+    made: list[str] = [root]
     for path, kind in ENTRIES.items():
         host = os.path.join(root, path.lstrip("/"))
-        os.makedirs(os.path.dirname(host), 0o755, exist_ok=True)
+        parent = os.path.dirname(host)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o755, exist_ok=True)
+            made.append(parent)
         if os.path.lexists(host):
             continue
         if kind == "dir":
@@ -39,6 +44,10 @@ def make_init_layer(root: str) -> None:
             os.close(os.open(host, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o755))
         else:
             os.symlink(kind, host)
+        made.append(host)
+    if owner is not None:
+        for p in made:
+            os.lchown(p, *owner)
 
 
 __all__ = ["ENTRIES", "make_init_layer"]

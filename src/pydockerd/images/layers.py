@@ -25,6 +25,7 @@ from typing import IO, Callable
 from ..errors import InvalidParameter, NotFound, SystemError_
 from ..store import Store
 from ..util.fsatomic import write_atomic
+from ..util.idmap import IDENTITY, IdMap
 from . import tarsplit
 from .model import LayerInfo
 from .tarsafe import unpack_layer
@@ -55,8 +56,9 @@ def short_link(chain_id: str) -> str:
 
 
 class LayerStore:
-    def __init__(self, root: str, store: Store) -> None:
+    def __init__(self, root: str, store: Store, ids: IdMap = IDENTITY) -> None:
         self.root = root
+        self.ids = ids          # --userns-remap: files are unpacked with the host ids
         self.links_dir = os.path.join(root, "l")
         self._store = store
         self._lock = threading.Lock()
@@ -112,7 +114,7 @@ class LayerStore:
         diff = os.path.join(tmp, "diff")
         os.makedirs(diff)
         try:
-            res = unpack_layer(src, diff, record=True)
+            res = unpack_layer(src, diff, record=True, ids=self.ids)
             if diff_id is not None and res.diff_id != diff_id:
                 raise InvalidParameter(
                     f"layer digest mismatch: expected {diff_id}, got {res.diff_id}")

@@ -30,6 +30,7 @@ from ..instruments import NO_TIMER, ActionTimer, timed
 from ..models import ContainerConfig
 from ..progress import ProgressEvent
 from ..store import Store
+from ..util.idmap import IDENTITY, IdMap
 from . import create, transfer
 from . import views
 from . import remove as removal
@@ -48,9 +49,9 @@ from .views import HasImage
 class ImageService:
     def __init__(self, data_root: str, store: Store, events: EventBus,
                  storage_driver: str = "overlay2", *, containers: ContainerFacts,
-                 container_actions: ActionTimer = NO_TIMER) -> None:
+                 container_actions: ActionTimer = NO_TIMER, ids: IdMap = IDENTITY) -> None:
         driver = "overlay2" if storage_driver == "overlay" else storage_driver
-        self._state = ImageState.open(data_root, store, events, driver, containers)
+        self._state = ImageState.open(data_root, store, events, driver, containers, ids)
         self._events = events
         self._container_actions = container_actions   # "changes" and "commit", as dockerd
 
@@ -58,6 +59,11 @@ class ImageService:
     @property
     def data_root(self) -> str:
         return self._state.data_root
+
+    @property
+    def ids(self) -> IdMap:
+        """The daemon's userns remapping (identity without --userns-remap)."""
+        return self._state.ids
 
     @property
     def storage_driver(self) -> str:

@@ -28,6 +28,7 @@ import stat
 from ..errors import CommandFailed, NotFound, NotImplementedErr, SystemError_
 from ..util.cmd import run_sync
 from ..util.fsatomic import write_atomic
+from ..util.idmap import IDENTITY, IdMap
 from .initlayer import make_init_layer
 from .layers import LayerStore
 from .model import Image
@@ -59,13 +60,15 @@ def _is_opaque(path: str) -> bool:
 
 
 class Snapshots:
-    def __init__(self, data_root: str, layers: LayerStore, driver: str = "overlay2") -> None:
+    def __init__(self, data_root: str, layers: LayerStore, driver: str = "overlay2",
+                 ids: IdMap = IDENTITY) -> None:
         if driver not in ("overlay2", "overlay", "vfs"):
             raise NotImplementedErr(f"storage driver {driver!r} is not supported "
                                     "(overlay2 and vfs are)")
         self.driver = "overlay2" if driver == "overlay" else driver
         self.containers_root = os.path.join(data_root, "containers")
         self._layers = layers
+        self._ids = ids         # --userns-remap: the rw layer belongs to the remapped root
 
     # --- paths -----------------------------------------------------------------
     def container_dir(self, container_id: str) -> str:
@@ -122,14 +125,20 @@ class Snapshots:
         cdir = self.container_dir(container_id)
         os.makedirs(cdir, exist_ok=True)
         os.makedirs(self.rootfs_path(container_id), exist_ok=True)
+        owned = [self.rootfs_path(container_id)]
         if self.driver == "overlay2":
             os.makedirs(self._upper(container_id), exist_ok=True)
             os.makedirs(self._work(container_id), exist_ok=True)
+            owned += [self._upper(container_id), self._work(container_id)]
             init = self._init(container_id)
             if not os.path.isdir(init):
                 os.makedirs(init + ".tmp", exist_ok=True)
-                make_init_layer(init + ".tmp")
+                make_init_layer(init + ".tmp", self._ids.root() if self._ids.remapped else None)
                 os.rename(init + ".tmp", init)
+        if self._ids.remapped:      # the container's dir: root:<remapped gid> 0710, as dockerd
+            os.chown(cdir, 0, self._ids.root()[1])
+            for d in owned:
+                os.chown(d, *self._ids.root())
         write_atomic(os.path.join(cdir, "rwlayer.json"),
                      json.dumps({"driver": self.driver, "layers": image.layers}))
         if self.driver == "vfs":

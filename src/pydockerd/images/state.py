@@ -13,6 +13,7 @@ from typing import Protocol
 from ..errors import NotFound
 from ..events import EventBus
 from ..store import Store
+from ..util.idmap import IDENTITY, IdMap
 from .content import ContentStore
 from .imagestore import ImageStore
 from .layers import LayerStore
@@ -54,19 +55,21 @@ class ImageState:
     lock: threading.RLock
     loader: Loader
     containers: ContainerFacts
+    ids: IdMap = IDENTITY
 
     @classmethod
     def open(cls, data_root: str, store: Store, events: EventBus,
-             storage_driver: str, containers: ContainerFacts) -> ImageState:
+             storage_driver: str, containers: ContainerFacts,
+             ids: IdMap = IDENTITY) -> ImageState:
         images = ImageStore(store)
         content = ContentStore(os.path.join(data_root, "content"))
-        layers = LayerStore(os.path.join(data_root, "layers"), store)
-        snapshots = Snapshots(data_root, layers, storage_driver)
+        layers = LayerStore(os.path.join(data_root, "layers"), store, ids)
+        snapshots = Snapshots(data_root, layers, storage_driver, ids)
         tmp_dir = os.path.join(data_root, "tmp")
         lock = threading.RLock()
         loader = Loader(tmp_dir, store, images, layers, content, lock)
         return cls(data_root, storage_driver, store, events, images, content, layers,
-                   snapshots, tmp_dir, lock, loader, containers)
+                   snapshots, tmp_dir, lock, loader, containers, ids)
 
     def event(self, action: str, img: Image, name: str) -> None:
         attrs = dict(img.labels)

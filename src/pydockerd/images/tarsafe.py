@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from ..errors import InvalidParameter
+from ..util.idmap import IDENTITY, IdMap
 from .tarsplit import Recorder, TarSplit
 from .tarsplit import verify as verify_split
 
@@ -97,10 +98,15 @@ class UnpackResult:
 
 
 class Extractor:
-    """Extraction into root; subclasses may override whiteout() (docker cp does)."""
+    """Extraction into root; subclasses may override whiteout() (docker cp does).
 
-    def __init__(self, root: str) -> None:
+    `ids`: the daemon's userns remapping; the tar's ids are the container's and
+    become host ids here (directories the tar does not name: the remapped root).
+    """
+
+    def __init__(self, root: str, ids: IdMap = IDENTITY) -> None:
         self.root = root
+        self.ids = ids
         self._dirs_ok: set[str] = {""}   # relative dirs verified to be real directories
         self._dir_times: list[tuple[str, int]] = []
 
@@ -119,6 +125,8 @@ class Extractor:
             st = os.lstat(path)
         except FileNotFoundError:
             os.mkdir(path, 0o755)
+            if self.ids.remapped:
+                os.lchown(path, *self.ids.root())
         else:
             if not stat.S_ISDIR(st.st_mode):
                 raise InvalidParameter(
@@ -219,10 +227,10 @@ class Extractor:
         self._clear(rel, keep_dir=False)
         path = self._abs(rel)
         os.mknod(path, stat.S_IFCHR | 0o600, 0)
-        os.lchown(path, m.uid, m.gid)
+        os.lchown(path, *self.ids.to_host(m.uid, m.gid))
 
     def metadata(self, m: tarfile.TarInfo, path: str) -> None:
-        os.lchown(path, m.uid, m.gid)
+        os.lchown(path, *self.ids.to_host(m.uid, m.gid))
         for key, value in m.pax_headers.items():
             if key.startswith("SCHILY.xattr."):
                 self.xattr(path, key[len("SCHILY.xattr."):], value)
@@ -257,17 +265,19 @@ class Extractor:
 _Extractor = Extractor   # old private name, still imported by containers/archive.py
 
 
-def unpack_layer(src: IO[bytes], root: str, record: bool = False) -> UnpackResult:
+def unpack_layer(src: IO[bytes], root: str, record: bool = False,
+                 ids: IdMap = IDENTITY) -> UnpackResult:
     """Extract the layer tar read from src (plain, gzip, bzip2 or xz) into root.
 
     root must exist and be empty. Returns the diff id of the uncompressed
     stream (and, with record=True, its tar-split). On error the caller
-    removes root.
+    removes root. With a remapping (`ids`), files get the host ids of the
+    container's ids (the tar-split keeps the tar's own headers).
     """
     plain = decompressed(src)
     recorder = Recorder(plain) if record else None
     stream = _HashingReader(recorder or plain)   # type: ignore[arg-type]
-    ex = Extractor(root)
+    ex = Extractor(root, ids)
     size = 0
     bodies: list[str] = []
     try:

@@ -21,7 +21,7 @@ async def create_sandbox(st: NetworkState, container_id: str) -> str:
     path = st.netns_path(container_id)
     if os.path.lexists(path):               # a leftover from a crash: never reuse it
         await asyncio.to_thread(sandbox.remove_netns, path)
-    await sandbox.create_netns(path)
+    await sandbox.create_netns(path, st.ids)
     return path
 
 

@@ -3,39 +3,97 @@
 A sandbox is <exec_root>/netns/<container_id>: `unshare --net=<file>` creates a
 new network namespace and bind-mounts it onto the file in our own mount
 namespace, so it outlives every process (and pydockerd itself) until released.
+
+With --userns-remap the namespace is made inside a new user namespace with the
+daemon's mappings, pinned beside it at <exec_root>/userns/<container_id>, and
+the container joins both: a network namespace owned by the container's user
+namespace is what lets runc mount sysfs and write the net.* sysctls there
+(dockerd gets the same by letting runc create the netns).
 """
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import errno
 import logging
 import os
+import subprocess
 
 from ..errors import CommandFailed
 from ..util.cmd import run
+from ..util.idmap import IDENTITY, IdMap
 from .bridge import IP, delete_link
 from ..util.mounts import is_mountpoint
 
 log = logging.getLogger("pydockerd.network")
 
 _MNT_DETACH = 2
+_MS_BIND = 4096
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-async def create_netns(path: str) -> None:
-    """Create a network namespace pinned at `path`, with `lo` up."""
+def userns_of(netns_path: str) -> str:
+    """Where the user namespace of a sandbox is pinned (with --userns-remap)."""
+    return os.path.join(os.path.dirname(os.path.dirname(netns_path)), "userns",
+                        os.path.basename(netns_path))
+
+
+def _pin_file(path: str) -> None:
     os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
     fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
     os.close(fd)
+
+
+async def create_netns(path: str, ids: IdMap = IDENTITY) -> None:
+    """Create a network namespace pinned at `path`, with `lo` up (with a
+    remapping, owned by a new user namespace pinned at userns_of(path))."""
+    _pin_file(path)
     try:
-        await run(["unshare", f"--net={path}", IP, "link", "set", "dev", "lo", "up"])
+        if ids.remapped:
+            _pin_file(userns_of(path))
+            await _create_in_userns(path, userns_of(path), ids)
+            await run(["nsenter", f"--net={path}", IP, "link", "set", "dev", "lo", "up"])
+        else:
+            await run(["unshare", f"--net={path}", IP, "link", "set", "dev", "lo", "up"])
     except BaseException:
         remove_netns(path)
         raise
 
 
+def _bind(src: str, dst: str) -> None:
+    if _libc.mount(os.fsencode(src), os.fsencode(dst), None, _MS_BIND, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount --bind {src} {dst}: {os.strerror(err)}")
+
+
+async def _create_in_userns(netns: str, userns: str, ids: IdMap) -> None:
+    """A process in a new user + network namespace holds them while the daemon
+    writes the user namespace's maps and pins both; then it exits."""
+    proc = await asyncio.create_subprocess_exec(
+        "unshare", "--user", "--net", "--", "sh", "-c", "echo; read x",
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        if not await proc.stdout.readline():
+            raise OSError(errno.ESRCH, "unshare --user --net failed")
+        for name, gids in (("uid_map", False), ("gid_map", True)):
+            with open(f"/proc/{proc.pid}/{name}", "w") as f:
+                f.write(ids.proc_map(gids))
+        _bind(f"/proc/{proc.pid}/ns/user", userns)
+        _bind(f"/proc/{proc.pid}/ns/net", netns)
+    finally:
+        proc.stdin.close()
+        await proc.wait()
+
+
 def remove_netns(path: str) -> None:
-    """Unmount and delete a pinned namespace file; fine if it is half made or gone."""
+    """Unmount and delete a pinned network namespace file (and the user namespace
+    pinned with it); fine if either is half made or gone."""
+    _unpin(path)
+    _unpin(userns_of(path))
+
+
+def _unpin(path: str) -> None:
     for _ in range(8):      # a file may carry stacked mounts
         if not is_mountpoint(path):
             break

@@ -18,6 +18,7 @@ from ..errors import InvalidParameter
 from ..events import EventBus
 from ..instruments import NO_TIMER, ActionTimer, timed
 from ..store import Store
+from ..util.idmap import IDENTITY, IdMap
 from . import endpoints as eps
 from ..models import EndpointSettings, NetworkCreateRequest
 from . import files, lifecycle, networks
@@ -45,7 +46,8 @@ class NetworkService:
                  iptables: bool = True, ip_forward: bool = True, ip_masq: bool = True,
                  icc: bool = True, default_bind_ip: str = "0.0.0.0", ipv6: bool = False,
                  fixed_cidr_v6: str | None = None, ip6tables: bool = True,
-                 host_id: str | None = None, actions: ActionTimer = NO_TIMER) -> None:
+                 host_id: str | None = None, actions: ActionTimer = NO_TIMER,
+                 ids: IdMap = IDENTITY) -> None:
         """host_id (the engine id) seeds the daemon's ULA prefix, the default pool of
         IPv6 subnets (moby's deriveULABaseNetwork); without it, an IPv6 network needs
         an explicit subnet."""
@@ -59,7 +61,7 @@ class NetworkService:
                               iptables and ip6tables,
                               ula_base(host_id) if host_id is not None else None)
         self._state = NetworkState(store, events, os.path.join(exec_root, "netns"), opts,
-                                   containers, tuple(on_bridge_removed))
+                                   containers, tuple(on_bridge_removed), ids)
         # engine_daemon_network_actions_seconds: allocate (a container's sandbox),
         # connect (an endpoint), release (the sandbox and its endpoints)
         self._actions = actions

@@ -21,6 +21,7 @@ from typing import Awaitable, Callable, Protocol, Sequence
 from ..errors import InvalidParameter, NotFound
 from ..events import EventBus
 from ..store import Store
+from ..util.idmap import IDENTITY, IdMap
 from . import bridge as br
 from . import usernets
 from .ipam import IPAddr, Pool
@@ -78,6 +79,7 @@ class NetworkState:
     containers: ContainerNames
     # called with the bridge device of a removed network (port publishing rules)
     bridge_removed: Sequence[BridgeRemoved] = ()
+    ids: IdMap = IDENTITY           # --userns-remap: sandboxes get a user namespace
     networks: dict[str, Network] = field(default_factory=dict)
     pools: dict[str, Pool] = field(default_factory=dict)
     pools6: dict[str, Pool] = field(default_factory=dict)     # networks with IPv6

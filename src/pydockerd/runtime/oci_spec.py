@@ -138,6 +138,9 @@ def _private_pid(inp: SpecInput) -> bool:
 
 def build_namespaces(inp: SpecInput, cgroup_v2: bool) -> list[dict[str, str]]:
     ns: list[dict[str, str]] = [{"type": "mount"}]
+    if inp.uid_mappings:
+        ns.append({"type": "user", "path": inp.userns_path} if inp.userns_path
+                  else {"type": "user"})
     if inp.netns_path is not None:
         ns.append({"type": "network", "path": inp.netns_path} if inp.netns_path
                   else {"type": "network"})
@@ -256,7 +259,8 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
     if inp.netns_path is not None and not inp.netns_shared:
         # Docker's defaults for the container's own network namespace (kernels >= 4.11).
         sysctl["net.ipv4.ip_unprivileged_port_start"] = "0"
-        sysctl["net.ipv4.ping_group_range"] = "0 2147483647"
+        if not inp.uid_mappings:    # dockerd leaves it alone in a remapped container
+            sysctl["net.ipv4.ping_group_range"] = "0 2147483647"
     if inp.domainname:
         # runc 1.1.5 ignores the runtime-spec "domainname" field (runtime-spec 1.1 /
         # runc 1.2); like moby, set the NIS domain name through its sysctl.
@@ -266,6 +270,9 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         linux["sysctl"] = sysctl
     if inp.cgroups_path:
         linux["cgroupsPath"] = inp.cgroups_path
+    if inp.uid_mappings:
+        linux["uidMappings"] = [dict(m) for m in inp.uid_mappings]
+        linux["gidMappings"] = [dict(m) for m in inp.gid_mappings]
 
     devices: list[dict[str, Any]] = []
     rules = default_device_rules()

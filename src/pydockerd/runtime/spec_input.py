@@ -73,6 +73,11 @@ class SpecInput:
     ipc_mode: str = ""  # "" | "private" | "shareable" | "none" | "host" | path
     uts_host: bool = False
     cgroupns_private: bool | None = None  # None: private on cgroup v2 hosts, host on v1
+    # --userns-remap: a user namespace with these mappings (empty: none); joined at
+    # userns_path when set (the sandbox's, or the container whose netns is shared)
+    uid_mappings: list[dict[str, int]] = field(default_factory=list)
+    gid_mappings: list[dict[str, int]] = field(default_factory=list)
+    userns_path: str = ""
     # Resources (0 / None = unset, as in the Docker API).
     memory: int = 0
     memory_swap: int = 0

@@ -13,6 +13,7 @@ import shutil
 
 from ..errors import CommandFailed, InvalidParameter, SystemError_
 from ..util import cmd
+from ..util.idmap import IDENTITY, IdMap
 from .driver import DriverVolume
 from .model import Volume
 from ..util.mounts import is_mountpoint
@@ -37,8 +38,9 @@ def validate_options(opts: dict[str, str]) -> None:
 
 
 class LocalDriver:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, ids: IdMap = IDENTITY) -> None:
         self.root = root                                  # <data-root>/volumes
+        self.ids = ids          # --userns-remap: a new volume belongs to the remapped root
         self._users: dict[str, set[str]] = {}             # volume -> mount ids
 
     @property
@@ -53,6 +55,8 @@ class LocalDriver:
         os.makedirs(self.root, mode=0o701, exist_ok=True)
         path = self.data_path(name)
         os.makedirs(path, mode=0o755, exist_ok=True)
+        if self.ids.remapped:
+            os.chown(path, *self.ids.root())
         return path
 
     def users(self, name: str) -> set[str]:

@@ -28,6 +28,7 @@ from .drivers import VolumeDrivers
 from .local import LocalDriver, validate_options
 from .model import ANONYMOUS_LABEL, Volume, VolumeUsage
 from ..util.filters import filter_bool, labels_match
+from ..util.idmap import IDENTITY, IdMap
 
 log = logging.getLogger("pydockerd.volumes")
 
@@ -73,11 +74,12 @@ def mount_id(container_id: str, destination: str) -> str:
 
 class VolumeService:
     def __init__(self, data_root: str, store: Store, events: EventBus,
-                 containers: VolumeUsers, plugins: PluginRegistry | None = None) -> None:
+                 containers: VolumeUsers, plugins: PluginRegistry | None = None,
+                 ids: IdMap = IDENTITY) -> None:
         self.store = store
         self.containers = containers
         self.events = events
-        self.local = LocalDriver(os.path.join(data_root, "volumes"))
+        self.local = LocalDriver(os.path.join(data_root, "volumes"), ids)
         self.drivers = VolumeDrivers(self.local, plugins)
         self._volumes: dict[str, Volume] = {}
         self._mounts: dict[tuple[str, str], list[str]] = {}   # (volume, container) -> ids
