@@ -240,3 +240,27 @@ def test_networking_ports_and_exec(remap):
     finally:
         d.cli("rm", "-f", "web", check=False)
         d.cli("network", "rm", "unet", check=False)
+
+
+def test_build_in_a_remapped_daemon(remap):
+    d, start = remap
+    ctx = Path(tempfile.mkdtemp(prefix="pdt-ctx-", dir="/tmp"))
+    try:
+        (ctx / "f").write_text("from the context\n")
+        (ctx / "Dockerfile").write_text(
+            "FROM busybox AS one\n"
+            "RUN mkdir /made && touch /made/r && chown 3:4 /made/r\n"
+            "FROM busybox\n"
+            "COPY f /f\n"
+            "COPY --chown=7:8 f /g\n"
+            "COPY --from=one /made /made\n"
+            "RUN stat -c %u:%g /f /g /made/r > /owners\n")
+        env = dict(os.environ, DOCKER_BUILDKIT="0")
+        r = subprocess.run(["docker", "-H", d.host, "build", "-q", "-t", "userns-build:1",
+                            str(ctx)], capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr + d.log_tail()
+        assert d.out("run", "--rm", "userns-build:1", "cat", "/owners").split() == \
+            ["0:0", "7:8", "3:4"]
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+        d.cli("rmi", "-f", "userns-build:1", check=False)

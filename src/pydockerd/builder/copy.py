@@ -1,6 +1,9 @@
 """COPY/ADD: sources from the context (or another stage's rootfs) written into a
 root filesystem. Everything goes through a tar and tarsafe's extractor, so a
-symlink in the destination image is never written through. Blocking."""
+symlink in the destination image is never written through. With --userns-remap
+(`ids`) the tar carries the container's ids and the extractor writes host ids;
+sources from another stage (`sources_remapped`) are unmapped into the tar first.
+Blocking."""
 from __future__ import annotations
 
 import os
@@ -11,6 +14,7 @@ from typing import Callable
 
 from ..errors import DockerError, InvalidParameter
 from ..runtime.users import resolve_in_root, resolve_user
+from ..util.idmap import IDENTITY, IdMap
 from .context import _ContextExtractor
 
 
@@ -30,12 +34,13 @@ def parse_chown(root: str, value: str) -> tuple[int, int] | None:
     return u.uid, u.gid
 
 
-def _filter(owner: tuple[int, int] | None) -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
+def _filter(owner: tuple[int, int] | None,
+            unmap: IdMap | None) -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
     def f(ti: tarfile.TarInfo) -> tarfile.TarInfo:
         if owner is not None:
             ti.uid, ti.gid = owner
-        elif ti.uid or ti.gid:
-            pass
+        elif unmap is not None:
+            ti.uid, ti.gid = unmap.to_container(ti.uid, ti.gid)
         ti.uname = ti.gname = ""
         return ti
     return f
@@ -50,10 +55,12 @@ def _is_archive(path: str) -> bool:
 
 def copy_into(root: str, sources: list[str], dest: str, workdir: str,
               chown: str, extract_archives: bool,
-              never_extract: frozenset[str] = frozenset()) -> None:
+              never_extract: frozenset[str] = frozenset(), ids: IdMap = IDENTITY,
+              sources_remapped: bool = False) -> None:
     """Copy host paths `sources` to the container path `dest` under root (ADD:
     extract_archives, except the sources in never_extract: downloaded files)."""
     owner = parse_chown(root, chown)
+    unmap = ids if sources_remapped and ids.remapped else None
     if not posixpath.isabs(dest):
         dest = posixpath.join(workdir or "/", dest)
     to_dir = dest.endswith("/") or dest.endswith("/.") or len(sources) > 1
@@ -69,7 +76,9 @@ def copy_into(root: str, sources: list[str], dest: str, workdir: str,
         target_dir, name = dest_norm, None
     else:
         target_dir, name = posixpath.split(dest_norm)
-    host_dir = _mkdir_in_root(root, target_dir, owner)
+    dir_owner = ids.to_host(*owner) if owner is not None else \
+        (ids.root() if ids.remapped else None)
+    host_dir = _mkdir_in_root(root, target_dir, dir_owner)
     fd, tar_path = tempfile.mkstemp(prefix="copy-", dir=os.path.dirname(root.rstrip("/")))
     os.close(fd)
     try:
@@ -82,12 +91,12 @@ def copy_into(root: str, sources: list[str], dest: str, workdir: str,
                 if os.path.isdir(src) and not os.path.islink(src):
                     for entry in sorted(os.listdir(src)):
                         tar.add(os.path.join(src, entry), arcname=entry, recursive=True,
-                                filter=_filter(owner))
+                                filter=_filter(owner, unmap))
                 else:
                     tar.add(src, arcname=name or os.path.basename(src), recursive=False,
-                            filter=_filter(owner))
+                            filter=_filter(owner, unmap))
         for path in [tar_path] + archives:
-            ex = _ContextExtractor(host_dir)
+            ex = _ContextExtractor(host_dir, ids)
             with open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:*") as tar:
                 for m in tar:
                     ex.entry(tar, m)

@@ -247,7 +247,8 @@ async def _copy(b: BuildSteps, st: Stage, ins: Instruction, is_add: bool) -> Non
         digest = digest.partition(":")[2]          # dockerd shows a remote file's bare hash
 
     def write(root: str) -> None:
-        copy_into(root, hosts, dest, workdir, owner, is_add, frozenset(downloaded))
+        copy_into(root, hosts, dest, workdir, owner, is_add, frozenset(downloaded),
+                  b.images.ids)
     await b.commit_layer(st, write, _nop(ins, f"{digest} in {dest} "))
 
 

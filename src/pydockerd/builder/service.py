@@ -368,7 +368,8 @@ class Build:
             digest = await asyncio.to_thread(self.content_hash, hosts)
 
             def write(root: str) -> None:
-                copy_into(root, hosts, dest, workdir, owner, False)
+                copy_into(root, hosts, dest, workdir, owner, False, ids=self.images.ids,
+                          sources_remapped=True)
             created_by = f"/bin/sh -c #(nop) COPY {digest} in {dest} "
             await self.commit_layer(st, write, created_by)
 
