@@ -264,3 +264,35 @@ def test_build_in_a_remapped_daemon(remap):
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
         d.cli("rmi", "-f", "userns-build:1", check=False)
+
+
+def test_default_creates_dockremap(images_dir):
+    """`--userns-remap=default` makes the dockremap user and its ranges, as dockerd;
+    run only where the host has no dockremap (what the test made is removed)."""
+    if subprocess.run(["getent", "passwd", "dockremap"], capture_output=True).returncode == 0:
+        pytest.skip("the host already has a dockremap user")
+    had_group = subprocess.run(["getent", "group", "dockremap"],
+                               capture_output=True).returncode == 0
+    tmp = Path(tempfile.mkdtemp(prefix="pdt-", dir="/tmp"))
+    os.chmod(tmp, 0o711)
+    d = make_daemon(tmp, ["--userns-remap", "default"])
+    try:
+        expected = next_range_start(parse_subid_file("/etc/subuid", None))
+        d.start()
+        assert subprocess.run(["getent", "passwd", "dockremap"], capture_output=True,
+                              text=True).stdout.split(":")[6].strip() == "/bin/false"
+        assert parse_subid_file("/etc/subuid", "dockremap") == [(expected, RANGE_LEN)]
+        assert parse_subid_file("/etc/subgid", "dockremap")
+        d.cli("load", "-i", str(images_dir / "busybox.tar"))
+        gid = parse_subid_file("/etc/subgid", "dockremap")[0][0]
+        assert d.out("info", "--format", "{{.DockerRootDir}}").strip() == \
+            os.path.join(d.data_root, f"{expected}.{gid}")
+        d.cli("run", "-d", "--name", "dflt", "busybox", "sleep", "300")
+        assert _status_ids(d.inspect("dflt")["State"]["Pid"]) == (expected, gid)
+    finally:
+        cleanup_daemon(d)
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(["userdel", "dockremap"], capture_output=True)
+        if not had_group:
+            subprocess.run(["groupdel", "dockremap"], capture_output=True)
+        _drop_subids("dockremap")
