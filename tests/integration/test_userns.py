@@ -188,6 +188,10 @@ def test_commit_and_save_have_unmapped_ids(remap):
         assert found["made"] == (0, 0)
         assert found["opt/u/f"] == (5, 6)
         assert found["bin/busybox"] == (0, 0)
+        exported = d.cli("export", "mk").stdout
+        with tarfile.open(fileobj=io.BytesIO(exported)) as t:
+            owners = {m.name: (m.uid, m.gid) for m in t.getmembers()}
+        assert owners["made"] == (0, 0) and owners["opt/u/f"] == (5, 6)
         # a container of the committed image sees them as they were made
         assert d.out("run", "--rm", "userns-commit:1", "stat", "-c", "%u:%g", "/made",
                      "/opt/u/f").split() == ["0:0", "5:6"]
@@ -296,3 +300,21 @@ def test_default_creates_dockremap(images_dir):
         if not had_group:
             subprocess.run(["groupdel", "dockremap"], capture_output=True)
         _drop_subids("dockremap")
+
+
+def test_daemon_restart_releases_and_remakes_sandboxes(remap):
+    d, start = remap
+    d.cli("run", "-d", "--name", "rs", "busybox", "sleep", "300")
+    try:
+        pins = os.path.join(d.exec_root, "userns")
+        cid = d.inspect("rs")["Id"]
+        assert os.listdir(pins) == [cid]
+        d.restart()                 # no live-restore: the container is stopped
+        assert d.inspect("rs")["State"]["Running"] is False
+        assert os.listdir(pins) == []
+        d.cli("start", "rs")
+        assert _status_ids(d.inspect("rs")["State"]["Pid"]) == (start, start)
+        assert os.listdir(pins) == [cid]
+    finally:
+        d.cli("rm", "-f", "rs", check=False)
+    assert os.listdir(os.path.join(d.exec_root, "userns")) == []
