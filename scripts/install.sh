@@ -19,11 +19,20 @@ if ! command -v runc >/dev/null || ! command -v conmon >/dev/null \
   apt-get update -q
   apt-get install -y -q --no-install-recommends runc conmon tini iptables busybox-static \
     docker-registry iproute2 procps util-linux mount openssl ca-certificates docker-compose \
-    systemd git rsyslog rsyslog-gnutls prometheus
+    systemd git rsyslog rsyslog-gnutls prometheus libdevmapper1.02.1 libsystemd0
   # prometheus: the metrics test scrapes the daemon with a real server (it starts
   # its own; under systemd Debian also enables prometheus.service on :9090)
   # `systemd` (systemd-analyze for the unit tests, systemd-socket-activate) does
   # not make itself PID 1: that is the separate systemd-sysv package
+fi
+
+# the swarm tests' manager is Moby's dockerd (no other SwarmKit manager exists
+# offline): unpacked into build/moby, never installed as a service, never on
+# /var/run/docker.sock (tests/integration/moby_manager.py runs it privately)
+if [ ! -x build/moby/usr/sbin/dockerd ] || [ ! -x build/moby/usr/bin/containerd ]; then
+  mkdir -p build/moby/debs
+  (cd build/moby/debs && apt-get download -q docker.io containerd)
+  for deb in build/moby/debs/*.deb; do dpkg -x "$deb" build/moby; done
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
