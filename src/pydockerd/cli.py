@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--seccomp-profile", dest="seccomp_profile")
     a("-s", "--storage-driver", dest="storage_driver")
     a("--insecure-registry", dest="insecure_registries", action="append")
+    a("--label", dest="labels", action="append", help="engine label key=value (repeatable)")
     a("--registry-mirror", dest="registry_mirrors", action="append")
     a("--max-concurrent-downloads", dest="max_concurrent_downloads", type=int)
     a("--max-concurrent-uploads", dest="max_concurrent_uploads", type=int)

@@ -40,7 +40,7 @@ from .network.portmap import PortMapper
 from .network.service import NetworkService
 from .plugins import PluginRegistry
 from .store import Store
-from .swarm import NoSwarm
+from .swarm.node import SwarmNode
 from .util.idmap import IDENTITY, IdMap
 from .system import SystemService, engine_id
 from .volumes import VolumeService
@@ -65,6 +65,7 @@ class Services:
     stats: StatsService
     archive: ArchiveService
     plugins: PluginRegistry
+    swarm: SwarmNode
 
     def reload(self, cfg: Config) -> None:
         """SIGHUP: hand the reloaded configuration to the services that read it."""
@@ -111,12 +112,14 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     await ports.restore([c for c in containers.all() if c.state.running])
     await _on_full_disk_later("release stale endpoints", networks.reconcile(
         [c.id for c in containers.all() if c.state.running]))
-    system = SystemService(cfg, containers, images, networks, volumes)
+    swarm = SwarmNode(cfg.data_root, list(cfg.labels))
+    await swarm.start()
+    system = SystemService(cfg, containers, images, networks, volumes, swarm)
     distribution = DistributionService(cfg, images, events)
     builds = BuildService(images, containers, registry_pull(distribution), inst.builds)
     return Services(registry, images, networks, volumes, containers, health, execs, system,
                     distribution, builds, StatsService(),
-                    ArchiveService(registry, images, volumes, ids), plugins)
+                    ArchiveService(registry, images, volumes, ids), plugins, swarm)
 
 
 def routes(s: Services, events: EventBus) -> Router:
@@ -130,7 +133,7 @@ def routes(s: Services, events: EventBus) -> Router:
     router.add(build_routes.routes(s.builds))
     router.add(network_routes.routes(s.networks, s.containers))
     router.add(volume_routes.routes(s.volumes))
-    router.add(swarm_routes.routes(NoSwarm()))
+    router.add(swarm_routes.routes(s.swarm))
     return router
 
 

@@ -61,6 +61,7 @@ class Config:
     log_opts: dict[str, str] = field(default_factory=dict)
     metrics_addr: str = ""          # host:port of the Prometheus endpoint; "" = off
     userns_remap: str = ""          # "default" | "user[:group]"; "" = no remapping
+    labels: tuple[str, ...] = ()    # engine labels (--label key=value), swarm engine.labels
 
     @property
     def socket_paths(self) -> list[str]:
@@ -86,7 +87,7 @@ JSON_KEYS = {
     "max-concurrent-uploads": "max_concurrent_uploads",
     "max-download-attempts": "max_download_attempts",
     "log-driver": "log_driver", "log-opts": "log_opts",
-    "metrics-addr": "metrics_addr", "userns-remap": "userns_remap",
+    "metrics-addr": "metrics_addr", "userns-remap": "userns_remap", "labels": "labels",
 }
 
 _ULIMIT_NAMES = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
@@ -154,7 +155,7 @@ def normalise(values: dict[str, Any]) -> Config:
             else:
                 v = tuple(parse_ulimit(s) if isinstance(s, str) else s for s in v)
         elif k in ("hosts", "dns", "dns_search", "dns_opts", "insecure_registries",
-                   "registry_mirrors"):
+                   "registry_mirrors", "labels"):
             v = tuple(v)
         elif k == "log_opts":
             v = _log_opts(v)
@@ -167,6 +168,18 @@ def normalise(values: dict[str, Any]) -> Config:
     cfg = Config(**kwargs)
     validate(cfg)
     return cfg
+
+
+def _validate_labels(labels: tuple[str, ...]) -> None:
+    """dockerd's checks of --label: key=value, one value per key."""
+    seen: dict[str, str] = {}
+    for label in labels:
+        if not isinstance(label, str) or "=" not in label:
+            raise InvalidParameter(f"bad attribute format: {label}")
+        key, _, value = label.partition("=")
+        if key in seen and seen[key] != value:
+            raise InvalidParameter(f"conflict labels for {key}={seen[key]} and {key}={value}")
+        seen[key] = value
 
 
 def _log_opts(v: Any) -> dict[str, str]:
@@ -187,6 +200,7 @@ def _log_opts(v: Any) -> dict[str, str]:
 def validate(cfg: Config) -> None:
     if cfg.log_level not in LOG_LEVELS:
         raise InvalidParameter(f"unable to parse logging level: {cfg.log_level}")
+    _validate_labels(cfg.labels)
     for net in (cfg.bip, cfg.fixed_cidr):
         if net:
             try:

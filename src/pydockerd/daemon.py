@@ -251,6 +251,7 @@ class Daemon:
         if self.metrics:
             await self.metrics.close()
         if s is not None:
+            await s.swarm.close()
             await s.execs.close()
             await s.health.close()
             await s.networks.stop()

@@ -20,6 +20,7 @@ from .config import Config
 from .containers.model import Container
 from .images.model import DiskUsage, Image
 from .network.model import Network
+from .swarm.state import SwarmInfo
 from .util.ids import format_time, new_id
 from .util.procfs import read_text
 from .volumes.model import Volume, VolumeUsage
@@ -83,6 +84,10 @@ class SystemImages(Protocol):
 
 class SystemNetworks(Protocol):
     def list(self) -> list[Network]: ...
+
+
+class SystemSwarm(Protocol):
+    def info(self) -> SwarmInfo: ...
 
 
 class SystemVolumes(Protocol):
@@ -157,6 +162,8 @@ class SystemInfo:
     runc_commit: str
     security_options: list[str]
     warnings: list[str]
+    labels: list[str] = field(default_factory=list)      # engine labels (--label)
+    swarm: SwarmInfo = SwarmInfo()
 
     @property
     def stopped(self) -> int:
@@ -182,8 +189,10 @@ class SystemDiskUsage:
 
 class SystemService:
     def __init__(self, cfg: Config, containers: SystemContainers, images: SystemImages,
-                 networks: SystemNetworks, volumes: SystemVolumes | None = None) -> None:
+                 networks: SystemNetworks, volumes: SystemVolumes | None = None,
+                 swarm: SystemSwarm | None = None) -> None:
         self.cfg = cfg
+        self.swarm = swarm
         self.volumes = volumes
         self.containers = containers
         self.images = images
@@ -237,7 +246,9 @@ class SystemService:
             default_runtime=self.cfg.default_runtime, live_restore=self.cfg.live_restore,
             logging_driver=self.cfg.log_driver,
             runc_commit=_runc_commit(), security_options=security,
-            warnings=self._warnings())
+            warnings=self._warnings(),
+            labels=list(self.cfg.labels),
+            swarm=self.swarm.info() if self.swarm else SwarmInfo())
 
     def _registry_info(self) -> RegistryInfo:
         mirrors = [m.rstrip("/") + "/" for m in self.cfg.registry_mirrors]

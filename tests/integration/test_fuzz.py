@@ -56,6 +56,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
                                         "ConsoleSize": [24, 80], "Env": ["A=1"]},
     ("POST", "/containers/{id}/start"): {},
     ("POST", "/exec/{id}/start"): {"Detach": True, "Tty": False, "ConsoleSize": [24, 80]},
+    ("POST", "/swarm/join"): {
+        "ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": "", "DataPathAddr": "",
+        "RemoteAddrs": ["127.0.0.1:1"], "Availability": "active",
+        "JoinToken": "SWMTKN-1-" + "3" * 50 + "-" + "1" * 25},
     ("POST", "/volumes/create"): {"Name": "fzv", "Driver": "local", "Labels": {"a": "b"},
                                   "DriverOpts": {}},
     ("POST", "/networks/create"): {"Name": "fzn", "Driver": "bridge", "Labels": {"a": "b"},

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..logdrivers.options import SUPPORTED as LOG_DRIVERS
+from ..swarm.state import INACTIVE, SwarmInfo
 from ..system import RegistryInfo, SystemDiskUsage, SystemInfo, VersionInfo
 from . import wire_containers, wire_images, wire_volumes
 from .version import API_VERSION, MIN_API_VERSION, ApiVersion, version_str
@@ -44,6 +45,16 @@ def _driver_status(i: SystemInfo) -> list[list[str]]:
             ["userxattr", "false"]]
 
 
+def swarm_info(s: SwarmInfo) -> dict[str, Any]:
+    """swarm.Info: a worker's never has Cluster, Nodes or Managers (manager-only)."""
+    out: dict[str, Any] = {"NodeID": s.node_id, "NodeAddr": s.node_addr,
+                           "LocalNodeState": s.state, "ControlAvailable": False,
+                           "Error": s.error, "RemoteManagers": None}
+    if s.state != INACTIVE and s.managers is not None:
+        out["RemoteManagers"] = [{"NodeID": m.node_id, "Addr": m.addr} for m in s.managers]
+    return out
+
+
 def info(i: SystemInfo) -> dict[str, Any]:
     return {
         "ID": i.id, "Containers": i.containers, "ContainersRunning": i.running,
@@ -66,12 +77,11 @@ def info(i: SystemInfo) -> dict[str, Any]:
         "NCPU": i.ncpu, "MemTotal": i.mem_total,
         "GenericResources": None, "DockerRootDir": i.data_root,
         "HttpProxy": i.http_proxy, "HttpsProxy": i.https_proxy, "NoProxy": i.no_proxy,
-        "Name": i.name, "Labels": [], "ExperimentalBuild": False,
+        "Name": i.name, "Labels": list(i.labels), "ExperimentalBuild": False,
         "ServerVersion": i.server_version,
         "Runtimes": {n: {"path": p} for n, p in i.runtimes.items()},
         "DefaultRuntime": i.default_runtime,
-        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
-                  "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+        "Swarm": swarm_info(i.swarm),
         "LiveRestoreEnabled": i.live_restore, "Isolation": "",
         "InitBinary": "docker-init",
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": i.runc_commit},

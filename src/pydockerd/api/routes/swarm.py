@@ -4,15 +4,18 @@ from __future__ import annotations
 from typing import NoReturn, Protocol
 
 from ...errors import InvalidParameter
-from ..http import AnyResponse, Request
+from ...models.swarm import SwarmJoinRequest
+from ..decode import decode_body
+from ..http import AnyResponse, Request, empty
 from ..router import Route
 
 
 class SwarmBackend(Protocol):
     def require_manager(self) -> NoReturn: ...
-    def leave(self, force: bool) -> NoReturn: ...
+    async def leave(self, force: bool) -> None: ...
     def init(self) -> NoReturn: ...
-    def join(self) -> NoReturn: ...
+    async def join(self, remote_addrs: list[str], token: str, availability: str,
+                   advertise_addr: str, listen_addr: str, data_path_addr: str) -> None: ...
 
 
 # (method, path) of every manager-only route, as moby's cluster router has them
@@ -53,13 +56,17 @@ class SwarmRoutes:
         return await self.manager_only(req)
 
     async def leave(self, req: Request) -> AnyResponse:
-        self.b.leave(req.q_bool("force"))
+        await self.b.leave(req.q_bool("force"))
+        return empty(200)
 
     async def init(self, req: Request) -> AnyResponse:
         self.b.init()
 
     async def join(self, req: Request) -> AnyResponse:
-        self.b.join()
+        body = decode_body(await req.body.read(), SwarmJoinRequest)
+        await self.b.join(list(body.RemoteAddrs or []), body.JoinToken, body.Availability,
+                          body.AdvertiseAddr, body.ListenAddr, body.DataPathAddr)
+        return empty(200)
 
 
 def routes(backend: SwarmBackend) -> list[Route]:

@@ -1,0 +1,205 @@
+"""The worker agent: joins a swarm (root CA checked against the token, node
+certificate issued for our CSR) and keeps a session with a manager
+(Dispatcher.Session + Heartbeat over mutual TLS), following the manager list
+each session sends. Loaded only when the node joins or is in a swarm."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from dataclasses import dataclass, field
+from typing import Callable
+
+import grpc
+import grpc.aio
+
+from ..errors import InvalidParameter, Unavailable
+from .addrs import split_addr
+from .bootstrap import BootstrapError, get_root_ca
+from .description import describe
+from .certs import new_csr, new_key
+from .identity import Identity
+from .jointoken import ca_matches, parse_token
+from .proto import swarmkit_pb2 as pb
+from .rpc import Dispatcher, NodeCA, as_docker_error, channel
+from .state import RemoteManager
+
+log = logging.getLogger("pydockerd.swarm")
+
+AVAILABILITY = {"active": pb.NodeSpec.ACTIVE, "pause": pb.NodeSpec.PAUSE,
+                "drain": pb.NodeSpec.DRAIN}
+FIRST_MESSAGE_TIMEOUT = 5.0     # SwarmKit's agent gives up on a session after 5 s
+RETRY_MAX = 8.0
+
+
+def local_addr_towards(host: str, port: int) -> str:
+    """The local address this host uses to reach host:port (dockerd's NodeAddr)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                       socket.SOCK_DGRAM) as s:
+        s.connect((host, port))
+        return str(s.getsockname()[0])
+
+
+@dataclass
+class JoinRequest:
+    remote: str
+    token: str
+    availability: str = "active"
+    advertise_addr: str = ""
+    listen_addr: str = ""
+    data_path_addr: str = ""
+
+
+async def fetch_trusted_root(host: str, port: int, token: str) -> bytes:
+    """The manager's root CA, retried while it does not answer; refused when it
+    does not hash to the token's digest."""
+    parsed = parse_token(token)
+    delay = 0.5
+    while True:
+        try:
+            root = await get_root_ca(host, port)
+            break
+        except BootstrapError as e:
+            cause = e.__cause__
+            if isinstance(cause, (OSError, ValueError)) \
+                    and not isinstance(cause, TimeoutError):
+                # refused, unreachable, unresolvable: dockerd fails at once
+                reason = ("connection refused" if isinstance(cause, ConnectionRefusedError)
+                          else getattr(cause, "strerror", None) or str(cause))
+                raise Unavailable(f"rpc error: code = Unavailable desc = connection error: "
+                                  f"desc = \"transport: Error while dialing dial tcp "
+                                  f"{host}:{port}: connect: {reason}\"") from e
+            log.info("swarm join: %s; retrying", e)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+    if not ca_matches(parsed, root):
+        raise InvalidParameter(f"remote CA does not match fingerprint. Expected: "
+                               f"{parsed.digest}")
+    return root
+
+
+async def request_identity(req: JoinRequest) -> Identity:
+    """Join: check the root CA, have our CSR signed with the token, wait for it."""
+    host, port = split_addr(req.remote)
+    root = await fetch_trusted_root(host, port, req.token)
+    key = new_key()
+    csr = new_csr(key)
+    ch = channel(f"{host}:{port}", root, "swarm-ca")
+    try:
+        ca = NodeCA(ch)
+        issued = await ca.issue(pb.IssueNodeCertificateRequest(
+            csr=csr, token=req.token, availability=AVAILABILITY[req.availability]),
+            timeout=20)
+        while True:
+            status = await ca.status(issued.node_id, timeout=20)
+            state = status.status.state
+            if state in (pb.IssuanceStatus.ISSUED, pb.IssuanceStatus.ROTATE) \
+                    and status.certificate.csr == csr:
+                cert = bytes(status.certificate.certificate)
+                break
+            if state == pb.IssuanceStatus.FAILED:
+                raise Unavailable(f"the swarm CA did not issue a certificate: "
+                                  f"{status.status.err}")
+            await asyncio.sleep(0.2)
+    except grpc.aio.AioRpcError as e:
+        raise as_docker_error(e) from e
+    finally:
+        await ch.close()
+    addr = req.advertise_addr.rpartition(":")[0] if ":" in req.advertise_addr \
+        else req.advertise_addr
+    return Identity(issued.node_id, key, cert, root, [f"{host}:{port}"], req.availability,
+                    addr or local_addr_towards(host, port), req.listen_addr,
+                    req.data_path_addr)
+
+
+@dataclass
+class Session:
+    """What the current session told us."""
+    session_id: str = ""
+    managers: list[RemoteManager] = field(default_factory=list)
+    error: str = ""
+
+
+class Agent:
+    """Keeps one session with a manager at a time, for as long as it runs."""
+
+    def __init__(self, ident: Identity, labels: list[str],
+                 on_change: Callable[[Identity], None]) -> None:
+        self.ident = ident
+        self.labels = labels
+        self.on_change = on_change
+        self.session = Session()
+        self.ready = asyncio.get_running_loop().create_future()
+
+    def _managers(self) -> list[str]:
+        return list(self.ident.managers)
+
+    async def run(self) -> None:
+        """Sessions until cancelled; a failed one is retried with backoff on the
+        next manager of the list."""
+        delay = 0.5
+        attempt = 0
+        while True:
+            addrs = self._managers()
+            addr = addrs[attempt % len(addrs)]
+            attempt += 1
+            try:
+                await self._session(addr)
+                delay = 0.5
+            except grpc.aio.AioRpcError as e:
+                self.session = Session(managers=self.session.managers,
+                                       error=f"{e.code().name}: {e.details()}")
+                log.warning("swarm session with %s: %s", addr, self.session.error)
+                if e.code() == grpc.StatusCode.PERMISSION_DENIED:
+                    self._fail(as_docker_error(e).message)
+            except (asyncio.TimeoutError, StopAsyncIteration) as e:
+                log.warning("swarm session with %s: %r", addr, e)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, RETRY_MAX)
+
+    def _fail(self, message: str) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(Unavailable(message))
+
+    async def _session(self, addr: str) -> None:
+        ch = channel(addr, self.ident.root_ca, "swarm-manager", self.ident.key,
+                     self.ident.cert)
+        heartbeat: asyncio.Task[None] | None = None
+        try:
+            dispatcher = Dispatcher(ch)
+            stream = dispatcher.session(pb.SessionRequest(
+                description=describe(self.ident, self.labels)))
+            it = stream.__aiter__()
+            first = await asyncio.wait_for(it.__anext__(), FIRST_MESSAGE_TIMEOUT)
+            self._apply(first)
+            heartbeat = asyncio.get_running_loop().create_task(
+                self._heartbeats(dispatcher, first.session_id))
+            if not self.ready.done():
+                self.ready.set_result(None)
+            async for msg in it:
+                self._apply(msg)
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
+            await ch.close()
+
+    async def _heartbeats(self, dispatcher: Dispatcher, session_id: str) -> None:
+        while True:
+            period = await dispatcher.heartbeat(session_id, timeout=10)
+            await asyncio.sleep(max(period, 0.5) * random.uniform(0.9, 1.0))
+
+    def _apply(self, msg: pb.SessionMessage) -> None:
+        managers = [RemoteManager(w.peer.node_id, w.peer.addr) for w in msg.managers]
+        self.session = Session(msg.session_id, managers or self.session.managers)
+        changed = False
+        addrs = [m.addr for m in managers]
+        if addrs and addrs != self.ident.managers:
+            self.ident.managers = addrs
+            changed = True
+        if msg.RootCA and bytes(msg.RootCA) != self.ident.root_ca:
+            # certificate renewal and root rotation come with a later change
+            log.info("swarm: the manager sent a new root CA (rotation not yet followed)")
+        if changed:
+            self.on_change(self.ident)
