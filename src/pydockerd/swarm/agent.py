@@ -66,7 +66,8 @@ async def fetch_trusted_root(host: str, port: int, token: str) -> bytes:
                     and not isinstance(cause, TimeoutError):
                 # refused, unreachable, unresolvable: dockerd fails at once
                 reason = ("connection refused" if isinstance(cause, ConnectionRefusedError)
-                          else getattr(cause, "strerror", None) or str(cause))
+                          else cause.strerror if isinstance(cause, OSError) and cause.strerror
+                          else str(cause))
                 raise Unavailable(f"rpc error: code = Unavailable desc = connection error: "
                                   f"desc = \"transport: Error while dialing dial tcp "
                                   f"{host}:{port}: connect: {reason}\"") from e
