@@ -165,3 +165,25 @@ def test_join_timeout_leaves_the_node_pending(manager: MobyManager, fresh_daemon
         assert "Swarm: pending" in d.out("info")
         assert "Node left the swarm." in d.out("swarm", "leave")
     assert_left_nothing(d)
+
+
+def test_availability_and_restart_with_the_stored_identity(manager: MobyManager,
+                                                           fresh_daemon):
+    d = fresh_daemon()
+    assert JOINED in d.out("swarm", "join", "--availability", "drain", "--token",
+                           manager.join_token(), manager.addr)
+    nid = swarm_info(d)["NodeID"]
+    try:
+        assert node(manager, nid)["Spec"]["Availability"] == "drain"
+        d.restart()
+        # no token needed: the node resumes with its identity from the data root
+        wait_until(lambda: swarm_info(d)["LocalNodeState"] == "active", 15,
+                   what="the restarted node to be active")
+        assert swarm_info(d)["NodeID"] == nid
+        wait_until(lambda: node(manager, nid)["Status"]["State"] == "ready", 15,
+                   what="the node to be ready again")
+        assert manager.out("node", "ls", "-q").split().count(nid) == 1
+    finally:
+        d.cli("swarm", "leave", check=False)
+    assert_left_nothing(d)
+    remove_node(manager, nid)

@@ -6,6 +6,7 @@ import hashlib
 import pytest
 
 from pydockerd.errors import InvalidParameter
+from pydockerd.swarm.addrs import split_addr
 from pydockerd.swarm.jointoken import ca_matches, digest_token_part, parse_token
 
 CA = b"-----BEGIN CERTIFICATE-----\nMIIBazCCARCgAwIBAgIUQ...\n-----END CERTIFICATE-----\n"
@@ -65,3 +66,20 @@ def test_v2_tokens():
     with pytest.raises(InvalidParameter) as e:
         parse_token(f"SWMTKN-2-1-{digest}-{secret}")
     assert "requires FIPS mode" in e.value.message and "pydockerd" in e.value.message
+
+
+@pytest.mark.parametrize("addr, expected", [
+    ("127.0.0.1:2377", ("127.0.0.1", 2377)), ("10.0.0.1", ("10.0.0.1", 2377)),
+    ("[::1]:4000", ("::1", 4000)), ("::1", ("::1", 2377)),
+    ("manager-1.example:2377", ("manager-1.example", 2377)),
+])
+def test_manager_addresses(addr, expected):
+    assert split_addr(addr) == expected
+
+
+@pytest.mark.parametrize("addr", ["", "h:0", "h:70000", "h:x", "a\x00b:1", "x" * 300,
+                                  "-bad-:1", "[::1]x"])
+def test_bad_manager_addresses(addr):
+    with pytest.raises(InvalidParameter) as e:
+        split_addr(addr)
+    assert e.value.message.startswith("invalid remoteAddr")

@@ -9,7 +9,7 @@ import logging
 import random
 import socket
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import AsyncIterator, Callable
 
 import grpc
 import grpc.aio
@@ -164,9 +164,11 @@ class Agent:
             self.ready.set_exception(Unavailable(message))
 
     async def _session(self, addr: str) -> None:
+        """One session: ends (raising) when its stream or its heartbeats fail."""
         ch = channel(addr, self.ident.root_ca, "swarm-manager", self.ident.key,
                      self.ident.cert)
-        heartbeat: asyncio.Task[None] | None = None
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[None]] = []
         try:
             dispatcher = Dispatcher(ch)
             stream = dispatcher.session(pb.SessionRequest(
@@ -174,17 +176,22 @@ class Agent:
             it = stream.__aiter__()
             first = await asyncio.wait_for(it.__anext__(), FIRST_MESSAGE_TIMEOUT)
             self._apply(first)
-            heartbeat = asyncio.get_running_loop().create_task(
-                self._heartbeats(dispatcher, first.session_id))
             if not self.ready.done():
                 self.ready.set_result(None)
-            async for msg in it:
-                self._apply(msg)
+            tasks = [loop.create_task(self._heartbeats(dispatcher, first.session_id)),
+                     loop.create_task(self._messages(it))]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                t.result()
         finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
-                await asyncio.gather(heartbeat, return_exceptions=True)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await ch.close()
+
+    async def _messages(self, it: AsyncIterator[pb.SessionMessage]) -> None:
+        async for msg in it:
+            self._apply(msg)
 
     async def _heartbeats(self, dispatcher: Dispatcher, session_id: str) -> None:
         while True:

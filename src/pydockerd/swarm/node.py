@@ -9,7 +9,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, NoReturn
 
-from ..errors import InvalidParameter, NotImplementedErr, Unavailable
+from ..errors import DockerError, InvalidParameter, NotImplementedErr, Unavailable
 from ..util.tasks import TaskOwner, cancel_and_wait
 from .addrs import split_addr
 from .identity import IdentityStore
@@ -44,7 +44,7 @@ class SwarmNode:
         self.state = INACTIVE
         self.error = ""
         self.agent: Agent | None = None
-        self._joining: asyncio.Task[None] | None = None
+        self._joining: asyncio.Task[DockerError | None] | None = None
         self._running: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
@@ -118,9 +118,12 @@ class SwarmNode:
         done, _ = await asyncio.wait({self._joining}, timeout=self.join_wait)
         if not done:
             raise Unavailable(JOIN_TIMEOUT)
-        self._joining.result()
+        refused = self._joining.result()
+        if refused is not None:
+            raise refused
 
-    async def _join(self, req: JoinRequest) -> None:
+    async def _join(self, req: JoinRequest) -> DockerError | None:
+        """Join; a refusal is returned (the route reports it), not logged as a crash."""
         from .agent import Agent, request_identity
         try:
             ident = await request_identity(req)
@@ -138,10 +141,14 @@ class SwarmNode:
                 raise
             self.store.save(ident)
             self.state = ACTIVE
+        except DockerError as e:
+            self._forget()
+            return e
         except BaseException:
             self._forget()
             raise
         self._running = self.tasks.spawn(self._keep(run), "swarm-agent")
+        return None
 
     async def _keep(self, run: asyncio.Task[None]) -> None:
         try:
