@@ -187,3 +187,22 @@ def test_availability_and_restart_with_the_stored_identity(manager: MobyManager,
         d.cli("swarm", "leave", check=False)
     assert_left_nothing(d)
     remove_node(manager, nid)
+
+
+def test_removed_by_the_manager_shows_in_info_until_it_leaves(manager: MobyManager,
+                                                               fresh_daemon):
+    d = fresh_daemon()
+    assert JOINED in d.out("swarm", "join", "--token", manager.join_token(), manager.addr)
+    nid = swarm_info(d)["NodeID"]
+    manager.cli("node", "rm", "--force", nid)
+    info = wait_until(lambda: (i := swarm_info(d))["LocalNodeState"] == "error" and i, 20,
+                      what="the node to report its removal")
+    assert f"node {nid} was removed from swarm" in info["Error"]
+    assert "Node left the swarm." in d.out("swarm", "leave")
+    assert_left_nothing(d)
+    # joining again gives a new identity
+    assert JOINED in d.out("swarm", "join", "--token", manager.join_token(), manager.addr)
+    new_id = swarm_info(d)["NodeID"]
+    assert new_id != nid
+    d.cli("swarm", "leave")
+    remove_node(manager, new_id)

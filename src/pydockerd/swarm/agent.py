@@ -132,13 +132,15 @@ class Agent:
         self.on_change = on_change
         self.session = Session()
         self.ready = asyncio.get_running_loop().create_future()
+        self.error = ""         # why the agent stopped for good (the node was removed)
 
     def _managers(self) -> list[str]:
         return list(self.ident.managers)
 
     async def run(self) -> None:
         """Sessions until cancelled; a failed one is retried with backoff on the
-        next manager of the list."""
+        next manager of the list. A node the managers refuse (removed with `docker
+        node rm --force`: PermissionDenied) stops with `error` set, until it leaves."""
         delay = 0.5
         attempt = 0
         while True:
@@ -153,7 +155,9 @@ class Agent:
                                        error=f"{e.code().name}: {e.details()}")
                 log.warning("swarm session with %s: %s", addr, self.session.error)
                 if e.code() == grpc.StatusCode.PERMISSION_DENIED:
-                    self._fail(as_docker_error(e).message)
+                    self.error = as_docker_error(e).message
+                    self._fail(self.error)
+                    return
             except (asyncio.TimeoutError, StopAsyncIteration) as e:
                 log.warning("swarm session with %s: %r", addr, e)
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))

@@ -71,8 +71,9 @@ class SwarmNode:
         try:
             try:
                 await asyncio.wait({run, agent.ready}, return_when=asyncio.FIRST_COMPLETED)
-                agent.ready.result()
-                self.state, self.error = ACTIVE, ""
+                if agent.ready.done():
+                    agent.ready.result()
+                    self.state, self.error = ACTIVE, ""
             except Unavailable as e:
                 self.state, self.error = ERROR, e.message
             await run
@@ -85,8 +86,9 @@ class SwarmNode:
         agent = self.agent
         if self.state == INACTIVE or agent is None:
             return SwarmInfo(self.state, error=self.error)
-        return SwarmInfo(self.state, agent.ident.node_id, agent.ident.advertise_addr,
-                         self.error, list(agent.session.managers))
+        state, error = (ERROR, agent.error) if agent.error else (self.state, self.error)
+        return SwarmInfo(state, agent.ident.node_id, agent.ident.advertise_addr, error,
+                         list(agent.session.managers))
 
     def require_manager(self) -> NoReturn:
         """Cluster objects (nodes, services, tasks, secrets, configs) live on managers."""
