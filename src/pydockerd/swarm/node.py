@@ -109,10 +109,10 @@ class SwarmNode:
         availability = availability.lower() or "active"
         if availability not in AVAILABILITIES:
             raise InvalidParameter(f"invalid Availability: {availability!r}")
-        from .agent import JoinRequest
         from .jointoken import parse_token
         split_addr(remote_addrs[0])
         parse_token(token)
+        from .agent import JoinRequest      # gRPC is loaded from here on
         req = JoinRequest(remote_addrs[0], token, availability, advertise_addr,
                           listen_addr, data_path_addr)
         self.state, self.error = PENDING, ""
