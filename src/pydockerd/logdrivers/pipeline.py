@@ -18,17 +18,21 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, Callable, TypeVar
 
+from ..util.inotify import DirWatcher
 from ..util.tasks import TaskOwner
 from .drivers import LogTarget, interrupt, open_driver
 from .message import LogDriver
 from .netio import DriverClosed
-from .spool import Assembler, Cursor, punch_hole, spools
+from .spool import SPOOL_SUFFIX, Assembler, Cursor, punch_hole, spools
 
 log = logging.getLogger("pydockerd.logs")
 
 _READ = 1 << 20
 _PUNCH_EVERY = 1 << 20
 _IDLE_MIN, _IDLE_MAX = 0.005, 0.2
+# a tailer whose bundle is watched (inotify) is woken by conmon's writes, a new
+# spool, and the monitor at the run's exit (drained); it polls only as a safety net
+_IDLE_WATCHED = 10.0
 _REOPEN_MAX = 5.0            # seconds between tries to open a remote driver
 T = TypeVar("T")
 
@@ -47,8 +51,10 @@ class Feed:
 
 class _Tail:
     def __init__(self, target: LogTarget, alive: Callable[[], bool],
-                 remote: LogDriver | None = None) -> None:
+                 remote: LogDriver | None = None, watcher: DirWatcher | None = None) -> None:
         self.target = target
+        self.watcher = watcher
+        self.watched = False        # woken by inotify: long idle waits are safe
         self.alive = alive          # is the container's current conmon running?
         self.wake = asyncio.Event()
         self.stopping = False               # the container is being removed
@@ -67,17 +73,36 @@ class _Tail:
             return await asyncio.to_thread(fn, *args)
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
+    def watch(self) -> None:
+        """Be woken by changes to the spools (instead of polling every 0.2 s)."""
+        if self.watcher is not None:
+            self.watched = self.watcher.watch(self.target.bundle, self._changed)
+
+    def _changed(self, name: str) -> None:
+        if not name:                     # queue overflow, or the bundle went away
+            self.watched = self.watched and bool(
+                self.watcher and self.watcher.is_watching(self.target.bundle))
+            self.wake.set()
+        elif name.endswith(SPOOL_SUFFIX):
+            self.wake.set()
+
+    @property
+    def idle_max(self) -> float:
+        return _IDLE_WATCHED if self.watched else _IDLE_MAX
+
     async def run(self) -> None:
         t = self.target
         cursor = await asyncio.to_thread(Cursor.load, t.bundle)
+        self.watch()
         try:
             self.driver = await self._open(cursor)
             while self.driver is not None and not self.stopping:
+                self.wake.clear()        # before looking: a change from now on wakes _idle
                 names = spools(t.bundle)
                 if not names:
                     if not self.alive():
                         return
-                    await self._idle(_IDLE_MAX)
+                    await self._idle(self.idle_max)
                     continue
                 if cursor.spool != names[0]:
                     cursor.spool, cursor.offset, cursor.pending = names[0], 0, {}
@@ -85,6 +110,8 @@ class _Tail:
         except DriverClosed:
             pass        # interrupted (removal, shutdown): what was not sent stays in the spool
         finally:
+            if self.watcher is not None:
+                self.watcher.unwatch(t.bundle)
             if self.driver is not None:
                 self.driver.close()
             if self.opened is not None:
@@ -97,6 +124,7 @@ class _Tail:
         again until it opens: the output waits in the spool meanwhile."""
         wait = _IDLE_MAX
         while not self.stopping:
+            self.wake.clear()
             remote, self.opened = self.opened, None
             try:
                 return await self._call(open_driver, self.target, cursor.driver or None,
@@ -131,6 +159,7 @@ class _Tail:
         idle = _IDLE_MIN
         with f:
             while not self.stopping:
+                self.wake.clear()        # before looking: a write from now on wakes _idle
                 moved = await self._call(self._step, f, cursor, asm, driver)
                 if moved:
                     idle = _IDLE_MIN
@@ -144,7 +173,7 @@ class _Tail:
                         continue      # conmon wrote more before it went
                     await self._call(self._finish, path, cursor, asm, driver)
                     return True
-                await self._idle(idle)
+                await self._idle(self.idle_max if self.watched else idle)
                 idle = min(idle * 2, _IDLE_MAX)
                 if len(spools(t.bundle)) > 1:
                     last = False
@@ -192,7 +221,7 @@ class _Tail:
                 pass
 
     async def _idle(self, seconds: float) -> None:
-        self.wake.clear()
+        """Until `wake` is set (callers clear it before they look for work) or timeout."""
         try:
             await asyncio.wait_for(self.wake.wait(), seconds)
         except asyncio.TimeoutError:
@@ -205,6 +234,7 @@ class LogPipeline:
     def __init__(self) -> None:
         self._tails: dict[str, _Tail] = {}
         self._tasks = TaskOwner("log pipeline")
+        self._watcher = DirWatcher()
 
     def follow(self, cid: str, target: LogTarget, alive: Callable[[], bool],
                remote: LogDriver | None = None) -> None:
@@ -213,6 +243,8 @@ class LogPipeline:
         tail = self._tails.get(cid)
         if tail is not None:
             tail.alive = alive
+            if not tail.watched:
+                tail.watch()
             if remote is not None:
                 if tail.driver is None and tail.opened is None:
                     tail.opened = remote        # its own is not open yet: take this one
@@ -220,7 +252,7 @@ class LogPipeline:
                     remote.close()
             tail.wake.set()
             return
-        tail = _Tail(target, alive, remote)
+        tail = _Tail(target, alive, remote, self._watcher)
         self._tails[cid] = tail
 
         async def run() -> None:
@@ -289,3 +321,4 @@ class LogPipeline:
             tail.interrupt()
             tail.wake.set()
         await self._tasks.close(grace=5)
+        self._watcher.close()

@@ -1,0 +1,80 @@
+"""An idle log tailer sleeps until its spool changes (inotify), instead of polling.
+
+With one tailer per running container, polling every 0.2 s made an idle daemon
+with 1,000 containers burn half a core and slowed every start (the default
+thread pool queued behind the tailers' steps).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+from pydockerd.logdrivers.drivers import LogTarget
+from pydockerd.logdrivers.pipeline import LogPipeline
+from pydockerd.logdrivers.spool import new_spool_name
+from pydockerd.logdrivers.tag import ContainerInfo
+from pydockerd.util.inotify import DirWatcher
+
+CID = "c" * 64
+TS = "2024-05-01T10:00:00.120000000+00:00"
+
+
+async def _until(cond, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def test_dir_watcher_reports_names_and_removal(tmp_path: Path) -> None:
+    async def main() -> None:
+        w = DirWatcher()
+        seen: list[str] = []
+        d = tmp_path / "bundle"
+        d.mkdir()
+        assert w.watch(str(d), seen.append)
+        (d / "a.spool").write_bytes(b"x")
+        await _until(lambda: "a.spool" in seen)
+        (d / "a.spool").unlink()
+        d.rmdir()
+        await _until(lambda: "" in seen)          # the directory went away
+        assert not w.is_watching(str(d))
+        assert not w.watch(str(tmp_path / "missing"), seen.append)
+        w.unwatch(str(d))                          # harmless after removal
+        w.close()
+    asyncio.run(main())
+
+
+def test_idle_tailer_does_not_poll_and_wakes_on_write(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    spool = bundle / new_spool_name(time.time_ns())
+    spool.write_bytes(b"")
+    log_path = tmp_path / "ctr" / f"{CID}-json.log"
+    target = LogTarget("json-file", str(log_path), str(bundle), ContainerInfo(CID, "/t"))
+    checks: list[float] = []
+
+    def alive() -> bool:
+        checks.append(time.monotonic())
+        return True
+
+    async def main() -> None:
+        pipe = LogPipeline()
+        pipe.follow(CID, target, alive)
+        await asyncio.sleep(1.5)
+        # polling woke the tailer (and asked whether conmon lives) about 8 times by now
+        assert len(checks) <= 3, f"{len(checks)} wake-ups of an idle tailer in 1.5 s"
+        t0 = time.monotonic()
+        with open(spool, "ab") as f:
+            f.write(f"{TS} stdout F hello\n".encode())
+        await _until(lambda: log_path.exists() and b"hello" in log_path.read_bytes())
+        assert time.monotonic() - t0 < 1.0
+        await pipe.forget(CID)
+        await pipe.close()
+    asyncio.run(main())
+    line = json.loads(log_path.read_text().splitlines()[0])
+    assert line["log"] == "hello\n" and line["stream"] == "stdout"
+    assert os.path.exists(spool)
