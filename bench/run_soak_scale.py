@@ -127,6 +127,8 @@ class SoakDaemon(PyDockerd):
     """run_bench's PyDockerd on our own base, with a daemon.json and restarts."""
 
     config: dict = {}
+    profile: str = ""        # write a cProfile of each daemon run to <profile>-<n>.prof
+    runs = 0
 
     def write_config(self) -> None:
         (self.base / "daemon.json").write_text(json.dumps(self.config) + "\n")
@@ -138,7 +140,9 @@ class SoakDaemon(PyDockerd):
 
     def launch(self) -> float:
         """Start the daemon on the existing base; seconds from exec to the first /_ping 200."""
-        argv = [sys.executable, "-m", "pydockerd", "-H", self.host,
+        self.runs += 1
+        prof = ["-m", "cProfile", "-o", f"{self.profile}-{self.runs}.prof"] if self.profile else []
+        argv = [sys.executable, *prof, "-m", "pydockerd", "-H", self.host,
                 "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "exec"),
                 "--pidfile", str(self.base / "daemon.pid"), "-b", self.bridge, "--bip", self.subnet,
                 "--iptables=false", "--ip-forward=false",
@@ -182,6 +186,20 @@ class SoakDaemon(PyDockerd):
         if st not in ok:
             raise RuntimeError(f"{method} {path}: HTTP {st}: {out[:300]!r}")
         return out
+
+    def stop(self) -> None:
+        """SIGTERM and wait (a shutdown stopping 1,000 containers takes a while)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(300)
+            except subprocess.TimeoutExpired:
+                log("pydockerd did not stop within 300 s: killing it")
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
 
     def pid(self) -> int:
         assert self.proc is not None
@@ -387,6 +405,8 @@ def main() -> int:
     ap.add_argument("--scale-step", type=int, default=100)
     ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--output", default=str(HERE / "results-soak.json"))
+    ap.add_argument("--profile", default="", metavar="PREFIX",
+                    help="run the daemon under cProfile, writing PREFIX-<n>.prof per daemon run")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("run as root (the daemon needs it)", file=sys.stderr)
@@ -396,6 +416,7 @@ def main() -> int:
     base = Path(f"/tmp/soak-{os.getpid()}")
     work = Path(tempfile.mkdtemp(prefix="soak-work-"))
     d = SoakDaemon("pydockerd", base, f"soakpyd{random.randrange(16 ** 6):06x}", free_subnet21())
+    d.profile = args.profile
     reg = Registry(work / "registry")
     res: dict = {"args": vars(args)}
     try:

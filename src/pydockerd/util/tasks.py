@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Coroutine, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Iterable, TypeVar
 
 log = logging.getLogger("pydockerd.tasks")
 
@@ -68,3 +68,17 @@ async def cancel_and_wait(*futures: asyncio.Future[Any] | None) -> None:
         f.cancel()
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def for_each(items: Iterable[T], fn: Callable[[T], Awaitable[None]], limit: int) -> None:
+    """await fn(item) for every item, at most `limit` at a time. Every item is attempted;
+    then the first failure, in item order, is raised."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(item: T) -> None:
+        async with sem:
+            await fn(item)
+    results = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
