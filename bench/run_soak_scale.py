@@ -15,9 +15,9 @@ Phases (each prints a curve of the daemon's VmRSS / VmHWM / Pss, in MiB):
            (create + start over the API, timed); every --scale-step: RSS, Pss of
            the conmons, `docker ps` and `docker ps -a` (median of 3, CLI).
   startup  --images distinct images built (COPY of a small file), then the daemon
-           is restarted with live-restore (the containers keep running) and
-           without (shutdown stops them): seconds from exec to the first
-           /_ping 200.
+           is restarted with live-restore (the containers keep running),
+           without (shutdown stops them), and once more (all exited): seconds
+           from exec to the first /_ping 200.
 
 The daemon runs from this checkout's src/ on its own base (/tmp/soak-<pid>),
 socket, bridge (soakpyd<hex>) and a free /21. Everything is removed in a finally
@@ -233,6 +233,14 @@ def median_ps(d: SoakDaemon, *args: str, n: int = 3) -> float:
     return statistics.median(timed_cli(d, "ps", "-q", *args) for _ in range(n))
 
 
+def median_api(d: SoakDaemon, path: str, n: int = 3) -> float:
+    def one() -> float:
+        t0 = time.perf_counter()
+        d.must_api("GET", path)
+        return time.perf_counter() - t0
+    return statistics.median(one() for _ in range(n))
+
+
 # --------------------------------------------------------------------------- phases
 
 def create_start(d: SoakDaemon, cmd: list[str]) -> str:
@@ -329,14 +337,16 @@ def phase_scale(d: SoakDaemon, args: argparse.Namespace, res: dict) -> None:
     starts: list[float] = []
     log(f"scale: {n} running containers, curve every {args.scale_step}")
     print(f"\n== scale (running busybox sleep containers), MiB and ms")
-    print(f"{'n':>5} {'start':>7} {'ps':>7} {'ps -a':>7}  memory")
+    print(f"{'n':>5} {'start':>7} {'ps':>7} {'ps -a':>7} {'GET /containers/json':>8}  memory")
 
     def point(k: int) -> None:
         m = d.mem()
         m.update(n=k, ps_ms=median_ps(d) * 1000, ps_a_ms=median_ps(d, "-a") * 1000,
+                 api_ms=median_api(d, "/containers/json") * 1000,
                  start_ms=(statistics.median(starts[-10:]) * 1000 if starts else 0.0))
         curve.append(m)
-        print(f"{k:>5} {m['start_ms']:>7.0f} {m['ps_ms']:>7.0f} {m['ps_a_ms']:>7.0f}  {fmt_mem(m)}",
+        print(f"{k:>5} {m['start_ms']:>7.0f} {m['ps_ms']:>7.0f} {m['ps_a_ms']:>7.0f} "
+              f"{m['api_ms']:>20.0f}  {fmt_mem(m)}",
               flush=True)
 
     point(0)
@@ -385,6 +395,13 @@ def phase_startup(d: SoakDaemon, args: argparse.Namespace, work: Path, res: dict
         out[key] = {"stop_s": stop_s, "ping_s": secs[0], "running_after": running, **m}
         print(f"{key:>16}: stop {stop_s:5.1f} s, exec -> first /_ping {secs[0]:5.2f} s "
               f"(target < 2), running after {running}; {fmt_mem(m)}", flush=True)
+    # the shutdown above stopped them all: a start with 1,000 exited containers
+    d.stop()
+    secs = d.launch()
+    m = d.mem()
+    out["stopped"] = {"ping_s": secs, **m}
+    print(f"{'all stopped':>16}: exec -> first /_ping {secs:5.2f} s (target < 2); {fmt_mem(m)}",
+          flush=True)
     res["startup"] = out
 
 
