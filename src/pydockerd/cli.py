@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
       help="address and port to serve the Prometheus metrics API on")
     a("--userns-remap", dest="userns_remap",
       help="user/group setting for user namespaces (default, user[:group])")
+    a("--authorization-plugin", dest="authorization_plugins", action="append",
+      help="authorization plugin to load (repeatable)")
     a("--config-file", dest="config_file")
     a("--validate", dest="validate", action="store_true")
     a("-v", "--version", dest="version", action="store_true")

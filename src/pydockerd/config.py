@@ -62,6 +62,7 @@ class Config:
     metrics_addr: str = ""          # host:port of the Prometheus endpoint; "" = off
     userns_remap: str = ""          # "default" | "user[:group]"; "" = no remapping
     labels: tuple[str, ...] = ()    # engine labels (--label key=value), swarm engine.labels
+    authorization_plugins: tuple[str, ...] = ()   # legacy authz plugins, in order
 
     @property
     def socket_paths(self) -> list[str]:
@@ -88,6 +89,7 @@ JSON_KEYS = {
     "max-download-attempts": "max_download_attempts",
     "log-driver": "log_driver", "log-opts": "log_opts",
     "metrics-addr": "metrics_addr", "userns-remap": "userns_remap", "labels": "labels",
+    "authorization-plugins": "authorization_plugins",
 }
 
 _ULIMIT_NAMES = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
@@ -157,6 +159,8 @@ def normalise(values: dict[str, Any]) -> Config:
         elif k in ("hosts", "dns", "dns_search", "dns_opts", "insecure_registries",
                    "registry_mirrors", "labels"):
             v = tuple(v)
+        elif k == "authorization_plugins":
+            v = plugin_names(v)
         elif k == "log_opts":
             v = _log_opts(v)
         elif k == "runtimes":
@@ -195,6 +199,13 @@ def _log_opts(v: Any) -> dict[str, str]:
             raise InvalidParameter(f"invalid key value pair format in log-opt: {item}")
         out[key] = val
     return out
+
+
+def plugin_names(v: object) -> tuple[str, ...]:
+    """`authorization-plugins`: a list of plugin names."""
+    if not isinstance(v, (list, tuple)) or not all(isinstance(n, str) and n for n in v):
+        raise InvalidParameter("authorization-plugins must be a list of plugin names")
+    return tuple(v)
 
 
 def validate(cfg: Config) -> None:

@@ -14,9 +14,11 @@ import traceback
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .api.authz import Authorizer
 from .api.server import ApiServer
 from .composition import Services, compose, routes
-from .config import JSON_KEYS, Config, load_config_file, logging_level, validate
+from .config import JSON_KEYS, Config, load_config_file, logging_level, plugin_names, \
+    validate
 from .errors import DockerError, InvalidParameter
 from .events import EventBus
 from .instruments import Instruments
@@ -76,6 +78,8 @@ class Daemon:
         self.store: Store | None = None
         self.services: Services | None = None
         self.server: ApiServer | None = None
+        self.authz: Authorizer | None = None
+        self._authz_reload: asyncio.Task[None] | None = None
         self.metrics: MetricsServer | None = None
         self._stop = asyncio.Event()
         self.systemd = SystemdEnv()
@@ -111,7 +115,12 @@ class Daemon:
         self.services = services = await compose(
             cfg, self.store, self.events, driver,
             families.instruments if families else Instruments(), ids)
-        self.server = ApiServer(routes(services, self.events))
+        self.authz = Authorizer(services.plugins)
+        try:
+            await self.authz.set_plugins(cfg.authorization_plugins)
+        except DockerError as e:
+            raise DockerError(f"failed to validate authorization plugin: {e.message}") from None
+        self.server = ApiServer(routes(services, self.events), self.authz)
         if families is not None:
             self.metrics = MetricsServer(cfg.metrics_addr, families, services.registry,
                                          self.events, services.system)
@@ -163,7 +172,8 @@ class Daemon:
 
     # daemon.json keys that SIGHUP applies to a running daemon
     RELOADABLE = ("debug", "log-level", "live-restore", "shutdown-timeout",
-                  "max-concurrent-downloads", "max-concurrent-uploads", "max-download-attempts")
+                  "max-concurrent-downloads", "max-concurrent-uploads", "max-download-attempts",
+                  "authorization-plugins")
 
     def _reload(self) -> None:
         """SIGHUP (systemd's ExecReload): tell the service manager a reload runs
@@ -185,6 +195,12 @@ class Daemon:
             log.error("SIGHUP: configuration not reloaded: %s", e.message)
             return
         current = dataclasses.asdict(self.cfg)
+        try:
+            if "authorization-plugins" in values:
+                values["authorization-plugins"] = plugin_names(values["authorization-plugins"])
+        except DockerError as e:
+            log.error("SIGHUP: configuration not reloaded: %s", e.message)
+            return
         changes = {JSON_KEYS[key]: values[key] for key in self.RELOADABLE
                    if key in values and current[JSON_KEYS[key]] != values[key]}
         ignored = sorted(set(values) - set(self.RELOADABLE))
@@ -204,12 +220,33 @@ class Daemon:
         self.cfg = new_cfg
         if self.services is not None:
             self.services.reload(self.cfg)
+        if "authorization_plugins" in changes:
+            self._reload_authz(self.cfg.authorization_plugins)
         if "debug" in changes or "log_level" in changes:
             logging.getLogger().setLevel(logging_level(self.cfg))
         log.info("SIGHUP: reloaded %s", ", ".join(f"{k}={v}" for k, v in changes.items()))
         engine_id = self.services.system.engine_id if self.services is not None else ""
         self.events.publish("daemon", "reload", engine_id, {
             "name": "pydockerd", **{k: str(v) for k, v in changes.items()}})
+
+    def _reload_authz(self, names: tuple[str, ...]) -> None:
+        """The new plugin chain applies once each plugin is activated (dockerd's
+        validateAuthzPlugins); one that cannot be keeps the old chain (dockerd exits)."""
+        authz = self.authz
+        if authz is None:
+            return
+
+        async def apply() -> None:
+            try:
+                await authz.set_plugins(names)
+                log.info("SIGHUP: authorization plugins now %s", list(names))
+            except DockerError as e:
+                log.error("SIGHUP: authorization plugins %s not loaded, %s kept: %s",
+                          list(names), list(authz.names), e.message)
+                self.cfg = dataclasses.replace(self.cfg, authorization_plugins=authz.names)
+        if self._authz_reload is not None:
+            self._authz_reload.cancel()
+        self._authz_reload = asyncio.get_running_loop().create_task(apply())
 
     def _dump_stacks(self) -> None:
         lines = ["=== BEGIN task stack dump ==="]
@@ -234,6 +271,8 @@ class Daemon:
         connection and background task (each owner cancels and awaits its tasks), then
         close the store."""
         self.systemd.notify("STOPPING=1")
+        if self._authz_reload is not None:
+            self._authz_reload.cancel()
         log.info("shutting down (timeout %ss)", self.cfg.shutdown_timeout)
         if self.server:
             await self.server.stop_accepting()

@@ -20,6 +20,7 @@ from ..util.tasks import TaskOwner, cancel_and_wait
 from .http import Body, HijackResponse, Request, Response, StreamResponse
 from .httpwire import BadRequest, HeadersTooLarge, Message, RequestParser, UriTooLong, \
     split_target
+from .authz import Authorizer
 from .router import Router
 from .errormap import error_response, error_status
 from .version import API_VERSION, MIN_API_VERSION, negotiate, split_version, version_str
@@ -144,10 +145,16 @@ class _Connection:
             path, qs = split_target(msg.url)
             version_text, path = split_version(path)
             handler, params = self.server.router.resolve(msg.method, path)
-            version = negotiate(version_text)     # after routing: unknown routes are 404
-            req = Request(msg.method, path, Request.parse_query(qs), msg.headers, body,
-                          version, params=params, upgrade=upgrade, initial_raw=raw)
-            resp = await handler(req)
+
+            def prepare(body: Body) -> Request:   # after routing: unknown routes are 404
+                return Request(msg.method, path, Request.parse_query(qs), msg.headers, body,
+                               negotiate(version_text), params=params, upgrade=upgrade,
+                               initial_raw=raw)
+            authz = self.server.authz.begin(msg.method, msg.url, msg.headers,
+                                            self._common_headers(), self.writer.get_extra_info(
+                                                "ssl_object")) if self.server.authz else None
+            resp = await (authz.run(body, prepare, handler) if authz is not None
+                          else handler(prepare(body)))
         except Exception as e:  # noqa: BLE001 - every failure becomes an answer
             resp = error_response(e, f"{msg.method} {path}")
         if isinstance(resp, HijackResponse):
@@ -337,8 +344,9 @@ class _PrefixedReader:
 class ApiServer:
     """Serves one Router on any number of listeners (unix, tcp, tcp+tls, fd)."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, authz: Authorizer | None = None) -> None:
         self.router = router
+        self.authz = authz                  # authorization plugins (api/authz.py)
         self._servers: list[asyncio.base_events.Server] = []
         # every client connection is a task of this owner: finish() ends them all
         self._conns = TaskOwner("api connections")
