@@ -224,7 +224,7 @@ def test_streams_are_sent_as_they_come(authz):
         plugin.deny_res.append(Rule("GET", r"/containers/az-logs/logs", "stop reading"))
         status, body = _raw(d, "GET", "/containers/az-logs/logs?stdout=1")
         assert status == 200 and b"one\n" in body and body.endswith(
-            b'{"message": "authorization denied by plugin authz-t: stop reading"}\n')
+            b'{"message":"authorization denied by plugin authz-t: stop reading"}\n')
     finally:
         d.cli("rm", "-f", "az-logs", check=False)
 

@@ -236,7 +236,7 @@ class AuthzRequest:
         try:
             await self._response(0, {}, None)
         except DockerError as e:
-            yield (json.dumps({"message": e.message}) + "\n").encode()
+            yield (json.dumps({"message": e.message}, separators=(",", ":")) + "\n").encode()
 
     def _hijacked(self, handler: HijackHandler) -> HijackHandler:
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
