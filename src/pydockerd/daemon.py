@@ -273,6 +273,8 @@ class Daemon:
         self.systemd.notify("STOPPING=1")
         if self._authz_reload is not None:
             self._authz_reload.cancel()
+        if self.authz is not None:
+            await self.authz.late.close(grace=1.0)
         log.info("shutting down (timeout %ss)", self.cfg.shutdown_timeout)
         if self.server:
             await self.server.stop_accepting()

@@ -229,6 +229,18 @@ def test_streams_are_sent_as_they_come(authz):
         d.cli("rm", "-f", "az-logs", check=False)
 
 
+def test_a_stream_the_client_leaves_is_still_shown(authz):
+    d, plugin = authz
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(d.socket)
+        s.sendall(b"GET /v1.41/events HTTP/1.1\r\nHost: docker\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200 ")
+    # as dockerd: the handler ends with the client, then AuthZRes (with nothing to see)
+    [res] = wait_until(lambda: plugin.asked("AuthZRes", "GET", r"/v1.41/events$"),
+                       timeout=10, what="AuthZRes of the events stream")
+    assert not {"ResponseStatusCode", "ResponseHeaders", "ResponseBody"} & set(res.req)
+
+
 def test_hijacked_attach_and_exec(authz):
     d, plugin = authz
     out = d.out("run", "-i", "--rm", "--name", "az-cat", "busybox", "cat", input="hello\n")

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import DockerError, Forbidden, SystemError_
 from ..plugins import PluginRegistry
+from ..util.tasks import TaskOwner
 from .http import AnyResponse, Body, Handler, HijackHandler, Request, Response, \
     StreamResponse
 
@@ -80,6 +81,7 @@ class Authorizer:
     def __init__(self, registry: PluginRegistry) -> None:
         self.registry = registry
         self.names: tuple[str, ...] = ()
+        self.late = TaskOwner("authz responses")    # AuthZRes of streams the client left
 
     async def set_plugins(self, names: Sequence[str]) -> None:
         for name in names:
@@ -194,8 +196,8 @@ class AuthzRequest:
         await self._ask("AuthZRes", doc)
 
     async def after_error(self, common: dict[str, str]) -> None:
-        """The handler failed: AuthZRes sees no status nor body, and its verdict does not
-        matter (dockerd answers with the handler's error)."""
+        """AuthZRes whose verdict does not matter: after a handler error (dockerd answers
+        with the handler's error), a hijack or a stream the client left."""
         try:
             await self._response(0, common, None)
         except DockerError as e:
@@ -230,6 +232,11 @@ class AuthzRequest:
             if not started:
                 await self.after_error(self.common)
             raise
+        except (GeneratorExit, asyncio.CancelledError):
+            # the client left (or the daemon stops): dockerd tells the plugins all the same
+            if not self.authz.late.closed:
+                self.authz.late.spawn(self.after_error({}), name="authz response")
+            raise
         finally:
             if isinstance(chunks, AsyncGenerator):
                 await chunks.aclose()
@@ -243,11 +250,8 @@ class AuthzRequest:
             try:
                 await handler(reader, writer)
             finally:
-                try:
-                    await asyncio.shield(self._response(0, self.common, None))
-                except DockerError as e:        # the connection is the handler's
-                    log.error("AuthZResponse for %s %s returned error: %s", self.method,
-                              self.uri, e.message)
+                # the connection is the handler's: a denial cannot reach the client
+                await asyncio.shield(self.after_error(self.common))
         return run
 
 
