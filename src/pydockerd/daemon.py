@@ -244,6 +244,8 @@ class Daemon:
                 log.error("SIGHUP: authorization plugins %s not loaded, %s kept: %s",
                           list(names), list(authz.names), e.message)
                 self.cfg = dataclasses.replace(self.cfg, authorization_plugins=authz.names)
+                if self.services is not None:
+                    self.services.reload(self.cfg)
         if self._authz_reload is not None:
             self._authz_reload.cancel()
         self._authz_reload = asyncio.get_running_loop().create_task(apply())

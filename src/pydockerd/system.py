@@ -164,6 +164,7 @@ class SystemInfo:
     warnings: list[str]
     labels: list[str] = field(default_factory=list)      # engine labels (--label)
     swarm: SwarmInfo = SwarmInfo()
+    authorization_plugins: tuple[str, ...] = ()
 
     @property
     def stopped(self) -> int:
@@ -201,7 +202,8 @@ class SystemService:
         self.started = time.time()
 
     def reload(self, cfg: Config) -> None:
-        """SIGHUP: /info reports the reloaded options (live-restore, debug)."""
+        """SIGHUP: /info reports the reloaded options (live-restore, debug,
+        authorization plugins)."""
         self.cfg = cfg
 
     def version(self) -> VersionInfo:
@@ -245,6 +247,7 @@ class SystemService:
             server_version=__version__, runtimes=dict(self.cfg.runtimes),
             default_runtime=self.cfg.default_runtime, live_restore=self.cfg.live_restore,
             logging_driver=self.cfg.log_driver,
+            authorization_plugins=self.cfg.authorization_plugins,
             runc_commit=_runc_commit(), security_options=security,
             warnings=self._warnings(),
             labels=list(self.cfg.labels),

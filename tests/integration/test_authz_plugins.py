@@ -120,6 +120,8 @@ def test_allowed_requests_show_method_uri_headers_and_bodies(authz):
         d.cli("start", "az-ok")
         [start] = plugin.asked("AuthZRes", "POST", r"/containers/az-ok/start")
         assert start.req["ResponseStatusCode"] == 204 and "ResponseBody" not in start.req
+        assert d.out("info", "--format", "{{json .Plugins.Authorization}}").strip() == \
+            f'["{NAME}"]'
     finally:
         d.cli("rm", "-f", "az-ok", check=False)
 
@@ -296,6 +298,8 @@ def test_sighup_adds_and_removes_the_plugin(images_dir, tmp_path):
             r = d.cli("volume", "create", "az-h2", check=False)
             return r.returncode != 0 and "denied by plugin authz-t: reloaded" in r.stderr_text
         wait_until(denied, timeout=20, interval=0.2)
+        assert d.out("info", "--format", "{{json .Plugins.Authorization}}").strip() == \
+            f'["{NAME}"]'
         conf.write_text(json.dumps({"authorization-plugins": []}))
         d.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: d.cli("volume", "create", "az-h2", check=False).returncode == 0,
@@ -306,6 +310,7 @@ def test_sighup_adds_and_removes_the_plugin(images_dir, tmp_path):
         wait_until(lambda: "authorization plugins ['az-nosuch'] not loaded" in d.log_tail(200),
                    timeout=20, interval=0.2)
         d.cli("volume", "create", "az-h3")
+        assert d.out("info", "--format", "{{json .Plugins.Authorization}}").strip() == "null"
     finally:
         cleanup_daemon(d)
         plugin.stop()

@@ -152,7 +152,8 @@ class _Connection:
                                initial_raw=raw)
             authz = self.server.authz.begin(msg.method, msg.url, msg.headers,
                                             self._common_headers(), self.writer.get_extra_info(
-                                                "ssl_object")) if self.server.authz else None
+                                                "ssl_object")) \
+                if self.server.authz is not None and self.server.authz.names else None
             resp = await (authz.run(body, prepare, handler) if authz is not None
                           else handler(prepare(body)))
         except Exception as e:  # noqa: BLE001 - every failure becomes an answer
