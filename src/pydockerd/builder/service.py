@@ -124,6 +124,7 @@ class Build:
         self.used_args: set[str] = set()
         self.stages: list[Stage] = []
         self.cache_sources: list[Image] = []       # the cachefrom images found
+        self.outcome_sent = False                  # the build's result/error is queued
 
     # --- output -------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -147,10 +148,11 @@ class Build:
                 yield item
         finally:
             if not task.done():
-                self.svc.counters.failed(CANCELED)      # the client went away
-                task.cancel()
+                if not self.outcome_sent:               # the client went away mid-build
+                    self.svc.counters.failed(CANCELED)
+                    task.cancel()
                 try:
-                    await task
+                    await task                          # (else only the cleanup is left)
                 except BaseException:  # noqa: BLE001 - the client is gone
                     pass
 
@@ -165,6 +167,9 @@ class Build:
             log.exception("build failed")
             self.queue.put_nowait(ErrorEvent(str(e)))
         finally:
+            # the result or the error is out: a client that leaves now (the CLI exits
+            # on the error message) did not cancel the build
+            self.outcome_sent = True
             await asyncio.to_thread(shutil.rmtree, self.tmp, True)
             self.queue.put_nowait(None)
 
