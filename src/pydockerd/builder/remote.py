@@ -12,19 +12,24 @@ import re
 import shutil
 import urllib.parse
 from dataclasses import dataclass
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from ..errors import (DockerError, Forbidden, InvalidParameter, NotFound, SystemError_,
                       Unauthorized)
 from ..runtime.users import resolve_in_root
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import aiohttp
+else:
+    aiohttp = lazy_import("aiohttp")   # only a remote context or ADD <url> needs it
 
 _GIT_SUFFIX = re.compile(r"\.git(?:#.+)?$")
 # moby's acceptableRemoteMIME: what a remote context may be served as
 _MIME = re.compile(r"(?:application/(?:(?:x-)?tar|octet-stream|((?:x-)?(?:gzip|bzip2?|xz)))"
                    r"|(?:text/plain))")
 _PREAMBLE = 100
-_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=300)
+_CONNECT_TIMEOUT, _READ_TIMEOUT = 30, 300
 UNNAMED = "__unnamed__"
 
 
@@ -62,7 +67,9 @@ async def download(url: str, directory: str, prefix: str = "") -> Download:
     """GET url into a new 0600 file under directory (mtime from Last-Modified, else
     the epoch). An HTTP status >= 400 is moby's error for it."""
     try:
-        async with aiohttp.ClientSession(timeout=_TIMEOUT) as session:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_TIMEOUT,
+                                        sock_read=_READ_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
             async with session.get(url, allow_redirects=True) as resp:
                 if resp.status >= 400:
                     body = await resp.content.read(1 << 16)

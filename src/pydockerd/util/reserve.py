@@ -14,7 +14,6 @@ import os
 log = logging.getLogger("pydockerd.reserve")
 
 MIB = 1024 * 1024
-_CHUNK = b"\0" * MIB
 
 
 def free_bytes(path: str) -> int:
@@ -93,8 +92,9 @@ def _allocate(path: str, size: int) -> None:
             if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
                 raise
             offset = os.fstat(fd).st_size               # no fallocate: write the blocks
+            zeros = bytes(min(MIB, size - offset))      # made here: idle memory stays small
             while offset < size:
-                offset += os.pwrite(fd, _CHUNK[:size - offset], offset)
+                offset += os.pwrite(fd, zeros[:size - offset], offset)
         os.fsync(fd)
     finally:
         os.close(fd)
