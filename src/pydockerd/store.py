@@ -168,7 +168,11 @@ class Store:
         """Write a document. Rewriting it unchanged writes nothing (no space needed);
         an update may draw on the reserve (it records a state change that must not be
         lost), a new document is a creation and fails with NoSpace on a full disk."""
-        doc = json.dumps(data, separators=(",", ":"))
+        self.put_json(kind, id, json.dumps(data, separators=(",", ":")))
+
+    def put_json(self, kind: str, id: str, doc: str) -> None:
+        """put() of a document already serialised as JSON (by a caller with a faster
+        encoder than json.dumps of a dict, e.g. msgspec for dataclasses)."""
         with self._lock:
             row = self._db.execute("SELECT data FROM objects WHERE kind=? AND id=?",
                                    (kind, id)).fetchone()

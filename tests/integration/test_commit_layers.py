@@ -89,6 +89,15 @@ def test_init_layer_keeps_runtime_mount_points_out_of_diff_and_commit(daemon, tm
         d.cli("run", "--name", quiet, "busybox", "true")
         try:
             assert d.out("diff", quiet) == ""
+            # one init layer, shared by all containers and never written through:
+            # the first container's own /etc/hosts write left it empty
+            shared = os.path.join(d.data_root, "init-layer")
+            for name in (c, quiet):
+                cid = d.out("inspect", "-f", "{{.Id}}", name).strip()
+                init = os.path.join(d.data_root, "containers", cid, "init")
+                assert os.path.islink(init) and os.path.realpath(init) == shared
+            assert sorted(os.listdir(shared)) == [".dockerenv", "dev", "etc", "proc", "sys"]
+            assert os.path.getsize(os.path.join(shared, "etc", "hosts")) == 0
         finally:
             d.cli("rm", quiet)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any, Iterator
 
 import pytest
@@ -28,6 +29,9 @@ class FlakyStore:
         if self.fail:
             raise OSError(28, "No space left on device")
         self.docs[(kind, id)] = data
+
+    def put_json(self, kind: str, id: str, doc: str) -> None:
+        self.put(kind, id, json.loads(doc))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -162,3 +166,25 @@ def test_task_owner_cancels_and_awaits() -> None:
         with pytest.raises(RuntimeError):
             owner.spawn(asyncio.sleep(0))
     asyncio.run(main())
+
+
+def test_to_json_is_to_dict_and_round_trips() -> None:
+    """The registry writes to_json() (msgspec): the same document as to_dict(), one that
+    from_dict() reads back whole, nested records and non-ASCII text included."""
+    from pydockerd.containers.model import BindMount, Endpoint, Link, VolumeMount
+    from pydockerd.containers.state import Health, State
+    from pydockerd.network.portmap import PortMapping
+    c = Container(id="a" * 64, name="wéb", created="2024-01-01T00:00:00Z", image="busybox",
+                  image_id="sha256:" + "b" * 64,
+                  config={"Cmd": ["sh", "-c", "echo ☃"], "Labels": {"k": "v"}, "Tty": True},
+                  host_config={"Binds": None, "Memory": 1 << 20, "NanoCpus": 0.5},
+                  state=State(status="running", pid=42, health=Health(
+                      "healthy", 0, ({"ExitCode": 0, "Output": "ok"},))),
+                  endpoints=[Endpoint("bridge", "n" * 64, "e" * 64, "10.0.0.2", 24,
+                                      "10.0.0.1", "02:42:0a:00:00:02")],
+                  volumes=[VolumeMount("v", "/data", "/var/lib/v/_data")],
+                  ports=[PortMapping("tcp", 80, "0.0.0.0", 8080, "10.0.0.2")],
+                  links=[Link("db", "d" * 64, "db")],
+                  inherited_binds=[BindMount("/src", "/dst")], exec_ids=["x"])
+    assert json.loads(c.to_json()) == json.loads(json.dumps(c.to_dict()))
+    assert Container.from_dict(json.loads(c.to_json())) == c

@@ -111,7 +111,7 @@ class ContainerRegistry:
         owner = self._names.get(c.name)
         if owner is not None:
             raise name_conflict(c.name, owner)
-        self.store.put(KIND, c.id, c.to_dict())
+        self.store.put_json(KIND, c.id, c.to_json())
         self.adopt(c)
 
     def commit(self, c: Container, **changes: Any) -> None:
@@ -121,11 +121,11 @@ class ContainerRegistry:
         if changes:
             new = dataclasses.replace(c, **changes)
             if c.id in self._containers:
-                self.store.put(KIND, c.id, new.to_dict())
+                self.store.put_json(KIND, c.id, new.to_json())
             for key, value in changes.items():
                 setattr(c, key, value)
         elif c.id in self._containers:
-            self.store.put(KIND, c.id, c.to_dict())
+            self.store.put_json(KIND, c.id, c.to_json())
 
     def commit_fact(self, c: Container, **changes: Any) -> None:
         """Record what already happened (a process started or exited, a removal under

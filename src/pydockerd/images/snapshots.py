@@ -1,7 +1,8 @@
 """Containers' root filesystems: an overlay of the image's layers + a rw layer.
 
-    containers/<id>/init/     dockerd's init layer (images/initlayer.py): the top
-                              lowerdir, between the image's layers and upper/
+    containers/<id>/init      dockerd's init layer (images/initlayer.py): the top
+                              lowerdir, between the image's layers and upper/; a
+                              symlink to init-layer/ (see below)
     containers/<id>/upper/    the container's changes (overlay upperdir)
     containers/<id>/work/     overlay workdir
     containers/<id>/rootfs/   the mountpoint (the OCI bundle's root.path)
@@ -10,6 +11,12 @@
 The overlay is mounted with `mount -t overlay` run (through util/cmd.py) with
 cwd = data_root/layers (via `env -C`), using the short relative lowerdirs
 `l/<short>`, so even 128-layer images fit the one-page option limit.
+
+The init layer's content is the same for every container and a lowerdir is
+never written, so one copy, `<data_root>/init-layer/`, made on first use, is
+shared: creating a container links to it (one syscall) instead of making a
+dozen directories and files. Containers made by an earlier version keep their
+own `init/` directory, used as it is.
 
 With storage_driver="vfs" the layers are copied (whiteouts applied) into
 rootfs/ at create time and mount/unmount are no-ops.
@@ -24,6 +31,7 @@ import logging
 import os
 import shutil
 import stat
+import tempfile
 
 from ..errors import CommandFailed, NotFound, NotImplementedErr, SystemError_
 from ..util.cmd import run_sync
@@ -67,6 +75,7 @@ class Snapshots:
                                     "(overlay2 and vfs are)")
         self.driver = "overlay2" if driver == "overlay" else driver
         self.containers_root = os.path.join(data_root, "containers")
+        self.init_root = os.path.join(data_root, "init-layer")
         self._layers = layers
         self._ids = ids         # --userns-remap: the rw layer belongs to the remapped root
 
@@ -131,10 +140,8 @@ class Snapshots:
             os.makedirs(self._work(container_id), exist_ok=True)
             owned += [self._upper(container_id), self._work(container_id)]
             init = self._init(container_id)
-            if not os.path.isdir(init):
-                os.makedirs(init + ".tmp", exist_ok=True)
-                make_init_layer(init + ".tmp", self._ids.root() if self._ids.remapped else None)
-                os.rename(init + ".tmp", init)
+            if not os.path.lexists(init):
+                os.symlink(self._shared_init(), init)
         if self._ids.remapped:      # the container's dir: root:<remapped gid> 0710, as dockerd
             os.chown(cdir, 0, self._ids.root()[1])
             for d in owned:
@@ -147,6 +154,20 @@ class Snapshots:
                 _apply_layer_dir(self._layers.diff_dir(chain), root)
             # no init layer with vfs: it would have to be written through the
             # image's own files (symlinks included) and its diff is not computed
+
+    def _shared_init(self) -> str:
+        """The init layer all containers share, made (atomically) if missing."""
+        if not os.path.isdir(self.init_root):
+            tmp = tempfile.mkdtemp(prefix="init-layer.tmp", dir=os.path.dirname(self.init_root))
+            try:
+                os.chmod(tmp, 0o755)
+                make_init_layer(tmp, self._ids.root() if self._ids.remapped else None)
+                os.rename(tmp, self.init_root)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not os.path.isdir(self.init_root):   # not made by a concurrent create
+                    raise
+        return self.init_root
 
     def mount_rootfs(self, container_id: str, image: Image | None = None) -> str:
         """Mount the container's rootfs (idempotent); return its path."""
