@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qs
 
+import msgspec
+
 from ..errors import InvalidParameter
 from .jsonin import parse_json
 
@@ -164,7 +166,9 @@ class Response:
 
 
 def json_response(obj: Any, status: int = 200) -> Response:
-    return Response(status, (json.dumps(obj, separators=(",", ":")) + "\n").encode())
+    """A JSON body (msgspec: ~10x faster than json.dumps on a `docker ps` list; non-ASCII
+    text as UTF-8, as Go writes it)."""
+    return Response(status, msgspec.json.encode(obj) + b"\n")
 
 
 def empty(status: int = 204) -> Response:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import random
 import re
@@ -59,7 +60,9 @@ def parse_time(s: str) -> _dt.datetime:
     return _dt.datetime.fromisoformat(s)
 
 
+@functools.lru_cache(maxsize=4096)
 def to_unix(s: str) -> float:
+    """Seconds since the epoch; cached: `docker ps` reads every container's timestamps."""
     if not s or s.startswith("0001-"):
         return 0.0
     return parse_time(s).timestamp()
