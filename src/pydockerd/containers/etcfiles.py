@@ -66,9 +66,10 @@ def write_etc_files(p: EtcFiles, owner: tuple[int, int] | None = None) -> None:
         for src, dst in zip(p.copy_from, paths):
             shutil.copyfile(src, dst)
     else:
-        write_atomic(p.hostname_path, p.hostname + "\n")
-        write_atomic(p.hosts_path, hosts_text(p))
-        write_atomic(p.resolv_conf_path, _resolv_conf(p))
+        # written again at every start: atomic (rename), but no fsync
+        write_atomic(p.hostname_path, p.hostname + "\n", fsync=False)
+        write_atomic(p.hosts_path, hosts_text(p), fsync=False)
+        write_atomic(p.resolv_conf_path, _resolv_conf(p), fsync=False)
     if owner is not None:
         for path in paths:
             os.chown(path, *owner)

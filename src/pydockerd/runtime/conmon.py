@@ -91,7 +91,8 @@ async def create(spec: ConmonSpec, oci_config: dict[str, Any]) -> Started:
         except FileNotFoundError:
             pass
     _clean_runtime_files(spec.bundle)
-    write_atomic(os.path.join(spec.bundle, "config.json"), json.dumps(oci_config))
+    # runtime state under the exec root, written again at every start: no fsync
+    write_atomic(os.path.join(spec.bundle, "config.json"), json.dumps(oci_config), fsync=False)
     argv = [CONMON, "--api-version", "1", "-c", spec.cid, "-u", spec.cid, "-n", spec.name,
             "-r", spec.runc, "--runtime-arg", "--root", "--runtime-arg", spec.runc_root,
             "-b", spec.bundle, "-p", os.path.join(spec.bundle, "pidfile"),

@@ -47,7 +47,8 @@ async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any
     os.makedirs(work_dir, exist_ok=True)
     spec_path = os.path.join(work_dir, "process.json")
     pid_path = os.path.join(work_dir, "pid")
-    write_atomic(spec_path, json.dumps(process))
+    # read once by runc and removed with the exec: no fsync (a power loss ends the exec)
+    write_atomic(spec_path, json.dumps(process), fsync=False)
     argv = [runc, "--root", runc_root, "exec", "--detach", "--pid-file", pid_path,
             "--process", spec_path]
     tty = bool(process.get("terminal"))
