@@ -571,6 +571,39 @@ class Bench:
         log("docker run --rm busybox true")
         s = self.interleaved(lambda e: e.timed("run", "--rm", "busybox", "true"))
         self.add("run --rm busybox true", "ms", s, 1000)
+        log("docker run --rm --network none busybox true")
+        s = self.interleaved(lambda e: e.timed("run", "--rm", "--network", "none", "busybox", "true"))
+        self.add("run --rm --network none busybox true", "ms", s, 1000)
+
+    def bench_list_empty(self) -> None:
+        """`docker ps`, `ps -a` and GET /containers/json with no container at all."""
+        log("docker ps / ps -a / GET /containers/json with 0 containers")
+        for e in self.engines:
+            self.rm_all(e)
+        self.add("docker ps (0 containers)", "ms", self.interleaved(lambda e: e.timed("ps")), 1000)
+        self.add("docker ps -a (0 containers)", "ms",
+                 self.interleaved(lambda e: e.timed("ps", "-a")), 1000)
+        self.add("API GET /containers/json?all=1 (0 containers)", "ms",
+                 self.interleaved(lambda e: e.api_get("/containers/json?all=1"), warmup=3), 1000,
+                 note="raw HTTP on the unix socket")
+
+    def concurrent_runs(self, e: Engine, n: int) -> float | None:
+        """Wall seconds for n `docker run --rm busybox true` started at once."""
+        t0 = time.perf_counter()
+        with cf.ThreadPoolExecutor(n) as pool:
+            results = list(pool.map(lambda _: e.cli("run", "--rm", "busybox", "true", timeout=300),
+                                    range(n)))
+        dt = time.perf_counter() - t0
+        failed = [r for r in results if r.returncode != 0]
+        if failed:
+            e.note_error(f"{len(failed)} of {n} concurrent runs failed: {failed[0].stderr.strip()}")
+            return None
+        return dt
+
+    def bench_concurrent(self, n: int = 20) -> None:
+        log(f"{n} concurrent docker run --rm busybox true")
+        s = self.interleaved(lambda e: self.concurrent_runs(e, n))
+        self.add(f"{n} concurrent run --rm busybox true: wall", "ms", s, 1000)
 
     def bench_lifecycle(self) -> None:
         log("create + start + stop -t 1 + rm (busybox sleep 1000)")
@@ -699,6 +732,7 @@ class Bench:
         # both hold their N containers now: interleave, so drift in host load hits both alike
         log(f"docker ps and GET /containers/json with {n} running, x{self.runs} each")
         ps = self.interleaved(lambda e: e.timed("ps"), warmup=2)
+        ps_a = self.interleaved(lambda e: e.timed("ps", "-a"), warmup=1)
         ps_api = self.interleaved(lambda e: e.api_get("/containers/json"), warmup=2)
         for e in self.engines:
             log(f"{e.name}: removing containers")
@@ -708,6 +742,7 @@ class Bench:
                 e.note_error(f"{len(left)} containers left after rm -f; removing again")
                 self.rm_all(e)
         self.add(f"docker ps ({n} running)", "ms", ps, 1000)
+        self.add(f"docker ps -a ({n} running)", "ms", ps_a, 1000)
         self.add(f"API GET /containers/json ({n} running)", "ms", ps_api, 1000,
                  note="raw HTTP on the unix socket")
         self.add(f"run -d x{n}, concurrency {self.concurrency}: wall per container", "ms", {},
@@ -860,7 +895,9 @@ def main() -> int:
             e.must("load", "-i", str(tmpimg / "busybox.tar"), timeout=300)
         result["sanity"] = bench.sanity()
         bench.bench_api_ping()
+        bench.bench_list_empty()
         bench.bench_run_rm()
+        bench.bench_concurrent()
         bench.bench_lifecycle()
         bench.bench_exec()
         bench.bench_many()
