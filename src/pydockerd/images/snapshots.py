@@ -52,7 +52,7 @@ PAGE = 4096
 
 
 def mounted(path: str) -> bool:
-    """Is path a mount point (per /proc/self/mountinfo)?"""
+    """Is path a mount point (util/mounts.is_mountpoint: statx, or mountinfo)?"""
     return is_mountpoint(path)
 
 

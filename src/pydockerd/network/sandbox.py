@@ -1,8 +1,9 @@
 """Network namespaces kept as bind-mounted files, and the veth pairs that link them.
 
-A sandbox is <exec_root>/netns/<container_id>: `unshare --net=<file>` creates a
-new network namespace and bind-mounts it onto the file in our own mount
-namespace, so it outlives every process (and pydockerd itself) until released.
+A sandbox is <exec_root>/netns/<container_id>: a short-lived thread of the daemon
+unshares into a new network namespace and bind-mounts it onto the file in our own
+mount namespace (what `unshare --net=<file>` does, without spawning it), so it
+outlives every process (and pydockerd itself) until released.
 
 With --userns-remap the namespace is made inside a new user namespace with the
 daemon's mappings, pinned beside it at <exec_root>/userns/<container_id>, and
@@ -13,11 +14,17 @@ namespace is what lets runc mount sysfs and write the net.* sysctls there
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ctypes
 import errno
+import fcntl
 import logging
 import os
+import socket
+import struct
 import subprocess
+import threading
+from typing import Callable
 
 from ..errors import CommandFailed
 from ..util.cmd import run
@@ -28,7 +35,9 @@ from ..util.mounts import is_mountpoint
 log = logging.getLogger("pydockerd.network")
 
 _MNT_DETACH = 2
-_MS_BIND = 4096
+_MS_BIND = 0x1000
+_CLONE_NEWNET = 0x40000000
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -54,7 +63,7 @@ async def create_netns(path: str, ids: IdMap = IDENTITY) -> None:
             await _create_in_userns(path, userns_of(path), ids)
             await run(["nsenter", f"--net={path}", IP, "link", "set", "dev", "lo", "up"])
         else:
-            await run(["unshare", f"--net={path}", IP, "link", "set", "dev", "lo", "up"])
+            await _in_own_thread(_pin_new_netns, path)
     except BaseException:
         remove_netns(path)
         raise
@@ -86,6 +95,49 @@ async def _create_in_userns(netns: str, userns: str, ids: IdMap) -> None:
         await proc.wait()
 
 
+async def _in_own_thread(fn: Callable[[str], None], arg: str) -> None:
+    """Run fn(arg) in a thread of its own that ends with it (never a pooled worker)."""
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def body() -> None:
+        try:
+            fn(arg)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting coroutine
+            done.set_exception(e)
+        else:
+            done.set_result(None)
+    threading.Thread(target=body, name="netns", daemon=True).start()
+    await asyncio.wrap_future(done)
+
+
+def _pin_new_netns(path: str) -> None:
+    """In a thread of its own (a network namespace is per thread): unshare it into a
+    new namespace, bind-mount that onto `path` (the mount namespace is the daemon's),
+    bring `lo` up, then go back. What `unshare --net=<path> ip link set lo up` did,
+    without the two processes. Should the way back fail, the thread ends here all the
+    same, so nothing else ever runs in the container's namespace."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.unshare(_CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+        try:
+            if _libc.mount(b"/proc/thread-self/ns/net", os.fsencode(path), None,
+                           _MS_BIND, None) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"bind mount of a new netns on {path}: {os.strerror(err)}")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:   # in the new netns
+                req = struct.pack("16sH", b"lo", 0)
+                flags = struct.unpack("16sH", fcntl.ioctl(s, _SIOCGIFFLAGS, req)[:18])[1]
+                fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | _IFF_UP))
+        finally:
+            if _libc.setns(home, _CLONE_NEWNET) != 0:
+                log.error("netns thread could not return to the daemon's namespace: %s",
+                          os.strerror(ctypes.get_errno()))
+    finally:
+        os.close(home)
+
+
 def remove_netns(path: str) -> None:
     """Unmount and delete a pinned network namespace file (and the user namespace
     pinned with it); fine if either is half made or gone."""
@@ -114,13 +166,16 @@ async def nsenter(netns: str, argv: list[str], *, input: bytes | None = None) ->
 
 async def create_veth(host_name: str, bridge: str, netns: str, mtu: int, mac: str,
                       ifname: str = "eth0") -> None:
-    """A veth pair: `host_name` on the bridge, its peer as `ifname` inside `netns`."""
-    await run([IP, "link", "add", "name", host_name, "mtu", str(mtu), "type", "veth",
-               "peer", "name", ifname, "mtu", str(mtu), "address", mac, "netns", netns])
+    """A veth pair: `host_name` on the bridge, its peer as `ifname` inside `netns`;
+    one `ip -batch` (it stops at the first failing line)."""
+    batch = (f"link add name {host_name} mtu {mtu} type veth peer name {ifname} mtu {mtu} "
+             f'address {mac} netns "{netns}"\n'
+             f"link set dev {host_name} master {bridge} up\n")
     try:
-        await run([IP, "link", "set", "dev", host_name, "master", bridge, "up"])
+        await run([IP, "-batch", "-"], input=batch.encode())
     except BaseException:
-        await delete_link(host_name)
+        if os.path.exists(f"/sys/class/net/{host_name}"):     # made before the failure
+            await delete_link(host_name)
         raise
 
 
