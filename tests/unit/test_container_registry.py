@@ -188,3 +188,16 @@ def test_to_json_is_to_dict_and_round_trips() -> None:
                   inherited_binds=[BindMount("/src", "/dst")], exec_ids=["x"])
     assert json.loads(c.to_json()) == json.loads(json.dumps(c.to_dict()))
     assert Container.from_dict(json.loads(c.to_json())) == c
+
+
+def test_a_generated_name_taken_meanwhile_is_generated_again() -> None:
+    """Two creates without --name may draw the same random name while their rw layers
+    are made: the second gets another name instead of a Conflict (dockerd retries)."""
+    r = registry()
+    r.add(container("a" * 64, "epic_archimedes"))
+    names = iter(["epic_archimedes", "bold_turing"])
+    late = container("c" * 64, "epic_archimedes")
+    r.add(late, rename=lambda: next(names))
+    assert late.name == "bold_turing" and r.get("bold_turing") is late
+    with pytest.raises(Conflict):              # a name the client asked for is not changed
+        r.add(container("d" * 64, "epic_archimedes"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import Conflict, InvalidParameter, NoSpace, NotFound
 from ..events import EventBus
@@ -107,8 +107,13 @@ class ContainerRegistry:
         self._containers[c.id] = c
         self._names[c.name] = c.id
 
-    def add(self, c: Container) -> None:
+    def add(self, c: Container, rename: Callable[[], str] | None = None) -> None:
+        """Register a new container. Its name taken: Conflict, or with `rename` (the
+        name was generated, not asked for) names from it until one is free."""
         owner = self._names.get(c.name)
+        while owner is not None and rename is not None:
+            c.name = rename()
+            owner = self._names.get(c.name)
         if owner is not None:
             raise name_conflict(c.name, owner)
         self.store.put_json(KIND, c.id, c.to_json())

@@ -97,6 +97,7 @@ class ContainerService:
                      networking_config: dict[str, Any] | None = None) -> Container:
         began = time.monotonic()
         validate_config(config)
+        generated = not name
         if name:
             if not valid_name(name):
                 raise InvalidParameter(f"Invalid container name ({name}), only "
@@ -157,7 +158,9 @@ class ContainerService:
             c.hostname_path = os.path.join(cdir, "hostname")
             c.hosts_path = os.path.join(cdir, "hosts")
             c.resolv_conf_path = os.path.join(cdir, "resolv.conf")
-            self.registry.add(c)
+            # a generated name taken by a concurrent create meanwhile (the rw layer
+            # was made in a thread) is generated again
+            self.registry.add(c, rename=random_name if generated else None)
         except BaseException:
             self.registry.forget(c)
             await asyncio.to_thread(self.runner.remove_files, cid)
