@@ -16,13 +16,17 @@ import logging
 import os
 import ssl
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import aiohttp
-
 from ..errors import SystemError_
+from ..util.lazy import lazy_import
 from .discovery import PluginSpec, TLSOptions
+
+if TYPE_CHECKING:
+    import aiohttp
+else:
+    aiohttp = lazy_import("aiohttp")   # only a call to a plugin needs it
 
 log = logging.getLogger("pydockerd.plugins")
 
