@@ -62,8 +62,8 @@ def run(argv: list[str], check: bool = False, timeout: float = 120, **kw) -> sub
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
 
 
-def free_subnets(n: int) -> list[str]:
-    """n /24s in 10.0.0.0/8 that nothing on the host routes or addresses."""
+def host_networks() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 network the host routes or has an address in."""
     used: list[ipaddress.IPv4Network] = []
     for route in json.loads(run(["ip", "-j", "-4", "route", "show", "table", "all"]).stdout or "[]"):
         dst = route.get("dst", "")
@@ -75,6 +75,12 @@ def free_subnets(n: int) -> list[str]:
     for link in json.loads(run(["ip", "-j", "-4", "addr", "show"]).stdout or "[]"):
         for info in link.get("addr_info", []):
             used.append(ipaddress.IPv4Interface(f"{info['local']}/{info['prefixlen']}").network)
+    return used
+
+
+def free_subnets(n: int) -> list[str]:
+    """n /24s in 10.0.0.0/8 that nothing on the host routes or addresses."""
+    used = host_networks()
     out = []
     for b in range(231, 250):          # a block the tests' random picks (10.100-250.x) rarely hit
         for c in (77, 78, 79, 80, 81):

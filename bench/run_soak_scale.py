@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_bench as rb  # noqa: E402  (daemon start/stop/cleanup helpers)
-from run_bench import PyDockerd, UnixHTTPConnection, log, run  # noqa: E402
+from run_bench import PyDockerd, UnixHTTPConnection, log  # noqa: E402
 from run_image_bench import Registry  # noqa: E402
 
 HERE = rb.HERE
@@ -104,17 +104,7 @@ class Sampler:
 
 def free_subnet21() -> str:
     """A /21 in 10.0.0.0/8 that nothing routes or addresses (room for 1,000+ containers)."""
-    used: list[ipaddress.IPv4Network] = []
-    for route in json.loads(run(["ip", "-j", "-4", "route", "show", "table", "all"]).stdout or "[]"):
-        dst = route.get("dst", "")
-        if dst and dst != "default":
-            try:
-                used.append(ipaddress.IPv4Network(dst, strict=False))
-            except ValueError:
-                pass
-    for link in json.loads(run(["ip", "-j", "-4", "addr", "show"]).stdout or "[]"):
-        for info in link.get("addr_info", []):
-            used.append(ipaddress.IPv4Interface(f"{info['local']}/{info['prefixlen']}").network)
+    used = rb.host_networks()
     rnd = random.Random()
     for _ in range(200):
         net = ipaddress.IPv4Network(f"10.{rnd.randrange(160, 230)}.{rnd.randrange(0, 32) * 8}.0/21")
@@ -336,7 +326,7 @@ def phase_scale(d: SoakDaemon, args: argparse.Namespace, res: dict) -> None:
     curve = []
     starts: list[float] = []
     log(f"scale: {n} running containers, curve every {args.scale_step}")
-    print(f"\n== scale (running busybox sleep containers), MiB and ms")
+    print("\n== scale (running busybox sleep containers), MiB and ms")
     print(f"{'n':>5} {'start':>7} {'ps':>7} {'ps -a':>7} {'GET /containers/json':>8}  memory")
 
     def point(k: int) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, Sequence, TypeVar
 from urllib.parse import quote_plus
 
 from ..logdrivers.goformat import fixed_nano
 from ..logdrivers.message import LogEntry
 
 from ..util.tasks import cancel_and_wait
+
+T = TypeVar("T")
 
 STREAM_IDS = {"stdin": 0, "stdout": 1, "stderr": 2}
 
@@ -164,6 +166,21 @@ async def pump_hijacked(reader: Any, writer: Sink,
 
 class _Closable(Protocol):
     def close(self) -> None: ...
+
+
+async def open_session(attach: Awaitable[T], running: bool) -> asyncio.Future[T]:
+    """Start an attach request's session: made at once for a running container, or
+    when the container starts. The future belongs to the request (release_session
+    ends it when the connection ends); a running container's is awaited briefly here
+    so the session exists before the response is sent."""
+    fut = asyncio.ensure_future(attach)
+    if running:
+        try:
+            await asyncio.wait([fut], timeout=2)
+        except BaseException:
+            await release_session(fut)
+            raise
+    return fut
 
 
 async def release_session(fut: asyncio.Future[Any] | None) -> None:

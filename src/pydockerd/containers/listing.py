@@ -1,7 +1,6 @@
 """`docker ps` selection: all/limit/filters, newest first, as dockerd does."""
 from __future__ import annotations
 
-import fnmatch
 import re
 from typing import Callable
 

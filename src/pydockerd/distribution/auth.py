@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidParameter
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 from ..events import EventBus
 from ..instruments import NO_TIMER, ActionTimer, timed

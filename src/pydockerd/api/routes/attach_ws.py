@@ -26,7 +26,7 @@ from ...containers.service import ContainerService
 from ...errors import InvalidParameter
 from ..http import AnyResponse, HijackResponse, Request
 from ...util.tasks import cancel_and_wait
-from ..streams import parse_detach_keys, pump_hijacked, release_session
+from ..streams import open_session, parse_detach_keys, pump_hijacked, release_session
 from ..websocket import HandshakeRefused, WebSocket, server_handshake, wait_closed
 
 
@@ -56,15 +56,8 @@ class WebSocketAttach:
             use_stdin, want = True, {"stdout", "stderr"}
         logs = req.q_bool("logs")
         binary = req.version_at_least(1, 28)
-        session_fut = asyncio.ensure_future(self.c.attach(ct.id)) \
+        session_fut = await open_session(self.c.attach(ct.id), ct.state.running) \
             if req.q_bool("stream") else None
-        # the session belongs to this request: released when the connection ends
-        if session_fut is not None and ct.state.running:
-            try:
-                await asyncio.wait([session_fut], timeout=2)
-            except BaseException:
-                await release_session(session_fut)
-                raise
 
         async def handler(reader: Any, writer: asyncio.StreamWriter) -> None:
             ws = WebSocket(reader, writer, binary=binary)

@@ -25,7 +25,8 @@ from ..netcompat import migrate_mac_address
 from ..http import (AnyResponse, HijackResponse, Request, Response, StreamResponse, empty,
                     go_quote, json_response)
 from ..router import Route
-from ..streams import frame, log_frames, parse_detach_keys, pump_hijacked, release_session
+from ..streams import (frame, log_frames, open_session, parse_detach_keys, pump_hijacked,
+                       release_session)
 from .attach_ws import WebSocketAttach
 
 
@@ -249,15 +250,8 @@ class ContainerRoutes:
         tty = ct.tty
         ctype = "application/vnd.docker.raw-stream" if tty \
             else "application/vnd.docker.multiplexed-stream"
-        # the session (made at once, or when the container starts) belongs to this
-        # request: release_session ends it when the connection ends
-        session_fut = asyncio.ensure_future(self.c.attach(ct.id)) if stream else None
-        if session_fut is not None and ct.state.running:
-            try:
-                await asyncio.wait([session_fut], timeout=2)
-            except BaseException:
-                await release_session(session_fut)
-                raise
+        session_fut = await open_session(self.c.attach(ct.id), ct.state.running) \
+            if stream else None
 
         async def handler(reader: Any, writer: asyncio.StreamWriter) -> None:
             if logs and want:

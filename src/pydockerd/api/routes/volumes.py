@@ -1,7 +1,6 @@
 """/volumes routes: list, create, inspect, remove, prune (local driver and plugins)."""
 from __future__ import annotations
 
-from typing import Any
 
 from ...errors import NotImplementedErr
 from ...models import VolumeCreateOptions
