@@ -16,6 +16,7 @@ from .api.routes import distribution as distribution_routes
 from .api.routes import exec as exec_routes
 from .api.routes import images as image_routes
 from .api.routes import networks as network_routes
+from .api.routes import plugins as plugin_routes
 from .api.routes import swarm as swarm_routes
 from .api.routes import system as system_routes
 from .api.routes import volumes as volume_routes
@@ -39,6 +40,7 @@ from .instruments import Instruments
 from .network.portmap import PortMapper
 from .network.service import NetworkService
 from .plugins import PluginRegistry
+from .plugins.managed import ManagedPlugins
 from .store import Store
 from .swarm.node import SwarmNode
 from .util.idmap import IDENTITY, IdMap
@@ -134,6 +136,7 @@ def routes(s: Services, events: EventBus) -> Router:
     router.add(network_routes.routes(s.networks, s.containers))
     router.add(volume_routes.routes(s.volumes))
     router.add(swarm_routes.routes(s.swarm))
+    router.add(plugin_routes.routes(ManagedPlugins()))
     return router
 
 
