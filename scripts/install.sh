@@ -31,7 +31,8 @@ fi
 # /var/run/docker.sock (tests/integration/moby_manager.py runs it privately)
 if [ ! -x build/moby/usr/sbin/dockerd ] || [ ! -x build/moby/usr/bin/containerd ]; then
   mkdir -p build/moby/debs
-  (cd build/moby/debs && apt-get download -q docker.io containerd)
+  (cd build/moby/debs && { apt-get download -q docker.io containerd \
+    || { apt-get update -q && apt-get download -q docker.io containerd; }; })
   for deb in build/moby/debs/*.deb; do dpkg -x "$deb" build/moby; done
 fi
 
