@@ -145,6 +145,16 @@ def images_dir(tmp_path_factory) -> Path:
     return out
 
 
+def _unmount_under(base: Path) -> None:
+    """Every mount below the daemon's base (rootfs overlays left by a daemon that
+    stopped with them mounted, tmpfs data roots, volumes), deepest first."""
+    prefix = str(base).rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+
+
 def cleanup_daemon(d: Daemon) -> None:
     """Stop the daemon and remove every container, bridge and chain it made."""
     if d.proc is not None and d.proc.poll() is None:
@@ -162,7 +172,7 @@ def cleanup_daemon(d: Daemon) -> None:
         for cid in os.listdir(runc_root):
             subprocess.run(["runc", "--root", runc_root, "delete", "-f", cid],
                            capture_output=True)
-    subprocess.run(["umount", "-R", "-l", d.data_root], capture_output=True)
+    _unmount_under(d.base)
     for ipt, chain_table, chain in [
             (ipt, table, f"{prefix}-{d.bridge}") for ipt in ("iptables", "ip6tables")
             for prefix in ("PYDOCKER", "PYPORTS") for table in ("filter", "nat")]:
@@ -206,9 +216,9 @@ def fresh_daemon(images_dir, tmp_path_factory):
     def factory(*extra: str) -> Daemon:
         tmp = Path(tempfile.mkdtemp(prefix="pdt-", dir="/tmp"))
         d = make_daemon(tmp, list(extra))
+        made.append(d)            # cleaned up even when it fails to start (bridge, chains)
         d.start()
         d.cli("load", "-i", str(images_dir / "busybox.tar"))
-        made.append(d)
         return d
     yield factory
     for d in made:
