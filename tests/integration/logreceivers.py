@@ -49,6 +49,16 @@ RSYSLOG_TEMPLATE = ("%pri%|%timereported:::date-rfc3339%|%hostname%|%syslogtag%|
                     "%procid%|%msg%\\n")
 
 
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
 class Rsyslog:
     """rsyslogd -n with UDP and TCP inputs on loopback, a unix datagram socket and a
     unix stream socket in `tmp`, writing every message to `tmp/out.log`."""
@@ -102,12 +112,7 @@ template(name="raw" type="string" string="{RSYSLOG_TEMPLATE}")
             [line for line in self.lines() if needle in line]), 15, what=f"rsyslog: {needle}")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 class Journald:
@@ -152,12 +157,7 @@ class Journald:
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 class GelfUdp:

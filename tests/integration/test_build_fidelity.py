@@ -9,24 +9,10 @@ import io
 import json
 import socket
 import tarfile
-from pathlib import Path
 
 import pytest
 
-from test_build import build
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _drop_built_images(daemon):
-    before = set(daemon.out("images", "-aq", "--no-trunc").split())
-    yield
-    for _ in range(20):
-        extra = [i for i in daemon.out("images", "-aq", "--no-trunc").split()
-                 if i not in before]
-        if not extra:
-            break
-        for i in extra:
-            daemon.cli("rmi", "-f", i, check=False)
+from test_build import _drop_built_images, build  # noqa: F401 (autouse fixture)
 
 
 class _UnixConn(http.client.HTTPConnection):

@@ -15,7 +15,7 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from test_build import build
+from test_build import _drop_built_images, build  # noqa: F401 (autouse fixture)
 
 LAST_MODIFIED = 981173106          # 2001-02-03 04:05:06 UTC
 
@@ -84,19 +84,6 @@ def server(tmp_path_factory):
     finally:
         srv.shutdown()
         srv.server_close()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _drop_built_images(daemon):
-    before = set(daemon.out("images", "-aq", "--no-trunc").split())
-    yield
-    for _ in range(20):
-        extra = [i for i in daemon.out("images", "-aq", "--no-trunc").split()
-                 if i not in before]
-        if not extra:
-            break
-        for i in extra:
-            daemon.cli("rmi", "-f", i, check=False)
 
 
 def _sdk_build(sdk, remote: str, **kw) -> str:
