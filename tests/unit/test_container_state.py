@@ -60,8 +60,12 @@ VERBS: dict[str, tuple[Callable[[State], Any], dict[str, Any]]] = {
         st: (Conflict, f"Cannot update container {CID}: container is marked for removal and "
                        'cannot be "update"') if st in ("removing", "dead") else None
         for st in STATUSES}),
-    "check_attach": (lambda s: s.check_attach(), {
-        "created": False, "running": True, "paused": True, "restarting": False,
+    "check_attach": (lambda s: s.check_attach(NAME), {
+        "created": False, "running": True,
+        "paused": (Conflict, f"container {NAME} is paused, unpause the container before "
+                             "attach"),
+        "restarting": (Conflict, f"container {NAME} is restarting, wait until the "
+                                 "container is running"),
         "removing": (Conflict, "You cannot attach to a stopped container, start it first"),
         "exited": False, "dead": (Conflict, "You cannot attach to a stopped container, "
                                             "start it first")}),

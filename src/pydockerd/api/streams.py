@@ -164,6 +164,41 @@ async def pump_hijacked(reader: Any, writer: Sink,
         await cancel_and_wait(in_task, out_task)
 
 
+class _AttachSession(Protocol):
+    async def send(self, data: bytes) -> None: ...
+    def close_stdin(self) -> None: ...
+    def output(self) -> AsyncIterator[tuple[str, bytes]]: ...
+
+
+async def pump_attach(reader: Any, writer: Sink, session: _AttachSession, *, raw: bool,
+                      tty: bool, stdin_once: bool, use_stdin: bool, want: set[str],
+                      keys: bytes,
+                      client_gone: Callable[[], Awaitable[Any]] | None = None) -> bool:
+    """Serve a container attach as dockerd's stream.CopyStreams does: the detach keys
+    count only with a TTY; when the client's stdin ends, a StdinOnce container without
+    a TTY gets EOF on its stdin and its output goes on, otherwise the attach ends.
+    `raw`: output unframed; `client_gone()` ends the attach when the client leaves
+    while nothing reads its input. True if the user detached."""
+    input_ended = asyncio.Event()
+
+    def end_input() -> None:
+        if stdin_once and not tty:
+            session.close_stdin()
+        else:
+            input_ended.set()
+    stdin = (session.send, end_input) if use_stdin else None
+    pump = asyncio.ensure_future(pump_hijacked(
+        reader, writer, session.output(), tty=raw, want=want, stdin=stdin,
+        detach_keys=keys if tty else None))
+    watcher = asyncio.ensure_future(
+        input_ended.wait() if stdin is not None or client_gone is None else client_gone())
+    try:
+        done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return pump in done and bool(pump.result())
+    finally:
+        await cancel_and_wait(pump, watcher)
+
+
 class _Closable(Protocol):
     def close(self) -> None: ...
 

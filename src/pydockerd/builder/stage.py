@@ -7,7 +7,7 @@ them imports another one above it: service.Build implements BuildSteps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from ..containers.model import Container
 from ..errors import DockerError
@@ -65,7 +65,7 @@ class BuildContainers(Protocol):
                      host_config: dict[str, Any] | None,
                      networking_config: dict[str, Any] | None = None) -> Container: ...
 
-    async def attach(self, ref: str) -> RunOutput: ...
+    def attach(self, ref: str) -> Awaitable[RunOutput]: ...
 
     async def start(self, ref: str) -> object: ...
 

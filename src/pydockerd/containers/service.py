@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable
 
 from ..config import Config
 from ..errors import Conflict, Forbidden, InvalidParameter, NotFound, NotImplementedErr
@@ -314,12 +314,13 @@ class ContainerService:
 
     # ---- attach ---------------------------------------------------------------------
 
-    async def attach(self, ref: str) -> AttachSession:
-        """An attach session; waits for the start when the container is only created."""
+    def attach(self, ref: str) -> Awaitable[AttachSession]:
+        """Checks at once (409 for a paused or restarting container), then an attach
+        session: made now for a running container, else when it next starts."""
         c = self.registry.get(ref)
-        if c.state.check_attach():
-            return await AttachSession.connect(self.paths.bundle(c.id))
-        return await self.attachers.wait(c.id)
+        if c.state.check_attach(ref):
+            return AttachSession.connect(self.paths.bundle(c.id))
+        return self.attachers.wait(c.id)
 
     def resize(self, ref: str, height: int, width: int) -> None:
         c = self.registry.get(ref)

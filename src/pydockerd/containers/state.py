@@ -123,8 +123,14 @@ class State:
             raise Conflict(f"Cannot update container {cid}: container is marked for removal "
                            "and cannot be \"update\"")
 
-    def check_attach(self) -> bool:
-        """True: attach now; False: wait for the next start."""
+    def check_attach(self, ref: str) -> bool:
+        """True: attach now; False: wait for the next start. `ref` is the name or id
+        the client gave (dockerd's messages name it)."""
+        if self.status == "paused":
+            raise Conflict(f"container {ref} is paused, unpause the container before attach")
+        if self.status == "restarting":
+            raise Conflict(f"container {ref} is restarting, wait until the container is "
+                           "running")
         if self.running:
             return True
         if self.status in ("removing", "dead"):

@@ -25,8 +25,7 @@ from ...containers.model import Container
 from ...containers.service import ContainerService
 from ...errors import InvalidParameter
 from ..http import AnyResponse, HijackResponse, Request
-from ...util.tasks import cancel_and_wait
-from ..streams import open_session, parse_detach_keys, pump_hijacked, release_session
+from ..streams import open_session, parse_detach_keys, pump_attach, release_session
 from ..websocket import HandshakeRefused, WebSocket, server_handshake, wait_closed
 
 
@@ -56,7 +55,7 @@ class WebSocketAttach:
             use_stdin, want = True, {"stdout", "stderr"}
         logs = req.q_bool("logs")
         binary = req.version_at_least(1, 28)
-        session_fut = await open_session(self.c.attach(ct.id), ct.state.running) \
+        session_fut = await open_session(self.c.attach(req.params["id"]), ct.state.running) \
             if req.q_bool("stream") else None
 
         async def handler(reader: Any, writer: asyncio.StreamWriter) -> None:
@@ -88,31 +87,15 @@ class WebSocketAttach:
     async def _stream(self, ct: Container, ws: WebSocket, session: AttachSession,
                       use_stdin: bool, want: set[str], keys: bytes) -> None:
         self.c.event(ct, "attach")
-        tty = ct.tty
-        keep_output = bool(ct.config.get("StdinOnce")) and not tty
-        input_ended = asyncio.Event()
-
-        def end_input() -> None:
-            if keep_output:
-                session.close_stdin()
-            else:
-                input_ended.set()
-        stdin = (session.send, end_input) \
-            if use_stdin and ct.config.get("OpenStdin") else None
-        # raw output (tty=True): a websocket is never multiplexed
-        pump = asyncio.ensure_future(pump_hijacked(
-            ws, ws, session.output(), tty=True, want=want, stdin=stdin,
-            detach_keys=keys if tty else None))
-        # without stdin nobody reads the client: watch it for pings and its close
-        watcher = asyncio.ensure_future(wait_closed(ws) if stdin is None
-                                        else input_ended.wait())
         try:
-            done, _ = await asyncio.wait({pump, watcher},
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if pump in done and pump.result():
+            # raw output: a websocket is never multiplexed
+            if await pump_attach(
+                    ws, ws, session, raw=True, tty=ct.tty,
+                    stdin_once=bool(ct.config.get("StdinOnce")),
+                    use_stdin=use_stdin and bool(ct.config.get("OpenStdin")),
+                    want=want, keys=keys, client_gone=lambda: wait_closed(ws)):
                 self.c.event(ct, "detach")
         finally:
-            await cancel_and_wait(pump, watcher)
             session.close()
 
 

@@ -25,7 +25,7 @@ from ..netcompat import migrate_mac_address
 from ..http import (AnyResponse, HijackResponse, Request, Response, StreamResponse, empty,
                     go_quote, json_response)
 from ..router import Route
-from ..streams import (frame, log_frames, open_session, parse_detach_keys, pump_hijacked,
+from ..streams import (frame, log_frames, open_session, parse_detach_keys, pump_attach,
                        release_session)
 from .attach_ws import WebSocketAttach
 
@@ -250,8 +250,8 @@ class ContainerRoutes:
         tty = ct.tty
         ctype = "application/vnd.docker.raw-stream" if tty \
             else "application/vnd.docker.multiplexed-stream"
-        session_fut = await open_session(self.c.attach(ct.id), ct.state.running) \
-            if stream else None
+        session_fut = await open_session(self.c.attach(req.params["id"]),
+                                         ct.state.running) if stream else None
 
         async def handler(reader: Any, writer: asyncio.StreamWriter) -> None:
             if logs and want:
@@ -266,11 +266,13 @@ class ContainerRoutes:
             except Exception:  # noqa: BLE001 - the container failed to start
                 return
             self.c.event(ct, "attach")
-            stdin = (session.send, session.close_stdin) \
-                if use_stdin and ct.config.get("OpenStdin") else None
             try:
-                await pump_hijacked(reader, writer, session.output(), tty=tty, want=want,
-                                    stdin=stdin, detach_keys=keys)
+                if await pump_attach(
+                        reader, writer, session, raw=tty, tty=tty,
+                        stdin_once=bool(ct.config.get("StdinOnce")),
+                        use_stdin=use_stdin and bool(ct.config.get("OpenStdin")),
+                        want=want, keys=keys):
+                    self.c.event(ct, "detach")
             finally:
                 session.close()
                 try:
