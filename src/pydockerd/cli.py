@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--ipv6", dest="ipv6", nargs="?", const=True, type=_bool)
     a("--fixed-cidr-v6", dest="fixed_cidr_v6")
     a("--ip6tables", dest="ip6tables", nargs="?", const=True, type=_bool)
+    a("--default-address-pool", dest="default_address_pools", action="append",
+      help="default address pool for local networks: base=CIDR,size=N (repeatable)")
     a("--mtu", dest="mtu", type=int)
     a("--dns", dest="dns", action="append")
     a("--dns-search", dest="dns_search", action="append")

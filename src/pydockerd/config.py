@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import InvalidParameter
 from .logdrivers.options import validate as validate_log_config
+from .network.ipam import AddressPool, address_pools, parse_pool_flag
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Config:
     ipv6: bool = False
     fixed_cidr_v6: str = ""
     ip6tables: bool = True
+    default_address_pools: tuple[AddressPool, ...] = ()   # replace moby's defaults
     mtu: int = 1500
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
@@ -76,6 +78,7 @@ JSON_KEYS = {
     "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert", "tlskey": "tlskey",
     "bridge": "bridge", "bip": "bip", "fixed-cidr": "fixed_cidr", "mtu": "mtu", "dns": "dns",
     "ipv6": "ipv6", "fixed-cidr-v6": "fixed_cidr_v6", "ip6tables": "ip6tables",
+    "default-address-pools": "default_address_pools",
     "dns-search": "dns_search", "dns-opts": "dns_opts", "ip": "ip", "iptables": "iptables",
     "ip-forward": "ip_forward", "ip-masq": "ip_masq", "icc": "icc",
     "default-ulimits": "default_ulimits", "live-restore": "live_restore",
@@ -159,6 +162,12 @@ def normalise(values: dict[str, Any]) -> Config:
         elif k in ("hosts", "dns", "dns_search", "dns_opts", "insecure_registries",
                    "registry_mirrors", "labels"):
             v = tuple(v)
+        elif k == "default_address_pools":
+            if not isinstance(v, (list, tuple)):
+                raise InvalidParameter("default-address-pools must be a list of "
+                                       '{"base": CIDR, "size": prefix length} objects')
+            # flags come as `base=...,size=...` strings, daemon.json as objects
+            v = address_pools(parse_pool_flag(e) if isinstance(e, str) else e for e in v)
         elif k == "authorization_plugins":
             v = plugin_names(v)
         elif k == "log_opts":

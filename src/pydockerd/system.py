@@ -165,6 +165,7 @@ class SystemInfo:
     labels: list[str] = field(default_factory=list)      # engine labels (--label)
     swarm: SwarmInfo = SwarmInfo()
     authorization_plugins: tuple[str, ...] = ()
+    address_pools: tuple[tuple[str, int], ...] = ()   # configured (base, size)
 
     @property
     def stopped(self) -> int:
@@ -251,6 +252,7 @@ class SystemService:
             runc_commit=_runc_commit(), security_options=security,
             warnings=self._warnings(),
             labels=list(self.cfg.labels),
+            address_pools=tuple((str(p.base), p.size) for p in self.cfg.default_address_pools),
             swarm=self.swarm.info() if self.swarm else SwarmInfo())
 
     def _registry_info(self) -> RegistryInfo:

@@ -6,8 +6,9 @@ import ipaddress
 import pytest
 
 from pydockerd.errors import Conflict, InvalidParameter, Unavailable
-from pydockerd.network.ipam import (Pool, choose_default_subnet, mac_for_ip, normalize_mac,
-                                    parse_interface)
+from pydockerd.network.ipam import (DEFAULT_POOLS4, AddressPool, Pool, address_pools,
+                                    choose_default_subnet, mac_for_ip, normalize_mac,
+                                    parse_interface, parse_pool_flag)
 
 A = ipaddress.IPv4Address
 N = ipaddress.IPv4Network
@@ -104,6 +105,51 @@ def test_default_subnet_avoids_host_routes() -> None:
     assert choose_default_subnet(everything_172) == N("192.168.0.0/20")
     with pytest.raises(Unavailable):
         choose_default_subnet([N("172.16.0.0/12"), N("192.168.0.0/16")])
+
+
+def test_default_pools_are_mobys_in_order() -> None:
+    subnets = [str(s) for p in DEFAULT_POOLS4 for s in p.subnets()]
+    assert subnets[:15] == [f"172.{i}.0.0/16" for i in range(17, 32)]
+    assert subnets[15:] == [f"192.168.{i}.0/20" for i in range(0, 256, 16)]
+
+
+def test_configured_pools_split_by_size() -> None:
+    pools = address_pools([parse_pool_flag("base=10.10.0.0/16,size=24"),
+                           {"base": "10.20.0.0/23", "size": 24}])
+    assert choose_default_subnet([], pools) == N("10.10.0.0/24")
+    assert choose_default_subnet([N("10.10.0.0/24"), N("10.10.1.128/25")], pools) \
+        == N("10.10.2.0/24")
+    assert choose_default_subnet([N("10.10.0.0/16")], pools) == N("10.20.0.0/24")
+    with pytest.raises(Unavailable, match="IPv4 address pool"):
+        choose_default_subnet([N("10.0.0.0/8")], pools)
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("base=10.0.0.0/8,size=x", 'invalid size value: "base=10.0.0.0/8,size=x" (must be integer)'),
+    ("base=10.0.0.0/8,sz=24", "unexpected key 'sz' in 'sz=24'"),
+    ("base", "invalid field 'base' must be a key=value pair"),
+    ("base=10.0.0/8,size=24", 'invalid base prefix "10.0.0/8"'),
+])
+def test_pool_flag_errors(flag: str, message: str) -> None:
+    with pytest.raises(InvalidParameter) as e:
+        parse_pool_flag(flag)
+    assert e.value.message == message
+
+
+@pytest.mark.parametrize("entry,message", [
+    ({"base": "10.0.0.0/16", "size": 8}, "network at index 0 (10.0.0.0/16 8) has a smaller "
+                                         "prefix (/16) than the target size of that pool (/8)"),
+    ({"base": "10.0.0.0/16"}, "network at index 0 (10.0.0.0/16 None) is not in canonical form"),
+    ({"base": "nope", "size": 24}, "network at index 0 (None 24) is not in canonical form"),
+    ({"base": "10.0.0.0/16", "size": 33}, "network at index 0 (10.0.0.0/16 33) is not in "
+                                          "canonical form"),
+])
+def test_pool_errors(entry: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidParameter) as e:
+        address_pools([entry])
+    assert e.value.message == message
+    assert address_pools([{"base": "10.1.2.3/16", "size": 24}]) == \
+        (AddressPool(N("10.1.0.0/16"), 24),)
 
 
 def test_mac_like_docker() -> None:

@@ -11,13 +11,14 @@ from pydockerd.api.decode import convert
 from pydockerd.errors import Conflict, Forbidden, InvalidParameter, Unavailable
 from pydockerd.models import NetworkCreateRequest
 from pydockerd.network import dns, usernets
-from pydockerd.network.ipam import (Pool, choose_default_subnet6, parse_ip6, parse_network6,
+from pydockerd.network.ipam import (AddressPool, Pool, choose_default_subnet6, parse_ip6, parse_network6,
                                     ula_base)
 from pydockerd.network.resolver import EmbeddedDNS
 
 V6 = ipaddress.IPv6Network
 A6 = ipaddress.IPv6Address
 
+ULA = (AddressPool(V6("fd42::/48"), 64),)
 
 def test_ula_base_matches_moby_derivation() -> None:
     # moby's TestDeriveULABaseNetwork vectors
@@ -26,13 +27,13 @@ def test_ula_base_matches_moby_derivation() -> None:
 
 
 def test_default_subnet6_is_first_free_64_of_the_base() -> None:
-    base = V6("fd42:98fc:1c14::/48")
+    base = (AddressPool(V6("fd42:98fc:1c14::/48"), 64),)
     assert choose_default_subnet6(base, []) == V6("fd42:98fc:1c14::/64")
     taken = [V6("fd42:98fc:1c14::/64"), V6("fd42:98fc:1c14:1::/80"),
              ipaddress.IPv4Network("10.0.0.0/8"), V6("::/0")]     # the default route: ignored
     assert choose_default_subnet6(base, taken) == V6("fd42:98fc:1c14:2::/64")
     with pytest.raises(Unavailable, match="IPv6 address pool"):
-        choose_default_subnet6(V6("fd00::/63"), [V6("fd00::/63")])
+        choose_default_subnet6((AddressPool(V6("fd00::/63"), 64),), [V6("fd00::/63")])
 
 
 def test_v6_pool_allocates_sequentially_after_gateway() -> None:
@@ -100,7 +101,7 @@ def test_parse_request_dual_stack() -> None:
     assert req.ipv6 and req.subnet == "10.7.0.0/24"
     assert (req.subnet6, req.gateway6, req.ip_range6) == ("fd00:7::/64", "fd00:7::fe",
                                                           "fd00:7::100/120")
-    pool = usernets.plan_pool6(req, V6("fd42::/48"), [], [])
+    pool = usernets.plan_pool6(req, ULA, [], [])
     assert pool.gateway == A6("fd00:7::fe") and pool.ip_range == V6("fd00:7::100/120")
     # the driver option works as EnableIPv6 (moby), and an IPv6 subnet without IPv6 is dropped
     assert _req({"Name": "n", "Options": {"com.docker.network.enable_ipv6": "true"}}).ipv6
@@ -133,9 +134,9 @@ def test_two_v6_subnets_and_overlaps_are_forbidden() -> None:
     req = _req({"Name": "n", "EnableIPv6": True, "IPAM": {"Config": [
         {"Subnet": "fd00:1::/80"}]}})
     with pytest.raises(Forbidden, match="Pool overlaps"):
-        usernets.plan_pool6(req, V6("fd42::/48"), [], [V6("fd00:1::/64")])
+        usernets.plan_pool6(req, ULA, [], [V6("fd00:1::/64")])
     auto = _req({"Name": "n", "EnableIPv6": True})
-    assert usernets.plan_pool6(auto, V6("fd42::/48"), [V6("fd42::/64")], []).subnet == \
+    assert usernets.plan_pool6(auto, ULA, [V6("fd42::/64")], []).subnet == \
         V6("fd42:0:0:1::/64")
 
 
@@ -163,7 +164,7 @@ def test_v6_subnet_over_host_networks_is_refused() -> None:
     req = _req({"Name": "n", "EnableIPv6": True, "IPAM": {"Config": [
         {"Subnet": "fd00::/48"}]}})
     with pytest.raises(Forbidden, match="overlaps the host's networks"):
-        usernets.plan_pool6(req, V6("fd42::/48"), [V6("fd00::/64")], [])
+        usernets.plan_pool6(req, ULA, [V6("fd00::/64")], [])
     req = _req({"Name": "n", "EnableIPv6": True, "IPAM": {"Config": [{"Subnet": "::/0"}]}})
     with pytest.raises(Forbidden):
-        usernets.plan_pool6(req, V6("fd42::/48"), [], [])
+        usernets.plan_pool6(req, ULA, [], [])

@@ -88,7 +88,7 @@ def info(i: SystemInfo) -> dict[str, Any]:
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": i.runc_commit},
         "InitCommit": {"ID": "tini"}, "SecurityOptions": list(i.security_options),
         "CDISpecDirs": [], "Warnings": list(i.warnings),
-        "DefaultAddressPools": None, "FirewallBackend": {"Driver": "iptables"},
+        "DefaultAddressPools": [{"Base": b, "Size": s} for b, s in i.address_pools] or None, "FirewallBackend": {"Driver": "iptables"},
         "Containerd": None,
     }
 

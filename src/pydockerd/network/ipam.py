@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from ..errors import Conflict, InvalidParameter, Unavailable
 
@@ -15,40 +15,108 @@ IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def _candidate_subnets() -> Iterable[IPv4Net]:
-    """Docker's default address pools, in the order it tries them."""
-    for second in range(17, 32):
-        yield IPv4Net(f"172.{second}.0.0/16")
-    for third in range(0, 256, 16):
-        yield IPv4Net(f"192.168.{third}.0/20")
+@dataclass(frozen=True, slots=True)
+class AddressPool:
+    """One default address pool: `base` split into subnets of /`size` (moby's
+    ipamutils.NetworkToSplit; `--default-address-pool base=...,size=...`)."""
+
+    base: IPNet
+    size: int
+
+    def subnets(self) -> Iterator[IPNet]:
+        return iter(self.base.subnets(new_prefix=self.size))
 
 
-def choose_default_subnet(in_use: Iterable[IPv4Net]) -> IPv4Net:
-    """The first default pool overlapping none of `in_use` (host routes, addresses)."""
-    taken = [n for n in in_use if n.prefixlen > 0]   # the default route overlaps everything
-    for cand in _candidate_subnets():
-        if not any(cand.overlaps(n) for n in taken):
-            return cand
-    raise Unavailable("could not find an available, non-overlapping IPv4 address pool "
-                      "among the defaults to assign to the network")
+# moby's local-scope defaults, in the order it tries them
+DEFAULT_POOLS4 = tuple(AddressPool(IPv4Net(b), s) for b, s in (
+    ("172.17.0.0/16", 16), ("172.18.0.0/16", 16), ("172.19.0.0/16", 16),
+    ("172.20.0.0/14", 16), ("172.24.0.0/14", 16), ("172.28.0.0/14", 16),
+    ("192.168.0.0/16", 20)))
+
+
+def parse_pool_flag(value: str) -> dict[str, object]:
+    """`--default-address-pool base=10.10.0.0/16,size=24` as moby's PoolsOpt.Set reads
+    it (keys case-insensitive), into daemon.json's form {"base": ..., "size": ...}."""
+    out: dict[str, object] = {}
+    for field in value.split(","):
+        key, sep, val = field.lower().partition("=")
+        if not sep:
+            raise InvalidParameter(f"invalid field '{field}' must be a key=value pair")
+        if key == "base":
+            try:
+                ipaddress.ip_network(val, strict=False)
+            except ValueError:
+                raise InvalidParameter(f'invalid base prefix "{val}"') from None
+            out["base"] = val
+        elif key == "size":
+            try:
+                out["size"] = int(val)
+            except ValueError:
+                raise InvalidParameter(f'invalid size value: "{value}" (must be integer)') \
+                    from None
+        else:
+            raise InvalidParameter(f"unexpected key '{key}' in '{field}'")
+    return out
+
+
+def address_pools(entries: Iterable[object]) -> tuple[AddressPool, ...]:
+    """`default-address-pools` (daemon.json's objects, or the parsed flags), checked as
+    moby's allocator checks them at start-up."""
+    out = []
+    for i, e in enumerate(entries):
+        base_s = e.get("base") if isinstance(e, dict) else None
+        size = e.get("size") if isinstance(e, dict) else None
+        try:
+            base: IPNet = ipaddress.ip_network(str(base_s), strict=False)
+        except ValueError:
+            base_s = None
+        if not isinstance(base_s, str) or not isinstance(size, int) \
+                or isinstance(size, bool) or not 0 < size <= base.max_prefixlen:
+            raise InvalidParameter(f"network at index {i} ({base_s} {size}) is not in "
+                                   "canonical form")
+        if base.prefixlen > size:
+            raise InvalidParameter(
+                f"network at index {i} ({base} {size}) has a smaller prefix "
+                f"(/{base.prefixlen}) than the target size of that pool (/{size})")
+        out.append(AddressPool(base, size))
+    return tuple(out)
+
+
+def _choose(pools: Iterable[AddressPool], in_use: Iterable[IPNet], version: int) -> IPNet:
+    # the default route overlaps everything: it is left out
+    taken = [n for n in in_use if n.version == version and n.prefixlen > 0]
+    for pool in pools:
+        if pool.base.version == version:
+            for cand in pool.subnets():
+                if not any(cand.overlaps(n) for n in taken):
+                    return cand
+    raise Unavailable(f"could not find an available, non-overlapping IPv{version} address "
+                      "pool among the defaults to assign to the network")
+
+
+def choose_default_subnet(in_use: Iterable[IPNet],
+                          pools: Iterable[AddressPool] = DEFAULT_POOLS4) -> IPv4Net:
+    """The first IPv4 subnet of the pools overlapping none of `in_use` (host routes and
+    addresses, our other networks)."""
+    net = _choose(pools, in_use, 4)
+    assert isinstance(net, IPv4Net)
+    return net
 
 
 def ula_base(host_id: str) -> IPv6Net:
     """The daemon's own ULA /48, as moby's deriveULABaseNetwork: fd00::/8 plus the 40
-    low bits of sha256(host id) as the Global ID (RFC 4193 3.2.2, loosely). Networks
-    created with --ipv6 and no IPv6 subnet get /64s of it."""
+    low bits of sha256(host id) as the Global ID (RFC 4193 3.2.2, loosely). Without
+    IPv6 default address pools, networks created with --ipv6 and no IPv6 subnet get
+    /64s of it."""
     gid = int.from_bytes(hashlib.sha256(host_id.encode()).digest()[:8], "big") & (1 << 40) - 1
     return IPv6Net((int(ipaddress.IPv6Address("fd00::")) + (gid << 80), 48))
 
 
-def choose_default_subnet6(base: IPv6Net, in_use: Iterable[IPNet]) -> IPv6Net:
-    """The first /64 of `base` overlapping none of `in_use` (moby's local IPv6 pool)."""
-    taken = [n for n in in_use if n.version == 6 and n.prefixlen > 0]
-    for cand in base.subnets(new_prefix=64):
-        if not any(cand.overlaps(n) for n in taken):
-            return cand
-    raise Unavailable("could not find an available, non-overlapping IPv6 address pool "
-                      "among the defaults to assign to the network")
+def choose_default_subnet6(pools: Iterable[AddressPool], in_use: Iterable[IPNet]) -> IPv6Net:
+    """The first IPv6 subnet of the pools overlapping none of `in_use`."""
+    net = _choose(pools, in_use, 6)
+    assert isinstance(net, IPv6Net)
+    return net
 
 
 def parse_interface(cidr: str) -> ipaddress.IPv4Interface:

@@ -67,10 +67,10 @@ async def _default_pool6(st: NetworkState, prev: Network | None) -> Pool | None:
         return Pool(net6, net6[1], net6)
     if prev is not None and prev.subnet6:
         return Pool(ipaddress.IPv6Network(prev.subnet6), ipaddress.IPv6Address(prev.gateway6))
-    if st.opts.ula_base is None:
+    if not st.opts.pools6:
         raise InvalidParameter("--ipv6 needs --fixed-cidr-v6 here (no default IPv6 pool)")
     ours = [ipaddress.IPv6Network(n.subnet6) for n in st.networks.values() if n.subnet6]
-    net6 = choose_default_subnet6(st.opts.ula_base, [*await br.host_networks6(), *ours])
+    net6 = choose_default_subnet6(st.opts.pools6, [*await br.host_networks6(), *ours])
     return Pool(net6, net6[1])
 
 
@@ -97,7 +97,7 @@ async def _start_bridge(st: NetworkState, prev: Network | None) -> None:
                    if n.prefixlen > 0):
                 address = None
         if address is None:
-            subnet = choose_default_subnet(await br.host_networks())
+            subnet = choose_default_subnet(await br.host_networks(), st.opts.pools4)
             address = ipaddress.IPv4Interface(f"{subnet[1]}/{subnet.prefixlen}")
         await br.create_bridge(name, address, st.opts.mtu)
         owned = True

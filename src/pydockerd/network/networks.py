@@ -23,16 +23,15 @@ async def create_network(st: NetworkState, body: NetworkCreateRequest) -> Networ
             raise Conflict(f"network with name {req.name} already exists")
         ours = [ipaddress.IPv4Network(n.subnet) for n in st.networks.values()
                 if n.subnet]
-        pool = usernets.plan_pool(req, await br.host_networks(), ours)
+        pool = usernets.plan_pool(req, await br.host_networks(), ours, st.opts.pools4)
         pool6 = None
         if req.ipv6:
-            if st.opts.ula_base is None and not req.subnet6:
+            if not st.opts.pools6 and not req.subnet6:
                 raise Unavailable("could not find an available, non-overlapping IPv6 "
                                   "address pool among the defaults to assign to the network")
             ours6 = [ipaddress.IPv6Network(n.subnet6) for n in st.networks.values()
                      if n.subnet6]
-            pool6 = usernets.plan_pool6(req, st.opts.ula_base or ipaddress.IPv6Network(
-                "fd00::/48"), await br.host_networks6(), ours6)
+            pool6 = usernets.plan_pool6(req, st.opts.pools6, await br.host_networks6(), ours6)
         nid = new_id()
         dev = req.options.get(usernets.OPT_BRIDGE_NAME) or f"br-{nid[:12]}"
         if dev in st.bridge_devices() or await br.link_exists(dev):

@@ -23,7 +23,8 @@ from . import endpoints as eps
 from ..models import EndpointSettings, NetworkCreateRequest
 from . import files, lifecycle, networks
 from . import filters as nfilters
-from .ipam import parse_interface, parse_network, parse_network6, ula_base
+from .ipam import (DEFAULT_POOLS4, AddressPool, parse_interface, parse_network, parse_network6,
+                   ula_base)
 from .model import Endpoint, Network, NetworkMember
 from .resolver import EmbeddedDNS
 from .state import (DEFAULT_BRIDGE, DEFAULT_MTU, BridgeRemoved, ContainerNames, NetworkOptions,
@@ -38,6 +39,17 @@ StrList = list[str]
 Names = list[str]
 
 
+def _default_pools(configured: Sequence[AddressPool], host_id: str | None
+                   ) -> tuple[tuple[AddressPool, ...], tuple[AddressPool, ...]]:
+    """(IPv4, IPv6) default pools as moby: the configured ones replace the defaults;
+    without an IPv6 one, /64s of the ULA prefix host_id (the engine id) derives."""
+    v4 = tuple(p for p in configured if p.base.version == 4) or DEFAULT_POOLS4
+    v6 = tuple(p for p in configured if p.base.version == 6)
+    if not v6 and host_id is not None:
+        v6 = (AddressPool(ula_base(host_id), 64),)
+    return v4, v6
+
+
 class NetworkService:
     def __init__(self, store: Store, events: EventBus, exec_root: str, *,
                  containers: ContainerNames, on_bridge_removed: Sequence[BridgeRemoved] = (),
@@ -46,7 +58,8 @@ class NetworkService:
                  iptables: bool = True, ip_forward: bool = True, ip_masq: bool = True,
                  icc: bool = True, default_bind_ip: str = "0.0.0.0", ipv6: bool = False,
                  fixed_cidr_v6: str | None = None, ip6tables: bool = True,
-                 host_id: str | None = None, actions: ActionTimer = NO_TIMER,
+                 host_id: str | None = None,
+                 address_pools: Sequence[AddressPool] = (), actions: ActionTimer = NO_TIMER,
                  ids: IdMap = IDENTITY) -> None:
         """host_id (the engine id) seeds the daemon's ULA prefix, the default pool of
         IPv6 subnets (moby's deriveULABaseNetwork); without it, an IPv6 network needs
@@ -59,7 +72,7 @@ class NetworkService:
                               default_bind_ip, ipv6,
                               parse_network6(fixed_cidr_v6) if fixed_cidr_v6 else None,
                               iptables and ip6tables,
-                              ula_base(host_id) if host_id is not None else None)
+                              *_default_pools(address_pools, host_id))
         self._state = NetworkState(store, events, os.path.join(exec_root, "netns"), opts,
                                    containers, tuple(on_bridge_removed), ids)
         # engine_daemon_network_actions_seconds: allocate (a container's sandbox),

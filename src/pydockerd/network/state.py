@@ -24,7 +24,7 @@ from ..store import Store
 from ..util.idmap import IDENTITY, IdMap
 from . import bridge as br
 from . import usernets
-from .ipam import IPAddr, Pool
+from .ipam import DEFAULT_POOLS4, AddressPool, IPAddr, Pool
 from .model import Endpoint, Network, lease_key
 from .resolver import EmbeddedDNS
 
@@ -67,7 +67,10 @@ class NetworkOptions:
     ipv6: bool = False                                   # --ipv6: the default bridge too
     fixed_cidr_v6: ipaddress.IPv6Network | None = None
     ip6tables: bool = True
-    ula_base: ipaddress.IPv6Network | None = None        # default IPv6 pool (moby 27+)
+    # default address pools (--default-address-pool); IPv6: the configured ones, else
+    # /64s of the daemon's ULA prefix (moby 27+); none: an IPv6 network needs a subnet
+    pools4: tuple[AddressPool, ...] = DEFAULT_POOLS4
+    pools6: tuple[AddressPool, ...] = ()
 
 
 @dataclass

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from ..errors import Forbidden, InvalidParameter, NotFound, NotImplementedErr
 from ..models import IPAM, IPAMConfig, NetworkCreateRequest
-from .ipam import IPAddr, IPNet, Pool, choose_default_subnet, choose_default_subnet6
+from .ipam import (DEFAULT_POOLS4, AddressPool, IPAddr, IPNet, Pool, choose_default_subnet,
+                   choose_default_subnet6)
 from .model import PREDEFINED
 
 OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
@@ -181,12 +182,13 @@ def validate_ipam_config(c: IPAMConfig) -> list[str]:
 
 
 def plan_pool(req: NetworkRequest, in_use: Iterable[ipaddress.IPv4Network],
-              ours: Iterable[ipaddress.IPv4Network]) -> Pool:
+              ours: Iterable[ipaddress.IPv4Network],
+              pools: Sequence[AddressPool] = DEFAULT_POOLS4) -> Pool:
     """The network's subnet, gateway and range: requested (checked against our other
-    networks) or the first free default pool."""
+    networks) or the first free subnet of the default address pools."""
     ours = list(ours)
     if not req.subnet:
-        net = choose_default_subnet([*in_use, *ours])
+        net = choose_default_subnet([*in_use, *ours], pools)
         return Pool(net, net[1])
     try:
         subnet = ipaddress.IPv4Network(req.subnet, strict=False)
@@ -220,15 +222,15 @@ def plan_pool(req: NetworkRequest, in_use: Iterable[ipaddress.IPv4Network],
     return Pool(subnet, gw, rng, reserve_aux(subnet, gw, req.aux_addresses))
 
 
-def plan_pool6(req: NetworkRequest, base: ipaddress.IPv6Network, in_use: Iterable[IPNet],
+def plan_pool6(req: NetworkRequest, pools: Sequence[AddressPool], in_use: Iterable[IPNet],
                ours: Iterable[IPNet]) -> Pool:
     """The IPv6 subnet of a network created with --ipv6: the requested one (checked
-    against our other networks' IPv6 subnets, as dockerd's address space) or, as moby
-    27+, the first free /64 of the daemon's ULA prefix. Checked by validate_ipam_config
+    against our other networks' IPv6 subnets, as dockerd's address space) or the first
+    free subnet of the IPv6 default pools (moby 27+: /64s of the daemon's ULA prefix). Checked by validate_ipam_config
     already, so the texts parse."""
     ours = [o for o in ours if o.version == 6]
     if not req.subnet6:
-        net = choose_default_subnet6(base, [*in_use, *ours])
+        net = choose_default_subnet6(pools, [*in_use, *ours])
         return Pool(net, net[1])
     subnet = ipaddress.IPv6Network(req.subnet6)
     if subnet.prefixlen > 126:
