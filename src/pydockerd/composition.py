@@ -94,7 +94,7 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
         iptables=cfg.iptables, ip_forward=cfg.ip_forward, ip_masq=cfg.ip_masq, icc=cfg.icc,
         default_bind_ip=cfg.ip, ipv6=cfg.ipv6, fixed_cidr_v6=cfg.fixed_cidr_v6 or None,
         ip6tables=cfg.ip6tables, host_id=engine_id(cfg.data_root),
-        address_pools=cfg.default_address_pools,
+        address_pools=cfg.default_address_pools, dns=cfg.dns,
         actions=inst.network_actions, ids=ids)
     plugins = PluginRegistry.from_env(os.environ)
     volumes = VolumeService(cfg.data_root, store, events, containers=registry,

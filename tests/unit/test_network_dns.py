@@ -28,7 +28,7 @@ def test_query_roundtrip_a_nxdomain_aaaa() -> None:
 def test_resolver_answers_known_names_and_servfails_without_upstreams() -> None:
     table = {"db": ["10.9.0.2"]}
     r = EmbeddedDNS(lambda cid, n: table.get(n), lambda cid, ip: ["db.net"] if ip ==
-                    "10.9.0.2" else None, upstreams=lambda: [])
+                    "10.9.0.2" else None, upstreams=lambda cid: [])
 
     async def ask(name: str, qtype: int = dns.TYPE_A) -> bytes:
         reply = await r.answer("c1", dns.build_query(7, name, qtype))
@@ -44,7 +44,10 @@ def test_resolver_answers_known_names_and_servfails_without_upstreams() -> None:
 def test_embedded_resolv_conf() -> None:
     text = "nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch corp.example\noptions edns0\n"
     out = files.build_embedded_resolv_conf(text, [], [])
-    assert "nameserver 127.0.0.11" in out and "10.0.0.2" not in out
+    assert "nameserver 127.0.0.11" in out and "nameserver 10.0.0.2" not in out
+    assert out.endswith("# ExtServers: [10.0.0.2]\n")     # the host's, loopback left out
+    out = files.build_embedded_resolv_conf(text, [], [], dns=["10.1.1.1", "10.1.1.2"])
+    assert out.endswith("# ExtServers: [10.1.1.1 10.1.1.2]\n")
     assert "search corp.example" in out and "options ndots:0 edns0" in out
     assert "options ndots:2" in files.build_embedded_resolv_conf(text, ["."], ["ndots:2"])
 

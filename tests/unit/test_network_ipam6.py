@@ -144,7 +144,7 @@ def test_dns_aaaa_and_ip6_ptr() -> None:
     table = {"db": ["10.9.0.2", "fd00:9::2"], "v4only": ["10.9.0.3"]}
     r = EmbeddedDNS(lambda cid, n: table.get(n),
                     lambda cid, ip: ["db.net"] if ip == "fd00:9::2" else None,
-                    upstreams=lambda: [])
+                    upstreams=lambda cid: [])
 
     async def ask(name: str, qtype: int) -> bytes:
         reply = await r.answer("c1", dns.build_query(7, name, qtype))

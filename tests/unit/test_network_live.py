@@ -46,6 +46,9 @@ class NoContainers:
     def endpoint_links(self, container_id: str, network: str) -> dict[str, str]:
         return {}
 
+    def dns_servers(self, container_id: str) -> list[str]:
+        return []
+
 
 def service(store: Store, tmp: Path) -> NetworkService:
     return NetworkService(store, EventBus(), str(tmp / "exec"), containers=NoContainers(),

@@ -1,6 +1,7 @@
 """NetworkState and the endpoint bookkeeping, without root: lookup, leases, DNS answers."""
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import sys
 from pathlib import Path
@@ -36,6 +37,9 @@ def state(tmp_path: Path) -> NetworkState:
 
         def endpoint_links(self, cid: str, network: str) -> dict[str, str]:
             return {}
+
+        def dns_servers(self, cid: str) -> list[str]:
+            return ["10.0.0.53"] if cid == "c1" * 32 else []
     st = NetworkState(Store(str(tmp_path / "db.sqlite")), EventBus(), str(tmp_path / "netns"),
                       opts, Names())
     for nid, name, subnet in ((BRIDGE_ID, "bridge", "10.198.0.0/24"),
@@ -103,3 +107,11 @@ def test_netns_path_refuses_path_tricks(state: NetworkState) -> None:
     for bad in ("", "../x", ".hidden", "a/b"):
         with pytest.raises(InvalidParameter):
             state.netns_path(bad)
+
+
+def test_embedded_dns_forwards_to_the_containers_dns_then_the_daemons(
+        state: NetworkState) -> None:
+    assert state.dns_upstreams("c1" * 32) == ["10.0.0.53"]         # its own --dns
+    state.opts = dataclasses.replace(state.opts, dns=("10.0.0.54",))
+    assert state.dns_upstreams("c2" * 32) == ["10.0.0.54"]         # the daemon's --dns
+    assert state.dns_upstreams("c1" * 32) == ["10.0.0.53"]

@@ -87,7 +87,7 @@ def hosts_text(p: EtcFiles) -> str:
 
 def _resolv_conf(p: EtcFiles) -> str:
     if p.embedded_dns:
-        return files.embedded_resolv_conf(list(p.dns_search), list(p.dns_options))
+        return files.embedded_resolv_conf(list(p.dns_search), list(p.dns_options), p.dns)
     return files.resolv_conf(list(p.dns), list(p.dns_search), list(p.dns_options))
 
 

@@ -100,6 +100,11 @@ class ContainerRegistry:
         c = self._containers.get(cid)
         return links.endpoint_aliases(c, network) if c is not None else {}
 
+    def dns_servers(self, cid: str) -> list[str]:
+        """The container's own --dns servers (HostConfig.Dns)."""
+        c = self._containers.get(cid)
+        return list(c.host_config.get("Dns") or ()) if c is not None else []
+
     # ---- changes: store first, then memory ------------------------------------
 
     def adopt(self, c: Container) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import Sequence
 
 from ..errors import InvalidParameter
 
@@ -110,11 +111,13 @@ EMBEDDED_DNS_IP = "127.0.0.11"
 
 
 def build_embedded_resolv_conf(host_text: str, search: list[str], options: list[str], *,
-                               source: str = HOST_RESOLV_CONF) -> str:
+                               source: str = HOST_RESOLV_CONF, dns: Sequence[str] = ()) -> str:
     """The resolv.conf of a container on a user-defined network: only the embedded
-    server (which forwards to the host's upstreams), `ndots:0` as dockerd sets it,
-    and the host's search domains unless --dns-search replaces them."""
-    _, host_search, host_opts, _ = parse_resolv_conf(host_text)
+    server, `ndots:0` as dockerd sets it, and the host's search domains unless
+    --dns-search replaces them. The servers the embedded one forwards to (`dns`, the
+    --dns given, else the host's) are named in an `# ExtServers:` comment, as moby."""
+    host_ns, host_search, host_opts, _ = parse_resolv_conf(host_text)
+    ext = list(dns) or [n for n in host_ns if ":" not in n and not n.startswith("127.")]
     domains = host_search if not search else ([] if search == ["."] else list(search))
     opts = [o for o in (list(options) if options else host_opts)
             if not o.startswith("ndots:")]
@@ -125,10 +128,12 @@ def build_embedded_resolv_conf(host_text: str, search: list[str], options: list[
         lines.append("search " + " ".join(domains))
     lines.append("options " + " ".join(opts))
     lines += ["", f"# Based on host file: '{source}' (internal resolver)"]
+    if ext:
+        lines.append(f"# ExtServers: [{' '.join(ext)}]")
     return "\n".join(lines) + "\n"
 
 
-def embedded_resolv_conf(search: list[str], options: list[str], *,
+def embedded_resolv_conf(search: list[str], options: list[str], dns: Sequence[str] = (), *,
                          host_path: str = HOST_RESOLV_CONF,
                          systemd_path: str = SYSTEMD_RESOLV_CONF) -> str:
     source = host_resolv_conf_path(host_path, systemd_path)
@@ -137,7 +142,7 @@ def embedded_resolv_conf(search: list[str], options: list[str], *,
             text = f.read()
     except OSError:
         text = ""
-    return build_embedded_resolv_conf(text, search, options, source=source)
+    return build_embedded_resolv_conf(text, search, options, source=source, dns=dns)
 
 
 def parse_extra_host(entry: str, host_gateway_ip: str | None) -> tuple[str, str]:

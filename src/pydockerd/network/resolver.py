@@ -10,7 +10,8 @@ daemon; `serve()` is called again for every running container at start-up
 (live restore).
 
 Names of containers are answered from `lookup`; anything else is forwarded
-to the host's upstream resolvers (its resolv.conf without 127.x servers), or
+to the asking container's external servers (`upstreams(cid)`: its `--dns`, else
+the daemon's `--dns`, else the host's resolv.conf without 127.x servers), or
 answered SERVFAIL when there are none.
 """
 from __future__ import annotations
@@ -157,7 +158,7 @@ class _Served:
 class EmbeddedDNS:
     lookup: Lookup
     reverse: ReverseLookup
-    upstreams: Callable[[], list[str]] = upstream_servers
+    upstreams: Callable[[str], list[str]] = lambda cid: upstream_servers()
     _served: dict[str, _Served] = field(default_factory=dict)
     # queries being answered and TCP clients: close() cancels and awaits them
     _tasks: TaskOwner = field(default_factory=lambda: TaskOwner("embedded DNS"))
@@ -250,10 +251,10 @@ class EmbeddedDNS:
             names = self.reverse(cid, ip) if ip is not None else None
             if names:
                 return dns.answer_ptr(q, names)
-        return await self._forward(q, msg)
+        return await self._forward(cid, q, msg)
 
-    async def _forward(self, q: dns.Query, msg: bytes) -> bytes:
-        servers = self.upstreams()
+    async def _forward(self, cid: str, q: dns.Query, msg: bytes) -> bytes:
+        servers = self.upstreams(cid)
         if not servers or not q.recursion_desired:
             return dns.answer_empty(q, dns.RCODE_SERVFAIL)
         loop = asyncio.get_running_loop()

@@ -21,7 +21,7 @@ from ..store import Store
 from ..util.idmap import IDENTITY, IdMap
 from . import endpoints as eps
 from ..models import EndpointSettings, NetworkCreateRequest
-from . import files, lifecycle, networks
+from . import lifecycle, networks
 from . import filters as nfilters
 from .ipam import (DEFAULT_POOLS4, AddressPool, parse_interface, parse_network, parse_network6,
                    ula_base)
@@ -59,7 +59,8 @@ class NetworkService:
                  icc: bool = True, default_bind_ip: str = "0.0.0.0", ipv6: bool = False,
                  fixed_cidr_v6: str | None = None, ip6tables: bool = True,
                  host_id: str | None = None,
-                 address_pools: Sequence[AddressPool] = (), actions: ActionTimer = NO_TIMER,
+                 address_pools: Sequence[AddressPool] = (), dns: Sequence[str] = (),
+                 actions: ActionTimer = NO_TIMER,
                  ids: IdMap = IDENTITY) -> None:
         """host_id (the engine id) seeds the daemon's ULA prefix, the default pool of
         IPv6 subnets (moby's deriveULABaseNetwork); without it, an IPv6 network needs
@@ -72,7 +73,7 @@ class NetworkService:
                               default_bind_ip, ipv6,
                               parse_network6(fixed_cidr_v6) if fixed_cidr_v6 else None,
                               iptables and ip6tables,
-                              *_default_pools(address_pools, host_id))
+                              *_default_pools(address_pools, host_id), tuple(dns))
         self._state = NetworkState(store, events, os.path.join(exec_root, "netns"), opts,
                                    containers, tuple(on_bridge_removed), ids)
         # engine_daemon_network_actions_seconds: allocate (a container's sandbox),
@@ -197,17 +198,7 @@ class NetworkService:
 
     # ------------------------------------------------------------ container files
 
-    def resolv_conf(self, dns: StrList, search: StrList, options: StrList, *,
-                    host_network: bool = False, embedded_dns: bool = False) -> str:
-        if embedded_dns:
-            return files.embedded_resolv_conf(search, options)
-        return files.resolv_conf(dns, search, options, host_network=host_network)
-
     def uses_embedded_dns(self, container_id: str) -> bool:
         return any(not n.predefined for e in self.endpoints(container_id)
                    if (n := self._state.networks.get(e.network_id)))
 
-    def hosts_file(self, hostname: str, domainname: str, ip: str,
-                   extra_hosts: StrList) -> str:
-        return files.hosts_file(hostname, domainname, ip, extra_hosts,
-                                host_gateway_ip=self.bridge_gateway)

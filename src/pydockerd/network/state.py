@@ -26,7 +26,7 @@ from . import bridge as br
 from . import usernets
 from .ipam import DEFAULT_POOLS4, AddressPool, IPAddr, Pool
 from .model import Endpoint, Network, lease_key
-from .resolver import EmbeddedDNS
+from .resolver import EmbeddedDNS, upstream_servers
 
 DEFAULT_BRIDGE = "pydocker0"
 DEFAULT_MTU = 1500
@@ -45,6 +45,10 @@ class ContainerNames(Protocol):
     def endpoint_links(self, container_id: str, network: str) -> dict[str, str]:
         """The legacy link aliases of the container's endpoint on `network`
         ({alias: target name}), which its embedded DNS answers."""
+        ...
+
+    def dns_servers(self, container_id: str) -> Sequence[str]:
+        """The container's own `--dns` servers (none: empty)."""
         ...
 
 
@@ -71,6 +75,7 @@ class NetworkOptions:
     # /64s of the daemon's ULA prefix (moby 27+); none: an IPv6 network needs a subnet
     pools4: tuple[AddressPool, ...] = DEFAULT_POOLS4
     pools6: tuple[AddressPool, ...] = ()
+    dns: tuple[str, ...] = ()          # the daemon's --dns: external DNS servers
 
 
 @dataclass
@@ -92,7 +97,7 @@ class NetworkState:
     dns: EmbeddedDNS = field(init=False)
 
     def __post_init__(self) -> None:
-        self.dns = EmbeddedDNS(self.dns_lookup, self.dns_reverse)
+        self.dns = EmbeddedDNS(self.dns_lookup, self.dns_reverse, self.dns_upstreams)
 
     # ------------------------------------------------------------ lookup
 
@@ -181,6 +186,12 @@ class NetworkState:
             if name == alias.lower() + suffix:
                 return target.lower() + suffix
         return name
+
+    def dns_upstreams(self, container_id: str) -> list[str]:
+        """Where the embedded DNS forwards a container's other queries, as dockerd's
+        external resolvers: its --dns, else the daemon's --dns, else the host's."""
+        return list(self.containers.dns_servers(container_id) or self.opts.dns) \
+            or upstream_servers()
 
     def dns_lookup(self, container_id: str, name: str) -> list[str] | None:
         name = name.rstrip(".").lower()
