@@ -198,3 +198,17 @@ def test_connect_switches_resolv_conf_to_embedded_dns(daemon, made):
     # the new network's containers resolve by name at once, without a restart
     assert "Address" in sh(daemon, f"cli-{tag}", f"nslookup srv-{tag}")
     sh(daemon, f"cli-{tag}", f"ping -c1 -W2 srv-{tag}")
+
+
+def test_connect_leaves_a_user_edited_resolv_conf_alone(daemon, made):
+    tag = made["tag"][0]
+    net = f"pde-{tag}"
+    _network(daemon, made, net)
+    made["containers"].append(f"edit-{tag}")
+    daemon.out("run", "-d", "--name", f"edit-{tag}", "busybox", "sleep", "300")
+    sh(daemon, f"edit-{tag}", "echo 'nameserver 10.9.9.9' > /etc/resolv.conf")
+    daemon.out("network", "connect", net, f"edit-{tag}")
+    # as moby: once edited, the file is the user's (until the next start)
+    assert sh(daemon, f"edit-{tag}", "cat /etc/resolv.conf") == "nameserver 10.9.9.9\n"
+    daemon.out("restart", "-t", "0", f"edit-{tag}")
+    assert "nameserver 127.0.0.11" in sh(daemon, f"edit-{tag}", "cat /etc/resolv.conf")

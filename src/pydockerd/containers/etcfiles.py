@@ -6,6 +6,7 @@ runs in a worker thread and touches nothing but that value and the disk.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -69,7 +70,9 @@ def write_etc_files(p: EtcFiles, owner: tuple[int, int] | None = None) -> None:
         # written again at every start: atomic (rename), but no fsync
         write_atomic(p.hostname_path, p.hostname + "\n", fsync=False)
         write_atomic(p.hosts_path, hosts_text(p), fsync=False)
-        write_atomic(p.resolv_conf_path, _resolv_conf(p), fsync=False)
+        resolv = _resolv_conf(p).encode()
+        write_atomic(p.resolv_conf_path, resolv, fsync=False)
+        write_atomic(_hash_path(p), hashlib.sha256(resolv).hexdigest(), fsync=False)
     if owner is not None:
         for path in paths:
             os.chown(path, *owner)
@@ -91,6 +94,12 @@ def _resolv_conf(p: EtcFiles) -> str:
     return files.resolv_conf(list(p.dns), list(p.dns_search), list(p.dns_options))
 
 
+def _hash_path(p: EtcFiles) -> str:
+    """Where the digest of the resolv.conf we wrote is kept (moby's resolv.conf.hash):
+    a file whose content no longer matches it was edited by the user."""
+    return p.resolv_conf_path + ".hash"
+
+
 def _rewrite(path: str, text: str) -> None:
     """Replace a bind-mounted file's content in place: a rename (write_atomic) would
     leave the running container reading the old inode."""
@@ -103,11 +112,23 @@ def _rewrite(path: str, text: str) -> None:
         os.close(fd)
 
 
-def rewrite_resolv_conf(p: EtcFiles) -> None:
-    """In a worker thread, for a running container: resolv.conf again, in place."""
+def rewrite_resolv_conf(p: EtcFiles) -> bool:
+    """In a worker thread, for a running container: resolv.conf again, in place,
+    unless the user edited it (as moby: then it is theirs). False if left alone."""
     if p.copy_from is not None or p.host_network:
-        return
-    _rewrite(p.resolv_conf_path, _resolv_conf(p))
+        return False
+    try:
+        with open(_hash_path(p)) as f:
+            written = f.read().strip()
+        with open(p.resolv_conf_path, "rb") as g:
+            if hashlib.sha256(g.read()).hexdigest() != written:
+                return False
+    except FileNotFoundError:
+        pass            # written before digests were kept: ours to replace
+    text = _resolv_conf(p)
+    _rewrite(p.resolv_conf_path, text)
+    write_atomic(_hash_path(p), hashlib.sha256(text.encode()).hexdigest(), fsync=False)
+    return True
 
 
 def rewrite_hosts(p: EtcFiles) -> None:

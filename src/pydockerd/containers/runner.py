@@ -169,7 +169,9 @@ class Runner:
         now names the embedded DNS (as libnetwork's rebuildDNS; rewritten in place, the
         file is bind-mounted into the container)."""
         etc = plan_etc_files(c, self.networks, self.cfg, self.registry.get)
-        await asyncio.to_thread(rewrite_resolv_conf, etc)
+        if not await asyncio.to_thread(rewrite_resolv_conf, etc):
+            log.info("%s: /etc/resolv.conf was modified, not switched to the embedded DNS",
+                     c.id[:12])
 
     async def refresh_hosts(self, c: Container) -> None:
         """Rewrite a running container's /etc/hosts (after its links changed)."""
