@@ -39,7 +39,7 @@ from .images.service import ImageService
 from .instruments import Instruments
 from .network.portmap import PortMapper
 from .network.service import NetworkService
-from .plugins import PluginRegistry
+from .plugins import PluginDirs, PluginRegistry
 from .plugins.managed import ManagedPlugins
 from .store import Store
 from .swarm.node import SwarmNode
@@ -68,6 +68,7 @@ class Services:
     archive: ArchiveService
     plugins: PluginRegistry
     swarm: SwarmNode
+    managed: ManagedPlugins
 
     def reload(self, cfg: Config) -> None:
         """SIGHUP: hand the reloaded configuration to the services that read it."""
@@ -96,7 +97,13 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
         ip6tables=cfg.ip6tables, host_id=engine_id(cfg.data_root),
         address_pools=cfg.default_address_pools, dns=cfg.dns,
         actions=inst.network_actions, ids=ids)
-    plugins = PluginRegistry.from_env(os.environ)
+    distribution = DistributionService(cfg, images, events)
+    # managed plugins first: the legacy registry asks them before its own discovery
+    managed = ManagedPlugins(cfg.data_root, cfg.exec_root,
+                             PluginDirs.from_env(os.environ).socket_dir,
+                             cfg.runtimes[cfg.default_runtime], events, distribution)
+    plugins = PluginRegistry.from_env(os.environ, managed=managed)
+    await managed.start()          # before containers come back with their plugin volumes
     volumes = VolumeService(cfg.data_root, store, events, containers=registry,
                             plugins=plugins, ids=ids)
     ports = ContainerPorts(port_mapper, partial(_bridge_of, networks))
@@ -118,11 +125,10 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     swarm = SwarmNode(cfg.data_root, list(cfg.labels))
     await swarm.start()
     system = SystemService(cfg, containers, images, networks, volumes, swarm)
-    distribution = DistributionService(cfg, images, events)
     builds = BuildService(images, containers, registry_pull(distribution), inst.builds)
     return Services(registry, images, networks, volumes, containers, health, execs, system,
                     distribution, builds, StatsService(),
-                    ArchiveService(registry, images, volumes, ids), plugins, swarm)
+                    ArchiveService(registry, images, volumes, ids), plugins, swarm, managed)
 
 
 def routes(s: Services, events: EventBus) -> Router:
@@ -137,7 +143,7 @@ def routes(s: Services, events: EventBus) -> Router:
     router.add(network_routes.routes(s.networks, s.containers))
     router.add(volume_routes.routes(s.volumes))
     router.add(swarm_routes.routes(s.swarm))
-    router.add(plugin_routes.routes(ManagedPlugins()))
+    router.add(plugin_routes.routes(s.managed))
     return router
 
 

@@ -297,6 +297,7 @@ class Daemon:
             await s.swarm.close()
             await s.execs.close()
             await s.health.close()
+            await s.managed.shutdown()          # after the containers using its volumes
             await s.networks.stop()
         if self.store:
             self.store.close()

@@ -69,6 +69,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/networks/{id}/disconnect"): {"Container": "{cid}", "Force": False},
     ("POST", "/commit"): {"Cmd": ["sh"], "Labels": {"a": "b"}, "Env": ["A=1"]},
     ("POST", "/auth"): {"username": "u", "password": "p", "serveraddress": "127.0.0.1:9"},
+    # managed plugins: lists (privileges granted, `plugin set` arguments)
+    ("POST", "/plugins/pull"): [],
+    ("POST", "/plugins/{name:path}/upgrade"): [],
+    ("POST", "/plugins/{name:path}/set"): [],
 }
 
 
@@ -258,6 +262,7 @@ def test_every_route_refuses_malformed_input(fz: Fuzz) -> None:
 
 # --- raw (archive) bodies ----------------------------------------------------------------
 RAW_BODIES: dict[tuple[str, str], str] = {      # route -> query that makes it read the body
+    ("POST", "/plugins/create"): "name=fz-plugin",
     ("POST", "/images/load"): "",
     ("POST", "/build"): "t=fz-build",
     ("PUT", "/containers/{id}/archive"): "path=/tmp",

@@ -125,6 +125,20 @@ class DistributionService:
         assert last is not None
         raise last
 
+    async def open_session(self, ref: Reference, auth: AuthConfig, push: bool = False
+                           ) -> RegistrySession:
+        """An open session with the first endpoint of ref's registry that answers, with
+        the repository's pull (or pull,push) scope; the caller closes it. Managed plugins
+        (plugins/managed/) move plugin images with it and this package's pieces."""
+        await self._prepare()
+
+        async def nothing(sess: RegistrySession) -> None:
+            return None
+        sess, _ = await self._with_endpoint(
+            ref.domain, auth, [f"repository:{ref.path}:{'pull,push' if push else 'pull'}"],
+            nothing)
+        return sess
+
     # --- pull / import ---------------------------------------------------------------------
     async def create(self, from_image: str | None, from_src: str | None, tag: str | None,
                      platform: str | None, auth: AuthConfig, body: AsyncIterator[bytes],

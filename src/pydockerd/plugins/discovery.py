@@ -126,13 +126,20 @@ def read_json_spec(name: str, path: str) -> PluginSpec:
 
 
 def scan(dirs: PluginDirs) -> list[str]:
-    """Every plugin name present (dockerd's Scan): sockets anywhere under the socket dir,
-    files in the spec dirs; each name once, in the order found."""
+    """Every plugin name present (dockerd's Scan): sockets `<name>.sock` in the socket
+    dir or `<name>/<name>.sock` below it (not any socket deeper down: managed plugins
+    keep theirs in `<id>/`), files in the spec dirs; each name once, in the order found."""
     names: list[str] = []
-    for root, _dirs, files in os.walk(dirs.socket_dir):
-        for f in sorted(files):
-            if _is_socket(os.path.join(root, f)):
-                names.append(os.path.splitext(f)[0])
+    try:
+        entries = sorted(os.listdir(dirs.socket_dir))
+    except OSError:
+        entries = []
+    for f in entries:
+        path = os.path.join(dirs.socket_dir, f)
+        if os.path.isdir(path):
+            path = os.path.join(path, f + ".sock")
+        if _is_socket(path):
+            names.append(os.path.splitext(os.path.basename(path))[0])
     for base in dirs.spec_dirs:
         for root, _dirs, files in os.walk(base):
             for f in sorted(files):

@@ -3,14 +3,21 @@ the plugin (discovery.find), makes the `Plugin.Activate` handshake (retried whil
 plugin starts, see client.py) and keeps it; a failed activation is forgotten, so the next
 `get` discovers and activates again. A kept plugin is not re-activated when its process
 restarts: calls simply reach the new process at the same address.
+
+Managed plugins (plugins/managed/, `docker plugin install`) are asked first, as dockerd's
+plugin store does: an enabled one is used without a handshake (its config lists what it
+implements), a disabled one is an error (`plugin <name> found but disabled`), and only a
+name no managed plugin has falls back to the legacy lookup.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..errors import DockerError, NotFound, SystemError_
 from .client import RETRY_BUDGET, PluginClient, backoff
@@ -26,24 +33,52 @@ class Plugin:
     name: str
     client: PluginClient
     implements: tuple[str, ...]
+    # a managed plugin's paths are inside its rootfs (dockerd's ScopedPath): the rootfs on
+    # the host, and its PropagatedMount with the host directory behind it
+    rootfs: str = ""
+    propagated_mount: str = ""
+    propagated_source: str = ""
+
+    def host_path(self, path: str) -> str:
+        """Where a path the plugin answered (a volume's Mountpoint) is on the host."""
+        if not self.rootfs:
+            return path
+        pm = self.propagated_mount
+        if pm and (path == pm or path.startswith(pm.rstrip("/") + "/")):
+            return os.path.join(self.propagated_source, path[len(pm):].lstrip("/"))
+        return os.path.join(self.rootfs, path.lstrip("/"))
+
+
+class ManagedPlugins(Protocol):
+    """What the registry asks of the managed plugins (plugins/managed/)."""
+
+    def find_managed(self, name: str) -> Plugin | None:
+        """The enabled managed plugin `name` (None: no managed plugin has that name; a
+        Conflict when it is disabled)."""
+
+    def managed_all(self) -> list[Plugin]:
+        """Every enabled managed plugin."""
 
 
 class PluginRegistry:
-    def __init__(self, dirs: PluginDirs, retry_budget: float = RETRY_BUDGET) -> None:
+    def __init__(self, dirs: PluginDirs, retry_budget: float = RETRY_BUDGET,
+                 managed: ManagedPlugins | None = None) -> None:
         self.dirs = dirs
+        self.managed = managed
         self.retry_budget = retry_budget
         self._active: dict[str, Plugin] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "PluginRegistry":
+    def from_env(cls, env: Mapping[str, str], managed: ManagedPlugins | None = None
+                 ) -> "PluginRegistry":
         """Discovery directories and the retry budget (seconds, dockerd's 30 by default)
         from the environment (discovery.py names the directory variables)."""
         try:
             budget = float(env.get(ENV_RETRY_TIMEOUT) or RETRY_BUDGET)
         except ValueError:
             budget = RETRY_BUDGET
-        return cls(PluginDirs.from_env(env), max(budget, 0.0))
+        return cls(PluginDirs.from_env(env), max(budget, 0.0), managed)
 
     async def _find(self, name: str) -> PluginSpec:
         """Discovery, retried with the client's back-off while the plugin is missing (a
@@ -92,7 +127,8 @@ class PluginRegistry:
         """The activated plugin `name` implementing `kind` (e.g. "VolumeDriver").
         NotFound when no such plugin is installed; SystemError_ (prefixed "legacy plugin:")
         when it cannot be activated or does not implement `kind`."""
-        p = await self._plugin(name)
+        m = self.managed.find_managed(name) if self.managed is not None else None
+        p = m if m is not None else await self._plugin(name)
         if kind not in p.implements:
             raise SystemError_("legacy plugin: Plugin does not implement the requested "
                                "driver")
@@ -106,11 +142,12 @@ class PluginRegistry:
         """Every installed plugin implementing `kind` (dockerd's GetAll): the activated
         ones and whatever discovery finds; one that cannot be activated is logged and
         left out."""
+        managed = self.managed.managed_all() if self.managed is not None else []
         names = list(dict.fromkeys(list(self._active) +
                                    await asyncio.to_thread(scan, self.dirs)))
         found = await asyncio.gather(*(self._plugin(n) for n in names),
                                      return_exceptions=True)
-        out = []
+        out = [p for p in managed if kind in p.implements]
         for name, p in zip(names, found):
             if isinstance(p, Plugin):
                 if kind in p.implements:

@@ -60,7 +60,7 @@ class PluginVolumeDriver:
         except DockerError as e:
             log.debug("volume plugin %s: Path %s: %s", self.name, name, e.message)
             return ""
-        return mp if isinstance(mp, str) else ""
+        return self.plugin.host_path(mp) if isinstance(mp, str) and mp else ""
 
     async def remove(self, vol: Volume) -> None:
         try:
@@ -78,7 +78,7 @@ class PluginVolumeDriver:
         if not isinstance(mp, str) or not mp.startswith("/"):
             raise SystemError_(f"error while mounting volume '{vol.mountpoint}': volume "
                                f"plugin {self.name} returned no absolute Mountpoint")
-        return mp
+        return self.plugin.host_path(mp)
 
     async def unmount(self, vol: Volume, mount_id: str) -> None:
         try:
@@ -88,7 +88,7 @@ class PluginVolumeDriver:
 
     async def get(self, name: str) -> DriverVolume | None:
         doc = await self._call("Get", {"Name": name})
-        dv = _driver_volume(doc.get("Volume"))
+        dv = self._scoped(_driver_volume(doc.get("Volume")))
         if dv is not None and not dv.mountpoint:
             dv = DriverVolume(dv.name, await self._path(name), dv.created_at, dv.status)
         return dv
@@ -101,7 +101,14 @@ class PluginVolumeDriver:
         vols = doc.get("Volumes") or []
         if not isinstance(vols, list):
             raise SystemError_(f"list {self.name}: {KIND}.List: Volumes is not a list")
-        return [v for v in map(_driver_volume, vols) if v is not None]
+        return [v for v in map(self._scoped, map(_driver_volume, vols)) if v is not None]
+
+    def _scoped(self, dv: DriverVolume | None) -> DriverVolume | None:
+        """A managed plugin's Mountpoint as a host path (dockerd's ScopedPath)."""
+        if dv is None or not dv.mountpoint:
+            return dv
+        return DriverVolume(dv.name, self.plugin.host_path(dv.mountpoint), dv.created_at,
+                            dv.status)
 
     async def scope(self) -> str:
         """Capabilities.Scope, asked once; "local" when the plugin has no answer or an

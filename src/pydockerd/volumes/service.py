@@ -233,7 +233,7 @@ class VolumeService:
         now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
             if drv is self.local else ZERO_TIME
         mountpoint = await drv.create(name, driver_opts)
-        vol = Volume(name=name, driver=driver, mountpoint=mountpoint,
+        vol = Volume(name=name, driver=drv.name, mountpoint=mountpoint,
                      created_at=now, labels=None if labels is None else dict(labels),
                      options=None if driver_opts is None else dict(driver_opts))
         # all or nothing: the driver's volume, then the record; a failure undoes the first
