@@ -151,9 +151,10 @@ def test_errors_as_dockerd(env):
         with pytest.raises(docker.errors.APIError) as e:
             sdk.api.create_plugin("badp2", str(ctx))
         assert e.value.status_code == 400
-        (ctx / "config.json").write_text("{not json")
-        r = d.cli("plugin", "create", "badp", str(ctx), check=False)
-        assert r.returncode != 0 and "failed to parse config" in r.stderr_text
+        (ctx / "config.json").write_text("{not json")       # the CLI refuses it itself
+        with pytest.raises(docker.errors.APIError, match="failed to parse config") as e:
+            sdk.api.create_plugin("badp2", str(ctx))
+        assert e.value.status_code == 400
         assert sdk.plugins.list() == []
         # a plugin that exits at once: enable fails with its output, stays disabled
         _create(env, "crashp", plugin_config(Entrypoint=["/bin/sh", "-c", "echo boom; exit 3"]))
@@ -161,8 +162,8 @@ def test_errors_as_dockerd(env):
         assert r.returncode != 0 and "exited before it created its socket" in r.stderr_text
         assert "boom" in r.stderr_text
         assert _inspect(d, "crashp")["Enabled"] is False
-        _create(env, "dupp")
-        r = d.cli("plugin", "create", "dupp", str(ctx), check=False)
+        dup = _create(env, "dupp")
+        r = d.cli("plugin", "create", "dupp", str(dup), check=False)
         assert r.returncode != 0 and "plugin dupp:latest already exists" in r.stderr_text
     finally:
         sdk.close()

@@ -27,7 +27,7 @@ class PluginsBackend(Protocol):
     async def set(self, name: str, args: list[str]) -> None: ...
     async def privileges(self, remote: str, auth: AuthConfig) -> list[dict[str, Any]]: ...
     async def pull(self, remote: str, name: str | None, granted: list[dict[str, Any]],
-                   auth: AuthConfig) -> AsyncIterator[ProgressEvent]: ...
+                   auth: AuthConfig) -> tuple[str, AsyncIterator[ProgressEvent]]: ...
     async def upgrade(self, name: str, remote: str, granted: list[dict[str, Any]],
                       auth: AuthConfig) -> AsyncIterator[ProgressEvent]: ...
     async def push(self, name: str, auth: AuthConfig) -> AsyncIterator[ProgressEvent]: ...
@@ -97,8 +97,8 @@ class PluginRoutes:
     async def pull(self, req: Request) -> AnyResponse:
         remote = _remote(req)
         granted = _granted(decode_body(await req.body.read(), PluginPrivileges))
-        return StreamResponse(lines(await self.b.pull(remote, req.q("name"), granted,
-                                                      _auth(req))))
+        name, events = await self.b.pull(remote, req.q("name"), granted, _auth(req))
+        return StreamResponse(lines(events), headers={"Docker-Plugin-Name": name})
 
     async def upgrade(self, req: Request) -> AnyResponse:
         remote = _remote(req)

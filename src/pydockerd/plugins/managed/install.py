@@ -87,9 +87,10 @@ class Installer:
             await sess.close()
 
     async def pull(self, remote: str, name: str | None, granted: list[dict[str, Any]],
-                   auth: AuthConfig, done: Done) -> AsyncIterator[ProgressEvent]:
-        """Validate (errors before the stream starts), then the progress stream; the new
-        record goes to `done` (the service saves and announces it)."""
+                   auth: AuthConfig, done: Done) -> tuple[str, AsyncIterator[ProgressEvent]]:
+        """Validate (errors before the stream starts), then the plugin's name and the
+        progress stream; the new record goes to `done` (the service saves and announces
+        it)."""
         ref = remote_reference(remote)
         local = plugin_name(name) if name else \
             Reference(ref.name, ref.tag or DEFAULT_TAG).familiar()
@@ -106,8 +107,8 @@ class Installer:
             await done(rec, "pull")
             q.put_nowait(Status(f"Digest: {f.manifest_digest}"))
             q.put_nowait(Status(f"Status: Downloaded newer image for {ref.familiar()}"))
-        return self._stream(f"{ref.tag or ref.digest}: Pulling from {ref.familiar_name()}",
-                            work)
+        return local, self._stream(
+            f"{ref.tag or ref.digest}: Pulling from {ref.familiar_name()}", work)
 
     async def upgrade(self, rec: PluginRecord, remote: str, granted: list[dict[str, Any]],
                       auth: AuthConfig, done: Done) -> AsyncIterator[ProgressEvent]:

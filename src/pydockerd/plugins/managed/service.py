@@ -181,7 +181,8 @@ class ManagedPlugins:
         return await self.installer.privileges(remote, auth)
 
     async def pull(self, remote: str, name: str | None, granted: list[dict[str, Any]],
-                   auth: AuthConfig) -> AsyncIterator[ProgressEvent]:
+                   auth: AuthConfig) -> tuple[str, AsyncIterator[ProgressEvent]]:
+        """The local name (the Docker-Plugin-Name header the CLI enables) and the pull."""
         return await self.installer.pull(remote, name, granted, auth, self._installed)
 
     async def upgrade(self, name: str, remote: str, granted: list[dict[str, Any]],
