@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import lzma
 import os
 import tarfile
 import zlib
@@ -66,9 +67,14 @@ def split_context(src: IO[bytes], store: PluginStore, rootfs: str) -> Context:
                         continue
                     seen_rootfs = True
                     out.addfile(r, tar.extractfile(m) if m.isreg() else None)
-    except (tarfile.TarError, EOFError, zlib.error) as e:
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
         os.unlink(layer_path)
         raise InvalidParameter(f"failed to read from tar: {e}") from None
+    except OSError as e:
+        os.unlink(layer_path)
+        if e.errno is not None:            # a real filesystem error (ENOSPC, EIO...)
+            raise
+        raise InvalidParameter(f"failed to read from tar: {e}") from None   # bad bz2 data
     except BaseException:
         os.unlink(layer_path)
         raise
