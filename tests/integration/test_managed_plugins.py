@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import docker
 import docker.errors
 import pytest
 
@@ -74,6 +75,7 @@ def _rm(d, *names: str) -> None:
 
 def test_create_set_enable_use_and_remove(env):
     d, sockets, _base, _reg = env
+    sdk = docker.DockerClient(base_url=d.host, timeout=60)
     try:
         _create(env, "tvp")
         assert d.out("plugin", "ls", "--format", "{{.Name}} {{.Enabled}}").split() == \
@@ -94,7 +96,8 @@ def test_create_set_enable_use_and_remove(env):
         d.cli("plugin", "enable", "tvp")
         assert (sockets / p["Id"] / SOCKET).is_socket()
         r = d.cli("plugin", "enable", "tvp", check=False)
-        assert r.returncode != 0 and "plugin tvp:latest is already enabled" in r.stderr_text
+        assert r.returncode != 0 and "plugin already enabled: plugin tvp:latest is enabled" \
+            in r.stderr_text
         r = d.cli("plugin", "set", "tvp", "GREETING=x", check=False)
         assert r.returncode != 0 and "cannot set on an active plugin" in r.stderr_text
         assert d.out("plugin", "ls", "--filter", "enabled=true", "-q").split() == \
@@ -116,22 +119,26 @@ def test_create_set_enable_use_and_remove(env):
         d.cli("volume", "rm", "mvol")
         d.cli("plugin", "disable", "tvp")
         assert not (sockets / p["Id"]).exists()
-        r = d.cli("volume", "create", "-d", "tvp", "mvol2", check=False)
-        assert r.returncode != 0 and "plugin tvp found but disabled" in r.stderr_text
+        with pytest.raises(docker.errors.APIError) as e:        # as dockerd 20.10
+            sdk.volumes.create("mvol2", driver="tvp")
+        assert e.value.status_code == 409 and e.value.explanation == \
+            "create mvol2: error looking up volume plugin tvp: plugin tvp found but disabled"
         r = d.cli("plugin", "disable", "tvp", check=False)
-        assert r.returncode != 0 and "plugin tvp:latest is already disabled" in r.stderr_text
+        assert r.returncode != 0 and "plugin is already disabled: plugin tvp:latest found " \
+            "but disabled" in r.stderr_text
         d.cli("plugin", "rm", "tvp")
         assert not os.path.exists(os.path.join(d.data_root, "plugins", p["Id"]))
         r = d.cli("plugin", "inspect", "tvp", check=False)
         assert r.returncode != 0 and 'plugin "tvp" not found' in r.stderr_text
+        assert p["Config"]["DockerVersion"] == sdk.version()["Version"]
     finally:
+        sdk.close()
         d.cli("volume", "rm", "-f", "mvol", check=False)
         _rm(d, "tvp")
 
 
 def test_errors_as_dockerd(env):
     d, _s, base, _r = env
-    import docker
     sdk = docker.DockerClient(base_url=d.host, timeout=60)
     try:
         with pytest.raises(docker.errors.NotFound, match='plugin "nope" not found'):
@@ -179,7 +186,6 @@ def test_push_install_upgrade_and_restart(env):
         assert "1.0: digest: sha256:" in out
         d.cli("plugin", "rm", ref)
         # what the CLI asks before installing
-        import docker
         sdk = docker.DockerClient(base_url=d.host, timeout=60)
         try:
             privs = sdk.api.plugin_privileges(ref)

@@ -2,7 +2,7 @@
 through the plugin registry, each wrapped once as a PluginVolumeDriver."""
 from __future__ import annotations
 
-from ..errors import DockerError, NotFound, SystemError_
+from ..errors import Conflict, DockerError, NotFound, SystemError_
 from ..plugins import Plugin, PluginRegistry
 from .driver import VolumeDriver
 from .local import LocalDriver
@@ -31,8 +31,8 @@ class VolumeDrivers:
             raise NotFound(f'{prefix}: plugin "{name}" not found')
         try:
             return self._wrap(await self.plugins.get(name, KIND))
-        except NotFound as e:
-            raise NotFound(f"{prefix}: {e.message}") from None
+        except (NotFound, Conflict) as e:      # Conflict: a managed plugin, disabled
+            raise type(e)(f"{prefix}: {e.message}") from None
         except DockerError as e:
             raise SystemError_(f"{prefix}: {e.message}") from None
 

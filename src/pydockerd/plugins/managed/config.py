@@ -75,6 +75,11 @@ def _objs(doc: dict[str, Any], key: str, where: str) -> list[dict[str, Any]] | N
     return v
 
 
+def _sorted(d: dict[str, Any]) -> dict[str, Any]:
+    """Go's field order in `docker plugin inspect` (alphabetical for these types)."""
+    return dict(sorted(d.items()))
+
+
 def _described(o: dict[str, Any], where: str) -> dict[str, Any]:
     return {"Name": _str(o, "Name", where), "Description": _str(o, "Description", where),
             "Settable": _strs(o, "Settable", where)}
@@ -85,8 +90,9 @@ def _mount(o: dict[str, Any]) -> dict[str, Any]:
     src = o.get("Source")
     if src is not None and not isinstance(src, str):
         raise _bad(w + "Source", "string")
-    return {**_described(o, w), "Source": src, "Destination": _str(o, "Destination", w),
-            "Type": _str(o, "Type", w), "Options": _strs(o, "Options", w)}
+    return _sorted({**_described(o, w), "Source": src,
+                    "Destination": _str(o, "Destination", w), "Type": _str(o, "Type", w),
+                    "Options": _strs(o, "Options", w)})
 
 
 def _device(o: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +100,7 @@ def _device(o: dict[str, Any]) -> dict[str, Any]:
     path = o.get("Path")
     if path is not None and not isinstance(path, str):
         raise _bad(w + "Path", "string")
-    return {**_described(o, w), "Path": path}
+    return _sorted({**_described(o, w), "Path": path})
 
 
 def _env(o: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +108,7 @@ def _env(o: dict[str, Any]) -> dict[str, Any]:
     val = o.get("Value")
     if val is not None and not isinstance(val, str):
         raise _bad(w + "Value", "string")
-    return {**_described(o, w), "Value": val}
+    return _sorted({**_described(o, w), "Value": val})
 
 
 def parse_config(raw: bytes) -> dict[str, Any]:
@@ -147,7 +153,8 @@ def parse_config(raw: bytes) -> dict[str, Any]:
                                "absolute path")
     rootfs = doc.get("rootfs")
     out: dict[str, Any] = {
-        "Args": {**_described(args, "Args."), "Value": _strs(args, "Value", "Args.")},
+        "Args": _sorted({**_described(args, "Args."),
+                         "Value": _strs(args, "Value", "Args.")}),
         "Description": _str(doc, "Description", ""),
         "DockerVersion": _str(doc, "DockerVersion", ""),
         "Documentation": _str(doc, "Documentation", ""),

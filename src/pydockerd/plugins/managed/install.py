@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
+from ... import __version__
 from ...distribution.auth import AuthConfig
 from ...distribution.client import RegistrySession
 from ...distribution.errors import pull_error, push_error
@@ -176,6 +177,7 @@ class Installer:
                     return split_context(src, self.store, rootfs)
             ctx = await asyncio.to_thread(split)
             config = parse_config(ctx.config)
+            config["DockerVersion"] = __version__
             config["rootfs"] = {"type": "layers", "diff_ids": [ctx.diff_id]}
             config_digest = await asyncio.to_thread(
                 self.store.put_blob, json.dumps(config).encode())

@@ -132,7 +132,7 @@ class ManagedPlugins:
         async with self._lock:
             rec = self.store.get(name)
             if rec.enabled:
-                raise Conflict(f"plugin {rec.name} is already enabled")
+                raise Conflict(f"plugin already enabled: plugin {rec.name} is enabled")
             await self._run(rec, float(timeout))
             rec.enabled = True
             await asyncio.to_thread(self.store.save, rec)
@@ -142,7 +142,8 @@ class ManagedPlugins:
         async with self._lock:
             rec = self.store.get(name)
             if not rec.enabled:
-                raise Conflict(f"plugin {rec.name} is already disabled")
+                raise Conflict(f"plugin is already disabled: plugin {rec.name} found but "
+                               "disabled")
             await self._stop(rec)
             self._event(rec, "disable")
 
