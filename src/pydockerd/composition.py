@@ -101,7 +101,9 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     # managed plugins first: the legacy registry asks them before its own discovery
     managed = ManagedPlugins(cfg.data_root, cfg.exec_root,
                              PluginDirs.from_env(os.environ).socket_dir,
-                             cfg.runtimes[cfg.default_runtime], events, distribution)
+                             cfg.runtimes[cfg.default_runtime], events, distribution,
+                             # the volume service is built below, before any request
+                             in_use=lambda driver: volumes.driver_in_use(driver))
     plugins = PluginRegistry.from_env(os.environ, managed=managed)
     await managed.start()          # before containers come back with their plugin volumes
     volumes = VolumeService(cfg.data_root, store, events, containers=registry,

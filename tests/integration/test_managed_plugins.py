@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -68,6 +70,16 @@ def _inspect(d, name: str) -> dict:
     return json.loads(d.out("plugin", "inspect", name))[0]
 
 
+def _plugin_pid(d, pid: str) -> int | None:
+    """The plugin's process, from the plugins' own runc root (None: not running)."""
+    r = subprocess.run(["runc", "--root", os.path.join(d.exec_root, "plugins", "runc"),
+                        "state", pid], capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    st = json.loads(r.stdout)
+    return st["pid"] if st.get("status") == "running" else None
+
+
 def _rm(d, *names: str) -> None:
     for n in names:
         d.cli("plugin", "rm", "-f", n, check=False)
@@ -114,9 +126,20 @@ def test_create_set_enable_use_and_remove(env):
                      "/v/greeting") == "bonjour le monde"
         assert "mvol" in d.out("volume", "ls", "-q").split()
 
+        # a plugin that dies is started again (dockerd restarts its plugins)
+        first = _plugin_pid(d, p["Id"])
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: _plugin_pid(d, p["Id"]) not in (None, first), timeout=20,
+                   what="the plugin started again")
+        assert d.out("run", "--rm", "-v", "mvol:/v", "busybox", "cat",
+                     "/v/greeting") == "bonjour le monde"
+
+        for verb in ("rm", "disable"):          # its volume holds it, as dockerd's refcount
+            r = d.cli("plugin", verb, "tvp", check=False)
+            assert r.returncode != 0 and "plugin tvp:latest is in use" in r.stderr_text
+        d.cli("volume", "rm", "mvol")
         r = d.cli("plugin", "rm", "tvp", check=False)
         assert r.returncode != 0 and "plugin tvp:latest is enabled" in r.stderr_text
-        d.cli("volume", "rm", "mvol")
         d.cli("plugin", "disable", "tvp")
         assert not (sockets / p["Id"]).exists()
         with pytest.raises(docker.errors.APIError) as e:        # as dockerd 20.10

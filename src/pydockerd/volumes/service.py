@@ -99,6 +99,10 @@ class VolumeService:
             raise NotFound(f"get {name}: no such volume")
         return v
 
+    def driver_in_use(self, driver: str) -> bool:
+        """Whether a recorded volume belongs to `driver` (a managed plugin in use)."""
+        return any(v.driver == driver for v in self._volumes.values())
+
     def exists(self, name: str) -> bool:
         return name in self._volumes
 

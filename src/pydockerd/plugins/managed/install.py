@@ -20,6 +20,7 @@ from ...errors import DockerError, InvalidParameter
 from ...images.references import DEFAULT_TAG, Reference, parse_normalized
 from ...progress import ErrorEvent, ProgressEvent, PushedDigest, Status
 from ...util.ids import new_id
+from ...util.tasks import cancel_and_wait
 from .config import initial_settings, parse_config, privileges, same_privileges
 from .context import split_context
 from .state import PluginRecord, PluginStore, plugin_name
@@ -152,9 +153,7 @@ class Installer:
             except DockerError as e:
                 yield ErrorEvent(e.message)
         finally:
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait(task)      # the client left: the install stops too
             await asyncio.to_thread(shutil.rmtree, tmp, True)
 
     async def create(self, name: str, body: AsyncIterator[bytes]) -> PluginRecord:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ...distribution.auth import AuthConfig
@@ -36,12 +36,14 @@ RESTART_PAUSE = 1.0
 
 class ManagedPlugins:
     def __init__(self, data_root: str, exec_root: str, socket_dir: str, runc_binary: str,
-                 events: EventBus, registry: RegistryAccess) -> None:
+                 events: EventBus, registry: RegistryAccess,
+                 in_use: Callable[[str], bool] = lambda name: False) -> None:
         self.store = PluginStore(os.path.join(data_root, "plugins"))
         self.runner = PluginRunner(self.store, RunPaths(os.path.join(exec_root, "plugins"),
                                                         socket_dir), runc_binary)
         self.installer = Installer(self.store, registry)
         self.events = events
+        self.in_use = in_use                 # volumes of the driver exist (dockerd's refcount)
         self._running: dict[str, Plugin] = {}         # id -> its legacy-protocol face
         self._lock = asyncio.Lock()
         self._watchers = TaskOwner("managed plugins")
@@ -144,6 +146,8 @@ class ManagedPlugins:
             if not rec.enabled:
                 raise Conflict(f"plugin is already disabled: plugin {rec.name} found but "
                                "disabled")
+            if not force and self.in_use(rec.name):
+                raise Conflict(f"plugin {rec.name} is in use")
             await self._stop(rec)
             self._event(rec, "disable")
 
@@ -156,6 +160,8 @@ class ManagedPlugins:
     async def remove(self, name: str, force: bool) -> None:
         async with self._lock:
             rec = self.store.get(name)
+            if not force and self.in_use(rec.name):
+                raise Conflict(f"plugin {rec.name} is in use")
             if rec.enabled and not force:
                 raise Conflict(f"plugin {rec.name} is enabled")
             if rec.enabled:
