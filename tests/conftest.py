@@ -60,6 +60,10 @@ class Daemon:
 
     def start(self, timeout: float = 20) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        # plugins are looked for in the daemon's own directories, never the host's
+        # (a test that serves plugins sets these itself)
+        env.setdefault("PYDOCKERD_PLUGIN_SOCKET_DIR", str(self.base / "plugins"))
+        env.setdefault("PYDOCKERD_PLUGIN_SPEC_DIRS", str(self.base / "plugin-specs"))
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=logf, stderr=logf, env=env,
                                      start_new_session=True)
