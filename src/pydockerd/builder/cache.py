@@ -1,12 +1,26 @@
-"""The build cache (moby's daemon/images/cache.go).
+"""The build cache (moby's daemon/images/cache.go): the image store itself.
 
-Local: in memory, (parent image id, created_by) -> the image a step made, while
-that image exists. With `cachefrom` images (`docker build --cache-from`), as
-dockerd's imageCache: a local hit counts only if it is an ancestor of one of
-those images; otherwise a step matches the next history entry of a source image
-whose history and layers start with the parent's, and that image (or one rebuilt
-from its first layers, for an intermediate step) is the step's result, so images
-pulled from a registry (no parent chain) serve as a cache.
+Every build step is an image whose parent is the image the step started from and
+whose last history entry is the step (`created_by`: `/bin/sh -c #(nop) ENV ...`,
+a COPY's content hash, a RUN's command with its build args). A step is cached
+when a child of its parent image (for FROM scratch: an image without parent)
+was made by the same step and has the config this step would have (moby's
+compare of ContainerConfig); the newest such image wins, as dockerd's. So the
+cache lives as long as the images (`docker rmi` of a built image takes its
+untagged parents with it), survives a daemon restart, and `POST /build/prune`
+leaves it alone (dockerd prunes only BuildKit's cache there).
+
+Finding the children of an image would mean decoding every image record, so the
+(parent id, created_by) -> image ids index is read from the store once (on the
+first lookup after start) and then kept up to date by `record`; an entry is
+checked against its image on every hit (it may have been deleted since).
+
+With `cachefrom` images (`docker build --cache-from`), as dockerd's imageCache:
+a local hit counts only if it is an ancestor of one of those images; otherwise
+a step matches the next history entry of a source image whose history and
+layers start with the parent's, and that image (or one rebuilt from its first
+layers, for an intermediate step) is the step's result, so images pulled from a
+registry (no parent chain) serve as a cache.
 """
 from __future__ import annotations
 
@@ -19,25 +33,52 @@ from ..images.service import ImageService
 from ..images.newimage import DOCKER_VERSION
 from ..util.ids import now_rfc3339
 
+Key = tuple[str, str]                 # (parent image id or "", created_by)
+
 
 class StepCache:
     def __init__(self, images: ImageService) -> None:
         self.images = images
-        self.steps: dict[tuple[str, str], str] = {}    # (parent id, step) -> image id
+        self._index: dict[Key, set[str]] | None = None     # None: not read yet
+        self._recorded: list[tuple[Key, str]] = []         # while it is being read
 
     def record(self, parent: Image | None, created_by: str, img: Image) -> None:
-        self.steps[(parent.id if parent else "", created_by)] = img.id
+        key = (parent.id if parent else "", created_by)
+        if self._index is None:
+            self._recorded.append((key, img.id))
+        else:
+            self._index.setdefault(key, set()).add(img.id)
 
-    def prune(self) -> list[str]:
-        deleted = sorted(set(self.steps.values()))
-        self.steps.clear()
-        return deleted
+    async def _steps(self) -> dict[Key, set[str]]:
+        if self._index is None:
+            index = await asyncio.to_thread(_read_index, self.images)
+            if self._index is None:                  # (a concurrent build may have won)
+                for key, image_id in self._recorded:
+                    index.setdefault(key, set()).add(image_id)
+                self._index, self._recorded = index, []
+        return self._index
+
+    async def local(self, parent: Image | None, created_by: str,
+                    config: dict[str, Any]) -> Image | None:
+        """The newest image this step made on parent, with this config."""
+        key = (parent.id if parent else "", created_by)
+        ids = (await self._steps()).get(key)
+        if not ids:
+            return None
+        best: Image | None = None
+        for image_id in sorted(ids):
+            img = self.images.images.get(image_id)          # the record, no tags needed
+            if img is None or not _is_step(img, parent, created_by):
+                ids.discard(image_id)                       # deleted (or replaced) since
+                continue
+            if img.container_config == config and (best is None or img.created > best.created):
+                best = img
+        return best
 
     async def lookup(self, parent: Image | None, created_by: str, config: dict[str, Any],
                      sources: list[Image]) -> Image | None:
         """The image a step would make, if cached; sources: the cachefrom images."""
-        hit = self.steps.get((parent.id if parent else "", created_by))
-        img = self.images.get(hit) if hit else None
+        img = await self.local(parent, created_by, config)
         if not sources:
             return img
         if img is not None and any(self._is_ancestor(img.id, s) for s in sources):
@@ -51,6 +92,7 @@ class StepCache:
             if len(history) - 1 == n:
                 return target
             restored = await asyncio.to_thread(self._restore, parent, target, config)
+            self.record(parent, created_by, restored)
             sources[:] = [target]          # as moby: the next steps follow this one
             return restored
         return None
@@ -86,6 +128,29 @@ class StepCache:
         raw = json.dumps(doc, separators=(",", ":")).encode()
         img: Image = self.images.register_image(raw, None, parent.id if parent else "")
         return img
+
+
+def _read_index(images: ImageService) -> dict[Key, set[str]]:
+    """(parent, created_by of the last history entry) -> ids, of every image."""
+    index: dict[Key, set[str]] = {}
+    for img in images.images.all().values():
+        history = _history(img)
+        if history:
+            key = (img.parent, str(history[-1].get("created_by") or ""))
+            index.setdefault(key, set()).add(img.id)
+    return index
+
+
+def _is_step(img: Image, parent: Image | None, created_by: str) -> bool:
+    """img is parent plus one history entry made by created_by (and at most one layer)."""
+    history, ph = _history(img), _history(parent)
+    if img.parent != (parent.id if parent else "") or len(history) != len(ph) + 1 \
+            or history[-1].get("created_by") != created_by or history[:-1] != ph:
+        return False
+    pd = parent.diff_ids if parent is not None else []
+    diff_ids = img.diff_ids
+    return diff_ids[:len(pd)] == pd and len(diff_ids) - len(pd) == \
+        (0 if history[-1].get("empty_layer") else 1)
 
 
 def _history(img: Image | None) -> list[dict[str, Any]]:

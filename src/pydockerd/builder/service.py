@@ -107,8 +107,9 @@ class BuildService:
             raise
 
     def prune(self) -> tuple[list[str], int]:
-        """POST /build/prune: the cache only maps steps to images (the images stay)."""
-        return self.cache.prune(), 0
+        """POST /build/prune: as dockerd, which prunes only BuildKit's cache there; the
+        classic builder's cache is the image store (`docker image prune` / rmi)."""
+        return [], 0
 
 
 class Build:
