@@ -20,7 +20,8 @@ from .api.routes import plugins as plugin_routes
 from .api.routes import swarm as swarm_routes
 from .api.routes import system as system_routes
 from .api.routes import volumes as volume_routes
-from .builder.service import BuildService, registry_pull
+from .builder.basepull import registry_pull
+from .builder.service import BuildService
 from .config import Config
 from .containers.archive import ArchiveService
 from .containers.execs import ExecService

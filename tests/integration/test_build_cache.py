@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from test_build import build
+from test_build import _drop_built_images, build  # noqa: F401 (autouse fixture)
 
 DOCKERFILE = """FROM busybox
 ENV APP=/app
@@ -82,3 +82,27 @@ def test_cache_compares_the_config(fresh_daemon, tmp_path):
     r = build(d, tmp_path, "-t", "bc-label:c", "--build-arg", "V=a")
     assert r.text.count("Using cache") == 2, r.text
     assert _id(d, "bc-label:c") == _id(d, "bc-label:a")
+
+
+def test_known_context_built_again(daemon, tmp_path):
+    """The same context again (its files are extracted only when a step misses the
+    cache): --no-cache and a build after rmi still copy the files, .dockerignore
+    applied."""
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nCOPY . /ctx/\nRUN ls -a /ctx | sort > /list\nCMD cat /list\n")
+    (tmp_path / ".dockerignore").write_text("secret*\n")
+    (tmp_path / "a.txt").write_text("a\n")
+    (tmp_path / "secret.txt").write_text("s\n")
+    want = ".\n..\n.dockerignore\nDockerfile\na.txt\n"
+    build(daemon, tmp_path, "-t", "bc-known:1")
+    assert daemon.out("run", "--rm", "bc-known:1") == want
+    r = build(daemon, tmp_path, "-t", "bc-known:2")
+    assert r.text.count("Using cache") == 3, r.text
+    r = build(daemon, tmp_path, "-t", "bc-known:3", "--no-cache")
+    assert "Using cache" not in r.text, r.text
+    assert daemon.out("run", "--rm", "bc-known:3") == want
+    daemon.cli("rmi", "bc-known:1", "bc-known:2", "bc-known:3")
+    r = build(daemon, tmp_path, "-t", "bc-known:4")
+    assert "Using cache" not in r.text, r.text
+    assert daemon.out("run", "--rm", "bc-known:4") == want
+    daemon.cli("rmi", "bc-known:4")

@@ -42,16 +42,15 @@ def unpack_context(src: IO[bytes], root: str) -> None:
     ex.finish()
 
 
-def pad_plain_tar(path: str) -> None:
+def tar_padding(head: bytes, size: int) -> bytes:
     """The docker CLI's `-f <outside the context>` tar lacks the padding after its
-    last file (Go's reader tolerates that, tarfile does not): add padding and an
-    end-of-archive marker to an uncompressed tar (extra zero blocks are harmless)."""
-    with open(path, "rb+") as f:
-        head = f.read(6)
-        if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ")):
-            return
-        size = f.seek(0, os.SEEK_END)
-        f.write(b"\0" * ((-size) % 512 + 1024))
+    last file (Go's reader tolerates that, tarfile does not): what to append to an
+    uncompressed tar of this size (its first bytes: head) for padding and an
+    end-of-archive marker (extra zero blocks are harmless); nothing for a
+    compressed one."""
+    if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ")):
+        return b""
+    return b"\0" * ((-size) % 512 + 1024)
 
 
 def pattern_regex(pattern: str) -> re.Pattern[str]:

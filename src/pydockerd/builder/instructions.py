@@ -235,21 +235,35 @@ async def _copy(b: BuildSteps, st: Stage, ins: Instruction, is_add: bool) -> Non
     # extracted, 0600 with the Last-Modified mtime (moby's downloadSource)
     downloaded = [await b.download(s, dest) for s in srcs if is_url(s)]
 
-    def sources() -> list[str]:
-        out: list[str] = []
-        fetched = iter(downloaded)
-        for s in srcs:
-            out.extend([next(fetched)] if is_url(s) else resolve_sources(b.context_dir, s))
-        return out
-    hosts = await asyncio.to_thread(sources)
-    digest = await asyncio.to_thread(b.content_hash, hosts)
-    if len(hosts) == 1 and downloaded:
-        digest = digest.partition(":")[2]          # dockerd shows a remote file's bare hash
+    hosts: list[str] = []
+
+    async def resolve() -> None:
+        root = await b.context.files()
+
+        def sources() -> list[str]:
+            out: list[str] = []
+            fetched = iter(downloaded)
+            for s in srcs:
+                out.extend([next(fetched)] if is_url(s) else resolve_sources(root, s))
+            return out
+        hosts[:] = await asyncio.to_thread(sources)
+
+    # a context seen before: its sources' hash is known, the files are needed only
+    # when the step misses the cache (downloads are hashed every time)
+    digest = None if downloaded else b.context.known_hash(srcs)
+    if digest is None:
+        await resolve()
+        digest = await asyncio.to_thread(b.content_hash, hosts)
+        if not downloaded:
+            b.context.remember(srcs, digest)
+        if len(hosts) == 1 and downloaded:
+            digest = digest.partition(":")[2]      # dockerd shows a remote file's bare hash
 
     def write(root: str) -> None:
         copy_into(root, hosts, dest, workdir, owner, is_add, frozenset(downloaded),
                   b.images.ids)
-    await b.commit_layer(st, write, _nop(ins, f"{digest} in {dest} "))
+    await b.commit_layer(st, write, _nop(ins, f"{digest} in {dest} "),
+                         before=None if hosts else resolve)
 
 
 async def COPY(b: BuildSteps, st: Stage, ins: Instruction) -> None:

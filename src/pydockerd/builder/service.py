@@ -14,9 +14,8 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable
 
-from ..distribution.auth import AuthConfig
 from ..errors import DockerError, InvalidParameter, NotFound
 from ..images.model import Image
 from ..images.references import repo_tag_reference
@@ -24,6 +23,8 @@ from ..images.service import ImageService
 from ..instruments import NO_BUILD_COUNTERS, BuildCounters
 from ..models.build import BuildOptions
 from ..progress import BuiltImage, ErrorEvent, KeepAlive, ProgressEvent, StreamText
+from .basepull import split_tag
+from .buildcontext import BuildContext, ContextMemo, spool_body
 from .cache import StepCache
 from .commit import StepCommitter
 from .context import content_hash, resolve_sources
@@ -32,7 +33,7 @@ from .instructions import DISPATCH
 from .parser import Instruction, pairs, parse, substitute
 from .remote import download
 from .run import run_step
-from .source import from_body, from_remote
+from .source import from_remote
 from .stage import DEFAULT_PATH, BuildContainers, Stage, StepFailed
 
 log = logging.getLogger("pydockerd.builder")
@@ -48,35 +49,6 @@ _BUILTIN_ARGS = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_
                  "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
 
 
-def _split_tag(t: str) -> tuple[str, str | None]:
-    slash = t.rfind("/")
-    colon = t.rfind(":")
-    if colon > slash:
-        return t[:colon], t[colon + 1:]
-    return t, None
-
-
-class Puller(Protocol):
-    """What a FROM of a missing image needs from the distribution service."""
-
-    async def pull(self, from_image: str, tag: str | None, platform: str | None,
-                   auth: AuthConfig) -> AsyncIterator[ProgressEvent]: ...
-
-
-def registry_pull(distribution: Puller) -> Callable[[str], Awaitable[None]]:
-    """FROM of an image not here: pull it as `docker pull` would (same errors)."""
-
-    async def pull(ref: str) -> None:
-        name, tag = _split_tag(ref)
-        if "@" in ref:
-            name, tag = ref, None
-        stream = await distribution.pull(name, tag or "latest", None, AuthConfig())
-        async for ev in stream:
-            if isinstance(ev, ErrorEvent):
-                raise DockerError(ev.message)
-    return pull
-
-
 class BuildService:
     def __init__(self, images: ImageService, containers: BuildContainers,
                  pull: Callable[[str], Awaitable[None]] | None = None,
@@ -87,21 +59,26 @@ class BuildService:
         self.pull = pull            # async (ref) -> None, or None: FROM needs local images
         self.committer = StepCommitter(images)
         self.cache = StepCache(images)
+        self.contexts = ContextMemo()
 
     async def prepare(self, chunks: AsyncIterator[bytes], opts: BuildOptions) -> "Build":
         """The context (the body, or opts.remote) and the Dockerfile, before the stream."""
         self.counters.triggered()
         for t in opts.tags:
-            repo_tag_reference(*_split_tag(t))          # invalid names fail before reading
+            repo_tag_reference(*split_tag(t))          # invalid names fail before reading
         self.images.require_space("build")
         os.makedirs(self.images.tmp_dir, exist_ok=True)
         ctx = tempfile.mkdtemp(prefix="context-", dir=self.images.tmp_dir)
         try:
             name = opts.dockerfile or "Dockerfile"
-            src = await (from_remote(opts.remote, ctx, name) if opts.remote
-                         else from_body(chunks, ctx, name))
-            instructions, escape = parse(src.dockerfile)
-            return Build(self, ctx, src.root, instructions, escape, opts)
+            if opts.remote:
+                src = await from_remote(opts.remote, ctx, name)
+                context = BuildContext.extracted(src.root, src.dockerfile)
+            else:
+                body = await spool_body(chunks, os.path.join(ctx, "context.tar"))
+                context = await BuildContext.from_body(body, ctx, name, self.contexts)
+            instructions, escape = parse(context.dockerfile)
+            return Build(self, ctx, context, instructions, escape, opts)
         except BaseException:
             shutil.rmtree(ctx, ignore_errors=True)
             raise
@@ -115,9 +92,9 @@ class BuildService:
 class Build:
     """One build: runs in a task, its messages are the response body."""
 
-    def __init__(self, svc: BuildService, tmp: str, context_dir: str,
+    def __init__(self, svc: BuildService, tmp: str, context: BuildContext,
                  instructions: list[Instruction], escape: str, opts: BuildOptions) -> None:
-        self.svc, self.tmp, self.context_dir = svc, tmp, context_dir
+        self.svc, self.tmp, self.context = svc, tmp, context
         self.instructions, self.escape, self.opts = instructions, escape, opts
         self.images, self.containers, self.committer = svc.images, svc.containers, svc.committer
         self.queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
@@ -255,7 +232,7 @@ class Build:
             self.queue.put_nowait(StreamText(img.id + "\n"))
         self.say(f"Successfully built {img.short_id}\n")
         for t in self.opts.tags:
-            repo, tag = _split_tag(t)
+            repo, tag = split_tag(t)
             name = await asyncio.to_thread(self.images.tag, img.id, repo, tag)
             shown = name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
             self.say(f"Successfully tagged {shown}\n")
@@ -347,10 +324,12 @@ class Build:
         img = await self.committer.metadata(parent, st.config, created_by)
         self.step_done(st, parent, created_by, img)
 
-    async def commit_layer(self, st: Stage, write: Callable[[str], None],
-                           created_by: str) -> None:
+    async def commit_layer(self, st: Stage, write: Callable[[str], None], created_by: str,
+                           before: Callable[[], Awaitable[None]] | None = None) -> None:
         if await self.cached(st, created_by):
             return
+        if before is not None:
+            await before()
         parent = st.image
         async with self.committer.snapshot(parent) as (root, upper):
             await asyncio.to_thread(write, root)

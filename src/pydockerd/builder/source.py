@@ -1,5 +1,5 @@
 """Where a build's context comes from (moby's remotecontext.Detect): the request body
-(a tar, plain or compressed) or the `remote` URL (a git repository, a tarball, or a
+(a tar, plain or compressed: buildcontext.py) or the `remote` URL (a git repository, a tarball, or a
 plain-text Dockerfile alone); then the Dockerfile is read and .dockerignore applied
 (also to the Dockerfile and .dockerignore themselves, as dockerd's removeDockerfile:
 the Dockerfile is read first, so an ignored one still drives the build)."""
@@ -9,11 +9,10 @@ import asyncio
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import AsyncIterator
 
 from ..errors import InvalidParameter
 from ..runtime.users import resolve_in_root
-from .context import apply_ignore, pad_plain_tar, unpack_context
+from .context import apply_ignore, unpack_context
 from .remote import context_kind, download, git_clone, is_git_url, is_url
 
 
@@ -23,28 +22,13 @@ class Source:
     dockerfile: str        # its text
 
 
-async def from_body(chunks: AsyncIterator[bytes], ctx: str, dockerfile: str) -> Source:
-    """The context tar of the request body, unpacked into ctx/root."""
-    tar_path = ctx + ".tar"
-    try:
-        with open(tar_path, "wb") as f:
-            async for chunk in chunks:
-                await asyncio.to_thread(f.write, chunk)
-        await asyncio.to_thread(pad_plain_tar, tar_path)
-        root = await _unpack(tar_path, ctx)
-    finally:
-        if os.path.lexists(tar_path):
-            os.unlink(tar_path)
-    return await asyncio.to_thread(_finish, root, dockerfile)
-
-
 async def from_remote(url: str, ctx: str, dockerfile: str) -> Source:
     """`remote=`: git URL, tarball URL or a plain-text Dockerfile URL."""
     if is_git_url(url):
         clone = os.path.join(ctx, "git")
         os.mkdir(clone)
         root = await git_clone(url, clone)
-        return await asyncio.to_thread(_finish, root, dockerfile)
+        return await asyncio.to_thread(finish, root, dockerfile)
     if not is_url(url):
         raise InvalidParameter(f"remoteURL ({url}) could not be recognized as URL")
     got = await download(url, tempfile.mkdtemp(prefix="remote-", dir=ctx),
@@ -66,7 +50,7 @@ async def from_remote(url: str, ctx: str, dockerfile: str) -> Source:
         root = await _unpack(got.path, ctx)
     finally:
         os.unlink(got.path)
-    return await asyncio.to_thread(_finish, root, dockerfile)
+    return await asyncio.to_thread(finish, root, dockerfile)
 
 
 async def _unpack(tar_path: str, ctx: str) -> str:
@@ -77,7 +61,7 @@ async def _unpack(tar_path: str, ctx: str) -> str:
     return root
 
 
-def _finish(root: str, name: str) -> Source:
+def finish(root: str, name: str) -> Source:
     text = read_dockerfile(root, name)
     apply_ignore(root, [])
     return Source(root, text)

@@ -13,6 +13,7 @@ from ..containers.model import Container
 from ..errors import DockerError
 from ..images.model import Image
 from ..images.service import ImageService
+from .buildcontext import BuildContext
 from .commit import StepCommitter
 from .parser import Instruction
 
@@ -78,7 +79,7 @@ class BuildSteps(Protocol):
     """What the instruction handlers need from the build that runs them."""
 
     escape: str
-    context_dir: str
+    context: BuildContext
     images: ImageService
     containers: BuildContainers
     committer: StepCommitter
@@ -96,8 +97,10 @@ class BuildSteps(Protocol):
 
     async def commit_metadata(self, st: Stage, created_by: str) -> None: ...
 
-    async def commit_layer(self, st: Stage, write: Callable[[str], None],
-                           created_by: str) -> None: ...
+    async def commit_layer(self, st: Stage, write: Callable[[str], None], created_by: str,
+                           before: Callable[[], Awaitable[None]] | None = None) -> None:
+        """A layer written by write(root), unless the step is cached; before() first."""
+        ...
 
     async def copy_from(self, st: Stage, src_from: str, srcs: list[str], dest: str,
                         workdir: str, owner: str, ins: Instruction) -> None: ...
