@@ -45,6 +45,9 @@ def test_cache_survives_restart_and_prunes(fresh_daemon, tmp_path):
     assert _id(d, "bc-app:2") == built
 
     d.restart(signal.SIGKILL)
+    memo = Path(d.data_root) / "builder" / "contexts.json"
+    assert memo.is_file()
+    memo.write_text("{not json")              # only a shortcut: the build still hits
     d.cli("builder", "prune", "-af")          # dockerd: only BuildKit's cache
     d.cli("image", "prune", "-f")             # the intermediates have children: kept
     r = build(d, tmp_path, "-t", "bc-app:3")

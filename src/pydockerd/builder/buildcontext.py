@@ -4,29 +4,36 @@ Extraction is a function of the context tar's bytes (its .dockerignore
 included) and the Dockerfile's name, so for a body with the same sha256 and
 name, what an earlier build learnt from the extracted tree holds again: the
 Dockerfile text and each COPY/ADD source list's content hash. `ContextMemo`
-keeps that for a few recent contexts (in memory only: after a restart the
-first build extracts). A build whose context is known, and whose steps all
-come from the cache, never writes its context to disk: unpacking a few hundred
-files (a create, chown, chmod and utime each) and removing them again was
-nearly all of a cached build's time. The first step that misses the cache
-extracts it (once per build).
+keeps that for a few recent contexts, in memory and in
+<data-root>/builder/contexts.json (so also after a restart). A build whose
+context is known, and whose steps all come from the cache, never writes its
+context to disk: unpacking a few hundred files (a create, chown, chmod and
+utime each) and removing them again was nearly all of a cached build's time.
+The first step that misses the cache extracts it (once per build).
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import io
+import json
+import logging
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import IO, AsyncIterator
 
+from ..util.fsatomic import write_atomic
 from .context import apply_ignore, tar_padding, unpack_context
 from .source import finish
+
+log = logging.getLogger("pydockerd.builder")
 
 MEMORY_LIMIT = 8 << 20              # bodies up to this size are kept in memory
 KEEP_CONTEXTS = 16                  # contexts remembered
 KEEP_HASHES = 256                   # source lists remembered per context
+_VERSION = 1                        # of the memo file (its hashes: context.content_hash)
 
 
 @dataclass
@@ -81,29 +88,76 @@ class Known:
 
 
 class ContextMemo:
-    def __init__(self, keep: int = KEEP_CONTEXTS) -> None:
-        self.keep = keep
-        self._known: OrderedDict[tuple[str, str], Known] = OrderedDict()
+    """What is known about recent contexts, kept in `path` (JSON, replaced
+    atomically) so a restart does not forget it; an unreadable file is an empty
+    memo (it is only ever a shortcut)."""
+
+    def __init__(self, path: str | None = None, keep: int = KEEP_CONTEXTS) -> None:
+        self.path, self.keep = path, keep
+        self._known: OrderedDict[tuple[str, str], Known] | None = None
+        self._generation = 0                 # of the content; the file has _written
+        self._written = 0
+        self._write_lock = threading.Lock()
+
+    def _contexts(self) -> OrderedDict[tuple[str, str], Known]:
+        if self._known is None:
+            self._known = OrderedDict()
+            try:
+                with open(self.path or "", "rb") as f:
+                    doc = json.load(f)
+                for c in doc["contexts"] if doc.get("version") == _VERSION else []:
+                    self._known[(str(c["digest"]), str(c["name"]))] = Known(
+                        str(c["dockerfile"]), {tuple(str(x) for x in srcs): str(h)
+                                               for srcs, h in c["hashes"]})
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+                if not isinstance(e, FileNotFoundError) and self.path:
+                    log.warning("build context memo %s not read: %s", self.path, e)
+        return self._known
 
     def get(self, key: tuple[str, str]) -> Known | None:
-        known = self._known.get(key)
+        known = self._contexts().get(key)
         if known is not None:
-            self._known.move_to_end(key)
+            self._contexts().move_to_end(key)
         return known
 
     def put(self, key: tuple[str, str], known: Known) -> None:
-        self._known[key] = known
-        self._known.move_to_end(key)
-        while len(self._known) > self.keep:
-            self._known.popitem(last=False)
+        contexts = self._contexts()
+        contexts[key] = known
+        contexts.move_to_end(key)
+        while len(contexts) > self.keep:
+            contexts.popitem(last=False)
+
+    async def save(self) -> None:
+        if self.path is None:
+            return
+        self._generation += 1
+        doc = {"version": _VERSION, "contexts": [
+            {"digest": d, "name": n, "dockerfile": k.dockerfile,
+             "hashes": [[list(srcs), h] for srcs, h in k.hashes.items()]}
+            for (d, n), k in self._contexts().items()]}
+        await asyncio.to_thread(self._write, self._generation,
+                                json.dumps(doc, separators=(",", ":")).encode())
+
+    def _write(self, generation: int, data: bytes) -> None:
+        assert self.path is not None
+        with self._write_lock:
+            if generation <= self._written:          # a newer content is there already
+                return
+            try:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                write_atomic(self.path, data, 0o600, fsync=False)
+                self._written = generation
+            except OSError as e:                       # a full disk: only a shortcut lost
+                log.warning("build context memo %s not written: %s", self.path, e)
 
 
 class BuildContext:
     """The context directory (made on first need) and what is known about it."""
 
     def __init__(self, root: str | None, known: Known, body: Body | None = None,
-                 ctx: str = "") -> None:
+                 ctx: str = "", memo: ContextMemo | None = None) -> None:
         self._root, self.known, self._body, self._ctx = root, known, body, ctx
+        self._memo = memo
         self._lock = asyncio.Lock()
 
     @property
@@ -123,12 +177,13 @@ class BuildContext:
         key = (body.digest, name)
         known = memo.get(key)
         if known is not None:
-            return cls(None, known, body, ctx)
+            return cls(None, known, body, ctx, memo)
         root = await asyncio.to_thread(_extract, body, ctx)
         src = await asyncio.to_thread(finish, root, name)
         known = Known(src.dockerfile)
         memo.put(key, known)
-        return cls(root, known)
+        await memo.save()
+        return cls(root, known, memo=memo)
 
     async def files(self) -> str:
         """The context directory, extracted if it is not yet."""
@@ -144,9 +199,11 @@ class BuildContext:
     def known_hash(self, sources: list[str]) -> str | None:
         return self.known.hashes.get(tuple(sources))
 
-    def remember(self, sources: list[str], digest: str) -> None:
+    async def remember(self, sources: list[str], digest: str) -> None:
         if len(self.known.hashes) < KEEP_HASHES:
             self.known.hashes[tuple(sources)] = digest
+            if self._memo is not None:
+                await self._memo.save()
 
 
 def _extract(body: Body, ctx: str) -> str:

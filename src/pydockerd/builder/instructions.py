@@ -255,7 +255,7 @@ async def _copy(b: BuildSteps, st: Stage, ins: Instruction, is_add: bool) -> Non
         await resolve()
         digest = await asyncio.to_thread(b.content_hash, hosts)
         if not downloaded:
-            b.context.remember(srcs, digest)
+            await b.context.remember(srcs, digest)
         if len(hosts) == 1 and downloaded:
             digest = digest.partition(":")[2]      # dockerd shows a remote file's bare hash
 

@@ -59,7 +59,7 @@ class BuildService:
         self.pull = pull            # async (ref) -> None, or None: FROM needs local images
         self.committer = StepCommitter(images)
         self.cache = StepCache(images)
-        self.contexts = ContextMemo()
+        self.contexts = ContextMemo(os.path.join(images.data_root, "builder", "contexts.json"))
 
     async def prepare(self, chunks: AsyncIterator[bytes], opts: BuildOptions) -> "Build":
         """The context (the body, or opts.remote) and the Dockerfile, before the stream."""
