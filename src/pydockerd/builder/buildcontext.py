@@ -1,9 +1,11 @@
 """A build's context, extracted only when a step needs its files.
 
 Extraction is a function of the context tar's bytes (its .dockerignore
-included) and the Dockerfile's name, so for a body with the same sha256 and
+included) and the Dockerfile's name, so for a body with the same digest and
 name, what an earlier build learnt from the extracted tree holds again: the
-Dockerfile text and each COPY/ADD source list's content hash. `ContextMemo`
+Dockerfile text and each COPY/ADD source list's content hash. The digest of a
+plain tar kept in memory leaves out the entries' times (`tree_digest`: nothing
+remembered depends on them), else it is the body's sha256. `ContextMemo`
 keeps that for a few recent contexts, in memory and in
 <data-root>/builder/contexts.json (so also after a restart). A build whose
 context is known, and whose steps all come from the cache, never writes its
@@ -19,6 +21,7 @@ import io
 import json
 import logging
 import os
+import tarfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -33,7 +36,7 @@ log = logging.getLogger("pydockerd.builder")
 MEMORY_LIMIT = 8 << 20              # bodies up to this size are kept in memory
 KEEP_CONTEXTS = 16                  # contexts remembered
 KEEP_HASHES = 256                   # source lists remembered per context
-_VERSION = 1                        # of the memo file (its hashes: context.content_hash)
+_VERSION = 2                        # of the memo file (its hashes: context.content_hash)
 
 
 @dataclass
@@ -77,8 +80,37 @@ async def spool_body(chunks: AsyncIterator[bytes], path: str) -> Body:
         if f is not None:
             f.close()
     if f is not None:
-        return Body(h.hexdigest(), None, path)
-    return Body(h.hexdigest(), b"".join(parts), None)
+        return Body("raw:" + h.hexdigest(), None, path)
+    data = b"".join(parts)
+    tree = await asyncio.to_thread(tree_digest, data)
+    return Body(tree or "raw:" + h.hexdigest(), data, None)
+
+
+_TIMES = ("mtime", "atime", "ctime")
+
+
+def tree_digest(data: bytes) -> str | None:
+    """sha256 over what extracting this plain tar makes, except the times (and
+    owner names, which extraction ignores): everything remembered about a context
+    is independent of them, so a checkout or `touch` that only changes mtimes
+    keeps the context known. None: compressed, sparse or unreadable (the raw
+    digest is the key then)."""
+    h = hashlib.sha256()
+    view = memoryview(data)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data + tar_padding(data[:6], len(data))),
+                          mode="r:") as tar:
+            for m in tar:
+                if m.sparse is not None:
+                    return None
+                pax = sorted((k, v) for k, v in m.pax_headers.items() if k not in _TIMES)
+                h.update(repr((m.name, m.type, m.mode, m.uid, m.gid, m.size, m.linkname,
+                               m.devmajor, m.devminor, pax)).encode())
+                if m.isreg():
+                    h.update(view[m.offset_data:m.offset_data + m.size])
+    except (tarfile.TarError, EOFError, ValueError, OSError):
+        return None
+    return "tree:" + h.hexdigest()
 
 
 @dataclass
