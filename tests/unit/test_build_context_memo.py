@@ -53,6 +53,9 @@ def test_memo_file_round_trip_and_garbage(tmp_path: Path) -> None:
     got = ContextMemo(str(path)).get(("tree:2", "Dockerfile"))
     assert got is not None and got.hashes == {("src/", "x"): "dir:abc"}
     path.write_text("{not json")
+    stale = path.parent / "contexts.json.tmp4242"        # a writer killed mid-write
+    stale.write_text("{")
     assert ContextMemo(str(path)).get(("tree:2", "Dockerfile")) is None
+    assert not stale.exists()
     path.write_text('{"version": 1, "contexts": [{"digest": "tree:2"}]}')
     assert ContextMemo(str(path)).get(("tree:2", "Dockerfile")) is None

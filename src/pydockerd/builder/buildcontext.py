@@ -16,6 +16,7 @@ The first step that misses the cache extracts it (once per build).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -134,6 +135,7 @@ class ContextMemo:
     def _contexts(self) -> OrderedDict[tuple[str, str], Known]:
         if self._known is None:
             self._known = OrderedDict()
+            self._drop_stale_temps()
             try:
                 with open(self.path or "", "rb") as f:
                     doc = json.load(f)
@@ -145,6 +147,20 @@ class ContextMemo:
                 if not isinstance(e, FileNotFoundError) and self.path:
                     log.warning("build context memo %s not read: %s", self.path, e)
         return self._known
+
+    def _drop_stale_temps(self) -> None:
+        """write_atomic's temp files of a daemon killed while writing (before this
+        one writes any)."""
+        if not self.path:
+            return
+        folder, name = os.path.split(self.path)
+        try:
+            stale = [n for n in os.listdir(folder) if n.startswith(name + ".tmp")]
+        except OSError:
+            return
+        for n in stale:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, n))
 
     def get(self, key: tuple[str, str]) -> Known | None:
         known = self._contexts().get(key)
