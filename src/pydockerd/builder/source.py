@@ -1,8 +1,9 @@
 """Where a build's context comes from (moby's remotecontext.Detect): the request body
-(a tar, plain or compressed: buildcontext.py) or the `remote` URL (a git repository, a tarball, or a
-plain-text Dockerfile alone); then the Dockerfile is read and .dockerignore applied
-(also to the Dockerfile and .dockerignore themselves, as dockerd's removeDockerfile:
-the Dockerfile is read first, so an ignored one still drives the build)."""
+(a tar, plain or compressed: buildcontext.py) or the `remote` URL (a git
+repository, a tarball, or a plain-text Dockerfile alone); then the Dockerfile is
+read and .dockerignore applied (also to the Dockerfile and .dockerignore
+themselves, as dockerd's removeDockerfile: the Dockerfile is read first, so an
+ignored one still drives the build)."""
 from __future__ import annotations
 
 import asyncio
