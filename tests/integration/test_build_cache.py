@@ -4,9 +4,13 @@ prune` leave it alone, a changed COPY source invalidates from that step on, and
 it goes with the images (`docker rmi`)."""
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 from pathlib import Path
 
+from conftest import DOCKER
+from polling import wait_until
 from test_build import _drop_built_images, build  # noqa: F401 (autouse fixture)
 
 DOCKERFILE = """FROM busybox
@@ -109,3 +113,32 @@ def test_known_context_built_again(daemon, tmp_path):
     assert "Using cache" not in r.text, r.text
     assert daemon.out("run", "--rm", "bc-known:4") == want
     daemon.cli("rmi", "bc-known:4")
+
+
+def test_sigkill_mid_build_leaves_a_consistent_cache(fresh_daemon, tmp_path):
+    """A daemon killed during a RUN step: after the restart the steps it finished
+    come from the cache, the interrupted one runs again, the result is whole."""
+    d = fresh_daemon()
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nENV A=1\nCOPY f.txt /f.txt\nARG T\nRUN sleep $T; cat /f.txt > /g\n"
+        "CMD cat /g\n")
+    (tmp_path / "f.txt").write_text("whole\n")
+    env = dict(os.environ, DOCKER_HOST=d.host, DOCKER_CONFIG=str(d.base / "cli"),
+               DOCKER_BUILDKIT="0")
+    env.pop("DOCKER_CONTEXT", None)
+    out = tmp_path / "out.txt"
+    with open(out, "wb") as f:
+        p = subprocess.Popen([DOCKER, "build", "--build-arg", "T=60", "-t", "bc-kill",
+                              str(tmp_path)], stdout=f, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_until(lambda: b"Running in" in out.read_bytes(), 60, what="the RUN step")
+        d.restart(signal.SIGKILL)
+        p.wait(30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert d.cli("image", "inspect", "bc-kill", check=False).returncode != 0
+    r = build(d, tmp_path, "--build-arg", "T=0", "-t", "bc-kill")
+    assert r.text.count("Using cache") == 3, r.text          # ENV, COPY, ARG
+    assert d.out("run", "--rm", "bc-kill") == "whole\n"
