@@ -89,15 +89,6 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
                           container_actions=inst.container_actions, ids=ids)
     await images.start()
     port_mapper = PortMapper(cfg.ip, cfg.iptables, cfg.ip6tables)
-    networks = NetworkService(
-        store, events, cfg.exec_root, containers=registry,
-        on_bridge_removed=[port_mapper.remove_chains], bridge_name=cfg.bridge,
-        bip=cfg.bip or None, fixed_cidr=cfg.fixed_cidr or None, mtu=cfg.mtu,
-        iptables=cfg.iptables, ip_forward=cfg.ip_forward, ip_masq=cfg.ip_masq, icc=cfg.icc,
-        default_bind_ip=cfg.ip, ipv6=cfg.ipv6, fixed_cidr_v6=cfg.fixed_cidr_v6 or None,
-        ip6tables=cfg.ip6tables, host_id=engine_id(cfg.data_root),
-        address_pools=cfg.default_address_pools, dns=cfg.dns,
-        actions=inst.network_actions, ids=ids)
     distribution = DistributionService(cfg, images, events)
     # managed plugins first: the legacy registry asks them before its own discovery
     managed = ManagedPlugins(cfg.data_root, cfg.exec_root,
@@ -107,6 +98,16 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
                              in_use=lambda driver: volumes.driver_in_use(driver))
     plugins = PluginRegistry.from_env(os.environ, managed=managed)
     await managed.start()          # before containers come back with their plugin volumes
+    # network and IPAM drivers may be plugins too
+    networks = NetworkService(
+        store, events, cfg.exec_root, containers=registry,
+        on_bridge_removed=[port_mapper.remove_chains], bridge_name=cfg.bridge,
+        bip=cfg.bip or None, fixed_cidr=cfg.fixed_cidr or None, mtu=cfg.mtu,
+        iptables=cfg.iptables, ip_forward=cfg.ip_forward, ip_masq=cfg.ip_masq, icc=cfg.icc,
+        default_bind_ip=cfg.ip, ipv6=cfg.ipv6, fixed_cidr_v6=cfg.fixed_cidr_v6 or None,
+        ip6tables=cfg.ip6tables, host_id=engine_id(cfg.data_root),
+        address_pools=cfg.default_address_pools, dns=cfg.dns,
+        actions=inst.network_actions, ids=ids, plugins=plugins)
     volumes = VolumeService(cfg.data_root, store, events, containers=registry,
                             plugins=plugins, ids=ids)
     ports = ContainerPorts(port_mapper, partial(_bridge_of, networks))

@@ -57,8 +57,13 @@ def _req(body: dict) -> usernets.NetworkRequest:
 
 
 def test_network_requests_and_pools() -> None:
-    with pytest.raises(NotFound, match='plugin "overlay" not found'):
-        _req({"Name": "n", "Driver": "overlay"})
+    # another driver or IPAM driver is a plugin's, looked up at create (not here)
+    plug = _req({"Name": "n", "Driver": "overlay", "IPAM": {"Driver": "ipx",
+                                                            "Options": {"a": "b"}}})
+    assert (plug.driver, plug.ipam_driver, plug.ipam_options) == ("overlay", "ipx",
+                                                                  {"a": "b"})
+    with pytest.raises(NotFound, match='plugin "a/b" not found'):
+        _req({"Name": "n", "Driver": "a/b"})
     with pytest.raises(Forbidden):
         _req({"Name": "host", "Driver": "host"})
     with pytest.raises(Forbidden, match="operation is not permitted on predefined bridge"):

@@ -46,7 +46,10 @@ def network(net: Network, members: list[NetworkMember] | None = None) -> dict[st
         "Driver": net.driver,
         "EnableIPv4": net.enable_ipv4,
         "EnableIPv6": net.enable_ipv6,
-        "IPAM": {"Driver": "default", "Options": None, "Config": config},
+        "IPAM": {"Driver": net.ipam_driver,
+                 "Options": dict(net.ipam_options) if net.ipam_options or net.remote
+                 or net.ipam_driver != "default" else None,
+                 "Config": config},
         "Internal": net.internal,
         "Attachable": net.attachable,
         "Ingress": net.ingress,

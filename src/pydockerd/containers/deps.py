@@ -12,7 +12,7 @@ from typing import Any, Callable, Protocol
 from ..images.model import Image
 from ..models import EndpointSettings
 from ..network.model import Endpoint as NetworkEndpoint
-from ..network.model import Network
+from ..network.model import Network, PortOptions
 from ..runtime.spec_input import SpecInput
 from ..util.idmap import IdMap
 from ..volumes.model import Volume
@@ -43,7 +43,8 @@ class Networks(Protocol):
     async def create_sandbox(self, container_id: str) -> str: ...
     async def release_sandbox(self, container_id: str) -> None: ...
     async def connect(self, container_id: str, netns_path: str, network: str = "bridge",
-                      settings: EndpointSettings | None = None) -> NetworkEndpoint: ...
+                      settings: EndpointSettings | None = None,
+                      ports: PortOptions | None = None) -> NetworkEndpoint: ...
     async def disconnect(self, container_id: str, network: str | None = None) -> None: ...
 
 

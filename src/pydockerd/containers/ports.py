@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from ..errors import InvalidParameter
+from ..network.model import ExposedPort, PortBinding, PortOptions
 from ..network.portmap import PortMapper, PortMapping
 from .model import Container
 
@@ -104,6 +105,15 @@ def requests_for(c: Container) -> list[PortRequest]:
             if (port, proto) not in bound:
                 out.append(PortRequest(proto, port, "", 0, 0))
     return out
+
+
+def port_options(c: Container) -> PortOptions:
+    """The container's ports as a remote network driver gets them with its endpoint."""
+    exposed = tuple(ExposedPort(proto, port) for port, proto in
+                    (split_port_key(k) for k in _exposed_keys(c)))
+    return PortOptions(exposed, tuple(PortBinding(r.proto, r.container_port, r.host_ip,
+                                                  r.host_port_min, r.host_port_max)
+                                      for r in requests_for(c)))
 
 
 # ------------------------------------------------------------------ wire formats

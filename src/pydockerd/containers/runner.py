@@ -34,6 +34,7 @@ from .logs import driver_path, log_target
 from .model import Container, Endpoint
 from .mounts import mount_volumes, unmount_volumes
 from .paths import Paths
+from .ports import port_options
 from .registry import ContainerRegistry
 from .runtimes import Runtimes
 
@@ -159,7 +160,8 @@ class Runner:
 
     async def join(self, c: Container, netns: str, name: str, settings: dict[str, Any]) -> None:
         ep = await self.networks.connect(c.id, netns, name,
-                                         from_doc(settings, EndpointSettings))
+                                         from_doc(settings, EndpointSettings),
+                                         port_options(c))
         c.endpoints.append(Endpoint(name, ep.network_id, ep.endpoint_id, ep.ip,
                                     ep.prefix_len, ep.gateway, ep.mac, ep.ip6,
                                     ep.prefix_len6, ep.gateway6))

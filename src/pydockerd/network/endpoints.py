@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+from typing import Any
+
 from ..errors import Forbidden, InvalidParameter
 from ..models import EndpointSettings
 from ..util.ids import new_id
-from . import sandbox, usernets
-from .ipam import mac_for_ip, normalize_mac, parse_ip6
-from .model import Endpoint, Network, endpoint_key, lease_key
+from . import plugeps, sandbox, usernets
+from .ipam import mac_for_ip, normalize_mac, parse_ip6, random_mac
+from .model import Endpoint, Network, PortOptions, endpoint_key, lease_key
+from .remote import OPT_EXPOSED_PORTS, OPT_PORTMAP
 from .state import K_ENDPOINT, K_LEASE, NetworkState
 
 
@@ -26,8 +29,8 @@ async def create_sandbox(st: NetworkState, container_id: str) -> str:
 
 
 async def connect(st: NetworkState, container_id: str, netns_path: str,
-                  network: str = "bridge", settings: EndpointSettings | None = None
-                  ) -> Endpoint:
+                  network: str = "bridge", settings: EndpointSettings | None = None,
+                  ports: PortOptions | None = None) -> Endpoint:
     """Join the network with the client's EndpointSettings: IPAMConfig.IPv4Address and
     IPv6Address, Aliases and MacAddress are applied (DriverOpts and Links are kept by the
     caller). A network with IPv6 gives the endpoint an IPv6 address too."""
@@ -36,13 +39,16 @@ async def connect(st: NetworkState, container_id: str, netns_path: str,
     ip6 = es.IPAMConfig.IPv6Address if es.IPAMConfig else None
     aliases = list(es.Aliases or ())
     net = st.get(network)
-    if net.driver != "bridge":
+    if net.driver in ("host", "null"):
         raise InvalidParameter("container cannot be disconnected from host network or "
                                "connected to host network" if net.driver == "host" else
                                f"container cannot be connected to network {net.name}")
     if (ip or ip6) and net.predefined:
         raise InvalidParameter("user specified IP address is supported on user defined "
                                "networks only")
+    if (ip or ip6) and (net.remote or net.ipam_driver != "default") and not net.user_subnet:
+        raise InvalidParameter("user specified IP address is supported only when "
+                               "connecting to networks with user configured subnets")
     if aliases and net.predefined:
         raise InvalidParameter("network-scoped alias is supported only for containers in "
                                "user defined networks")
@@ -65,26 +71,59 @@ async def connect(st: NetworkState, container_id: str, netns_path: str,
     used_if = {e.ifname for e in mine}
     ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in used_if)
     # the default route goes through the first network that has one (not internal)
-    has_gw = any(not n.internal for e in mine if (n := st.networks.get(e.network_id)))
-    ep = reserve(st, container_id, net, netns_path, mac, preferred, ifname,
-                 list(dict.fromkeys(aliases)), preferred6)
+    has_gw = any(not n.internal and (e.gateway or e.gateway6) for e in mine
+                 if (n := st.networks.get(e.network_id)))
+    if net.ipam_driver != "default":
+        mac = mac or random_mac()
+        preferred, preferred6 = await plugeps.request_addresses(st, net, preferred,
+                                                                preferred6, mac)
     try:
-        await sandbox.create_veth(ep.host_veth, st.device(net), netns_path,
-                                  usernets.NetworkRequest(net.name, options=dict(
-                                      net.options)).mtu(st.opts.mtu), ep.mac, ifname)
-        await sandbox.configure_eth0(netns_path, f"{ep.ip}/{ep.prefix_len}",
-                                     None if net.internal or has_gw else ep.gateway,
-                                     ifname,
-                                     f"{ep.ip6}/{ep.prefix_len6}" if ep.ip6 else None,
-                                     None if net.internal or has_gw else ep.gateway6)
+        ep = reserve(st, container_id, net, netns_path, mac, preferred, ifname,
+                     list(dict.fromkeys(aliases)), preferred6)
+    except BaseException:
+        if net.ipam_driver != "default":
+            await asyncio.shield(plugeps.release_addresses(
+                st, net, str(preferred), str(preferred6 or "")))
+        raise
+    joined = False
+    try:
+        if net.remote:
+            await plugeps.join(st, net, ep, not has_gw,
+                               endpoint_options(es, ports or PortOptions()), used_if)
+            joined = True
+            st.store.put(K_ENDPOINT, ep.key, ep.to_doc())
+        else:
+            await _plumb_veth(st, net, ep, ifname, has_gw)
         if not net.predefined:
             await st.dns.serve(container_id, netns_path)
     except BaseException:
-        await asyncio.shield(teardown(st, ep))
+        await asyncio.shield(teardown(st, ep, joined=joined))
         raise
     st.events.publish("network", "connect", net.id,
                       {"container": container_id, "name": net.name, "type": net.driver})
     return ep
+
+
+async def _plumb_veth(st: NetworkState, net: Network, ep: Endpoint, ifname: str,
+                      has_gw: bool) -> None:
+    """A bridge network's endpoint: a veth pair from its bridge into the sandbox."""
+    await sandbox.create_veth(ep.host_veth, st.device(net), ep.netns_path,
+                              usernets.NetworkRequest(net.name, options=dict(
+                                  net.options)).mtu(st.opts.mtu), ep.mac, ifname)
+    await sandbox.configure_eth0(ep.netns_path, f"{ep.ip}/{ep.prefix_len}",
+                                 None if net.internal or has_gw else ep.gateway,
+                                 ifname,
+                                 f"{ep.ip6}/{ep.prefix_len6}" if ep.ip6 else None,
+                                 None if net.internal or has_gw else ep.gateway6)
+
+
+def endpoint_options(es: EndpointSettings, ports: PortOptions) -> dict[str, Any]:
+    """The generic options a remote driver gets with CreateEndpoint and Join: the
+    container's exposed and published ports and the endpoint's DriverOpts."""
+    opts: dict[str, Any] = {OPT_EXPOSED_PORTS: [p.to_json() for p in ports.exposed],
+                            OPT_PORTMAP: [b.to_json() for b in ports.bindings]}
+    opts.update(es.DriverOpts or {})
+    return opts
 
 
 def reserve(st: NetworkState, container_id: str, net: Network, netns_path: str,
@@ -101,6 +140,8 @@ def reserve(st: NetworkState, container_id: str, net: Network, netns_path: str,
     veth = "veth" + os.urandom(4).hex()[:7]
     while veth in veths:
         veth = "veth" + os.urandom(4).hex()[:7]
+    if net.remote:
+        veth = ""                       # the plugin makes the interface
     ep = Endpoint(net.id, new_id(), container_id, str(addr), pool.subnet.prefixlen,
                   str(pool.gateway), mac or mac_for_ip(addr), veth, netns_path, ifname,
                   list(aliases or []))
@@ -121,8 +162,16 @@ def reserve(st: NetworkState, container_id: str, net: Network, netns_path: str,
     return ep
 
 
-async def teardown(st: NetworkState, ep: Endpoint) -> None:
-    await sandbox.delete_veth(ep.host_veth)
+async def teardown(st: NetworkState, ep: Endpoint, joined: bool = True) -> None:
+    """Undo an endpoint: its veth (or the remote driver's Leave and DeleteEndpoint when
+    it `joined`), its leases (and the IPAM plugin's addresses), its record."""
+    net = st.networks.get(ep.network_id)
+    if net is not None and net.remote and joined:
+        await plugeps.leave(st, net, ep)
+    if ep.host_veth:
+        await sandbox.delete_veth(ep.host_veth)
+    if net is not None and net.ipam_driver != "default":
+        await plugeps.release_addresses(st, net, ep.ip, ep.ip6)
     with st.store.transaction():
         st.release_lease(ep.network_id, ep.ip)
         if ep.ip6:

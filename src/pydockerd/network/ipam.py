@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -223,6 +224,12 @@ def parse_ip6(text: str) -> ipaddress.IPv6Address:
 def mac_for_ip(ip: IPAddr) -> str:
     """Docker's generated MAC: 02:42 followed by the (last) four address bytes."""
     return "02:42:" + ":".join(f"{b:02x}" for b in ip.packed[-4:])
+
+
+def random_mac() -> str:
+    """A random MAC in Docker's 02:42 prefix (dockerd's GenerateRandomMAC): for an
+    endpoint whose address comes from an IPAM plugin, before the address is known."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in os.urandom(4))
 
 
 def normalize_mac(mac: str) -> str:

@@ -26,7 +26,7 @@ async def start(st: NetworkState) -> None:
         net = stored.get(name) or Network(new_id(), name, driver, now_rfc3339())
         st.store.put(K_NETWORK, net.id, net.to_doc())
         st.networks[net.id] = net
-    users = [n for n in stored.values() if not n.predefined and n.driver == "bridge"]
+    users = [n for n in stored.values() if not n.predefined]
     for net in users:
         st.networks[net.id] = net
         st.pools[net.id] = Pool(ipaddress.IPv4Network(net.subnet),
@@ -39,6 +39,8 @@ async def start(st: NetworkState) -> None:
     if st.opts.bridge_name != "none":
         await _start_bridge(st, stored.get("bridge"))
     for net in users:
+        if net.driver != "bridge":        # a plugin's network: the plugin keeps it
+            continue
         try:
             await bring_up_user(st, net)
         except Exception:  # noqa: BLE001 - one broken network must not stop the daemon
@@ -182,11 +184,16 @@ async def refresh_isolation(st: NetworkState, skip: str = "") -> None:
 
 
 async def tear_down_user(st: NetworkState, net: Network) -> None:
+    """Forget a user network and remove its bridge and rules (a plugin's network has
+    neither: its plugin was told by plugnets.py)."""
     dev = st.device(net)
     st.networks.pop(net.id, None)
     st.pools.pop(net.id, None)
     st.pools6.pop(net.id, None)
     st.leases.pop(net.id, None)
+    if net.driver != "bridge":
+        st.store.delete(K_NETWORK, net.id)
+        return
     if st.opts.iptables:
         try:
             await br.remove_rules(dev)

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 PREDEFINED = ("bridge", "host", "none")
+BUILTIN_DRIVERS = ("bridge", "host", "null")
 
 
 @dataclass(slots=True)
@@ -31,10 +32,20 @@ class Network:
     enable_ipv6: bool = False
     bridge_created: bool = False       # pydockerd created the bridge device (cleanup may delete it)
     bridge_name: str = ""              # user-defined networks: their device (br-<12 hex>)
+    ipam_driver: str = "default"       # or a remote IPAM plugin's name
+    ipam_options: dict[str, str] = field(default_factory=dict)    # --ipam-opt
+    pool_id: str = ""                  # remote IPAM: the IPv4 pool's PoolID
+    pool_id6: str = ""                 # remote IPAM: the IPv6 pool's PoolID
+    user_subnet: bool = False          # the request named its subnet(s)
 
     @property
     def predefined(self) -> bool:
         return self.name in PREDEFINED
+
+    @property
+    def remote(self) -> bool:
+        """Its driver is a plugin (libnetwork's remote driver)."""
+        return self.driver not in BUILTIN_DRIVERS
 
     def to_doc(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +72,8 @@ class Endpoint:
     ip6: str = ""                      # "fd00:1::2" on an IPv6 network, else ""
     prefix_len6: int = 0
     gateway6: str = ""
+    src_name: str = ""                 # remote driver: the plugin's interface (host name)
+    external: bool = False             # remote driver: ProgramExternalConnectivity done
 
     @property
     def key(self) -> str:
@@ -80,6 +93,42 @@ class NetworkMember:
     """A container attached to a network, as network inspect lists it."""
     endpoint: Endpoint
     container_name: str
+
+
+PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
+
+
+@dataclass(frozen=True, slots=True)
+class ExposedPort:
+    proto: str                         # "tcp", "udp", "sctp"
+    port: int
+
+    def to_json(self) -> dict[str, Any]:
+        """libnetwork's TransportPort."""
+        return {"Proto": PROTO_NUMBERS.get(self.proto, 0), "Port": self.port}
+
+
+@dataclass(frozen=True, slots=True)
+class PortBinding:
+    proto: str
+    port: int
+    host_ip: str
+    host_port: int
+    host_port_end: int
+
+    def to_json(self) -> dict[str, Any]:
+        """libnetwork's PortBinding."""
+        return {"Proto": PROTO_NUMBERS.get(self.proto, 0), "IP": "", "Port": self.port,
+                "HostIP": self.host_ip, "HostPort": self.host_port,
+                "HostPortEnd": self.host_port_end}
+
+
+@dataclass(frozen=True, slots=True)
+class PortOptions:
+    """A container's exposed and published ports, as a remote driver gets them in the
+    endpoint's options (com.docker.network.endpoint.exposedports, .portmap)."""
+    exposed: tuple[ExposedPort, ...] = ()
+    bindings: tuple[PortBinding, ...] = ()
 
 
 def endpoint_key(container_id: str, network_id: str) -> str:

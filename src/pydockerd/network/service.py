@@ -4,7 +4,10 @@
     lifecycle.py  start (predefined networks, default bridge, user bridges), stop,
                   reconcile after a restart, cleanup
     networks.py   user-defined networks: create, remove, prune
+    plugnets.py   ... made with a network plugin (remote.py) or an IPAM plugin
+                  (ipam_remote.py)
     endpoints.py  sandboxes (netns) and endpoints: connect, disconnect, release
+    plugeps.py    ... endpoints on plugins' networks (Join, the plugin's interface)
     files.py      the container's /etc/hosts and /etc/resolv.conf
 
 The store layout and crash-safety rules are in state.py.
@@ -25,7 +28,8 @@ from . import lifecycle, networks
 from . import filters as nfilters
 from .ipam import (DEFAULT_POOLS4, AddressPool, parse_interface, parse_network, parse_network6,
                    ula_base)
-from .model import Endpoint, Network, NetworkMember
+from .model import Endpoint, Network, NetworkMember, PortOptions
+from .remote import PluginGetter
 from .resolver import EmbeddedDNS
 from .state import (DEFAULT_BRIDGE, DEFAULT_MTU, BridgeRemoved, ContainerNames, NetworkOptions,
                     NetworkState)
@@ -61,10 +65,11 @@ class NetworkService:
                  host_id: str | None = None,
                  address_pools: Sequence[AddressPool] = (), dns: Sequence[str] = (),
                  actions: ActionTimer = NO_TIMER,
-                 ids: IdMap = IDENTITY) -> None:
+                 ids: IdMap = IDENTITY, plugins: PluginGetter | None = None) -> None:
         """host_id (the engine id) seeds the daemon's ULA prefix, the default pool of
         IPv6 subnets (moby's deriveULABaseNetwork); without it, an IPv6 network needs
-        an explicit subnet."""
+        an explicit subnet. plugins: where network drivers and IPAM drivers other than
+        the built-in ones are found (without it, none is)."""
         if len(bridge_name) > 15 or not bridge_name or "/" in bridge_name:
             raise InvalidParameter(f"invalid bridge name: {bridge_name!r}")
         opts = NetworkOptions(bridge_name, parse_interface(bip) if bip else None,
@@ -75,7 +80,7 @@ class NetworkService:
                               iptables and ip6tables,
                               *_default_pools(address_pools, host_id), tuple(dns))
         self._state = NetworkState(store, events, os.path.join(exec_root, "netns"), opts,
-                                   containers, tuple(on_bridge_removed), ids)
+                                   containers, tuple(on_bridge_removed), ids, plugins)
         # engine_daemon_network_actions_seconds: allocate (a container's sandbox),
         # connect (an endpoint), release (the sandbox and its endpoints)
         self._actions = actions
@@ -182,10 +187,13 @@ class NetworkService:
         return self._state.netns_path(container_id)
 
     async def connect(self, container_id: str, netns_path: str, network: str = "bridge",
-                      settings: EndpointSettings | None = None) -> Endpoint:
-        """Join `network` with the client's EndpointSettings (address, aliases, MAC)."""
+                      settings: EndpointSettings | None = None,
+                      ports: PortOptions | None = None) -> Endpoint:
+        """Join `network` with the client's EndpointSettings (address, aliases, MAC);
+        `ports` (the container's exposed and published ports) go to a remote driver."""
         with timed(self._actions, "connect"):
-            return await eps.connect(self._state, container_id, netns_path, network, settings)
+            return await eps.connect(self._state, container_id, netns_path, network,
+                                     settings, ports)
 
     async def disconnect(self, container_id: str, network: str | None = None) -> None:
         """Delete the container's veth(s) and release their leases; idempotent."""

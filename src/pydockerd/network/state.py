@@ -26,6 +26,8 @@ from . import bridge as br
 from . import usernets
 from .ipam import DEFAULT_POOLS4, AddressPool, IPAddr, Pool
 from .model import Endpoint, Network, lease_key
+from .ipam_remote import IpamCapabilities
+from .remote import Capabilities, PluginGetter
 from .resolver import EmbeddedDNS, upstream_servers
 
 DEFAULT_BRIDGE = "pydocker0"
@@ -88,6 +90,10 @@ class NetworkState:
     # called with the bridge device of a removed network (port publishing rules)
     bridge_removed: Sequence[BridgeRemoved] = ()
     ids: IdMap = IDENTITY           # --userns-remap: sandboxes get a user namespace
+    plugins: PluginGetter | None = None     # network and IPAM plugins
+    # plugins' capabilities, asked once per plugin (libnetwork: at registration)
+    driver_caps: dict[str, Capabilities] = field(default_factory=dict)
+    ipam_caps: dict[str, IpamCapabilities] = field(default_factory=dict)
     networks: dict[str, Network] = field(default_factory=dict)
     pools: dict[str, Pool] = field(default_factory=dict)
     pools6: dict[str, Pool] = field(default_factory=dict)     # networks with IPv6
@@ -136,6 +142,12 @@ class NetworkState:
         if not container_id or "/" in container_id or container_id.startswith("."):
             raise InvalidParameter(f"invalid container id: {container_id!r}")
         return os.path.join(self.netns_dir, container_id)
+
+    def plugin_getter(self, name: str) -> PluginGetter:
+        """Where the plugin `name` is looked up (a daemon without plugins has none)."""
+        if self.plugins is None:
+            raise NotFound(f'plugin "{name}" not found')
+        return self.plugins
 
     # ------------------------------------------------------------ bridges
 

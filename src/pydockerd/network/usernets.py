@@ -37,6 +37,13 @@ class NetworkRequest:
     gateway6: str = ""
     ip_range6: str = ""
     aux_addresses6: dict[str, str] = field(default_factory=dict)
+    driver: str = "bridge"                   # or a network plugin's name
+    ipam_driver: str = "default"             # or an IPAM plugin's name
+    ipam_options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def user_subnet(self) -> bool:
+        return bool(self.subnet or self.subnet6)
 
     @property
     def icc(self) -> bool:
@@ -81,8 +88,6 @@ def parse_request(body: NetworkCreateRequest) -> NetworkRequest:
     driver = body.Driver or "bridge"
     if driver in ("host", "null"):
         raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
-    if driver != "bridge":
-        raise NotFound(f"plugin \"{driver}\" not found")
     if not name.strip():
         raise InvalidParameter("invalid name: name is empty")
     if body.Ingress or body.ConfigOnly or (body.ConfigFrom and body.ConfigFrom.Network):
@@ -93,11 +98,14 @@ def parse_request(body: NetworkCreateRequest) -> NetworkRequest:
         options.pop(OPT_ENABLE_IPV6, None)
     else:
         ipv6 = _bool_opt(options, OPT_ENABLE_IPV6, False, "driver-opt")
-    req = NetworkRequest(name, bool(body.Internal), bool(body.Attachable),
-                         dict(body.Labels or {}), options, ipv6=ipv6)
     ipam = body.IPAM or IPAM()
-    if (ipam.Driver or "default") != "default":
-        raise NotFound(f"plugin \"{ipam.Driver}\" not found")
+    req = NetworkRequest(name, bool(body.Internal), bool(body.Attachable),
+                         dict(body.Labels or {}), options, ipv6=ipv6, driver=driver,
+                         ipam_driver=ipam.Driver or "default",
+                         ipam_options=dict(ipam.Options or {}))
+    for plugin in (driver, req.ipam_driver):
+        if not plugin.strip() or "/" in plugin:          # never a plugin's name
+            raise NotFound(f"plugin \"{plugin}\" not found")
     configs = list(ipam.Config or [])
     v4 = [c for c in configs if ":" not in (c.Subnet or "")]
     # moby 28: an IPv6 subnet on a network without IPv6 is dropped, not checked
@@ -107,7 +115,10 @@ def parse_request(body: NetworkCreateRequest) -> NetworkRequest:
         raise InvalidParameter("invalid network config:\n" + (
             errs[0] if len(errs) == 1 else "* " + "\n* ".join(errs)))
     if len(v4) > 1 or len(v6) > 1:
-        raise Forbidden("bridge driver doesn't support multiple subnets")
+        if driver == "bridge":
+            raise Forbidden("bridge driver doesn't support multiple subnets")
+        raise NotImplementedErr("pydockerd supports one IPv4 and one IPv6 subnet per "
+                                "network")
     if v4:
         c = v4[0]
         req.subnet, req.gateway, req.ip_range = c.Subnet or "", c.Gateway or "", c.IPRange or ""
@@ -116,10 +127,11 @@ def parse_request(body: NetworkCreateRequest) -> NetworkRequest:
         c = v6[0]
         req.subnet6, req.gateway6 = c.Subnet or "", c.Gateway or ""
         req.ip_range6, req.aux_addresses6 = c.IPRange or "", dict(c.AuxiliaryAddresses or {})
-    bridge = req.options.get(OPT_BRIDGE_NAME, "")
+    bridge = req.options.get(OPT_BRIDGE_NAME, "") if driver == "bridge" else ""
     if bridge and not _IFNAME_RE.match(bridge):
         raise InvalidParameter(f"invalid bridge name {bridge!r}")
-    req.icc, req.ip_masq          # noqa: B018 - validate the boolean options now
+    if driver == "bridge":
+        req.icc, req.ip_masq      # noqa: B018 - validate the boolean options now
     return req
 
 

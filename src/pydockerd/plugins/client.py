@@ -40,7 +40,12 @@ class PluginUnavailable(SystemError_):
 
 
 class PluginCallError(SystemError_):
-    """The plugin answered with an error (non-200, or a body that is not JSON)."""
+    """The plugin answered with an error (non-200, or a body that is not JSON);
+    `plugin_status` is the HTTP status of its answer (404: it lacks the method)."""
+
+    def __init__(self, message: str, plugin_status: int = 200) -> None:
+        super().__init__(message)
+        self.plugin_status = plugin_status
 
 
 def backoff(retries: int, budget: float) -> float:
@@ -138,7 +143,7 @@ class PluginClient:
                 doc = None
             if isinstance(doc, dict) and isinstance(doc.get("Err"), str) and doc["Err"]:
                 text = doc["Err"]
-            raise PluginCallError(f"{method}: {text}")
+            raise PluginCallError(f"{method}: {text}", status)
         if not data.strip():
             return {}
         try:
