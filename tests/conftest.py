@@ -64,6 +64,9 @@ class Daemon:
         # (a test that serves plugins sets these itself)
         env.setdefault("PYDOCKERD_PLUGIN_SOCKET_DIR", str(self.base / "plugins"))
         env.setdefault("PYDOCKERD_PLUGIN_SPEC_DIRS", str(self.base / "plugin-specs"))
+        # an unknown plugin (a network driver, say) is "not found" after 4 s of
+        # dockerd's retries rather than 30 (tests that need more set it themselves)
+        env.setdefault("PYDOCKERD_PLUGIN_RETRY_TIMEOUT", "4")
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=logf, stderr=logf, env=env,
                                      start_new_session=True)

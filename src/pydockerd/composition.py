@@ -110,7 +110,8 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
         actions=inst.network_actions, ids=ids, plugins=plugins)
     volumes = VolumeService(cfg.data_root, store, events, containers=registry,
                             plugins=plugins, ids=ids)
-    ports = ContainerPorts(port_mapper, partial(_bridge_of, networks))
+    ports = ContainerPorts(port_mapper, partial(_bridge_of, networks),
+                           partial(_plugin_driven, networks))
     paths = Paths(cfg.data_root, cfg.exec_root)
     runtimes = Runtimes(cfg, paths.runc_root)
     health = HealthMonitor(registry, paths, runtimes, inst.health_checks)
@@ -158,6 +159,14 @@ def _bridge_of(networks: NetworkService, network_id: str) -> str | None:
     except DockerError:
         return None
     return networks.device(net) if net.driver == "bridge" else None
+
+
+def _plugin_driven(networks: NetworkService, network_id: str) -> bool:
+    """Whether a network's driver is a plugin (which publishes the ports itself)."""
+    try:
+        return networks.get(network_id).remote
+    except DockerError:
+        return False
 
 
 async def _on_full_disk_later(what: str, step: Awaitable[None]) -> None:

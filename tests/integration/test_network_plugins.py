@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from conftest import cleanup_daemon, make_daemon
 from netplugin_helpers import NetworkPlugin
+from plugin_helpers import free_port
 from test_networks import free_subnet
 from test_volume_plugins import _start
 
@@ -92,8 +94,9 @@ def test_plugin_network_with_plugin_ipam(env):
 
         # a container on it: the plugin's veth, moved in as eth0 with the IPAM address
         p.calls.clear()
-        cid = d.out("run", "-d", "--name", "pn-c1", "--network", "pn-full", "-p", "8080:80",
-                    "busybox", "sleep", "300").strip()
+        hport = free_port()
+        cid = d.out("run", "-d", "--name", "pn-c1", "--network", "pn-full", "-p",
+                    f"{hport}:80", "busybox", "sleep", "300").strip()
         assert _methods(p) == [
             "IpamDriver.RequestAddress", "NetworkDriver.CreateEndpoint", "NetworkDriver.Join",
             "NetworkDriver.ProgramExternalConnectivity", "NetworkDriver.EndpointOperInfo"]
@@ -104,8 +107,8 @@ def test_plugin_network_with_plugin_ipam(env):
                             "Options": {"com.docker.network.endpoint.macaddress": mac}}
         ports = {"com.docker.network.endpoint.exposedports": [{"Proto": 6, "Port": 80}],
                  "com.docker.network.portmap": [
-                     {"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": 8080,
-                      "HostPortEnd": 8080}]}
+                     {"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": hport,
+                      "HostPortEnd": hport}]}
         eid = cep["EndpointID"]
         assert cep == {"NetworkID": net["Id"], "EndpointID": eid,
                        "Interface": {"Address": f"{ip}/24", "AddressIPv6": "",
@@ -120,6 +123,10 @@ def test_plugin_network_with_plugin_ipam(env):
         d.cli("exec", "pn-c1", "ping", "-c", "1", "-W", "5", gw)
         host_end, peer = p.veth_of(eid)
         assert not Path(f"/sys/class/net/{peer}").exists()       # moved into the container
+        # the plugin publishes the ports (it got them), not the daemon: as dockerd
+        assert d.inspect("pn-c1")["NetworkSettings"]["Ports"] == {"80/tcp": None}
+        assert f":{hport} " not in subprocess.run(["ss", "-ltnH"], capture_output=True,
+                                                  text=True).stdout
         c = d.inspect("pn-c1")["NetworkSettings"]["Networks"]["pn-full"]
         assert (c["IPAddress"], c["Gateway"], c["MacAddress"], c["EndpointID"]) == \
             (ip, gw, mac, eid)

@@ -163,15 +163,21 @@ def summary_ports(c: Container) -> list[dict[str, Any]]:
 class ContainerPorts:
     """Publishes a container's ports at start and releases them at teardown."""
 
-    def __init__(self, mapper: PortMapper, bridge_of: Callable[[str], str | None]) -> None:
+    def __init__(self, mapper: PortMapper, bridge_of: Callable[[str], str | None],
+                 plugin_publishes: Callable[[str], bool] = lambda _nid: False) -> None:
         self.mapper = mapper
         self._bridge_of = bridge_of          # network id -> bridge device (None: no bridge)
+        # network id -> its remote (plugin) driver publishes the ports, as with dockerd,
+        # which hands them to the plugin with the endpoint and publishes nothing itself
+        self._plugin_publishes = plugin_publishes
 
     async def publish(self, c: Container) -> None:
         reqs = requests_for(c)
         if not reqs or not c.endpoints:
             return                           # host / none networking: nothing to publish
         ep = c.endpoints[0]
+        if self._plugin_publishes(ep.network_id):
+            return
         bridge = self._bridge_of(ep.network_id)
         c.ports = await self.mapper.publish(
             c.id, f"{c.name} ({ep.endpoint_id[:12]})", bridge, ep.ip,
