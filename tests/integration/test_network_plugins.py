@@ -318,3 +318,50 @@ def test_sdk_plugin_network(env):
             net.remove()
         client.close()
     assert not p.networks
+
+
+def test_internal_ipv6_plugin_network_and_a_restart(env):
+    d, _sockets, base, _plugins = env
+    p = _plugin(env, "pnsix")
+    d.cli("network", "create", "-d", "pnsix", "--ipam-driver", "pnsix", "--internal",
+          "--ipv6", "pn-six")
+    try:
+        create = p.calls_of("NetworkDriver.CreateNetwork")[0].body
+        assert create["Options"] == {"com.docker.network.enable_ipv6": True,
+                                     "com.docker.network.generic": {},
+                                     "com.docker.network.internal": True}
+        assert create["IPv6Data"] == [{"AddressSpace": "plocal",
+                                       "Gateway": "fd00:7e57::1/64", "Pool": "fd00:7e57::/64"}]
+        assert [c.body["V6"] for c in p.calls_of("IpamDriver.RequestPool")] == [False, True]
+        net = _net(d, "pn-six")
+        assert net["Internal"] is True and net["EnableIPv6"] is True
+        d.cli("run", "-d", "--name", "pn-six-c", "--network", "pn-six", "busybox",
+              "sleep", "300")
+        cep = p.calls_of("NetworkDriver.CreateEndpoint")[-1].body
+        assert cep["Interface"]["AddressIPv6"] == "fd00:7e57::2/64"
+        assert cep["Options"] == {}      # no ports on an internal network (Join has them)
+        assert p.calls_of("NetworkDriver.Join")[-1].body["Options"] == {
+            "com.docker.network.endpoint.exposedports": [], "com.docker.network.portmap": []}
+        assert not p.calls_of("NetworkDriver.ProgramExternalConnectivity")
+        assert "inet6 fd00:7e57::2/64" in d.out("exec", "pn-six-c", "ip", "-6", "addr")
+        ep = d.inspect("pn-six-c")["NetworkSettings"]["Networks"]["pn-six"]
+        assert ep["GlobalIPv6Address"] == "fd00:7e57::2"
+        # the plugin's gateway is the default route; a second network adds none
+        d.cli("network", "connect", "bridge", "pn-six-c")
+        routes = d.out("exec", "pn-six-c", "ip", "route")
+        assert routes.count("default via") == 1 and "default via" in routes.splitlines()[0]
+        d.cli("rm", "-f", "pn-six-c")
+        # the network outlives a daemon restart, and is removed through the plugin after
+        d.stop()
+        _start(d, base / "run-plugins", base / "etc-plugins")
+        net2 = _net(d, "pn-six")
+        assert (net2["Id"], net2["Driver"], net2["IPAM"]) == \
+            (net["Id"], "pnsix", net["IPAM"])
+    finally:
+        d.cli("rm", "-f", "pn-six-c", check=False)
+        p.calls.clear()
+        d.cli("network", "rm", "pn-six", check=False)
+    assert _methods(p) == ["Plugin.Activate", "IpamDriver.ReleaseAddress",
+                           "IpamDriver.ReleasePool", "IpamDriver.ReleaseAddress",
+                           "IpamDriver.ReleasePool", "NetworkDriver.DeleteNetwork"]
+    assert not p.networks and not p.pools

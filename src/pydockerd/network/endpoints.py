@@ -70,8 +70,9 @@ async def connect(st: NetworkState, container_id: str, netns_path: str,
     mine = st.endpoints(container_id)
     used_if = {e.ifname for e in mine}
     ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in used_if)
-    # the default route goes through the first network that has one (not internal)
-    has_gw = any(not n.internal and (e.gateway or e.gateway6) for e in mine
+    # the default route goes through the first network that has one: a bridge that is
+    # not internal, a plugin's network whose Join gave a gateway
+    has_gw = any((e.gateway or e.gateway6) and (n.remote or not n.internal) for e in mine
                  if (n := st.networks.get(e.network_id)))
     if net.ipam_driver != "default":
         mac = mac or random_mac()

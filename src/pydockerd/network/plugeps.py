@@ -28,7 +28,8 @@ from .bridge import IP
 from .ipam_remote import OPT_MAC, IpamCapabilities, RemoteIpam
 from .ipam_remote import ipam as get_ipam
 from .model import Endpoint, Network
-from .remote import ROUTE_CONNECTED, InterfaceOut, JoinInfo, RemoteDriver, driver
+from .remote import (OPT_EXPOSED_PORTS, OPT_PORTMAP, ROUTE_CONNECTED, InterfaceOut, JoinInfo,
+                     RemoteDriver, driver)
 from .sandbox import nsenter
 from .state import NetworkState
 
@@ -154,21 +155,25 @@ async def join(st: NetworkState, net: Network, ep: Endpoint, default_route: bool
     (when this endpoint gives the default route), EndpointOperInfo; undone on failure.
     `used`: the interface names the sandbox has already."""
     drv = await driver(st.plugin_getter(net.driver), net.driver)
+    # dockerd gives CreateEndpoint no ports on an internal network (Join has them)
+    create_opts = {k: v for k, v in options.items()
+                   if not net.internal or k not in (OPT_EXPOSED_PORTS, OPT_PORTMAP)}
     out = await drv.create_endpoint(net.id, ep.endpoint_id, f"{ep.ip}/{ep.prefix_len}",
                                     f"{ep.ip6}/{ep.prefix_len6}" if ep.ip6 else "",
-                                    ep.mac, options)
+                                    ep.mac, create_opts)
     try:
         if out is not None:
             _apply(ep, out)
         info = await drv.join(net.id, ep.endpoint_id, ep.netns_path, options)
         try:
             ep.gateway, ep.gateway6 = info.gateway, info.gateway6
-            route = default_route and not net.internal
             if info.src_name:
-                await _plumb(ep, info, ep.netns_path, route, used)
+                await _plumb(ep, info, ep.netns_path, default_route, used)
             else:
                 ep.ifname = ""
-            if route and (info.gateway or info.gateway6):
+            # the plugin's gateway is the default route (even on an internal network, as
+            # with dockerd); external connectivity is for non-internal networks only
+            if default_route and not net.internal and (info.gateway or info.gateway6):
                 ep.external = True
                 await drv.program_external_connectivity(net.id, ep.endpoint_id, options)
             try:
