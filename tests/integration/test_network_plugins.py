@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from conftest import cleanup_daemon, make_daemon
 from netplugin_helpers import NetworkPlugin
 from plugin_helpers import free_port
@@ -44,8 +43,8 @@ def env(images_dir):
 
 
 def _plugin(env, name: str, **kw) -> NetworkPlugin:
-    d, sockets, base, plugins = env
-    tag = "%03x" % random.randint(0, 0xFFF)
+    _d, sockets, base, plugins = env
+    tag = f"{random.randint(0, 0xFFF):03x}"
     p = NetworkPlugin(str(base / f"root-{name}"), str(sockets / f"{name}.sock"), tag,
                       free_subnet()[0], **kw)
     plugins.append(p)
@@ -126,7 +125,7 @@ def test_plugin_network_with_plugin_ipam(env):
         # the plugin publishes the ports (it got them), not the daemon: as dockerd
         assert d.inspect("pn-c1")["NetworkSettings"]["Ports"] == {"80/tcp": None}
         assert f":{hport} " not in subprocess.run(["ss", "-ltnH"], capture_output=True,
-                                                  text=True).stdout
+                                                  text=True, check=True).stdout
         c = d.inspect("pn-c1")["NetworkSettings"]["Networks"]["pn-full"]
         assert (c["IPAddress"], c["Gateway"], c["MacAddress"], c["EndpointID"]) == \
             (ip, gw, mac, eid)
@@ -258,7 +257,15 @@ def test_plugin_errors_roll_back(env):
         assert not p.endpoints
         assert all(len(used) == 1 for used in p.allocated.values())     # the gateway
         assert not [link for link in p.links if link.startswith("pnh")]
-        p.fail = {}
+        # a plugin that would change the MAC it was given: libnetwork's refusal, rolled back
+        p.fail, p.own_mac = {}, True
+        p.calls.clear()
+        r = d.cli("start", "pn-err-c", check=False)
+        assert r.returncode != 0 and "driver modified interface MAC address: endpoint " \
+            "interface MAC address present" in r.stderr_text
+        assert _methods(p)[-3:] == ["NetworkDriver.CreateEndpoint",
+                                    "NetworkDriver.DeleteEndpoint", "IpamDriver.ReleaseAddress"]
+        p.own_mac = False
         d.cli("start", "pn-err-c")
     finally:
         d.cli("rm", "-f", "pn-err-c", check=False)

@@ -195,3 +195,20 @@ def test_network_and_endpoint_options() -> None:
                                         "HostPortEnd": 8081}],
         "k": "v"}
     assert ipaddress.ip_address("10.1.0.5") in ipaddress.ip_network(net.subnet)
+
+
+def test_what_create_endpoint_may_set() -> None:
+    from pydockerd.network.model import Endpoint
+    from pydockerd.network.plugeps import _apply, _ifname
+    from pydockerd.network.remote import InterfaceOut
+    ep = Endpoint("n", "e", "c", "10.0.0.2", 24, "", "02:42:0a:00:00:02", "")
+    _apply(ep, InterfaceOut(address6="fd00::7/64"))     # left empty: the plugin's
+    assert (ep.ip6, ep.prefix_len6) == ("fd00::7", 64)
+    with pytest.raises(SystemError_, match=r"driver modified interface MAC address: endpoint "
+                                           r"interface MAC address present "
+                                           r"\(02:42:0a:00:00:02\)"):
+        _apply(ep, InterfaceOut(mac="7a:00:00:00:00:01"))
+    with pytest.raises(SystemError_, match="driver modified interface address"):
+        _apply(ep, InterfaceOut(address="10.0.0.9/24"))
+    assert _ifname("eth", {"eth0", "eth2"}) == "eth1" and _ifname("", set()) == "eth0"
+    assert _ifname("pl", {"eth0"}) == "pl0"

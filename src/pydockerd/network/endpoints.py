@@ -9,11 +9,11 @@ import ipaddress
 import os
 from typing import Any
 
-from ..errors import Forbidden, InvalidParameter
+from ..errors import Conflict, Forbidden, InvalidParameter
 from ..models import EndpointSettings
 from ..util.ids import new_id
 from . import plugeps, sandbox, usernets
-from .ipam import mac_for_ip, normalize_mac, parse_ip6, random_mac
+from .ipam import IPAddr, mac_for_ip, normalize_mac, parse_ip6, random_mac
 from .model import Endpoint, Network, PortOptions, endpoint_key, lease_key
 from .remote import OPT_EXPOSED_PORTS, OPT_PORTMAP
 from .state import K_ENDPOINT, K_LEASE, NetworkState
@@ -131,12 +131,22 @@ def reserve(st: NetworkState, container_id: str, net: Network, netns_path: str,
             mac: str | None, preferred: ipaddress.IPv4Address | None = None,
             ifname: str = "eth0", aliases: list[str] | None = None,
             preferred6: ipaddress.IPv6Address | None = None) -> Endpoint:
-    """Lease the addresses and record the endpoint (no await: atomic on the loop)."""
+    """Lease the addresses and record the endpoint (no await: atomic on the loop). On a
+    network whose IPAM is a plugin, `preferred`/`preferred6` are what the plugin gave:
+    taken as they are (the plugin's rules, not the default IPAM's, apply)."""
     pool = st.pools[net.id]
     used = st.leases.setdefault(net.id, set())
-    addr = pool.allocate(used, preferred)
     pool6 = st.pools6.get(net.id)
-    addr6 = pool6.allocate(used, preferred6) if pool6 is not None else None
+    addr: IPAddr
+    addr6: IPAddr | None
+    if net.ipam_driver != "default" and preferred is not None:
+        for given in (preferred, preferred6):
+            if given is not None and given in used:
+                raise Conflict(f"Address already in use: {given}")
+        addr, addr6 = preferred, preferred6 if pool6 is not None else None
+    else:
+        addr = pool.allocate(used, preferred)
+        addr6 = pool6.allocate(used, preferred6) if pool6 is not None else None
     veths = {e.host_veth for e in st.endpoints_by_key.values()}
     veth = "veth" + os.urandom(4).hex()[:7]
     while veth in veths:
