@@ -272,6 +272,26 @@ def test_plugin_errors_roll_back(env):
         d.cli("network", "rm", "pn-err", check=False)
 
 
+def test_global_scope_driver_and_own_mac(env):
+    d = env[0]
+    p = _plugin(env, "pnglob", scope="global")
+    r = d.cli("network", "create", "-d", "pnglob", "pn-glob", check=False)
+    assert r.returncode != 0 and 'This node is not a swarm manager. Use "docker swarm ' \
+        'init" or "docker swarm join"' in r.stderr_text
+    assert not p.calls_of("NetworkDriver.CreateNetwork") and not p.networks
+    # with the default IPAM the endpoint has no MAC until the plugin gives one
+    p2 = _plugin(env, "pnmac", own_mac=True)
+    d.cli("network", "create", "-d", "pnmac", "pn-mac")
+    try:
+        out = d.out("run", "--rm", "--network", "pn-mac", "busybox", "ip", "link",
+                    "show", "eth0")
+        assert p2.calls_of("NetworkDriver.CreateEndpoint")[0].body["Interface"][
+            "MacAddress"] == ""
+        assert "link/ether 7a:00:00:00:00:01" in out
+    finally:
+        d.cli("network", "rm", "pn-mac", check=False)
+
+
 def test_missing_and_dead_plugins(env):
     d = env[0]
     r = d.cli("network", "create", "-d", "pnnosuch", "pn-x", check=False)

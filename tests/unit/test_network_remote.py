@@ -210,5 +210,8 @@ def test_what_create_endpoint_may_set() -> None:
         _apply(ep, InterfaceOut(mac="7a:00:00:00:00:01"))
     with pytest.raises(SystemError_, match="driver modified interface address"):
         _apply(ep, InterfaceOut(address="10.0.0.9/24"))
+    bare = Endpoint("n", "e", "c", "10.0.0.3", 24, "", "", "")
+    _apply(bare, InterfaceOut(mac="7A:00:00:00:00:01"))    # no MAC given: the plugin's
+    assert bare.mac == "7A:00:00:00:00:01"
     assert _ifname("eth", {"eth0", "eth2"}) == "eth1" and _ifname("", set()) == "eth0"
     assert _ifname("pl", {"eth0"}) == "pl0"

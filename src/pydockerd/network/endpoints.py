@@ -13,7 +13,7 @@ from ..errors import Conflict, Forbidden, InvalidParameter
 from ..models import EndpointSettings
 from ..util.ids import new_id
 from . import plugeps, sandbox, usernets
-from .ipam import IPAddr, mac_for_ip, normalize_mac, parse_ip6, random_mac
+from .ipam import IPAddr, mac_for_ip, normalize_mac, parse_ip6
 from .model import Endpoint, Network, PortOptions, endpoint_key, lease_key
 from .remote import OPT_EXPOSED_PORTS, OPT_PORTMAP
 from .state import K_ENDPOINT, K_LEASE, NetworkState
@@ -75,9 +75,8 @@ async def connect(st: NetworkState, container_id: str, netns_path: str,
     has_gw = any((e.gateway or e.gateway6) and (n.remote or not n.internal) for e in mine
                  if (n := st.networks.get(e.network_id)))
     if net.ipam_driver != "default":
-        mac = mac or random_mac()
-        preferred, preferred6 = await plugeps.request_addresses(st, net, preferred,
-                                                                preferred6, mac)
+        preferred, preferred6, mac = await plugeps.request_addresses(st, net, preferred,
+                                                                     preferred6, mac)
     try:
         ep = reserve(st, container_id, net, netns_path, mac, preferred, ifname,
                      list(dict.fromkeys(aliases)), preferred6)
@@ -154,7 +153,9 @@ def reserve(st: NetworkState, container_id: str, net: Network, netns_path: str,
     if net.remote:
         veth = ""                       # the plugin makes the interface
     ep = Endpoint(net.id, new_id(), container_id, str(addr), pool.subnet.prefixlen,
-                  str(pool.gateway), mac or mac_for_ip(addr), veth, netns_path, ifname,
+                  # a remote driver's interface keeps its own MAC unless one is given
+                  str(pool.gateway), mac or ("" if net.remote else mac_for_ip(addr)),
+                  veth, netns_path, ifname,
                   list(aliases or []))
     if addr6 is not None and pool6 is not None:
         ep.ip6, ep.prefix_len6, ep.gateway6 = str(addr6), pool6.subnet.prefixlen, \

@@ -7,7 +7,7 @@ import asyncio
 import ipaddress
 import logging
 
-from ..errors import Conflict, DockerError, Forbidden, NotFound, Unavailable
+from ..errors import Conflict, DockerError, Forbidden, NotFound, SystemError_, Unavailable
 from ..models import NetworkCreateRequest
 from ..util.ids import new_id, now_rfc3339
 from . import bridge as br
@@ -20,6 +20,9 @@ from .state import K_NETWORK, NetworkState
 
 log = logging.getLogger("pydockerd.network")
 
+NOT_A_MANAGER = ('This node is not a swarm manager. Use "docker swarm init" or "docker swarm '
+                 'join" to connect this node to swarm and try again.')
+
 
 async def create_network(st: NetworkState, body: NetworkCreateRequest) -> Network:
     req = usernets.parse_request(body)
@@ -29,6 +32,8 @@ async def create_network(st: NetworkState, body: NetworkCreateRequest) -> Networ
         if req.driver not in st.driver_caps:
             st.driver_caps[req.driver] = await driver.capabilities()
         scope = st.driver_caps[req.driver].scope
+        if scope == "global":        # needs swarm's (or a cluster store's) control plane
+            raise SystemError_(NOT_A_MANAGER)
     ipam = None
     if req.ipam_driver != "default":
         ipam = await get_ipam(st.plugin_getter(req.ipam_driver), req.ipam_driver)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 from typing import Any
@@ -25,6 +26,7 @@ from ..errors import DockerError, SystemError_
 from ..plugins import PluginCallError
 from ..util.cmd import run
 from .bridge import IP
+from .ipam import random_mac
 from .ipam_remote import OPT_MAC, IpamCapabilities, RemoteIpam
 from .ipam_remote import ipam as get_ipam
 from .model import Endpoint, Network
@@ -45,18 +47,22 @@ async def _ipam(st: NetworkState, net: Network) -> tuple[RemoteIpam, IpamCapabil
 
 async def request_addresses(st: NetworkState, net: Network,
                             preferred: ipaddress.IPv4Address | None,
-                            preferred6: ipaddress.IPv6Address | None, mac: str
-                            ) -> tuple[ipaddress.IPv4Address, ipaddress.IPv6Address | None]:
+                            preferred6: ipaddress.IPv6Address | None, mac: str | None
+                            ) -> tuple[ipaddress.IPv4Address, ipaddress.IPv6Address | None,
+                                       str | None]:
     """The endpoint's IPv4 (and, on an IPv6 network, IPv6) address from the network's
-    IPAM plugin; the daemon then records them as leases like its own."""
+    IPAM plugin, which the daemon then records as leases like its own; and its MAC: the
+    one given, or (dockerd's GenerateRandomMAC) a new one when the plugin asks for it."""
     ipam, caps = await _ipam(st, net)
-    opts = {OPT_MAC: mac} if caps.requires_mac else None
+    if caps.requires_mac:
+        mac = mac or random_mac()
+    opts = {OPT_MAC: mac} if caps.requires_mac and mac else None
     a4 = await ipam.request_address(net.pool_id, str(preferred or ""), opts)
     try:
         if not isinstance(a4.ip, ipaddress.IPv4Address):
             raise PluginCallError(f"IpamDriver.RequestAddress: {a4} is not an IPv4 address")
         if not net.pool_id6:
-            return a4.ip, None
+            return a4.ip, None, mac
         a6 = await ipam.request_address(net.pool_id6, str(preferred6 or ""), opts)
     except BaseException:
         await asyncio.shield(_release(ipam, net.pool_id, str(a4.ip)))
@@ -65,7 +71,7 @@ async def request_addresses(st: NetworkState, net: Network,
         await asyncio.shield(_release(ipam, net.pool_id, str(a4.ip)))
         await asyncio.shield(_release(ipam, net.pool_id6, str(a6.ip)))
         raise PluginCallError(f"IpamDriver.RequestAddress: {a6} is not an IPv6 address")
-    return a4.ip, a6.ip
+    return a4.ip, a6.ip, mac
 
 
 async def _release(ipam: RemoteIpam, pool_id: str, address: str) -> None:
@@ -90,7 +96,9 @@ async def release_addresses(st: NetworkState, net: Network, ip: str, ip6: str) -
 
 def _apply(ep: Endpoint, out: InterfaceOut) -> None:
     """What the plugin set in CreateEndpoint's answer: only what was left empty."""
-    if out.mac:
+    if out.mac and not ep.mac:
+        ep.mac = out.mac
+    elif out.mac:
         raise SystemError_(f"driver modified interface MAC address: endpoint interface MAC "
                            f"address present ({ep.mac}). Cannot be modified with "
                            f"{out.mac}.; rolled back")
@@ -118,9 +126,10 @@ async def _plumb(ep: Endpoint, info: JoinInfo, netns: str, default_route: bool,
     ifname = _ifname(info.dst_prefix, used)
     await run([IP, "link", "set", "dev", info.src_name, "netns", netns])
     ep.src_name, ep.ifname = info.src_name, ifname
-    batch = f"link set dev {info.src_name} name {ifname}\n" \
-            f"link set dev {ifname} address {ep.mac}\n" \
-            f"addr add {ep.ip}/{ep.prefix_len} dev {ifname}\n"
+    batch = f"link set dev {info.src_name} name {ifname}\n"
+    if ep.mac:
+        batch += f"link set dev {ifname} address {ep.mac}\n"
+    batch += f"addr add {ep.ip}/{ep.prefix_len} dev {ifname}\n"
     if ep.ip6:
         batch += f"addr add {ep.ip6}/{ep.prefix_len6} dev {ifname} nodad\n"
     batch += f"link set dev {ifname} up\n"
@@ -134,6 +143,9 @@ async def _plumb(ep: Endpoint, info: JoinInfo, netns: str, default_route: bool,
         else:
             batch += f"route add {r.destination} via {r.next_hop} dev {ifname}\n"
     await nsenter(netns, [IP, "-batch", "-"], input=batch.encode())
+    if not ep.mac:                  # the interface's own (inspect shows what it has)
+        links = json.loads(await nsenter(netns, [IP, "-j", "link", "show", "dev", ifname]))
+        ep.mac = str(links[0].get("address") or "") if links else ""
 
 
 async def _unplumb(ep: Endpoint) -> None:
