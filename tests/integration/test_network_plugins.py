@@ -212,6 +212,37 @@ def test_plugin_driver_with_the_default_ipam_and_a_subnet(env):
         d.cli("network", "rm", "pn-def", check=False)
 
 
+def test_ipam_plugin_with_a_configured_subnet(env):
+    d = env[0]
+    p = _plugin(env, "pnsub")
+    subnet, _ = free_subnet()
+    pre = subnet.rsplit(".", 1)[0]
+    d.cli("network", "create", "-d", "pnsub", "--ipam-driver", "pnsub", "--subnet", subnet,
+          "--gateway", f"{pre}.254", "--ip-range", f"{pre}.128/25", "--aux-address",
+          f"a={pre}.9", "pn-sub")
+    try:
+        pool, gwr, aux = (c.body for c in p.calls if c.method.startswith("IpamDriver.Req"))
+        assert (pool["Pool"], pool["SubPool"]) == (subnet, f"{pre}.128/25")
+        assert gwr["Address"] == f"{pre}.254"
+        assert aux == {"PoolID": gwr["PoolID"], "Address": f"{pre}.9", "Options": None}
+        create = p.calls_of("NetworkDriver.CreateNetwork")[0].body
+        assert create["IPv4Data"] == [{"AddressSpace": "plocal",
+                                       "AuxAddresses": {"a": f"{pre}.9/24"},
+                                       "Gateway": f"{pre}.254/24", "Pool": subnet}]
+        assert _net(d, "pn-sub")["IPAM"]["Config"] == [
+            {"Subnet": subnet, "IPRange": f"{pre}.128/25", "Gateway": f"{pre}.254",
+             "AuxiliaryAddresses": {"a": f"{pre}.9"}}]
+        # --ip: asked of the plugin, which gives it
+        out = d.out("run", "--rm", "--network", "pn-sub", "--ip", f"{pre}.200", "busybox",
+                    "ip", "addr", "show", "eth0")
+        assert f"inet {pre}.200/24" in out
+        assert p.calls_of("IpamDriver.RequestAddress")[-1].body["Address"] == f"{pre}.200"
+    finally:
+        d.cli("network", "rm", "pn-sub", check=False)
+    released = [c.body["Address"] for c in p.calls_of("IpamDriver.ReleaseAddress")]
+    assert released == [f"{pre}.200", f"{pre}.254", f"{pre}.9"] and not p.pools
+
+
 def test_plugin_errors_roll_back(env):
     d = env[0]
     p = _plugin(env, "pnerr")
