@@ -62,8 +62,9 @@ def test_network_requests_and_pools() -> None:
                                                             "Options": {"a": "b"}}})
     assert (plug.driver, plug.ipam_driver, plug.ipam_options) == ("overlay", "ipx",
                                                                   {"a": "b"})
-    with pytest.raises(NotFound, match='plugin "a/b" not found'):
-        _req({"Name": "n", "Driver": "a/b"})
+    with pytest.raises(NotFound, match='plugin " " not found'):
+        _req({"Name": "n", "Driver": " "})
+    assert _req({"Name": "n", "Driver": "me/netplug:1.0"}).driver == "me/netplug:1.0"
     with pytest.raises(Forbidden):
         _req({"Name": "host", "Driver": "host"})
     with pytest.raises(Forbidden, match="operation is not permitted on predefined bridge"):

@@ -104,7 +104,7 @@ def parse_request(body: NetworkCreateRequest) -> NetworkRequest:
                          ipam_driver=ipam.Driver or "default",
                          ipam_options=dict(ipam.Options or {}))
     for plugin in (driver, req.ipam_driver):
-        if not plugin.strip() or "/" in plugin:          # never a plugin's name
+        if not plugin.strip():                 # never a plugin's name
             raise NotFound(f"plugin \"{plugin}\" not found")
     configs = list(ipam.Config or [])
     v4 = [c for c in configs if ":" not in (c.Subnet or "")]
