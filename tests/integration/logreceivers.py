@@ -260,6 +260,37 @@ class Fluentd(StreamServer):
                     conn.sendall(msgpack.packb({"ack": option["chunk"]}))
 
 
+class Valve(StreamServer):
+    """A stream receiver that reads nothing until `open()`, then reads everything and
+    keeps it (`data()`): an endpoint that stalls, then recovers."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self._chunks: list[bytes] = []
+        super().__init__(self._handle)
+
+    def open(self) -> None:
+        self.opened.set()
+
+    def data(self) -> bytes:
+        return b"".join(list(self._chunks))
+
+    def close(self) -> None:
+        self.opened.set()
+        super().close()
+
+    def _handle(self, conn: socket.socket) -> None:
+        self.opened.wait()
+        while True:
+            try:
+                data = conn.recv(1 << 20)
+            except OSError:
+                return
+            if not data:
+                return
+            self._chunks.append(data)
+
+
 class GelfTcp(StreamServer):
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []

@@ -14,6 +14,7 @@ from typing import Callable
 
 from ..errors import DockerError
 from ..logdrivers.spool import spools
+from ..logdrivers.throttle import continue_process
 from ..runtime import conmon
 from ..runtime.pidwatch import wait_pid
 from .lifecycle import Lifecycle
@@ -63,13 +64,16 @@ async def restore_containers(lc: Lifecycle) -> None:
         alive = c.state.conmon_pid and conmon.is_monitor_of(c.state.conmon_pid, c.id)
         if c.state.running and alive:
             if lc.cfg.live_restore:
-                lc.runner.follow_logs(c, c.state.conmon_pid)
+                lc.runner.follow_logs(c, c.state.conmon_pid, None, c.state.pid)
                 log.info("live-restore: reattached to %s (pid %d)", c.id[:12], c.state.pid)
                 lc.monitor.watch(c)
                 if lc.observer is not None:
                     lc.observer.on_start(c)
                 return
-            # not live-restoring: stop what was left running, like dockerd
+            # not live-restoring: stop what was left running, like dockerd (its
+            # conmon continued first: a daemon that died may have left it stopped)
+            continue_process(c.state.conmon_pid,
+                             lambda: conmon.is_monitor_of(c.state.conmon_pid, c.id))
             try:
                 os.kill(c.state.pid, _signal.SIGKILL)
             except ProcessLookupError:

@@ -103,7 +103,7 @@ class Runner:
                 if remote is not None:
                     remote.close()
                 raise
-            self.follow_logs(c, started.conmon_pid, remote)
+            self.follow_logs(c, started.conmon_pid, remote, started.pid)
             # attachers waiting for `docker run -it` connect before the process runs
             await self.attachers.connect(c.id, self.paths.bundle(c.id))
             try:
@@ -192,13 +192,14 @@ class Runner:
             raise SystemError_(f"failed to initialize logging driver: {e}") from None
 
     def follow_logs(self, c: Container, conmon_pid: int,
-                    remote: LogDriver | None = None) -> None:
-        """Hand the run's spool to the log pipeline (at start, and at daemon start)."""
+                    remote: LogDriver | None = None, pid: int = 0) -> None:
+        """Hand the run's spool to the log pipeline (at start, and at daemon start);
+        `pid`: the run's container process, when it runs."""
         target = log_target(c, self.paths)
         if target is not None:
             self.logs.follow(c.id, target,
                              lambda: conmon_pid > 0 and conmon.is_monitor_of(conmon_pid, c.id),
-                             remote)
+                             remote, conmon_pid, pid)
         elif remote is not None:
             remote.close()
 

@@ -16,7 +16,7 @@ import logging
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, BinaryIO, Callable, TypeVar
+from typing import Any, Awaitable, BinaryIO, Callable, TypeVar
 
 from ..util.inotify import DirWatcher
 from ..util.tasks import TaskOwner
@@ -24,6 +24,7 @@ from .drivers import LogTarget, interrupt, open_driver
 from .message import LogDriver
 from .netio import DriverClosed
 from .spool import SPOOL_SUFFIX, Assembler, Cursor, punch_hole, spools
+from .throttle import Throttle, continue_process
 
 log = logging.getLogger("pydockerd.logs")
 
@@ -34,6 +35,7 @@ _IDLE_MIN, _IDLE_MAX = 0.005, 0.2
 # spool, and the monitor at the run's exit (drained); it polls only as a safety net
 _IDLE_WATCHED = 10.0
 _REOPEN_MAX = 5.0            # seconds between tries to open a remote driver
+_GUARD_EVERY = 0.1           # a long step: how often the spool's backlog is looked at
 T = TypeVar("T")
 
 
@@ -51,8 +53,11 @@ class Feed:
 
 class _Tail:
     def __init__(self, target: LogTarget, alive: Callable[[], bool],
-                 remote: LogDriver | None = None, watcher: DirWatcher | None = None) -> None:
+                 remote: LogDriver | None = None, watcher: DirWatcher | None = None,
+                 throttle: Throttle | None = None) -> None:
         self.target = target
+        self.throttle = throttle    # blocking mode: the spool's bound (throttle.py)
+        self.cursor: Cursor | None = None
         self.watcher = watcher
         self.watched = False        # woken by inotify: long idle waits are safe
         self.alive = alive          # is the container's current conmon running?
@@ -85,6 +90,26 @@ class _Tail:
             self.wake.set()
         elif name.endswith(SPOOL_SUFFIX):
             self.wake.set()
+            if self.throttle is not None:
+                self._bound(name)
+
+    def _bound(self, name: str = "") -> None:
+        """(event loop) Stop or continue conmon by what its spool holds unconverted."""
+        cursor = self.cursor
+        if self.throttle is None or cursor is None:
+            return
+        name = name or cursor.spool
+        try:
+            size = os.stat(os.path.join(self.target.bundle, name)).st_size
+        except OSError:
+            return
+        self.throttle.update(size - cursor.offset if name == cursor.spool else size)
+
+    def set_throttle(self, throttle: Throttle | None) -> None:
+        """A new run: the last one's conmon (gone) is no longer stopped."""
+        if self.throttle is not None:
+            self.throttle.resume()
+        self.throttle = throttle
 
     @property
     def idle_max(self) -> float:
@@ -93,6 +118,7 @@ class _Tail:
     async def run(self) -> None:
         t = self.target
         cursor = await asyncio.to_thread(Cursor.load, t.bundle)
+        self.cursor = cursor
         self.watch()
         try:
             self.driver = await self._open(cursor)
@@ -110,6 +136,8 @@ class _Tail:
         except DriverClosed:
             pass        # interrupted (removal, shutdown): what was not sent stays in the spool
         finally:
+            if self.throttle is not None:
+                self.throttle.resume()
             if self.watcher is not None:
                 self.watcher.unwatch(t.bundle)
             if self.driver is not None:
@@ -140,6 +168,8 @@ class _Tail:
 
     def interrupt(self) -> None:
         """(event loop) A remote driver stops sending: a blocked step ends."""
+        if self.throttle is not None:
+            self.throttle.resume()
         if self.opened is not None:
             self.opened.close()
         if self.target.remote and self.driver is not None:
@@ -162,7 +192,7 @@ class _Tail:
         with f:
             while not self.stopping:
                 self.wake.clear()        # before looking: a write from now on wakes _idle
-                moved = await self._call(self._step, f, cursor, asm, driver)
+                moved = await self._guarded(self._call(self._step, f, cursor, asm, driver))
                 if moved:
                     idle = _IDLE_MIN
                     if cursor.offset - punched >= _PUNCH_EVERY:
@@ -180,6 +210,17 @@ class _Tail:
                 if len(spools(t.bundle)) > 1:
                     last = False
         return False
+
+    async def _guarded(self, step: Awaitable[bool]) -> bool:
+        """A step; while it takes long (a blocked driver) the spool's bound is kept."""
+        if self.throttle is None:
+            return await step
+        task = asyncio.ensure_future(step)
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=_GUARD_EVERY)
+            self._bound()
+            if done:
+                return task.result()
 
     def _step(self, f: BinaryIO, cursor: Cursor, asm: Assembler, driver: LogDriver) -> bool:
         """(worker thread) Convert what the spool has past the cursor. DriverClosed from
@@ -239,12 +280,21 @@ class LogPipeline:
         self._watcher = DirWatcher()
 
     def follow(self, cid: str, target: LogTarget, alive: Callable[[], bool],
-               remote: LogDriver | None = None) -> None:
+               remote: LogDriver | None = None, conmon_pid: int = 0, pid: int = 0) -> None:
         """A run of `cid` started (or the daemon restarted): make sure a tailer runs.
-        `remote`: the run's remote driver, connected by the start path."""
+        `remote`: the run's remote driver, connected by the start path; `conmon_pid`
+        and `pid` (its container process), when the run is alive: in blocking mode its
+        spool is bounded by stopping conmon (throttle.py)."""
+        throttle = None
+        if conmon_pid > 0:
+            continue_process(conmon_pid, alive)     # a daemon that died left it stopped
+            if pid > 0 and target.info.options.get("mode") != "non-blocking":
+                throttle = Throttle(conmon_pid, pid, alive)
         tail = self._tails.get(cid)
         if tail is not None:
             tail.alive = alive
+            if throttle is not None:
+                tail.set_throttle(throttle)
             if not tail.watched:
                 tail.watch()
             if remote is not None:
@@ -254,7 +304,7 @@ class LogPipeline:
                     remote.close()
             tail.wake.set()
             return
-        tail = _Tail(target, alive, remote, self._watcher)
+        tail = _Tail(target, alive, remote, self._watcher, throttle)
         self._tails[cid] = tail
 
         async def run() -> None:
