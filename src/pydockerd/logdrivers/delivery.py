@@ -1,8 +1,9 @@
 """Delivery modes (the `mode` log option) for drivers that send elsewhere.
 
 blocking (default): the pipeline calls the driver itself; a slow endpoint slows that
-container's tailer only (its output waits in conmon's spool, the container itself
-never blocks), and the daemon's event loop never waits on it as long as the
+container's tailer only (its output waits in conmon's spool, up to a bound past
+which conmon is stopped and the container's writes block, as with dockerd:
+throttle.py), and the daemon's event loop never waits on it as long as the
 pipeline calls drivers off the loop (see remote.open_remote).
 
 non-blocking: `log` puts the message in a ring of `max-buffer-size` bytes of lines
