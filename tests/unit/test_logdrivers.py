@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pydockerd.errors import InvalidParameter
-from pydockerd.logdrivers import local, options
+from pydockerd.logdrivers import jsonfile, local, options
 from pydockerd.logdrivers.goformat import fixed_nano, go_json_string, go_time
 from pydockerd.logdrivers.jsonfile import JsonFileDriver
 from pydockerd.logdrivers.message import Message
@@ -206,3 +206,19 @@ def test_reader_tail_and_all_across_rotated_files(tmp_path: Path) -> None:
     assert asyncio.run(read(LogQuery(tail=n))) == everything[-n:]
     assert asyncio.run(read(LogQuery(tail=0))) == []
     assert asyncio.run(read(LogQuery(stdout=False))) == []
+
+
+def test_json_file_parse_decodes_a_chunk_and_skips_what_is_not_dockerds() -> None:
+    good = [b'{"log":"a\\u003c\\n","stream":"stdout","time":"2024-05-01T10:00:00.1Z"}',
+            b'{"log":"b","stream":"stderr","attrs":{"k":"v"},"time":"2024-05-01T10:00:00.2Z"}']
+    fast, used = jsonfile.parse(b"\n".join(good) + b'\n{"log":"c')     # a torn last line
+    assert used == len(b"\n".join(good)) + 1
+    assert [(e.stream, e.data, e.time, e.attrs) for e in fast] == [
+        ("stdout", b"a<\n", "2024-05-01T10:00:00.1Z", ()),
+        ("stderr", b"b", "2024-05-01T10:00:00.2Z", (("k", "v"),))]
+    # a foreign or broken line in the chunk: the others are still read, as before
+    odd = [good[0], b"not json", b'{"log":null,"stream":"stdout","time":""}', b"7", good[1]]
+    slow, _ = jsonfile.parse(b"\n".join(odd) + b"\n")
+    assert [e.data for e in slow] == [b"a<\n", b"", b"b"]
+    assert slow == [e for e in map(jsonfile.decode, odd) if e is not None]
+    assert jsonfile.parse(b'{"log":"x"') == ([], 0)

@@ -25,9 +25,13 @@ class Sink(Protocol):
     async def drain(self) -> None: ...
 
 
+_HEADER = struct.Struct(">BxxxL").pack
+_IDS = {"stdout": 1, "stderr": 2}
+
+
 def frame(stream: str, data: bytes) -> bytes:
     """One stdcopy frame: [stream, 0, 0, 0, size(be32)] + data."""
-    return struct.pack(">BxxxL", STREAM_IDS[stream], len(data)) + data
+    return _HEADER(STREAM_IDS[stream], len(data)) + data
 
 
 def log_frames(entries: Sequence[LogEntry], tty: bool, timestamps: bool,
@@ -35,6 +39,8 @@ def log_frames(entries: Sequence[LogEntry], tty: bool, timestamps: bool,
     """Log entries as `docker logs` gets them: raw with a TTY, else stdcopy frames;
     `timestamps`: RFC3339Nano with 9 digits first; `details`: the attrs
     (`k=v,...`, query-escaped, sorted) first, as dockerd's daemon/logs.go."""
+    if not (tty or timestamps or details):        # the common case, kept lean
+        return b"".join([_HEADER(_IDS[e.stream], len(e.data)) + e.data for e in entries])
     out = []
     for e in entries:
         data = e.data

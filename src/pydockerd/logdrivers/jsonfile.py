@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Callable, Mapping
 
+import msgspec
+
 from .goformat import go_json_bytes, go_json_map, go_time
 from .message import LogEntry, Message
 from .options import file_options
@@ -48,6 +50,32 @@ def split_records(buf: bytes) -> tuple[list[bytes], int]:
     if not end:
         return [], 0
     return buf[:end - 1].split(b"\n"), end
+
+
+class _Record(msgspec.Struct, gc=False):
+    log: str = ""
+    stream: str = ""
+    time: str = ""
+    attrs: dict[str, str] | None = None
+
+
+_LINES = msgspec.json.Decoder(_Record)
+
+
+def parse(buf: bytes) -> tuple[list[LogEntry], int]:
+    """The entries of the complete lines of `buf` and how many bytes they take: all
+    lines decoded in one call (dockerd's own lines always fit the schema); a chunk
+    with a line that does not (torn, foreign, a null) is decoded line by line."""
+    end = buf.rfind(b"\n") + 1
+    if not end:
+        return [], 0
+    try:
+        recs = _LINES.decode_lines(buf[:end] if end < len(buf) else buf)
+    except msgspec.MsgspecError:
+        lines, _ = split_records(buf)
+        return [e for e in map(decode, lines) if e is not None], end
+    return [LogEntry(r.stream or "stdout", r.log.encode(), r.time,
+                     tuple(r.attrs.items()) if r.attrs else ()) for r in recs], end
 
 
 def decode(rec: bytes) -> LogEntry | None:

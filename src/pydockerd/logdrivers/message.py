@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Protocol
 
+import msgspec
+
 
 @dataclass(slots=True)
 class Message:
@@ -15,9 +17,11 @@ class Message:
     time: str          # conmon's RFC3339Nano timestamp of the line's first piece
 
 
-@dataclass(slots=True)
-class LogEntry:
-    """A message read back for `docker logs` / attach `logs=1`."""
+class LogEntry(msgspec.Struct, gc=False):
+    """A message read back for `docker logs` / attach `logs=1`. Not tracked by the
+    cyclic GC (it holds only strings and bytes): a `docker logs` of a million lines
+    makes a million of them, and tracked objects made the collector's passes cost
+    more than the decoding."""
     stream: str
     data: bytes        # with its newline unless the message was partial
     time: str          # RFC3339Nano

@@ -34,19 +34,28 @@ class LogQuery:
 
 @dataclass(frozen=True)
 class Format:
-    split: Callable[[bytes], tuple[list[bytes], int]]
-    decode: Callable[[bytes], LogEntry | None]
+    parse: Callable[[bytes], tuple[list[LogEntry], int]]   # complete records, bytes used
+    decode: Callable[[bytes], LogEntry | None]              # one record
     backward: bool          # records end with b"\n" (tail reads blocks backwards)
 
 
-FORMATS = {"json-file": Format(jsonfile.split_records, jsonfile.decode, True),
-           "local": Format(local.split_records, local.decode, False)}
+def _parse_local(buf: bytes) -> tuple[list[LogEntry], int]:
+    recs, used = local.split_records(buf)
+    return [e for e in map(local.decode, recs) if e is not None], used
+
+
+FORMATS = {"json-file": Format(jsonfile.parse, jsonfile.decode, True),
+           "local": Format(_parse_local, local.decode, False)}
 
 
 class _Filter:
     def __init__(self, q: LogQuery) -> None:
         self.q = q
         self.timed = bool(q.since_ns or q.until_ns)
+
+    @property
+    def everything(self) -> bool:
+        return self.q.stdout and self.q.stderr and not self.timed
 
     def __call__(self, e: LogEntry | None) -> bool:
         if e is None:
@@ -90,12 +99,13 @@ def _open_any(path: str) -> BinaryIO | None:
 def _forward(f: BinaryIO, fmt: Format, keep: _Filter) -> Iterator[list[LogEntry]]:
     buf = b""
     while chunk := f.read(_CHUNK):
-        buf += chunk
-        recs, used = fmt.split(buf)
+        buf = buf + chunk if buf else chunk
+        out, used = fmt.parse(buf)
         buf = buf[used:]
-        out = [e for e in map(fmt.decode, recs) if keep(e)]
+        if not keep.everything:
+            out = [e for e in out if keep(e)]
         if out:
-            yield out  # type: ignore[misc]
+            yield out
     if buf and not isinstance(f, gzip.GzipFile):
         f.seek(-len(buf), os.SEEK_CUR)     # a record still being written: follow reads it
 
@@ -126,15 +136,17 @@ def _tail_lines(f: BinaryIO, n: int, fmt: Format, keep: _Filter) -> list[LogEntr
 
 
 def _collect(path: str, fd_ino: int, fmt: Format, q: LogQuery, f: BinaryIO | None) -> \
-        list[list[LogEntry]]:
-    """(worker thread) Everything before following: rotated files, then the live one."""
+        Iterator[list[LogEntry]]:
+    """(worker thread, a step a batch) Everything before following: rotated files,
+    then the live one; a batch (one read) at a time, so the first lines go out while
+    the rest is read and a long log is never all in memory."""
     keep = _Filter(q)
     old = [p for p in rotated_files(path)
            if not (not p.endswith(".gz") and _ino(p) == fd_ino)]
     if q.tail == 0:
         if f is not None:
             f.seek(0, os.SEEK_END)
-        return []
+        return
     if q.tail > 0 and fmt.backward:
         got: list[LogEntry] = []
         if f is not None:
@@ -148,7 +160,8 @@ def _collect(path: str, fd_ino: int, fmt: Format, q: LogQuery, f: BinaryIO | Non
                 with g:
                     older = [e for batch in _forward(g, fmt, keep) for e in batch]
                 got = older[max(0, len(older) - (q.tail - len(got))):] + got
-        return [got]
+        yield got
+        return
     if q.tail > 0:                       # local: forward, keeping the last entries
         last: deque[LogEntry] = deque(maxlen=q.tail)
         for p in old:
@@ -161,17 +174,16 @@ def _collect(path: str, fd_ino: int, fmt: Format, q: LogQuery, f: BinaryIO | Non
             f.seek(0)
             for batch in _forward(f, fmt, keep):
                 last.extend(batch)
-        return [list(last)]
-    out: list[list[LogEntry]] = []
+        yield list(last)
+        return
     for p in old:
         g = _open_any(p)
         if g is not None:
             with g:
-                out.extend(_forward(g, fmt, keep))
+                yield from _forward(g, fmt, keep)
     if f is not None:
         f.seek(0)
-        out.extend(_forward(f, fmt, keep))
-    return out
+        yield from _forward(f, fmt, keep)
 
 
 def _ino(path: str) -> int:
@@ -191,10 +203,20 @@ async def read_entries(path: str, driver: str, q: LogQuery, active: Callable[[],
     while f is None and q.follow and active():
         await changed(0.1)
         f = _open_any(path)
+    step: asyncio.Future[list[LogEntry] | None] | None = None
     try:
         ino = os.fstat(f.fileno()).st_ino if f is not None else -1
-        for batch in await asyncio.to_thread(_collect, path, ino, fmt, q, f):
-            yield batch
+        batches = _collect(path, ino, fmt, q, f)
+        step = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+        while True:
+            batch = await asyncio.shield(step)      # a cancel leaves the thread's step be
+            if batch is None:
+                step = None
+                break
+            # the next batch is read while this one is sent
+            step = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+            if batch:
+                yield batch
         if not q.follow or f is None:
             return
         keep = _Filter(q)
@@ -204,19 +226,19 @@ async def read_entries(path: str, driver: str, q: LogQuery, active: Callable[[],
             chunk = await asyncio.to_thread(f.read, _CHUNK)
             if chunk:
                 buf += chunk
-                recs, used = fmt.split(buf)
+                out, used = fmt.parse(buf)
                 buf = buf[used:]
-                out = [e for e in map(fmt.decode, recs) if keep(e)]
+                out = [e for e in out if keep(e)]
                 if out:
-                    yield out  # type: ignore[misc]
+                    yield out
                 continue
             nxt = _next_file(feed, ino)
             if nxt is not None:          # rotated: the pipeline opened the next file for us
                 rest = buf + await asyncio.to_thread(f.read)    # the old one is complete
-                recs, _ = fmt.split(rest)
-                out = [e for e in map(fmt.decode, recs) if keep(e)]
+                out, _ = fmt.parse(rest)
+                out = [e for e in out if keep(e)]
                 if out:
-                    yield out  # type: ignore[misc]
+                    yield out
                 f.close()
                 f, ino, buf = nxt, os.fstat(nxt.fileno()).st_ino, b""
                 continue
@@ -239,7 +261,19 @@ async def read_entries(path: str, driver: str, q: LogQuery, active: Callable[[],
             await changed(0.25)
     finally:
         if f is not None:
-            f.close()
+            if step is not None and not step.done():
+                # the reader went away while a step runs in its thread: close after it
+                step.add_done_callback(_closer(f))
+            else:
+                f.close()
+
+
+def _closer(f: BinaryIO) -> Callable[[asyncio.Future[list[LogEntry] | None]], None]:
+    def close(step: asyncio.Future[list[LogEntry] | None]) -> None:
+        if not step.cancelled():
+            step.exception()             # retrieved: no "never retrieved" warning
+        f.close()
+    return close
 
 
 def _next_file(feed: deque[BinaryIO] | None, ino: int) -> BinaryIO | None:
