@@ -184,9 +184,11 @@ def test_local_format_round_trip(tmp_path: Path) -> None:
     assert e.time == "2026-11-30T08:47:15.698819384Z"
 
 
-def test_reader_tail_and_all_across_rotated_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compress", ["true", "false"])
+def test_reader_tail_and_all_across_rotated_files(tmp_path: Path, compress: str) -> None:
     path = str(tmp_path / "c-json.log")
-    drv = JsonFileDriver(path, _info(**{"max-size": "2k", "max-file": "4", "compress": "true"}))
+    drv = JsonFileDriver(path, _info(**{"max-size": "2k", "max-file": "4",
+                                         "compress": compress}))
     for i in range(200):
         if drv.log(_msg(i)):
             drv.commit()

@@ -158,7 +158,10 @@ def _collect(path: str, fd_ino: int, fmt: Format, q: LogQuery, f: BinaryIO | Non
             g = _open_any(p)
             if g is not None:
                 with g:
-                    older = [e for batch in _forward(g, fmt, keep) for e in batch]
+                    if isinstance(g, gzip.GzipFile):     # a stream: read it through
+                        older = [e for batch in _forward(g, fmt, keep) for e in batch]
+                    else:                               # backwards, as the live file
+                        older = _tail_lines(g, q.tail - len(got), fmt, keep)
                 got = older[max(0, len(older) - (q.tail - len(got))):] + got
         yield got
         return
