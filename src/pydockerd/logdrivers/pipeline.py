@@ -216,11 +216,15 @@ class _Tail:
         if self.throttle is None:
             return await step
         task = asyncio.ensure_future(step)
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=_GUARD_EVERY)
-            self._bound()
-            if done:
-                return task.result()
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=_GUARD_EVERY)
+                self._bound()
+                if done:
+                    return task.result()
+        except asyncio.CancelledError:
+            task.cancel()                # as an awaited step would be
+            raise
 
     def _step(self, f: BinaryIO, cursor: Cursor, asm: Assembler, driver: LogDriver) -> bool:
         """(worker thread) Convert what the spool has past the cursor. DriverClosed from
