@@ -108,7 +108,7 @@ def test_options_validation_wording() -> None:
     assert not options.readable("syslog", {"cache-disabled": "true"})
     assert not options.readable("none", {})
     assert options.cache_options({"cache-max-size": "1k", "cache-max-file": "2"}) == \
-        options.FileOptions(1024, 2, True)
+        options.FileOptions(1000, 2, True)
 
 
 def _info(**opts: str) -> ContainerInfo:
@@ -139,8 +139,9 @@ def test_json_file_rotation_names_sizes_and_gzip_header(tmp_path: Path) -> None:
     assert nums == list(range(nums[0], 100))
     for f in (path + ".2.gz", path + ".1.gz"):
         size = len(gzip.open(f).read())
-        # rotated before the write that found it at max-size (dockerd's rule)
-        assert 1024 <= size < 1024 + len(lines[0]) + 1
+        # rotated before the write that found it at max-size (dockerd's rule; "1k"
+        # is 1000 bytes: go-units FromHumanSize, as dockerd's json-file)
+        assert 1000 <= size < 1000 + len(lines[0]) + 1
     first = json.loads(lines[0])
     assert list(first) == ["log", "stream", "time"]
 
@@ -224,3 +225,14 @@ def test_json_file_parse_decodes_a_chunk_and_skips_what_is_not_dockerds() -> Non
     assert [e.data for e in slow] == [b"a<\n", b"", b"b"]
     assert slow == [e for e in map(jsonfile.decode, odd) if e is not None]
     assert jsonfile.parse(b'{"log":"x"') == ([], 0)
+
+
+def test_file_sizes_are_decimal_as_dockerds() -> None:
+    # json-file and local parse max-size with go-units FromHumanSize (checked against
+    # dockerd 20.10: max-size=10k rotates at 10,000 bytes); buffer sizes stay binary
+    assert options.file_options("json-file", {"max-size": "10k"}).capacity == 10_000
+    assert options.file_options("json-file", {"max-size": "1.5mb"}).capacity == 1_500_000
+    assert options.file_options("json-file", {"max-size": "100MiB"}).capacity == 100_000_000
+    assert options.file_options("local", {"max-size": "20m"}).capacity == 20_000_000
+    assert options.file_options("local", {}).capacity == 20 << 20      # the default
+    assert options.cache_options({"cache-max-size": "1k"}).capacity == 1000

@@ -1,5 +1,5 @@
 """Go library behaviour the log drivers' options and formats depend on: go-units
-RAMInBytes, strconv.ParseBool/Atoi,
+RAMInBytes and FromHumanSize, strconv.ParseBool/Atoi,
 url.Parse's scheme and host split, net.SplitHostPort, time.ParseDuration, and
 time.Time.Format in the daemon's local zone (Go's time.Now() is local)."""
 from __future__ import annotations
@@ -15,6 +15,7 @@ _DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000
 _DURATION_RE = re.compile(r"(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)")
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_DECIMAL = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
@@ -25,6 +26,15 @@ def ram_in_bytes(s: str) -> int:
     if not m:
         raise ValueError(f"invalid size: '{s}'")
     return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+
+
+def from_human_size(s: str) -> int:
+    """go-units FromHumanSize: `10m` is 10,000,000 (decimal multiples; a trailing
+    `i`/`b` changes nothing). dockerd's json-file and local `max-size`."""
+    m = _SIZE_RE.match(s)
+    if not m:
+        raise ValueError(f"invalid size: '{s}'")
+    return int(float(m.group(1)) * _DECIMAL[(m.group(2) or "").lower()])
 
 
 def parse_bool(s: str) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..errors import InvalidParameter
-from .golike import atoi, parse_bool, ram_in_bytes
+from .golike import atoi, from_human_size, parse_bool, ram_in_bytes
 from .remote import REMOTE, validate as validate_remote
 from .tag import check_template
 
@@ -43,7 +43,7 @@ def file_options(driver: str, opts: Mapping[str, str]) -> FileOptions:
         return _local_options(opts)
     cap = -1
     if "max-size" in opts:
-        cap = ram_in_bytes(opts["max-size"])
+        cap = from_human_size(opts["max-size"])
         if cap <= 0:
             raise ValueError("max-size must be a positive number")
     files = 1
@@ -64,7 +64,7 @@ def _local_options(opts: Mapping[str, str]) -> FileOptions:
     cap, files, compress = LOCAL_DEFAULT_SIZE, LOCAL_DEFAULT_FILES, True
     if "max-size" in opts:
         try:
-            cap = ram_in_bytes(opts["max-size"])
+            cap = from_human_size(opts["max-size"])
         except ValueError as e:
             raise ValueError(f"invalid value for max-size: {opts['max-size']}: {e}") from None
         if cap < 0:
