@@ -1,21 +1,25 @@
 """The bridge, sandboxes and veths for real (root only; skipped otherwise).
 
-Uses its own bridge (pdtest1) and subnet 10.199.1.0/24, and pings only the
-bridge's own address from inside the container namespace.
+Uses bridges and subnets of its own, named after the process (concurrent runs
+never share them), and pings only the bridge's own address from inside the
+container namespace.
 """
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import shutil
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from pydockerd.events import EventBus
 from pydockerd.network import NetworkService
+from pydockerd.network.ipam import mac_for_ip
 from pydockerd.store import Store
 
 pytestmark = pytest.mark.skipif(
@@ -23,12 +27,23 @@ pytestmark = pytest.mark.skipif(
                                                           "unshare", "busybox")),
     reason="needs root, iproute2, iptables, util-linux and busybox")
 
-BRIDGE = "pdtest1"
-BIP = "10.199.1.1/24"
+_N = os.getpid() % 80                  # 10.199.<3N..3N+2>: three subnets per run
+BRIDGE = f"pdtest{os.getpid() % 0x10000:04x}"
+NET1, NET2, NET3 = (f"10.199.{3 * _N + i}" for i in range(3))
+BIP = f"{NET1}.1/24"
 
 
 def sh(cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, shell=True, capture_output=True, text=True)
+
+
+def _pings(netns: str, ip: str, deadline: float = 10) -> bool:
+    """One ping answered within `deadline` seconds (a loaded machine may lose the first)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if sh(f"nsenter --net={netns} busybox ping -c1 -W1 {ip}").returncode == 0:
+            return True
+    return False
 
 
 def make_store(path: Path) -> Store:
@@ -64,18 +79,18 @@ def test_bridge_sandbox_connect_restart_cleanup(tmp_path: Path) -> None:
         svc = service(store, tmp_path)
         await svc.start()
         try:
-            assert "10.199.1.1/24" in sh(f"ip -4 addr show {BRIDGE}").stdout
+            assert f"{NET1}.1/24" in sh(f"ip -4 addr show {BRIDGE}").stdout
             assert sh(f"iptables -C FORWARD -j PYDOCKER-{BRIDGE}").returncode == 0
             assert sh(f"iptables -t nat -C POSTROUTING -j PYDOCKER-{BRIDGE}").returncode == 0
             bridge_id = svc.get("bridge").id
             cid1, cid2 = "1" * 64, "2" * 64
             ns1 = await svc.create_sandbox(cid1)
             ep1 = await svc.connect(cid1, ns1)
-            assert (ep1.ip, ep1.gateway, ep1.prefix_len) == ("10.199.1.2", "10.199.1.1", 24)
-            assert ep1.mac == "02:42:0a:c7:01:02"
+            assert (ep1.ip, ep1.gateway, ep1.prefix_len) == (f"{NET1}.2", f"{NET1}.1", 24)
+            assert ep1.mac == mac_for_ip(ipaddress.IPv4Address(f"{NET1}.2"))
             addr = sh(f"nsenter --net={ns1} ip -4 -o addr show dev eth0").stdout
-            assert "10.199.1.2/24" in addr
-            assert sh(f"nsenter --net={ns1} busybox ping -c1 -W1 10.199.1.1").returncode == 0
+            assert f"{NET1}.2/24" in addr
+            assert _pings(ns1, f"{NET1}.1")
             assert sh(f"ip link show {ep1.host_veth}").stdout.count(f"master {BRIDGE}") == 1
 
             # a restarted service keeps the network id and the leases
@@ -85,7 +100,7 @@ def test_bridge_sandbox_connect_restart_cleanup(tmp_path: Path) -> None:
             assert svc2.endpoint(cid1) == ep1
             ns2 = await svc2.create_sandbox(cid2)
             ep2 = await svc2.connect(cid2, ns2)
-            assert ep2.ip == "10.199.1.3"
+            assert ep2.ip == f"{NET1}.3"
 
             # a failed connect leaves nothing behind
             with pytest.raises(Exception):
@@ -110,10 +125,10 @@ def test_bridge_sandbox_connect_restart_cleanup(tmp_path: Path) -> None:
 
 
 def test_existing_bridge_is_reused_not_deleted(tmp_path: Path) -> None:
-    name = "pdtest2"
+    name = f"pdtesu{os.getpid() % 0x10000:04x}"
     if sh(f"ip link show {name}").returncode == 0:
         pytest.skip(f"{name} already exists")
-    assert sh(f"ip link add {name} type bridge && ip addr add 10.199.2.1/24 dev {name} && "
+    assert sh(f"ip link add {name} type bridge && ip addr add {NET2}.1/24 dev {name} && "
               f"ip link set {name} up").returncode == 0
     try:
         store = make_store(tmp_path / "db")
@@ -121,10 +136,10 @@ def test_existing_bridge_is_reused_not_deleted(tmp_path: Path) -> None:
         async def scenario() -> None:
             svc = NetworkService(store, EventBus(), str(tmp_path / "exec"),
                                  containers=NoContainers(), bridge_name=name,
-                                 bip="10.199.3.1/24", iptables=False, ip_forward=False)
+                                 bip=f"{NET3}.1/24", iptables=False, ip_forward=False)
             await svc.start()
             net = svc.get("bridge")
-            assert (net.subnet, net.gateway) == ("10.199.2.0/24", "10.199.2.1")
+            assert (net.subnet, net.gateway) == (f"{NET2}.0/24", f"{NET2}.1")
             await svc.cleanup()
         asyncio.run(scenario())
         assert sh(f"ip link show {name}").returncode == 0
