@@ -43,7 +43,7 @@ from .network.service import NetworkService
 from .plugins import PluginDirs, PluginRegistry
 from .plugins.managed import ManagedPlugins
 from .store import Store
-from .swarm.node import SwarmNode
+from .swarm.node import SwarmNode, TaskDeps
 from .util.idmap import IDENTITY, IdMap
 from .system import SystemService, engine_id
 from .volumes import VolumeService
@@ -127,7 +127,9 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     await ports.restore([c for c in containers.all() if c.state.running])
     await _on_full_disk_later("release stale endpoints", networks.reconcile(
         [c.id for c in containers.all() if c.state.running]))
-    swarm = SwarmNode(cfg.data_root, list(cfg.labels))
+    distribution = DistributionService(cfg, images, events)
+    swarm = SwarmNode(cfg.data_root, list(cfg.labels), deps=TaskDeps(
+        containers, images, registry_pull(distribution), cfg.exec_root))
     await swarm.start()
     system = SystemService(cfg, containers, images, networks, volumes, swarm)
     builds = BuildService(images, containers, registry_pull(distribution), inst.builds)

@@ -282,6 +282,8 @@ class Daemon:
             await self.server.stop_accepting()
         s = self.services
         if s is not None:
+            # the task runners first: the containers' shutdown is no task's end
+            await s.swarm.close()
             try:
                 await asyncio.wait_for(s.containers.shutdown(self.cfg.shutdown_timeout),
                                        self.cfg.shutdown_timeout + 5)
@@ -294,7 +296,6 @@ class Daemon:
         if self.metrics:
             await self.metrics.close()
         if s is not None:
-            await s.swarm.close()
             await s.execs.close()
             await s.health.close()
             await s.managed.shutdown()          # after the containers using its volumes

@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
@@ -234,3 +234,27 @@ def new_manager() -> MobyManager:
 
 def manager_info(m: MobyManager) -> dict[str, object]:
     return json.loads(m.out("info", "--format", "{{json .Swarm}}"))
+
+
+def manager_session(heartbeat: str = "1s") -> Iterator[MobyManager]:
+    """A module fixture's body: the one private manager (under the lock), with
+    short heartbeats so that a node that went away is Down within ~3 s; a clear
+    failure where none can run; torn down leaving nothing behind."""
+    import pytest
+    with ManagerLock():
+        try:
+            m = new_manager()
+        except ManagerUnavailable as e:
+            pytest.fail(f"no Moby swarm manager for the swarm tests: {e}", pytrace=False)
+        try:
+            m.start()
+            m.cli("swarm", "update", "--dispatcher-heartbeat", heartbeat)
+        except BaseException as e:
+            left = m.stop()
+            pytest.fail(f"the Moby swarm manager did not start: {e} (left: {left})",
+                        pytrace=False)
+        try:
+            yield m
+        finally:
+            left = m.stop()
+            assert left == [], f"the manager left {left} behind"

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from moby_manager import ManagerLock, ManagerUnavailable, MobyManager, new_manager
+from moby_manager import MobyManager, manager_session
 from polling import wait_until
 from pydockerd import __version__
 
@@ -18,25 +18,8 @@ WORKER_503 = "This node is not a swarm manager. Worker nodes can't be used"
 
 @pytest.fixture(scope="module")
 def manager():
-    """The one private Moby manager of this module; a clear failure where none can run."""
-    with ManagerLock():
-        try:
-            m = new_manager()
-        except ManagerUnavailable as e:
-            pytest.fail(f"no Moby swarm manager for the swarm tests: {e}", pytrace=False)
-        try:
-            m.start()
-            # heartbeats every second: a node that went away is Down within ~3 s
-            m.cli("swarm", "update", "--dispatcher-heartbeat", "1s")
-        except BaseException as e:
-            left = m.stop()
-            pytest.fail(f"the Moby swarm manager did not start: {e} (left: {left})",
-                        pytrace=False)
-        try:
-            yield m
-        finally:
-            left = m.stop()
-            assert left == [], f"the manager left {left} behind"
+    """The one private Moby manager of this module."""
+    yield from manager_session()
 
 
 def swarm_info(d) -> dict:

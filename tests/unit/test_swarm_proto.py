@@ -50,7 +50,31 @@ def test_wire_field_numbers():
     services = {s.name: [m.name for m in s.methods] for s in pb.DESCRIPTOR.services_by_name.values()}
     assert services == {"CA": ["GetRootCACertificate"],
                         "NodeCA": ["IssueNodeCertificate", "NodeCertificateStatus"],
-                        "Dispatcher": ["Session", "Heartbeat"]}
+                        "Dispatcher": ["Session", "Heartbeat", "UpdateTaskStatus",
+                                       "Assignments"]}
+
+
+def test_task_field_numbers():
+    assert _numbers(pb.Task) == {
+        "id": 1, "spec": 3, "service_id": 4, "slot": 5, "node_id": 6, "annotations": 7,
+        "service_annotations": 8, "status": 9, "desired_state": 10, "networks": 11,
+        "endpoint": 12, "log_driver": 13}
+    assert _numbers(pb.TaskSpec) == {"attachment": 8, "container": 1, "generic": 10,
+                                     "resources": 2, "log_driver": 6, "networks": 7}
+    assert _numbers(pb.ContainerSpec) == {
+        "image": 1, "labels": 2, "command": 3, "args": 4, "env": 5, "dir": 6, "user": 7,
+        "mounts": 8, "stop_grace_period": 9, "groups": 11, "secrets": 12, "tty": 13,
+        "hostname": 14, "dns_config": 15, "healthcheck": 16, "hosts": 17,
+        "open_stdin": 18, "read_only": 19, "stop_signal": 20, "configs": 21, "init": 23,
+        "pidsLimit": 25, "sysctls": 26, "capability_add": 27, "capability_drop": 28,
+        "ulimits": 29, "oom_score_adj": 30}
+    assert _numbers(pb.TaskStatus) == {"timestamp": 1, "state": 2, "message": 3, "err": 4,
+                                       "container": 5, "port_status": 6}
+    assert _numbers(pb.AssignmentsMessage) == {"type": 1, "applies_to": 2,
+                                               "results_in": 3, "changes": 4}
+    assert _numbers(pb.Assignment) == {"task": 1, "secret": 2, "config": 3}
+    assert _numbers(pb.FileTarget) == {"name": 1, "uid": 2, "gid": 3, "mode": 4}
+    assert pb.RUNNING == 512 and pb.REJECTED == 768 and pb.ORPHANED == 832
 
 
 def test_outside_a_swarm_nothing_of_grpc_is_loaded():

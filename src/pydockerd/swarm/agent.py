@@ -24,6 +24,7 @@ from .jointoken import ca_matches, parse_token
 from .proto import swarmkit_pb2 as pb
 from .rpc import Dispatcher, NodeCA, as_docker_error, channel
 from .state import RemoteManager
+from .worker import Worker
 
 log = logging.getLogger("pydockerd.swarm")
 
@@ -126,8 +127,9 @@ class Agent:
     """Keeps one session with a manager at a time, for as long as it runs."""
 
     def __init__(self, ident: Identity, labels: list[str],
-                 on_change: Callable[[Identity], None]) -> None:
+                 on_change: Callable[[Identity], None], worker: Worker | None = None) -> None:
         self.ident = ident
+        self.worker = worker
         self.labels = labels
         self.on_change = on_change
         self.session = Session()
@@ -184,6 +186,11 @@ class Agent:
                 self.ready.set_result(None)
             tasks = [loop.create_task(self._heartbeats(dispatcher, first.session_id)),
                      loop.create_task(self._messages(it))]
+            if self.worker is not None:
+                tasks += [loop.create_task(self.worker.assignments(dispatcher,
+                                                                   first.session_id)),
+                          loop.create_task(self.worker.reporter(dispatcher,
+                                                                first.session_id))]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
                 t.result()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from ..errors import DockerError, InvalidParameter, NotImplementedErr, Unavailable
@@ -17,6 +19,10 @@ from .state import ACTIVE, ERROR, INACTIVE, PENDING, SwarmInfo
 
 if TYPE_CHECKING:
     from .agent import Agent, JoinRequest
+    from .executor import Executor, Pull, TaskImages
+    from .taskrunner import TaskContainers
+    from .identity import Identity
+    from .worker import Worker
 
 log = logging.getLogger("pydockerd.swarm")
 
@@ -35,11 +41,24 @@ JOIN_WAIT = 20.0      # dockerd's swarmConnectTimeout
 AVAILABILITIES = ("active", "pause", "drain")
 
 
+@dataclass
+class TaskDeps:
+    """What the executor runs tasks with: the container service, the images, a
+    registry pull, and the exec root (secrets and configs live on a tmpfs there)."""
+    containers: TaskContainers
+    images: TaskImages
+    pull: Pull | None
+    exec_root: str
+
+
 class SwarmNode:
-    def __init__(self, data_root: str, labels: list[str], join_wait: float = JOIN_WAIT) -> None:
+    def __init__(self, data_root: str, labels: list[str], join_wait: float = JOIN_WAIT,
+                 deps: TaskDeps | None = None) -> None:
         self.store = IdentityStore(data_root)
         self.labels = labels
         self.join_wait = join_wait
+        self.deps = deps
+        self.executor: Executor | None = None
         self.tasks = TaskOwner("swarm")
         self.state = INACTIVE
         self.error = ""
@@ -59,12 +78,35 @@ class SwarmNode:
         except (OSError, ValueError, KeyError) as e:
             self.state, self.error = ERROR, f"cannot read the swarm state: {e}"
             return
-        self.agent = Agent(ident, self.labels, self.store.save)
+        self.agent = Agent(ident, self.labels, self.store.save, self._worker(ident))
+        if self.executor is not None:
+            self.executor.restore()
         self.state = PENDING
         self._running = self.tasks.spawn(self._run(self.agent), "swarm-agent")
 
+    def _worker(self, ident: Identity) -> Worker | None:
+        """The executor and reporter of the node's tasks (none without container
+        services: unit tests of membership)."""
+        if self.deps is None:
+            return None
+        import platform
+        import socket
+        from .containerspec import NodeInfo
+        from .executor import Executor
+        from .files import TaskFiles
+        from .taskstore import TaskStore
+        from .worker import Worker
+        d = self.deps
+        self.executor = Executor(
+            TaskStore(self.store.dir), d.containers, d.images, d.pull,
+            TaskFiles(Path(d.exec_root) / "swarm-files"),
+            NodeInfo(ident.node_id, socket.gethostname(), "linux", platform.machine()))
+        return Worker(self.executor)
+
     async def close(self) -> None:
         await self.tasks.close()
+        if self.executor is not None:
+            await self.executor.close()
 
     async def _run(self, agent: Agent) -> None:
         run = asyncio.get_running_loop().create_task(agent.run())
@@ -129,7 +171,7 @@ class SwarmNode:
         from .agent import Agent, request_identity
         try:
             ident = await request_identity(req)
-            agent = Agent(ident, self.labels, self.store.save)
+            agent = Agent(ident, self.labels, self.store.save, self._worker(ident))
             self.agent = agent
             run = asyncio.get_running_loop().create_task(agent.run())
             await asyncio.wait({run, agent.ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -160,6 +202,7 @@ class SwarmNode:
 
     def _forget(self) -> None:
         self.agent = None
+        self.executor = None
         self.store.remove()
         self.state, self.error = INACTIVE, ""
 
@@ -168,4 +211,6 @@ class SwarmNode:
             raise Unavailable(NOT_IN_SWARM)
         await cancel_and_wait(self._joining, self._running)
         self._joining = self._running = None
+        if self.executor is not None:
+            await self.executor.leave()
         self._forget()

@@ -69,6 +69,12 @@ class Dispatcher:
                                         request_serializer=lambda m: m.SerializeToString(),
                                         response_deserializer=pb.SessionMessage.FromString)
         self._heartbeat = _unary(ch, "Dispatcher", "Heartbeat", pb.HeartbeatResponse)
+        self._update = _unary(ch, "Dispatcher", "UpdateTaskStatus",
+                              pb.UpdateTaskStatusResponse)
+        self._assignments = ch.unary_stream(
+            f"/{PKG}.Dispatcher/Assignments",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=pb.AssignmentsMessage.FromString)
 
     def session(self, req: pb.SessionRequest) -> AsyncIterator[pb.SessionMessage]:
         stream: AsyncIterator[pb.SessionMessage] = self._session(req)
@@ -79,3 +85,14 @@ class Dispatcher:
         r: pb.HeartbeatResponse = await self._heartbeat(
             pb.HeartbeatRequest(session_id=session_id), timeout=timeout)
         return float(r.period.ToTimedelta().total_seconds())
+
+    def assignments(self, session_id: str) -> AsyncIterator[pb.AssignmentsMessage]:
+        stream: AsyncIterator[pb.AssignmentsMessage] = self._assignments(
+            pb.AssignmentsRequest(session_id=session_id))
+        return stream
+
+    async def update_task_status(self, session_id: str,
+                                 statuses: dict[str, pb.TaskStatus], timeout: float) -> None:
+        await self._update(pb.UpdateTaskStatusRequest(session_id=session_id, updates=[
+            pb.UpdateTaskStatusRequest.TaskStatusUpdate(task_id=tid, status=st)
+            for tid, st in statuses.items()]), timeout=timeout)

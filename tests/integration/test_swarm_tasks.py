@@ -1,0 +1,211 @@
+"""Service tasks on pydockerd as a swarm worker of a private Moby manager
+(tests/integration/moby_manager.py, drained: every task lands on pydockerd):
+replicated services, scale, rm, jobs, failures, rejections, a container
+removed by hand, templates, secrets and configs, leave."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import cleanup_daemon, make_daemon
+from moby_manager import MobyManager, manager_session
+from polling import wait_until
+
+TASK_LABELS = ("com.docker.swarm.task", "com.docker.swarm.task.id",
+               "com.docker.swarm.task.name", "com.docker.swarm.node.id",
+               "com.docker.swarm.service.id", "com.docker.swarm.service.name")
+
+
+@pytest.fixture(scope="module")
+def manager():
+    yield from manager_session()
+
+
+@pytest.fixture(scope="module")
+def worker(manager: MobyManager, images_dir):
+    """One pydockerd joined to the manager for the module; it leaves at the end and
+    must have removed every task container."""
+    d = make_daemon(Path(tempfile.mkdtemp(prefix="pdt-swarm-", dir="/tmp")), [])
+    # no pull from the network: the local test images are used (dockerd's own switch)
+    os.environ["DOCKER_SERVICE_PREFER_OFFLINE_IMAGE"] = "1"
+    try:
+        d.start()
+    finally:
+        del os.environ["DOCKER_SERVICE_PREFER_OFFLINE_IMAGE"]
+    try:
+        d.cli("load", "-i", str(images_dir / "busybox.tar"))
+        d.cli("swarm", "join", "--token", manager.join_token(), manager.addr)
+        d.node_id = json.loads(d.out("info", "--format", "{{json .Swarm.NodeID}}"))
+        yield d
+        assert "Node left the swarm." in d.out("swarm", "leave")
+        assert d.out("ps", "-aq", "--filter", "label=com.docker.swarm.task") == ""
+        assert not os.path.exists(os.path.join(d.exec_root, "swarm-files"))
+        wait_until(lambda: _node_state(manager, d.node_id) == "down", 20,
+                   what="the node to be down")
+        manager.cli("node", "rm", d.node_id)
+    finally:
+        cleanup_daemon(d)
+        if os.environ.get("KEEP_TEST_DIRS") != "1":
+            shutil.rmtree(d.base, ignore_errors=True)
+
+
+def _node_state(manager: MobyManager, node_id: str) -> str:
+    return json.loads(manager.out("node", "inspect", node_id))[0]["Status"]["State"]
+
+
+def create(manager: MobyManager, name: str, *args: str) -> str:
+    manager.cli("service", "create", "--detach", "--no-resolve-image", "--name", name,
+                *args)
+    return name
+
+
+def remove(manager: MobyManager, worker, name: str, wait: bool = True) -> None:
+    manager.cli("service", "rm", name, check=False)
+    if wait:
+            wait_until(lambda: worker.out("ps", "-aq", "--filter",
+                                      f"label=com.docker.swarm.service.name={name}") == "",
+                   30, what=f"the containers of {name} to be removed")
+
+
+def tasks(manager: MobyManager, service: str) -> list[dict]:
+    ids = manager.out("service", "ps", "-q", "--no-trunc", service).split()
+    return json.loads(manager.out("inspect", *ids)) if ids else []
+
+
+def wait_states(manager: MobyManager, service: str, want: list[str],
+                timeout: float = 30) -> list[dict]:
+    """The service's tasks once their sorted states are `want`."""
+    def probe():
+        ts = tasks(manager, service)
+        return ts if sorted(t["Status"]["State"] for t in ts) == sorted(want) else None
+    try:
+        return wait_until(probe, timeout, interval=0.3, what=f"{service} tasks {want}")
+    except AssertionError:
+        raise AssertionError(f"{service}: {[(t['Status'], t['DesiredState']) for t in tasks(manager, service)]}")
+
+
+def test_replicated_service_runs_scales_and_is_removed(manager, worker):
+    svc = create(manager, "web", "--replicas", "2", "busybox", "sleep", "1000")
+    try:
+        ts = wait_states(manager, svc, ["running", "running"])
+        for t in ts:
+            assert t["NodeID"] == worker.node_id
+            cid = t["Status"]["ContainerStatus"]["ContainerID"]
+            c = worker.inspect(cid)
+            assert c["Name"] == f"/web.{t['Slot']}.{t['ID']}"
+            assert c["State"]["Running"] and c["State"]["Pid"] == \
+                t["Status"]["ContainerStatus"]["PID"]
+            labels = c["Config"]["Labels"]
+            assert set(TASK_LABELS) <= set(labels)
+            assert labels["com.docker.swarm.task.id"] == t["ID"]
+            assert labels["com.docker.swarm.node.id"] == worker.node_id
+            assert labels["com.docker.swarm.service.name"] == "web"
+            assert c["Config"]["Cmd"] == ["sleep", "1000"]
+            assert c["HostConfig"]["RestartPolicy"]["Name"] == "no"
+        manager.cli("service", "scale", "--detach", f"{svc}=3")
+        wait_states(manager, svc, ["running"] * 3)
+        manager.cli("service", "scale", "--detach", f"{svc}=1")
+        ts = wait_states(manager, svc, ["running", "shutdown", "shutdown"])
+        for t in ts:
+            c = worker.inspect(t["Status"]["ContainerStatus"]["ContainerID"])
+            assert c["State"]["Running"] == (t["Status"]["State"] == "running")
+    finally:
+        remove(manager, worker, svc)
+
+
+def test_job_completes(manager, worker):
+    svc = create(manager, "job", "--mode", "replicated-job", "busybox", "sh", "-c",
+                 "echo done")
+    try:
+        t, = wait_states(manager, svc, ["complete"])
+        assert t["Status"]["Message"] == "finished"
+        c = worker.inspect(t["Status"]["ContainerStatus"]["ContainerID"])
+        assert c["State"]["Status"] == "exited" and c["State"]["ExitCode"] == 0
+        assert worker.out("logs", c["Id"]) == "done\n"
+    finally:
+        # a completed job task stays assigned (the manager does not remove it with
+        # its service): its container goes when the node leaves
+        remove(manager, worker, svc, wait=False)
+
+
+def test_failing_task_and_rejected_image(manager, worker):
+    failing = create(manager, "failing", "--restart-condition", "none", "busybox",
+                     "sh", "-c", "exit 3")
+    rejected = create(manager, "rejected", "--restart-condition", "none",
+                      "127.0.0.1:9/no/such:image", "true")
+    try:
+        t, = wait_states(manager, failing, ["failed"])
+        assert t["Status"]["Err"] == "task: non-zero exit (3)"
+        assert t["Status"]["ContainerStatus"]["ExitCode"] == 3
+        t, = wait_states(manager, rejected, ["rejected"])
+        assert t["Status"]["Err"], t["Status"]
+        assert "ContainerID" not in (t["Status"].get("ContainerStatus") or {})
+    finally:
+        remove(manager, worker, failing)
+        remove(manager, worker, rejected)
+
+
+def test_container_removed_by_hand_fails_its_task(manager, worker):
+    svc = create(manager, "victim", "busybox", "sleep", "1000")
+    try:
+        t, = wait_states(manager, svc, ["running"])
+        worker.cli("rm", "-f", t["Status"]["ContainerStatus"]["ContainerID"])
+        # the task failed; the manager replaces it with a new one
+        ts = wait_states(manager, svc, ["failed", "running"])
+        old = next(x for x in ts if x["ID"] == t["ID"])
+        assert old["Status"]["State"] == "failed" and old["Status"]["Err"]
+    finally:
+        remove(manager, worker, svc)
+
+
+def test_templates_env_and_hostname(manager, worker):
+    svc = create(manager, "tmpl", "--env", "TASK={{.Task.Name}}",
+                 "--env", "NODE={{.Node.ID}}", "--hostname", "{{.Service.Name}}-{{.Task.Slot}}",
+                 "busybox", "sleep", "1000")
+    try:
+        t, = wait_states(manager, svc, ["running"])
+        c = worker.inspect(t["Status"]["ContainerStatus"]["ContainerID"])
+        assert f"TASK=tmpl.1.{t['ID']}" in c["Config"]["Env"]
+        assert f"NODE={worker.node_id}" in c["Config"]["Env"]
+        assert worker.out("exec", c["Id"], "hostname").strip() == "tmpl-1"
+    finally:
+        remove(manager, worker, svc)
+
+
+def test_secrets_and_configs(manager, worker):
+    manager.cli("secret", "create", "s1", "-", input="top-secret-value")
+    manager.cli("config", "create", "c1", "-", input="setting=1\n")
+    svc = None
+    try:
+        svc = create(manager, "withfiles",
+                     "--secret", "source=s1,target=mysecret,uid=1000,gid=1001,mode=0400",
+                     "--config", "source=c1,target=/etc/app.conf",
+                     "busybox", "sleep", "1000")
+        t, = wait_states(manager, svc, ["running"])
+        cid = t["Status"]["ContainerStatus"]["ContainerID"]
+        assert worker.out("exec", cid, "cat", "/run/secrets/mysecret") == "top-secret-value"
+        assert worker.out("exec", cid, "stat", "-c", "%u %g %a",
+                          "/run/secrets/mysecret").strip() == "1000 1001 400"
+        assert worker.out("exec", cid, "cat", "/etc/app.conf") == "setting=1\n"
+        assert worker.out("exec", cid, "stat", "-c", "%u %g %a",
+                          "/etc/app.conf").strip() == "0 0 444"
+        # never written under the data root
+        r = subprocess.run(["grep", "-rl", "top-secret-value", worker.data_root],
+                           capture_output=True, text=True)
+        assert r.stdout == ""
+        files = Path(worker.exec_root) / "swarm-files"
+        assert (files / t["ID"]).exists()
+        remove(manager, worker, svc)
+        svc = None
+        wait_until(lambda: not (files / t["ID"]).exists(), 10, what="the files to go")
+    finally:
+        if svc:
+            remove(manager, worker, svc)
+        manager.cli("secret", "rm", "s1", check=False)
+        manager.cli("config", "rm", "c1", check=False)
