@@ -63,9 +63,12 @@ def check_runnable(t: pb.Task) -> pb.ContainerSpec:
     if runtime == "attachment":
         raise NotImplementedErr("network attachment tasks are not supported by pydockerd "
                                 "(it has no overlay networks)")
+    if runtime == "generic":
+        raise NotImplementedErr(f"unsupported runtime {t.spec.generic.kind!r} (plugin "
+                                "tasks are not supported by pydockerd)")
     if runtime != "container":
-        raise NotImplementedErr(f"unsupported runtime {runtime or 'none'!r}: pydockerd "
-                                "runs container tasks only")
+        raise NotImplementedErr("the task has no container spec: pydockerd runs container "
+                                "tasks only")
     for att in t.networks:
         spec = att.network.spec
         if spec.annotations.labels.get(PREDEFINED) != "true":
