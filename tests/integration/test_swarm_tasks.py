@@ -209,3 +209,39 @@ def test_secrets_and_configs(manager, worker):
             remove(manager, worker, svc)
         manager.cli("secret", "rm", "s1", check=False)
         manager.cli("config", "rm", "c1", check=False)
+
+
+def test_restart_keeps_tasks_and_node_rm_force_stops_them(manager, worker, fresh_daemon,
+                                                          monkeypatch):
+    monkeypatch.setenv("DOCKER_SERVICE_PREFER_OFFLINE_IMAGE", "1")
+    d = fresh_daemon("--live-restore")
+    d.cli("swarm", "join", "--token", manager.join_token(), manager.addr)
+    nid = json.loads(d.out("info", "--format", "{{json .Swarm.NodeID}}"))
+    svc = create(manager, "pinned", "--constraint", f"node.id=={nid}", "busybox",
+                 "sleep", "1000")
+    # a restart shorter than the grace period (three heartbeats)
+    manager.cli("swarm", "update", "--dispatcher-heartbeat", "5s")
+    try:
+        t, = wait_states(manager, svc, ["running"])
+        cid = t["Status"]["ContainerStatus"]["ContainerID"]
+        d.restart()
+        # the task and its container live on: no second task, no second container
+        wait_until(lambda: json.loads(d.out("info", "--format", "{{json .Swarm}}"))
+                   ["LocalNodeState"] == "active", 15, what="the node to be back")
+        t2, = wait_states(manager, svc, ["running"])
+        assert t2["ID"] == t["ID"] and _node_state(manager, nid) == "ready"
+        assert d.inspect(cid)["State"]["Running"]
+        assert d.out("ps", "-q", "--filter", "label=com.docker.swarm.task").split() \
+            == [cid[:12]]
+        # removed by the manager: the tasks stop, docker info says why
+        manager.cli("node", "rm", "--force", nid)
+        wait_until(lambda: not d.inspect(cid)["State"]["Running"], 20,
+                   what="the task container to stop")
+        assert f"node {nid} was removed from swarm" in json.loads(
+            d.out("info", "--format", "{{json .Swarm.Error}}"))
+        assert "Node left the swarm." in d.out("swarm", "leave")
+        assert d.out("ps", "-aq") == ""
+    finally:
+        manager.cli("swarm", "update", "--dispatcher-heartbeat", "1s")
+        remove(manager, worker, svc, wait=False)
+        d.cli("swarm", "leave", check=False)

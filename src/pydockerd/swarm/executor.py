@@ -121,6 +121,17 @@ class Executor:
         await self.tasks.close()
         self.runners.clear()
 
+    async def stop_all(self) -> None:
+        """The node was removed from the swarm: no runner goes on, every task
+        container stops (they stay, for `docker ps -a`, until the node leaves)."""
+        await self.close()
+        for c in self.containers.all():
+            if c.labels.get(NODE_ID_LABEL) == self.node.id and c.state.running:
+                try:
+                    await self.containers.stop(c.id)
+                except DockerError as e:
+                    log.warning("swarm: stopping %s: %s", c.name, e.message)
+
     async def leave(self) -> None:
         """The node leaves the swarm: every task container goes (dockerd removes
         every container labelled with its node ID), with the secrets and configs."""

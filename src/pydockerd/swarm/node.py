@@ -119,6 +119,7 @@ class SwarmNode:
             except Unavailable as e:
                 self.state, self.error = ERROR, e.message
             await run
+            await self._stop_tasks()
         finally:
             await cancel_and_wait(run)
 
@@ -197,8 +198,15 @@ class SwarmNode:
     async def _keep(self, run: asyncio.Task[None]) -> None:
         try:
             await run
+            await self._stop_tasks()
         finally:
             await cancel_and_wait(run)
+
+    async def _stop_tasks(self) -> None:
+        """The agent ended for good (the managers removed the node): its task
+        containers stop, until the user leaves (which removes them)."""
+        if self.executor is not None:
+            await self.executor.stop_all()
 
     def _forget(self) -> None:
         self.agent = None
