@@ -245,3 +245,36 @@ def test_restart_keeps_tasks_and_node_rm_force_stops_them(manager, worker, fresh
         manager.cli("swarm", "update", "--dispatcher-heartbeat", "1s")
         remove(manager, worker, svc, wait=False)
         d.cli("swarm", "leave", check=False)
+
+
+def test_service_logs(manager, worker):
+    svc = create(manager, "talker", "--mode", "replicated-job", "busybox", "sh", "-c",
+                 "echo one; echo two >&2; sleep 0.2; echo three")
+    follow = None
+    try:
+        t, = wait_states(manager, svc, ["complete"])
+        r = manager.cli("service", "logs", "--raw", svc, timeout=30)
+        assert (r.stdout, r.stderr) == ("one\nthree\n", "two\n")
+        r = manager.cli("service", "logs", "--raw", "--tail", "1", svc, timeout=30)
+        assert (r.stdout, r.stderr) == ("three\n", "")
+        r = manager.cli("service", "logs", "--timestamps", "--no-trunc", svc, timeout=30)
+        assert "incomplete log stream" not in r.stderr
+        lines = r.stdout.splitlines()
+        assert len(lines) == 2 and lines[1].endswith("| three")
+        assert lines[0][:4].isdigit() and f".{t['ID']}@" in lines[0]
+        # a single task, stdout only
+        r = manager.cli("service", "logs", "--raw", "--no-task-ids", t["ID"], timeout=30)
+        assert r.stdout == "one\nthree\n"
+        # -f: the lines so far, and the command goes on until stopped
+        env = dict(os.environ, DOCKER_HOST=f"unix://{manager.socket}")
+        follow = subprocess.Popen(["docker", "service", "logs", "-f", "--raw", svc],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  env=env, text=True)
+        assert follow.stdout.readline() == "one\n"
+        assert follow.stdout.readline() == "three\n"
+        assert follow.poll() is None
+    finally:
+        if follow is not None:
+            follow.kill()
+            follow.wait()
+        remove(manager, worker, svc, wait=False)

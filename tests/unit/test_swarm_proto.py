@@ -51,7 +51,16 @@ def test_wire_field_numbers():
     assert services == {"CA": ["GetRootCACertificate"],
                         "NodeCA": ["IssueNodeCertificate", "NodeCertificateStatus"],
                         "Dispatcher": ["Session", "Heartbeat", "UpdateTaskStatus",
-                                       "Assignments"]}
+                                       "Assignments"],
+                        "LogBroker": ["ListenSubscriptions", "PublishLogs"]}
+    assert _numbers(pb.LogSubscriptionOptions) == {"streams": 1, "follow": 2, "tail": 3,
+                                                   "since": 4}
+    assert _numbers(pb.LogMessage) == {"context": 1, "timestamp": 2, "stream": 3, "data": 4,
+                                       "attrs": 5}
+    assert _numbers(pb.SubscriptionMessage) == {"id": 1, "selector": 2, "options": 3,
+                                                "close": 4}
+    assert _numbers(pb.PublishLogsMessage) == {"subscription_id": 1, "messages": 2,
+                                               "close": 3}
 
 
 def test_task_field_numbers():

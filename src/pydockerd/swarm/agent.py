@@ -22,7 +22,7 @@ from .certs import new_csr, new_key
 from .identity import Identity
 from .jointoken import ca_matches, parse_token
 from .proto import swarmkit_pb2 as pb
-from .rpc import Dispatcher, NodeCA, as_docker_error, channel
+from .rpc import Dispatcher, LogBroker, NodeCA, as_docker_error, channel
 from .state import RemoteManager
 from .worker import Worker
 
@@ -190,7 +190,8 @@ class Agent:
                 tasks += [loop.create_task(self.worker.assignments(dispatcher,
                                                                    first.session_id)),
                           loop.create_task(self.worker.reporter(dispatcher,
-                                                                first.session_id))]
+                                                                first.session_id)),
+                          loop.create_task(self.worker.logs(LogBroker(ch)))]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
                 t.result()

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
+from ..containers.model import Container
 from ..errors import DockerError, NotFound
+from ..logdrivers.message import LogEntry
+from ..logdrivers.reader import LogQuery
 from ..util.tasks import TaskOwner, cancel_and_wait
 from . import taskstate as ts
 from .assignments import Changes
@@ -54,6 +57,13 @@ class Executor:
         """Every task's current status (re-reported on each new session)."""
         return {tid: r.task.status for tid, r in self.runners.items()
                 if r.task.status.state >= ts.ACCEPTED}
+
+    def task_containers(self) -> list[tuple[pb.Task, Container | None]]:
+        """Each task with its container (for log subscriptions)."""
+        return [(r.task, r.container()) for r in self.runners.values()]
+
+    def read_logs(self, c: Container, q: LogQuery) -> AsyncIterator[list[LogEntry]]:
+        return self.containers.read_logs(c, q)
 
     def _spawn(self, t: pb.Task) -> None:
         r = TaskRunner(self, t)

@@ -96,3 +96,25 @@ class Dispatcher:
         await self._update(pb.UpdateTaskStatusRequest(session_id=session_id, updates=[
             pb.UpdateTaskStatusRequest.TaskStatusUpdate(task_id=tid, status=st)
             for tid, st in statuses.items()]), timeout=timeout)
+
+
+class LogBroker:
+    def __init__(self, ch: grpc.aio.Channel) -> None:
+        self._listen = ch.unary_stream(
+            f"/{PKG}.LogBroker/ListenSubscriptions",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=pb.SubscriptionMessage.FromString)
+        self._publish = ch.stream_unary(
+            f"/{PKG}.LogBroker/PublishLogs",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=pb.PublishLogsResponse.FromString)
+
+    def subscriptions(self) -> AsyncIterator[pb.SubscriptionMessage]:
+        stream: AsyncIterator[pb.SubscriptionMessage] = self._listen(
+            pb.ListenSubscriptionsRequest())
+        return stream
+
+    def publish(self) -> Any:
+        """A PublishLogs call: `await call.write(msg)`, `await call.done_writing()`,
+        then `await call` for the answer."""
+        return self._publish()

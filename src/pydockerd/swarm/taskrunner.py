@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..containers.model import Container
 from ..errors import DockerError, NotFound
+from ..logdrivers.message import LogEntry
+from ..logdrivers.reader import LogQuery
 from ..models import ContainerCreateRequest, from_doc, to_doc
 from ..containers.validate import validate_create
 from . import taskstate as ts
@@ -42,6 +44,7 @@ class TaskContainers(Protocol):
     async def stop(self, ref: str, timeout: int | None = None,
                    signal: str | None = None) -> bool: ...
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None: ...
+    def read_logs(self, c: Container, q: LogQuery) -> AsyncIterator[list[LogEntry]]: ...
 
 
 class RunnerHost(Protocol):

@@ -1,6 +1,6 @@
 """What runs inside each session besides the heartbeats: the Assignments
 stream (chained sets applied to the executor; a gap reopens the stream for a
-new COMPLETE set) and the status reporter (UpdateTaskStatus, batched; every
+new COMPLETE set), the log subscriptions (logpublisher.py) and the status reporter (UpdateTaskStatus, batched; every
 task's status again at the start of each session, since the manager drops
 what does not move a task forward)."""
 from __future__ import annotations
@@ -13,7 +13,8 @@ import grpc.aio
 from .assignments import AssignmentChain, AssignmentGap
 from .executor import Executor
 from .proto import swarmkit_pb2 as pb
-from .rpc import Dispatcher
+from .logpublisher import LogPublisher
+from .rpc import Dispatcher, LogBroker
 
 log = logging.getLogger("pydockerd.swarm")
 
@@ -27,6 +28,10 @@ class Worker:
         self.pending: dict[str, pb.TaskStatus] = {}
         self.wake = asyncio.Event()
         executor.reporter = self.report
+        self.publisher = LogPublisher(executor)
+
+    async def logs(self, broker: LogBroker) -> None:
+        await self.publisher.listen(broker)
 
     def report(self, task_id: str, status: pb.TaskStatus) -> None:
         self.pending[task_id] = status

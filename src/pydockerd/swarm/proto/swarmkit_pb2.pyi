@@ -33,6 +33,12 @@ class TaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REJECTED: _ClassVar[TaskState]
     REMOVE: _ClassVar[TaskState]
     ORPHANED: _ClassVar[TaskState]
+
+class LogStream(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LOG_STREAM_UNKNOWN: _ClassVar[LogStream]
+    LOG_STREAM_STDOUT: _ClassVar[LogStream]
+    LOG_STREAM_STDERR: _ClassVar[LogStream]
 WORKER: NodeRole
 MANAGER: NodeRole
 NEW: TaskState
@@ -49,6 +55,9 @@ FAILED: TaskState
 REJECTED: TaskState
 REMOVE: TaskState
 ORPHANED: TaskState
+LOG_STREAM_UNKNOWN: LogStream
+LOG_STREAM_STDOUT: LogStream
+LOG_STREAM_STDERR: LogStream
 
 class Annotations(_message.Message):
     __slots__ = ("name", "labels")
@@ -819,5 +828,89 @@ class UpdateTaskStatusRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., updates: _Optional[_Iterable[_Union[UpdateTaskStatusRequest.TaskStatusUpdate, _Mapping]]] = ...) -> None: ...
 
 class UpdateTaskStatusResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LogSubscriptionOptions(_message.Message):
+    __slots__ = ("streams", "follow", "tail", "since")
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    streams: _containers.RepeatedScalarFieldContainer[LogStream]
+    follow: bool
+    tail: int
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, streams: _Optional[_Iterable[_Union[LogStream, str]]] = ..., follow: _Optional[bool] = ..., tail: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class LogSelector(_message.Message):
+    __slots__ = ("service_ids", "node_ids", "task_ids")
+    SERVICE_IDS_FIELD_NUMBER: _ClassVar[int]
+    NODE_IDS_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    service_ids: _containers.RepeatedScalarFieldContainer[str]
+    node_ids: _containers.RepeatedScalarFieldContainer[str]
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, service_ids: _Optional[_Iterable[str]] = ..., node_ids: _Optional[_Iterable[str]] = ..., task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LogContext(_message.Message):
+    __slots__ = ("service_id", "node_id", "task_id")
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    service_id: str
+    node_id: str
+    task_id: str
+    def __init__(self, service_id: _Optional[str] = ..., node_id: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
+
+class LogAttr(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class LogMessage(_message.Message):
+    __slots__ = ("context", "timestamp", "stream", "data", "attrs")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    ATTRS_FIELD_NUMBER: _ClassVar[int]
+    context: LogContext
+    timestamp: _timestamp_pb2.Timestamp
+    stream: LogStream
+    data: bytes
+    attrs: _containers.RepeatedCompositeFieldContainer[LogAttr]
+    def __init__(self, context: _Optional[_Union[LogContext, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stream: _Optional[_Union[LogStream, str]] = ..., data: _Optional[bytes] = ..., attrs: _Optional[_Iterable[_Union[LogAttr, _Mapping]]] = ...) -> None: ...
+
+class ListenSubscriptionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SubscriptionMessage(_message.Message):
+    __slots__ = ("id", "selector", "options", "close")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    selector: LogSelector
+    options: LogSubscriptionOptions
+    close: bool
+    def __init__(self, id: _Optional[str] = ..., selector: _Optional[_Union[LogSelector, _Mapping]] = ..., options: _Optional[_Union[LogSubscriptionOptions, _Mapping]] = ..., close: _Optional[bool] = ...) -> None: ...
+
+class PublishLogsMessage(_message.Message):
+    __slots__ = ("subscription_id", "messages", "close")
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    subscription_id: str
+    messages: _containers.RepeatedCompositeFieldContainer[LogMessage]
+    close: bool
+    def __init__(self, subscription_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[LogMessage, _Mapping]]] = ..., close: _Optional[bool] = ...) -> None: ...
+
+class PublishLogsResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
