@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -278,3 +279,48 @@ def test_service_logs(manager, worker):
             follow.kill()
             follow.wait()
         remove(manager, worker, svc, wait=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_host_mode_port_host_network_and_update(manager, worker):
+    port = _free_port()
+    web = create(manager, "hostport", "--publish", f"mode=host,target=80,published={port}",
+                 "busybox", "sh", "-c", "echo hi > /tmp/i; exec httpd -f -p 80 -h /tmp")
+    hostnet = create(manager, "hostnet", "--network", "host", "busybox", "sleep", "1000")
+    try:
+        t, = wait_states(manager, web, ["running"])
+        assert t["Status"]["PortStatus"]["Ports"][0]["PublishedPort"] == port
+        assert f"*:{port}->80/tcp" in manager.out("service", "ps", "--format", "{{.Ports}}",
+                                                   web)
+        body = wait_until(lambda: _get(port), 10, what="the published port to answer")
+        assert body == "hi\n"
+        h, = wait_states(manager, hostnet, ["running"])
+        c = worker.inspect(h["Status"]["ContainerStatus"]["ContainerID"])
+        assert c["HostConfig"]["NetworkMode"] == "host"
+        # a rolling update (stop-first): the old task is shut down, a new one runs
+        manager.cli("service", "update", "--detach", "--env-add", "V=2", hostnet)
+        ts = wait_states(manager, hostnet, ["running", "shutdown"])
+        new = next(x for x in ts if x["Status"]["State"] == "running")
+        assert "V=2" in worker.inspect(new["Status"]["ContainerStatus"]["ContainerID"])[
+            "Config"]["Env"]
+        assert not worker.inspect(c["Id"])["State"]["Running"]
+    finally:
+        remove(manager, worker, web)
+        remove(manager, worker, hostnet)
+
+
+def _get(port: int) -> str | None:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET /i HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+        return data.split(b"\r\n\r\n", 1)[1].decode()
+    except (OSError, IndexError):
+        return None

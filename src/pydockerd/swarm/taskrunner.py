@@ -90,6 +90,10 @@ class TaskRunner:
         if c is not None:
             st.container.CopyFrom(pb.ContainerStatus(
                 container_id=c.id, pid=c.state.pid, exit_code=c.state.exit_code))
+        if state >= ts.STARTING:
+            # the host-mode published ports (`docker service ps` PORTS)
+            st.port_status.ports.extend(p for p in self.task.endpoint.ports
+                                        if p.publish_mode == pb.PortConfig.HOST)
         self.task.status.CopyFrom(st)
         self.ex.store.save(self.task)
         self.ex.report(self.task.id, st)
