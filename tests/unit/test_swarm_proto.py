@@ -76,7 +76,9 @@ def test_task_field_numbers():
         "hostname": 14, "dns_config": 15, "healthcheck": 16, "hosts": 17,
         "open_stdin": 18, "read_only": 19, "stop_signal": 20, "configs": 21, "init": 23,
         "pidsLimit": 25, "sysctls": 26, "capability_add": 27, "capability_drop": 28,
-        "ulimits": 29, "oom_score_adj": 30}
+        "ulimits": 29, "oom_score_adj": 30, "privileges": 22}
+    assert _numbers(pb.Privileges) == {"selinux_context": 2, "seccomp": 3, "apparmor": 4,
+                                       "no_new_privileges": 5}
     assert _numbers(pb.TaskStatus) == {"timestamp": 1, "state": 2, "message": 3, "err": 4,
                                        "container": 5, "port_status": 6}
     assert _numbers(pb.AssignmentsMessage) == {"type": 1, "applies_to": 2,

@@ -197,3 +197,15 @@ def test_networks_and_runtimes():
     t = pb.Task(id="x", spec=pb.TaskSpec(generic=pb.GenericRuntimeSpec(kind="plugin")))
     with pytest.raises(NotImplementedErr, match="plugin"):
         container_create(t, NODE)
+
+
+def test_privileges_become_security_options():
+    p = pb.Privileges(no_new_privileges=True,
+                      seccomp=pb.Privileges.SeccompOpts(mode=pb.Privileges.SeccompOpts.UNCONFINED),
+                      apparmor=pb.Privileges.AppArmorOpts(
+                          mode=pb.Privileges.AppArmorOpts.DISABLED),
+                      selinux_context=pb.Privileges.SELinuxContext(disable=True, user="u"))
+    hc = container_create(_task(privileges=p), NODE).host_config
+    assert hc["SecurityOpt"] == ["label=disable", "label=user:u", "seccomp=unconfined",
+                                 "apparmor=unconfined", "no-new-privileges=true"]
+    assert "SecurityOpt" not in container_create(_task(), NODE).host_config

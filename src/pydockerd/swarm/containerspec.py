@@ -141,6 +141,26 @@ def _resources(t: pb.Task, spec: pb.ContainerSpec, hc: dict[str, Any]) -> None:
         hc["NanoCpus"] = r.limits.nano_cpus
 
 
+def security_opts(p: pb.Privileges) -> list[str]:
+    """ContainerSpec.privileges as HostConfig.SecurityOpt (dockerd's applyPrivileges)."""
+    out: list[str] = []
+    if p.HasField("selinux_context"):
+        se = p.selinux_context
+        if se.disable:
+            out.append("label=disable")
+        out += [f"label={k}:{v}" for k, v in (("user", se.user), ("role", se.role),
+                                              ("level", se.level), ("type", se.type)) if v]
+    if p.seccomp.mode == pb.Privileges.SeccompOpts.UNCONFINED:
+        out.append("seccomp=unconfined")
+    elif p.seccomp.mode == pb.Privileges.SeccompOpts.CUSTOM:
+        out.append(f"seccomp={p.seccomp.profile.decode(errors='replace')}")
+    if p.apparmor.mode == pb.Privileges.AppArmorOpts.DISABLED:
+        out.append("apparmor=unconfined")
+    if p.no_new_privileges:
+        out.append("no-new-privileges=true")
+    return out
+
+
 def _ports(t: pb.Task, config: dict[str, Any], hc: dict[str, Any]) -> None:
     bindings: dict[str, list[dict[str, str]]] = {}
     for p in t.endpoint.ports:
@@ -191,6 +211,8 @@ def container_create(t: pb.Task, node: NodeInfo) -> CreateParams:
         "OomScoreAdj": spec.oom_score_adj, "RestartPolicy": {"Name": "no"}}
     if spec.HasField("init"):
         hc["Init"] = spec.init.value
+    if spec.HasField("privileges"):
+        hc["SecurityOpt"] = security_opts(spec.privileges)
     if spec.HasField("dns_config"):
         hc["Dns"] = list(spec.dns_config.nameservers)
         hc["DnsSearch"] = list(spec.dns_config.search)

@@ -480,8 +480,59 @@ class ConfigReference(_message.Message):
     runtime: RuntimeTarget
     def __init__(self, config_id: _Optional[str] = ..., config_name: _Optional[str] = ..., file: _Optional[_Union[FileTarget, _Mapping]] = ..., runtime: _Optional[_Union[RuntimeTarget, _Mapping]] = ...) -> None: ...
 
+class Privileges(_message.Message):
+    __slots__ = ("selinux_context", "seccomp", "apparmor", "no_new_privileges")
+    class SELinuxContext(_message.Message):
+        __slots__ = ("disable", "user", "role", "type", "level")
+        DISABLE_FIELD_NUMBER: _ClassVar[int]
+        USER_FIELD_NUMBER: _ClassVar[int]
+        ROLE_FIELD_NUMBER: _ClassVar[int]
+        TYPE_FIELD_NUMBER: _ClassVar[int]
+        LEVEL_FIELD_NUMBER: _ClassVar[int]
+        disable: bool
+        user: str
+        role: str
+        type: str
+        level: str
+        def __init__(self, disable: _Optional[bool] = ..., user: _Optional[str] = ..., role: _Optional[str] = ..., type: _Optional[str] = ..., level: _Optional[str] = ...) -> None: ...
+    class SeccompOpts(_message.Message):
+        __slots__ = ("mode", "profile")
+        class SeccompMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+            __slots__ = ()
+            DEFAULT: _ClassVar[Privileges.SeccompOpts.SeccompMode]
+            UNCONFINED: _ClassVar[Privileges.SeccompOpts.SeccompMode]
+            CUSTOM: _ClassVar[Privileges.SeccompOpts.SeccompMode]
+        DEFAULT: Privileges.SeccompOpts.SeccompMode
+        UNCONFINED: Privileges.SeccompOpts.SeccompMode
+        CUSTOM: Privileges.SeccompOpts.SeccompMode
+        MODE_FIELD_NUMBER: _ClassVar[int]
+        PROFILE_FIELD_NUMBER: _ClassVar[int]
+        mode: Privileges.SeccompOpts.SeccompMode
+        profile: bytes
+        def __init__(self, mode: _Optional[_Union[Privileges.SeccompOpts.SeccompMode, str]] = ..., profile: _Optional[bytes] = ...) -> None: ...
+    class AppArmorOpts(_message.Message):
+        __slots__ = ("mode",)
+        class AppArmorMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+            __slots__ = ()
+            DEFAULT: _ClassVar[Privileges.AppArmorOpts.AppArmorMode]
+            DISABLED: _ClassVar[Privileges.AppArmorOpts.AppArmorMode]
+        DEFAULT: Privileges.AppArmorOpts.AppArmorMode
+        DISABLED: Privileges.AppArmorOpts.AppArmorMode
+        MODE_FIELD_NUMBER: _ClassVar[int]
+        mode: Privileges.AppArmorOpts.AppArmorMode
+        def __init__(self, mode: _Optional[_Union[Privileges.AppArmorOpts.AppArmorMode, str]] = ...) -> None: ...
+    SELINUX_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    SECCOMP_FIELD_NUMBER: _ClassVar[int]
+    APPARMOR_FIELD_NUMBER: _ClassVar[int]
+    NO_NEW_PRIVILEGES_FIELD_NUMBER: _ClassVar[int]
+    selinux_context: Privileges.SELinuxContext
+    seccomp: Privileges.SeccompOpts
+    apparmor: Privileges.AppArmorOpts
+    no_new_privileges: bool
+    def __init__(self, selinux_context: _Optional[_Union[Privileges.SELinuxContext, _Mapping]] = ..., seccomp: _Optional[_Union[Privileges.SeccompOpts, _Mapping]] = ..., apparmor: _Optional[_Union[Privileges.AppArmorOpts, _Mapping]] = ..., no_new_privileges: _Optional[bool] = ...) -> None: ...
+
 class ContainerSpec(_message.Message):
-    __slots__ = ("image", "labels", "command", "args", "env", "dir", "user", "mounts", "stop_grace_period", "groups", "secrets", "tty", "hostname", "dns_config", "healthcheck", "hosts", "open_stdin", "read_only", "stop_signal", "configs", "init", "pidsLimit", "sysctls", "capability_add", "capability_drop", "ulimits", "oom_score_adj")
+    __slots__ = ("image", "labels", "command", "args", "env", "dir", "user", "mounts", "stop_grace_period", "groups", "secrets", "tty", "hostname", "dns_config", "healthcheck", "hosts", "open_stdin", "read_only", "stop_signal", "configs", "privileges", "init", "pidsLimit", "sysctls", "capability_add", "capability_drop", "ulimits", "oom_score_adj")
     class DNSConfig(_message.Message):
         __slots__ = ("nameservers", "search", "options")
         NAMESERVERS_FIELD_NUMBER: _ClassVar[int]
@@ -534,6 +585,7 @@ class ContainerSpec(_message.Message):
     READ_ONLY_FIELD_NUMBER: _ClassVar[int]
     STOP_SIGNAL_FIELD_NUMBER: _ClassVar[int]
     CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    PRIVILEGES_FIELD_NUMBER: _ClassVar[int]
     INIT_FIELD_NUMBER: _ClassVar[int]
     PIDSLIMIT_FIELD_NUMBER: _ClassVar[int]
     SYSCTLS_FIELD_NUMBER: _ClassVar[int]
@@ -561,6 +613,7 @@ class ContainerSpec(_message.Message):
     read_only: bool
     stop_signal: str
     configs: _containers.RepeatedCompositeFieldContainer[ConfigReference]
+    privileges: Privileges
     init: _wrappers_pb2.BoolValue
     pidsLimit: int
     sysctls: _containers.ScalarMap[str, str]
@@ -568,7 +621,7 @@ class ContainerSpec(_message.Message):
     capability_drop: _containers.RepeatedScalarFieldContainer[str]
     ulimits: _containers.RepeatedCompositeFieldContainer[ContainerSpec.Ulimit]
     oom_score_adj: int
-    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., dir: _Optional[str] = ..., user: _Optional[str] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., stop_grace_period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., groups: _Optional[_Iterable[str]] = ..., secrets: _Optional[_Iterable[_Union[SecretReference, _Mapping]]] = ..., tty: _Optional[bool] = ..., hostname: _Optional[str] = ..., dns_config: _Optional[_Union[ContainerSpec.DNSConfig, _Mapping]] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., hosts: _Optional[_Iterable[str]] = ..., open_stdin: _Optional[bool] = ..., read_only: _Optional[bool] = ..., stop_signal: _Optional[str] = ..., configs: _Optional[_Iterable[_Union[ConfigReference, _Mapping]]] = ..., init: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., pidsLimit: _Optional[int] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., capability_add: _Optional[_Iterable[str]] = ..., capability_drop: _Optional[_Iterable[str]] = ..., ulimits: _Optional[_Iterable[_Union[ContainerSpec.Ulimit, _Mapping]]] = ..., oom_score_adj: _Optional[int] = ...) -> None: ...
+    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., dir: _Optional[str] = ..., user: _Optional[str] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., stop_grace_period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., groups: _Optional[_Iterable[str]] = ..., secrets: _Optional[_Iterable[_Union[SecretReference, _Mapping]]] = ..., tty: _Optional[bool] = ..., hostname: _Optional[str] = ..., dns_config: _Optional[_Union[ContainerSpec.DNSConfig, _Mapping]] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., hosts: _Optional[_Iterable[str]] = ..., open_stdin: _Optional[bool] = ..., read_only: _Optional[bool] = ..., stop_signal: _Optional[str] = ..., configs: _Optional[_Iterable[_Union[ConfigReference, _Mapping]]] = ..., privileges: _Optional[_Union[Privileges, _Mapping]] = ..., init: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., pidsLimit: _Optional[int] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., capability_add: _Optional[_Iterable[str]] = ..., capability_drop: _Optional[_Iterable[str]] = ..., ulimits: _Optional[_Iterable[_Union[ContainerSpec.Ulimit, _Mapping]]] = ..., oom_score_adj: _Optional[int] = ...) -> None: ...
 
 class NetworkAttachmentSpec(_message.Message):
     __slots__ = ("container_id",)
