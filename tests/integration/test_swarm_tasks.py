@@ -347,3 +347,54 @@ def test_global_service_and_overlay_service_stays_pending(manager, worker):
         remove(manager, worker, glob)
         manager.cli("service", "rm", overlay, check=False)
         manager.cli("network", "rm", "ov", check=False)
+
+
+def test_healthcheck_gates_running_and_unhealthy_fails(manager, worker):
+    gated = create(manager, "gated", "--health-cmd", "test -f /tmp/ok",
+                   "--health-interval", "1s", "--health-retries", "30", "busybox", "sh",
+                   "-c", "sleep 3; touch /tmp/ok; exec sleep 1000")
+    sick = create(manager, "sick", "--restart-condition", "none", "--health-cmd", "false",
+                  "--health-interval", "1s", "--health-retries", "1", "busybox",
+                  "sleep", "1000")
+    try:
+        t, = wait_states(manager, gated, ["starting"])
+        cid = t["Status"]["ContainerStatus"]["ContainerID"]
+        c = wait_until(lambda: (x := worker.inspect(cid))["State"]["Running"] and x, 10,
+                       what="the container to run")
+        assert c["State"]["Health"]["Status"] == "starting"
+        # running but not healthy yet: the task is still Starting
+        assert tasks(manager, gated)[0]["Status"]["State"] == "starting"
+        wait_states(manager, gated, ["running"])
+        assert worker.inspect(c["Id"])["State"]["Health"]["Status"] == "healthy"
+        t, = wait_states(manager, sick, ["failed"])
+        assert t["Status"]["Err"] == "unhealthy container"
+    finally:
+        remove(manager, worker, gated)
+        remove(manager, worker, sick)
+
+
+def test_back_after_the_grace_period_stops_replaced_tasks(manager, worker, fresh_daemon,
+                                                          monkeypatch):
+    monkeypatch.setenv("DOCKER_SERVICE_PREFER_OFFLINE_IMAGE", "1")
+    d = fresh_daemon("--live-restore")
+    d.cli("swarm", "join", "--token", manager.join_token(), manager.addr)
+    nid = json.loads(d.out("info", "--format", "{{json .Swarm.NodeID}}"))
+    svc = create(manager, "away", "--constraint", f"node.id=={nid}", "busybox",
+                 "sleep", "1000")
+    try:
+        t, = wait_states(manager, svc, ["running"])
+        cid = t["Status"]["ContainerStatus"]["ContainerID"]
+        d.stop()            # live-restore: the container runs on while pydockerd is away
+        wait_until(lambda: _node_state(manager, nid) == "down", 20, what="the node down")
+        d.start()
+        # the manager replaced the task: the old container stops, a new task runs,
+        # never two containers running for the service at once once it settles
+        ts = wait_states(manager, svc, ["running", "shutdown"], timeout=40)
+        assert next(x for x in ts if x["ID"] == t["ID"])["Status"]["State"] == "shutdown"
+        assert not d.inspect(cid)["State"]["Running"]
+        assert len(d.out("ps", "-q", "--filter", "label=com.docker.swarm.task").split()) == 1
+    finally:
+        remove(manager, worker, svc, wait=False)
+        d.cli("swarm", "leave", check=False)
+        wait_until(lambda: _node_state(manager, nid) == "down", 20, what="the node down")
+        manager.cli("node", "rm", nid, check=False)
