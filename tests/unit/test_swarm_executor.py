@@ -232,3 +232,50 @@ def test_healthcheck_keeps_the_task_starting_until_healthy(tmp_path):
         assert ("t2", ts.FAILED, "unhealthy container") in reports
         await ex.close()
     asyncio.run(main())
+
+
+class FakeDispatcher:
+    """Assignments streams served from a list (one list per stream opened) and the
+    status updates received."""
+    def __init__(self, streams: list[list[pb.AssignmentsMessage]]) -> None:
+        self.streams = streams
+        self.opened = 0
+        self.updates: list[dict[str, int]] = []
+
+    def assignments(self, session_id: str):
+        msgs = self.streams[self.opened]
+        self.opened += 1
+
+        async def gen():
+            for m in msgs:
+                yield m
+        return gen()
+
+    async def update_task_status(self, session_id, statuses, timeout):
+        self.updates.append({tid: st.state for tid, st in statuses.items()})
+
+
+def test_worker_reopens_the_stream_on_a_gap_and_reports(tmp_path):
+    from pydockerd.swarm.worker import Worker
+    full = pb.AssignmentsMessage(type=pb.AssignmentsMessage.COMPLETE, results_in="v1",
+                                 changes=[pb.AssignmentChange(assignment=pb.Assignment(
+                                     task=_task("t1", desired=ts.READY)))])
+    gap = pb.AssignmentsMessage(type=pb.AssignmentsMessage.INCREMENTAL, applies_to="v7",
+                                results_in="v8")
+
+    async def main():
+        cs = FakeContainers()
+        ex, _ = _executor(tmp_path, cs)
+        w = Worker(ex)
+        d = FakeDispatcher([[full, gap], [full]])
+        await w.assignments(d, "sess")          # the gap reopened the stream once
+        assert d.opened == 2
+        reporter = asyncio.get_running_loop().create_task(w.reporter(d, "sess"))
+        await _until(lambda: any(u.get("t1") == ts.READY for u in d.updates))
+        # every state went out, forwards only
+        states = [u["t1"] for u in d.updates if "t1" in u]
+        assert states == sorted(states) and states[-1] == ts.READY
+        reporter.cancel()
+        await asyncio.gather(reporter, return_exceptions=True)
+        await ex.close()
+    asyncio.run(main())

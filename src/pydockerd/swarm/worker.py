@@ -41,8 +41,9 @@ class Worker:
         """Until the stream ends (the session then ends too)."""
         while True:
             self.chain.reset()
+            stream = dispatcher.assignments(session_id)
             try:
-                async for msg in dispatcher.assignments(session_id):
+                async for msg in stream:
                     changes = self.chain.apply(msg)
                     log.debug("swarm assignments: %s tasks %s, removed %s",
                               "complete" if changes.complete else "incremental",
@@ -53,6 +54,10 @@ class Worker:
                 return
             except AssignmentGap as e:
                 log.info("swarm: %s; asking for the full set again", e)
+            finally:
+                cancel = getattr(stream, "cancel", None)    # the gRPC call under it
+                if cancel is not None:
+                    cancel()
 
     async def reporter(self, dispatcher: Dispatcher, session_id: str) -> None:
         for tid, st in self.executor.statuses().items():
