@@ -4,6 +4,7 @@ replicated services, scale, rm, jobs, failures, rejections, a container
 removed by hand, templates, secrets and configs, leave."""
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -274,14 +275,44 @@ def test_service_logs(manager, worker):
         follow = subprocess.Popen(["docker", "service", "logs", "-f", "--raw", svc],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   env=env, text=True)
-        assert follow.stdout.readline() == "one\n"
-        assert follow.stdout.readline() == "three\n"
+        assert readline(follow) == "one\n"
+        assert readline(follow) == "three\n"
         assert follow.poll() is None
     finally:
         if follow is not None:
             follow.kill()
             follow.wait()
         remove(manager, worker, svc, wait=False)
+
+
+def readline(p: subprocess.Popen, timeout: float = 20) -> str:
+    """The process's next output line, or AssertionError after `timeout` (the
+    reading thread ends when the caller kills the process)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            return pool.submit(p.stdout.readline).result(timeout)
+        except concurrent.futures.TimeoutError:
+            p.kill()
+            raise AssertionError(f"no output within {timeout} s") from None
+
+
+def test_followed_service_logs_include_new_tasks(manager, worker):
+    svc = create(manager, "growing", "busybox", "sh", "-c", "echo up; exec sleep 1000")
+    env = dict(os.environ, DOCKER_HOST=f"unix://{manager.socket}")
+    follow = None
+    try:
+        wait_states(manager, svc, ["running"])
+        follow = subprocess.Popen(["docker", "service", "logs", "-f", "--raw", svc],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  env=env, text=True)
+        assert readline(follow) == "up\n"
+        manager.cli("service", "scale", "--detach", f"{svc}=2")
+        assert readline(follow) == "up\n"      # the new task's line
+    finally:
+        if follow is not None:
+            follow.kill()
+            follow.wait()
+        remove(manager, worker, svc)
 
 
 def _free_port() -> int:

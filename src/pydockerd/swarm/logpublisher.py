@@ -24,6 +24,7 @@ log = logging.getLogger("pydockerd.swarm")
 
 STREAMS = {"stdout": pb.LOG_STREAM_STDOUT, "stderr": pb.LOG_STREAM_STDERR}
 BATCH = 100          # log messages per PublishLogsMessage
+FOLLOW_POLL = 0.5    # how often a followed subscription looks for new tasks
 
 
 class LogSource(Protocol):
@@ -102,15 +103,11 @@ class LogPublisher:
                 await call.write(msg)
 
         try:
-            chosen = [(t, c) for t, c in self.source.task_containers()
-                      if matches(sub.selector, t) and c is not None]
-            readers = [self._task_logs(sub.id, t, c, q, write) for t, c in chosen]
             if q.follow:
-                await asyncio.gather(*readers)
-                await asyncio.Event().wait()    # until the manager closes it
+                await self._follow(sub, q, write)
             else:
-                for r in readers:
-                    await r
+                for t, c in self._chosen(sub.selector, set()):
+                    await self._task_logs(sub.id, t, c, q, write)
         except asyncio.CancelledError:
             pass
         except (DockerError, grpc.aio.AioRpcError) as e:
@@ -120,6 +117,39 @@ class LogPublisher:
                 await asyncio.shield(self._close(call, sub.id, write))
             except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
                 log.debug("swarm logs %s: closing: %s", sub.id, e)
+
+    def _chosen(self, sel: pb.LogSelector, seen: set[str],
+                started: bool = False) -> list[tuple[pb.Task, Container]]:
+        """The matching tasks with a container (`started`: one that ran, as dockerd
+        waits for a followed task's container), not in `seen` (added to it)."""
+        out = []
+        for t, c in self.source.task_containers():
+            if c is None or (started and c.state.status == "created"):
+                continue
+            if t.id not in seen and matches(sel, t):
+                seen.add(t.id)
+                out.append((t, c))
+        return out
+
+    async def _follow(self, sub: pb.SubscriptionMessage, q: LogQuery, write: Any) -> None:
+        """Until the manager closes the subscription: the matching tasks' logs,
+        including tasks whose containers appear later (a scale-up, a replacement)."""
+        seen: set[str] = set()
+        readers: list[asyncio.Task[None]] = []
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                for t, c in self._chosen(sub.selector, seen, started=True):
+                    readers.append(loop.create_task(self._task_logs(sub.id, t, c, q, write)))
+                for r in [r for r in readers if r.done()]:
+                    readers.remove(r)
+                    if not r.cancelled() and r.exception() is not None:
+                        log.info("swarm logs %s: %s", sub.id, r.exception())
+                await asyncio.sleep(FOLLOW_POLL)
+        finally:
+            for r in readers:
+                r.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
 
     @staticmethod
     async def _close(call: Any, sub_id: str, write: Any) -> None:
