@@ -246,10 +246,17 @@ class FakeDispatcher:
         msgs = self.streams[self.opened]
         self.opened += 1
 
-        async def gen():
-            for m in msgs:
-                yield m
-        return gen()
+        class Stream:
+            def __aiter__(self):
+                return self.gen()
+
+            async def gen(self):
+                for m in msgs:
+                    yield m
+
+            def cancel(self) -> bool:
+                return True
+        return Stream()
 
     async def update_task_status(self, session_id, statuses, timeout):
         self.updates.append({tid: st.state for tid, st in statuses.items()})

@@ -4,7 +4,7 @@ the worker protocol, typed by our own generated messages. Imported only when
 the node joins or is in a swarm: grpc costs about 25 MiB once loaded."""
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Protocol
 
 import grpc
 import grpc.aio
@@ -63,6 +63,12 @@ class NodeCA:
         return r
 
 
+class AssignmentsStream(Protocol):
+    """The Assignments call: its messages, and cancel() to leave it."""
+    def __aiter__(self) -> AsyncIterator[pb.AssignmentsMessage]: ...
+    def cancel(self) -> bool: ...
+
+
 class Dispatcher:
     def __init__(self, ch: grpc.aio.Channel) -> None:
         self._session = ch.unary_stream(f"/{PKG}.Dispatcher/Session",
@@ -86,8 +92,8 @@ class Dispatcher:
             pb.HeartbeatRequest(session_id=session_id), timeout=timeout)
         return float(r.period.ToTimedelta().total_seconds())
 
-    def assignments(self, session_id: str) -> AsyncIterator[pb.AssignmentsMessage]:
-        stream: AsyncIterator[pb.AssignmentsMessage] = self._assignments(
+    def assignments(self, session_id: str) -> AssignmentsStream:
+        stream: AssignmentsStream = self._assignments(
             pb.AssignmentsRequest(session_id=session_id))
         return stream
 

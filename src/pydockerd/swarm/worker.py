@@ -55,9 +55,7 @@ class Worker:
             except AssignmentGap as e:
                 log.info("swarm: %s; asking for the full set again", e)
             finally:
-                cancel = getattr(stream, "cancel", None)    # the gRPC call under it
-                if cancel is not None:
-                    cancel()
+                stream.cancel()         # the gRPC call, when we left it for a gap
 
     async def reporter(self, dispatcher: Dispatcher, session_id: str) -> None:
         for tid, st in self.executor.statuses().items():
