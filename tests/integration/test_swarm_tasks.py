@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -267,7 +268,13 @@ def test_service_logs(manager, worker):
         lines = r.stdout.splitlines()
         assert len(lines) == 2 and lines[1].endswith("| three")
         assert lines[0][:4].isdigit() and f".{t['ID']}@" in lines[0]
-        # a single task, stdout only
+        r = manager.cli("service", "logs", "--raw", "--since", "1h", svc, timeout=30)
+        assert (r.stdout, r.stderr) == ("one\nthree\n", "two\n")
+        later = (datetime.fromisoformat(t["Status"]["Timestamp"].replace("Z", "+00:00"))
+                 + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        r = manager.cli("service", "logs", "--raw", "--since", later, svc, timeout=30)
+        assert (r.stdout, r.stderr) == ("", "")
+        # a single task
         r = manager.cli("service", "logs", "--raw", "--no-task-ids", t["ID"], timeout=30)
         assert r.stdout == "one\nthree\n"
         # -f: the lines so far, and the command goes on until stopped
