@@ -2,6 +2,7 @@
 """pydockerd vs real dockerd, side by side in one run, printed as ratios.
 
     python3 bench/run_bench.py [--runs N] [--containers 100] [--skip-dockerd]
+                               [--cases exec,run,...]
 
 Both daemons run at the same time, each on its own socket, data root, exec
 root, bridge and subnet, and both are driven by the same docker CLI
@@ -844,6 +845,12 @@ def teardown(engines: list[Engine], watched_before: dict[str, bool], before_stop
                 log(f"left {p} in place: {ex}")
 
 
+# --cases names -> Bench methods, in the order they run
+CASES = {"ping": "bench_api_ping", "list": "bench_list_empty", "run": "bench_run_rm",
+         "concurrent": "bench_concurrent", "lifecycle": "bench_lifecycle", "exec": "bench_exec",
+         "many": "bench_many"}
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -857,7 +864,14 @@ def main() -> int:
     ap.add_argument("--output", default=str(HERE / "results-latest.json"))
     ap.add_argument("--no-logs", action="store_true",
                     help="do not copy daemon logs to bench/results-<engine>.log")
+    ap.add_argument("--cases", default=",".join(CASES),
+                    help=f"comma-separated subset of: {','.join(CASES)} (default: all)")
     args = ap.parse_args()
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        print(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}", file=sys.stderr)
+        return 2
 
     if os.geteuid() != 0:
         print("run as root (the daemons need it)", file=sys.stderr)
@@ -900,13 +914,8 @@ def main() -> int:
             log(f"{e.name} up: {ver}")
             e.must("load", "-i", str(tmpimg / "busybox.tar"), timeout=300)
         result["sanity"] = bench.sanity()
-        bench.bench_api_ping()
-        bench.bench_list_empty()
-        bench.bench_run_rm()
-        bench.bench_concurrent()
-        bench.bench_lifecycle()
-        bench.bench_exec()
-        bench.bench_many()
+        for c in cases:
+            getattr(bench, CASES[c])()
         result["memory_detail"] = getattr(bench, "memory_detail", None)
     except (Exception, KeyboardInterrupt) as ex:   # still clean up and print what we have
         import traceback
