@@ -23,7 +23,7 @@ from .errors import DockerError, InvalidParameter
 from .events import EventBus
 from .instruments import Instruments
 from .runtime.host import host_facts
-from .runtime.pidwatch import pid_alive, set_child_subreaper
+from .runtime.pidwatch import pid_alive, set_child_subreaper, watch_children_by_pidfd
 from .remap import load_idmap, remapped_root
 from .store import Store
 from .util.idmap import IDENTITY
@@ -105,6 +105,7 @@ class Daemon:
         write_atomic(cfg.pidfile, str(os.getpid()))
         self._trap_signals()
         set_child_subreaper()
+        watch_children_by_pidfd()
         log.debug("host facts: %s", host_facts())  # probed once, used by every spec
         self.store = Store(os.path.join(cfg.data_root, "pydockerd.db"))
         driver = _storage_driver(cfg)

@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 from contextlib import aclosing
 from typing import Any, AsyncGenerator
 
@@ -188,7 +187,7 @@ class ExecService:
         if opts.Tty and opts.ConsoleSize:
             inst.console_size = (opts.ConsoleSize[0], opts.ConsoleSize[1])
         inst.started = True
-        work = os.path.join(self.containers.paths.exec_root, "exec", eid)
+        run_dir = os.path.join(self.containers.paths.exec_root, "exec")
         try:
             proc = await start_exec(self.containers.runtime(c).binary,
                                     self.containers.runtimes.root,
@@ -198,13 +197,12 @@ class ExecService:
                                                             env=list(inst.env)),
                                         inst.user or c.config.get("User") or "",
                                         list(c.host_config.get("GroupAdd") or [])),
-                                    work, attach_stdin=not detach and inst.attach_stdin,
+                                    run_dir, eid, attach_stdin=not detach and inst.attach_stdin,
                                     attach_output=not detach)
         except DockerError as e:
             inst.exit_code = 127 if "executable file not found" in e.message \
                 or "no such file or directory" in e.message else 126
             self._save(inst)
-            shutil.rmtree(work, ignore_errors=True)
             raise SystemError_(f"OCI runtime exec failed: {e.message.split(': ', 1)[-1]}: "
                                "unknown") from e
         inst.running, inst.pid = True, proc.pid
@@ -212,21 +210,22 @@ class ExecService:
         self._procs[eid] = proc
         self._done[eid] = asyncio.Event()
         self.containers.event(c, "exec_start", {"execID": eid})
-        self._tasks.spawn(self._reap(c, inst, proc, work), f"exec {eid[:12]}")
+        self._tasks.spawn(self._reap(c, inst, proc), f"exec {eid[:12]}")
         if detach:
             return None
         return ExecSession(inst, proc)
 
-    async def _reap(self, c: Container, inst: ExecInstance, proc: ExecProcess, work: str) -> None:
+    async def _reap(self, c: Container, inst: ExecInstance, proc: ExecProcess) -> None:
         code = await proc.wait()
         inst.running, inst.exit_code = False, code
-        self._save(inst)
         self._procs.pop(inst.id, None)
-        shutil.rmtree(work, ignore_errors=True)
-        self.containers.event(c, "exec_die", {"execID": inst.id, "exitCode": str(code)})
-        ev = self._done.pop(inst.id, None)
-        if ev:
-            ev.set()
+        try:
+            self._save(inst)
+            self.containers.event(c, "exec_die", {"execID": inst.id, "exitCode": str(code)})
+        finally:        # the client waiting for the exit code gets it even if the write failed
+            ev = self._done.pop(inst.id, None)
+            if ev:
+                ev.set()
 
     def release(self, session: ExecSession, detached: bool) -> None:
         """The client's stream has ended (the output ended, the client detached or went

@@ -9,14 +9,13 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 from contextlib import aclosing
 from typing import Any
 
 from ..instruments import NO_HEALTH_CHECKS, HealthChecks
 from ..runtime.exec import start_exec
 from ..util.fdstream import read_fds
-from ..util.ids import now_rfc3339
+from ..util.ids import new_id, now_rfc3339
 from ..util.tasks import TaskOwner
 from .model import Container
 from .paths import Paths
@@ -111,16 +110,15 @@ class HealthMonitor:
     async def _probe(self, c: Container, cmd: list[str], timeout: float) -> dict[str, Any]:
         start = now_rfc3339()
         paths = self.paths
-        work = os.path.join(paths.exec_root, "health", c.id)
         try:
             with open(os.path.join(paths.bundle(c.id), "config.json")) as f:
                 process = dict(json.load(f)["process"])
             process.update({"args": cmd, "terminal": False})
             proc = await start_exec(self.runtimes.of(c).binary, self.runtimes.root,
-                                    c.id, process, work, attach_stdin=False,
+                                    c.id, process, os.path.join(paths.exec_root, "health"),
+                                    new_id(), attach_stdin=False,
                                     attach_output=True)
         except Exception as e:  # noqa: BLE001 - reported as a failed probe
-            shutil.rmtree(work, ignore_errors=True)
             self.checks.checked(failed=True)
             return {"Start": start, "End": now_rfc3339(), "ExitCode": -1, "Output": str(e)}
         out = bytearray()
@@ -151,7 +149,6 @@ class HealthMonitor:
                     os.close(fd)  # type: ignore[arg-type]
                 except OSError:
                     pass
-            shutil.rmtree(work, ignore_errors=True)
         self.checks.checked(failed)
         return {"Start": start, "End": now_rfc3339(), "ExitCode": code,
                 "Output": out.decode(errors="replace")}

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CommandFailed, SystemError_
-from ..util.fsatomic import write_atomic
 from ..util.tasks import cancel_and_wait
 from .pidwatch import wait_pid
 
@@ -42,15 +41,15 @@ class ExecProcess:
                         struct.pack("HHHH", height, width, 0, 0))
 
 
-async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any], work_dir: str,
-                     attach_stdin: bool, attach_output: bool) -> ExecProcess:
-    os.makedirs(work_dir, exist_ok=True)
-    spec_path = os.path.join(work_dir, "process.json")
-    pid_path = os.path.join(work_dir, "pid")
-    # read once by runc and removed with the exec: no fsync (a power loss ends the exec)
-    write_atomic(spec_path, json.dumps(process), fsync=False)
-    argv = [runc, "--root", runc_root, "exec", "--detach", "--pid-file", pid_path,
-            "--process", spec_path]
+async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any], run_dir: str,
+                     name: str, attach_stdin: bool, attach_output: bool) -> ExecProcess:
+    """Start `process` in container `cid`. runc reads the process spec from a memfd
+    and writes the pid to `<run_dir>/<name>.pid` (a TTY's console socket is
+    `<name>.sock` there); both are removed before this returns, so concurrent execs
+    share run_dir as long as their names differ."""
+    os.makedirs(run_dir, exist_ok=True)
+    pid_path = os.path.join(run_dir, f"{name}.pid")
+    argv = [runc, "--root", runc_root, "exec", "--detach", "--pid-file", pid_path]
     tty = bool(process.get("terminal"))
     child_fds: list[int] = []
     ours: dict[str, int | None] = {"in": None, "out": None, "err": None}
@@ -61,7 +60,7 @@ async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any
     stdout_arg: int = devnull
     stderr_arg: int = devnull
     if tty:
-        sock_path = os.path.join(work_dir, "console.sock")
+        sock_path = os.path.join(run_dir, f"{name}.sock")
         if os.path.exists(sock_path):
             os.unlink(sock_path)
         csock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -81,16 +80,19 @@ async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any
             r2, w2 = os.pipe()
             stderr_arg, ours["err"] = w2, r2
             child_fds.append(w2)
-    argv.append(cid)
+    spec_fd = _spec_memfd(process)
+    argv += ["--process", f"/proc/self/fd/{spec_fd}", cid]
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=stdin_arg, stdout=stdout_arg, stderr=stderr_arg if not tty
-            else subprocess.PIPE)
+            else subprocess.PIPE, pass_fds=(spec_fd,))
     except OSError as e:
-        for fd in child_fds + [v for v in ours.values() if v is not None]:
+        for fd in child_fds + [spec_fd] + [v for v in ours.values() if v is not None]:
             os.close(fd)
+        if csock is not None:
+            _close_console_socket(csock, sock_path)
         raise SystemError_(f"cannot run runc: {e}") from e
-    for fd in child_fds:
+    for fd in child_fds + [spec_fd]:
         os.close(fd)
     master: int | None = None
     try:
@@ -127,12 +129,39 @@ async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any
             os.close(fd)
         raise
     finally:
+        _unlink(pid_path)
         if csock is not None:
-            csock.close()
+            _close_console_socket(csock, sock_path)
     if tty:
         assert master is not None
         return ExecProcess(pid, master, master, None, True)
     return ExecProcess(pid, ours["in"], ours["out"], ours["err"], False)
+
+
+def _spec_memfd(process: dict[str, Any]) -> int:
+    """The process spec in an anonymous memory file: runc reads it once, so nothing
+    is written to (or removed from) a filesystem."""
+    fd = os.memfd_create("process.json", os.MFD_CLOEXEC)
+    try:
+        data = memoryview(json.dumps(process).encode())
+        while data:
+            data = data[os.write(fd, data):]
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _close_console_socket(csock: socket.socket, path: str) -> None:
+    csock.close()
+    _unlink(path)
 
 
 def _recv_fd(conn: socket.socket) -> int:

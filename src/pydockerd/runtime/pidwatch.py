@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import warnings
 
 
 async def wait_pid(pid: int) -> int | None:
@@ -62,3 +64,23 @@ def set_child_subreaper() -> None:
     PR_SET_CHILD_SUBREAPER = 36
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def watch_children_by_pidfd() -> None:
+    """Python 3.11's default child watcher starts a thread per subprocess (each
+    runc, ip, iptables call) to block in waitpid; the pidfd watcher registers the
+    child's pidfd with the running loop instead (3.12 does so by itself). Call on
+    the loop that starts every subprocess; a no-op where pidfds or child watchers
+    are not the way (other Pythons, an event loop with its own, e.g. uvloop)."""
+    if sys.version_info >= (3, 12) or not isinstance(
+            asyncio.get_event_loop_policy(), asyncio.DefaultEventLoopPolicy):
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        asyncio.set_child_watcher(watcher)
