@@ -122,11 +122,12 @@ async def create(spec: ConmonSpec, oci_config: dict[str, Any]) -> Started:
         os.close(w)
         raise SystemError_(f"cannot start conmon: {e}") from e
     os.close(w)
-    loop = asyncio.get_running_loop()
     try:
-        raw = await loop.run_in_executor(None, _read_all, r)
+        # on the event loop, not in pooled threads: `runc create` takes a while, and
+        # concurrent starts would hold (and queue for) the default executor's workers
+        raw = await _read_sync(r)
         # the first conmon process exits right after forking its monitor
-        await loop.run_in_executor(None, proc.wait)
+        proc.returncode = await wait_pid(proc.pid)
     finally:
         os.close(r)
     msg = _parse_sync(raw)
@@ -156,16 +157,32 @@ async def _reap_failed_monitor(bundle: str) -> None:
         log.warning("conmon %d did not exit after a failed create", pid)
 
 
-def _read_all(fd: int) -> bytes:
-    # conmon writes one JSON line then keeps the pipe open only until it forks
-    chunks = []
-    while True:
-        data = os.read(fd, 4096)
-        if not data:
-            break
-        chunks.append(data)
-        if b"\n" in data:
-            break
+async def _read_sync(fd: int) -> bytes:
+    """conmon's sync pipe: it writes one JSON line, then keeps the pipe open only
+    until it forks; read up to that line (or EOF) as the pipe becomes readable."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    chunks: list[bytes] = []
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        while not done.done():
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                done.set_exception(e)
+                return
+            if data:
+                chunks.append(data)
+            if not data or b"\n" in data:
+                done.set_result(None)
+    loop.add_reader(fd, readable)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
     return b"".join(chunks)
 
 
