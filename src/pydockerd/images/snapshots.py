@@ -33,7 +33,7 @@ import shutil
 import stat
 import tempfile
 
-from ..errors import CommandFailed, NotFound, NotImplementedErr, SystemError_
+from ..errors import NotFound, NotImplementedErr, SystemError_
 from ..util.cmd import run_sync
 from ..util.fsatomic import write_atomic
 from ..util.idmap import IDENTITY, IdMap
@@ -41,7 +41,7 @@ from .initlayer import make_init_layer
 from .layers import LayerStore
 from .model import Image
 from .tarsafe import OPAQUE_XATTR
-from ..util.mounts import is_mountpoint
+from ..util.mounts import is_mountpoint, mount, umount
 from ..util.du import dir_size
 
 log = logging.getLogger("pydockerd.images")
@@ -177,19 +177,32 @@ class Snapshots:
         chain = image.layers if image is not None else self._chain(container_id)
         if mounted(rootfs):
             return rootfs
-        lowers = self._init_lowers(container_id) + self._layers.lowerdirs(chain)
+        layers = self._layers.lowerdirs(chain)       # relative to the layers' root
+        lowers = self._init_lowers(container_id) + layers
         if not lowers:
             empty = os.path.join(self.container_dir(container_id), "empty")
             os.makedirs(empty, exist_ok=True)
             lowers = [empty]
-        opts = (f"lowerdir={':'.join(lowers)},upperdir={self._upper(container_id)},"
-                f"workdir={self._work(container_id)}")
+        tail = f",upperdir={self._upper(container_id)},workdir={self._work(container_id)}"
         if os.path.exists("/sys/module/overlay/parameters/index"):
-            opts += ",index=off"
+            tail += ",index=off"
+        # the options must fit in one page: absolute lowerdirs and mount(2) from this
+        # process when they do (the common case), else relative ones from mount(8)
+        # run in the layers' root (a process: the daemon's threads share one cwd)
+        root = self._layers.root
+        absolute = [os.path.join(root, p) if p in layers else p for p in lowers]
+        opts = f"lowerdir={':'.join(absolute)}{tail}"
+        if len(opts) < PAGE:
+            try:
+                mount("overlay", rootfs, "overlay", opts)
+            except OSError as e:
+                raise SystemError_(f"cannot mount the rootfs of {container_id}: "
+                                   f"{e.strerror}") from e
+            return rootfs
+        opts = f"lowerdir={':'.join(lowers)}{tail}"
         if len(opts) >= PAGE:
             raise SystemError_("overlay mount options exceed one page: too many layers")
-        run_sync(["env", "-C", self._layers.root, "mount", "-t", "overlay", "overlay",
-                  "-o", opts, rootfs])
+        run_sync(["env", "-C", root, "mount", "-t", "overlay", "overlay", "-o", opts, rootfs])
         return rootfs
 
     def unmount_rootfs(self, container_id: str) -> None:
@@ -197,10 +210,14 @@ class Snapshots:
         if self.driver == "vfs" or not mounted(rootfs):
             return
         try:
-            run_sync(["umount", rootfs])
-        except CommandFailed:
+            umount(rootfs)
+        except OSError:
             if mounted(rootfs):
-                run_sync(["umount", "-l", rootfs])     # busy: detach like dockerd does
+                try:
+                    umount(rootfs, detach=True)     # busy: detach like dockerd does
+                except OSError as e:
+                    raise SystemError_(f"cannot unmount the rootfs of {container_id}: "
+                                       f"{e.strerror}") from e
 
     def remove_rw_layer(self, container_id: str) -> None:
         cdir = self.container_dir(container_id)

@@ -1,5 +1,5 @@
 """Is something mounted at a path? statx's STATX_ATTR_MOUNT_ROOT, or where the kernel
-does not report it, /proc/self/mountinfo.
+does not report it, /proc/self/mountinfo. And mount(2)/umount2(2) without a process.
 
 os.path.ismount misses a bind mount from the same filesystem (same st_dev),
 so it is never trusted before unmounting or deleting. statx's mount-root
@@ -70,6 +70,28 @@ def is_mountpoint(path: str) -> bool:
     except OSError:
         return os.path.ismount(real)
     return False
+
+
+_MNT_DETACH = 2
+
+
+def mount(source: str, target: str, fstype: str, data: str, flags: int = 0) -> None:
+    """mount(2) without a mount(8) process; OSError on failure."""
+    if _libc is None:
+        raise OSError(errno.ENOSYS, "mount(2) is not available")
+    if _libc.mount(os.fsencode(source), os.fsencode(target), fstype.encode(),
+                   ctypes.c_ulong(flags), data.encode()) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {fstype} on {target}: {os.strerror(err)}")
+
+
+def umount(target: str, detach: bool = False) -> None:
+    """umount2(2) (MNT_DETACH with detach, as `umount -l`); OSError on failure."""
+    if _libc is None:
+        raise OSError(errno.ENOSYS, "umount2(2) is not available")
+    if _libc.umount2(os.fsencode(target), _MNT_DETACH if detach else 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount {target}: {os.strerror(err)}")
 
 
 def mount_of(path: str) -> tuple[str, list[str]]:
