@@ -1,6 +1,7 @@
 """State survives daemon restarts and kill -9; live-restore keeps containers running."""
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -118,3 +119,18 @@ def test_on_failure_limit_survives_daemon_restart(fresh_daemon):
             time.sleep(0.3)
     finally:
         d.cli("rm", "-f", "flaky", check=False)
+
+
+def test_exec_ids_survive_kill9(fresh_daemon):
+    """An exec's id reaches the store with its container's next write; a daemon killed
+    before that write lists it again from the exec's own record."""
+    d = fresh_daemon()
+    d.cli("run", "-d", "--name", "execd", "busybox", "sleep", "300")
+    d.cli("exec", "execd", "true")
+    d.cli("exec", "execd", "true")
+    before = d.out("inspect", "-f", "{{json .ExecIDs}}", "execd").strip()
+    assert len(json.loads(before)) == 2
+    d.restart(signal.SIGKILL)
+    assert set(json.loads(d.out("inspect", "-f", "{{json .ExecIDs}}", "execd"))) \
+        == set(json.loads(before))
+    d.cli("rm", "-f", "execd")

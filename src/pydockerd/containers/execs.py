@@ -86,12 +86,16 @@ class ExecService:
 
     def restore(self) -> None:
         """Daemon start (after the containers are loaded): an exec of a container that
-        is gone goes with it."""
+        is gone goes with it; one its container's record does not list yet (created
+        after the container's last write) is listed again."""
         store = self.containers.registry.store
         for eid, d in store.all(KIND).items():
-            if self.containers.find(str(d.get("container_id"))) is None:
+            c = self.containers.find(str(d.get("container_id")))
+            if c is None:
                 store.delete(KIND, eid)
                 continue
+            if eid not in c.exec_ids:
+                c.exec_ids.append(eid)
             d = dict(d)
             if d.get("console_size"):
                 d["console_size"] = tuple(d["console_size"])
@@ -128,7 +132,9 @@ class ExecService:
             working_dir=cfg.WorkingDir or "", detach_keys=cfg.DetachKeys or "",
             console_size=(size[0], size[1]) if size else None)
         self._save(inst)
-        self.containers.registry.commit(c, exec_ids=[*c.exec_ids, inst.id])
+        # not a container write per exec: the id goes to the store with the container's
+        # next write, and restore() adds the ids of exec records their container lacks
+        c.exec_ids.append(inst.id)
         self._execs[inst.id] = inst
         self.containers.event(c, "exec_create", {"execID": inst.id})
         return inst
