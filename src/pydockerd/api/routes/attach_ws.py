@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from ...containers.attach import AttachSession
@@ -27,6 +28,8 @@ from ...errors import InvalidParameter
 from ..http import AnyResponse, HijackResponse, Request
 from ..streams import open_session, parse_detach_keys, pump_attach, release_session
 from ..websocket import HandshakeRefused, WebSocket, server_handshake, wait_closed
+
+log = logging.getLogger("pydockerd.api")
 
 
 async def _refused(reader: Any, writer: asyncio.StreamWriter) -> None:
@@ -70,7 +73,8 @@ class WebSocketAttach:
                 if session_fut is not None:
                     try:
                         session = await session_fut
-                    except Exception:  # noqa: BLE001 - the container failed to start
+                    except Exception as e:  # noqa: BLE001 - the container failed to start
+                        log.info("attach to %s ended before any output: %s", ct.id[:12], e)
                         return
                     await self._stream(ct, ws, session, use_stdin, want, keys)
             except (ConnectionError, OSError):

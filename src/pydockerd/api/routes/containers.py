@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from typing import Any, AsyncIterator
 
 from ...containers.archive import ArchiveService
@@ -28,6 +29,8 @@ from ..router import Route
 from ..streams import (frame, log_frames, open_session, parse_detach_keys, pump_attach,
                        release_session)
 from .attach_ws import WebSocketAttach
+
+log = logging.getLogger("pydockerd.api")
 
 
 def _time_ns(v: str | None) -> int:
@@ -263,7 +266,8 @@ class ContainerRoutes:
                 return
             try:
                 session = await session_fut
-            except Exception:  # noqa: BLE001 - the container failed to start
+            except Exception as e:  # noqa: BLE001 - the container failed to start
+                log.info("attach to %s ended before any output: %s", ct.id[:12], e)
                 return
             self.c.event(ct, "attach")
             try:
