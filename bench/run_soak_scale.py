@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """pydockerd memory soak, scale and start-up, with the daemon's RSS curve printed.
 
-    sudo python3 bench/run_soak_scale.py [--phases soak,big,scale,startup]
+    sudo python3 bench/run_soak_scale.py [--phases soak,big,scale,restart,startup]
         [--cycles 2000] [--ops 20] [--big-mb 2048] [--containers 1000] [--images 100]
+        [--shutdown-timeout S]
 
 Phases (each prints a curve of the daemon's VmRSS / VmHWM / Pss, in MiB):
   soak     N create/start/stop/rm cycles over the API (keep-alive), with --ops
@@ -14,6 +15,10 @@ Phases (each prints a curve of the daemon's VmRSS / VmHWM / Pss, in MiB):
   scale    --containers running `busybox sleep` containers, started one by one
            (create + start over the API, timed); every --scale-step: RSS, Pss of
            the conmons, `docker ps` and `docker ps -a` (median of 3, CLI).
+  restart  with the containers of `scale` running: a SIGTERM shutdown (its
+           seconds, under --shutdown-timeout), the start after it; then all
+           started again, the daemon SIGKILLed, and the start after that crash:
+           seconds to the first /_ping and until no container is left running.
   startup  --images distinct images built (COPY of a small file), then the daemon
            is restarted with live-restore (the containers keep running),
            without (shutdown stops them), and once more (all exited): seconds
@@ -355,6 +360,63 @@ def phase_scale(d: SoakDaemon, args: argparse.Namespace, res: dict) -> None:
           f"{res['scale']['last10_median_s'] * 1000:.0f} ms (target: within +20%)")
 
 
+def wait_settled(d: SoakDaemon, timeout: float = 600) -> float:
+    """Seconds until GET /containers/json lists no running container."""
+    t0 = time.perf_counter()
+    while json.loads(d.must_api("GET", "/containers/json")):
+        if time.perf_counter() - t0 > timeout:
+            raise RuntimeError("containers still running after the daemon start")
+        time.sleep(0.1)
+    return time.perf_counter() - t0
+
+
+def start_all(d: SoakDaemon, workers: int = 4) -> None:
+    ids = [c["Id"] for c in json.loads(d.must_api("GET", "/containers/json?all=1"))]
+    with cf.ThreadPoolExecutor(workers) as ex:
+        list(ex.map(lambda cid: d.must_api("POST", f"/containers/{cid}/start"), ids))
+
+
+def states(d: SoakDaemon) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in json.loads(d.must_api("GET", "/containers/json?all=1")):
+        out[c["State"]] = out.get(c["State"], 0) + 1
+    return out
+
+
+def phase_restart(d: SoakDaemon, args: argparse.Namespace, res: dict) -> None:
+    n_run = len(json.loads(d.must_api("GET", "/containers/json")))
+    print(f"\n== restart with {n_run} running (shutdown-timeout "
+          f"{d.config.get('shutdown-timeout', 15)}), seconds")
+    out: dict = {"running": n_run}
+    t0 = time.perf_counter()
+    d.stop()
+    stop_s = time.perf_counter() - t0
+    ping_s = d.launch()
+    listed_running = len(json.loads(d.must_api("GET", "/containers/json")))
+    settle_s = wait_settled(d)
+    out["graceful"] = {"stop_s": stop_s, "ping_s": ping_s, "running_at_ping": listed_running,
+                       "settle_s": settle_s, "states": states(d)}
+    print(f"SIGTERM: shutdown {stop_s:5.1f} s; start -> first /_ping {ping_s:5.2f} s, "
+          f"{listed_running} listed running then, none after {settle_s:5.2f} s; "
+          f"states {out['graceful']['states']}", flush=True)
+    log(f"restart: starting the {n_run} containers again")
+    start_all(d)
+    assert d.proc is not None
+    d.proc.kill()
+    d.proc.wait()
+    d.proc = None
+    ping_s = d.launch()
+    listed_running = len(json.loads(d.must_api("GET", "/containers/json")))
+    settle_s = wait_settled(d)
+    out["crash"] = {"ping_s": ping_s, "running_at_ping": listed_running, "settle_s": settle_s,
+                    "states": states(d)}
+    print(f"SIGKILL: start -> first /_ping {ping_s:5.2f} s (target < 2), {listed_running} "
+          f"listed running then, none after {settle_s:5.2f} s; states "
+          f"{out['crash']['states']}", flush=True)
+    res["restart"] = out
+    start_all(d)            # as `scale` left them, for the phases after this one
+
+
 def phase_startup(d: SoakDaemon, args: argparse.Namespace, work: Path, res: dict) -> None:
     ctx = work / "imgctx"
     ctx.mkdir(exist_ok=True)
@@ -370,7 +432,7 @@ def phase_startup(d: SoakDaemon, args: argparse.Namespace, work: Path, res: dict
     print(f"\n== start-up: {n_ct} containers ({n_run} running), {n_img} images")
     out: dict = {"containers": n_ct, "running": n_run, "images": n_img}
     for live in (True, False):
-        d.config = {"live-restore": live}
+        d.config = {**d.config, "live-restore": live}
         d.write_config()
         # reload so the shutdown honours the new live-restore setting
         os.kill(d.pid(), signal.SIGHUP)
@@ -403,7 +465,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--phases", default="soak,big,scale,startup")
+    ap.add_argument("--phases", default="soak,big,scale,restart,startup")
     ap.add_argument("--cycles", type=int, default=2000)
     ap.add_argument("--ops", type=int, default=20, help="load+build+push+pull rounds in the soak")
     ap.add_argument("--sample-every", type=int, default=100)
@@ -411,6 +473,8 @@ def main() -> int:
     ap.add_argument("--containers", type=int, default=1000)
     ap.add_argument("--scale-step", type=int, default=100)
     ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--shutdown-timeout", type=int, default=None,
+                    help="the daemon's shutdown-timeout (daemon.json); its default when unset")
     ap.add_argument("--output", default=str(HERE / "results-soak.json"))
     ap.add_argument("--profile", default="", metavar="PREFIX",
                     help="run the daemon under cProfile, writing PREFIX-<n>.prof per daemon run")
@@ -424,6 +488,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="soak-work-"))
     d = SoakDaemon("pydockerd", base, f"soakpyd{random.randrange(16 ** 6):06x}", free_subnet21())
     d.profile = args.profile
+    if args.shutdown_timeout is not None:
+        d.config = {"shutdown-timeout": args.shutdown_timeout}
     reg = Registry(work / "registry")
     res: dict = {"args": vars(args)}
     try:
@@ -439,6 +505,7 @@ def main() -> int:
             {"soak": lambda: phase_soak(d, reg, args, work, res),
              "big": lambda: phase_big(d, reg, args, work, res),
              "scale": lambda: phase_scale(d, args, res),
+             "restart": lambda: phase_restart(d, args, res),
              "startup": lambda: phase_startup(d, args, work, res)}[p]()
         res["errors"] = []
     except BaseException as e:

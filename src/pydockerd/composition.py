@@ -50,6 +50,11 @@ from .volumes import VolumeService
 
 log = logging.getLogger("pydockerd")
 
+# the containers settle before the API answers until this many seconds after the
+# process started (at least RESTORE_MIN_WAIT): the rest goes on in the background
+RESTORE_DEADLINE = 1.5
+RESTORE_MIN_WAIT = 0.5
+
 
 @dataclass
 class Services:
@@ -121,12 +126,18 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     execs = ExecService(containers)
     await networks.start()
     # reconciling with what is really running: on a full disk what cannot be
-    # recorded is logged and done again at the next start; the daemon starts
+    # recorded is logged and done again at the next start; the daemon starts.
+    # Containers still to reconcile (left running by a crash, say) keep their
+    # endpoints until their own release; then they and the restarts are settled,
+    # in the background from RESTORE_DEADLINE on
     await _on_full_disk_later("restore containers", containers.restore())
     execs.restore()
-    await ports.restore([c for c in containers.all() if c.state.running])
+    await ports.restore([c for c in containers.all()
+                         if c.state.running and not containers.restoring(c.id)])
     await _on_full_disk_later("release stale endpoints", networks.reconcile(
-        [c.id for c in containers.all() if c.state.running]))
+        [c.id for c in containers.all() if c.state.running or containers.restoring(c.id)]))
+    await _on_full_disk_later("settle containers", containers.settle(
+        max(RESTORE_MIN_WAIT, RESTORE_DEADLINE - _process_age())))
     distribution = DistributionService(cfg, images, events)
     swarm = SwarmNode(cfg.data_root, list(cfg.labels), deps=TaskDeps(
         containers, images, registry_pull(distribution), cfg.exec_root))
@@ -177,3 +188,15 @@ async def _on_full_disk_later(what: str, step: Awaitable[None]) -> None:
         await step
     except NoSpace as e:
         log.error("start-up: %s: %s; done again at the next start", what, e.message)
+
+
+def _process_age() -> float:
+    """Seconds since this process started (its exec), from /proc; 0 if unknown."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))

@@ -285,11 +285,8 @@ class Daemon:
         if s is not None:
             # the task runners first: the containers' shutdown is no task's end
             await s.swarm.close()
-            try:
-                await asyncio.wait_for(s.containers.shutdown(self.cfg.shutdown_timeout),
-                                       self.cfg.shutdown_timeout + 5)
-            except asyncio.TimeoutError:
-                log.warning("containers did not stop within the shutdown timeout")
+            # bounded as dockerd's (containers/shutdown.py)
+            await s.containers.shutdown(self.cfg.shutdown_timeout)
         if self.server:
             # requests in flight get a moment; then every connection (events,
             # follow-logs, hijacked streams) is cancelled and awaited

@@ -78,3 +78,45 @@ def test_idle_tailer_does_not_poll_and_wakes_on_write(tmp_path: Path) -> None:
     line = json.loads(log_path.read_text().splitlines()[0])
     assert line["log"] == "hello\n" and line["stream"] == "stdout"
     assert os.path.exists(spool)
+
+
+def test_idle_wake_ups_do_not_go_through_a_worker_thread(tmp_path: Path,
+                                                         monkeypatch) -> None:
+    """A tailer woken with nothing new in its spool (the safety-net timeout, a wake
+    by the monitor) looks at the file size on the loop: with 1,000 idle tailers a
+    worker-thread round trip per wake-up cost the event loop more than the starts."""
+    from pydockerd.logdrivers import pipeline
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    spool = bundle / new_spool_name(time.time_ns())
+    spool.write_bytes(b"")
+    log_path = tmp_path / "ctr" / f"{CID}-json.log"
+    target = LogTarget("json-file", str(log_path), str(bundle), ContainerInfo(CID, "/t"))
+    steps: list[int] = []
+    real_step = pipeline._Tail._step
+
+    def step(self, *args):
+        steps.append(1)
+        return real_step(self, *args)
+    monkeypatch.setattr(pipeline._Tail, "_step", step)
+    checks: list[float] = []
+
+    def alive() -> bool:
+        checks.append(time.monotonic())
+        return True
+
+    async def main() -> None:
+        pipe = LogPipeline()
+        pipe.follow(CID, target, alive)
+        await _until(lambda: len(checks) >= 1)
+        for i in range(20):                       # woken, nothing written
+            pipe._tails[CID].wake.set()
+            await _until(lambda: len(checks) >= i + 2)
+        assert steps == [], f"{len(steps)} worker-thread steps for 20 idle wake-ups"
+        with open(spool, "ab") as f:
+            f.write(f"{TS} stdout F hello\n".encode())
+        await _until(lambda: log_path.exists() and b"hello" in log_path.read_bytes())
+        assert steps
+        await pipe.forget(CID)
+        await pipe.close()
+    asyncio.run(main())

@@ -54,6 +54,10 @@ class Lifecycle:
         self.tasks = TaskOwner("containers")
         self.monitor = ExitMonitor(self.tasks, self._on_process_exit)
         self.shutting_down = False
+        # containers the daemon start still reconciles (their lock is held meanwhile)
+        # or restarts: the network reconcile treats them as live
+        self.restoring: set[str] = set()
+        self.restore_task: asyncio.Task[None] | None = None
         self._backoff: dict[str, Backoff] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._last_exit: dict[str, int] = {}      # cid -> conmon pid of the last recorded exit
@@ -102,8 +106,19 @@ class Lifecycle:
             stopped = await self._stop_locked(c, timeout, signal)
         return stopped
 
+    async def stop_for_shutdown(self, c: Container) -> bool:
+        """Daemon shutdown (lock held): stop with the container's own signal and stop
+        timeout, record the exit at once and leave the release of what the run held
+        (`release`) to the caller, which bounds it. False when it was not running."""
+        if not c.state.running:
+            return False
+        await self._stop_locked(c, None, None, release=False)
+        # the restart policy applies at the next daemon start
+        self.registry.commit_fact(c, manually_stopped=False)
+        return True
+
     async def _stop_locked(self, c: Container, timeout: int | None,
-                           signal: str | None) -> bool:
+                           signal: str | None, release: bool = True) -> bool:
         if c.state.status == "restarting":
             self._cancel_restart(c)
             return True
@@ -126,7 +141,7 @@ class Lifecycle:
             log.info("container %s did not stop within %ss; killing", c.id[:12], timeout)
             _signal_pid(c.state.pid, _signal.SIGKILL)
             await exited.wait()
-        await self.record_exit(c)
+        await self.record_exit(c, release)
         self.registry.event(c, "stop")
         return True
 
@@ -236,10 +251,9 @@ class Lifecycle:
             await self._remove_locked(c)
         await self._removed(c, volumes)
 
-    async def finish_removal(self, c: Container) -> None:
-        """Daemon start: a removal that a crash interrupted goes to its end."""
-        async with self.registry.lock(c.id):
-            await self._remove_locked(c)
+    async def finish_removal_locked(self, c: Container) -> None:
+        """Daemon start: a removal that a crash interrupted goes to its end (lock held)."""
+        await self._remove_locked(c)
         await self._removed(c, volumes=False)
 
     async def _remove_locked(self, c: Container) -> None:
@@ -270,12 +284,16 @@ class Lifecycle:
 
     # ---- exits ------------------------------------------------------------------
 
-    async def record_exit(self, c: Container) -> None:
-        """The run is over: release what it held and record the exit (lock held)."""
-        await self.runner.logs.drained(c.id, 2.0)
+    async def record_exit(self, c: Container, release: bool = True) -> None:
+        """The run is over: release what it held and record the exit (lock held).
+        With `release` False the exit is recorded first and the caller calls
+        `release` after (daemon shutdown and start, which bound or defer it)."""
+        if not self.shutting_down:  # else what is left in the spool waits for the next start
+            await self.runner.logs.drained(c.id, 2.0)
         status = conmon.collect_exit(self.runner.conmon_spec(c))
-        await asyncio.gather(self.runtimes.of(c).delete(c.id, force=True),
-                             self.runner.teardown(c))
+        if release:
+            await asyncio.gather(self.runtimes.of(c).delete(c.id, force=True),
+                                 self.runner.teardown(c))
         self._last_exit[c.id] = c.state.conmon_pid
         # a full disk: the exit file stays under the exec root, read at the next start
         self.registry.commit_fact(c, state=c.state.exited(
@@ -289,6 +307,14 @@ class Lifecycle:
         if self.observer is not None:
             self.observer.on_exit(c)
         self.monitor.exit_recorded(c)
+
+    async def release(self, c: Container) -> None:
+        """Release what an exited run still holds (lock held): network, mounts, then
+        the runtime's container last, so that a runc state directory left behind
+        (a shutdown that ran out of time) tells the next start to do this again."""
+        await self.runner.teardown(c)
+        await self.runtimes.of(c).delete(c.id, force=True)
+        self.registry.commit_fact(c)        # its endpoints are gone
 
     async def _on_process_exit(self, cid: str, conmon_pid: int) -> None:
         """The exit monitor saw a run end: record it (unless a verb did), then apply

@@ -51,10 +51,16 @@ async def remove_stray_runtime(paths: Paths, runc: Runc, running: set[str]) -> N
         if os.path.isdir(os.path.join(paths.runc_root, cid)):
             log.info("removing the leftover runtime container %s", cid[:12])
             await runc.delete(cid, force=True)
-        if pid and conmon.is_monitor_of(pid, cid):
-            log.info("killing the leftover conmon %d of %s", pid, cid[:12])
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_leftover_conmon(paths, cid, pid)
     await for_each(stray_runtime_ids(paths, running), remove, STRAY_CONCURRENCY)
+
+
+def kill_leftover_conmon(paths: Paths, cid: str, pid: int | None = None) -> None:
+    """Kill the conmon of a container that is not recorded running, if one is alive."""
+    pid = _conmon_pid(paths, cid) if pid is None else pid
+    if pid and conmon.is_monitor_of(pid, cid):
+        log.info("killing the leftover conmon %d of %s", pid, cid[:12])
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -1,8 +1,14 @@
-"""Daemon start and stop: reload containers, reattach or reconcile, stop on shutdown.
+"""Daemon start: reload containers, reattach or reconcile them, restart by policy.
 
 With --live-restore a container whose conmon is still alive is re-attached;
 without it, dockerd's rule applies: what was left running is stopped and
 recorded. The restart policy (restart.py) then decides what starts again.
+
+In two steps: `load_containers` (before the API answers: records loaded, live
+ones re-attached, the ones needing work locked) and `settle` (that work, then
+the restarts), which the daemon waits for only a short while: a start after a
+crash with 1,000 containers left running answers /_ping within ~1 s, and a verb
+on a container not settled yet waits for its lock.
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from ..runtime.pidwatch import wait_pid
 from .lifecycle import Lifecycle
 from .model import Container
 from .paths import Paths
-from .reconcile import remove_stray_runtime
+from .reconcile import kill_leftover_conmon, remove_stray_runtime
 from .registry import KIND
 from .restart import restart_at_daemon_start
 from ..util.tasks import for_each
@@ -31,10 +37,18 @@ log = logging.getLogger("pydockerd.containers")
 # subprocess, a wait for a process, mounts and netlink; one at a time made a
 # start with 1,000 containers left running take over a minute
 RESTORE_CONCURRENCY = 16
+# exits recorded at once at daemon start: each is a kill, a wait for a pidfd, a read
+# of conmon's exit file and a store write
+RECORD_CONCURRENCY = 128
+# up to this many containers to settle (or restart by policy), the API answers after
+SETTLE_WAIT_ALL = 64
 
 
-async def restore_containers(lc: Lifecycle) -> None:
-    """Load containers; reattach to live ones (live-restore) or reconcile them."""
+async def load_containers(lc: Lifecycle) -> list[Container]:
+    """Daemon start, before the API answers: load the records, re-attach to live
+    containers (live-restore), and lock every container that still needs work (a run
+    left recorded running, a runtime left behind, a removal under way). Returns
+    those; `settle` does their work, and may finish after the API answers."""
     registry = lc.registry
     os.makedirs(lc.paths.exit_dir, exist_ok=True)
     os.makedirs(lc.paths.runc_root, exist_ok=True)
@@ -48,28 +62,114 @@ async def restore_containers(lc: Lifecycle) -> None:
         if c.state.running and lc.volumes is not None:
             for vm in c.volumes:       # it still holds its volumes' mounts
                 lc.volumes.register(vm.name, c.id, vm.destination)
-    running = {c.id for c in registry.all() if c.state.running
-               and c.state.conmon_pid and conmon.is_monitor_of(c.state.conmon_pid, c.id)}
-    await remove_stray_runtime(lc.paths, lc.runtimes.default, running)
-    known = {c.id for c in registry.all()}
-    await asyncio.to_thread(_remove_orphans, lc.paths, known, lc.runner.remove_files)
+    pending: list[Container] = []
+    for c in registry.all():
+        alive = bool(c.state.conmon_pid) and conmon.is_monitor_of(c.state.conmon_pid, c.id)
+        if c.state.running and alive and lc.cfg.live_restore:
+            lc.runner.follow_logs(c, c.state.conmon_pid, None, c.state.pid)
+            log.info("live-restore: reattached to %s (pid %d)", c.id[:12], c.state.pid)
+            lc.monitor.watch(c)
+            if lc.observer is not None:
+                lc.observer.on_start(c)
+        elif c.state.running or c.state.status in ("restarting", "removing") \
+                or os.path.isdir(os.path.join(lc.paths.runc_root, c.id)):
+            pending.append(c)
+            # free: nothing else runs yet, so this takes the lock without waiting
+            await registry.lock(c.id).acquire()
+            lc.restoring.add(c.id)
+        elif spools(lc.paths.bundle(c.id)):
+            lc.runner.follow_logs(c, 0)     # output its conmon wrote while we were away
+    return pending
+
+
+async def settle(lc: Lifecycle, pending: list[Container], budget: float) -> None:
+    """Finish the daemon start: stop what was left running, release what dead runs
+    hold, finish removals, then restart what the restart policies say. With up to
+    SETTLE_WAIT_ALL containers to handle this is done before the API answers, as
+    dockerd does; with more it waits at most `budget` seconds and the rest goes on in
+    the background (a start after a crash with 1,000 containers left running must
+    answer the API in a second or two), each container locked until its turn, so
+    verbs on it wait for it."""
+    work = len(pending) + sum(1 for c in lc.registry.all() if c.id not in lc.restoring
+                              and (c.host_config.get("RestartPolicy") or {}).get("Name")
+                              not in (None, "", "no"))
+    task = lc.restore_task = lc.tasks.spawn(_settle(lc, pending), "restore containers")
+    done, _ = await asyncio.wait({task}, timeout=None if work <= SETTLE_WAIT_ALL else budget)
+    if not done:
+        log.info("restoring %d containers goes on in the background", len(lc.restoring))
+
+
+async def _settle(lc: Lifecycle, pending: list[Container]) -> None:
+    registry = lc.registry
+    locked = {c.id: registry.lock(c.id) for c in pending}     # held since load
     to_start: list[Container] = []
 
-    async def restore_one(c: Container) -> None:
-        if c.state.status == "removing":
-            await lc.finish_removal(c)
+    async def record_one(c: Container) -> None:
+        try:
+            await _record_locked(lc, c)
+        except DockerError as e:        # a full disk, say: the next start does it again
+            log.error("recording the exit of %s: %s", c.id[:12], e.message)
+
+    async def release_one(c: Container) -> None:
+        try:
+            if not c.state.running:     # its exit not recorded: left to the next start
+                await _release_locked(lc, c)
+        finally:
+            lc.restoring.discard(c.id)
+            locked.pop(c.id).release()
+        if registry.find(c.id) is not c:
             return
-        if spools(lc.paths.bundle(c.id)):
-            lc.runner.follow_logs(c, 0)     # output its conmon wrote while we were away
-        alive = c.state.conmon_pid and conmon.is_monitor_of(c.state.conmon_pid, c.id)
-        if c.state.running and alive:
-            if lc.cfg.live_restore:
-                lc.runner.follow_logs(c, c.state.conmon_pid, None, c.state.pid)
-                log.info("live-restore: reattached to %s (pid %d)", c.id[:12], c.state.pid)
-                lc.monitor.watch(c)
-                if lc.observer is not None:
-                    lc.observer.on_start(c)
-                return
+        if c.host_config.get("AutoRemove") and c.state.status == "exited":
+            await lc.remove(c.id, force=True, volumes=True)
+
+    async def restart_one(c: Container) -> None:
+        try:
+            async with lc.locked(c):
+                if not c.state.running:
+                    await lc.start_locked(c)
+        except DockerError as e:
+            log.warning("could not restart %s: %s", c.id[:12], e.message)
+        finally:
+            lc.restoring.discard(c.id)
+    try:
+        # pending ones are handled one by one below
+        await remove_stray_runtime(lc.paths, lc.runtimes.default,
+                                   {c.id for c in registry.all() if c.state.running} | set(locked))
+        known = {c.id for c in registry.all()}
+        await asyncio.to_thread(_remove_orphans, lc.paths, known, lc.runner.remove_files)
+        # first every exit recorded (a signal and a wait each: many at once), so
+        # `docker ps` is right soon; then the slow part, what the runs held released
+        await for_each(pending, record_one, RECORD_CONCURRENCY)
+        await for_each(pending, release_one, RESTORE_CONCURRENCY)
+        for c in registry.all():
+            if not c.state.running and restart_at_daemon_start(
+                    c.host_config["RestartPolicy"], c.state.exit_code, c.restart_count,
+                    c.manually_stopped, c.has_been_started):
+                to_start.append(c)
+                lc.restoring.add(c.id)
+        # a container that joins another's network namespace or links to it needs
+        # that one running first: those start after the others, one at a time, oldest first
+        later = [c for c in to_start if _needs_others(c)]
+        await for_each([c for c in to_start if not _needs_others(c)], restart_one,
+                       RESTORE_CONCURRENCY)
+        for c in sorted(later, key=lambda c: c.created):
+            await restart_one(c)
+    finally:                            # cancelled (shutdown): the next start goes on
+        for lock in locked.values():
+            lock.release()
+        lc.restoring.difference_update(set(locked) | {c.id for c in to_start})
+
+
+async def _record_locked(lc: Lifecycle, c: Container) -> None:
+    """A container found needing work at daemon start (its lock held): a run left
+    recorded running is stopped (killed: not live-restoring) and its exit recorded."""
+    if c.state.status == "removing":
+        return
+    if spools(lc.paths.bundle(c.id)):
+        lc.runner.follow_logs(c, 0)     # output its conmon wrote while we were away
+    if c.state.running or c.state.status == "restarting":
+        if c.state.running and c.state.conmon_pid \
+                and conmon.is_monitor_of(c.state.conmon_pid, c.id):
             # not live-restoring: stop what was left running, like dockerd (its
             # conmon continued first: a daemon that died may have left it stopped)
             continue_process(c.state.conmon_pid,
@@ -79,56 +179,20 @@ async def restore_containers(lc: Lifecycle) -> None:
             except ProcessLookupError:
                 pass
             await wait_pid(c.state.conmon_pid)
-        if c.state.running or c.state.status == "restarting":
-            async with registry.lock(c.id):
-                await lc.record_exit(c)
-            if c.host_config.get("AutoRemove"):
-                await lc.remove(c.id, force=True, volumes=True)
-                return
-        if restart_at_daemon_start(c.host_config["RestartPolicy"], c.state.exit_code,
-                                   c.restart_count, c.manually_stopped, c.has_been_started):
-            to_start.append(c)
+        await lc.record_exit(c, release=False)
 
-    async def restart_one(c: Container) -> None:
-        try:
-            async with lc.locked(c):
-                if not c.state.running:
-                    await lc.start_locked(c)
-        except DockerError as e:
-            log.warning("could not restart %s: %s", c.id[:12], e.message)
-    await for_each(registry.all(), restore_one, RESTORE_CONCURRENCY)
-    # a container that joins another's network namespace or links to it needs that
-    # one running first: those start after the others, one at a time, oldest first
-    later = [c for c in to_start if _needs_others(c)]
-    await for_each([c for c in to_start if not _needs_others(c)], restart_one,
-                   RESTORE_CONCURRENCY)
-    for c in sorted(later, key=lambda c: c.created):
-        await restart_one(c)
+
+async def _release_locked(lc: Lifecycle, c: Container) -> None:
+    """Then what its run held is released (a removal under way finished)."""
+    if c.state.status == "removing":
+        await lc.finish_removal_locked(c)
+        return
+    kill_leftover_conmon(lc.paths, c.id)    # a crash inside a start: its conmon lives
+    await lc.release(c)
 
 
 def _needs_others(c: Container) -> bool:
     return str(c.host_config.get("NetworkMode") or "").startswith("container:") or bool(c.links)
-
-
-async def shutdown_containers(lc: Lifecycle, timeout: float) -> None:
-    """Stop what runs (unless live-restoring), then end every background task."""
-    lc.shutting_down = True
-
-    async def stop_one(c: Container) -> None:
-        try:
-            st = c.config.get("StopTimeout")
-            await lc.stop(c.id, min(int(timeout), 10 if st is None else int(st)))
-            # the restart policy applies at the next daemon start
-            lc.registry.commit(c, manually_stopped=False)
-        except DockerError as e:
-            log.warning("stopping %s: %s", c.id[:12], e.message)
-    try:
-        if not lc.cfg.live_restore:
-            running = [c for c in lc.registry.all() if c.state.running]
-            if running:
-                await asyncio.gather(*(stop_one(c) for c in running))
-    finally:
-        await lc.tasks.close()
 
 
 def _remove_orphans(paths: Paths, known: set[str], remove_files: Callable[[str], None]) -> None:

@@ -33,9 +33,10 @@ from .model import Container
 from .mounts import create_volumes, remove_made
 from .paths import Paths
 from .registry import ContainerRegistry, name_conflict
-from .restore import restore_containers, shutdown_containers
+from .restore import load_containers, settle
 from .runner import Runner
 from .runtimes import Runtimes
+from .shutdown import shutdown_containers
 from .spec import update_resources
 from .update import apply_update
 from .volumesfrom import inherit
@@ -62,6 +63,7 @@ class ContainerService:
         self.lifecycle = Lifecycle(cfg, paths, runtimes, registry, self.runner, volumes,
                                    observer, actions)
         self.actions = actions      # engine_daemon_container_actions_seconds
+        self._pending: list[Container] = []     # loaded, locked, not settled yet
 
     def reload(self, cfg: Config) -> None:
         """SIGHUP: the reloadable options (live-restore) apply from now on."""
@@ -327,10 +329,20 @@ class ContainerService:
         c.state.check_kill(c.id)        # "Container <id> is not running"
         conmon.resize(self.paths.bundle(c.id), height, width)
 
-    # ---- daemon start / stop (restore.py) ------------------------------------------
+    # ---- daemon start / stop (restore.py, shutdown.py) ------------------------------
 
     async def restore(self) -> None:
-        await restore_containers(self.lifecycle)
+        """Daemon start, before anything else: load, re-attach, lock what needs work."""
+        self._pending = await load_containers(self.lifecycle)
+
+    async def settle(self, budget: float) -> None:
+        """Then that work and the restarts, waited for at most `budget` seconds."""
+        pending, self._pending = self._pending, []
+        await settle(self.lifecycle, pending, budget)
+
+    def restoring(self, cid: str) -> bool:
+        """Still being reconciled or restarted by the daemon start (treat as live)."""
+        return cid in self.lifecycle.restoring
 
     async def shutdown(self, timeout: float) -> None:
         await shutdown_containers(self.lifecycle, timeout)

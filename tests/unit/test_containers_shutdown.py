@@ -1,0 +1,234 @@
+"""Daemon shutdown within dockerd's bound (containers/shutdown.py) and the daemon
+start that settles containers in the background (containers/restore.py)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
+from typing import Any, AsyncIterator
+
+import pytest
+
+from pydockerd.containers import restore
+from pydockerd.containers.model import Container
+from pydockerd.containers.paths import Paths
+from pydockerd.containers.registry import ContainerRegistry
+from pydockerd.containers.shutdown import (RELEASE_CONCURRENCY, shutdown_bound,
+                                           shutdown_containers, stop_all)
+from pydockerd.containers.state import State
+from pydockerd.events import EventBus
+from pydockerd.store import Store
+from pydockerd.util.tasks import TaskOwner
+
+
+def container(i: int, stop_timeout: int | None = None, status: str = "running") -> Container:
+    config: dict[str, Any] = {} if stop_timeout is None else {"StopTimeout": stop_timeout}
+    c = Container(id=f"{i:064x}", name=f"c{i}", created="2024-01-01T00:00:00Z",
+                  image="busybox", image_id="sha256:" + "b" * 64, config=config,
+                  host_config={"RestartPolicy": {"Name": "no"}})
+    c.state = State(status, pid=0, conmon_pid=0)
+    return c
+
+
+class FakeLifecycle:
+    """What shutdown.py and restore.py use of the Lifecycle, with timed steps."""
+
+    def __init__(self, registry: ContainerRegistry, paths: Paths | None = None,
+                 stop_s: float = 0.0, release_s: float = 0.0) -> None:
+        self.registry = registry
+        self.paths = paths
+        self.cfg = SimpleNamespace(live_restore=False)
+        self.tasks = TaskOwner("test")
+        self.restoring: set[str] = set()
+        self.restore_task: asyncio.Task[None] | None = None
+        self.shutting_down = False
+        self.stop_s, self.release_s = stop_s, release_s
+        self.stopped: list[str] = []
+        self.released: list[str] = []
+        self.releasing = self.peak = 0
+        self.runtimes = SimpleNamespace(default=None)
+        self.runner = SimpleNamespace(remove_files=lambda cid: None)
+        self.monitor = SimpleNamespace(watch=lambda c: None)
+        self.observer = None
+        self.volumes = None
+
+    @asynccontextmanager
+    async def locked(self, c: Container) -> AsyncIterator[None]:
+        async with self.registry.lock(c.id):
+            yield
+
+    async def stop_for_shutdown(self, c: Container) -> bool:
+        if not c.state.running:
+            return False
+        await asyncio.sleep(self.stop_s)
+        self.registry.commit_fact(c, state=c.state.exited(137))
+        self.stopped.append(c.id)
+        return True
+
+    async def record_exit(self, c: Container, release: bool = True) -> None:
+        self.registry.commit_fact(c, state=c.state.exited(137))
+        if release:
+            await self.release(c)
+
+    async def release(self, c: Container) -> None:
+        self.releasing += 1
+        self.peak = max(self.peak, self.releasing)
+        try:
+            await asyncio.sleep(self.release_s)
+            self.released.append(c.id)
+        finally:
+            self.releasing -= 1
+
+    async def start_locked(self, c: Container) -> None:
+        raise AssertionError("nothing is restarted here")
+
+
+def registry_with(tmp_path: Any, containers: list[Container]) -> ContainerRegistry:
+    r = ContainerRegistry(Store(str(tmp_path / "db")), EventBus())
+    for c in containers:
+        r.add(c)
+    return r
+
+
+# ---- the bound ----------------------------------------------------------------------
+
+def test_bound_is_dockerds_longest_stop_timeout_plus_grace() -> None:
+    assert shutdown_bound(15, []) == 15
+    assert shutdown_bound(15, [container(1)]) == 15          # default 10 + 5
+    assert shutdown_bound(2, [container(1)]) == 15
+    assert shutdown_bound(2, [container(1, 1)]) == 6
+    assert shutdown_bound(60, [container(1, 1), container(2, 30)]) == 60
+    assert shutdown_bound(15, [container(1, 30)]) == 35
+    assert shutdown_bound(15, [container(1, -1)]) is None     # wait for ever, as dockerd
+    assert shutdown_bound(-1, [container(1)]) is None
+
+
+# ---- stopping ----------------------------------------------------------------------
+
+def test_stops_in_parallel_and_records_every_exit_before_the_bound(tmp_path: Any) -> None:
+    cs = [container(i) for i in range(40)]
+    lc = FakeLifecycle(registry_with(tmp_path, cs), stop_s=0.2, release_s=60)
+    t0 = time.monotonic()
+    asyncio.run(stop_all(lc, cs, 1.0))   # type: ignore[arg-type]
+    took = time.monotonic() - t0
+    assert took < 2.0, f"stop_all took {took:.1f} s with a 1 s bound"
+    assert len(lc.stopped) == 40 and lc.released == []
+    assert all(c.state.status == "exited" for c in cs)
+    # recorded in the store too, not just in memory
+    assert {d["state"]["status"] for d in lc.registry.store.all("container").values()} \
+        == {"exited"}
+    assert not any(lc.registry.lock(c.id).locked() for c in cs)
+
+
+def test_releases_a_few_at_a_time(tmp_path: Any) -> None:
+    cs = [container(i) for i in range(30)]
+    lc = FakeLifecycle(registry_with(tmp_path, cs), release_s=0.01)
+    asyncio.run(stop_all(lc, cs, None))     # type: ignore[arg-type]
+    assert sorted(lc.released) == sorted(c.id for c in cs)
+    assert lc.peak == RELEASE_CONCURRENCY
+
+
+def test_shutdown_skips_live_restore_and_containers_not_settled(tmp_path: Any) -> None:
+    cs = [container(i) for i in range(3)]
+    lc = FakeLifecycle(registry_with(tmp_path, cs))
+    lc.restoring.add(cs[0].id)
+    asyncio.run(shutdown_containers(lc, 15))    # type: ignore[arg-type]
+    assert sorted(lc.stopped) == sorted(c.id for c in cs[1:])
+    assert lc.tasks.closed and lc.shutting_down
+
+    (tmp_path / "lr").mkdir()
+    cs = [container(i) for i in range(3)]
+    lc = FakeLifecycle(registry_with(tmp_path / "lr", cs))
+    lc.cfg.live_restore = True
+    asyncio.run(shutdown_containers(lc, 15))    # type: ignore[arg-type]
+    assert lc.stopped == [] and all(c.state.running for c in cs)
+
+
+# ---- the daemon start --------------------------------------------------------------
+
+def _paths(tmp_path: Any) -> Paths:
+    p = Paths(str(tmp_path / "data"), str(tmp_path / "exec"))
+    os.makedirs(p.runc_root, exist_ok=True)
+    return p
+
+
+def test_load_locks_what_needs_work(tmp_path: Any) -> None:
+    paths = _paths(tmp_path)
+    left_running, clean, unreleased = container(1), container(2, status="exited"), \
+        container(3, status="exited")
+    os.makedirs(os.path.join(paths.runc_root, unreleased.id))   # a release left undone
+    store_dir = tmp_path / "s"
+    store_dir.mkdir()
+    registry_with(store_dir, [left_running, clean, unreleased]).store.close()
+    lc = FakeLifecycle(ContainerRegistry(Store(str(store_dir / "db")), EventBus()), paths)
+
+    async def load() -> list[str]:
+        return [c.id for c in await restore.load_containers(lc)]   # type: ignore[arg-type]
+    pending = asyncio.run(load())
+    assert sorted(pending) == [left_running.id, unreleased.id]
+    assert lc.restoring == set(pending)
+    assert all(lc.registry.lock(cid).locked() for cid in pending)
+    assert not lc.registry.lock(clean.id).locked()
+
+
+def test_settle_goes_on_in_the_background_after_the_budget(tmp_path: Any,
+                                                           monkeypatch: Any) -> None:
+    monkeypatch.setattr(restore, "SETTLE_WAIT_ALL", 3)
+    paths = _paths(tmp_path)
+    cs = [container(i) for i in range(5)] + [container(9, status="exited")]
+    os.makedirs(os.path.join(paths.runc_root, cs[-1].id))
+    lc = FakeLifecycle(registry_with(tmp_path, cs), paths, release_s=0.3)
+
+    async def run() -> None:
+        pending = await restore.load_containers(lc)     # type: ignore[arg-type]
+        t0 = time.monotonic()
+        await restore.settle(lc, pending, 0.05)         # type: ignore[arg-type]
+        assert time.monotonic() - t0 < 0.25
+        # not settled yet: locked (a verb waits), listed as restoring
+        assert lc.restoring == {c.id for c in cs}
+        assert all(lc.registry.lock(c.id).locked() for c in cs)
+        assert lc.restore_task is not None
+        await lc.restore_task
+        assert lc.restoring == set()
+        assert not any(lc.registry.lock(c.id).locked() for c in cs)
+        assert all(c.state.status == "exited" for c in lc.registry.all())
+        assert sorted(lc.released) == sorted(c.id for c in cs)
+    asyncio.run(run())
+
+
+def test_a_few_are_settled_before_the_api_answers(tmp_path: Any) -> None:
+    paths = _paths(tmp_path)
+    cs = [container(i) for i in range(5)]
+    lc = FakeLifecycle(registry_with(tmp_path, cs), paths, release_s=0.3)
+
+    async def run() -> None:
+        pending = await restore.load_containers(lc)     # type: ignore[arg-type]
+        await restore.settle(lc, pending, 0.05)         # type: ignore[arg-type]
+        assert lc.restoring == set()
+        assert all(c.state.status == "exited" for c in lc.registry.all())
+    asyncio.run(run())
+
+
+def test_shutdown_during_settle_releases_the_locks(tmp_path: Any) -> None:
+    paths = _paths(tmp_path)
+    cs = [container(i) for i in range(80)]
+    lc = FakeLifecycle(registry_with(tmp_path, cs), paths, release_s=60)
+
+    async def run() -> None:
+        pending = await restore.load_containers(lc)     # type: ignore[arg-type]
+        await restore.settle(lc, pending, 0.05)         # type: ignore[arg-type]
+        await asyncio.wait_for(shutdown_containers(lc, 15), 5)  # type: ignore[arg-type]
+    asyncio.run(run())
+    assert lc.restoring == set()
+    assert not any(lc.registry.lock(c.id).locked() for c in cs)
+    assert lc.stopped == []     # left to the next start, as the records say
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_stop_all_with_nothing_or_one(tmp_path: Any, n: int) -> None:
+    cs = [container(i) for i in range(n)]
+    lc = FakeLifecycle(registry_with(tmp_path, cs))
+    asyncio.run(stop_all(lc, cs, 0.5))          # type: ignore[arg-type]
+    assert len(lc.released) == n
