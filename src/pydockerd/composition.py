@@ -53,7 +53,7 @@ log = logging.getLogger("pydockerd")
 # the containers settle before the API answers until this many seconds after the
 # process started (at least RESTORE_MIN_WAIT): the rest goes on in the background
 RESTORE_DEADLINE = 1.5
-RESTORE_MIN_WAIT = 0.5
+RESTORE_MIN_WAIT = 0.2
 
 
 @dataclass
