@@ -41,7 +41,7 @@ from .instruments import Instruments
 from .network.portmap import PortMapper
 from .network.service import NetworkService
 from .plugins import PluginDirs, PluginRegistry
-from .plugins.managed import ManagedPlugins
+from .plugins.managed import ManagedPlugins, same_plugin
 from .store import Store
 from .swarm.node import SwarmNode, TaskDeps
 from .util.idmap import IDENTITY, IdMap
@@ -99,8 +99,8 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     managed = ManagedPlugins(cfg.data_root, cfg.exec_root,
                              PluginDirs.from_env(os.environ).socket_dir,
                              cfg.runtimes[cfg.default_runtime], events, distribution,
-                             # the volume service is built below, before any request
-                             in_use=lambda driver: volumes.driver_in_use(driver))
+                             # the services are built below, before any request
+                             in_use=lambda name: _plugin_in_use(volumes, networks, name))
     plugins = PluginRegistry.from_env(os.environ, managed=managed)
     await managed.start()          # before containers come back with their plugin volumes
     # network and IPAM drivers may be plugins too
@@ -180,6 +180,14 @@ def _plugin_driven(networks: NetworkService, network_id: str) -> bool:
         return networks.get(network_id).remote
     except DockerError:
         return False
+
+
+def _plugin_in_use(volumes: VolumeService, networks: NetworkService, name: str) -> bool:
+    """Whether a volume or a network uses the managed plugin `name` (as driver or IPAM
+    driver): dockerd's reference count, which refuses disable and rm without -f."""
+    return volumes.driver_in_use(name) or any(
+        same_plugin(n.driver, name) or same_plugin(n.ipam_driver, name)
+        for n in networks.list())
 
 
 async def _on_full_disk_later(what: str, step: Awaitable[None]) -> None:

@@ -116,7 +116,7 @@ class Daemon:
         self.services = services = await compose(
             cfg, self.store, self.events, driver,
             families.instruments if families else Instruments(), ids)
-        self.authz = Authorizer(services.plugins)
+        self.authz = Authorizer(services.plugins, services.managed.on_disable)
         try:
             await self.authz.set_plugins(cfg.authorization_plugins)
         except DockerError as e:

@@ -78,15 +78,27 @@ class Authorizer:
     """The configured plugin chain; `set_plugins` activates them first (dockerd's
     validateAuthzPlugins), so a start-up or reload with a missing plugin fails."""
 
-    def __init__(self, registry: PluginRegistry) -> None:
+    def __init__(self, registry: PluginRegistry,
+                 on_disable: list[Callable[[str], None]] | None = None) -> None:
+        """on_disable: the managed plugins' hooks for a plugin being disabled."""
         self.registry = registry
+        if on_disable is not None:
+            on_disable.append(self.remove_plugin)
         self.names: tuple[str, ...] = ()
         self.late = TaskOwner("authz responses")    # AuthZRes of streams the client left
 
     async def set_plugins(self, names: Sequence[str]) -> None:
-        for name in names:
-            await self.registry.get(name, KIND)
-        self.names = tuple(names)
+        """The chain, each plugin under the name its registry gives it (a managed
+        plugin's is `name:tag`, as dockerd names it once found)."""
+        resolved = [(await self.registry.get(name, KIND)).name for name in names]
+        self.names = tuple(resolved)
+
+    def remove_plugin(self, name: str) -> None:
+        """A managed authz plugin being disabled leaves the chain (dockerd's
+        AuthzMiddleware.RemovePlugin); enabling it again does not bring it back."""
+        if name in self.names:
+            log.info("authorization plugin %s disabled: removed from the chain", name)
+            self.names = tuple(n for n in self.names if n != name)
 
     def begin(self, method: str, uri: bytes, headers: dict[str, str], common: list[str],
               sslobj: ssl.SSLObject | None) -> "AuthzRequest | None":

@@ -6,6 +6,6 @@ context.py `docker plugin create`'s tar."""
 from __future__ import annotations
 
 from .service import ManagedPlugins
-from .state import PluginRecord
+from .state import PluginRecord, same_plugin
 
-__all__ = ["ManagedPlugins", "PluginRecord"]
+__all__ = ["ManagedPlugins", "PluginRecord", "same_plugin"]

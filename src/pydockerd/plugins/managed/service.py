@@ -45,6 +45,8 @@ class ManagedPlugins:
         self.events = events
         self.in_use = in_use                 # volumes of the driver exist (dockerd's refcount)
         self._running: dict[str, Plugin] = {}         # id -> its legacy-protocol face
+        # told the name of a plugin being disabled (the authz chain drops it, as dockerd)
+        self.on_disable: list[Callable[[str], None]] = []
         self._lock = asyncio.Lock()
         self._watchers = TaskOwner("managed plugins")
 
@@ -152,6 +154,8 @@ class ManagedPlugins:
             self._event(rec, "disable")
 
     async def _stop(self, rec: PluginRecord) -> None:
+        for hook in self.on_disable:
+            hook(rec.name)
         self._running.pop(rec.id, None)
         await self.runner.stop(rec)
         rec.enabled = False

@@ -62,6 +62,16 @@ def plugin_name(s: str) -> str:
     return ref.with_default_tag().familiar()
 
 
+def same_plugin(ref: str, name: str) -> bool:
+    """Whether a driver name a user gave (`tnp`, `tnp:latest`) names the plugin `name`."""
+    if ref == name:
+        return True
+    try:
+        return plugin_name(ref) == name
+    except InvalidParameter:
+        return False
+
+
 class PluginStore:
     def __init__(self, root: str) -> None:
         self.root = root
