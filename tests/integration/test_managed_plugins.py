@@ -7,11 +7,15 @@ plugin is managed_plugin_helpers.py's; the plugin socket directory is private
 (PYDOCKERD_PLUGIN_SOCKET_DIR), never the host's /run/docker/plugins."""
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
 import os
 import shutil
 import signal
 import subprocess
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -22,7 +26,7 @@ import pytest
 from conftest import cleanup_daemon, make_daemon
 from managed_plugin_helpers import SOCKET, plugin_config, write_plugin_dir
 from polling import wait_until
-from registry_helpers import start_registry
+from registry_helpers import _req, put_manifest, start_registry, upload_blob
 
 
 def _start(d, sockets: Path) -> None:
@@ -250,3 +254,63 @@ def test_push_install_upgrade_and_restart(env):
     finally:
         d.cli("volume", "rm", "-f", "ivol", check=False)
         _rm(d, "itvp", ref)
+
+
+def _gzip_tar(entries: list[tuple[str, bytes | None]]) -> tuple[bytes, str]:
+    """A gzip layer (name, data; None: a directory) and its diff id."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in entries:
+            ti = tarfile.TarInfo(name)
+            if data is None:
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(ti)
+            else:
+                ti.size, ti.mode = len(data), 0o644
+                tar.addfile(ti, io.BytesIO(data))
+    plain = buf.getvalue()
+    return gzip.compress(plain), "sha256:" + hashlib.sha256(plain).hexdigest()
+
+
+def test_layered_plugin_whiteouts(env):
+    """A plugin of two layers from the registry: the second one's whiteout and opaque
+    directory apply to the first one's files (as dockerd's ApplyLayer)."""
+    d, _s, base, reg = env
+    repo = "tests/layered"
+    ref = f"{reg.host}/{repo}:1"
+    try:
+        ctx = write_plugin_dir(Path(tempfile.mkdtemp(dir=base)))
+        (ctx / "rootfs" / "extra").write_text("from layer 1")
+        (ctx / "rootfs" / "data" / "old").write_text("from layer 1")
+        d.cli("plugin", "create", ref, str(ctx))
+        d.out("plugin", "push", ref)
+        d.cli("plugin", "rm", ref)
+        accept = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+        st, _, raw = _req("GET", f"{reg.url}/v2/{repo}/manifests/1", headers=accept)
+        assert st == 200
+        man = json.loads(raw)
+        st, _, cfg_raw = _req("GET", f"{reg.url}/v2/{repo}/blobs/{man['config']['digest']}")
+        cfg = json.loads(cfg_raw)
+        layer, diff_id = _gzip_tar([(".wh.extra", b""), ("data", None),
+                                    ("data/.wh..wh..opq", b""), ("data/new", b"2"),
+                                    ("added", b"from layer 2")])
+        cfg["rootfs"]["diff_ids"].append(diff_id)
+        cfg_blob = json.dumps(cfg).encode()
+        man["config"].update(digest=upload_blob(reg.url, repo, cfg_blob), size=len(cfg_blob))
+        man["layers"].append({"mediaType": man["layers"][0]["mediaType"], "size": len(layer),
+                              "digest": upload_blob(reg.url, repo, layer)})
+        put_manifest(reg.url, repo, "2", man)
+
+        d.cli("plugin", "install", "--grant-all-permissions", "--alias", "ltvp",
+              f"{reg.host}/{repo}:2")
+        rootfs = Path(d.data_root) / "plugins" / _inspect(d, "ltvp")["Id"] / "rootfs"
+        assert not (rootfs / "extra").exists()
+        assert sorted(os.listdir(rootfs / "data")) == ["new"]
+        assert (rootfs / "added").read_text() == "from layer 2"
+        assert (rootfs / "plugin.py").is_file()             # layer 1 is still there
+        d.cli("volume", "create", "-d", "ltvp", "lvol")       # and the plugin runs
+        assert d.out("run", "--rm", "-v", "lvol:/v", "busybox", "cat", "/v/greeting") == \
+            "hello"
+    finally:
+        d.cli("volume", "rm", "-f", "lvol", check=False)
+        _rm(d, "ltvp", ref)

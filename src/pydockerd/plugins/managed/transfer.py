@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from ...distribution.manifest import (DOCKER_LAYER_GZIP, DOCKER_MANIFEST, Descri
                                       parse_manifest, select)
 from ...distribution.pull import fetch_blob_bytes, fetch_manifest, short
 from ...errors import InvalidParameter, SystemError_
-from ...images.tarsafe import unpack_layer
+from ...images.applylayer import apply_layer
 from ...progress import LayerStatus, ProgressEvent
 from .config import MEDIA_TYPE, parse_config
 from .state import PluginStore
@@ -77,37 +76,11 @@ async def fetch_plugin(sess: RegistrySession, repo: str, reference: str, name: s
 
         def unpack(part: str = part, desc: Descriptor = desc) -> None:
             with open(part, "rb") as f:
-                layer_root = os.path.join(tmp, f"layer-{desc.digest.split(':', 1)[-1]}")
-                os.makedirs(layer_root)
-                try:
-                    unpack_layer(f, layer_root)
-                    _merge(layer_root, rootfs)
-                finally:
-                    shutil.rmtree(layer_root, ignore_errors=True)
+                apply_layer(f, rootfs)
             store.adopt_blob(part, desc.digest)
         await asyncio.to_thread(unpack)
         emit(LayerStatus(lid, "Pull complete"))
     return Fetched(config, m.config.digest, digest, [d.digest for d in m.layers])
-
-
-def _merge(src: str, dst: str) -> None:
-    """Lay one unpacked layer over the rootfs (whiteouts were applied by the extractor
-    inside its own root, so later layers replace files; plugins are rarely layered)."""
-    if not os.listdir(dst):
-        os.rmdir(dst)
-        os.replace(src, dst)
-        return
-    for name in os.listdir(src):
-        s, d = os.path.join(src, name), os.path.join(dst, name)
-        if os.path.isdir(s) and not os.path.islink(s) and os.path.isdir(d) \
-                and not os.path.islink(d):
-            _merge(s, d)
-            continue
-        if os.path.isdir(d) and not os.path.islink(d):
-            shutil.rmtree(d)
-        elif os.path.lexists(d):
-            os.unlink(d)
-        os.replace(s, d)
 
 
 def build_manifest(store: PluginStore, config_digest: str, blobsums: list[str]) -> bytes:
