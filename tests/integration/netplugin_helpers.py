@@ -115,7 +115,14 @@ class NetworkPlugin(VolumePlugin):
         return {}
 
     def _NetworkDriver_EndpointOperInfo(self, body: dict) -> dict:
-        return {"Value": {"plugin": "netplugin", "endpoint": body["EndpointID"][:12]}}
+        # the ports it was given, as the bridge driver reports them (dockerd shows none
+        # of a remote driver's: its JSON is not the []types.PortBinding it looks for)
+        opts = (self.endpoints.get(body["EndpointID"]) or {}).get("Options") or {}
+        return {"Value": {"plugin": "netplugin", "endpoint": body["EndpointID"][:12],
+                          "com.docker.network.portmap":
+                              opts.get("com.docker.network.portmap") or [],
+                          "com.docker.network.endpoint.exposedports":
+                              opts.get("com.docker.network.endpoint.exposedports") or []}}
 
     def _NetworkDriver_Join(self, body: dict) -> dict:
         eid, nid = body["EndpointID"], body["NetworkID"]

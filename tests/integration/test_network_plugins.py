@@ -122,7 +122,9 @@ def test_plugin_network_with_plugin_ipam(env):
         d.cli("exec", "pn-c1", "ping", "-c", "1", "-W", "5", gw)
         host_end, peer = p.veth_of(eid)
         assert not Path(f"/sys/class/net/{peer}").exists()       # moved into the container
-        # the plugin publishes the ports (it got them), not the daemon: as dockerd
+        # the plugin publishes the ports (it got them), not the daemon: as dockerd; the
+        # port map its EndpointOperInfo reports is not shown either (dockerd's
+        # getEndpointPortMapInfo wants []types.PortBinding, a remote driver's is JSON)
         assert d.inspect("pn-c1")["NetworkSettings"]["Ports"] == {"80/tcp": None}
         assert f":{hport} " not in subprocess.run(["ss", "-ltnH"], capture_output=True,
                                                   text=True, check=True).stdout
@@ -423,3 +425,30 @@ def test_internal_ipv6_plugin_network_and_a_restart(env):
                            "IpamDriver.ReleasePool", "IpamDriver.ReleaseAddress",
                            "IpamDriver.ReleasePool", "NetworkDriver.DeleteNetwork"]
     assert not p.networks and not p.pools
+
+
+def test_ipam_options_as_the_request_had_them(env):
+    """IPAM.Options is null when the request had none and {} when it had {} (dockerd
+    20.10 shows what the request had, with any driver): the CLI always sends {}."""
+    import docker
+    d = env[0]
+    _plugin(env, "pnopts")
+    client = docker.DockerClient(base_url=d.host, timeout=60)
+    names = []
+    try:
+        for name, kw in (("pn-o-none", {"driver": "pnopts"}),
+                         ("br-o-none", {}),
+                         ("br-o-empty", {"ipam": {"Driver": "default", "Options": {}}})):
+            client.api.create_network(name, **kw)
+            names.append(name)
+        d.cli("network", "create", "-d", "pnopts", "pn-o-cli")
+        names.append("pn-o-cli")
+        d.cli("network", "create", "br-o-cli")
+        names.append("br-o-cli")
+        got = {n: _net(d, n)["IPAM"]["Options"] for n in names}
+        assert got == {"pn-o-none": None, "br-o-none": None, "br-o-empty": {},
+                       "pn-o-cli": {}, "br-o-cli": {}}
+    finally:
+        for n in names:
+            d.cli("network", "rm", n, check=False)
+        client.close()

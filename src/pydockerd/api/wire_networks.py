@@ -47,8 +47,9 @@ def network(net: Network, members: list[NetworkMember] | None = None) -> dict[st
         "EnableIPv4": net.enable_ipv4,
         "EnableIPv6": net.enable_ipv6,
         "IPAM": {"Driver": net.ipam_driver,
-                 "Options": dict(net.ipam_options) if net.ipam_options or net.remote
-                 or net.ipam_driver != "default" else None,
+                 # as the request had them: null when it had none, as dockerd
+                 "Options": dict(net.ipam_options) if net.ipam_options
+                 or net.ipam_options_set else None,
                  "Config": config},
         "Internal": net.internal,
         "Attachable": net.attachable,

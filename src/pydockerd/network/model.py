@@ -34,6 +34,7 @@ class Network:
     bridge_name: str = ""              # user-defined networks: their device (br-<12 hex>)
     ipam_driver: str = "default"       # or a remote IPAM plugin's name
     ipam_options: dict[str, str] = field(default_factory=dict)    # --ipam-opt
+    ipam_options_set: bool = False     # the request had IPAM.Options (inspect: {} not null)
     pool_id: str = ""                  # remote IPAM: the IPv4 pool's PoolID
     pool_id6: str = ""                 # remote IPAM: the IPv6 pool's PoolID
     user_subnet: bool = False          # the request named its subnet(s)

@@ -60,6 +60,7 @@ async def create_network(st: NetworkState, body: NetworkCreateRequest) -> Networ
             raise
         net.driver, net.scope, net.bridge_name = req.driver, scope, dev
         net.ipam_driver, net.ipam_options = req.ipam_driver, dict(req.ipam_options)
+        net.ipam_options_set = req.ipam_options_set
         net.user_subnet = req.user_subnet
         if grants is not None:
             net.pool_id = grants.v4.pool_id

@@ -40,6 +40,7 @@ class NetworkRequest:
     driver: str = "bridge"                   # or a network plugin's name
     ipam_driver: str = "default"             # or an IPAM plugin's name
     ipam_options: dict[str, str] = field(default_factory=dict)
+    ipam_options_set: bool = False           # IPAM.Options was in the request (even {})
 
     @property
     def user_subnet(self) -> bool:
@@ -102,7 +103,8 @@ def parse_request(body: NetworkCreateRequest) -> NetworkRequest:
     req = NetworkRequest(name, bool(body.Internal), bool(body.Attachable),
                          dict(body.Labels or {}), options, ipv6=ipv6, driver=driver,
                          ipam_driver=ipam.Driver or "default",
-                         ipam_options=dict(ipam.Options or {}))
+                         ipam_options=dict(ipam.Options or {}),
+                         ipam_options_set=ipam.Options is not None)
     for plugin in (driver, req.ipam_driver):
         if not plugin.strip():                 # never a plugin's name
             raise NotFound(f"plugin \"{plugin}\" not found")
