@@ -102,7 +102,7 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
                              # the services are built below, before any request
                              in_use=lambda name: _plugin_in_use(volumes, networks, name))
     plugins = PluginRegistry.from_env(os.environ, managed=managed)
-    await managed.start()          # before containers come back with their plugin volumes
+    await managed.start(cfg.live_restore)          # before containers come back with their plugin volumes
     # network and IPAM drivers may be plugins too
     networks = NetworkService(
         store, events, cfg.exec_root, containers=registry,

@@ -296,7 +296,8 @@ class Daemon:
         if s is not None:
             await s.execs.close()
             await s.health.close()
-            await s.managed.shutdown()          # after the containers using its volumes
+            # after the containers using its volumes; left running with live-restore
+            await s.managed.shutdown(self.cfg.live_restore)
             await s.networks.stop()
         if self.store:
             self.store.close()

@@ -314,3 +314,48 @@ def test_layered_plugin_whiteouts(env):
     finally:
         d.cli("volume", "rm", "-f", "lvol", check=False)
         _rm(d, "ltvp", ref)
+
+
+def test_live_restore_keeps_plugins_running(env):
+    """With --live-restore an enabled plugin keeps running while the daemon is down and
+    the next daemon adopts it (same process, still restarted when it dies); without,
+    the daemon starts it again."""
+    d, sockets, _base, _reg = env
+    args = list(d.extra_args)
+    try:
+        _create(env, "lrp")
+        d.cli("plugin", "enable", "lrp")
+        pid = _inspect(d, "lrp")["Id"]
+        d.stop()
+        d.extra_args = [*args, "--live-restore"]
+        _start(d, sockets)
+        first = _plugin_pid(d, pid)
+        assert first is not None
+        d.stop()                                    # live-restore: the plugin stays
+        assert _plugin_pid(d, pid) == first
+        _start(d, sockets)
+        assert _plugin_pid(d, pid) == first         # adopted, not started again
+        d.cli("volume", "create", "-d", "lrp", "lrvol")
+        assert d.out("run", "--rm", "-v", "lrvol:/v", "busybox", "cat",
+                     "/v/greeting") == "hello"
+        os.kill(first, signal.SIGKILL)              # watched as its own run was
+        wait_until(lambda: _plugin_pid(d, pid) not in (None, first), timeout=20,
+                   what="the adopted plugin started again")
+        second = _plugin_pid(d, pid)
+        d.stop()
+        d.extra_args = args                          # no live-restore: started again
+        _start(d, sockets)
+        third = _plugin_pid(d, pid)
+        assert third is not None and third != second
+        d.cli("volume", "rm", "lrvol")
+        d.stop()                                     # and stopped with the daemon
+        assert _plugin_pid(d, pid) is None
+        _start(d, sockets)
+    finally:
+        if d.extra_args != args or d.proc is None:
+            if d.proc is not None:
+                d.stop()
+            d.extra_args = args
+            _start(d, sockets)
+        d.cli("volume", "rm", "-f", "lrvol", check=False)
+        _rm(d, "lrp")

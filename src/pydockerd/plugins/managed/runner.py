@@ -169,6 +169,21 @@ class PluginRunner:
                                    f"{rec.config['Interface']['Socket']} in time")
             await asyncio.sleep(0.05)
 
+    def adopt(self, rec: PluginRecord) -> bool:
+        """Take over a run a previous daemon left (live-restore): its conmon still
+        monitors the plugin and the socket is there. False: nothing to adopt."""
+        try:
+            with open(os.path.join(self.paths.bundle(rec.id), "conmon.pid")) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return False
+        if not conmon.is_monitor_of(pid, rec.id) or not os.path.exists(self.paths.socket(rec)):
+            return False
+        self.conmon_pids[rec.id] = pid
+        log.info("plugin %s (%s) still running (conmon %d): adopted", rec.name, rec.id[:12],
+                 pid)
+        return True
+
     def running(self, rec: PluginRecord) -> bool:
         pid = self.conmon_pids.get(rec.id)
         return pid is not None and pid_alive(pid)

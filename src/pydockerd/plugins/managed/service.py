@@ -51,22 +51,31 @@ class ManagedPlugins:
         self._watchers = TaskOwner("managed plugins")
 
     # --- daemon start and stop ------------------------------------------------------------
-    async def start(self) -> None:
-        """Load the installed plugins; start the enabled ones again."""
+    async def start(self, live_restore: bool = False) -> None:
+        """Load the installed plugins; start the enabled ones again. With live_restore,
+        one still running (a previous daemon's, shut down with live-restore) is adopted
+        as it runs, as dockerd's plugin manager restores its plugins."""
         for rec in await asyncio.to_thread(self.store.load):
-            if rec.enabled:
-                try:
-                    await self._run(rec, 0)
-                except DockerError as e:
-                    log.error("plugin %s could not be started again: %s", rec.name, e.message)
+            if not rec.enabled:
+                continue
+            if live_restore and await asyncio.to_thread(self.runner.adopt, rec):
+                self._adopted(rec)
+                continue
+            try:
+                await self._run(rec, 0)
+            except DockerError as e:
+                log.error("plugin %s could not be started again: %s", rec.name, e.message)
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, live_restore: bool = False) -> None:
+        """Stop the enabled plugins; with live_restore they are left running (the next
+        daemon adopts them)."""
         async with self._lock:
             await self._watchers.close()
             for rec in self.store.all():
                 if rec.id in self._running:
                     self._running.pop(rec.id)
-                    await self.runner.stop(rec)
+                    if not live_restore:
+                        await self.runner.stop(rec)
 
     # --- what the legacy registry asks ------------------------------------------------------
     def find_managed(self, name: str) -> Plugin | None:
@@ -108,6 +117,10 @@ class ManagedPlugins:
 
     async def _run(self, rec: PluginRecord, timeout: float) -> None:
         await self.runner.start(rec, timeout)
+        self._adopted(rec)
+
+    def _adopted(self, rec: PluginRecord) -> None:
+        """A running plugin: used by name, watched (started again when it exits)."""
         self._running[rec.id] = self._face(rec)
         self._watchers.spawn(self._watch(rec), f"plugin-{rec.id[:12]}")
 
