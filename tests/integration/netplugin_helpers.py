@@ -46,6 +46,7 @@ class NetworkPlugin(VolumePlugin):
         self.pools: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {}
         self.allocated: dict[str, set[str]] = {}          # pool id -> addresses
         self.links: set[str] = set()                      # devices it made
+        self.static_route = "192.0.2.0/24"                # Join's StaticRoutes entry
         self._n = 0
 
     # ---- names -------------------------------------------------------------------
@@ -135,7 +136,7 @@ class NetworkPlugin(VolumePlugin):
             gw = (data.get("Gateway") or "").split("/")[0]
         return {"InterfaceName": {"SrcName": peer, "DstPrefix": self.dst_prefix},
                 "Gateway": gw,
-                "StaticRoutes": [{"Destination": "192.0.2.0/24", "RouteType": 0,
+                "StaticRoutes": [{"Destination": self.static_route, "RouteType": 0,
                                   "NextHop": gw}] if gw else []}
 
     def _NetworkDriver_Leave(self, body: dict) -> dict:

@@ -452,3 +452,56 @@ def test_ipam_options_as_the_request_had_them(env):
         for n in names:
             d.cli("network", "rm", n, check=False)
         client.close()
+
+
+def test_default_route_and_external_connectivity_move(env):
+    """When the network giving the default route is left, the next one takes it over:
+    the route goes through its gateway and a plugin's endpoint gets
+    ProgramExternalConnectivity (libnetwork's sbLeave re-evaluating its gateway
+    endpoint); a later connect while another network gives the route gets none."""
+    d = env[0]
+    p = _plugin(env, "pnmove")
+    p2 = _plugin(env, "pnmove2")        # its own static route (the same one twice clashes)
+    sub_x, sub_a, sub_b = (free_subnet()[0] for _ in range(3))
+    gw_a, gw_b = (s.replace(".0/24", ".1") for s in (sub_a, sub_b))
+    d.cli("network", "create", "--subnet", sub_x, "mv-x")
+    for name, sub, plugin in (("pn-mv-a", sub_a, "pnmove2"), ("pn-mv-b", sub_b, "pnmove")):
+        d.cli("network", "create", "-d", plugin, "--ipam-driver", plugin, "--subnet",
+              sub, name)
+    try:
+        d.out("run", "-d", "--name", "mv-c", "--network", "mv-x", "busybox", "sleep", "300")
+        p.calls.clear()
+        d.cli("network", "connect", "pn-mv-b", "mv-c")
+        assert "NetworkDriver.ProgramExternalConnectivity" not in _methods(p)
+        routes = lambda: [r.strip() for r in d.out("exec", "mv-c", "ip", "route").splitlines()]
+        assert f"default via {sub_x.replace('.0/24', '.1')} dev eth0" in routes()
+
+        p.calls.clear()
+        d.cli("network", "disconnect", "mv-x", "mv-c")        # the plugin's takes over
+        assert _methods(p) == ["NetworkDriver.ProgramExternalConnectivity"]
+        b_eid = d.inspect("mv-c")["NetworkSettings"]["Networks"]["pn-mv-b"]["EndpointID"]
+        assert p.calls[0].body == {"NetworkID": _net(d, "pn-mv-b")["Id"],
+                                   "EndpointID": b_eid,
+                                   "Options": {"com.docker.network.endpoint.exposedports": [],
+                                               "com.docker.network.portmap": []}}
+        assert f"default via {gw_b} dev eth1" in routes()
+
+        p2.static_route = "198.51.100.0/24"
+        d.cli("network", "connect", "pn-mv-a", "mv-c")
+        assert "NetworkDriver.ProgramExternalConnectivity" not in _methods(p2)
+        p.calls.clear()
+        p2.calls.clear()
+        d.cli("network", "disconnect", "pn-mv-b", "mv-c")     # revoked there, programmed
+        methods = _methods(p)
+        assert methods.index("NetworkDriver.RevokeExternalConnectivity") < \
+            methods.index("NetworkDriver.Leave")
+        assert _methods(p2) == ["NetworkDriver.ProgramExternalConnectivity"]
+        assert f"default via {gw_a} dev eth0" in routes()
+        d.cli("exec", "mv-c", "ping", "-c", "1", "-W", "5", gw_a)
+        p2.calls.clear()
+        d.cli("rm", "-f", "mv-c")                              # no takeover when it goes
+        assert "NetworkDriver.ProgramExternalConnectivity" not in _methods(p2)
+    finally:
+        d.cli("rm", "-f", "mv-c", check=False)
+        for n in ("mv-x", "pn-mv-a", "pn-mv-b"):
+            d.cli("network", "rm", n, check=False)

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import os
 from typing import Any
 
-from ..errors import Conflict, Forbidden, InvalidParameter
+from ..errors import Conflict, DockerError, Forbidden, InvalidParameter
 from ..models import EndpointSettings
 from ..util.ids import new_id
 from . import plugeps, sandbox, usernets
 from .ipam import IPAddr, mac_for_ip, normalize_mac, parse_ip6
 from .model import Endpoint, Network, PortOptions, endpoint_key, lease_key
 from .remote import OPT_EXPOSED_PORTS, OPT_PORTMAP
+from .bridge import IP
 from .state import K_ENDPOINT, K_LEASE, NetworkState
+
+log = logging.getLogger("pydockerd.network")
 
 
 async def create_sandbox(st: NetworkState, container_id: str) -> str:
@@ -72,8 +76,7 @@ async def connect(st: NetworkState, container_id: str, netns_path: str,
     ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in used_if)
     # the default route goes through the first network that has one: a bridge that is
     # not internal, a plugin's network whose Join gave a gateway
-    has_gw = any((e.gateway or e.gateway6) and (n.remote or not n.internal) for e in mine
-                 if (n := st.networks.get(e.network_id)))
+    has_gw = gateway_holder(st, mine) is not None
     if net.ipam_driver != "default":
         preferred, preferred6, mac = await plugeps.request_addresses(st, net, preferred,
                                                                      preferred6, mac)
@@ -192,12 +195,47 @@ async def teardown(st: NetworkState, ep: Endpoint, joined: bool = True) -> None:
     st.endpoints_by_key.pop(ep.key, None)
 
 
+def gateway_holder(st: NetworkState, eps: list[Endpoint]) -> Endpoint | None:
+    """The endpoint giving the container its default route (libnetwork's gateway
+    endpoint): the first, in connection order, with a gateway on a bridge that is not
+    internal or on a plugin's network."""
+    for e in eps:
+        n = st.networks.get(e.network_id)
+        if n is not None and (e.gateway or e.gateway6) and (n.remote or not n.internal):
+            return e
+    return None
+
+
+async def _take_default_route(st: NetworkState, ep: Endpoint) -> None:
+    """The endpoint gives the default route now: routes via its gateway(s), and (a
+    plugin's network that is not internal) ProgramExternalConnectivity."""
+    net = st.networks.get(ep.network_id)
+    if net is None or not ep.ifname or not os.path.exists(ep.netns_path):
+        return
+    batch = "".join(f"route replace default via {gw} dev {ep.ifname}\n"
+                    for gw in (ep.gateway, ep.gateway6) if gw)
+    try:
+        await sandbox.nsenter(ep.netns_path, [IP, "-batch", "-"], input=batch.encode())
+    except DockerError as e:
+        log.warning("default route via %s of %s: %s", ep.ifname, ep.container_id[:12],
+                    e.message)
+    if net.remote and not net.internal:
+        await plugeps.program_external(st, net, ep)
+
+
 async def disconnect(st: NetworkState, container_id: str, network: str | None = None) -> None:
-    """Delete the container's veth(s) and release their leases; idempotent."""
+    """Delete the container's veth(s) and release their leases; idempotent. When the
+    network left gave the default route, the next one that can takes it over (with
+    external connectivity), as libnetwork's sbLeave re-evaluates its gateway endpoint."""
+    before = gateway_holder(st, st.endpoints(container_id)) if network is not None else None
     for ep in st.endpoints(container_id):
         if network is not None and ep.network_id != st.get(network).id:
             continue
         await teardown(st, ep)
+    if before is not None and before.key not in st.endpoints_by_key:
+        after = gateway_holder(st, st.endpoints(container_id))
+        if after is not None:
+            await _take_default_route(st, after)
         net = st.networks.get(ep.network_id)
         st.events.publish("network", "disconnect", ep.network_id,
                           {"container": container_id, "name": net.name if net else "",

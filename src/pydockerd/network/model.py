@@ -75,6 +75,9 @@ class Endpoint:
     gateway6: str = ""
     src_name: str = ""                 # remote driver: the plugin's interface (host name)
     external: bool = False             # remote driver: ProgramExternalConnectivity done
+    # remote driver: the Join options (ports, DriverOpts), for a later
+    # ProgramExternalConnectivity when this endpoint takes over the default route
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

@@ -33,7 +33,7 @@ from .model import Endpoint, Network
 from .remote import (OPT_EXPOSED_PORTS, OPT_PORTMAP, ROUTE_CONNECTED, InterfaceOut, JoinInfo,
                      RemoteDriver, driver)
 from .sandbox import nsenter
-from .state import NetworkState
+from .state import K_ENDPOINT, NetworkState
 
 log = logging.getLogger("pydockerd.network")
 
@@ -167,6 +167,7 @@ async def join(st: NetworkState, net: Network, ep: Endpoint, default_route: bool
     (when this endpoint gives the default route), EndpointOperInfo; undone on failure.
     `used`: the interface names the sandbox has already."""
     drv = await driver(st.plugin_getter(net.driver), net.driver)
+    ep.options = dict(options)
     # dockerd gives CreateEndpoint no ports on an internal network (Join has them)
     create_opts = {k: v for k, v in options.items()
                    if not net.internal or k not in (OPT_EXPOSED_PORTS, OPT_PORTMAP)}
@@ -198,6 +199,21 @@ async def join(st: NetworkState, net: Network, ep: Endpoint, default_route: bool
     except BaseException:
         await asyncio.shield(_delete_endpoint(drv, net, ep))
         raise
+
+
+async def program_external(st: NetworkState, net: Network, ep: Endpoint) -> None:
+    """ProgramExternalConnectivity of an endpoint that took over the default route (a
+    failure is logged, as libnetwork's sbLeave does); recorded."""
+    if ep.external:
+        return
+    try:
+        drv = await driver(st.plugin_getter(net.driver), net.driver)
+        await drv.program_external_connectivity(net.id, ep.endpoint_id, ep.options)
+    except DockerError as e:
+        log.warning("ProgramExternalConnectivity of %s: %s", ep.endpoint_id[:12], e.message)
+        return
+    ep.external = True
+    st.store.put(K_ENDPOINT, ep.key, ep.to_doc())
 
 
 async def _leave(drv: RemoteDriver, net: Network, ep: Endpoint) -> None:
