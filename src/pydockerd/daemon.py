@@ -28,6 +28,7 @@ from .remap import load_idmap, remapped_root
 from .store import Store
 from .util.idmap import IDENTITY
 from .util.fsatomic import write_atomic
+from .util.memory import release_free_memory
 from .util.systemd import SystemdEnv, monotonic_usec, take_environment
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ class Daemon:
         self.systemd.notify("READY=1", f"STATUS=API listening on {', '.join(cfg.hosts)}")
         self._ready = True
         log.info("API listening on %s", ", ".join(cfg.hosts))
+        release_free_memory()   # what start-up allocated and dropped (issue 10: idle RSS)
 
     async def _listen(self) -> None:
         assert self.server

@@ -22,15 +22,20 @@ import io
 import json
 import logging
 import os
-import tarfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import IO, AsyncIterator
+from typing import AsyncIterator, IO, TYPE_CHECKING
 
 from ..util.fsatomic import write_atomic
 from .context import apply_ignore, tar_padding, unpack_context
 from .source import finish
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import tarfile
+else:   # loaded on first use: an idle daemon never needs it (issue 10)
+    tarfile = lazy_import("tarfile")
 
 log = logging.getLogger("pydockerd.builder")
 

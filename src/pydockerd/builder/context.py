@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import lzma
 import os
 import posixpath
 import re
 import shutil
 import stat
-import tarfile
 import zlib
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ..errors import InvalidParameter, NotFound
 from ..images.tarsafe import Extractor, decompressed
 from ..runtime.users import resolve_in_root
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import lzma
+    import tarfile
+else:   # loaded on first use: an idle daemon never needs it (issue 10)
+    lzma = lazy_import("lzma")
+    tarfile = lazy_import("tarfile")
 
 
 class _ContextExtractor(Extractor):

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import os
 import posixpath
-import tarfile
 import tempfile
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 from ..errors import DockerError, InvalidParameter
 from ..runtime.users import resolve_in_root, resolve_user
 from ..util.idmap import IDENTITY, IdMap
 from .context import _ContextExtractor
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import tarfile
+else:   # loaded on first use: an idle daemon never needs it (issue 10)
+    tarfile = lazy_import("tarfile")
 
 
 def parse_chown(root: str, value: str) -> tuple[int, int] | None:

@@ -5,7 +5,6 @@ dockerfile/copy.go (downloadSource) are the reference."""
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import os
 import posixpath
 import re
@@ -21,8 +20,10 @@ from ..util.lazy import lazy_import
 
 if TYPE_CHECKING:
     import aiohttp
+    import email.utils as email_utils
 else:
     aiohttp = lazy_import("aiohttp")   # only a remote context or ADD <url> needs it
+    email_utils = lazy_import("email.utils")
 
 _GIT_SUFFIX = re.compile(r"\.git(?:#.+)?$")
 # moby's acceptableRemoteMIME: what a remote context may be served as
@@ -84,7 +85,7 @@ async def download(url: str, directory: str, prefix: str = "") -> Download:
                         size += len(chunk)
                         await asyncio.to_thread(f.write, chunk)
                 mtime = 0.0
-                parsed = email.utils.parsedate_to_datetime(resp.headers["Last-Modified"]) \
+                parsed = email_utils.parsedate_to_datetime(resp.headers["Last-Modified"]) \
                     if resp.headers.get("Last-Modified") else None
                 if parsed is not None:
                     mtime = parsed.timestamp()

@@ -14,9 +14,8 @@ import datetime as dt
 import os
 import posixpath
 import stat
-import tarfile
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, TYPE_CHECKING
 
 from ..errors import InvalidParameter, NotFound
 from ..images.tarsafe import Extractor
@@ -30,6 +29,12 @@ from .fsview import FSView, ViewMount
 from .mounts import mount_volumes, unmount_volumes
 from .spec import container_mounts
 from .registry import ContainerRegistry
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import tarfile
+else:   # loaded on first use: an idle daemon never needs it (issue 10)
+    tarfile = lazy_import("tarfile")
 
 # Go's os.FileMode bits, which the docker CLI decodes from the path-stat header
 _GO_DIR, _GO_SYMLINK, _GO_DEVICE = 1 << 31, 1 << 27, 1 << 26

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import os
 import stat
-import tarfile
-from typing import Any, Iterator
+from typing import Any, Iterator, TYPE_CHECKING
 
 from ..images.service import ImageService
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import tarfile
+else:   # loaded on first use: an idle daemon never needs it (issue 10)
+    tarfile = lazy_import("tarfile")
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 

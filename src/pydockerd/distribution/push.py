@@ -3,14 +3,13 @@ thread, PATCH + PUT upload), the config, then the manifest (schema2)."""
 from __future__ import annotations
 
 import asyncio
-import gzip
 import hashlib
 import json
 import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, TYPE_CHECKING
 from urllib.parse import urlencode, urljoin
 
 from ..errors import DockerError, InvalidParameter, NotFound, SystemError_
@@ -26,6 +25,12 @@ from .layertar import original_tar_chunks, write_layer_tar
 from .manifest import (DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG,
                        OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST, Descriptor)
 from .transfer import Limiter
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import gzip
+else:   # loaded on first use: an idle daemon never needs it (issue 10)
+    gzip = lazy_import("gzip")
 
 log = logging.getLogger("pydockerd.distribution")
 Emit = Callable[[ProgressEvent], None]

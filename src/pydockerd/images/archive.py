@@ -6,19 +6,25 @@ Blocking: call from a worker thread.
 """
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import platform
 import shutil
-import tarfile
 import zlib
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any, IO, TYPE_CHECKING
 
 from ..errors import InvalidParameter
 from .content import digest_of
 from .references import Reference, try_parse
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import gzip
+    import tarfile
+else:   # loaded on first use: an idle daemon never needs it (issue 10)
+    gzip = lazy_import("gzip")
+    tarfile = lazy_import("tarfile")
 
 MAX_JSON = 64 << 20
 

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import os
 import stat
-import tarfile
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ..util.idmap import IDENTITY, IdMap
 from .tarsafe import OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import tarfile
+else:   # loaded on first use: an idle daemon never needs it (issue 10)
+    tarfile = lazy_import("tarfile")
 
 
 def _xattrs(path: str) -> dict[str, str]:

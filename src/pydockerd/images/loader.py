@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tarfile
 import threading
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, TYPE_CHECKING
 
 from ..errors import DockerError, InvalidParameter, SystemError_, no_space
 from ..progress import ErrorEvent, Progress, ProgressEvent, StreamText
@@ -25,6 +24,12 @@ from .imagestore import ImageStore
 from .layers import LayerStore, chain_ids, hex_of
 from .model import Image
 from .references import Reference
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import tarfile
+else:   # loaded on first use: an idle daemon never needs it (issue 10)
+    tarfile = lazy_import("tarfile")
 
 Report = Callable[[ProgressEvent], None]
 _SPOOL_BATCH = 4 << 20

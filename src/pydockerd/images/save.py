@@ -18,14 +18,19 @@ Blocking: runs in a worker thread writing to a ThreadPipe (streaming.py).
 from __future__ import annotations
 
 import json
-import tarfile
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TYPE_CHECKING
 
 from .content import ContentStore, digest_of
 from .layers import LayerStore, hex_of
 from .model import Image
 from .references import Reference
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import tarfile
+else:   # loaded on first use: an idle daemon never needs it (issue 10)
+    tarfile = lazy_import("tarfile")
 
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -16,24 +16,32 @@ Blocking: call from a worker thread.
 """
 from __future__ import annotations
 
-import bz2
 import errno
-import gzip
 import hashlib
 import logging
-import lzma
 import os
 import shutil
 import stat
-import tarfile
 import zlib
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ..errors import InvalidParameter
 from ..util.idmap import IDENTITY, IdMap
 from .tarsplit import Recorder, TarSplit
 from .tarsplit import verify as verify_split
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import bz2
+    import gzip
+    import lzma
+    import tarfile
+else:   # loaded on first use: an idle daemon never needs it (issue 10)
+    bz2 = lazy_import("bz2")
+    gzip = lazy_import("gzip")
+    lzma = lazy_import("lzma")
+    tarfile = lazy_import("tarfile")
 
 log = logging.getLogger("pydockerd.images")
 

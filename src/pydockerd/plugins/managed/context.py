@@ -4,18 +4,25 @@ the plugin's one layer: kept as a gzip blob (for push) and unpacked with the car
 extractor (images/tarsafe.py) into the new plugin's rootfs."""
 from __future__ import annotations
 
-import gzip
 import hashlib
-import lzma
 import os
-import tarfile
 import zlib
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ...errors import InvalidParameter
 from ...images.tarsafe import clean_name, decompressed, unpack_layer
 from .state import PluginStore
+from ...util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import gzip
+    import lzma
+    import tarfile
+else:   # loaded on first use: an idle daemon never needs it (issue 10)
+    gzip = lazy_import("gzip")
+    lzma = lazy_import("lzma")
+    tarfile = lazy_import("tarfile")
 
 CONFIG_LIMIT = 1 << 20
 
