@@ -28,7 +28,7 @@ from .remap import load_idmap, remapped_root
 from .store import Store
 from .util.idmap import IDENTITY
 from .util.fsatomic import write_atomic
-from .util.memory import release_free_memory
+from .util.memory import HeapTrimmer, release_free_memory
 from .util.systemd import SystemdEnv, monotonic_usec, take_environment
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self.systemd = SystemdEnv()
         self._ready = False  # READY=1 sent: a reload may then report RELOADING=1
+        self.trimmer = HeapTrimmer()
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -136,6 +137,7 @@ class Daemon:
         self._ready = True
         log.info("API listening on %s", ", ".join(cfg.hosts))
         release_free_memory()   # what start-up allocated and dropped (issue 10: idle RSS)
+        self.trimmer.start()    # and what later bursts of work drop
 
     async def _listen(self) -> None:
         assert self.server
@@ -276,6 +278,7 @@ class Daemon:
         connection and background task (each owner cancels and awaits its tasks), then
         close the store."""
         self.systemd.notify("STOPPING=1")
+        self.trimmer.stop()
         if self._authz_reload is not None:
             self._authz_reload.cancel()
         if self.authz is not None:
