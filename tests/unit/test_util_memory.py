@@ -1,0 +1,51 @@
+"""util/memory.py: the heap is trimmed at start-up and then on a timer (issue 10)."""
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from pydockerd.util import memory
+from pydockerd.util.memory import HeapTrimmer, release_free_memory
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))   # type: ignore[union-attr]
+
+
+def test_release_gives_freed_heap_pages_back() -> None:
+    # many mid-sized blocks (malloc'd by glibc, not pymalloc) freed except a few at the
+    # top of the heap: glibc keeps the pages below them unless trimmed
+    keep = []
+    blocks = []
+    for i in range(40_000):
+        blocks.append(bytearray(1200))
+        if i % 4000 == 3999:
+            keep.append(bytearray(1200))
+    blocks.clear()
+    before = _rss_kib()
+    release_free_memory()
+    assert _rss_kib() < before - 10_000, (before, _rss_kib())
+    del keep
+
+
+def test_the_trimmer_trims_on_its_timer_until_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[bool] = []
+    monkeypatch.setattr(memory, "release_free_memory",
+                        lambda collect=True: calls.append(collect))
+
+    async def main() -> None:
+        t = HeapTrimmer(interval=0.01)
+        t.start()
+        for _ in range(500):
+            if len(calls) >= 3:
+                break
+            await asyncio.sleep(0.01)
+        t.stop()
+        n = len(calls)
+        await asyncio.sleep(0.05)
+        assert len(calls) == n
+    asyncio.run(main())
+    assert len(calls) >= 3 and not any(calls)     # the gc is left to run by itself
