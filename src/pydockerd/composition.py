@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from functools import partial
-from typing import Awaitable
+from functools import cache, partial
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from .api.router import Router
 from .api.routes import build as build_routes
@@ -20,8 +20,6 @@ from .api.routes import plugins as plugin_routes
 from .api.routes import swarm as swarm_routes
 from .api.routes import system as system_routes
 from .api.routes import volumes as volume_routes
-from .builder.basepull import registry_pull
-from .builder.service import BuildService
 from .config import Config
 from .containers.archive import ArchiveService
 from .containers.execs import ExecService
@@ -48,6 +46,9 @@ from .util.idmap import IDENTITY, IdMap
 from .system import SystemService, engine_id
 from .volumes import VolumeService
 
+if TYPE_CHECKING:
+    from .builder.service import BuildService
+
 log = logging.getLogger("pydockerd")
 
 # the containers settle before the API answers until this many seconds after the
@@ -69,7 +70,7 @@ class Services:
     execs: ExecService
     system: SystemService
     distribution: DistributionService
-    builds: BuildService
+    builds: Callable[[], BuildService]    # built by the first build: see _builder
     stats: StatsService
     archive: ArchiveService
     plugins: PluginRegistry
@@ -143,7 +144,7 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
         containers, images, registry_pull(distribution), cfg.exec_root))
     await swarm.start()
     system = SystemService(cfg, containers, images, networks, volumes, swarm)
-    builds = BuildService(images, containers, registry_pull(distribution), inst.builds)
+    builds = cache(partial(_builder, images, containers, distribution, inst))
     return Services(registry, images, networks, volumes, containers, health, execs, system,
                     distribution, builds, StatsService(),
                     ArchiveService(registry, images, volumes, ids), plugins, swarm, managed)
@@ -163,6 +164,15 @@ def routes(s: Services, events: EventBus) -> Router:
     router.add(swarm_routes.routes(s.swarm))
     router.add(plugin_routes.routes(s.managed))
     return router
+
+
+def _builder(images: ImageService, containers: ContainerService,
+             distribution: DistributionService, inst: Instruments) -> BuildService:
+    """The build service, imported and built on the first build: the builder's
+    modules are ~0.5 MiB an idle daemon does without (issue 10: idle memory)."""
+    from .builder.basepull import registry_pull
+    from .builder.service import BuildService
+    return BuildService(images, containers, registry_pull(distribution), inst.builds)
 
 
 def _bridge_of(networks: NetworkService, network_id: str) -> str | None:

@@ -11,9 +11,11 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 # tarfile (and its compression modules) only an image load/save/push, a build, a
-# `docker cp` or a plugin create needs; email.utils only ADD <url>
+# `docker cp` or a plugin create needs; email.utils only ADD <url>; the builder is
+# imported and its service built by the first build (composition._builder)
 LAZY = ("aiohttp", "yarl", "multidict", "prometheus_client", "zstandard", "tarfile",
-        "email.utils", "calendar",
+        "email.utils", "calendar", "pydockerd.builder.service", "pydockerd.builder.run",
+        "pydockerd.builder.instructions",
         # the swarm agent's (about 25 MiB): loaded only when the node is in a swarm
         "grpc", "google", "h2", "cryptography")
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Callable
 
-from ...builder.service import BuildService
 from ...containers.validate import validate_host_config
 from ...errors import InvalidParameter
 from ...models.build import BuildArgs, BuildLabels, BuildOptions, BuildResources
@@ -12,6 +12,9 @@ from ..decode import convert, decode_query_json
 from ..http import AnyResponse, Request, StreamResponse, json_response
 from ..router import Route
 from ..wire_progress import build_lines
+
+if TYPE_CHECKING:
+    from ...builder.service import BuildService
 
 
 _INT = re.compile(r"[+-]?[0-9]+")          # strconv.ParseInt's syntax (no spaces, no _)
@@ -55,14 +58,15 @@ def build_options(req: Request) -> BuildOptions:
         resources=resources)
 
 
-def routes(builds: BuildService) -> list[Route]:
+def routes(builds: Callable[[], BuildService]) -> list[Route]:
+    """`builds` builds the build service on first use (issue 10: idle memory)."""
 
     async def build(req: Request) -> AnyResponse:
-        session = await builds.prepare(req.body.chunks(), build_options(req))
+        session = await builds().prepare(req.body.chunks(), build_options(req))
         return StreamResponse(build_lines(session.stream()), content_type="application/json")
 
     async def prune(req: Request) -> AnyResponse:
-        deleted, reclaimed = builds.prune()
+        deleted, reclaimed = builds().prune()
         return json_response({"CachesDeleted": deleted, "SpaceReclaimed": reclaimed})
 
     return [
