@@ -20,6 +20,7 @@ from .api.routes import plugins as plugin_routes
 from .api.routes import swarm as swarm_routes
 from .api.routes import system as system_routes
 from .api.routes import volumes as volume_routes
+from .builder.basepull import registry_pull
 from .config import Config
 from .containers.archive import ArchiveService
 from .containers.execs import ExecService
@@ -170,7 +171,6 @@ def _builder(images: ImageService, containers: ContainerService,
              distribution: DistributionService, inst: Instruments) -> BuildService:
     """The build service, imported and built on the first build: the builder's
     modules are ~0.5 MiB an idle daemon does without (issue 10: idle memory)."""
-    from .builder.basepull import registry_pull
     from .builder.service import BuildService
     return BuildService(images, containers, registry_pull(distribution), inst.builds)
 
