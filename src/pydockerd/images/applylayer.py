@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import lzma
 import os
-import tarfile
 import zlib
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ..errors import InvalidParameter
+from ..util.lazy import lazy_import
 from .tarsafe import (WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, Extractor,
                       clean_name, decompressed)
+
+if TYPE_CHECKING:
+    import tarfile
+else:   # loaded on first use: an idle daemon never needs it (issue 10)
+    tarfile = lazy_import("tarfile")
 
 
 class _ApplyExtractor(Extractor):
