@@ -285,14 +285,17 @@ class FaultProxy:
             if blob_get:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        # in flight: while the answer is held back, which is surely within the time the
+        # client holds its download slot (once the body is sent, the client may start
+        # its next download before this thread gets to count this one done)
         try:
             if blob_get and self.delay:
                 time.sleep(self.delay)
-            self._answer(h, method)
         finally:
             if blob_get:
                 with self._lock:
                     self.in_flight -= 1
+        self._answer(h, method)
 
     def _answer(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
         headers = {k: v for k, v in h.headers.items()
