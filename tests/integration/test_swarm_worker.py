@@ -62,7 +62,7 @@ def test_join_node_ls_info_leave(manager: MobyManager, fresh_daemon):
     assert d.out("info", "--format", "{{json .Labels}}").strip() == '["zone=test","tier="]'
     # the identity is kept under the data root, the key readable by root only
     assert oct(os.stat(os.path.join(d.data_root, "swarm")).st_mode & 0o777) == "0o700"
-    assert oct(os.stat(os.path.join(d.data_root, "swarm", "key.pem")).st_mode & 0o777) \
+    assert oct(os.stat(os.path.join(d.data_root, "swarm", "certificates", "key.pem")).st_mode & 0o777) \
         == "0o600"
     try:
         # the manager sees a Ready, Active worker with our hostname and version

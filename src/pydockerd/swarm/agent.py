@@ -8,7 +8,7 @@ import asyncio
 import logging
 import random
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import AsyncIterator, Callable
 
 import grpc
@@ -18,10 +18,11 @@ from ..errors import InvalidParameter, Unavailable
 from .addrs import split_addr
 from .bootstrap import BootstrapError, get_root_ca
 from .description import describe
-from .certs import new_csr, new_key
+from .certs import CertificateError, check_pair, new_csr, new_key, validity
 from .identity import Identity
 from .jointoken import ca_matches, parse_token
 from .proto import swarmkit_pb2 as pb
+from .renewal import Renewer
 from .rpc import Dispatcher, LogBroker, NodeCA, as_docker_error, channel
 from .state import RemoteManager
 from .worker import Worker
@@ -32,6 +33,9 @@ AVAILABILITY = {"active": pb.NodeSpec.ACTIVE, "pause": pb.NodeSpec.PAUSE,
                 "drain": pb.NodeSpec.DRAIN}
 FIRST_MESSAGE_TIMEOUT = 5.0     # SwarmKit's agent gives up on a session after 5 s
 RETRY_MAX = 8.0
+PROMOTED = ("This node was promoted to a swarm manager, but pydockerd can only be a "
+            "worker: it keeps working as a worker. Demote it on a manager with "
+            "\"docker node demote {}\"")
 
 
 def local_addr_towards(host: str, port: int) -> str:
@@ -86,31 +90,18 @@ async def request_identity(req: JoinRequest) -> Identity:
     host, port = split_addr(req.remote)
     root = await fetch_trusted_root(host, port, req.token)
     key = new_key()
-    csr = new_csr(key)
     ch = channel(f"{host}:{port}", root, "swarm-ca")
     try:
-        ca = NodeCA(ch)
-        issued = await ca.issue(pb.IssueNodeCertificateRequest(
-            csr=csr, token=req.token, availability=AVAILABILITY[req.availability]),
-            timeout=20)
-        while True:
-            status = await ca.status(issued.node_id, timeout=20)
-            state = status.status.state
-            if state in (pb.IssuanceStatus.ISSUED, pb.IssuanceStatus.ROTATE) \
-                    and status.certificate.csr == csr:
-                cert = bytes(status.certificate.certificate)
-                break
-            if state == pb.IssuanceStatus.FAILED:
-                raise Unavailable(f"the swarm CA did not issue a certificate: "
-                                  f"{status.status.err}")
-            await asyncio.sleep(0.2)
+        node_id, cert = await NodeCA(ch).issue_and_wait(pb.IssueNodeCertificateRequest(
+            csr=new_csr(key), token=req.token,
+            availability=AVAILABILITY[req.availability]))
     except grpc.aio.AioRpcError as e:
         raise as_docker_error(e) from e
     finally:
         await ch.close()
     addr = req.advertise_addr.rpartition(":")[0] if ":" in req.advertise_addr \
         else req.advertise_addr
-    return Identity(issued.node_id, key, cert, root, [f"{host}:{port}"], req.availability,
+    return Identity(node_id, key, cert, root, [f"{host}:{port}"], req.availability,
                     addr or local_addr_towards(host, port), req.listen_addr,
                     req.data_path_addr)
 
@@ -135,6 +126,10 @@ class Agent:
         self.session = Session()
         self.ready = asyncio.get_running_loop().create_future()
         self.error = ""         # why the agent stopped for good (the node was removed)
+        self.warning = ""       # what the node cannot do but keeps working (a promotion)
+        self.addr = ""          # the manager of the current session
+        self.renewer = Renewer(lambda: validity(self.ident.cert), self.renew_certificate)
+        self._new_session = asyncio.Event()
 
     def _managers(self) -> list[str]:
         return list(self.ident.managers)
@@ -143,6 +138,14 @@ class Agent:
         """Sessions until cancelled; a failed one is retried with backoff on the
         next manager of the list. A node the managers refuse (removed with `docker
         node rm --force`: PermissionDenied) stops with `error` set, until it leaves."""
+        renewals = asyncio.get_running_loop().create_task(self.renewer.run())
+        try:
+            await self._sessions()
+        finally:
+            renewals.cancel()
+            await asyncio.gather(renewals, return_exceptions=True)
+
+    async def _sessions(self) -> None:
         delay = 0.5
         attempt = 0
         while True:
@@ -150,7 +153,11 @@ class Agent:
             addr = addrs[attempt % len(addrs)]
             attempt += 1
             try:
-                await self._session(addr)
+                self.addr = addr
+                if await self._session(addr):
+                    attempt -= 1            # the same manager, with new credentials
+                    await asyncio.sleep(0.1)
+                    continue
                 delay = 0.5
             except grpc.aio.AioRpcError as e:
                 self.session = Session(managers=self.session.managers,
@@ -169,12 +176,16 @@ class Agent:
         if not self.ready.done():
             self.ready.set_exception(Unavailable(message))
 
-    async def _session(self, addr: str) -> None:
-        """One session: ends (raising) when its stream or its heartbeats fail."""
+    async def _session(self, addr: str) -> bool:
+        """One session: ends (raising) when its stream or its heartbeats fail, or
+        (True) when the identity changed (a new certificate or root: the channel's
+        credentials and the description's TLS info must follow)."""
+        self._new_session.clear()
         ch = channel(addr, self.ident.root_ca, "swarm-manager", self.ident.key,
                      self.ident.cert)
         loop = asyncio.get_running_loop()
-        tasks: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[object]] = []
+        renew = loop.create_task(self._new_session.wait())
         try:
             dispatcher = Dispatcher(ch)
             stream = dispatcher.session(pb.SessionRequest(
@@ -192,10 +203,12 @@ class Agent:
                           loop.create_task(self.worker.reporter(dispatcher,
                                                                 first.session_id)),
                           loop.create_task(self.worker.logs(LogBroker(ch)))]
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([*tasks, renew], return_when=asyncio.FIRST_COMPLETED)
             for t in done:
                 t.result()
+            return renew in done
         finally:
+            renew.cancel()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -218,8 +231,45 @@ class Agent:
         if addrs and addrs != self.ident.managers:
             self.ident.managers = addrs
             changed = True
+        if msg.HasField("node"):
+            promoted = msg.node.spec.desired_role == pb.MANAGER
+            self.warning = PROMOTED.format(self.ident.node_id) if promoted else ""
+            if msg.node.certificate.status.state == pb.IssuanceStatus.ROTATE:
+                self.renewer.request()      # a root rotation: a certificate of the new CA
         if msg.RootCA and bytes(msg.RootCA) != self.ident.root_ca:
-            # certificate renewal and root rotation come with a later change
-            log.info("swarm: the manager sent a new root CA (rotation not yet followed)")
+            changed |= self._trust_root(bytes(msg.RootCA))
         if changed:
             self.on_change(self.ident)
+
+    def _trust_root(self, root: bytes) -> bool:
+        """A root rotation ended: the new root is trusted (and reported in the
+        next session's TLS info) when our certificate chains to it; else it is
+        refused, as SwarmKit does, until a renewal brings a certificate that does."""
+        try:
+            check_pair(self.ident.key, self.ident.cert, root)
+        except (CertificateError, ValueError) as e:
+            log.warning("swarm: the manager's new root CA is not trusted yet: %s", e)
+            return False
+        log.info("swarm: trusting the swarm's new root CA")
+        self.ident.root_ca = root
+        self._new_session.set()
+        return True
+
+    async def renew_certificate(self) -> None:
+        """A new key and certificate over mutual TLS with the current ones (no
+        token: the CA keeps the node ID), stored atomically, then a new session."""
+        ident = self.ident
+        key = new_key()
+        ch = channel(self.addr or ident.managers[0], ident.root_ca, "swarm-ca", ident.key,
+                     ident.cert)
+        try:
+            _, cert = await NodeCA(ch).issue_and_wait(
+                pb.IssueNodeCertificateRequest(csr=new_csr(key)))
+        finally:
+            await ch.close()
+        check_pair(key, cert, ident.root_ca)
+        self.ident = replace(ident, key=key, cert=cert)
+        self.on_change(self.ident)
+        log.info("swarm: node certificate renewed, valid until %s",
+                 validity(cert)[1].isoformat())
+        self._new_session.set()

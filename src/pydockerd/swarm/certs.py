@@ -2,9 +2,16 @@
 only when joining or in a swarm)."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+
+class CertificateError(ValueError):
+    """A certificate or root that cannot be used (does not chain, wrong key)."""
 
 
 def new_key() -> bytes:
@@ -24,11 +31,58 @@ def new_csr(key_pem: bytes) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def issuer_info(cert_pem: bytes, root_ca: bytes) -> tuple[bytes, bytes]:
-    """The DER subject and SubjectPublicKeyInfo of the certificate's issuer."""
+def validity(cert_pem: bytes) -> tuple[datetime, datetime]:
+    """The leaf certificate's NotBefore and NotAfter (UTC, aware)."""
     cert = x509.load_pem_x509_certificate(cert_pem)
-    for root in x509.load_pem_x509_certificates(root_ca):
-        if root.subject == cert.issuer:
-            return root.subject.public_bytes(), root.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return cert.issuer.public_bytes(), b""
+    return cert.not_valid_before_utc, cert.not_valid_after_utc
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+
+
+def _chain_issuer(cert_pem: bytes, root_ca: bytes) -> x509.Certificate:
+    """The certificate that signed the leaf, after checking that the chain leads
+    to one of the roots: a root first, else an intermediate sent with the leaf (a
+    root rotation's cross-signed certificate), as TLS verification picks them."""
+    chain = x509.load_pem_x509_certificates(cert_pem)
+    roots = x509.load_pem_x509_certificates(root_ca)
+    current, first = chain[0], None
+    intermediates = chain[1:]
+    for _ in range(len(chain)):
+        root = next((r for r in roots if _issued_by(current, r)), None)
+        step = root or next((c for c in intermediates if _issued_by(current, c)), None)
+        if step is None:
+            break
+        first = first or step
+        if root is not None:
+            return first
+        intermediates = [c for c in intermediates if c is not step]
+        current = step
+    raise CertificateError("the certificate does not chain to the swarm's root CA")
+
+
+def check_pair(key_pem: bytes, cert_pem: bytes, root_ca: bytes) -> None:
+    """The certificate is for this key and chains to the root (CertificateError)."""
+    key = serialization.load_pem_private_key(key_pem, None)
+    leaf = x509.load_pem_x509_certificate(cert_pem)
+    der = serialization.Encoding.DER
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(der, spki) != leaf.public_key().public_bytes(der, spki):
+        raise CertificateError("the certificate is not for the node's key")
+    _chain_issuer(cert_pem, root_ca)
+
+
+def issuer_info(cert_pem: bytes, root_ca: bytes) -> tuple[bytes, bytes]:
+    """The DER subject and SubjectPublicKeyInfo of the certificate's issuer (what
+    the manager compares with its CA's to see a root rotation through)."""
+    try:
+        issuer = _chain_issuer(cert_pem, root_ca)
+    except CertificateError:
+        return x509.load_pem_x509_certificate(cert_pem).issuer.public_bytes(), b""
+    return issuer.subject.public_bytes(), issuer.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

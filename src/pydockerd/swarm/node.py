@@ -129,7 +129,8 @@ class SwarmNode:
         agent = self.agent
         if self.state == INACTIVE or agent is None:
             return SwarmInfo(self.state, error=self.error)
-        state, error = (ERROR, agent.error) if agent.error else (self.state, self.error)
+        state, error = (ERROR, agent.error) if agent.error \
+            else (self.state, self.error or agent.warning)
         return SwarmInfo(state, agent.ident.node_id, agent.ident.advertise_addr, error,
                          list(agent.session.managers))
 

@@ -4,6 +4,7 @@ the worker protocol, typed by our own generated messages. Imported only when
 the node joins or is in a swarm: grpc costs about 25 MiB once loaded."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any, AsyncIterator, Protocol
 
 import grpc
@@ -61,6 +62,23 @@ class NodeCA:
         r: pb.NodeCertificateStatusResponse = await self._status(
             pb.NodeCertificateStatusRequest(node_id=node_id), timeout=timeout)
         return r
+
+    async def issue_and_wait(self, req: pb.IssueNodeCertificateRequest,
+                             timeout: float = 20) -> tuple[str, bytes]:
+        """Have `req.csr` signed (a join with its token, or a renewal over mutual
+        TLS without one) and wait until the CA issued it: the node ID and the
+        certificate chain. Only a certificate for our CSR is taken."""
+        issued = await self.issue(req, timeout=timeout)
+        while True:
+            status = await self.status(issued.node_id, timeout=timeout)
+            state = status.status.state
+            if state in (pb.IssuanceStatus.ISSUED, pb.IssuanceStatus.ROTATE) \
+                    and status.certificate.csr == req.csr:
+                return issued.node_id, bytes(status.certificate.certificate)
+            if state == pb.IssuanceStatus.FAILED:
+                raise Unavailable(f"the swarm CA did not issue a certificate: "
+                                  f"{status.status.err}")
+            await asyncio.sleep(0.2)
 
 
 class AssignmentsStream(Protocol):
