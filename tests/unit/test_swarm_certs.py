@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pydockerd.swarm.certs import (CertificateError, check_pair, issuer_info, new_key,
-                                    validity)
+                                    trust_bundle, validity)
 from pydockerd.swarm.identity import Identity, IdentityStore
 from pydockerd.swarm.renewal import Renewer, backoff, renewal_delay
 
@@ -192,6 +192,10 @@ def test_a_certificate_of_the_rotated_root_chains_through_the_cross_signed_one()
     assert issuer_info(during, new_root) == (s.new.subject.public_bytes(), _spki(s.new))
     with pytest.raises(CertificateError):
         check_pair(new_key(), during, old_root)        # another key's certificate
+    # what a connection trusts meanwhile: the old root and the cross-signed new one
+    assert trust_bundle(before, old_root) == old_root
+    assert trust_bundle(during, old_root) == old_root + s.cross.public_bytes(PEM)
+    assert trust_bundle(during, new_root) == new_root
     nb, na = validity(during)
     assert (nb, na) == (T0, T0 + timedelta(days=90))
 
@@ -267,7 +271,7 @@ def test_session_messages_ask_for_renewal_report_promotion_and_trust_a_new_root(
         msg.node.certificate.status.state = pb.IssuanceStatus.ROTATE
         agent._apply(msg)
         assert agent.renewer._asked.is_set()
-        assert "promoted" in agent.warning and "docker node demote node1" in agent.warning
+        assert "promoted" in agent.warning and "docker node rm node1" in agent.warning
         assert not saved and not agent._new_session.is_set()
         # an unrelated root is refused; the rotated root is trusted, stored, and
         # a new session reports it

@@ -18,12 +18,12 @@ from ..errors import InvalidParameter, Unavailable
 from .addrs import split_addr
 from .bootstrap import BootstrapError, get_root_ca
 from .description import describe
-from .certs import CertificateError, check_pair, new_csr, new_key, validity
+from .certs import CertificateError, check_pair, new_csr, new_key, trust_bundle, validity
 from .identity import Identity
 from .jointoken import ca_matches, parse_token
 from .proto import swarmkit_pb2 as pb
 from .renewal import Renewer
-from .rpc import Dispatcher, LogBroker, NodeCA, as_docker_error, channel
+from .rpc import Dispatcher, LogBroker, ManagerChannel, NodeCA, as_docker_error, channel
 from .state import RemoteManager
 from .worker import Worker
 
@@ -34,8 +34,9 @@ AVAILABILITY = {"active": pb.NodeSpec.ACTIVE, "pause": pb.NodeSpec.PAUSE,
 FIRST_MESSAGE_TIMEOUT = 5.0     # SwarmKit's agent gives up on a session after 5 s
 RETRY_MAX = 8.0
 PROMOTED = ("This node was promoted to a swarm manager, but pydockerd can only be a "
-            "worker: it keeps working as a worker. Demote it on a manager with "
-            "\"docker node demote {}\"")
+            "worker: it keeps working as a worker. The managers refuse to demote a node "
+            "that never joined their raft; to clear this, leave the swarm, remove the "
+            "node on a manager (docker node rm {}) and join again")
 
 
 def local_addr_towards(host: str, port: int) -> str:
@@ -130,6 +131,7 @@ class Agent:
         self.addr = ""          # the manager of the current session
         self.renewer = Renewer(lambda: validity(self.ident.cert), self.renew_certificate)
         self._new_session = asyncio.Event()
+        self._channel: ManagerChannel | None = None     # the current session's
 
     def _managers(self) -> list[str]:
         return list(self.ident.managers)
@@ -181,8 +183,7 @@ class Agent:
         (True) when the identity changed (a new certificate or root: the channel's
         credentials and the description's TLS info must follow)."""
         self._new_session.clear()
-        ch = channel(addr, self.ident.root_ca, "swarm-manager", self.ident.key,
-                     self.ident.cert)
+        ch = self._channel_to(addr, "swarm-manager")
         loop = asyncio.get_running_loop()
         tasks: list[asyncio.Task[object]] = []
         renew = loop.create_task(self._new_session.wait())
@@ -192,6 +193,7 @@ class Agent:
                 description=describe(self.ident, self.labels)))
             it = stream.__aiter__()
             first = await asyncio.wait_for(it.__anext__(), FIRST_MESSAGE_TIMEOUT)
+            self._channel = ch
             self._apply(first)
             if not self.ready.done():
                 self.ready.set_result(None)
@@ -208,11 +210,17 @@ class Agent:
                 t.result()
             return renew in done
         finally:
+            self._channel = None
             renew.cancel()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await ch.close()
+
+    def _channel_to(self, addr: str, server_name: str) -> ManagerChannel:
+        ident = self.ident
+        return channel(addr, trust_bundle(ident.cert, ident.root_ca), server_name, ident.key,
+                       ident.cert)
 
     async def _messages(self, it: AsyncIterator[pb.SessionMessage]) -> None:
         async for msg in it:
@@ -260,13 +268,16 @@ class Agent:
         token: the CA keeps the node ID), stored atomically, then a new session."""
         ident = self.ident
         key = new_key()
-        ch = channel(self.addr or ident.managers[0], ident.root_ca, "swarm-ca", ident.key,
-                     ident.cert)
+        # over the session's connection when there is one: in a root rotation the
+        # manager may already present a certificate of the new CA, which a new
+        # connection could not verify before we hold one of that CA too
+        ch = self._channel or self._channel_to(self.addr or ident.managers[0], "swarm-ca")
         try:
             _, cert = await NodeCA(ch).issue_and_wait(
                 pb.IssueNodeCertificateRequest(csr=new_csr(key)))
         finally:
-            await ch.close()
+            if ch is not self._channel:
+                await ch.close()
         check_pair(key, cert, ident.root_ca)
         self.ident = replace(ident, key=key, cert=cert)
         self.on_change(self.ident)

@@ -66,6 +66,19 @@ def _chain_issuer(cert_pem: bytes, root_ca: bytes) -> x509.Certificate:
     raise CertificateError("the certificate does not chain to the swarm's root CA")
 
 
+def trust_bundle(cert_pem: bytes, root_ca: bytes) -> bytes:
+    """The roots a TLS connection to a manager trusts: the swarm's root CA, and
+    during a root rotation the new CA's certificate cross-signed by the old root
+    (it comes with our renewed certificate, checked here against the root).
+    BoringSSL, unlike Go, stops at that intermediate when a manager presents it
+    (its subject is its issuer's, `swarm-ca`, and it has no authority key ID, so
+    it looks self-signed): trusted, it ends the chain."""
+    roots = x509.load_pem_x509_certificates(root_ca)
+    extra = [c for c in x509.load_pem_x509_certificates(cert_pem)[1:]
+             if c not in roots and any(_issued_by(c, r) for r in roots)]
+    return root_ca + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in extra)
+
+
 def check_pair(key_pem: bytes, cert_pem: bytes, root_ca: bytes) -> None:
     """The certificate is for this key and chains to the root (CertificateError)."""
     key = serialization.load_pem_private_key(key_pem, None)

@@ -1,4 +1,4 @@
-"""gRPC to SwarmKit managers (grpc.aio): channels with the swarm's TLS names
+"""gRPC to SwarmKit managers (grpc.aio, over tlsdial.py's TLS): channels with the swarm's TLS names
 (`swarm-ca` for the CA, `swarm-manager` for the dispatcher) and the calls of
 the worker protocol, typed by our own generated messages. Imported only when
 the node joins or is in a swarm: grpc costs about 25 MiB once loaded."""
@@ -12,21 +12,37 @@ import grpc.aio
 
 from ..errors import DockerError, InvalidParameter, Unavailable
 from .proto import swarmkit_pb2 as pb
+from .tlsdial import TlsForwarder, client_context
 
 PKG = "docker.swarmkit.v1"
 
 
+class ManagerChannel:
+    """A gRPC channel to a manager through a TlsForwarder (tlsdial.py: why)."""
+
+    def __init__(self, addr: str, root_ca: bytes, server_name: str, key: bytes | None,
+                 cert: bytes | None) -> None:
+        host, _, port = addr.rpartition(":")
+        self.forwarder = TlsForwarder(host.strip("[]"), int(port), server_name,
+                                      client_context(root_ca, key, cert))
+        self.grpc = grpc.aio.insecure_channel(self.forwarder.target, options=[
+            ("grpc.default_authority", server_name)])
+        self.unary_unary = self.grpc.unary_unary
+        self.unary_stream = self.grpc.unary_stream
+        self.stream_unary = self.grpc.stream_unary
+
+    async def close(self) -> None:
+        await self.grpc.close()
+        await self.forwarder.close()
+
+
 def channel(addr: str, root_ca: bytes, server_name: str, key: bytes | None = None,
-            cert: bytes | None = None) -> grpc.aio.Channel:
+            cert: bytes | None = None) -> ManagerChannel:
     """A channel trusting only the swarm's root CA, with our certificate if given."""
-    creds = grpc.ssl_channel_credentials(root_certificates=root_ca, private_key=key,
-                                         certificate_chain=cert)
-    return grpc.aio.secure_channel(addr, creds, options=[
-        ("grpc.ssl_target_name_override", server_name),
-        ("grpc.default_authority", server_name)])
+    return ManagerChannel(addr, root_ca, server_name, key, cert)
 
 
-def _unary(ch: grpc.aio.Channel, service: str, method: str, resp: Any) -> Any:
+def _unary(ch: ManagerChannel, service: str, method: str, resp: Any) -> Any:
     return ch.unary_unary(f"/{PKG}.{service}/{method}",
                           request_serializer=lambda m: m.SerializeToString(),
                           response_deserializer=resp.FromString)
@@ -47,7 +63,7 @@ def as_docker_error(e: grpc.aio.AioRpcError) -> DockerError:
 
 
 class NodeCA:
-    def __init__(self, ch: grpc.aio.Channel) -> None:
+    def __init__(self, ch: ManagerChannel) -> None:
         self._issue = _unary(ch, "NodeCA", "IssueNodeCertificate",
                              pb.IssueNodeCertificateResponse)
         self._status = _unary(ch, "NodeCA", "NodeCertificateStatus",
@@ -88,7 +104,7 @@ class AssignmentsStream(Protocol):
 
 
 class Dispatcher:
-    def __init__(self, ch: grpc.aio.Channel) -> None:
+    def __init__(self, ch: ManagerChannel) -> None:
         self._session = ch.unary_stream(f"/{PKG}.Dispatcher/Session",
                                         request_serializer=lambda m: m.SerializeToString(),
                                         response_deserializer=pb.SessionMessage.FromString)
@@ -123,7 +139,7 @@ class Dispatcher:
 
 
 class LogBroker:
-    def __init__(self, ch: grpc.aio.Channel) -> None:
+    def __init__(self, ch: ManagerChannel) -> None:
         self._listen = ch.unary_stream(
             f"/{PKG}.LogBroker/ListenSubscriptions",
             request_serializer=lambda m: m.SerializeToString(),
