@@ -78,8 +78,16 @@ def remove(manager: MobyManager, worker, name: str, wait: bool = True) -> None:
 
 
 def tasks(manager: MobyManager, service: str) -> list[dict]:
-    ids = manager.out("service", "ps", "-q", "--no-trunc", service).split()
-    return json.loads(manager.out("inspect", *ids)) if ids else []
+    """The service's tasks (listed again when one was removed between the list
+    and the inspect: the manager reaps tasks of a scale-down meanwhile)."""
+    for _ in range(10):
+        ids = manager.out("service", "ps", "-q", "--no-trunc", service).split()
+        if not ids:
+            return []
+        r = manager.cli("inspect", *ids, check=False)
+        if r.returncode == 0:
+            return json.loads(r.stdout)
+    raise AssertionError(f"manager: docker inspect {' '.join(ids)}: {r.stderr.strip()}")
 
 
 def wait_states(manager: MobyManager, service: str, want: list[str],
