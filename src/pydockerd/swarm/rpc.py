@@ -24,7 +24,7 @@ class ManagerChannel:
                  cert: bytes | None) -> None:
         host, _, port = addr.rpartition(":")
         self.forwarder = TlsForwarder(host.strip("[]"), int(port), server_name,
-                                      client_context(root_ca, key, cert))
+                                      client_context(root_ca, key, cert), root_ca)
         self.grpc = grpc.aio.insecure_channel(self.forwarder.target, options=[
             ("grpc.default_authority", server_name)])
         self.unary_unary = self.grpc.unary_unary

@@ -7,7 +7,15 @@ MutableTLSCreds replaces the TLS config without NextProtos), and grpcio's TLS
 refuses such a server ("missing selected ALPN property"), with no switch to
 allow it; Go clients, Moby's workers, do not check. The local side is an
 abstract Unix socket (no file) that takes connections from this process only
-(SO_PEERCRED), so no other local process rides on the node's identity."""
+(SO_PEERCRED), so no other local process rides on the node's identity.
+
+During a root rotation a manager presents a certificate of the new CA with the
+new root cross-signed by the old one; OpenSSL stops at that cross-signed
+certificate (its subject is its issuer's and it has no authority key ID, so it
+looks self-signed) and refuses the chain, where Go follows it to the old root.
+When verification fails, the manager's chain is read once without verifying,
+and the certificates in it that a trusted root signed are trusted too (what
+trusting the old root means; certs.trust_bundle does the same with ours)."""
 from __future__ import annotations
 
 import asyncio
@@ -17,6 +25,7 @@ import secrets
 import socket
 import ssl
 import struct
+import sys
 
 log = logging.getLogger("pydockerd.swarm")
 
@@ -45,8 +54,10 @@ class TlsForwarder:
     """Listens on an abstract Unix socket; each connection is piped to a new TLS
     connection to `host:port` (server name `server_name`)."""
 
-    def __init__(self, host: str, port: int, server_name: str, ctx: ssl.SSLContext) -> None:
+    def __init__(self, host: str, port: int, server_name: str, ctx: ssl.SSLContext,
+                 root_ca: bytes) -> None:
         self.host, self.port, self.server_name, self.ctx = host, port, server_name, ctx
+        self.root_ca = root_ca
         self.name = f"pydockerd-swarm-{os.getpid()}-{secrets.token_hex(8)}"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind("\0" + self.name)
@@ -76,9 +87,7 @@ class TlsForwarder:
         self._pipes.add(task)
         try:
             try:
-                up_r, up_w = await asyncio.wait_for(asyncio.open_connection(
-                    self.host, self.port, ssl=self.ctx, server_hostname=self.server_name),
-                    CONNECT_TIMEOUT)
+                up_r, up_w = await self._dial()
             except (OSError, asyncio.TimeoutError) as e:
                 self.last_error = str(e) or type(e).__name__
                 log.warning("swarm: TLS to %s:%d: %s", self.host, self.port, self.last_error)
@@ -94,6 +103,38 @@ class TlsForwarder:
         finally:
             self._pipes.discard(task)
 
+    async def _open(self, ctx: ssl.SSLContext) -> tuple[asyncio.StreamReader,
+                                                         asyncio.StreamWriter]:
+        return await asyncio.wait_for(asyncio.open_connection(
+            self.host, self.port, ssl=ctx, server_hostname=self.server_name), CONNECT_TIMEOUT)
+
+    async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        try:
+            return await self._open(self.ctx)
+        except ssl.SSLCertVerificationError:
+            if not await self._trust_cross_signed():
+                raise
+        return await self._open(self.ctx)
+
+    async def _trust_cross_signed(self) -> bool:
+        """Trust the certificates of the manager's chain that a trusted root
+        signed; False when there are none (the chain stays refused)."""
+        from .certs import trust_bundle
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        probe.check_hostname = False
+        probe.verify_mode = ssl.CERT_NONE
+        _, writer = await self._open(probe)
+        try:
+            chain = _unverified_chain(writer.get_extra_info("ssl_object"))
+        finally:
+            writer.close()
+        bundle = trust_bundle(b"".join(chain), self.root_ca)
+        if bundle == self.root_ca:
+            return False
+        log.info("swarm: trusting the manager's cross-signed CA certificate (root rotation)")
+        self.ctx.load_verify_locations(cadata=bundle[len(self.root_ca):].decode())
+        return True
+
     async def close(self) -> None:
         self._starting.cancel()
         await asyncio.gather(self._starting, return_exceptions=True)
@@ -103,6 +144,16 @@ class TlsForwarder:
         for t in list(self._pipes):
             t.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)
+
+
+def _unverified_chain(obj: ssl.SSLObject) -> list[bytes]:
+    """The peer's certificate chain as sent (PEM): public from Python 3.13, the
+    same method of the underlying _ssl object before."""
+    if sys.version_info >= (3, 13):
+        return [ssl.DER_cert_to_PEM_cert(der).encode()
+                for der in obj.get_unverified_chain()]
+    return [c.public_bytes(ssl._ssl.ENCODING_PEM).encode()     # type: ignore[attr-defined]
+            for c in obj._sslobj.get_unverified_chain()]     # type: ignore[attr-defined]
 
 
 async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
