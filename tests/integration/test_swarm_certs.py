@@ -100,6 +100,29 @@ def test_ca_rotate_completes_with_the_node_in_the_swarm(manager: MobyManager, wo
                    and swarm_info(d)["LocalNodeState"] == "active", 20,
                    what="the restarted node to be ready")
         assert swarm_info(d)["NodeID"] == nid
+        # a node that was down when a rotation began comes back through it: the
+        # manager, renewed already, presents the new CA's certificate
+        d.stop()
+        manager.cli("swarm", "ca", "--rotate", "--detach", "--quiet")
+        third = json.loads(manager.out("info", "--format", "{{json .Swarm.Cluster.TLSInfo}}"))
+        assert third != new_tls
+        wait_until(lambda: node(manager, manager.node_id)["Description"]["TLSInfo"]
+                   ["CertIssuerPublicKey"] == third["CertIssuerPublicKey"], 30,
+                   what="the manager's own certificate of the third CA")
+        d.start()
+
+        def converged() -> dict | None:
+            if json.loads(manager.out("info", "--format",
+                                      "{{json .Swarm.Cluster.RootRotationInProgress}}")):
+                return None
+            final = json.loads(manager.out("info", "--format",
+                                           "{{json .Swarm.Cluster.TLSInfo}}"))
+            return final if node(manager, nid)["Description"]["TLSInfo"] == final else None
+        final = wait_until(converged, 60, what="the rotation to complete with the node back")
+        # (during a rotation the cluster's TrustRoot is still the old root)
+        assert final["CertIssuerPublicKey"] == third["CertIssuerPublicKey"]
+        assert final["TrustRoot"] != new_tls["TrustRoot"]
+        assert stored(d, "ca.pem").decode() == final["TrustRoot"]
     finally:
         remove(manager, d, svc)
         manager.cli("swarm", "update", "--cert-expiry", "2160h", check=False)
