@@ -1,7 +1,8 @@
 """Service tasks on pydockerd as a swarm worker of a private Moby manager
 (tests/integration/moby_manager.py, drained: every task lands on pydockerd):
 replicated services, scale, rm, jobs, failures, rejections, a container
-removed by hand, templates, secrets and configs, leave."""
+removed by hand, templates, secrets and configs, a start-first update and a
+rollback through the Docker SDK, leave."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -444,3 +445,38 @@ def test_back_after_the_grace_period_stops_replaced_tasks(manager, worker, fresh
         d.cli("swarm", "leave", check=False)
         wait_until(lambda: _node_state(manager, nid) == "down", 20, what="the node down")
         manager.cli("node", "rm", nid, check=False)
+
+
+def test_start_first_update_and_rollback_through_the_sdk(manager, worker):
+    """The Docker SDK's swarm API on the manager: a start-first rolling update runs
+    the new task's container before the old one stops; a rollback brings back the
+    previous spec, in a new container on pydockerd."""
+    import docker
+    from docker.types import EndpointSpec, UpdateConfig
+    client = docker.DockerClient(base_url=f"unix://{manager.socket}", timeout=60)
+    svc = client.services.create(
+        "busybox", ["sleep", "1000"], name="startfirst", env=["V=1"],
+        stop_grace_period=10 ** 9, update_config=UpdateConfig(order="start-first"),
+        endpoint_spec=EndpointSpec(mode="vip"))
+    try:
+        old, = wait_states(manager, "startfirst", ["running"])
+        svc.reload()
+        svc.update(env=["V=2"])
+        ts = wait_states(manager, "startfirst", ["running", "shutdown"])
+        new = next(t for t in ts if t["Status"]["State"] == "running")
+        new_c = worker.inspect(new["Status"]["ContainerStatus"]["ContainerID"])
+        old_c = worker.inspect(old["Status"]["ContainerStatus"]["ContainerID"])
+        assert "V=2" in new_c["Config"]["Env"]
+        assert not old_c["State"]["Running"]
+        # start-first: the new container was running before the old one stopped
+        assert new_c["State"]["StartedAt"] < old_c["State"]["FinishedAt"]
+        manager.cli("service", "rollback", "--detach", "startfirst")
+        ts = wait_states(manager, "startfirst", ["running", "shutdown", "shutdown"])
+        back = next(t for t in ts if t["Status"]["State"] == "running")
+        env = worker.inspect(back["Status"]["ContainerStatus"]["ContainerID"])["Config"]["Env"]
+        assert "V=1" in env and "V=2" not in env
+        assert client.services.get("startfirst").attrs["Spec"]["TaskTemplate"][
+            "ContainerSpec"]["Env"] == ["V=1"]
+    finally:
+        client.close()
+        remove(manager, worker, "startfirst")
