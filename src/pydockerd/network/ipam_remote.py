@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..plugins import Plugin, PluginCallError
-from .remote import PluginGetter
+from ..plugins import Plugin, PluginCallError, call_checked
+from .remote import PluginGetter, parse_cidr
 
 KIND = "IpamDriver"
 REQUEST_ADDRESS_TYPE = "RequestAddressType"
@@ -40,13 +40,6 @@ class PoolGrant:
     data: dict[str, str]
 
 
-def _iface(text: str) -> IPIface:
-    try:
-        return ipaddress.ip_interface(text)
-    except ValueError:
-        raise PluginCallError(f"invalid CIDR address: {text}") from None
-
-
 class RemoteIpam:
     """The IpamDriver calls of one plugin."""
 
@@ -58,11 +51,7 @@ class RemoteIpam:
         return self.plugin.name
 
     async def _call(self, verb: str, args: dict[str, Any] | None) -> dict[str, Any]:
-        doc = await self.plugin.client.call(f"{KIND}.{verb}", args)
-        err = doc.get("Err")
-        if isinstance(err, str) and err:
-            raise PluginCallError(f"remote: {err}")
-        return doc
+        return await call_checked(self.plugin.client, f"{KIND}.{verb}", args, "remote: ")
 
     async def capabilities(self) -> IpamCapabilities:
         """As libnetwork, a plugin that cannot answer is used without capabilities."""
@@ -85,7 +74,7 @@ class RemoteIpam:
                                                "SubPool": sub_pool, "Options": options,
                                                "V6": v6})
         pool_id, text, data = doc.get("PoolID"), doc.get("Pool"), doc.get("Data")
-        net = _iface(text if isinstance(text, str) else "").network
+        net = parse_cidr(text if isinstance(text, str) else "").network
         if net.version != (6 if v6 else 4):
             raise PluginCallError(f"IpamDriver.RequestPool: pool {net} is not an IPv"
                                   f"{6 if v6 else 4} pool")
@@ -103,7 +92,7 @@ class RemoteIpam:
         text = doc.get("Address")
         if not isinstance(text, str) or not text:
             raise PluginCallError("no address returned")
-        return _iface(text)
+        return parse_cidr(text)
 
     async def release_address(self, pool_id: str, address: str) -> None:
         await self._call("ReleaseAddress", {"PoolID": pool_id, "Address": address})

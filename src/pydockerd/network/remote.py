@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import SystemError_
-from ..plugins import Plugin, PluginCallError
+from ..plugins import Plugin, PluginCallError, call_checked
 
 KIND = "NetworkDriver"
 OPT_GENERIC = "com.docker.network.generic"
@@ -82,12 +82,16 @@ class JoinInfo:
     disable_gateway_service: bool = False
 
 
-def _cidr(text: str) -> str:
+def parse_cidr(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
     """libnetwork's types.ParseCIDR: an address with its prefix length."""
     try:
-        return str(ipaddress.ip_interface(text))
+        return ipaddress.ip_interface(text)
     except ValueError:
         raise PluginCallError(f"invalid CIDR address: {text}") from None
+
+
+def _cidr(text: str) -> str:
+    return str(parse_cidr(text))
 
 
 def _str(doc: dict[str, Any], key: str) -> str:
@@ -151,11 +155,7 @@ class RemoteDriver:
         return self.plugin.name
 
     async def _call(self, verb: str, args: dict[str, Any] | None) -> dict[str, Any]:
-        doc = await self.plugin.client.call(f"{KIND}.{verb}", args)
-        err = doc.get("Err")
-        if isinstance(err, str) and err:
-            raise PluginCallError(f"remote: {err}")
-        return doc
+        return await call_checked(self.plugin.client, f"{KIND}.{verb}", args, "remote: ")
 
     async def capabilities(self) -> Capabilities:
         doc = await self._call("GetCapabilities", None)

@@ -4,9 +4,9 @@ IPAM and authorization later) ask the registry for a plugin implementing their k
 call it through its client."""
 from __future__ import annotations
 
-from .client import PluginCallError, PluginClient, PluginUnavailable
+from .client import PluginCallError, PluginClient, PluginUnavailable, call_checked
 from .discovery import PluginDirs, PluginSpec, TLSOptions
 from .registry import Plugin, PluginRegistry
 
 __all__ = ["Plugin", "PluginCallError", "PluginClient", "PluginDirs", "PluginRegistry",
-           "PluginSpec", "PluginUnavailable", "TLSOptions"]
+           "PluginSpec", "PluginUnavailable", "TLSOptions", "call_checked"]

@@ -154,3 +154,16 @@ class PluginClient:
             raise PluginCallError(f"{method}: error reading plugin response: "
                                   "not a JSON object")
         return doc
+
+
+
+async def call_checked(client: PluginClient, method: str, args: dict[str, Any] | None,
+                       err_prefix: str = "") -> dict[str, Any]:
+    """client.call(), and a 200 answer carrying a non-empty `Err` raises
+    PluginCallError(err_prefix + Err) (libnetwork's remote drivers prefix "remote: ",
+    the volume driver nothing)."""
+    doc = await client.call(method, args)
+    err = doc.get("Err")
+    if isinstance(err, str) and err:
+        raise PluginCallError(f"{err_prefix}{err}")
+    return doc

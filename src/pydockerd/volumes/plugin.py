@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from ..errors import DockerError, SystemError_
-from ..plugins import Plugin, PluginCallError
+from ..plugins import Plugin, call_checked
 from .driver import DriverVolume
 from .model import Volume
 
@@ -40,11 +40,7 @@ class PluginVolumeDriver:
         return self.plugin.name
 
     async def _call(self, verb: str, args: dict[str, Any]) -> dict[str, Any]:
-        doc = await self.plugin.client.call(f"{KIND}.{verb}", args)
-        err = doc.get("Err")
-        if isinstance(err, str) and err:
-            raise PluginCallError(err)
-        return doc
+        return await call_checked(self.plugin.client, f"{KIND}.{verb}", args)
 
     async def create(self, name: str, opts: dict[str, str] | None) -> str:
         try:
