@@ -97,6 +97,34 @@ def link_exists(name: str) -> bool:
     return run(["ip", "link", "show", "dev", name]).returncode == 0
 
 
+def is_root() -> bool:
+    """The daemons need root; says so when not."""
+    if os.geteuid() != 0:
+        print("run as root (the daemons need it)", file=sys.stderr)
+        return False
+    return True
+
+
+def dockerd_wanted(skip_dockerd: bool) -> bool:
+    """Whether to benchmark dockerd beside pydockerd: not skipped and installed."""
+    if skip_dockerd:
+        return False
+    if not (shutil.which("dockerd") and shutil.which("containerd")):
+        log("dockerd/containerd not installed (Debian docker.io): benchmarking pydockerd alone")
+        return False
+    return True
+
+
+def stale_bridge(*bridges: str) -> bool:
+    """Whether one of the bench's bridges is left from an earlier run (says which)."""
+    for br in bridges:
+        if link_exists(br):
+            print(f"bridge {br} already exists (stale from an earlier run?); "
+                  f"delete it with: ip link del {br}", file=sys.stderr)
+            return True
+    return False
+
+
 def proc_cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -873,25 +901,19 @@ def main() -> int:
         print(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}", file=sys.stderr)
         return 2
 
-    if os.geteuid() != 0:
-        print("run as root (the daemons need it)", file=sys.stderr)
+    if not is_root():
         return 2
     if not os.path.exists(DOCKER_CLI):
         print(f"{DOCKER_CLI} (docker CLI 28) not found", file=sys.stderr)
         return 2
-    use_dockerd = not args.skip_dockerd
-    if use_dockerd and not (shutil.which("dockerd") and shutil.which("containerd")):
-        log("dockerd/containerd not installed (Debian docker.io): benchmarking pydockerd alone")
-        use_dockerd = False
+    use_dockerd = dockerd_wanted(args.skip_dockerd)
 
     watched_before = watch_host_paths()
     subnets = free_subnets(2)
     engines: list[Engine] = [PyDockerd("pydockerd", PYD_BASE, PYD_BRIDGE, subnets[0])]
     if use_dockerd:
         engines.append(RealDockerd("dockerd", DD_BASE, DD_BRIDGE, subnets[1]))
-    if link_exists(PYD_BRIDGE):
-        print(f"bridge {PYD_BRIDGE} already exists (stale from an earlier run?); "
-              f"delete it with: ip link del {PYD_BRIDGE}", file=sys.stderr)
+    if stale_bridge(PYD_BRIDGE):
         return 2
 
     result: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "runs": args.runs,

@@ -341,22 +341,15 @@ def main() -> int:
                     help="do not copy daemon logs to bench/results-images-<engine>.log")
     args = ap.parse_args()
 
-    if os.geteuid() != 0:
-        print("run as root (the daemons need it)", file=sys.stderr)
+    if not rb.is_root():
         return 2
     for path in (rb.DOCKER_CLI, REGISTRY_BIN):
         if not os.path.exists(path):
             print(f"{path} not found", file=sys.stderr)
             return 2
-    use_dockerd = not args.skip_dockerd
-    if use_dockerd and not (shutil.which("dockerd") and shutil.which("containerd")):
-        log("dockerd/containerd not installed (Debian docker.io): benchmarking pydockerd alone")
-        use_dockerd = False
-    for br in (PYD_BRIDGE, DD_BRIDGE):
-        if rb.link_exists(br):
-            print(f"bridge {br} already exists (stale from an earlier run?); "
-                  f"delete it with: ip link del {br}", file=sys.stderr)
-            return 2
+    use_dockerd = rb.dockerd_wanted(args.skip_dockerd)
+    if rb.stale_bridge(PYD_BRIDGE, DD_BRIDGE):
+        return 2
 
     watched_before = rb.watch_host_paths()
     subnets = rb.free_subnets(2)
