@@ -9,19 +9,16 @@ import posixpath
 import re
 import shutil
 import stat
-import zlib
 from typing import IO, TYPE_CHECKING
 
 from ..errors import InvalidParameter, NotFound
-from ..images.tarsafe import Extractor, decompressed
+from ..images.tarsafe import Extractor
 from ..runtime.users import resolve_in_root
 from ..util.lazy import lazy_import
 
 if TYPE_CHECKING:
-    import lzma
     import tarfile
 else:   # loaded on first use: an idle daemon never needs it (issue 10)
-    lzma = lazy_import("lzma")
     tarfile = lazy_import("tarfile")
 
 
@@ -34,18 +31,7 @@ class _ContextExtractor(Extractor):
 
 def unpack_context(src: IO[bytes], root: str) -> None:
     """Extract the context tar (plain or compressed) into the empty dir root."""
-    ex = _ContextExtractor(root)
-    try:
-        with tarfile.open(fileobj=decompressed(src), mode="r|") as tar:
-            for m in tar:
-                ex.entry(tar, m)
-    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
-        raise InvalidParameter(f"invalid build context: {e}") from e
-    except OSError as e:
-        if e.errno is not None:      # a real I/O failure, not bad compressed data (bz2)
-            raise
-        raise InvalidParameter(f"invalid build context: {e}") from e
-    ex.finish()
+    _ContextExtractor(root).extract(src, "invalid build context")
 
 
 def tar_padding(head: bytes, size: int) -> bytes:

@@ -12,15 +12,11 @@ Blocking: call from a worker thread.
 """
 from __future__ import annotations
 
-import lzma
 import os
-import zlib
 from typing import IO, TYPE_CHECKING
 
-from ..errors import InvalidParameter
 from ..util.lazy import lazy_import
-from .tarsafe import (WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, Extractor,
-                      clean_name, decompressed)
+from .tarsafe import WHITEOUT_PREFIX, Extractor, clean_name
 
 if TYPE_CHECKING:
     import tarfile
@@ -42,7 +38,7 @@ class _ApplyExtractor(Extractor):
     def _kept(self, rel: str) -> bool:
         return rel in self.unpacked or any(u.startswith(rel + "/") for u in self.unpacked)
 
-    def _opaque(self, parent: str) -> None:
+    def opaque(self, parent: str) -> None:
         """Only what this layer unpacked stays below parent (moby's walk of the
         directory: whatever is not in unpackedPaths goes)."""
         for name in os.listdir(self._abs(parent)):
@@ -50,33 +46,13 @@ class _ApplyExtractor(Extractor):
             if not self._kept(rel):
                 self._clear(rel, keep_dir=False)
             elif os.path.isdir(self._abs(rel)) and not os.path.islink(self._abs(rel)):
-                self._opaque(rel)
+                self.opaque(rel)
 
-    def whiteout(self, m: tarfile.TarInfo, parent: str, base: str) -> None:
-        self.ensure_dir(parent)
-        if base == WHITEOUT_OPAQUE:
-            self._opaque(parent)
-            return
-        if base.startswith(WHITEOUT_META_PREFIX):
-            return                          # other AUFS metadata (.wh..wh.plnk ...): drop
-        name = base[len(WHITEOUT_PREFIX):]
-        if not name or name in (".", ".."):
-            raise InvalidParameter(f"invalid whiteout entry {m.name!r}")
-        self._clear(os.path.join(parent, name) if parent else name, keep_dir=False)
+    def whited_out(self, m: tarfile.TarInfo, rel: str) -> None:
+        """The name is gone (removed by whiteout()): nothing marks it."""
 
 
 def apply_layer(src: IO[bytes], root: str) -> None:
     """Apply the layer tar read from src (plain, gzip, bzip2 or xz) over root (an
     existing directory, empty for the first layer)."""
-    ex = _ApplyExtractor(root)
-    try:
-        with tarfile.open(fileobj=decompressed(src), mode="r|") as tar:
-            for m in tar:
-                ex.entry(tar, m)
-    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
-        raise InvalidParameter(f"invalid layer tar: {e}") from e
-    except OSError as e:
-        if e.errno is not None:
-            raise
-        raise InvalidParameter(f"invalid layer tar: {e}") from e
-    ex.finish()
+    _ApplyExtractor(root).extract(src, "invalid layer tar")

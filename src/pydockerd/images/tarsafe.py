@@ -23,6 +23,8 @@ import os
 import shutil
 import stat
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
@@ -222,9 +224,12 @@ class Extractor:
         os.link(tpath, self._abs(rel), follow_symlinks=False)
 
     def whiteout(self, m: tarfile.TarInfo, parent: str, base: str) -> None:
+        """The AUFS entry `base` (a `.wh.` name) in parent: the opaque marker goes to
+        opaque(), `.wh.<name>` removes <name> and calls whited_out(), other AUFS
+        metadata is dropped."""
         self.ensure_dir(parent)
         if base == WHITEOUT_OPAQUE:
-            os.setxattr(self._abs(parent), OPAQUE_XATTR, b"y", follow_symlinks=False)
+            self.opaque(parent)
             return
         if base.startswith(WHITEOUT_META_PREFIX):
             return                          # other AUFS metadata (.wh..wh.plnk ...): drop
@@ -233,6 +238,14 @@ class Extractor:
             raise InvalidParameter(f"invalid whiteout entry {m.name!r}")
         rel = os.path.join(parent, name) if parent else name
         self._clear(rel, keep_dir=False)
+        self.whited_out(m, rel)
+
+    def opaque(self, parent: str) -> None:
+        """Overlay: the opaque xattr on the directory."""
+        os.setxattr(self._abs(parent), OPAQUE_XATTR, b"y", follow_symlinks=False)
+
+    def whited_out(self, m: tarfile.TarInfo, rel: str) -> None:
+        """Overlay: a 0/0 character device where the whited-out name was."""
         path = self._abs(rel)
         os.mknod(path, stat.S_IFCHR | 0o600, 0)
         os.lchown(path, *self.ids.to_host(m.uid, m.gid))
@@ -269,8 +282,28 @@ class Extractor:
             except FileNotFoundError:       # replaced by a later entry of the layer
                 pass
 
+    def extract(self, src: IO[bytes], what: str) -> None:
+        """Every entry of the tar read from src (plain, gzip, bzip2 or xz), then
+        finish(); a malformed tar is InvalidParameter("<what>: <error>")."""
+        with bad_tar_is_invalid(what), \
+                tarfile.open(fileobj=decompressed(src), mode="r|") as tar:
+            for m in tar:
+                self.entry(tar, m)
+        self.finish()
 
-_Extractor = Extractor   # old private name, still imported by containers/archive.py
+
+@contextmanager
+def bad_tar_is_invalid(what: str) -> Iterator[None]:
+    """A malformed or badly compressed tar read in the block is
+    InvalidParameter("<what>: <error>"); a real I/O error (one with an errno) passes."""
+    try:
+        yield
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
+        raise InvalidParameter(f"{what}: {e}") from e
+    except OSError as e:
+        if e.errno is not None:            # a real filesystem error (ENOSPC, EIO...)
+            raise
+        raise InvalidParameter(f"{what}: {e}") from e   # bad gzip/bz2 data
 
 
 def unpack_layer(src: IO[bytes], root: str, record: bool = False,
@@ -288,19 +321,13 @@ def unpack_layer(src: IO[bytes], root: str, record: bool = False,
     ex = Extractor(root, ids)
     size = 0
     bodies: list[str] = []
-    try:
+    with bad_tar_is_invalid("invalid layer tar"):
         with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
             for m in tar:
                 if m.isreg() and m.size > 0:
                     bodies.append(clean_name(m.name))
                 size += ex.entry(tar, m)
         stream.drain()                     # trailing blocks count in the diff id
-    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
-        raise InvalidParameter(f"invalid layer tar: {e}") from e
-    except OSError as e:
-        if e.errno is not None:            # a real filesystem error (ENOSPC, EIO...)
-            raise
-        raise InvalidParameter(f"invalid layer tar: {e}") from e   # bad gzip/bz2 data
     ex.finish()
     split = recorder.result(bodies) if recorder is not None else None
     if split is not None and not verify_split(split, root):
