@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zlib
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 from ...errors import InvalidParameter
-from ...images.tarsafe import clean_name, decompressed, unpack_layer
+from ...images.tarsafe import bad_tar_is_invalid, clean_name, decompressed, unpack_layer
 from .state import PluginStore
 from ...util.lazy import lazy_import
 
 if TYPE_CHECKING:
     import gzip
-    import lzma
     import tarfile
 else:   # loaded on first use: an idle daemon never needs it (issue 10)
     gzip = lazy_import("gzip")
-    lzma = lazy_import("lzma")
     tarfile = lazy_import("tarfile")
 
 CONFIG_LIMIT = 1 << 20
@@ -57,7 +54,7 @@ def split_context(src: IO[bytes], store: PluginStore, rootfs: str) -> Context:
     seen_rootfs = False
     h = hashlib.sha256()
     try:
-        with open(layer_path, "wb") as raw:
+        with bad_tar_is_invalid("failed to read from tar"), open(layer_path, "wb") as raw:
             hashing = _HashingWriter(raw, h)
             with gzip.GzipFile(fileobj=hashing, mode="wb", mtime=0) as gz, \
                     tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as out, \
@@ -74,14 +71,6 @@ def split_context(src: IO[bytes], store: PluginStore, rootfs: str) -> Context:
                         continue
                     seen_rootfs = True
                     out.addfile(r, tar.extractfile(m) if m.isreg() else None)
-    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
-        os.unlink(layer_path)
-        raise InvalidParameter(f"failed to read from tar: {e}") from None
-    except OSError as e:
-        os.unlink(layer_path)
-        if e.errno is not None:            # a real filesystem error (ENOSPC, EIO...)
-            raise
-        raise InvalidParameter(f"failed to read from tar: {e}") from None   # bad bz2 data
     except BaseException:
         os.unlink(layer_path)
         raise
