@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pydockerd.logdrivers.drivers import LogTarget
@@ -27,6 +28,25 @@ async def _until(cond, timeout: float = 5.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+def _spooled(tmp_path: Path) -> tuple[Path, Path, LogTarget]:
+    """An empty spool in a bundle dir, and a json-file target for its container."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    spool = bundle / new_spool_name(time.time_ns())
+    spool.write_bytes(b"")
+    log_path = tmp_path / "ctr" / f"{CID}-json.log"
+    return spool, log_path, LogTarget("json-file", str(log_path), str(bundle),
+                                      ContainerInfo(CID, "/t"))
+
+
+def _counting(checks: list[float]) -> Callable[[], bool]:
+    """An `alive` check that records when the tailer asked (conmon always lives)."""
+    def alive() -> bool:
+        checks.append(time.monotonic())
+        return True
+    return alive
 
 
 def test_dir_watcher_reports_names_and_removal(tmp_path: Path) -> None:
@@ -49,17 +69,9 @@ def test_dir_watcher_reports_names_and_removal(tmp_path: Path) -> None:
 
 
 def test_idle_tailer_does_not_poll_and_wakes_on_write(tmp_path: Path) -> None:
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    spool = bundle / new_spool_name(time.time_ns())
-    spool.write_bytes(b"")
-    log_path = tmp_path / "ctr" / f"{CID}-json.log"
-    target = LogTarget("json-file", str(log_path), str(bundle), ContainerInfo(CID, "/t"))
+    spool, log_path, target = _spooled(tmp_path)
     checks: list[float] = []
-
-    def alive() -> bool:
-        checks.append(time.monotonic())
-        return True
+    alive = _counting(checks)
 
     async def main() -> None:
         pipe = LogPipeline()
@@ -86,12 +98,7 @@ def test_idle_wake_ups_do_not_go_through_a_worker_thread(tmp_path: Path,
     by the monitor) looks at the file size on the loop: with 1,000 idle tailers a
     worker-thread round trip per wake-up cost the event loop more than the starts."""
     from pydockerd.logdrivers import pipeline
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    spool = bundle / new_spool_name(time.time_ns())
-    spool.write_bytes(b"")
-    log_path = tmp_path / "ctr" / f"{CID}-json.log"
-    target = LogTarget("json-file", str(log_path), str(bundle), ContainerInfo(CID, "/t"))
+    spool, log_path, target = _spooled(tmp_path)
     steps: list[int] = []
     real_step = pipeline._Tail._step
 
@@ -100,10 +107,7 @@ def test_idle_wake_ups_do_not_go_through_a_worker_thread(tmp_path: Path,
         return real_step(self, *args)
     monkeypatch.setattr(pipeline._Tail, "_step", step)
     checks: list[float] = []
-
-    def alive() -> bool:
-        checks.append(time.monotonic())
-        return True
+    alive = _counting(checks)
 
     async def main() -> None:
         pipe = LogPipeline()
