@@ -1,7 +1,7 @@
 """Legacy ("v1") Docker plugins: discovery, the HTTP client, the registry of activated
-plugins (see docs/ARCHITECTURE.md, Plugins). Consumers (volume drivers today; network,
-IPAM and authorization later) ask the registry for a plugin implementing their kind and
-call it through its client."""
+plugins (see docs/ARCHITECTURE.md, Plugins). Consumers (volume, network and IPAM
+drivers, authorization) ask the registry for a plugin implementing their kind and call it
+through its client (the drivers with call_checked, for answers carrying `Err`)."""
 from __future__ import annotations
 
 from .client import PluginCallError, PluginClient, PluginUnavailable, call_checked
