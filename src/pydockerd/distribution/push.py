@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, TYPE_CHECKING
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode
 
 from ..errors import DockerError, InvalidParameter, NotFound, SystemError_
 from ..events import EventBus
@@ -19,6 +19,7 @@ from ..images.service import ImageService
 from ..progress import (ErrorEvent, LayerStatus, Progress, ProgressEvent, PushedDigest,
                         Status)
 from .blobcache import BlobCache, BlobRecord
+from .blobupload import absolute, blob_exists, finish_upload, start_upload, upload_bytes
 from .client import RegistrySession, registry_error
 from .errors import push_error
 from .layertar import original_tar_chunks, write_layer_tar
@@ -115,8 +116,8 @@ class Push:
         config_desc = Descriptor(OCI_CONFIG if oci else DOCKER_CONFIG,
                                  "sha256:" + hashlib.sha256(t.config_bytes).hexdigest(),
                                  len(t.config_bytes))
-        if not await self._blob_exists(config_desc.digest):
-            await self._upload_bytes(t.config_bytes, config_desc.digest)
+        if not await blob_exists(self.sess, self.repo, config_desc.digest):
+            await upload_bytes(self.sess, self.repo, config_desc.digest, t.config_bytes)
         kind = _TO_OCI if oci else _TO_DOCKER
         manifest: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_MANIFEST if oci else DOCKER_MANIFEST,
                     "config": config_desc.to_wire(),
@@ -150,7 +151,7 @@ class Push:
             records = await asyncio.to_thread(self.cache.records, diff_id)
             here = [r for r in records if r.registry == domain]
             for r in here:
-                if r.repo == self.repo and await self._blob_exists(r.digest):
+                if r.repo == self.repo and await blob_exists(self.sess, self.repo, r.digest):
                     emit(LayerStatus(sid, "Layer already exists"))
                     return Descriptor(r.media_type, r.digest, r.size)
             for r in here:
@@ -169,7 +170,7 @@ class Push:
                     made = self.cache.temp_path("push")
                     desc = await asyncio.to_thread(self._compress, diff_id, chain, made)
                     path = made
-                if await self._blob_exists(desc.digest):
+                if await blob_exists(self.sess, self.repo, desc.digest):
                     emit(LayerStatus(sid, "Layer already exists"))
                 else:
                     await self._upload_file(path, desc, sid, emit)
@@ -202,15 +203,6 @@ class Push:
                 f"layer (the original tar stream was not kept)")
         return Descriptor(DOCKER_LAYER_GZIP, "sha256:" + outer.hash.hexdigest(), outer.size)
 
-    async def _blob_exists(self, digest: str) -> bool:
-        resp = await self.sess.request("HEAD", f"/v2/{self.repo}/blobs/{digest}")
-        async with resp:
-            if resp.status == 200:
-                return True
-            if resp.status == 404:
-                return False
-            raise await registry_error(resp)
-
     async def _mount(self, r: BlobRecord) -> bool:
         self.sess.add_scope(f"repository:{r.repo}:pull")
         q = urlencode({"mount": r.digest, "from": r.repo})
@@ -221,42 +213,15 @@ class Push:
             if resp.status == 202:           # not mounted: cancel the upload it started
                 loc = resp.headers.get("Location")
                 if loc:
-                    cancel = await self.sess.request("DELETE", self._abs(loc))
+                    cancel = await self.sess.request("DELETE", absolute(self.sess, loc))
                     cancel.release()
                 return False
             if resp.status in (401, 403, 404):
                 return False
             raise await registry_error(resp)
 
-    def _abs(self, location: str) -> str:
-        return urljoin(self.sess.endpoint.base + "/", location)
-
-    async def _start_upload(self) -> tuple[str, int]:
-        resp = await self.sess.request("POST", f"/v2/{self.repo}/blobs/uploads/", data=b"")
-        async with resp:
-            if resp.status != 202:
-                raise await registry_error(resp)
-            loc = resp.headers.get("Location")
-            if not loc:
-                raise SystemError_("registry started an upload without a Location")
-            chunk_min = int(resp.headers.get("OCI-Chunk-Min-Length", "0") or 0)
-            return self._abs(loc), chunk_min
-
-    async def _finish_upload(self, loc: str, digest: str, data: bytes = b"") -> None:
-        sep = "&" if "?" in loc else "?"
-        resp = await self.sess.request("PUT", f"{loc}{sep}{urlencode({'digest': digest})}",
-                                       data=data, headers={
-                                           "Content-Type": "application/octet-stream"})
-        async with resp:
-            if resp.status not in (201, 204):
-                raise await registry_error(resp)
-
-    async def _upload_bytes(self, data: bytes, digest: str) -> None:
-        loc, _ = await self._start_upload()
-        await self._finish_upload(loc, digest, data)
-
     async def _upload_file(self, path: str, desc: Descriptor, sid: str, emit: Emit) -> None:
-        loc, chunk_min = await self._start_upload()
+        loc, chunk_min = await start_upload(self.sess, self.repo)
         total = desc.size
         chunk = max(chunk_min, 0) or total       # monolithic unless chunks are required
         f = await asyncio.to_thread(open, path, "rb")
@@ -289,13 +254,13 @@ class Push:
                 async with resp:
                     if resp.status != 202:
                         raise await registry_error(resp)
-                    loc = self._abs(resp.headers.get("Location") or loc)
+                    loc = absolute(self.sess, resp.headers.get("Location") or loc)
                 if total == 0:
                     break
             emit(Progress(sid, "Pushing", sent, total))
         finally:
             await asyncio.to_thread(f.close)
-        await self._finish_upload(loc, desc.digest)
+        await finish_upload(self.sess, loc, desc.digest)
 
 
 def msg_id(diff_id: str) -> str:

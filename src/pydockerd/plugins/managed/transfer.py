@@ -11,15 +11,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urljoin
 
+from ...distribution.blobupload import blob_exists, upload_bytes
 from ...distribution.client import RegistrySession, registry_error
 from ...distribution.download import download_blob
 from ...distribution.manifest import (DOCKER_LAYER_GZIP, DOCKER_MANIFEST, Descriptor,
                                       ImageManifest, ManifestList, host_platform,
                                       parse_manifest, select)
 from ...distribution.pull import fetch_blob_bytes, fetch_manifest, short
-from ...errors import InvalidParameter, SystemError_
+from ...errors import InvalidParameter
 from ...images.applylayer import apply_layer
 from ...progress import LayerStatus, ProgressEvent
 from .config import MEDIA_TYPE, parse_config
@@ -93,31 +93,6 @@ def build_manifest(store: PluginStore, config_digest: str, blobsums: list[str]) 
                        "layers": [desc(DOCKER_LAYER_GZIP, b) for b in blobsums]}).encode()
 
 
-async def _blob_exists(sess: RegistrySession, repo: str, digest: str) -> bool:
-    resp = await sess.request("HEAD", f"/v2/{repo}/blobs/{digest}")
-    async with resp:
-        if resp.status in (200, 404):
-            return resp.status == 200
-        raise await registry_error(resp)
-
-
-async def _upload(sess: RegistrySession, repo: str, digest: str, data: bytes) -> None:
-    resp = await sess.request("POST", f"/v2/{repo}/blobs/uploads/", data=b"")
-    async with resp:
-        if resp.status != 202:
-            raise await registry_error(resp)
-        loc = resp.headers.get("Location")
-    if not loc:
-        raise SystemError_("registry started an upload without a Location")
-    loc = urljoin(sess.endpoint.base + "/", loc)
-    sep = "&" if "?" in loc else "?"
-    resp = await sess.request("PUT", f"{loc}{sep}{urlencode({'digest': digest})}", data=data,
-                              headers={"Content-Type": "application/octet-stream"})
-    async with resp:
-        if resp.status not in (201, 204):
-            raise await registry_error(resp)
-
-
 async def push_plugin(sess: RegistrySession, repo: str, tag: str, store: PluginStore,
                       config_digest: str, blobsums: list[str], manifest: bytes,
                       emit: Emit) -> str:
@@ -125,11 +100,11 @@ async def push_plugin(sess: RegistrySession, repo: str, tag: str, store: PluginS
     for digest in [*blobsums, config_digest]:
         sid = short(digest)
         emit(LayerStatus(sid, "Preparing"))
-        if await _blob_exists(sess, repo, digest):
+        if await blob_exists(sess, repo, digest):
             emit(LayerStatus(sid, "Layer already exists"))
             continue
         data = await asyncio.to_thread(store.read_blob, digest)
-        await _upload(sess, repo, digest, data)
+        await upload_bytes(sess, repo, digest, data)
         emit(LayerStatus(sid, "Pushed"))
     resp = await sess.request("PUT", f"/v2/{repo}/manifests/{tag}", data=manifest,
                               headers={"Content-Type": DOCKER_MANIFEST})
