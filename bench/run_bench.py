@@ -843,6 +843,29 @@ def watch_host_paths() -> dict[str, bool]:
     return {p: os.path.lexists(p) for p in HOST_PATHS_WATCHED}
 
 
+def start_engine(e: "Engine") -> str:
+    """Start the engine; its version line (logged)."""
+    e.start()
+    ver = e.must("version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})").strip()
+    log(f"{e.name} up: {ver}")
+    return ver
+
+
+def record_fatal(result: dict, ex: BaseException) -> None:
+    """What stopped a bench: its traceback printed, its message in the result."""
+    import traceback
+    traceback.print_exc()
+    result["fatal"] = f"{type(ex).__name__}: {ex}"
+
+
+def keep_log(e: "Engine", dest: Path) -> None:
+    """A copy of the engine's daemon log beside the results (when there is one)."""
+    try:
+        shutil.copy(e.log_path, dest)
+    except OSError:
+        pass
+
+
 def teardown(engines: list[Engine], watched_before: dict[str, bool], before_stop=None) -> None:
     """Stop and remove everything the engines made, then the host paths the run created.
     before_stop(engine), if given, runs first on each engine that is still up (e.g. rm -f of
@@ -929,20 +952,16 @@ def main() -> int:
         log("building the busybox test image")
         build_test_image("busybox", tmpimg / "busybox.tar")
         for e in engines:
-            e.start()
-            ver = e.must("version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})").strip()
+            ver = start_engine(e)
             result["engines"][e.name] = {"version": ver, "bridge": e.bridge, "subnet": e.subnet,
                                          "base": str(e.base)}
-            log(f"{e.name} up: {ver}")
             e.must("load", "-i", str(tmpimg / "busybox.tar"), timeout=300)
         result["sanity"] = bench.sanity()
         for c in cases:
             getattr(bench, CASES[c])()
         result["memory_detail"] = getattr(bench, "memory_detail", None)
     except (Exception, KeyboardInterrupt) as ex:   # still clean up and print what we have
-        import traceback
-        traceback.print_exc()
-        result["fatal"] = f"{type(ex).__name__}: {ex}"
+        record_fatal(result, ex)
         rc = 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)   # cleanup runs to the end
@@ -951,10 +970,7 @@ def main() -> int:
             result["errors"][e.name] = e.errors
             result.setdefault("daemon_log_problems", {})[e.name] = daemon_log_problems(e)
             if not args.no_logs:
-                try:
-                    shutil.copy(e.log_path, HERE / f"results-{e.name}.log")
-                except OSError:
-                    pass
+                keep_log(e, HERE / f"results-{e.name}.log")
         teardown(engines, watched_before, before_stop=bench.rm_all)
         shutil.rmtree(tmpimg, ignore_errors=True)
 

@@ -187,18 +187,13 @@ def main() -> int:
         ctx.mkdir()
         make_context(ctx, args.files)
         for e in engines:
-            e.start()
+            result["engines"][e.name] = {"version": rb.start_engine(e), "base": str(e.base)}
             e.must("load", "-i", str(tar))
-            v = e.must("version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})").strip()
-            result["engines"][e.name] = {"version": v, "base": str(e.base)}
-            log(f"{e.name} up: {v}")
         bench = BuildBench(engines, args.runs, ctx)
         for c in cases:
             getattr(bench, c)()
     except (Exception, KeyboardInterrupt) as ex:
-        import traceback
-        traceback.print_exc()
-        result["fatal"] = f"{type(ex).__name__}: {ex}"
+        rb.record_fatal(result, ex)
         rc = 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -206,10 +201,7 @@ def main() -> int:
         for e in engines:
             result["errors"][e.name] = e.errors
             result.setdefault("daemon_log_problems", {})[e.name] = rb.daemon_log_problems(e)
-            try:
-                shutil.copy(e.log_path, HERE / f"results-build-{e.name}.log")
-            except OSError:
-                pass
+            rb.keep_log(e, HERE / f"results-build-{e.name}.log")
         rb.teardown(engines, watched_before)
         for e in engines:
             shutil.rmtree(e.base.with_name(e.base.name + ".keep"), ignore_errors=True)

@@ -377,16 +377,11 @@ def main() -> int:
         ver = subprocess.run([REGISTRY_BIN, "--version"], capture_output=True, text=True).stdout.strip()
         result["registry"] = {"version": ver, "addr": reg.host}
         for e in engines:
-            e.start()
-            v = e.must("version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})").strip()
-            result["engines"][e.name] = {"version": v, "base": str(e.base)}
-            log(f"{e.name} up: {v}")
+            result["engines"][e.name] = {"version": rb.start_engine(e), "base": str(e.base)}
         bench = ImageBench(engines, reg, tar, work, args.runs, args.size_mb)
         bench.run()
     except (Exception, KeyboardInterrupt) as ex:
-        import traceback
-        traceback.print_exc()
-        result["fatal"] = f"{type(ex).__name__}: {ex}"
+        rb.record_fatal(result, ex)
         rc = 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -398,10 +393,7 @@ def main() -> int:
                 ln for ln in rb.daemon_log_problems(e, limit=200)
                 if "server gave HTTP response to HTTPS client" not in ln][:20]
             if not args.no_logs:
-                try:
-                    shutil.copy(e.log_path, HERE / f"results-images-{e.name}.log")
-                except OSError:
-                    pass
+                rb.keep_log(e, HERE / f"results-images-{e.name}.log")
         rb.teardown(engines, watched_before)
         reg.stop()
         shutil.rmtree(work, ignore_errors=True)
