@@ -19,7 +19,7 @@ import pytest
 
 from authz_helpers import AuthzPlugin, Rule
 from conftest import DOCKER, cleanup_daemon, make_daemon
-from plugin_helpers import free_port
+from plugin_helpers import free_port, start_with_plugin_dirs
 from polling import wait_until
 from registry_helpers import make_tls
 
@@ -28,14 +28,7 @@ COMMON = {"Api-Version", "Docker-Experimental", "Ostype", "Server"}
 
 
 def _start(d, sockets: Path) -> None:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PYDOCKERD_PLUGIN_SOCKET_DIR", str(sockets))
-    mp.setenv("PYDOCKERD_PLUGIN_SPEC_DIRS", str(sockets.parent / "none"))
-    mp.setenv("PYDOCKERD_PLUGIN_RETRY_TIMEOUT", "4")
-    try:
-        d.start()
-    finally:
-        mp.undo()
+    start_with_plugin_dirs(d, sockets, sockets.parent / "none", "4")
 
 
 @pytest.fixture(scope="module")

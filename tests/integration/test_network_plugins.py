@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import cleanup_daemon, make_daemon
 from netplugin_helpers import NetworkPlugin
-from plugin_helpers import free_port
+from plugin_helpers import free_port, start_with_plugin_dirs
 from test_networks import free_subnet
-from test_volume_plugins import _start
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +28,7 @@ def env(images_dir):
     sockets.mkdir()
     specs.mkdir()
     d = make_daemon(base / "daemon")
-    _start(d, sockets, specs)
+    start_with_plugin_dirs(d, sockets, specs)
     plugins: list[NetworkPlugin] = []
     try:
         d.cli("load", "-i", str(images_dir / "busybox.tar"))
@@ -413,7 +412,7 @@ def test_internal_ipv6_plugin_network_and_a_restart(env):
         d.cli("rm", "-f", "pn-six-c")
         # the network outlives a daemon restart, and is removed through the plugin after
         d.stop()
-        _start(d, base / "run-plugins", base / "etc-plugins")
+        start_with_plugin_dirs(d, base / "run-plugins", base / "etc-plugins")
         net2 = _net(d, "pn-six")
         assert (net2["Id"], net2["Driver"], net2["IPAM"]) == \
             (net["Id"], "pnsix", net["IPAM"])

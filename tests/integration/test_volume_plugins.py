@@ -18,22 +18,14 @@ from pathlib import Path
 import pytest
 
 from conftest import cleanup_daemon, make_daemon
-from plugin_helpers import VolumePlugin, free_port
+from plugin_helpers import VolumePlugin, free_port, start_with_plugin_dirs
 
 MIME = "application/vnd.docker.plugins.v1.2+json"
 RETRY_BUDGET = "4"          # seconds: retries at about 1 s and 3 s, then the error
 
 
 def _start(d, sockets: Path, specs: Path) -> None:
-    """Start (or restart) `d` looking for plugins in `sockets` and `specs` only."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PYDOCKERD_PLUGIN_SOCKET_DIR", str(sockets))
-    mp.setenv("PYDOCKERD_PLUGIN_SPEC_DIRS", str(specs))
-    mp.setenv("PYDOCKERD_PLUGIN_RETRY_TIMEOUT", RETRY_BUDGET)
-    try:
-        d.start()
-    finally:
-        mp.undo()
+    start_with_plugin_dirs(d, sockets, specs, RETRY_BUDGET)
 
 
 @pytest.fixture(scope="module")
