@@ -12,10 +12,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 from dataclasses import dataclass
-from typing import Any
 
-from ..plugins import Plugin, PluginCallError, call_checked
-from .remote import PluginGetter, parse_cidr
+from ..plugins import PluginCallError
+from .remote import LibnetworkPlugin, PluginGetter, parse_cidr
 
 KIND = "IpamDriver"
 REQUEST_ADDRESS_TYPE = "RequestAddressType"
@@ -40,18 +39,9 @@ class PoolGrant:
     data: dict[str, str]
 
 
-class RemoteIpam:
+class RemoteIpam(LibnetworkPlugin):
     """The IpamDriver calls of one plugin."""
-
-    def __init__(self, plugin: Plugin) -> None:
-        self.plugin = plugin
-
-    @property
-    def name(self) -> str:
-        return self.plugin.name
-
-    async def _call(self, verb: str, args: dict[str, Any] | None) -> dict[str, Any]:
-        return await call_checked(self.plugin.client, f"{KIND}.{verb}", args, "remote: ")
+    kind = KIND
 
     async def capabilities(self) -> IpamCapabilities:
         """As libnetwork, a plugin that cannot answer is used without capabilities."""

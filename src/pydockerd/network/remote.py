@@ -144,8 +144,10 @@ def parse_join(doc: dict[str, Any]) -> JoinInfo:
                     tuple(routes), bool(doc.get("DisableGatewayService")))
 
 
-class RemoteDriver:
-    """The NetworkDriver calls of one plugin."""
+class LibnetworkPlugin:
+    """One plugin's calls of a libnetwork protocol (`kind`: NetworkDriver, IpamDriver);
+    an answer's non-empty `Err` is `remote: <Err>`."""
+    kind = ""
 
     def __init__(self, plugin: Plugin) -> None:
         self.plugin = plugin
@@ -155,7 +157,12 @@ class RemoteDriver:
         return self.plugin.name
 
     async def _call(self, verb: str, args: dict[str, Any] | None) -> dict[str, Any]:
-        return await call_checked(self.plugin.client, f"{KIND}.{verb}", args, "remote: ")
+        return await call_checked(self.plugin.client, f"{self.kind}.{verb}", args, "remote: ")
+
+
+class RemoteDriver(LibnetworkPlugin):
+    """The NetworkDriver calls of one plugin."""
+    kind = KIND
 
     async def capabilities(self) -> Capabilities:
         doc = await self._call("GetCapabilities", None)
