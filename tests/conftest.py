@@ -239,3 +239,13 @@ def sdk(daemon):
     client = docker.DockerClient(base_url=daemon.host, timeout=60)
     yield client
     client.close()
+
+
+@pytest.fixture
+def names(daemon):
+    """The names of the containers a test makes on `daemon`: removed (rm -f) afterwards,
+    even when the test fails."""
+    made: list[str] = []
+    yield made
+    for n in made:
+        daemon.cli("rm", "-f", n, check=False)

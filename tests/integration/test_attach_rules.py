@@ -52,14 +52,6 @@ def _read_frames(s: socket.socket, until: bytes | None = None,
     raise AssertionError(f"timed out; got {data!r}")
 
 
-@pytest.fixture
-def names(daemon):
-    made: list[str] = []
-    yield made
-    for n in made:
-        daemon.cli("rm", "-f", n, check=False)
-
-
 def test_detach_keys_are_plain_input_without_a_tty(daemon, sdk, names):
     names.append("att-notty")
     daemon.cli("run", "-d", "-i", "--name", "att-notty", "busybox", "cat")

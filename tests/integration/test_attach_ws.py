@@ -10,7 +10,6 @@ import socket
 import struct
 import time
 
-import pytest
 
 from polling import wait_until
 
@@ -93,14 +92,6 @@ class RawWs:
 
 def _payloads(frames: list[tuple[int, bytes]]) -> bytes:
     return b"".join(p for op, p in frames if op != 8)
-
-
-@pytest.fixture
-def names(daemon):
-    made: list[str] = []
-    yield made
-    for n in made:
-        daemon.cli("rm", "-f", n, check=False)
 
 
 def test_echo_through_cat_binary_frames_ping_and_close(daemon, names):
