@@ -8,14 +8,11 @@ plugin is managed_plugin_helpers.py's; the plugin socket directory is private
 from __future__ import annotations
 
 import gzip
-import hashlib
-import io
 import json
 import os
 import shutil
 import signal
 import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -25,18 +22,14 @@ import pytest
 
 from conftest import cleanup_daemon, make_daemon
 from managed_plugin_helpers import SOCKET, plugin_config, write_plugin_dir
+from plugin_helpers import start_with_plugin_dirs
 from polling import wait_until
+from pydockerd.testing.archive import LayerTar, sha256_digest
 from registry_helpers import _req, put_manifest, start_registry, upload_blob
 
 
 def _start(d, sockets: Path) -> None:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PYDOCKERD_PLUGIN_SOCKET_DIR", str(sockets))
-    mp.setenv("PYDOCKERD_PLUGIN_SPEC_DIRS", str(sockets / "specs"))
-    try:
-        d.start()
-    finally:
-        mp.undo()
+    start_with_plugin_dirs(d, sockets, sockets / "specs")
 
 
 @pytest.fixture(scope="module")
@@ -258,18 +251,14 @@ def test_push_install_upgrade_and_restart(env):
 
 def _gzip_tar(entries: list[tuple[str, bytes | None]]) -> tuple[bytes, str]:
     """A gzip layer (name, data; None: a directory) and its diff id."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in entries:
-            ti = tarfile.TarInfo(name)
-            if data is None:
-                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(ti)
-            else:
-                ti.size, ti.mode = len(data), 0o644
-                tar.addfile(ti, io.BytesIO(data))
-    plain = buf.getvalue()
-    return gzip.compress(plain), "sha256:" + hashlib.sha256(plain).hexdigest()
+    layer = LayerTar()
+    for name, data in entries:
+        if data is None:
+            layer.dir(name)
+        else:
+            layer.file(name, data)
+    plain = layer.finish()
+    return gzip.compress(plain), sha256_digest(plain)
 
 
 def test_layered_plugin_whiteouts(env):

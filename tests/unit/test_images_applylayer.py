@@ -3,10 +3,10 @@ layers replace files, `.wh.<name>` removes what earlier layers put there and
 `.wh..wh..opq` empties a directory of it, keeping what the layer itself puts there."""
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -18,23 +18,18 @@ except ImportError:  # running without an installed package
 
 from pydockerd.errors import InvalidParameter
 from pydockerd.images.applylayer import apply_layer
+from pydockerd.testing.archive import LayerTar
 
 
 def _tar(entries: list[tuple[str, bytes | None]]) -> io.BytesIO:
-    """(name, data): data None is a directory."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in entries:
-            ti = tarfile.TarInfo(name)
-            ti.uid, ti.gid = os.getuid(), os.getgid()
-            if data is None:
-                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(ti)
-            else:
-                ti.size, ti.mode = len(data), 0o644
-                tar.addfile(ti, io.BytesIO(data))
-    buf.seek(0)
-    return buf
+    """A gzip layer of (name, data): data None is a directory."""
+    layer = LayerTar(owner=(os.getuid(), os.getgid()))
+    for name, data in entries:
+        if data is None:
+            layer.dir(name)
+        else:
+            layer.file(name, data)
+    return io.BytesIO(gzip.compress(layer.finish()))
 
 
 def _tree(root: Path) -> dict[str, str]:

@@ -33,28 +33,33 @@ def sha256_digest(data: bytes) -> str:
 
 
 def _entry(name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, size: int = 0,
-           linkname: str = "") -> tarfile.TarInfo:
+           linkname: str = "", owner: tuple[int, int] = (0, 0)) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.size, info.linkname = kind, mode, size, linkname
-    info.mtime, info.uid, info.gid, info.uname, info.gname = EPOCH, 0, 0, "root", "root"
+    info.mtime, info.uid, info.gid = EPOCH, *owner
+    info.uname, info.gname = ("root", "root") if owner == (0, 0) else ("", "")
     return info
 
 
 class LayerTar:
-    """An uncompressed layer tar built in memory; entries stay in insertion order."""
+    """An uncompressed layer tar built in memory; entries stay in insertion order, all
+    owned by `owner` (uid, gid; root unless a test that runs without root says so)."""
 
-    def __init__(self) -> None:
+    def __init__(self, owner: tuple[int, int] = (0, 0)) -> None:
+        self.owner = owner
         self._buf = io.BytesIO()
         self._tar = tarfile.open(fileobj=self._buf, mode="w", format=tarfile.PAX_FORMAT)
 
     def dir(self, path: str, mode: int = 0o755) -> None:
-        self._tar.addfile(_entry(path, tarfile.DIRTYPE, mode))
+        self._tar.addfile(_entry(path, tarfile.DIRTYPE, mode, owner=self.owner))
 
     def file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        self._tar.addfile(_entry(path, mode=mode, size=len(data)), io.BytesIO(data))
+        self._tar.addfile(_entry(path, mode=mode, size=len(data), owner=self.owner),
+                          io.BytesIO(data))
 
     def symlink(self, path: str, target: str) -> None:
-        self._tar.addfile(_entry(path, tarfile.SYMTYPE, 0o777, linkname=target))
+        self._tar.addfile(_entry(path, tarfile.SYMTYPE, 0o777, linkname=target,
+                                 owner=self.owner))
 
     def whiteout(self, path: str) -> None:
         """Delete `path` of a lower layer (an empty `.wh.<name>` file beside it)."""
