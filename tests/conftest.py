@@ -144,6 +144,22 @@ def make_daemon(tmp: Path, extra_args: list[str] | None = None) -> Daemon:
     return d
 
 
+def start_with_plugin_dirs(d: Daemon, sockets: Path, specs: Path,
+                           retry_timeout: str | None = None) -> None:
+    """Start (or restart) the test daemon `d` looking for plugins in `sockets` and `specs`
+    only (never the host's directories); retry_timeout: PYDOCKERD_PLUGIN_RETRY_TIMEOUT
+    (conftest's Daemon.start default otherwise)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PYDOCKERD_PLUGIN_SOCKET_DIR", str(sockets))
+    mp.setenv("PYDOCKERD_PLUGIN_SPEC_DIRS", str(specs))
+    if retry_timeout is not None:
+        mp.setenv("PYDOCKERD_PLUGIN_RETRY_TIMEOUT", retry_timeout)
+    try:
+        d.start()
+    finally:
+        mp.undo()
+
+
 @pytest.fixture(scope="session")
 def images_dir(tmp_path_factory) -> Path:
     """busybox.tar and layered.tar, built offline (pydockerd.testing.images)."""

@@ -11,26 +11,7 @@ import socketserver
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-
-import pytest
-
-
-def start_with_plugin_dirs(d: Any, sockets: Path, specs: Path,
-                           retry_timeout: str | None = None) -> None:
-    """Start (or restart) the test daemon `d` looking for plugins in `sockets` and `specs`
-    only (never the host's directories); retry_timeout: PYDOCKERD_PLUGIN_RETRY_TIMEOUT
-    (conftest's Daemon.start default otherwise)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PYDOCKERD_PLUGIN_SOCKET_DIR", str(sockets))
-    mp.setenv("PYDOCKERD_PLUGIN_SPEC_DIRS", str(specs))
-    if retry_timeout is not None:
-        mp.setenv("PYDOCKERD_PLUGIN_RETRY_TIMEOUT", retry_timeout)
-    try:
-        d.start()
-    finally:
-        mp.undo()
 
 
 @dataclass

@@ -18,8 +18,8 @@ import docker
 import pytest
 
 from authz_helpers import AuthzPlugin, Rule
-from conftest import DOCKER, cleanup_daemon, make_daemon
-from plugin_helpers import free_port, start_with_plugin_dirs
+from conftest import DOCKER, cleanup_daemon, make_daemon, start_with_plugin_dirs
+from plugin_helpers import free_port
 from polling import wait_until
 from registry_helpers import make_tls
 

@@ -20,9 +20,8 @@ import docker
 import docker.errors
 import pytest
 
-from conftest import cleanup_daemon, make_daemon
+from conftest import cleanup_daemon, make_daemon, start_with_plugin_dirs
 from managed_plugin_helpers import SOCKET, plugin_config, write_plugin_dir
-from plugin_helpers import start_with_plugin_dirs
 from polling import wait_until
 from pydockerd.testing.archive import LayerTar, sha256_digest
 from registry_helpers import _req, put_manifest, start_registry, upload_blob

@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import cleanup_daemon, make_daemon
+from conftest import cleanup_daemon, make_daemon, start_with_plugin_dirs
 from netplugin_helpers import NetworkPlugin
-from plugin_helpers import free_port, start_with_plugin_dirs
+from plugin_helpers import free_port
 from test_networks import free_subnet
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cleanup_daemon, make_daemon
-from plugin_helpers import VolumePlugin, free_port, start_with_plugin_dirs
+from conftest import cleanup_daemon, make_daemon, start_with_plugin_dirs
+from plugin_helpers import VolumePlugin, free_port
 
 MIME = "application/vnd.docker.plugins.v1.2+json"
 RETRY_BUDGET = "4"          # seconds: retries at about 1 s and 3 s, then the error
