@@ -480,3 +480,46 @@ def test_start_first_update_and_rollback_through_the_sdk(manager, worker):
     finally:
         client.close()
         remove(manager, worker, "startfirst")
+
+
+def test_token_rotation_leave_and_rejoin(manager, worker, fresh_daemon, monkeypatch):
+    """`join-token --rotate worker` does not disturb a joined node (nor its restart
+    with the stored identity, live-restore keeping the task's container); after a leave, joining again gives a new node ID and
+    the global service's task comes back; a global job completes on it."""
+    monkeypatch.setenv("DOCKER_SERVICE_PREFER_OFFLINE_IMAGE", "1")
+    d = fresh_daemon("--live-restore", "--label", "rejoin=yes")
+    d.cli("swarm", "join", "--token", manager.join_token(), manager.addr)
+    nid = json.loads(d.out("info", "--format", "{{json .Swarm.NodeID}}"))
+    svc = create(manager, "mine", "--mode", "global", "--constraint",
+                 "engine.labels.rejoin==yes", "busybox", "sleep", "1000")
+    new_nid = ""
+    try:
+        t, = wait_states(manager, svc, ["running"])
+        assert t["NodeID"] == nid
+        manager.cli("swarm", "join-token", "--rotate", "-q", "worker")
+        d.restart()
+        wait_until(lambda: json.loads(d.out("info", "--format", "{{json .Swarm}}"))
+                   ["LocalNodeState"] == "active", 15, what="the node to be back")
+        assert wait_states(manager, svc, ["running"])[0]["ID"] == t["ID"]
+        assert _node_state(manager, nid) == "ready"
+        assert "Node left the swarm." in d.out("swarm", "leave")
+        assert d.out("ps", "-aq") == ""
+        wait_until(lambda: _node_state(manager, nid) == "down", 20, what="the node down")
+        manager.cli("node", "rm", nid)
+        d.cli("swarm", "join", "--token", manager.join_token(), manager.addr)
+        new_nid = json.loads(d.out("info", "--format", "{{json .Swarm.NodeID}}"))
+        assert new_nid and new_nid != nid
+        wait_until(lambda: [x for x in tasks(manager, svc) if x["NodeID"] == new_nid
+                            and x["Status"]["State"] == "running"], 30, interval=0.3,
+                   what="the global task on the rejoined node")
+        job = create(manager, "gjob", "--mode", "global-job", "--constraint",
+                     "engine.labels.rejoin==yes", "busybox", "true")
+        j, = wait_states(manager, job, ["complete"])
+        assert j["NodeID"] == new_nid
+    finally:
+        remove(manager, worker, svc, wait=False)
+        manager.cli("service", "rm", "gjob", check=False)
+        d.cli("swarm", "leave", check=False)
+        for n in (nid, new_nid):
+            if n:
+                manager.cli("node", "rm", "--force", n, check=False)
