@@ -301,6 +301,27 @@ def test_service_logs(manager, worker):
         remove(manager, worker, svc, wait=False)
 
 
+def test_service_logs_details(manager, worker):
+    """--details: the attributes the task's log driver recorded (here a container
+    label asked for by `--log-opt labels`), before each line."""
+    svc = create(manager, "detailed", "--mode", "replicated-job", "--container-label",
+                 "team=blue", "--log-driver", "json-file", "--log-opt", "labels=team",
+                 "busybox", "echo", "hi")
+    try:
+        t, = wait_states(manager, svc, ["complete"])
+        # raw: the manager's details as they are, its swarm context keys included
+        r = manager.cli("service", "logs", "--details", "--raw", svc, timeout=30)
+        assert r.stdout == (f"com.docker.swarm.node.id={t['NodeID']},"
+                            f"com.docker.swarm.service.id={t['ServiceID']},"
+                            f"com.docker.swarm.task.id={t['ID']},team=blue hi\n")
+        r = manager.cli("service", "logs", "--details", "--no-task-ids", svc, timeout=30)
+        assert r.stdout.endswith("| team=blue hi\n")
+        r = manager.cli("service", "logs", "--raw", svc, timeout=30)
+        assert r.stdout == "hi\n"
+    finally:
+        remove(manager, worker, svc, wait=False)
+
+
 def readline(p: subprocess.Popen, timeout: float = 20) -> str:
     """The process's next output line, or AssertionError after `timeout` (the
     reading thread ends when the caller kills the process)."""
