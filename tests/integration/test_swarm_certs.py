@@ -7,19 +7,17 @@ promotion shows as Swarm.Error while the node keeps running its tasks."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
-from conftest import cleanup_daemon, make_daemon
+from conftest import cleanup_daemon
 from moby_manager import MobyManager, manager_session
 from polling import wait_until
-from test_swarm_tasks import create, remove, tasks, wait_states
+from test_swarm_tasks import create, join, remove, start_worker, tasks, wait_states
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +28,9 @@ def manager():
 @pytest.fixture
 def worker(manager: MobyManager, images_dir):
     """A pydockerd joined to the manager; it leaves and its node is removed."""
-    d = make_daemon(Path(tempfile.mkdtemp(prefix="pdt-swcert-", dir="/tmp")), [])
-    os.environ["DOCKER_SERVICE_PREFER_OFFLINE_IMAGE"] = "1"
+    d = start_worker(manager, images_dir, "pdt-swcert-")
     try:
-        d.start()
-    finally:
-        del os.environ["DOCKER_SERVICE_PREFER_OFFLINE_IMAGE"]
-    try:
-        d.cli("load", "-i", str(images_dir / "busybox.tar"))
-        d.cli("swarm", "join", "--token", manager.join_token(), manager.addr)
-        d.node_id = swarm_info(d)["NodeID"]
+        join(manager, d, images_dir)
         yield d
         d.cli("swarm", "leave", check=False)
         wait_until(lambda: node(manager, d.node_id)["Status"]["State"] == "down", 20,

@@ -31,21 +31,32 @@ def manager():
     yield from manager_session()
 
 
-@pytest.fixture(scope="module")
-def worker(manager: MobyManager, images_dir):
-    """One pydockerd joined to the manager for the module; it leaves at the end and
-    must have removed every task container."""
-    d = make_daemon(Path(tempfile.mkdtemp(prefix="pdt-swarm-", dir="/tmp")), [])
+def start_worker(manager: MobyManager, images_dir: Path, prefix: str):
+    """A started pydockerd that uses local images for its tasks; `join` loads busybox
+    and joins it (setting `node_id`)."""
+    d = make_daemon(Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp")), [])
     # no pull from the network: the local test images are used (dockerd's own switch)
     os.environ["DOCKER_SERVICE_PREFER_OFFLINE_IMAGE"] = "1"
     try:
         d.start()
     finally:
         del os.environ["DOCKER_SERVICE_PREFER_OFFLINE_IMAGE"]
+    return d
+
+
+def join(manager: MobyManager, d, images_dir: Path) -> None:
+    d.cli("load", "-i", str(images_dir / "busybox.tar"))
+    d.cli("swarm", "join", "--token", manager.join_token(), manager.addr)
+    d.node_id = json.loads(d.out("info", "--format", "{{json .Swarm.NodeID}}"))
+
+
+@pytest.fixture(scope="module")
+def worker(manager: MobyManager, images_dir):
+    """One pydockerd joined to the manager for the module; it leaves at the end and
+    must have removed every task container."""
+    d = start_worker(manager, images_dir, "pdt-swarm-")
     try:
-        d.cli("load", "-i", str(images_dir / "busybox.tar"))
-        d.cli("swarm", "join", "--token", manager.join_token(), manager.addr)
-        d.node_id = json.loads(d.out("info", "--format", "{{json .Swarm.NodeID}}"))
+        join(manager, d, images_dir)
         yield d
         assert "Node left the swarm." in d.out("swarm", "leave")
         assert d.out("ps", "-aq", "--filter", "label=com.docker.swarm.task") == ""
