@@ -6,6 +6,7 @@ runs in a worker thread and touches nothing but that value and the disk.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -72,7 +73,12 @@ def write_etc_files(p: EtcFiles, owner: tuple[int, int] | None = None) -> None:
         write_atomic(p.hosts_path, hosts_text(p), fsync=False)
         resolv = _resolv_conf(p).encode()
         write_atomic(p.resolv_conf_path, resolv, fsync=False)
-        write_atomic(_hash_path(p), hashlib.sha256(resolv).hexdigest(), fsync=False)
+        if p.embedded_dns or p.host_network:
+            # never switched while it runs: no digest to keep (nor a stale one)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(_hash_path(p))
+        else:
+            write_atomic(_hash_path(p), hashlib.sha256(resolv).hexdigest(), fsync=False)
     if owner is not None:
         for path in paths:
             os.chown(path, *owner)

@@ -26,13 +26,12 @@ import os
 import signal
 from typing import Callable
 
-from ..runtime.pidwatch import pid_alive
+from ..runtime.pidwatch import pid_alive, wait_pid
 
 log = logging.getLogger("pydockerd.logs")
 
 HIGH = 4 << 20
 LOW = 1 << 20
-_EXIT_POLL = 0.1        # while stopped: how often the container's process is looked at
 
 
 class Throttle:
@@ -79,8 +78,7 @@ class Throttle:
         log.debug("logs: conmon %d stopped (spool over %d bytes)", self.conmon_pid, HIGH)
 
     async def _watch_exit(self) -> None:
-        while self.stopped and pid_alive(self.pid):
-            await asyncio.sleep(_EXIT_POLL)
+        await wait_pid(self.pid)         # its pidfd is readable at exit, zombie or not
         self.pid = 0                     # exited: never stop this run's conmon again
         self.resume()
 
