@@ -281,7 +281,7 @@ PROBING_ALLOWED = {
     ("api/server.py", "it"): "an async iterator: aclose() when it is a generator",
     ("api/decode.py", "t.cls"): "a model class's optional Go type name for error messages",
     ("distribution/client.py", "err"): "an OSError-like exception's errno, when present",
-    ("util/lazy.py", "importlib.import_module(self.__name__)"):
+    ("util/lazy.py", "module"):
         "a lazily imported module: the attribute read forwarded to the real module",
 }
 

@@ -11,10 +11,13 @@ from typing import Any
 class _Deferred(ModuleType):
     """Stands for a module not imported yet: the first attribute read imports it
     (importlib's per-module lock makes that safe from worker threads, which the
-    stdlib LazyLoader of Python 3.11 is not), every read is forwarded to it."""
+    stdlib LazyLoader of Python 3.11 is not) and copies its names here, so that
+    later reads (tar members in a loop, say) are plain attribute reads."""
 
     def __getattr__(self, attr: str) -> Any:
-        return getattr(importlib.import_module(self.__name__), attr)
+        module = importlib.import_module(self.__name__)
+        self.__dict__.update(module.__dict__)
+        return getattr(module, attr)
 
 
 def lazy_import(name: str) -> ModuleType:
