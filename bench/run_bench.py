@@ -375,14 +375,17 @@ class PyDockerd(Engine):
                 pids["conmon"].append(p)
         return pids
 
+    stop_wait = 30          # seconds a SIGTERM may take before the kill
+
     def stop(self) -> None:
         if self.proc is None:
             return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(30)
+                self.proc.wait(self.stop_wait)
             except subprocess.TimeoutExpired:
+                log(f"{self.name} did not stop within {self.stop_wait} s: killing it")
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None

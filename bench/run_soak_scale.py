@@ -182,19 +182,7 @@ class SoakDaemon(PyDockerd):
             raise RuntimeError(f"{method} {path}: HTTP {st}: {out[:300]!r}")
         return out
 
-    def stop(self) -> None:
-        """SIGTERM and wait (a shutdown stopping 1,000 containers takes a while)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(300)
-            except subprocess.TimeoutExpired:
-                log("pydockerd did not stop within 300 s: killing it")
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+    stop_wait = 300         # a shutdown stopping 1,000 containers takes a while
 
     def pid(self) -> int:
         assert self.proc is not None
