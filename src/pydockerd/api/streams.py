@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import struct
 from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, Sequence, TypeVar
 from urllib.parse import quote_plus
@@ -51,10 +50,6 @@ def log_frames(entries: Sequence[LogEntry], tty: bool, timestamps: bool,
             data = fixed_nano(e.time).encode() + b" " + data
         out.append(data if tty else frame(e.stream, data))
     return b"".join(out)
-
-
-def json_line(obj: Any) -> bytes:
-    return (json.dumps(obj, separators=(",", ":")) + "\n").encode()
 
 
 def parse_detach_keys(spec: str | None) -> bytes:

@@ -11,7 +11,7 @@ import socket
 import ssl
 import threading
 
-from .golike import join_host_port, split_host_port
+from .golike import split_host_port
 
 CONNECT_TIMEOUT = 10.0
 
@@ -82,16 +82,6 @@ class Conn:
         if self._closed.is_set():        # closed while connecting
             self._drop_locked()
             raise DriverClosed()
-
-    def local_addr(self) -> str:
-        """Go's conn.LocalAddr().String() ("127.0.0.1:40000", a path, or "")."""
-        sock = self._sock
-        if sock is None:
-            return ""
-        addr = sock.getsockname()
-        if isinstance(addr, tuple):
-            return join_host_port(str(addr[0]), str(addr[1]))
-        return addr.decode(errors="replace") if isinstance(addr, bytes) else str(addr)
 
     def send(self, data: bytes) -> None:
         """Send all of `data` (one datagram on udp/unixgram), connecting first if needed.

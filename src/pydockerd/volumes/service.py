@@ -255,10 +255,6 @@ class VolumeService:
         self.events.publish("volume", "create", name, {"driver": driver})
         return vol, True
 
-    async def create_anonymous(self) -> Volume:
-        vol, _ = await self.create(None, labels={ANONYMOUS_LABEL: ""})
-        return vol
-
     async def remove(self, name: str, force: bool = False) -> None:
         """dockerd's rules: in use is a conflict even with force; force hides not-found
         (a plugin that cannot remove the volume keeps it, even with force)."""

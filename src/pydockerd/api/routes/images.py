@@ -5,24 +5,16 @@ Pull and import (POST /images/create), push and build belong to other modules
 """
 from __future__ import annotations
 
-from ...errors import NotImplementedErr
 from ...images.changes import split_changes
 from ...images.create import CommitContainers
 from ...images.service import ImageService
 from ...models import ContainerConfig
 from ..decode import decode_body
-from ..http import AnyResponse, Handler, Request, StreamResponse, empty, json_response
+from ..http import AnyResponse, Request, StreamResponse, empty, json_response
 from ..router import Route
 from ..wire_images import (delete_records, history_to_wire, image_summary, image_to_wire,
                           prune_report)
 from ..wire_progress import lines
-
-
-def not_yet(what: str) -> Handler:
-    """A route of the Engine API this version does not serve yet: a clear 501."""
-    async def handler(req: Request) -> AnyResponse:
-        raise NotImplementedErr(f"{what} is not supported by pydockerd yet")
-    return handler
 
 
 def routes(images: ImageService, containers: CommitContainers) -> list[Route]:
