@@ -3,9 +3,21 @@ response), from the network area's dataclasses. Network.to_doc is the store's
 document, not this."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from ..network import Network, NetworkMember
+
+
+def _ipam_config(subnet: str, ip_range: str, gateway: str,
+                 aux: Mapping[str, str]) -> dict[str, Any]:
+    """One IPAM.Config entry, in moby's IPAMConfig field order."""
+    cfg: dict[str, Any] = {"Subnet": subnet}
+    if ip_range:
+        cfg["IPRange"] = ip_range
+    cfg["Gateway"] = gateway
+    if aux:
+        cfg["AuxiliaryAddresses"] = dict(aux)
+    return cfg
 
 
 def network(net: Network, members: list[NetworkMember] | None = None) -> dict[str, Any]:
@@ -23,21 +35,10 @@ def network(net: Network, members: list[NetworkMember] | None = None) -> dict[st
         }
     config: list[dict[str, Any]] = []
     if net.subnet:
-        cfg: dict[str, Any] = {"Subnet": net.subnet}        # moby's IPAMConfig order
-        if net.ip_range:
-            cfg["IPRange"] = net.ip_range
-        cfg["Gateway"] = net.gateway
-        if net.aux_addresses:
-            cfg["AuxiliaryAddresses"] = dict(net.aux_addresses)
-        config.append(cfg)
+        config.append(_ipam_config(net.subnet, net.ip_range, net.gateway, net.aux_addresses))
     if net.enable_ipv6 and net.subnet6:
-        cfg6: dict[str, Any] = {"Subnet": net.subnet6}
-        if net.ip_range6:
-            cfg6["IPRange"] = net.ip_range6
-        cfg6["Gateway"] = net.gateway6
-        if net.aux_addresses6:
-            cfg6["AuxiliaryAddresses"] = dict(net.aux_addresses6)
-        config.append(cfg6)
+        config.append(_ipam_config(net.subnet6, net.ip_range6, net.gateway6,
+                                   net.aux_addresses6))
     return {
         "Name": net.name,
         "Id": net.id,
