@@ -36,6 +36,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clifloor import CliFloorStub  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent                        # the repository: the daemon and test images come from src/
 DOCKER_CLI = "/usr/local/bin/docker"      # CLI 28, for both daemons (never /usr/bin/docker)
@@ -618,7 +621,24 @@ class Bench:
         log("docker ps / ps -a / GET /containers/json with 0 containers")
         for e in self.engines:
             self.rm_all(e)
-        self.add("docker ps (0 containers)", "ms", self.interleaved(lambda e: e.timed("ps")), 1000)
+        stub, floor = CliFloorStub(), []
+
+        def ps_and_floor(e: Engine) -> float | None:
+            floor.append(stub.timed_ps(DOCKER_CLI, e.env()))   # same moments as the engines
+            return e.timed("ps")
+        try:
+            samples = self.interleaved(ps_and_floor)
+        finally:
+            stub.close()
+        floor_ms = median([x * 1000 for x in floor if x is not None])
+        base = median([x * 1000 for x in samples.get("dockerd", [])])
+        note = ""
+        if floor_ms is not None:
+            note = (f"the CLI alone, against a stub answering at once (bench/clifloor.py): "
+                    f"{floor_ms:.1f} ms")
+            if base:
+                note += f" = {floor_ms / base:.2f}x dockerd, the lowest ratio any daemon can reach"
+        self.add("docker ps (0 containers)", "ms", samples, 1000, note=note)
         self.add("docker ps -a (0 containers)", "ms",
                  self.interleaved(lambda e: e.timed("ps", "-a")), 1000)
         self.add("API GET /containers/json?all=1 (0 containers)", "ms",
