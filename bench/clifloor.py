@@ -3,9 +3,9 @@
 A `docker ps` with no container costs the daemon well under a millisecond; the
 rest of the ~9 ms is the CLI process itself (start-up, config, the `HEAD /_ping`
 and `GET /containers/json` round trips).  This stub answers those two requests
-with the smallest valid replies, without any work, so timing `docker ps` against
-it gives the lowest time any daemon can reach, and hence the lowest reachable
-ratio against dockerd.  It is a measuring tool only: nothing but the bench uses it.
+at once, with `[]` or a list recorded from a real engine, so timing `docker ps`
+against it gives the lowest time any daemon can reach, and hence the lowest
+reachable ratio against dockerd.  It is a measuring tool only: nothing but the bench uses it.
 """
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from pathlib import Path
 
 
 class CliFloorStub:
-    """A unix-socket HTTP/1.1 server answering `/_ping` and `[]` for everything else."""
+    """A unix-socket HTTP/1.1 server answering `/_ping`, and `body` for anything else
+    (`[]`, or a container list recorded from a real engine)."""
 
-    def __init__(self, api_version: str = "1.41") -> None:
+    def __init__(self, body: bytes = b"[]\n", api_version: str = "1.41") -> None:
+        self.body = body
         self.dir = Path(tempfile.mkdtemp(prefix="bench-clifloor-"))
         self.path = self.dir / "stub.sock"
         self.api_version = api_version
@@ -50,7 +52,7 @@ class CliFloorStub:
                     head, buf = buf.split(b"\r\n\r\n", 1)
                     line = head.split(b"\r\n", 1)[0]
                     ping = b" /_ping " in line
-                    body = b"OK" if ping else b"[]\n"
+                    body = b"OK" if ping else self.body
                     ctype = b"text/plain; charset=utf-8" if ping else b"application/json"
                     out = (b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Type: " + ctype
                            + b"\r\nContent-Length: %d\r\n\r\n" % len(body))

@@ -264,6 +264,14 @@ class Engine:
             return None
         return dt
 
+    def api_body(self, path: str) -> bytes:
+        c = UnixHTTPConnection(self.sock)
+        try:
+            c.request("GET", path)
+            return c.getresponse().read()
+        finally:
+            c.close()
+
     def api_get(self, path: str) -> float | None:
         t0 = time.perf_counter()
         try:
@@ -616,28 +624,34 @@ class Bench:
         s = self.interleaved(lambda e: e.timed("run", "--rm", "--network", "none", "busybox", "true"))
         self.add("run --rm --network none busybox true", "ms", s, 1000)
 
+    def ps_with_floor(self, body: bytes, warmup: int = 1) -> tuple[dict[str, list[float]], str]:
+        """`docker ps` on each engine, and, at the same moments, against a stub that
+        answers at once with `body` (bench/clifloor.py): the CLI's own floor."""
+        stub, floor = CliFloorStub(body=body), []
+
+        def ps_and_floor(e: Engine) -> float | None:
+            floor.append(stub.timed_ps(DOCKER_CLI, e.env()))
+            return e.timed("ps")
+        try:
+            samples = self.interleaved(ps_and_floor, warmup=warmup)
+        finally:
+            stub.close()
+        floor_ms = median([x * 1000 for x in floor if x is not None])
+        base = median([x * 1000 for x in samples.get("dockerd", [])])
+        if floor_ms is None:
+            return samples, ""
+        note = (f"the CLI alone, against a stub answering the same list at once "
+                f"(bench/clifloor.py): {floor_ms:.1f} ms")
+        if base:
+            note += f" = {floor_ms / base:.2f}x dockerd, the lowest ratio any daemon can reach"
+        return samples, note
+
     def bench_list_empty(self) -> None:
         """`docker ps`, `ps -a` and GET /containers/json with no container at all."""
         log("docker ps / ps -a / GET /containers/json with 0 containers")
         for e in self.engines:
             self.rm_all(e)
-        stub, floor = CliFloorStub(), []
-
-        def ps_and_floor(e: Engine) -> float | None:
-            floor.append(stub.timed_ps(DOCKER_CLI, e.env()))   # same moments as the engines
-            return e.timed("ps")
-        try:
-            samples = self.interleaved(ps_and_floor)
-        finally:
-            stub.close()
-        floor_ms = median([x * 1000 for x in floor if x is not None])
-        base = median([x * 1000 for x in samples.get("dockerd", [])])
-        note = ""
-        if floor_ms is not None:
-            note = (f"the CLI alone, against a stub answering at once (bench/clifloor.py): "
-                    f"{floor_ms:.1f} ms")
-            if base:
-                note += f" = {floor_ms / base:.2f}x dockerd, the lowest ratio any daemon can reach"
+        samples, note = self.ps_with_floor(b"[]\n")
         self.add("docker ps (0 containers)", "ms", samples, 1000, note=note)
         self.add("docker ps -a (0 containers)", "ms",
                  self.interleaved(lambda e: e.timed("ps", "-a")), 1000)
@@ -789,7 +803,7 @@ class Bench:
             log(f"{e.name}: memory at {running[e.name]} containers: {mem1[e.name]}")
         # both hold their N containers now: interleave, so drift in host load hits both alike
         log(f"docker ps and GET /containers/json with {n} running, x{self.runs} each")
-        ps = self.interleaved(lambda e: e.timed("ps"), warmup=2)
+        ps, ps_note = self.ps_with_floor(self.engines[0].api_body("/containers/json"), warmup=2)
         ps_a = self.interleaved(lambda e: e.timed("ps", "-a"), warmup=1)
         ps_api = self.interleaved(lambda e: e.api_get("/containers/json"), warmup=2)
         for e in self.engines:
@@ -799,7 +813,7 @@ class Bench:
             if left:
                 e.note_error(f"{len(left)} containers left after rm -f; removing again")
                 self.rm_all(e)
-        self.add(f"docker ps ({n} running)", "ms", ps, 1000)
+        self.add(f"docker ps ({n} running)", "ms", ps, 1000, note=ps_note)
         self.add(f"docker ps -a ({n} running)", "ms", ps_a, 1000)
         self.add(f"API GET /containers/json ({n} running)", "ms", ps_api, 1000,
                  note="raw HTTP on the unix socket")
