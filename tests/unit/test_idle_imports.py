@@ -17,7 +17,9 @@ LAZY = ("aiohttp", "yarl", "multidict", "prometheus_client", "zstandard", "tarfi
         "email.utils", "calendar", "pydockerd.builder.service", "pydockerd.builder.run",
         "pydockerd.builder.instructions",
         # the swarm agent's (about 25 MiB): loaded only when the node is in a swarm
-        "grpc", "google", "h2", "cryptography")
+        "grpc", "google", "h2", "cryptography",
+        # ISA-L gzip (util/gzipfast.py): loaded by the first layer inflate or deflate
+        "isal")
 
 
 def test_the_daemon_modules_do_not_load_the_lazy_libraries() -> None:

@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, TYPE_CHECKING
+from typing import Any, AsyncIterator, Callable
 from urllib.parse import urlencode
 
 from ..errors import DockerError, InvalidParameter, NotFound, SystemError_
@@ -26,12 +26,7 @@ from .layertar import original_tar_chunks, write_layer_tar
 from .manifest import (DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG,
                        OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST, Descriptor)
 from .transfer import Limiter
-from ..util.lazy import lazy_import
-
-if TYPE_CHECKING:
-    import gzip
-else:   # loaded on first use: an idle daemon never needs it (issue 10)
-    gzip = lazy_import("gzip")
+from ..util.gzipfast import deflater
 
 log = logging.getLogger("pydockerd.distribution")
 Emit = Callable[[ProgressEvent], None]
@@ -62,6 +57,26 @@ class _HashWriter:
 
     def flush(self) -> None:
         pass
+
+
+class _Deflating:
+    """A writer that hashes what it is given (the layer tar), deflates it to gzip and
+    writes that to `out` (a _HashWriter of the blob file)."""
+
+    def __init__(self, out: _HashWriter) -> None:
+        self.out, self.hash, self._z = out, hashlib.sha256(), deflater()
+
+    def write(self, b: bytes) -> int:
+        self.hash.update(b)
+        if c := self._z.compress(b):
+            self.out.write(c)
+        return len(b)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.out.write(self._z.flush())
 
 
 class Push:
@@ -189,14 +204,14 @@ class Push:
         """Blocking: gzip the layer tar to out_path, checking it reproduces diff_id."""
         with open(out_path, "wb") as raw:
             outer = _HashWriter(raw)
-            with gzip.GzipFile(fileobj=outer, mode="wb", compresslevel=6, mtime=0) as gz:
-                inner = _HashWriter(gz)
-                chunks = original_tar_chunks(self.images, chain)
-                if chunks is not None:
-                    for b in chunks:
-                        inner.write(b)
-                else:
-                    write_layer_tar(self.images.layers.diff_dir(chain), inner)
+            inner = _Deflating(outer)
+            chunks = original_tar_chunks(self.images, chain)
+            if chunks is not None:
+                for b in chunks:
+                    inner.write(b)
+            else:
+                write_layer_tar(self.images.layers.diff_dir(chain), inner)
+            inner.close()
         if "sha256:" + inner.hash.hexdigest() != diff_id:
             raise SystemError_(
                 f"cannot push layer {diff_id}: its tar cannot be reproduced from the unpacked "

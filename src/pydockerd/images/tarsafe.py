@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 from ..errors import InvalidParameter
+from ..util.gzipfast import GunzipReader
 from ..util.idmap import IDENTITY, IdMap
 from .tarsplit import Recorder, TarSplit
 from .tarsplit import verify as verify_split
@@ -36,12 +37,10 @@ from ..util.lazy import lazy_import
 
 if TYPE_CHECKING:
     import bz2
-    import gzip
     import lzma
     import tarfile
 else:   # loaded on first use: an idle daemon never needs it (issue 10)
     bz2 = lazy_import("bz2")
-    gzip = lazy_import("gzip")
     lzma = lazy_import("lzma")
     tarfile = lazy_import("tarfile")
 
@@ -52,6 +51,7 @@ WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 _COPY_CHUNK = 1 << 20
+_TAR_BUFSIZE = 64 << 10
 
 
 class _HashingReader:
@@ -78,7 +78,7 @@ def decompressed(f: IO[bytes]) -> IO[bytes]:
     head = f.read(6)
     f.seek(-len(head), os.SEEK_CUR)
     if head[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+        return GunzipReader(f)  # type: ignore[return-value]
     if head[:3] == b"BZh":
         return bz2.BZ2File(f, "rb")
     if head[:6] == b"\xfd7zXZ\x00":
@@ -322,7 +322,8 @@ def unpack_layer(src: IO[bytes], root: str, record: bool = False,
     size = 0
     bodies: list[str] = []
     with bad_tar_is_invalid("invalid layer tar"):
-        with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=stream, mode="r|",  # type: ignore[call-overload]
+                          bufsize=_TAR_BUFSIZE) as tar:
             for m in tar:
                 if m.isreg() and m.size > 0:
                     bodies.append(clean_name(m.name))

@@ -1,0 +1,133 @@
+"""gzip streams for layers, through ISA-L (the `isal` package) when it is there.
+
+Layers are gzip both ways: pull and load inflate them, push deflates them.
+ISA-L's inflate is about 6x faster than zlib's here, and its deflate at level 2
+about 10x faster than zlib at level 6, for blobs some 10% bigger on binaries
+(measured on 200 MB of /usr: zlib 6 5.6 s 33.9%, isal 2 0.38 s 38.6%).
+Without `isal`, zlib does the same work (level 6 for deflate).
+
+`GunzipReader` replaces gzip.GzipFile for reading: it feeds the inflater 1 MiB
+of input at a time in gzip mode (wbits 31), so the library parses each
+member's header and checks its CRC and length. As `gzip -d`: members follow
+each other, zero padding between or after them is skipped, a stream that ends
+inside a member is an EOFError, bad data a zlib.error (whichever library
+found it). Output comes at most 1 MiB at a time, so a gzip bomb costs no memory.
+Blocking: call from worker threads.
+"""
+from __future__ import annotations
+
+import functools
+import zlib
+from types import ModuleType
+from typing import IO, Protocol
+
+_IN_CHUNK = 1 << 20
+_OUT_CHUNK = 1 << 20
+_GZIP_WBITS = 31
+ISAL_LEVEL = 2
+ZLIB_LEVEL = 6
+
+
+@functools.cache
+def _isal() -> ModuleType | None:
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return None
+    return isal_zlib
+
+
+class _Inflater(Protocol):
+    unused_data: bytes
+    unconsumed_tail: bytes
+    eof: bool
+
+    def decompress(self, data: bytes, max_length: int = ...) -> bytes: ...
+
+
+class _Deflater(Protocol):
+    def compress(self, data: bytes) -> bytes: ...
+
+    def flush(self, mode: int = ...) -> bytes: ...
+
+
+def _inflater() -> _Inflater:
+    mod = _isal()
+    return (mod or zlib).decompressobj(_GZIP_WBITS)  # type: ignore[no-any-return]
+
+
+def deflater() -> _Deflater:
+    """A gzip-format compressor (header with mtime 0, so output is reproducible)."""
+    mod = _isal()
+    if mod is not None:
+        return mod.compressobj(ISAL_LEVEL, mod.DEFLATED, _GZIP_WBITS)  # type: ignore[no-any-return]
+    return zlib.compressobj(ZLIB_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+
+
+class GunzipReader:
+    """read(n) of the decompressed bytes of the gzip stream src."""
+
+    def __init__(self, src: IO[bytes]) -> None:
+        self._src = src
+        mod = _isal()
+        self._errors: tuple[type[Exception], ...] = \
+            (zlib.error,) if mod is None else (zlib.error, mod.error)
+        self._z = _inflater()
+        self._in = b""                  # compressed bytes not given to the inflater yet
+        self._out = b""                 # decompressed bytes not returned yet
+        self._pos = 0
+        self._member = False            # inside a member (its first byte seen)
+        self._src_eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            parts = []
+            while b := self.read(_OUT_CHUNK):
+                parts.append(b)
+            return b"".join(parts)
+        parts = []
+        while n > 0:
+            if self._pos >= len(self._out) and not self._fill():
+                break
+            if self._pos == 0 and n >= len(self._out):
+                take = self._out
+            else:
+                take = self._out[self._pos:self._pos + n]
+            self._pos += len(take)
+            n -= len(take)
+            parts.append(take)
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+    def _fill(self) -> bool:
+        """Decompress the next piece into _out; False at the end of the stream."""
+        while True:
+            if not self._in and not self._src_eof:
+                self._in = self._src.read(_IN_CHUNK)
+                self._src_eof = not self._in
+            if not self._member:
+                self._in = self._in.lstrip(b"\0")   # padding between/after members
+                if not self._in:
+                    if self._src_eof:
+                        return False
+                    continue
+                self._member = True
+            try:
+                out = self._z.decompress(self._in, _OUT_CHUNK)
+            except self._errors as e:
+                raise zlib.error(f"invalid gzip data: {e}") from None
+            self._in = self._z.unconsumed_tail
+            if self._z.eof:                 # member done (CRC and length checked)
+                self._in = self._z.unused_data + self._in
+                self._z = _inflater()
+                self._member = False
+            if out:
+                self._out, self._pos = out, 0
+                return True
+            if self._member and not self._in and self._src_eof:
+                raise EOFError("Compressed file ended before the end-of-stream marker "
+                               "was reached")
