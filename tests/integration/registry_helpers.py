@@ -233,7 +233,8 @@ class FaultProxy:
     reset), "stall" (half the body, then silence until the proxy closes),
     "500" (an internal server error), None.
     `times`: spoil only that many responses (None: all). `delay`: seconds each
-    blob GET takes. It records every request (method, path, Range header) and the
+    blob GET takes. `ignore_range`: Range headers are not passed on (a registry
+    without range support answers 200 with the whole blob). It records every request (method, path, Range header) and the
     most blob GETs it had in flight at once."""
 
     def __init__(self, upstream: str) -> None:
@@ -242,6 +243,7 @@ class FaultProxy:
         self.spoil: set[str] = set()          # blob digests to spoil (all blobs if empty)
         self.times: int | None = None
         self.delay = 0.0
+        self.ignore_range = False
         self.requests: list[tuple[str, str, str]] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -298,8 +300,9 @@ class FaultProxy:
         self._answer(h, method)
 
     def _answer(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
-        headers = {k: v for k, v in h.headers.items()
-                   if k.lower() in ("accept", "authorization", "range")}
+        passed = ("accept", "authorization") if self.ignore_range else \
+            ("accept", "authorization", "range")
+        headers = {k: v for k, v in h.headers.items() if k.lower() in passed}
         st, rh, body = _req(method, self.upstream + h.path, None, headers)
         digest = h.path.rsplit("/", 1)[-1]
         is_blob = "/blobs/sha256:" in h.path and method == "GET" and st in (200, 206) \

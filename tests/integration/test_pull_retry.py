@@ -96,6 +96,28 @@ def test_reset_mid_blob_is_resumed_with_a_range_request(env, proxy):
         d.cli("rmi", ref, check=False)
 
 
+def test_registry_without_range_support_restarts_the_blob_and_its_unpack(env, proxy):
+    # the layer is unpacked while it downloads (distribution/follow.py): when the
+    # resumed attempt gets the whole blob again (200, not 206), the unpack of the
+    # first half is void and the layer is unpacked again from the finished file
+    d = env["d"]
+    seeded = seed_random_image(env["reg"].url, "x/norange", "1", [6 << 20])
+    layer = seeded["layers"]
+    proxy.mode, proxy.spoil, proxy.times, proxy.ignore_range = "reset-mid", {layer}, 1, True
+    ref = f"{proxy.host}/x/norange:1"
+    before = tree_snapshot(d.data_root)
+    try:
+        out = lines(d.out("pull", ref, timeout=60))
+        assert f"{layer[7:19]}: Retrying in 5 seconds" in out, out
+        assert f"Status: Downloaded newer image for {ref}" in out, out
+        assert d.inspect(ref)["Id"] == seeded["config"]
+        gets = proxy.blob_gets(layer)
+        assert len(gets) == 2 and gets[0] == "" and gets[1].startswith("bytes="), gets
+    finally:
+        d.cli("rmi", ref, check=False)
+    assert_nothing_left(d, before, ref)
+
+
 def test_registry_that_always_fails_gives_up_after_max_attempts(env, proxy):
     d = env["d"]
     seeded = seed_random_image(env["reg"].url, "x/broken", "1", [64 << 10])

@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Callable
 
 from ..progress import LayerStatus, Progress, ProgressEvent
 from .client import RegistrySession, TransportError, describe, registry_error
+from .follow import Follower
 from .manifest import Descriptor
 from .transfer import RETRY_STEP_SECONDS, LayerVerificationFailed, count_down, retryable
 from ..util.lazy import lazy_import
@@ -38,10 +39,12 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
 class _Partial:
-    """The download file and the hash of exactly the bytes written to it."""
+    """The download file and the hash of exactly the bytes written to it; a
+    follower (follow.py) is told how far the file is written and when it restarts."""
 
-    def __init__(self, f: IO[bytes]) -> None:
+    def __init__(self, f: IO[bytes], follower: Follower | None) -> None:
         self.f = f
+        self.follower = follower
         self.hash = hashlib.sha256()
         self.size = 0
 
@@ -49,19 +52,26 @@ class _Partial:
         self.f.write(data)
         self.hash.update(data)
         self.size += len(data)
+        if self.follower is not None:
+            self.f.flush()
+            self.follower.grew(self.size)
 
     def reset(self) -> None:
         self.f.seek(0)
         self.f.truncate()
         self.hash = hashlib.sha256()
         self.size = 0
+        if self.follower is not None:
+            self.follower.restarted()
 
 
 async def download_blob(sess: RegistrySession, repo: str, desc: Descriptor, path: str,
-                        layer_id: str, emit: Emit, attempts: int) -> None:
-    """Download desc's blob into path (verified), retrying as dockerd does."""
+                        layer_id: str, emit: Emit, attempts: int,
+                        follower: Follower | None = None) -> None:
+    """Download desc's blob into path (verified), retrying as dockerd does; a
+    follower learns of every byte written and is told `done` once verified."""
     f = await asyncio.to_thread(open, path, "wb")
-    part = _Partial(f)
+    part = _Partial(f, follower)
     try:
         attempt = 1
         while True:
@@ -93,6 +103,8 @@ async def _attempt(sess: RegistrySession, repo: str, desc: Descriptor, part: _Pa
     if "sha256:" + part.hash.hexdigest() != desc.digest:
         await asyncio.to_thread(part.reset)
         raise LayerVerificationFailed(desc.digest, resumed=offset != 0)
+    if part.follower is not None:
+        part.follower.done()
     emit(LayerStatus(layer_id, "Download complete"))
 
 

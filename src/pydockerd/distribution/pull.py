@@ -10,8 +10,9 @@ import asyncio
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import IO, TYPE_CHECKING, Any, AsyncIterator, Callable
 
 
 from ..errors import DockerError, InvalidParameter, NotFound
@@ -24,10 +25,11 @@ from ..progress import ErrorEvent, LayerStatus, Progress, ProgressEvent, Status
 from .blobcache import BlobCache, BlobRecord
 from .client import RegistrySession, TransportError, describe, registry_error
 from .download import download_blob
+from .follow import Follower, FollowingReader, Restarted, in_own_thread
 from .errors import pull_error
 from .manifest import (ACCEPT, OCI_LAYER_ZSTD, Descriptor, ImageManifest, ManifestList,
                        Platform, config_platform, parse_manifest, select)
-from .streams import ProgressReader, is_zstd, zstd_reader
+from .streams import ZSTD_MAGIC, ProgressReader, zstd_reader
 from .transfer import Limiter
 from ..util.lazy import lazy_import
 
@@ -142,6 +144,9 @@ class Pull:
         self.limiter = limiter          # daemon-wide max-concurrent-downloads
         self.attempts = attempts        # max-download-attempts
         self.tmp_files: list[str] = []
+        self.paths: dict[int, str] = {}         # layer index -> its downloaded blob
+        self.created: list[str] = []            # chain ids of the layers this pull made
+        self._chains = chain_ids(res.diff_ids)
 
     async def run(self) -> AsyncIterator[ProgressEvent]:
         queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
@@ -170,65 +175,86 @@ class Pull:
     async def _pull(self, emit: Emit) -> None:
         res = self.res
         layers = res.manifest.layers
-        chains = chain_ids(res.diff_ids)
+        chains = self._chains
         present = await asyncio.to_thread(lambda: [self.images.layers.exists(c)
                                                    for c in chains])
         for desc, have in zip(layers, present):
             emit(LayerStatus(short(desc.digest),
                              "Already exists" if have else "Pulling fs layer"))
-        downloads: dict[int, asyncio.Task[str]] = {
-            i: asyncio.create_task(self._download(desc, emit))
+        parents = [""] + chains[:-1]
+        tasks: dict[int, asyncio.Task[None]] = {
+            i: asyncio.create_task(self._layer(i, desc, parents[i], emit))
             for i, (desc, have) in enumerate(zip(layers, present)) if not have}
-        created: list[str] = []
         ok = False
         try:
-            parent = ""
             for i, desc in enumerate(layers):
-                if i in downloads:
-                    path = await downloads[i]
-                    if await self._extract(path, desc, res.diff_ids[i], parent, emit):
-                        created.append(chains[i])
+                if i in tasks:
+                    await tasks[i]
                     emit(LayerStatus(short(desc.digest), "Pull complete"))
-                parent = chains[i]
             await self._register(emit)
             ok = True
         finally:
-            for t in downloads.values():
+            for t in tasks.values():
                 t.cancel()
-            await asyncio.gather(*downloads.values(), return_exceptions=True)
-            await asyncio.shield(asyncio.to_thread(self._finish, ok, created, downloads))
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await asyncio.shield(asyncio.to_thread(self._finish, ok))
 
-    # --- download -----------------------------------------------------------------------
-    async def _download(self, desc: Descriptor, emit: Emit) -> str:
+    # --- one layer: download, unpacked as it arrives (follow.py) --------------------------
+    async def _layer(self, i: int, desc: Descriptor, parent: str, emit: Emit) -> None:
         sid = short(desc.digest)
-        if self.limiter.busy():
-            emit(LayerStatus(sid, "Waiting"))
-        async with self.limiter:
-            path = self.cache.temp_path("pull")
-            self.tmp_files.append(path)
-            await download_blob(self.res.session, self.res.repo, desc, path, sid, emit,
-                                self.attempts)
-            return path
+        follower = Follower()
+        downloaded = threading.Event()          # from then on: "Extracting" progress
+        unpacking: asyncio.Future[None] | None = None
+        try:
+            if self.limiter.busy():
+                emit(LayerStatus(sid, "Waiting"))
+            async with self.limiter:
+                path = self.cache.temp_path("pull")
+                self.tmp_files.append(path)
+                self.paths[i] = path
+                unpacking = self._unpack_thread(
+                    i, desc, parent, lambda: follower.open(path), downloaded, emit)
+                await download_blob(self.res.session, self.res.repo, desc, path, sid, emit,
+                                    self.attempts, follower)
+            downloaded.set()
+            try:
+                await asyncio.shield(unpacking)
+            except Restarted:                   # the blob started over: unpack the file
+                log.info("download of %s started over: unpacking it from the file",
+                         desc.digest)
+                unpacking = self._unpack_thread(
+                    i, desc, parent, lambda: open(path, "rb"), downloaded, emit)
+                await asyncio.shield(unpacking)
+        except BaseException:
+            follower.abandon()
+            if unpacking is not None:           # its layer, if made, is in self.created
+                await asyncio.wait([unpacking])     # (not cancelled with this task)
+                if not unpacking.cancelled():
+                    unpacking.exception()       # retrieved: the download's error wins
+            raise
 
-    # --- extract ------------------------------------------------------------------------
-    async def _extract(self, path: str, desc: Descriptor, diff_id: str, parent: str,
-                       emit: Emit) -> bool:
+    def _unpack_thread(self, i: int, desc: Descriptor, parent: str,
+                       opener: Callable[[], FollowingReader | IO[bytes]],
+                       downloaded: threading.Event, emit: Emit) -> asyncio.Future[None]:
         sid = short(desc.digest)
-        total = os.path.getsize(path)
         loop = asyncio.get_running_loop()
 
         def report(n: int) -> None:
-            loop.call_soon_threadsafe(emit, Progress(sid, "Extracting", n, total))
+            if downloaded.is_set():
+                loop.call_soon_threadsafe(emit, Progress(sid, "Extracting", n, desc.size))
 
-        def work() -> bool:
-            with open(path, "rb") as raw:
+        def work() -> None:
+            with opener() as raw:
                 src: Any = ProgressReader(raw, report)
-                if desc.media_type == OCI_LAYER_ZSTD or is_zstd(path):
+                if desc.media_type == OCI_LAYER_ZSTD or src.read(4) == ZSTD_MAGIC:
+                    src.seek(0)
                     src = zstd_reader(src)
-                _, created = self.images.layers.unpack(src, diff_id, parent)
-                return bool(created)
-        emit(Progress(sid, "Extracting", 0, total))
-        return await asyncio.to_thread(work)
+                else:
+                    src.seek(0)
+                _, created = self.images.layers.unpack(src, self.res.diff_ids[i], parent)
+                if created:
+                    self.created.append(self._chains[i])
+        return in_own_thread(work, f"pull-{sid}")
 
     # --- finish -------------------------------------------------------------------------
     async def _register(self, emit: Emit) -> None:
@@ -249,18 +275,18 @@ class Pull:
         else:
             emit(Status(f"Status: Downloaded newer image for {shown}"))
 
-    def _finish(self, ok: bool, created: list[str], downloads: dict[int, Any]) -> None:
+    def _finish(self, ok: bool) -> None:
         """Blocking: keep verified blobs on success; on failure undo everything."""
         if ok:
             res = self.res
             for i, desc in enumerate(res.manifest.layers):
-                if i in downloads:
-                    self.cache.keep_blob(downloads[i].result(), desc.digest)
+                if i in self.paths:
+                    self.cache.keep_blob(self.paths[i], desc.digest)
                 self.cache.add(res.diff_ids[i], BlobRecord(desc.digest, desc.media_type,
                                                            desc.size, self.ref.domain,
                                                            res.repo))
         else:
-            self.images.drop_unused_layers(list(reversed(created)))
+            self.images.drop_unused_layers(list(reversed(self.created)))
         for p in self.tmp_files:
             try:
                 os.unlink(p)

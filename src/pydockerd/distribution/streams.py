@@ -3,17 +3,25 @@ from __future__ import annotations
 
 import os
 import time
-from typing import IO, Any, Callable
+from typing import Any, Callable, Protocol
 
 from ..errors import InvalidParameter
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
+class SeekableReader(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def seek(self, off: int, whence: int = os.SEEK_SET, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+
 class ProgressReader:
     """Reads from a seekable file, reporting the bytes consumed (throttled)."""
 
-    def __init__(self, raw: IO[bytes], report: Callable[[int], None]) -> None:
+    def __init__(self, raw: SeekableReader, report: Callable[[int], None]) -> None:
         self._raw = raw
         self._report = report
         self._last = 0.0
@@ -78,8 +86,3 @@ def zstd_reader(src: Any) -> Any:
         raise InvalidParameter("zstd-compressed layers need the zstandard package, "
                                "which is not installed") from None
     return _Rewindable(zstandard.ZstdDecompressor().stream_reader(src, read_size=1 << 20))
-
-
-def is_zstd(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) == ZSTD_MAGIC
