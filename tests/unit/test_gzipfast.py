@@ -68,7 +68,7 @@ def test_a_bomb_costs_no_memory(backend: str) -> None:
     bomb = gzip.compress(bytes(256 << 20), compresslevel=9)    # 256 MiB in ~250 KB
     r = GunzipReader(io.BytesIO(bomb))
     assert len(r.read(100)) == 100
-    assert len(r._out) <= 1 << 20                              # one piece at a time
+    assert len(r._out) <= 64 << 10                             # one piece at a time
 
 
 def test_deflater_output_is_gzip_and_reproducible(backend: str) -> None:

@@ -34,7 +34,7 @@ else:
 log = logging.getLogger("pydockerd.distribution")
 
 Emit = Callable[[ProgressEvent], None]
-_WRITE_BATCH = 1 << 20
+_WRITE_BATCH = 256 << 10     # small blocks: the unpack reads the file as it grows (follow.py)
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -48,7 +48,7 @@ class _Partial:
         self.hash = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         self.f.write(data)
         self.hash.update(data)
         self.size += len(data)
@@ -134,8 +134,8 @@ async def _fetch(sess: RegistrySession, repo: str, desc: Descriptor, part: _Part
         buf = bytearray()
         last = 0.0
 
-        def flush() -> None:
-            part.write(bytes(buf))
+        def flush() -> None:                       # (the loop waits: buf stays as is)
+            part.write(buf)
         try:
             async for chunk in resp.content.iter_chunked(256 << 10):
                 buf += chunk

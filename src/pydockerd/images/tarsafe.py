@@ -50,7 +50,9 @@ WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
-_COPY_CHUNK = 1 << 20
+# the tar is read in 64 KiB steps and file bodies copied in the same: fewer calls
+# than tarfile's 10 KiB, and no 1 MiB joins (CPU and malloc arenas both lower)
+_COPY_CHUNK = 64 << 10
 _TAR_BUFSIZE = 64 << 10
 
 

@@ -6,12 +6,15 @@ about 10x faster than zlib at level 6, for blobs some 10% bigger on binaries
 (measured on 200 MB of /usr: zlib 6 5.6 s 33.9%, isal 2 0.38 s 38.6%).
 Without `isal`, zlib does the same work (level 6 for deflate).
 
-`GunzipReader` replaces gzip.GzipFile for reading: it feeds the inflater 1 MiB
+`GunzipReader` replaces gzip.GzipFile for reading: it feeds the inflater 64 KiB
 of input at a time in gzip mode (wbits 31), so the library parses each
 member's header and checks its CRC and length. As `gzip -d`: members follow
 each other, zero padding between or after them is skipped, a stream that ends
 inside a member is an EOFError, bad data a zlib.error (whichever library
-found it). Output comes at most 1 MiB at a time, so a gzip bomb costs no memory.
+found it). Output comes at most 64 KiB at a time, so a gzip bomb costs no
+memory. Small steps, not 1 MiB ones: as fast (the layer tar is read in 64 KiB
+steps), and with several threads unpacking at once the daemon's peak RSS of a
+2 GB pull stayed some 30 MiB lower (fewer big blocks held in malloc arenas).
 Blocking: call from worker threads.
 """
 from __future__ import annotations
@@ -21,8 +24,8 @@ import zlib
 from types import ModuleType
 from typing import IO, Protocol
 
-_IN_CHUNK = 1 << 20
-_OUT_CHUNK = 1 << 20
+_IN_CHUNK = 64 << 10
+_OUT_CHUNK = 64 << 10
 _GZIP_WBITS = 31
 ISAL_LEVEL = 2
 ZLIB_LEVEL = 6
