@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cleanup_daemon, make_daemon
+from conftest import DOCKER, cleanup_daemon, make_daemon
 from polling import wait_until
 from registry_helpers import (FaultProxy, SilentServer, seed_random_image, start_registry,
                               tree_snapshot)
@@ -116,6 +117,33 @@ def test_registry_without_range_support_restarts_the_blob_and_its_unpack(env, pr
     finally:
         d.cli("rmi", ref, check=False)
     assert_nothing_left(d, before, ref)
+
+
+def test_client_gone_mid_pull_stops_the_unpacks_and_leaves_nothing(env, proxy):
+    # one layer done (unpacked and registered), the other half downloaded and
+    # being unpacked as it arrives, then stalled: the CLI goes away; the pull stops,
+    # waits for its unpack threads, and drops the layer it made
+    d = env["d"]
+    seeded = seed_random_image(env["reg"].url, "x/gone", "1", [64 << 10, 8 << 20])
+    small, big = seeded["layers"].split(",")
+    proxy.mode, proxy.spoil = "stall", {big}
+    ref = f"{proxy.host}/x/gone:1"
+    before = tree_snapshot(d.data_root)
+    env_cli = dict(os.environ, DOCKER_HOST=d.host, DOCKER_CONFIG=str(d.base / "cli"))
+    cli = subprocess.Popen([DOCKER, "pull", ref], env=env_cli, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: proxy.blob_gets(big) and any(
+            p.startswith("layers/") and not p.startswith("layers/tmp-") and p != "layers/l"
+            for p in tree_snapshot(d.data_root) - before), timeout=STALL_TIMEOUT,
+            what="the small layer unpacked while the big one stalls")
+    finally:
+        cli.kill()
+        cli.wait()
+    wait_until(lambda: not {p for p in tree_snapshot(d.data_root) - before
+                            if not p.endswith("/l")}, timeout=30,
+               what="the pull's layers and files gone")
+    assert d.cli("image", "inspect", ref, check=False).returncode != 0
 
 
 def test_registry_that_always_fails_gives_up_after_max_attempts(env, proxy):
