@@ -9,8 +9,11 @@ reads it through a `Follower`:
 - read(n) blocks until n bytes are in the file or the download is over, so the
   reader sees a plain file (short reads only at the end);
 - the end of the file is reported only once the download is verified
-  (`done`): the unpack cannot finish, and so cannot register its layer, before
-  the blob's digest has been checked;
+  (`done`): an unpack that reads to the end (plain, gzip, bzip2, xz) cannot
+  finish, and so cannot register its layer, before the blob's digest has been
+  checked (a zstd reader may stop at its frame's end; its layer, verified
+  against its diff id as every layer, is dropped with the pull if the blob
+  then fails);
 - a download that starts over from byte 0 (the registry ignored a Range, or a
   resumed blob failed its digest) makes the reader raise `Restarted`: what it
   read is void, and the pull unpacks from the finished file instead;
