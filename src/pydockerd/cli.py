@@ -10,6 +10,7 @@ from typing import Any
 from . import __version__
 from .config import JSON_KEYS, Config, load_config_file, logging_level, normalise
 from .errors import DockerError
+from .util.memory import limit_malloc_arenas
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     logging.basicConfig(level=logging_level(cfg), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limit_malloc_arenas()   # before any thread: one glibc heap (issue 10: idle RSS)
     from .daemon import run_daemon
     try:
         import uvloop

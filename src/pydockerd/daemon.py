@@ -85,7 +85,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self.systemd = SystemdEnv()
         self._ready = False  # READY=1 sent: a reload may then report RELOADING=1
-        self.trimmer = HeapTrimmer()
+        self.trimmer = HeapTrimmer(lambda: self.events.published)
 
     async def start(self) -> None:
         cfg = self.cfg

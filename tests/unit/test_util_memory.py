@@ -1,4 +1,5 @@
-"""util/memory.py: the heap is trimmed at start-up and then on a timer (issue 10)."""
+"""util/memory.py: the heap is trimmed at start-up, when a burst of work ends and on a
+timer (issue 10)."""
 from __future__ import annotations
 
 import asyncio
@@ -37,7 +38,7 @@ def test_the_trimmer_trims_on_its_timer_until_stopped(monkeypatch: pytest.Monkey
                         lambda collect=True: calls.append(collect))
 
     async def main() -> None:
-        t = HeapTrimmer(interval=0.01)
+        t = HeapTrimmer(interval=0.01, quiet=0.01)
         t.start()
         for _ in range(500):
             if len(calls) >= 3:
@@ -49,3 +50,29 @@ def test_the_trimmer_trims_on_its_timer_until_stopped(monkeypatch: pytest.Monkey
         assert len(calls) == n
     asyncio.run(main())
     assert len(calls) >= 3 and not any(calls)     # the gc is left to run by itself
+
+
+def test_the_trimmer_trims_once_work_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[float] = []
+    work = [0]
+    monkeypatch.setattr(memory, "release_free_memory",
+                        lambda collect=True: calls.append(asyncio.get_running_loop().time()))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        t = HeapTrimmer(lambda: work[0], interval=3600, quiet=0.02)
+        t.start()
+        busy_until = loop.time() + 0.3
+        while loop.time() < busy_until:        # a burst: the counter moves at every tick
+            work[0] += 1
+            await asyncio.sleep(0.005)
+        assert calls == []                      # never while working
+        for _ in range(200):
+            if calls:
+                break
+            await asyncio.sleep(0.01)
+        assert len(calls) == 1 and calls[0] - busy_until < 0.2
+        await asyncio.sleep(0.2)                # quiet again: no trim until the interval
+        t.stop()
+        assert len(calls) == 1
+    asyncio.run(main())
