@@ -16,6 +16,9 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 LAZY = ("aiohttp", "yarl", "multidict", "prometheus_client", "zstandard", "tarfile",
         "email.utils", "calendar", "pydockerd.builder.service", "pydockerd.builder.run",
         "pydockerd.builder.instructions",
+        # the remote log drivers: loaded by the first container logging to one
+        "pydockerd.logdrivers.fluentd", "pydockerd.logdrivers.gelf",
+        "pydockerd.logdrivers.journald", "pydockerd.logdrivers.syslog",
         # the swarm agent's (about 25 MiB): loaded only when the node is in a swarm
         "grpc", "google", "h2", "cryptography",
         # ISA-L gzip (util/gzipfast.py): loaded by the first layer inflate or deflate

@@ -13,34 +13,43 @@ fluentd-async.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from . import fluentd, gelf, journald, syslog
 from .delivery import DEFAULT_RING_BYTES, NonBlocking, driver_options
 from .message import LogDriver
 from .golike import ram_in_bytes
 from .tag import ContainerInfo
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from . import fluentd, gelf, journald, syslog
+else:   # loaded by the first container that uses one: an idle daemon (json-file) never
+    # does (issue 10: idle memory)
+    fluentd = lazy_import("pydockerd.logdrivers.fluentd")
+    gelf = lazy_import("pydockerd.logdrivers.gelf")
+    journald = lazy_import("pydockerd.logdrivers.journald")
+    syslog = lazy_import("pydockerd.logdrivers.syslog")
 
 REMOTE = ("syslog", "journald", "gelf", "fluentd")
-_VALIDATORS = {"syslog": syslog.validate, "journald": journald.validate,
-               "gelf": gelf.validate, "fluentd": fluentd.validate}
+_DRIVERS = {"syslog": syslog, "journald": journald, "gelf": gelf, "fluentd": fluentd}
 
 
 def validate(driver: str, opts: Mapping[str, str]) -> None:
     """A remote driver's own options (names and values); ValueError with dockerd's
     text. `mode`/`max-buffer-size`/cache options are checked by the caller."""
-    _VALIDATORS[driver](driver_options(opts))
+    _DRIVERS[driver].validate(driver_options(opts))
 
 
 def open_remote(driver: str, info: ContainerInfo,
-                journald_socket: str = journald.SOCKET) -> LogDriver:
+                journald_socket: str | None = None) -> LogDriver:
     """A started driver for one container, wrapped for `mode=non-blocking`.
-    ValueError (dockerd's text) when it cannot start."""
+    ValueError (dockerd's text) when it cannot start. `journald_socket`: the
+    journal's socket (default journald.SOCKET)."""
     inner: LogDriver
     if driver == "syslog":
         inner = syslog.SyslogDriver(info)
     elif driver == "journald":
-        inner = journald.JournaldDriver(info, journald_socket)
+        inner = journald.JournaldDriver(info, journald_socket or journald.SOCKET)
     elif driver == "gelf":
         inner = gelf.GelfDriver(info)
     elif driver == "fluentd":
