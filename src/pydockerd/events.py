@@ -31,8 +31,13 @@ class Event:
         return d
 
 
+# past events kept for `since` (dockerd's eventsLimit: a replay gives at most the last
+# 256; a fuller ring only held memory after work, issue 10)
+HISTORY = 256
+
+
 class EventBus:
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = HISTORY) -> None:
         self._ring: collections.deque[Event] = collections.deque(maxlen=capacity)
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self.published = 0          # events since start (engine_daemon_events_total)

@@ -39,6 +39,7 @@ log = logging.getLogger("pydockerd.store")
 
 SCHEMA_VERSION = 1
 RESERVE_BYTES = 8 * MIB
+CACHE_KIB = 256               # sqlite's page cache (its default: 2000 KiB)
 _RESTORE_EVERY = 2.0          # seconds between attempts to make the reserve again
 _LOW_WATER = 256 * 1024       # free bytes under which a transaction first draws on the reserve
 
@@ -71,6 +72,9 @@ class Store:
         self._write("open the metadata store",
                     lambda: self._db.execute("PRAGMA journal_mode=WAL"))
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # sqlite's page cache (2 MB by default) only grew with the pages work touched,
+        # never shrinking (issue 10: memory after work); the kernel caches the file too
+        self._db.execute(f"PRAGMA cache_size={-CACHE_KIB}")
         self._migrate()
         self._restore_reserve(force=True)
 

@@ -76,3 +76,17 @@ def test_the_trimmer_trims_once_work_stops(monkeypatch: pytest.MonkeyPatch) -> N
         t.stop()
         assert len(calls) == 1
     asyncio.run(main())
+
+
+def test_memory_after_work_is_bounded_as_dockerd_bounds_it(tmp_path) -> None:
+    # the events replayed by `since` are the last 256 (dockerd's eventsLimit), and
+    # sqlite's page cache stays small however many pages work touched
+    from pydockerd.events import EventBus
+    from pydockerd.store import CACHE_KIB, Store
+    bus = EventBus()
+    for i in range(300):
+        bus.publish("container", "start", f"c{i}")
+    kept = bus.history(0)
+    assert len(kept) == 256 and kept[0].actor_id == "c44" and bus.published == 300
+    store = Store(str(tmp_path / "db"), reserve_bytes=1 << 20)
+    assert store._db.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB <= -64
