@@ -90,3 +90,22 @@ def test_memory_after_work_is_bounded_as_dockerd_bounds_it(tmp_path) -> None:
     assert len(kept) == 256 and kept[0].actor_id == "c44" and bus.published == 300
     store = Store(str(tmp_path / "db"), reserve_bytes=1 << 20)
     assert store._db.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB <= -64
+
+
+def test_the_trimmer_trims_on_its_interval_during_long_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[bool] = []
+    work = [0]
+    monkeypatch.setattr(memory, "release_free_memory",
+                        lambda collect=True: calls.append(collect))
+
+    async def main() -> None:
+        t = HeapTrimmer(lambda: work[0], interval=0.05, quiet=0.01)
+        t.start()
+        for _ in range(500):                    # the counter never stands still
+            if len(calls) >= 3:
+                break
+            work[0] += 1
+            await asyncio.sleep(0.002)
+        t.stop()
+    asyncio.run(main())
+    assert len(calls) >= 3

@@ -57,8 +57,9 @@ def release_free_memory(collect: bool = True) -> None:
 class HeapTrimmer:
     """A timer on the event loop (no task, nothing to await at shutdown) that trims
     once `activity()` (a counter of work done: the events published) stopped
-    moving for `quiet` seconds after it moved, and every `interval` anyway. A tick
-    reads one counter; an idle daemon trims once a minute."""
+    moving for `quiet` seconds after it moved, and every `interval` anyway (during
+    a long stretch of work too). A tick reads one counter; an idle daemon trims
+    once a minute."""
 
     def __init__(self, activity: Callable[[], int] = lambda: 0,
                  interval: float = TRIM_INTERVAL, quiet: float = QUIET) -> None:
@@ -85,11 +86,12 @@ class HeapTrimmer:
         loop = asyncio.get_running_loop()
         seen = self._activity()
         now = loop.time()
-        if seen != self._seen:          # work going on: trim when it stops
+        moved = seen != self._seen      # work going on: trim when it stops
+        if moved:
             self._seen = seen
             self._worked = True
-        elif self._worked or now >= self._next_trim:
+        if now >= self._next_trim or (self._worked and not moved):
             release_free_memory(collect=False)     # the generational gc runs by itself
-            self._worked = False
+            self._worked = moved
             self._next_trim = now + self.interval
         self._timer = loop.call_later(self.quiet, self._tick)
