@@ -140,7 +140,6 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
         [c.id for c in containers.all() if c.state.running or containers.restoring(c.id)]))
     await _on_full_disk_later("settle containers", containers.settle(
         max(RESTORE_MIN_WAIT, RESTORE_DEADLINE - _process_age())))
-    distribution = DistributionService(cfg, images, events)
     swarm = SwarmNode(cfg.data_root, list(cfg.labels), deps=TaskDeps(
         containers, images, registry_pull(distribution), cfg.exec_root))
     await swarm.start()
