@@ -147,8 +147,9 @@ def _config(c: Container, network_ids: dict[str, str]) -> dict[str, Any]:
 
 def inspect(c: Container, network_ids: dict[str, str], graph: dict[str, Any],
             size: tuple[int, int] | None = None,
-            links: list[str] | None = None) -> dict[str, Any]:
-    """`links`: HostConfig.Links in dockerd's form (`/child:/parent/alias`), or None."""
+            links: list[str] | None = None, sandbox_key: str = "") -> dict[str, Any]:
+    """`links`: HostConfig.Links in dockerd's form (`/child:/parent/alias`), or None;
+    `sandbox_key`: the path pinning the container's network namespace, or ""."""
     st = c.state
     state: dict[str, Any] = {
         "Status": st.status, "Running": st.status in ("running", "paused"),
@@ -173,7 +174,8 @@ def inspect(c: Container, network_ids: dict[str, str], graph: dict[str, Any],
         "GraphDriver": graph, "Mounts": mounts_of(c), "Config": _config(c, network_ids),
         "NetworkSettings": {
             "Bridge": "", "SandboxID": c.id if st.running and nets else "",
-            "SandboxKey": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+            "SandboxKey": sandbox_key if st.running and nets else "",
+            "HairpinMode": False, "LinkLocalIPv6Address": "",
             "LinkLocalIPv6PrefixLen": 0, "Ports": inspect_ports(c),
             "SecondaryIPAddresses": None,
             "SecondaryIPv6Addresses": None, "EndpointID": ep.endpoint_id if ep else "",

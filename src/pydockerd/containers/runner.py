@@ -103,6 +103,8 @@ class Runner:
                 if remote is not None:
                     remote.close()
                 raise
+            if netns is not None and not netns.startswith("/proc/"):
+                self.networks.hand_over_sandbox(c.id, started.pid)
             self.follow_logs(c, started.conmon_pid, remote, started.pid)
             # attachers waiting for `docker run -it` connect before the process runs
             await self.attachers.connect(c.id, self.paths.bundle(c.id))

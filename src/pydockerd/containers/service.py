@@ -222,6 +222,15 @@ class ContainerService:
         """HostConfig.Links as inspect shows it (`/child:/parent/alias`)."""
         return links.inspect_links(c, self.registry.get)
 
+    def sandbox_key(self, c: Container) -> str:
+        """NetworkSettings.SandboxKey: the file pinning the running container's own
+        network namespace (`nsenter --net=<key>` enters it, as with dockerd); "" when
+        it has none (host or container: mode) or does not run."""
+        mode = c.host_config.get("NetworkMode", "")
+        if not c.state.running or mode == "host" or mode.startswith("container:"):
+            return ""
+        return self.networks.netns_path(c.id)
+
     # ---- rename / update / prune ----------------------------------------------------
 
     async def rename(self, ref: str, new_name: str) -> None:

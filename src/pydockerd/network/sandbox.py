@@ -1,15 +1,24 @@
-"""Network namespaces kept as bind-mounted files, and the veth pairs that link them.
+"""Network namespaces pinned at files, and the veth pairs that link them.
 
-A sandbox is <exec_root>/netns/<container_id>: a short-lived thread of the daemon
-unshares into a new network namespace and bind-mounts it onto the file in our own
-mount namespace (what `unshare --net=<file>` does, without spawning it), so it
-outlives every process (and pydockerd itself) until released.
+A sandbox is <exec_root>/netns/<container_id>. A short-lived thread of the daemon
+unshares into a new network namespace, brings `lo` up, keeps a descriptor of it and
+goes back; the file is a symlink to that descriptor (/proc/<daemon pid>/fd/<n>)
+while the network is set up, and once the container's process runs (hand_over) a
+symlink to /proc/<container pid>/ns/net, the descriptor closed. So no mount is made
+per container: every mount in the daemon's mount namespace makes each `runc`
+command slower (runc reads /proc/self/mountinfo several times and its CLONE_NEWNS
+copies every mount; see docs/ARCHITECTURE.md, "Start latency and the host's
+mounts"). Everything that takes a path (runc's spec, nsenter, `ip ... netns`, the
+embedded DNS, `docker inspect`'s SandboxKey) opens the symlink and reaches the
+namespace; it lives as long as the container's process, as with dockerd's bind mount
+(which dockerd removes when the container stops). Pins that older versions made as
+bind mounts are still unmounted by remove_netns.
 
 With --userns-remap the namespace is made inside a new user namespace with the
-daemon's mappings, pinned beside it at <exec_root>/userns/<container_id>, and
-the container joins both: a network namespace owned by the container's user
-namespace is what lets runc mount sysfs and write the net.* sysctls there
-(dockerd gets the same by letting runc create the netns).
+daemon's mappings, pinned beside it at <exec_root>/userns/<container_id> (both
+bind mounts), and the container joins both: a network namespace owned by the
+container's user namespace is what lets runc mount sysfs and write the net.*
+sysctls there (dockerd gets the same by letting runc create the netns).
 """
 from __future__ import annotations
 
@@ -56,17 +65,56 @@ def _pin_file(path: str) -> None:
 async def create_netns(path: str, ids: IdMap = IDENTITY) -> None:
     """Create a network namespace pinned at `path`, with `lo` up (with a
     remapping, owned by a new user namespace pinned at userns_of(path))."""
-    _pin_file(path)
     try:
         if ids.remapped:
+            _pin_file(path)
             _pin_file(userns_of(path))
             await _create_in_userns(path, userns_of(path), ids)
             await run(["nsenter", f"--net={path}", IP, "link", "set", "dev", "lo", "up"])
         else:
-            await _in_own_thread(_pin_new_netns, path)
+            os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
+            fd = await _in_own_thread(_new_netns, path)
+            _held[path] = fd
+            _link(path, f"/proc/{os.getpid()}/fd/{fd}")
     except BaseException:
         remove_netns(path)
         raise
+
+
+# descriptors of the namespaces made here whose container process does not run yet
+_held: dict[str, int] = {}
+
+
+def _link(path: str, target: str) -> None:
+    """Make `path` a symlink to `target`, replacing what is there in one rename."""
+    tmp = f"{path}.new"
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
+
+
+def hand_over(path: str, pid: int) -> None:
+    """The container's process `pid` runs in the namespace pinned at `path`: point
+    the pin at /proc/<pid>/ns/net and close the daemon's descriptor. Nothing to do
+    for a pin that is not held (bind mounts, with --userns-remap). Should `pid` not
+    be in that namespace (it never is not), the descriptor stays held until release."""
+    fd = _held.get(path)
+    if fd is None:
+        return
+    target = f"/proc/{pid}/ns/net"
+    try:
+        made, now = os.fstat(fd), os.stat(target)
+        if (made.st_dev, made.st_ino) != (now.st_dev, now.st_ino):
+            raise OSError(errno.ESRCH, f"process {pid} is in another network namespace")
+        _link(path, target)
+    except OSError as e:
+        log.warning("network namespace %s stays held by the daemon: %s", path, e)
+        return
+    del _held[path]
+    os.close(fd)
 
 
 def _bind(src: str, dst: str) -> None:
@@ -95,57 +143,65 @@ async def _create_in_userns(netns: str, userns: str, ids: IdMap) -> None:
         await proc.wait()
 
 
-async def _in_own_thread(fn: Callable[[str], None], arg: str) -> None:
+async def _in_own_thread(fn: Callable[[str], int], arg: str) -> int:
     """Run fn(arg) in a thread of its own that ends with it (never a pooled worker)."""
-    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+    done: concurrent.futures.Future[int] = concurrent.futures.Future()
 
     def body() -> None:
         try:
-            fn(arg)
+            done.set_result(fn(arg))
         except BaseException as e:  # noqa: BLE001 - handed to the waiting coroutine
             done.set_exception(e)
-        else:
-            done.set_result(None)
     threading.Thread(target=body, name="netns", daemon=True).start()
-    await asyncio.wrap_future(done)
+    return await asyncio.wrap_future(done)
 
 
-def _pin_new_netns(path: str) -> None:
+def _new_netns(path: str) -> int:
     """In a thread of its own (a network namespace is per thread): unshare it into a
-    new namespace, bind-mount that onto `path` (the mount namespace is the daemon's),
-    bring `lo` up, then go back. What `unshare --net=<path> ip link set lo up` did,
-    without the two processes. Should the way back fail, the thread ends here all the
-    same, so nothing else ever runs in the container's namespace."""
+    new namespace, open a descriptor of it, bring `lo` up, then go back; returns the
+    descriptor. What `unshare --net` and `ip link set lo up` did, without the
+    processes. Should the way back fail, the thread ends here all the same, so
+    nothing else ever runs in the container's namespace."""
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    fd = -1
     try:
         if _libc.unshare(_CLONE_NEWNET) != 0:
             err = ctypes.get_errno()
-            raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+            raise OSError(err, f"unshare(CLONE_NEWNET) for {path}: {os.strerror(err)}")
         try:
-            if _libc.mount(b"/proc/thread-self/ns/net", os.fsencode(path), None,
-                           _MS_BIND, None) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"bind mount of a new netns on {path}: {os.strerror(err)}")
+            fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:   # in the new netns
                 req = struct.pack("16sH", b"lo", 0)
                 flags = struct.unpack("16sH", fcntl.ioctl(s, _SIOCGIFFLAGS, req)[:18])[1]
                 fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | _IFF_UP))
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            raise
         finally:
             if _libc.setns(home, _CLONE_NEWNET) != 0:
                 log.error("netns thread could not return to the daemon's namespace: %s",
                           os.strerror(ctypes.get_errno()))
     finally:
         os.close(home)
+    return fd
 
 
 def remove_netns(path: str) -> None:
-    """Unmount and delete a pinned network namespace file (and the user namespace
+    """Delete a pinned network namespace: the symlink (closing the descriptor still
+    held), or unmount and delete the file of a bind mount (and the user namespace
     pinned with it); fine if either is half made or gone."""
+    fd = _held.pop(path, None)
+    if fd is not None:
+        os.close(fd)
     _unpin(path)
     _unpin(userns_of(path))
 
 
 def _unpin(path: str) -> None:
+    if os.path.islink(path):
+        os.unlink(path)
+        return
     for _ in range(8):      # a file may carry stacked mounts
         if not is_mountpoint(path):
             break

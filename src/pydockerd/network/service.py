@@ -24,7 +24,7 @@ from ..store import Store
 from ..util.idmap import IDENTITY, IdMap
 from . import endpoints as eps
 from ..models import EndpointSettings, NetworkCreateRequest
-from . import lifecycle, networks
+from . import lifecycle, networks, sandbox
 from . import filters as nfilters
 from .ipam import (DEFAULT_POOLS4, AddressPool, parse_interface, parse_network, parse_network6,
                    ula_base)
@@ -185,6 +185,11 @@ class NetworkService:
 
     def netns_path(self, container_id: str) -> str:
         return self._state.netns_path(container_id)
+
+    def hand_over_sandbox(self, container_id: str, pid: int) -> None:
+        """The container's process `pid` runs in its sandbox: the pin follows the
+        process from now on (network/sandbox.hand_over)."""
+        sandbox.hand_over(self._state.netns_path(container_id), pid)
 
     async def connect(self, container_id: str, netns_path: str, network: str = "bridge",
                       settings: EndpointSettings | None = None,

@@ -120,7 +120,7 @@ class ContainerRoutes:
             if req.q_bool("size") else None
         return json_response(wire.inspect(ct, self._network_ids(),
                                           self.images.graph_driver(ct.id, ct.image_id), sz,
-                                          self.c.inspect_links(ct)))
+                                          self.c.inspect_links(ct), self.c.sandbox_key(ct)))
 
     async def start(self, req: Request) -> AnyResponse:
         if req.q("checkpoint"):
