@@ -2,18 +2,22 @@
 """Start latency against the number of mounts on the host, simulated (no hundreds of containers).
 
     sudo python3 bench/run_mount_scale.py [--mounts 0,500,1000,2000] [--runs 9]
-        [--skip-daemon] [--skip-runc] [--profile]
+        [--under containers|scratch] [--skip-daemon] [--skip-runc] [--profile]
 
 Every container of a real host adds mounts to the daemon's mount namespace (its
 overlay rootfs and, before issue 10, its network namespace pin), and runc's work
 grows with them: CLONE_NEWNS copies the whole tree, runc reads /proc/self/mountinfo
 several times per command (cgroup v1 mount lookups, the intelrdt probe, the rootfs'
-parent mount) and detaches the old root. This bench makes N small tmpfs mounts in a
-private scratch directory (/tmp/mscale-<pid>/sim/<i>) instead, and at each N times:
+parent mount) and detaches the old root. This bench makes N small tmpfs mounts instead,
+below the daemon's containers directory where the rootfs mounts of running
+containers are (`--under containers`, the default) or in a private scratch directory
+(`--under scratch`: mounts of the host that are not ours), and at each N times:
 
   run      `docker run --rm --network none busybox true` against a pydockerd of this
            checkout (own data root, socket, bridge mscale<hex>, free /24): wall
-           milliseconds (median), and the daemon's CPU ms per run (utime + stime);
+           milliseconds (median), the daemon's CPU ms per run (utime + stime), and
+           the CPU ms per run of the daemon with all it ran (conmon, runc, nsenter,
+           the container: reaped children's times), which load hardly disturbs;
   runc     a bare `runc run` of a prepared busybox bundle (no daemon, no conmon):
            wall ms (median) and CPU ms per run (task clock of runc and its children);
   mounts   how many mounts a container adds to the host namespace while it runs
@@ -78,10 +82,16 @@ class SimMounts:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def cpu_ms(pid: int) -> float:
+def cpu_ms(pid: int, children: bool = False) -> float:
+    """utime + stime of `pid`; with children, plus those of its reaped children (the
+    daemon reaps conmon, which reaped runc create and the container: a run's whole
+    CPU, whatever the load of the machine does to its wall time)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks * 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_ms() -> float:
@@ -123,17 +133,21 @@ def strace_runc(bundle: Path, root: Path, out: Path) -> list[str]:
     return [ln for ln in lines[2:14] if ln.strip()]
 
 
-def time_daemon(e: PyDockerd, runs: int) -> tuple[float, float]:
+def time_daemon(e: PyDockerd, runs: int) -> tuple[float, float, float]:
+    """Median wall ms of a run, the daemon's CPU ms per run, and the CPU ms per run of
+    the daemon and everything it ran (conmon, runc, nsenter, the container)."""
     assert e.proc is not None
     argv = ("run", "--rm", "--network", "none", "busybox", "true")
     e.must(*argv)                               # warm-up
     walls: list[float] = []
-    cpu0 = cpu_ms(e.proc.pid)
+    cpu0, all0 = cpu_ms(e.proc.pid), cpu_ms(e.proc.pid, children=True)
     for _ in range(runs):
         t = e.timed(*argv)
         if t is not None:
             walls.append(t * 1000)
-    return statistics.median(walls), (cpu_ms(e.proc.pid) - cpu0) / runs
+    time.sleep(0.2)                             # the last conmon reaped
+    return (statistics.median(walls), (cpu_ms(e.proc.pid) - cpu0) / runs,
+            (cpu_ms(e.proc.pid, children=True) - all0) / runs)
 
 
 def mounts_per_container(e: PyDockerd) -> int:
@@ -152,16 +166,21 @@ def main() -> int:
     p.add_argument("--skip-daemon", action="store_true")
     p.add_argument("--skip-runc", action="store_true")
     p.add_argument("--profile", action="store_true", help="strace -f -c of a bare runc run")
+    p.add_argument("--under", choices=("containers", "scratch"), default="containers",
+                   help="where the N mounts go: below the daemon's containers directory, "
+                        "where the rootfs mounts of running containers are (default), or "
+                        "in a scratch directory (mounts of the host that are not ours)")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("needs root", file=sys.stderr)
         return 2
     base = Path(f"/tmp/mscale-{os.getpid()}")
-    sim = SimMounts(base / "sim")
     watched = rb.watch_host_paths()
     e = PyDockerd("pydockerd", base / "pyd", f"mscale{os.getpid() % 0xffff:x}",
                   rb.free_subnets(1)[0])
-    results: dict = {"mounts": [], "host_mounts_at_start": mount_count()}
+    sim = SimMounts(base / "pyd" / "data" / "containers" / ".sim" if args.under == "containers"
+                    else base / "sim")
+    results: dict = {"mounts": [], "host_mounts_at_start": mount_count(), "under": args.under}
     try:
         bundle = base / "bundle"
         make_bundle(bundle)
@@ -180,7 +199,7 @@ def main() -> int:
                     row["runc_strace"] = strace_runc(bundle, base / "runc",
                                                      base / f"strace-{n}.txt")
             if not args.skip_daemon:
-                row["run_ms"], row["daemon_cpu_ms"] = time_daemon(e, args.runs)
+                row["run_ms"], row["daemon_cpu_ms"], row["run_cpu_ms"] = time_daemon(e, args.runs)
             log(f"N={n}: {row}")
             results["mounts"].append(row)
     finally:
@@ -189,8 +208,8 @@ def main() -> int:
         shutil.rmtree(base, ignore_errors=True)
     (HERE / "results-mount-scale.json").write_text(json.dumps(results, indent=1))
     first = results["mounts"][0] if results["mounts"] else {}
-    print(f"{'extra mounts':>12} {'lines':>6} {'runc ms':>8} {'runc cpu':>8} "
-          f"{'run ms':>7} {'daemon cpu':>10}")
+    print(f"{'extra mounts':>12} {'lines':>6} {'runc ms':>14} {'runc cpu':>14} "
+          f"{'run ms':>14} {'daemon cpu':>14} {'run cpu':>14}")
     for row in results["mounts"]:
         def cell(k: str, w: int) -> str:
             v = row.get(k)
@@ -199,7 +218,8 @@ def main() -> int:
             rel = f"{100 * (v / first[k] - 1):+.0f}%" if first.get(k) else ""
             return f"{v:.1f}{rel:>5}".rjust(w)
         print(f"{row['extra']:>12} {row['mountinfo_lines']:>6} {cell('runc_ms', 14)} "
-              f"{cell('runc_cpu_ms', 14)} {cell('run_ms', 14)} {cell('daemon_cpu_ms', 14)}")
+              f"{cell('runc_cpu_ms', 14)} {cell('run_ms', 14)} {cell('daemon_cpu_ms', 14)} "
+              f"{cell('run_cpu_ms', 14)}")
         for ln in row.get("runc_strace", []):
             print("     ", ln)
     return 0

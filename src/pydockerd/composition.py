@@ -3,6 +3,7 @@ collaborators passed to its constructor, then the routes over them. daemon.py
 runs the process (listeners, signals, reload, shutdown) around what this builds."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from .instruments import Instruments
 from .network.portmap import PortMapper
 from .network.service import NetworkService
 from .plugins import PluginDirs, PluginRegistry
+from .runtime.mountns import CreateNamespaces
 from .plugins.managed import ManagedPlugins, same_plugin
 from .store import Store
 from .swarm.node import SwarmNode, TaskDeps
@@ -77,6 +79,7 @@ class Services:
     plugins: PluginRegistry
     swarm: SwarmNode
     managed: ManagedPlugins
+    create_ns: CreateNamespaces
 
     def reload(self, cfg: Config) -> None:
         """SIGHUP: hand the reloaded configuration to the services that read it."""
@@ -92,6 +95,10 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     # the registry of container records needs only the store: built first, it
     # answers the other services' questions about containers (small Protocols)
     registry = ContainerRegistry(store, events)
+    # before any rootfs is mounted: the containers directory becomes a private mount
+    create_ns = CreateNamespaces(os.path.join(cfg.data_root, "containers"),
+                                 os.path.join(cfg.exec_root, "rootfs-stage"))
+    await asyncio.to_thread(create_ns.setup)
     images = ImageService(cfg.data_root, store, events, driver, containers=registry,
                           container_actions=inst.container_actions, ids=ids)
     await images.start()
@@ -120,7 +127,7 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     ports = ContainerPorts(port_mapper, partial(_bridge_of, networks),
                            partial(_plugin_driven, networks))
     paths = Paths(cfg.data_root, cfg.exec_root)
-    runtimes = Runtimes(cfg, paths.runc_root)
+    runtimes = Runtimes(cfg, paths.runc_root, create_ns)
     health = HealthMonitor(registry, paths, runtimes, inst.health_checks)
     containers = ContainerService(
         cfg, registry, paths, runtimes, images=images, networks=networks, volumes=volumes,
@@ -147,7 +154,8 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     builds = cache(partial(_builder, images, containers, distribution, inst))
     return Services(registry, images, networks, volumes, containers, health, execs, system,
                     distribution, builds, StatsService(),
-                    ArchiveService(registry, images, volumes, ids), plugins, swarm, managed)
+                    ArchiveService(registry, images, volumes, ids), plugins, swarm, managed,
+                    create_ns)
 
 
 def routes(s: Services, events: EventBus) -> Router:

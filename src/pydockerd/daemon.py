@@ -304,6 +304,8 @@ class Daemon:
             # after the containers using its volumes; left running with live-restore
             await s.managed.shutdown(self.cfg.live_restore)
             await s.networks.stop()
+            # unless live-restore left rootfs mounts below it
+            await asyncio.to_thread(s.create_ns.release)
         if self.store:
             self.store.close()
         for path in self.cfg.socket_paths:

@@ -98,7 +98,8 @@ class Runner:
             spec = await asyncio.to_thread(self.spec.build, si)
             remote = await self.open_remote_logs(c)
             try:
-                started = await conmon.create(self.conmon_spec(c), spec)
+                async with self.runtimes.create_namespace(rootfs, spec) as mount_ns:
+                    started = await conmon.create(self.conmon_spec(c, mount_ns or ""), spec)
             except BaseException:
                 if remote is not None:
                     remote.close()
@@ -205,7 +206,7 @@ class Runner:
         elif remote is not None:
             remote.close()
 
-    def conmon_spec(self, c: Container) -> conmon.ConmonSpec:
+    def conmon_spec(self, c: Container, mount_ns: str = "") -> conmon.ConmonSpec:
         bundle = self.paths.bundle(c.id)
         spool = os.path.join(bundle, new_spool_name(time.time_ns())) \
             if log_target(c, self.paths) is not None else ""
@@ -214,7 +215,7 @@ class Runner:
             persist_dir=self.paths.persist_dir(c.id), exit_dir=self.paths.exit_dir,
             log_path=spool, tty=c.tty, stdin=bool(c.config.get("OpenStdin")),
             runc=self.runtimes.of(c).binary, runc_root=self.runtimes.root,
-            stdin_once=bool(c.config.get("StdinOnce")))
+            stdin_once=bool(c.config.get("StdinOnce")), mount_ns=mount_ns)
 
     async def teardown(self, c: Container) -> None:
         """Release what a running container held: network and rootfs mount, in parallel.

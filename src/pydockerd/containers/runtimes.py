@@ -1,17 +1,25 @@
 """The OCI runtimes containers run with (`--add-runtime`, HostConfig.Runtime)."""
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
 from ..config import Config
 from ..errors import InvalidParameter
+from ..runtime.mountns import CreateNamespaces
 from ..runtime.runc import Runc
 from .model import Container
 
 
 class Runtimes:
-    def __init__(self, cfg: Config, runc_root: str) -> None:
+    def __init__(self, cfg: Config, runc_root: str,
+                 create_ns: CreateNamespaces | None = None) -> None:
         self._binaries = dict(cfg.runtimes)
         self._default_name = cfg.default_runtime
         self.default = Runc(cfg.runtimes[cfg.default_runtime], runc_root)
+        # where `runc create` runs (runtime/mountns.py); None: the daemon's namespace
+        self.create_ns = create_ns
 
     @property
     def root(self) -> str:
@@ -25,3 +33,11 @@ class Runtimes:
         if binary is None:
             raise InvalidParameter(f"unknown or invalid runtime name: {name}")
         return self.default if binary == self.default.binary else Runc(binary, self.root)
+
+    def create_namespace(self, rootfs: str,
+                         spec: dict[str, Any]) -> AbstractAsyncContextManager[str | None]:
+        """The mount namespace `runc create` of this rootfs and spec runs in, held for the
+        block (runtime/mountns.py): its path, or None for the daemon's own."""
+        if self.create_ns is None:
+            return contextlib.nullcontext(None)
+        return self.create_ns.for_create(rootfs, spec)

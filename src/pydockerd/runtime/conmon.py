@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import SystemError_
 from ..util.fsatomic import write_atomic
+from .mountns import NSENTER
 from .pidwatch import pid_alive, wait_pid
 
 log = logging.getLogger("pydockerd.conmon")
@@ -48,6 +49,7 @@ class ConmonSpec:
     runc: str
     runc_root: str
     stdin_once: bool = False
+    mount_ns: str = ""   # run `runc create` in this mount namespace (runtime/mountns.py)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ async def create(spec: ConmonSpec, oci_config: dict[str, Any]) -> Started:
     # runtime state under the exec root, written again at every start: no fsync
     write_atomic(os.path.join(spec.bundle, "config.json"), json.dumps(oci_config), fsync=False)
     argv = [CONMON, "--api-version", "1", "-c", spec.cid, "-u", spec.cid, "-n", spec.name,
-            "-r", spec.runc, "--runtime-arg", "--root", "--runtime-arg", spec.runc_root,
+            *_runtime_args(spec),
             "-b", spec.bundle, "-p", os.path.join(spec.bundle, "pidfile"),
             "-P", os.path.join(spec.bundle, "conmon.pid"),
             "--exit-dir", spec.exit_dir, "--persist-dir", _status_dir(spec),
@@ -142,6 +144,18 @@ async def create(spec: ConmonSpec, oci_config: dict[str, Any]) -> Started:
     with open(os.path.join(spec.bundle, "conmon.pid")) as f:
         conmon_pid = int(f.read().strip())
     return Started(conmon_pid, pid)
+
+
+def _runtime_args(spec: ConmonSpec) -> list[str]:
+    """conmon's runtime and the arguments before `create`: runc, or nsenter into
+    spec.mount_ns running runc."""
+    runtime = [spec.runc, "--root", spec.runc_root]
+    if spec.mount_ns:
+        runtime = [NSENTER, f"--mount={spec.mount_ns}", *runtime]
+    args = ["-r", runtime[0]]
+    for arg in runtime[1:]:
+        args += ["--runtime-arg", arg]
+    return args
 
 
 async def _reap_failed_monitor(bundle: str) -> None:

@@ -1,0 +1,73 @@
+"""Start latency with many running containers (issue 10): `runc create` runs in a
+mount namespace without the other containers' rootfs mounts (runc's work grows with
+every mount it sees), and nothing of that namespace reaches the host: a running
+container leaves exactly one mount there, its rootfs, which the host still sees."""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import uuid
+
+import pytest
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _conmon_argv(d, ref: str) -> list[str]:
+    """conmon's command line: the parent of the container's process."""
+    pid = d.out("inspect", "-f", "{{.State.Pid}}", ref).strip()
+    with open(f"/proc/{pid}/stat") as f:
+        ppid = f.read().rsplit(")", 1)[1].split()[1]
+    with open(f"/proc/{ppid}/cmdline", "rb") as f:
+        return f.read().decode().split("\0")
+
+
+def _mounts_below(path: str) -> list[str]:
+    prefix = path.rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory on a shared mount of its own (the machine's / is private)."""
+    path = tempfile.mkdtemp(prefix="pdt-shared-", dir="/tmp")
+    subprocess.run(["mount", "--bind", path, path], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", path], check=True)
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", path], check=False)
+        subprocess.run(["rmdir", path], check=False)
+
+
+def test_create_runs_without_the_other_rootfs_mounts(daemon, shared_dir):
+    d = daemon
+    a, b, c = _name("msa"), _name("msb"), _name("msc")
+    containers = os.path.join(d.data_root, "containers")
+    try:
+        d.out("run", "-d", "--name", a, "busybox", "sleep", "300")
+        d.out("run", "-d", "--name", b, "busybox", "sleep", "300")
+        argv = _conmon_argv(d, b)
+        runtime = argv[argv.index("-r") + 1]
+        assert os.path.basename(runtime) == "nsenter"
+        assert any(arg.startswith("--mount=/proc/") for arg in argv)
+        # the host sees each running container's rootfs, and nothing else of ours
+        ids = [d.out("inspect", "-f", "{{.Id}}", ref).strip() for ref in (a, b)]
+        below = _mounts_below(containers)
+        assert sorted(below) == sorted(os.path.join(containers, i, "rootfs") for i in ids)
+        assert not _mounts_below(d.exec_root)
+        merged = d.out("inspect", "-f", "{{.GraphDriver.Data.MergedDir}}", a).strip()
+        assert os.path.isfile(os.path.join(merged, "bin", "busybox"))
+        assert d.out("exec", a, "cat", "/proc/1/cmdline").startswith("sleep")
+        # a shared bind needs its mount to be a peer of the host's: the host's namespace
+        d.out("run", "-d", "--name", c, "-v", f"{shared_dir}:/x:rshared", "busybox",
+              "sleep", "300")
+        argv = _conmon_argv(d, c)
+        assert os.path.basename(argv[argv.index("-r") + 1]) == "runc"
+        assert "shared" in d.out("exec", c, "grep", " /x ", "/proc/self/mountinfo")
+    finally:
+        d.cli("rm", "-f", a, b, c, check=False)
