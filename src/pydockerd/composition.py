@@ -41,8 +41,8 @@ from .instruments import Instruments
 from .network.portmap import PortMapper
 from .network.service import NetworkService
 from .plugins import PluginDirs, PluginRegistry
-from .runtime.mountns import CreateNamespaces
 from .plugins.managed import ManagedPlugins, same_plugin
+from .runtime.mountns import CreateNamespaces
 from .store import Store
 from .swarm.node import SwarmNode, TaskDeps
 from .util.idmap import IDENTITY, IdMap
