@@ -42,7 +42,7 @@ from .network.portmap import PortMapper
 from .network.service import NetworkService
 from .plugins import PluginDirs, PluginRegistry
 from .plugins.managed import ManagedPlugins, same_plugin
-from .runtime.mountns import CreateNamespaces
+from .runtime.mountns import RuncNamespaces
 from .store import Store
 from .swarm.node import SwarmNode, TaskDeps
 from .util.idmap import IDENTITY, IdMap
@@ -79,7 +79,7 @@ class Services:
     plugins: PluginRegistry
     swarm: SwarmNode
     managed: ManagedPlugins
-    create_ns: CreateNamespaces
+    create_ns: RuncNamespaces
 
     def reload(self, cfg: Config) -> None:
         """SIGHUP: hand the reloaded configuration to the services that read it."""
@@ -96,8 +96,10 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     # answers the other services' questions about containers (small Protocols)
     registry = ContainerRegistry(store, events)
     # before any rootfs is mounted: the containers directory becomes a private mount
-    create_ns = CreateNamespaces(os.path.join(cfg.data_root, "containers"),
-                                 os.path.join(cfg.exec_root, "rootfs-stage"))
+    create_ns = RuncNamespaces(os.path.join(cfg.data_root, "containers"),
+                               os.path.join(cfg.exec_root, "rootfs-stage"),
+                               os.path.join(cfg.exec_root, "runc"),
+                               [cfg.runtimes[cfg.default_runtime], *cfg.runtimes.values()])
     await asyncio.to_thread(create_ns.setup)
     images = ImageService(cfg.data_root, store, events, driver, containers=registry,
                           container_actions=inst.container_actions, ids=ids)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pydockerd.runtime import conmon
-from pydockerd.runtime.mountns import NSENTER, CreateNamespaces, propagates
+from pydockerd.runtime.mountns import NSENTER, RuncNamespaces, propagates, to_detach
 
 
 def _spec(*options: list[str], root_propagation: str = "") -> dict[str, Any]:
@@ -53,10 +53,24 @@ def test_conmon_runs_runc_through_nsenter_in_a_namespace() -> None:
 
 
 def test_no_namespace_unless_set_up_and_below_the_containers_dir() -> None:
-    async def ns_for(ns: CreateNamespaces, rootfs: str) -> str | None:
+    async def ns_for(ns: RuncNamespaces, rootfs: str) -> str | None:
         async with ns.for_create(rootfs, _spec()) as path:
             return path
-    ns = CreateNamespaces("/data/containers", "/exec/rootfs-stage")
+    ns = RuncNamespaces("/data/containers", "/exec/rootfs-stage", "/exec/runc", ["runc"])
     assert asyncio.run(ns_for(ns, "/data/containers/c1/rootfs")) is None   # not set up
     ns.enabled = True
     assert asyncio.run(ns_for(ns, "/elsewhere/c1/rootfs")) is None
+
+
+def test_verbs_namespace_keeps_only_what_runc_uses() -> None:
+    mounts = [(1, 0, "/"), (2, 1, "/proc"), (3, 2, "/proc/sys/fs/binfmt_misc"),
+              (4, 1, "/sys"), (5, 4, "/sys/fs/cgroup"), (6, 5, "/sys/fs/cgroup/cpu"),
+              (7, 4, "/sys/kernel/tracing"), (8, 1, "/dev"), (9, 8, "/dev/shm"),
+              (10, 9, "/dev/shm"), (11, 1, "/tmp/exec"), (12, 1, "/data/containers"),
+              (13, 12, "/data/containers/a/rootfs"), (14, 1, "/mnt/usb"),
+              (15, 14, "/mnt/usb/x")]
+    needed = ["/tmp/exec/runc", "/usr/sbin/runc", "/proc/self", "/dev/null",
+              "/sys/fs/cgroup"]
+    assert to_detach(mounts, needed, ("/sys/fs/cgroup",)) == [
+        "/dev/shm", "/data/containers", "/mnt/usb", "/sys/kernel/tracing",
+        "/proc/sys/fs/binfmt_misc"]

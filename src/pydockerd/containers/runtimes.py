@@ -7,19 +7,20 @@ from typing import Any
 
 from ..config import Config
 from ..errors import InvalidParameter
-from ..runtime.mountns import CreateNamespaces
+from ..runtime.mountns import RuncNamespaces
 from ..runtime.runc import Runc
 from .model import Container
 
 
 class Runtimes:
     def __init__(self, cfg: Config, runc_root: str,
-                 create_ns: CreateNamespaces | None = None) -> None:
+                 create_ns: RuncNamespaces | None = None) -> None:
         self._binaries = dict(cfg.runtimes)
         self._default_name = cfg.default_runtime
-        self.default = Runc(cfg.runtimes[cfg.default_runtime], runc_root)
-        # where `runc create` runs (runtime/mountns.py); None: the daemon's namespace
+        # where runc runs (runtime/mountns.py); None: the daemon's mount namespace
         self.create_ns = create_ns
+        self._verbs_ns = create_ns.verbs if create_ns is not None else ""
+        self.default = Runc(cfg.runtimes[cfg.default_runtime], runc_root, self._verbs_ns)
 
     @property
     def root(self) -> str:
@@ -32,7 +33,8 @@ class Runtimes:
         binary = self._binaries.get(name)
         if binary is None:
             raise InvalidParameter(f"unknown or invalid runtime name: {name}")
-        return self.default if binary == self.default.binary else Runc(binary, self.root)
+        return self.default if binary == self.default.binary \
+            else Runc(binary, self.root, self._verbs_ns)
 
     def create_namespace(self, rootfs: str,
                          spec: dict[str, Any]) -> AbstractAsyncContextManager[str | None]:

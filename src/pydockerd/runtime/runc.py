@@ -6,15 +6,18 @@ from typing import Any
 
 from ..errors import CommandFailed, Conflict, NotFound
 from ..util import cmd
+from .mountns import NSENTER
 
 
 class Runc:
-    def __init__(self, binary: str, root: str) -> None:
+    def __init__(self, binary: str, root: str, mount_ns: str = "") -> None:
         self.binary = binary
         self.root = root
+        self.mount_ns = mount_ns    # run in this mount namespace (runtime/mountns.py)
 
     def argv(self, *args: str) -> list[str]:
-        return [self.binary, "--root", self.root, *args]
+        argv = [self.binary, "--root", self.root, *args]
+        return [NSENTER, f"--mount={self.mount_ns}", *argv] if self.mount_ns else argv
 
     async def start(self, cid: str) -> None:
         await cmd.run(self.argv("start", cid))
