@@ -13,6 +13,8 @@ from ..errors import Conflict, DockerError, InvalidParameter, NotFound, SystemEr
 from ..models import ExecConfig, ExecStartConfig
 from ..runtime.caps import host_capabilities
 from ..runtime.exec import ExecProcess, start_exec
+from ..runtime.nschild import ExecPlan
+from ..runtime.nsexec import plan_exec
 from ..runtime.users import resolve_user
 from ..util.fdstream import read_fds
 from ..util.ids import new_id
@@ -143,11 +145,19 @@ class ExecService:
         self.containers.registry.store.put(KIND, inst.id, dataclasses.asdict(inst))
 
     @staticmethod
-    def _process_spec(bundle: str, inst: ExecInstance, user: str,
-                      group_add: list[str]) -> dict[str, Any]:
-        """In a worker thread, on values copied on the loop."""
+    def _prepare(bundle: str, inst: ExecInstance, user: str, group_add: list[str],
+                 cid: str, init_pid: int, fast: bool) -> tuple[dict[str, Any], ExecPlan | None]:
+        """In a worker thread, on values copied on the loop: the process spec, and the
+        plan to start it without runc when `fast` (the container runs on runc) and
+        nsexec can."""
         with open(os.path.join(bundle, "config.json")) as f:
             spec = json.load(f)
+        proc = ExecService._process_spec(spec, inst, user, group_add)
+        return proc, plan_exec(cid, init_pid, spec, proc) if fast else None
+
+    @staticmethod
+    def _process_spec(spec: dict[str, Any], inst: ExecInstance, user: str,
+                      group_add: list[str]) -> dict[str, Any]:
         proc = dict(spec["process"])
         rootfs = spec["root"]["path"]
         u = resolve_user(rootfs, user, group_add)
@@ -162,6 +172,8 @@ class ExecService:
                 env.append(e)
         if inst.tty and not any(e.startswith("TERM=") for e in env):
             env.append("TERM=xterm")
+        if not any(e.startswith("HOME=") for e in env):
+            env.append(f"HOME={u.home}")          # as runc does, from the passwd entry
         proc["env"] = env
         proc["args"] = inst.cmd
         proc["cwd"] = inst.working_dir or proc.get("cwd") or "/"
@@ -194,17 +206,17 @@ class ExecService:
             inst.console_size = (opts.ConsoleSize[0], opts.ConsoleSize[1])
         inst.started = True
         run_dir = os.path.join(self.containers.paths.exec_root, "exec")
+        binary = self.containers.runtime(c).binary
         try:
-            proc = await start_exec(self.containers.runtime(c).binary,
-                                    self.containers.runtimes.root,
-                                    c.id, await asyncio.to_thread(
-                                        self._process_spec, self.containers.paths.bundle(c.id),
-                                        dataclasses.replace(inst, cmd=list(inst.cmd),
-                                                            env=list(inst.env)),
-                                        inst.user or c.config.get("User") or "",
-                                        list(c.host_config.get("GroupAdd") or [])),
+            process, plan = await asyncio.to_thread(
+                self._prepare, self.containers.paths.bundle(c.id),
+                dataclasses.replace(inst, cmd=list(inst.cmd), env=list(inst.env)),
+                inst.user or c.config.get("User") or "",
+                list(c.host_config.get("GroupAdd") or []), c.id, c.state.pid,
+                os.path.basename(binary) == "runc")
+            proc = await start_exec(binary, self.containers.runtimes.root, c.id, process,
                                     run_dir, eid, attach_stdin=not detach and inst.attach_stdin,
-                                    attach_output=not detach)
+                                    attach_output=not detach, plan=plan)
         except DockerError as e:
             inst.exit_code = 127 if "executable file not found" in e.message \
                 or "no such file or directory" in e.message else 126

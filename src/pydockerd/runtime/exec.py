@@ -1,8 +1,9 @@
-"""Running a process inside a running container: `runc exec --detach`.
+"""Running a process inside a running container: by the daemon itself where
+runtime/nsexec.py can do what runc would (an ExecPlan), else `runc exec --detach`.
 
-The process gets our pipes (or a pty whose master runc hands us through a
-console socket); pydockerd is a child subreaper, so once runc has exited the
-process is our child and its exit status is ours to collect.
+The process gets our pipes (or a pty whose master runc, or the forked helper,
+hands us through a socket); pydockerd is a child subreaper, so once runc (or the
+helper) has exited the process is our child and its exit status is ours to collect.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from typing import Any
 
 from ..errors import CommandFailed, SystemError_
 from ..util.tasks import cancel_and_wait
+from .nschild import ExecPlan
+from .nsexec import ExecFailed, spawn
 from .pidwatch import wait_pid
 
 
@@ -42,11 +45,15 @@ class ExecProcess:
 
 
 async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any], run_dir: str,
-                     name: str, attach_stdin: bool, attach_output: bool) -> ExecProcess:
-    """Start `process` in container `cid`. runc reads the process spec from a memfd
-    and writes the pid to `<run_dir>/<name>.pid` (a TTY's console socket is
-    `<name>.sock` there); both are removed before this returns, so concurrent execs
-    share run_dir as long as their names differ."""
+                     name: str, attach_stdin: bool, attach_output: bool,
+                     plan: ExecPlan | None = None) -> ExecProcess:
+    """Start `process` in container `cid`: with `plan`, forked by the daemon (no runc);
+    otherwise runc reads the process spec from a memfd and writes the pid to
+    `<run_dir>/<name>.pid` (a TTY's console socket is `<name>.sock` there); both are
+    removed before this returns, so concurrent execs share run_dir as long as their
+    names differ."""
+    if plan is not None:
+        return await _start_planned(runc, plan, attach_stdin, attach_output)
     os.makedirs(run_dir, exist_ok=True)
     pid_path = os.path.join(run_dir, f"{name}.pid")
     argv = [runc, "--root", runc_root, "exec", "--detach", "--pid-file", pid_path]
@@ -136,6 +143,42 @@ async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any
         assert master is not None
         return ExecProcess(pid, master, master, None, True)
     return ExecProcess(pid, ours["in"], ours["out"], ours["err"], False)
+
+
+async def _start_planned(runc: str, plan: ExecPlan, attach_stdin: bool,
+                         attach_output: bool) -> ExecProcess:
+    tty = bool(plan.process.get("terminal"))
+    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    child_fds = [devnull]
+    stdio = [devnull, devnull, devnull]
+    ours: list[int | None] = [None, None, None]
+    if not tty:
+        if attach_stdin:
+            stdio[0], ours[0] = os.pipe()
+            child_fds.append(stdio[0])
+        if attach_output:
+            for i in (1, 2):
+                r, stdio[i] = os.pipe()
+                ours[i] = r
+                child_fds.append(stdio[i])
+    try:
+        pid, master = await spawn(plan, (stdio[0], stdio[1], stdio[2]))
+    except BaseException as e:
+        for fd in ours:
+            if fd is not None:
+                os.close(fd)
+        if isinstance(e, ExecFailed):
+            raise CommandFailed([runc], 1, str(e)) from None
+        if isinstance(e, OSError):
+            raise SystemError_(f"cannot start the exec process: {e}") from e
+        raise
+    finally:
+        for fd in child_fds:
+            os.close(fd)
+    if tty:
+        assert master is not None
+        return ExecProcess(pid, master, master, None, True)
+    return ExecProcess(pid, ours[0], ours[1], ours[2], False)
 
 
 def _spec_memfd(process: dict[str, Any]) -> int:

@@ -23,6 +23,12 @@ class Ulimit:
     hard: int
 
 
+def rlimit_constant(oci_type: str) -> int | None:
+    """The resource module's constant for an OCI rlimit type ("RLIMIT_NOFILE")."""
+    const = getattr(resource, oci_type, None) if oci_type.startswith("RLIMIT_") else None
+    return const if isinstance(const, int) else None
+
+
 def read_host_rlimits() -> dict[str, int]:
     """Hard limits of this process, by Docker ulimit name (RLIM_INFINITY as 2**64-1)."""
     out: dict[str, int] = {}

@@ -1,0 +1,245 @@
+"""`docker exec` without a runc process: the daemon forks, joins the container's
+cgroups and namespaces, and sets the process up the way `runc exec` does
+(libcontainer's nsexec + setns_init: session keyring, stdio or a pty from the
+container's /dev/ptmx, rlimits, no_new_privs, seccomp, bounding set, user and
+groups, working directory, capabilities, PATH lookup), then execs.
+
+runc exec costs two Go start-ups, a copy of its binary and a seccomp compile
+per exec (about 20 ms); this costs two forks. Where the container asks for
+something this does not reproduce (a user namespace, AppArmor on a host that
+enforces it, an Intel RDT group, a seccomp notify action, an unknown process
+field, an architecture not listed below), `plan_exec` answers None and the
+caller runs runc exec as before.
+
+Forks: A (forked from the daemon, single-threaded from then on) joins the
+cgroups and namespaces and forks B, which enters the container's pid namespace;
+A reports B's pid and exits, so B re-parents to the daemon (a child subreaper)
+as `runc exec --detach`'s process does. B reports a failure on a CLOEXEC pipe,
+so the pipe's end without a message means the exec happened.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import resource
+import socket
+from typing import Any
+
+from .caps import KNOWN_CAPABILITIES
+from .nschild import ExecPlan, Prepared, run_child_a
+from .pidwatch import wait_pid
+from .rlimits import RLIM_INFINITY, rlimit_constant
+from .seccompbpf import compile_profile
+
+# syscall numbers this module calls through syscall(2): keyctl, seccomp
+SYSCALLS = {"x86_64": (250, 317), "aarch64": (219, 277)}
+# runc joins namespaces in this order (configs.NamespaceTypes), user first (unsupported)
+_NS_ORDER = (("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("pid", "pid"),
+             ("mount", "mnt"), ("cgroup", "cgroup"))
+_KNOWN_NS = {t for t, _ in _NS_ORDER}
+_PROCESS_KEYS = {"terminal", "user", "args", "env", "cwd", "capabilities", "rlimits",
+                 "noNewPrivileges", "oomScoreAdj", "consoleSize", "apparmorProfile"}
+_LINUX_UNSUPPORTED = ("intelRdt", "uidMappings", "gidMappings", "timeOffsets", "personality")
+_CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+
+
+def plan_exec(cid: str, init_pid: int, spec: dict[str, Any],
+              process: dict[str, Any]) -> ExecPlan | None:
+    """What the exec needs, or None where runc must do it. Reads /proc and may compile
+    the seccomp profile: call it in a worker thread."""
+    if platform.machine() not in SYSCALLS or init_pid <= 0:
+        return None
+    if set(process) - _PROCESS_KEYS or set(process.get("user") or {}) - {
+            "uid", "gid", "additionalGids"}:
+        return None
+    if process.get("apparmorProfile") and _apparmor_enabled():
+        return None
+    linux = spec.get("linux") or {}
+    if any(linux.get(k) for k in _LINUX_UNSUPPORTED):
+        return None
+    types = {ns.get("type") for ns in linux.get("namespaces") or []}
+    if types - _KNOWN_NS:
+        return None
+    caps = _cap_masks(process.get("capabilities") or {})
+    rlimits = _rlimits(process.get("rlimits") or [])
+    if caps is None or rlimits is None:
+        return None
+    cgroups = _cgroup_dirs(init_pid, cid)
+    if cgroups is None:
+        return None
+    v1 = [path for names, path in cgroups if names]
+    v2 = [path for names, path in cgroups if not names]
+    seccomp = None
+    if linux.get("seccomp"):
+        seccomp = compile_profile(linux["seccomp"])
+        if seccomp is None:
+            return None
+    return ExecPlan(cid, init_pid, [name for t, name in _NS_ORDER if t in types], v1,
+                    v2[0] if v2 else None, process, caps, rlimits, seccomp,
+                    bool((spec.get("process") or {}).get("noNewKeyring")))
+
+
+def _apparmor_enabled() -> bool:
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def _cap_masks(caps: dict[str, list[str]]) -> dict[str, int] | None:
+    out = {}
+    for which in _CAP_SETS:
+        mask = 0
+        for name in caps.get(which) or []:
+            try:
+                mask |= 1 << KNOWN_CAPABILITIES.index(name)
+            except ValueError:
+                return None
+        out[which] = mask
+    return out
+
+
+def _rlimits(items: list[dict[str, Any]]) -> list[tuple[int, int, int]] | None:
+    out = []
+    for r in items:
+        res = rlimit_constant(str(r.get("type")))
+        if res is None:
+            return None
+        out.append((res, _rlim(r.get("soft", 0)), _rlim(r.get("hard", 0))))
+    return out
+
+
+def _rlim(value: Any) -> int:
+    n = int(value)
+    return resource.RLIM_INFINITY if n >= RLIM_INFINITY or n < 0 else n
+
+
+_mounts: dict[str, str] | None = None
+
+
+def _cgroup_mounts() -> dict[str, str]:
+    """Mount point of each cgroup hierarchy, keyed as /proc/<pid>/cgroup names it
+    ("cpu,cpuacct", "name=systemd", "" for the unified one)."""
+    global _mounts
+    if _mounts is None:
+        found: dict[str, str] = {}
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fields, rfields = left.split(), right.split()
+                if len(rfields) < 3 or fields[3] != "/":
+                    continue
+                if rfields[0] == "cgroup2":
+                    found.setdefault("", fields[4])
+                elif rfields[0] == "cgroup":
+                    opts = [o for o in rfields[2].split(",") if o not in ("rw", "ro")
+                            and (o.startswith("name=") or "=" not in o)]
+                    for key in _keys(opts):
+                        found.setdefault(key, fields[4])
+        _mounts = found
+    return _mounts
+
+
+def _keys(opts: list[str]) -> list[str]:
+    """/proc/<pid>/cgroup lists a hierarchy's controllers in kernel order; a mount's
+    options may list them in another, so both the joined list and each one count."""
+    return [",".join(opts)] + opts
+
+
+def _cgroup_dirs(pid: int, cid: str) -> list[tuple[str, str]] | None:
+    """(hierarchy, directory) of each cgroup the container's init is in."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    mounts = _cgroup_mounts()
+    out = []
+    for line in lines:
+        _, names, path = line.split(":", 2)
+        if not names and "" not in mounts:
+            continue
+        mount = mounts.get(names) or mounts.get(names.split(",")[0])
+        if mount is None or cid[:12] not in path:
+            return None          # not the container's own cgroup (a reused pid?)
+        out.append((names, os.path.join(mount, path.lstrip("/"))))
+    return out or None
+
+
+async def spawn(plan: ExecPlan, stdio: tuple[int, int, int]) -> tuple[int, int | None]:
+    """Start the planned process; (its pid, the pty master or None). Errors are the
+    runc messages (`exec: "x": executable file not found in $PATH`) as ExecFailed."""
+    prep = Prepared.build(plan, SYSCALLS[platform.machine()])
+    loop = asyncio.get_running_loop()
+    pid_r, pid_w = os.pipe()
+    err_r, err_w = os.pipe()
+    parent_sock = child_sock = None
+    if plan.process.get("terminal"):
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    child_fd = child_sock.fileno() if child_sock is not None else -1
+    try:
+        pid_a = os.fork()
+        if pid_a == 0:                                   # pragma: no cover (child)
+            os.close(pid_r)
+            os.close(err_r)
+            run_child_a(prep, stdio, pid_w, err_w, child_fd)
+    finally:
+        os.close(pid_w)
+        os.close(err_w)
+        if child_sock is not None:
+            child_sock.close()
+    master: int | None = None
+    try:
+        pid_text = await _read_all(loop, pid_r)
+        await wait_pid(pid_a)         # then B is our child (reparented), or it failed
+        err = await _read_all(loop, err_r)
+        if not pid_text or err:
+            if pid_text:
+                await wait_pid(int(pid_text))       # B reported and _exits: reap it
+            raise ExecFailed(err.decode(errors="replace") or "the exec helper failed")
+        if parent_sock is not None:
+            master = _recv_master(parent_sock)
+        return int(pid_text), master
+    finally:
+        os.close(pid_r)
+        os.close(err_r)
+        if parent_sock is not None:
+            parent_sock.close()
+
+
+class ExecFailed(Exception):
+    pass
+
+
+async def _read_all(loop: asyncio.AbstractEventLoop, fd: int) -> bytes:
+    """Everything written to a pipe until its last writer closes it."""
+    os.set_blocking(fd, False)
+    chunks: list[bytes] = []
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if data:
+            chunks.append(data)
+        elif not done.done():
+            done.set_result(None)
+    loop.add_reader(fd, readable)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+    return b"".join(chunks)
+
+
+def _recv_master(sock: socket.socket) -> int:
+    sock.setblocking(False)
+    _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+    if not fds:
+        raise ExecFailed("no console from the exec helper")
+    return fds[0]
+
