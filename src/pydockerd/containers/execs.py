@@ -214,6 +214,8 @@ class ExecService:
                 inst.user or c.config.get("User") or "",
                 list(c.host_config.get("GroupAdd") or []), c.id, c.state.pid,
                 os.path.basename(binary) == "runc")
+            log.debug("exec %s: started %s", eid[:12],
+                      "by the daemon" if plan is not None else f"with {binary} exec")
             proc = await start_exec(binary, self.containers.runtimes.root, c.id, process,
                                     run_dir, eid, attach_stdin=not detach and inst.attach_stdin,
                                     attach_output=not detach, plan=plan)

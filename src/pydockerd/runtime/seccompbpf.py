@@ -15,6 +15,7 @@ import ctypes.util
 import errno
 import json
 import os
+import struct
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,18 @@ _OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
 _FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
           "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
 _SCMP_FLTATR_CTL_NNP = 3
+_NR_SCMP_ERROR = -1
+_PERMISSIVE = (_ACT_ALLOW, _ACT_LOG)
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_SCMP_ARCH_X32 = 0x4000003E      # libseccomp's token; the kernel reports x86_64
+_X32_BIT = 0x40000000
+# classic BPF opcodes
+_LD_ABS = 0x20
+_JEQ = 0x15
+_JGT = 0x25
+_JSET = 0x45
+_JA = 0x05
+_RET = 0x06
 _MAX_ARGS = 6
 _CACHE_SIZE = 32
 
@@ -74,6 +87,8 @@ def _libseccomp() -> ctypes.CDLL | None:
                 lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
                 lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
                 lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+                lib.seccomp_syscall_resolve_name_arch.argtypes = [ctypes.c_uint32,
+                                                                  ctypes.c_char_p]
                 lib.seccomp_rule_add_array.argtypes = [
                     ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
                     ctypes.POINTER(_ArgCmp)]
@@ -145,7 +160,9 @@ def _compile(profile: dict[str, Any]) -> SeccompProgram:
             raise _Unsupported("nnp attribute")
         for call in profile.get("syscalls") or []:
             _add_rules(lib, ctx, call, default)
-        return SeccompProgram(_export(lib, ctx), flags)
+        stub = b"" if default in _PERMISSIVE or default & 0xFFFF0000 == _ACT_TRACE \
+            else _enosys_stub(lib, profile)
+        return SeccompProgram(stub + _export(lib, ctx), flags)
     finally:
         lib.seccomp_release(ctx)
 
@@ -167,13 +184,65 @@ def _add_rules(lib: ctypes.CDLL, ctx: int, call: dict[str, Any], default: int) -
     groups = [[c] for c in conds] if any(n > 1 for n in counts) else [conds]
     for name in call.get("names") or []:
         nr = lib.seccomp_syscall_resolve_name(name.encode())
-        if nr < 0:
+        if nr == _NR_SCMP_ERROR:
             continue                # unknown to this libseccomp: runc ignores it
+        # (other negative numbers are libseccomp's pseudo syscalls: a syscall other
+        # architectures of the filter have, e.g. i386's socketcall)
         for group in groups:
             arr = (_ArgCmp * len(group))(*group)
             rc = lib.seccomp_rule_add_array(ctx, action, nr, len(group), arr)
             if rc < 0:
                 raise _Unsupported(f"{name}: {os.strerror(-rc)}")
+
+
+def _enosys_stub(lib: ctypes.CDLL, profile: dict[str, Any]) -> bytes:
+    """runc's -ENOSYS prologue (libcontainer/seccomp/patchbpf): a syscall numbered
+    above every syscall the profile names (for the caller's architecture) is newer
+    than the profile, and gets ENOSYS, which libcs take as "fall back", rather than
+    the default action (EPERM). Then the libseccomp program runs, from its start."""
+    names = [n for call in profile.get("syscalls") or [] for n in call.get("names") or []]
+    sections: dict[int, dict[int, int]] = {}      # audit arch -> {libseccomp arch: max nr}
+    for arch in profile.get("architectures") or []:
+        token = lib.seccomp_arch_resolve_name(arch.removeprefix("SCMP_ARCH_").lower().encode())
+        if arch.lower().startswith("scmp_arch_s390"):
+            raise _Unsupported(arch)       # runc's extra multiplexer rule: not here
+        nrs = [lib.seccomp_syscall_resolve_name_arch(token, n.encode()) for n in names]
+        top = max([n for n in nrs if n >= 0], default=0)
+        if top:
+            native = _AUDIT_ARCH_X86_64 if token == _SCMP_ARCH_X32 else token
+            sections.setdefault(native, {})[token] = top
+    if not sections:
+        return b""
+    prog: list[tuple[int, int | str, int | str, int]] = [(_LD_ABS, 0, 0, 4)]
+    prog += [(_JEQ, f"arch{a}", 0, a) for a in sections]
+    prog.append((_JA, 0, 0, -1))                          # k: to the filter
+    labels: dict[str, int] = {}
+    for native, tops in sections.items():
+        labels[f"arch{native}"] = len(prog)
+        prog.append((_LD_ABS, 0, 0, 0))
+        x64, x32 = tops.get(_AUDIT_ARCH_X86_64), tops.get(_SCMP_ARCH_X32)
+        if native == _AUDIT_ARCH_X86_64 and x64 and x32:
+            prog.append((_JSET, 1, 0, _X32_BIT))
+            prog.append((_JGT, "enosys", "filter", x64))
+            prog.append((_JGT, "enosys", "filter", x32))
+        elif native == _AUDIT_ARCH_X86_64:
+            # only one of the two ABIs listed: the other goes straight to the filter
+            prog.append((_JSET, "filter", 0, _X32_BIT) if x64 else (_JSET, 0, "filter", _X32_BIT))
+            prog.append((_JGT, "enosys", "filter", x64 or x32 or 0))
+        else:
+            prog.append((_JGT, "enosys", "filter", next(iter(tops.values()))))
+    labels["enosys"] = len(prog)
+    prog.append((_RET, 0, 0, _ACT_ERRNO | errno.ENOSYS))
+    labels["filter"] = len(prog)
+    out = bytearray()
+    for i, (code, jt, jf, k) in enumerate(prog):
+        jt_n, jf_n = (labels[j] - i - 1 if isinstance(j, str) else j for j in (jt, jf))
+        if code == _JA:
+            k = labels["filter"] - i - 1
+        if not (0 <= jt_n < 256 and 0 <= jf_n < 256):
+            raise _Unsupported("ENOSYS stub jump")
+        out += struct.pack("=HBBI", code, jt_n, jf_n, k)
+    return bytes(out)
 
 
 def _export(lib: ctypes.CDLL, ctx: int) -> bytes:
