@@ -1,0 +1,61 @@
+"""The process `docker exec` starts is set up as runc exec sets it up (the
+container's namespaces, cgroups, seccomp filter, capabilities, rlimits, user,
+groups, HOME), and the daemon starts it itself, without a runc process."""
+from __future__ import annotations
+
+import docker
+
+STATUS_KEYS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp",
+               "Seccomp_filters")
+SAME_NS_AND_CGROUPS = (
+    'for n in ipc mnt net pid uts cgroup; do '
+    '[ "$(readlink /proc/1/ns/$n)" = "$(readlink /proc/self/ns/$n)" ] || echo "ns $n"; done; '
+    'diff /proc/1/cgroup /proc/self/cgroup >/dev/null && echo same')
+
+
+def status(daemon, name: str, *opts: str, pid: str = "self") -> dict[str, str]:
+    out = daemon.out("exec", *opts, name, "cat", f"/proc/{pid}/status")
+    fields = (line.partition(":") for line in out.splitlines())
+    return {k: v.strip() for k, _, v in fields if k in STATUS_KEYS}
+
+
+def test_exec_joins_the_container_as_its_init_runs(daemon):
+    daemon.cli("run", "-d", "--name", "exproc", "--cap-drop", "NET_RAW", "--cap-add", "SYS_PTRACE",
+               "--ulimit", "nofile=1234:2345", "--group-add", "555",
+               "--security-opt", "no-new-privileges", "busybox", "sleep", "300")
+    try:
+        init = status(daemon, "exproc", pid="1")
+        assert init["NoNewPrivs"] == "1" and init["Seccomp"] == "2"
+        assert status(daemon, "exproc") == init
+        assert daemon.out("exec", "exproc", "sh", "-c", SAME_NS_AND_CGROUPS) == "same\n"
+        assert daemon.out("exec", "exproc", "sh", "-c", "ulimit -n; ulimit -Hn") == "1234\n2345\n"
+        # another user: no capabilities but the bounding set; its groups and its HOME
+        user = status(daemon, "exproc", "-u", "nobody")
+        assert user["CapEff"] == user["CapPrm"] == "0000000000000000"
+        assert user["CapBnd"] == init["CapBnd"]
+        assert daemon.out("exec", "-u", "nobody", "exproc", "sh", "-c",
+                          "id -G; echo $HOME; pwd") == "65534 555\n/home\n/\n"
+        assert daemon.out("exec", "-e", "HOME=/x", "-w", "/tmp", "exproc", "sh", "-c",
+                          "echo $HOME; pwd") == "/x\n/tmp\n"
+        # a privileged exec gets every capability the daemon has, in a filtered process
+        priv = status(daemon, "exproc", "--privileged")
+        assert int(priv["CapEff"], 16) > int(init["CapEff"], 16) and priv["Seccomp"] == "2"
+        # the process is the container's: docker top lists it while it runs
+        daemon.cli("exec", "-d", "exproc", "sleep", "123")
+        top = daemon.out("top", "exproc")
+        assert "sleep 123" in top
+    finally:
+        daemon.cli("rm", "-f", "exproc")
+
+
+def test_plain_exec_is_started_by_the_daemon(daemon):
+    api = docker.APIClient(base_url=daemon.host)
+    daemon.cli("run", "-d", "--name", "exfast", "busybox", "sleep", "300")
+    try:
+        eid = api.exec_create("exfast", ["true"])["Id"]
+        api.exec_start(eid)
+        assert api.exec_inspect(eid)["ExitCode"] == 0
+        assert f"exec {eid[:12]}: started by the daemon" in daemon.log_path.read_text()
+    finally:
+        api.close()
+        daemon.cli("rm", "-f", "exfast")

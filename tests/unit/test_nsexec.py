@@ -1,0 +1,117 @@
+"""The daemon's own exec path (runtime/nsexec.py, nschild.py, seccompbpf.py) without
+a daemon: seccomp programs loaded into a forked child (no root needed with
+no_new_privs), the cases that must go to runc, and runc's lookup messages."""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+import sys
+
+import pytest
+
+from pydockerd.runtime import nschild, nsexec, seccompbpf
+from pydockerd.runtime.caps import DEFAULT_CAPABILITIES
+from pydockerd.runtime.seccomp import profile_for
+
+needs_libseccomp = pytest.mark.skipif(seccompbpf._libseccomp() is None,
+                                      reason="libseccomp is not installed")
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+
+
+def errnos_under(prog: seccompbpf.SeccompProgram, calls: list[tuple[int, ...]]) -> list[int]:
+    """errno of each raw syscall (0 when it succeeded) in a child that loaded `prog`."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                     # pragma: no cover (child)
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            buf = ctypes.create_string_buffer(prog.bpf, len(prog.bpf))
+            fprog = nschild._SockFprog(len(prog.bpf) // 8, ctypes.addressof(buf))
+            assert libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+            assert libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0
+            out = []
+            for call in calls:
+                rc = libc.syscall(*call)
+                out.append(0 if rc >= 0 else ctypes.get_errno())
+            os.write(w, ",".join(map(str, out)).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = os.read(r, 4096).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    return [int(x) for x in data.split(",")]
+
+
+@needs_libseccomp
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86_64 syscall numbers")
+def test_default_profile_denies_allows_and_answers_enosys_past_the_profile() -> None:
+    profile = profile_for(DEFAULT_CAPABILITIES, None)
+    assert profile is not None
+    prog = seccompbpf.compile_profile(profile)
+    assert prog is not None and prog.flags == 0
+    getpid, kexec_load, clone3, future = 39, 246, 435, 1000
+    assert errnos_under(prog, [(getpid,), (kexec_load, 0, 0, 0, 0), (clone3, 0, 0),
+                               (future,)]) == [0, errno.EPERM, errno.ENOSYS, errno.ENOSYS]
+
+
+@needs_libseccomp
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86_64 syscall numbers")
+def test_argument_conditions_and_a_permissive_default() -> None:
+    personality = 135
+    prog = seccompbpf.compile_profile({
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
+                      "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]})
+    assert prog is not None
+    assert errnos_under(prog, [(personality, 8), (personality, 0xFFFFFFFF)]) == [errno.EINVAL, 0]
+
+
+def test_what_only_runc_can_do_is_left_to_runc() -> None:
+    assert seccompbpf.compile_profile({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}) is None
+    process = {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}
+    cid = "f" * 64
+    spec = {"linux": {"namespaces": [{"type": "pid"}, {"type": "user"}]}}
+    assert nsexec.plan_exec(cid, os.getpid(), spec, process) is None      # a user namespace
+    spec = {"linux": {"namespaces": [{"type": "pid"}]}}
+    assert nsexec.plan_exec(cid, os.getpid(), spec, {**process, "ioPriority": {}}) is None
+    assert nsexec.plan_exec(cid, os.getpid(), spec,
+                            {**process, "capabilities": {"bounding": ["CAP_NOPE"]}}) is None
+    # our own pid is in no cgroup of that container: never join what is not its own
+    assert nsexec.plan_exec(cid, os.getpid(), spec, process) is None
+
+
+def test_lookup_messages_are_runcs(tmp_path) -> None:
+    exe, plain = tmp_path / "tool", tmp_path / "data"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(stat.S_IRWXU)
+    plain.write_text("x")
+    assert nschild._look_path("tool", f"/nonexistent:{tmp_path}") == str(exe)
+    assert nschild._look_path(str(exe), "") == str(exe)
+    cases = {
+        "nosuch": 'exec: "nosuch": executable file not found in $PATH',
+        "/nosuch": 'exec: "/nosuch": stat /nosuch: no such file or directory',
+        str(plain): f'exec: "{plain}": permission denied',
+        str(tmp_path): f'exec: "{tmp_path}": permission denied',
+    }
+    for name, message in cases.items():
+        with pytest.raises(nschild._Failure) as info:
+            nschild._look_path(name, str(tmp_path))
+        assert str(info.value) == message
+
+
+@needs_libseccomp
+def test_a_syscall_only_another_listed_arch_has_gets_its_rule() -> None:
+    """i386's socketcall (102) is no x86_64 syscall: libseccomp names it with a pseudo
+    number, and the rule must still reach the i386 part of the program."""
+    prog = seccompbpf.compile_profile({
+        "defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": [{"names": ["socketcall"], "action": "SCMP_ACT_ALLOW"}]})
+    assert prog is not None
+    jeq_k = {int.from_bytes(prog.bpf[i + 4:i + 8], sys.byteorder)
+             for i in range(0, len(prog.bpf), 8) if prog.bpf[i] == 0x15}
+    assert 102 in jeq_k
