@@ -172,8 +172,6 @@ class ExecService:
                 env.append(e)
         if inst.tty and not any(e.startswith("TERM=") for e in env):
             env.append("TERM=xterm")
-        if not any(e.startswith("HOME=") for e in env):
-            env.append(f"HOME={u.home}")          # as runc does, from the passwd entry
         proc["env"] = env
         proc["args"] = inst.cmd
         proc["cwd"] = inst.working_dir or proc.get("cwd") or "/"

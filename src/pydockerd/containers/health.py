@@ -14,6 +14,8 @@ from typing import Any
 
 from ..instruments import NO_HEALTH_CHECKS, HealthChecks
 from ..runtime.exec import start_exec
+from ..runtime.nschild import ExecPlan
+from ..runtime.nsexec import plan_exec
 from ..util.fdstream import read_fds
 from ..util.ids import new_id, now_rfc3339
 from ..util.tasks import TaskOwner
@@ -111,13 +113,14 @@ class HealthMonitor:
         start = now_rfc3339()
         paths = self.paths
         try:
-            with open(os.path.join(paths.bundle(c.id), "config.json")) as f:
-                process = dict(json.load(f)["process"])
-            process.update({"args": cmd, "terminal": False})
-            proc = await start_exec(self.runtimes.of(c).binary, self.runtimes.root,
+            binary = self.runtimes.of(c).binary
+            process, plan = await asyncio.to_thread(
+                _probe_process, paths.bundle(c.id), cmd, c.id, c.state.pid,
+                os.path.basename(binary) == "runc")
+            proc = await start_exec(binary, self.runtimes.root,
                                     c.id, process, os.path.join(paths.exec_root, "health"),
                                     new_id(), attach_stdin=False,
-                                    attach_output=True)
+                                    attach_output=True, plan=plan)
         except Exception as e:  # noqa: BLE001 - reported as a failed probe
             self.checks.checked(failed=True)
             return {"Start": start, "End": now_rfc3339(), "ExitCode": -1, "Output": str(e)}
@@ -162,3 +165,14 @@ class HealthMonitor:
         self.registry.commit_fact(c, state=c.state.with_health(new))
         if new.status != h.status:
             self.registry.event(c, f"health_status: {new.status}")
+
+
+def _probe_process(bundle: str, cmd: list[str], cid: str, init_pid: int,
+                   fast: bool) -> tuple[dict[str, Any], ExecPlan | None]:
+    """In a worker thread: the probe's process spec (the container's, running `cmd`),
+    and the plan to start it without runc when the container runs on runc."""
+    with open(os.path.join(bundle, "config.json")) as f:
+        spec = json.load(f)
+    process = dict(spec["process"])
+    process.update({"args": cmd, "terminal": False})
+    return process, plan_exec(cid, init_pid, spec, process) if fast else None

@@ -26,11 +26,13 @@ import resource
 import socket
 from typing import Any
 
+from ..errors import DockerError
 from .caps import KNOWN_CAPABILITIES
 from .nschild import ExecPlan, Prepared, run_child_a
 from .pidwatch import wait_pid
 from .rlimits import RLIM_INFINITY, rlimit_constant
 from .seccompbpf import compile_profile
+from .users import resolve_user
 
 # syscall numbers this module calls through syscall(2): keyctl, seccomp
 SYSCALLS = {"x86_64": (250, 317), "aarch64": (219, 277)}
@@ -76,8 +78,22 @@ def plan_exec(cid: str, init_pid: int, spec: dict[str, Any],
         if seccomp is None:
             return None
     return ExecPlan(cid, init_pid, [name for t, name in _NS_ORDER if t in types], v1,
-                    v2[0] if v2 else None, process, caps, rlimits, seccomp,
+                    v2[0] if v2 else None, _with_home(spec, process), caps, rlimits, seccomp,
                     bool((spec.get("process") or {}).get("noNewKeyring")))
+
+
+def _with_home(spec: dict[str, Any], process: dict[str, Any]) -> dict[str, Any]:
+    """runc sets HOME, when the process has none, from the user's passwd entry ("/"
+    when there is none)."""
+    env = list(process.get("env") or [])
+    if any(e.startswith("HOME=") for e in env):
+        return process
+    uid = str((process.get("user") or {}).get("uid", 0))
+    try:
+        home = resolve_user((spec.get("root") or {}).get("path") or "/", uid).home
+    except DockerError:
+        home = "/"
+    return {**process, "env": [*env, f"HOME={home}"]}
 
 
 def _apparmor_enabled() -> bool:
