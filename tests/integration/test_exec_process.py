@@ -40,6 +40,12 @@ def test_exec_joins_the_container_as_its_init_runs(daemon):
         # a privileged exec gets every capability the daemon has, in a filtered process
         priv = status(daemon, "exproc", "--privileged")
         assert int(priv["CapEff"], 16) > int(init["CapEff"], 16) and priv["Seccomp"] == "2"
+        # nothing of the daemon's leaks into the process: stdio only, TTY or not (the
+        # shell's fds as its background child inherited them, before any pipeline)
+        for opts in ((), ("-t",), ("-i",)):
+            out = daemon.out("exec", *opts, "exproc", "sh", "-c",
+                             "sleep 1 & ls /proc/$!/fd | xargs")
+            assert out.strip() == "0 1 2", (opts, out)
         # the process is the container's: docker top lists it while it runs
         daemon.cli("exec", "-d", "exproc", "sleep", "123")
         top = daemon.out("top", "exproc")

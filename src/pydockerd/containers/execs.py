@@ -14,7 +14,7 @@ from ..models import ExecConfig, ExecStartConfig
 from ..runtime.caps import host_capabilities
 from ..runtime.exec import ExecProcess, start_exec
 from ..runtime.nschild import ExecPlan
-from ..runtime.nsexec import plan_exec
+from ..runtime.nsexec import close_fork_server, plan_exec
 from ..runtime.users import resolve_user
 from ..util.fdstream import read_fds
 from ..util.ids import new_id
@@ -85,6 +85,7 @@ class ExecService:
 
     async def close(self) -> None:
         await self._tasks.close()
+        await close_fork_server()
 
     def restore(self) -> None:
         """Daemon start (after the containers are loaded): an exec of a container that

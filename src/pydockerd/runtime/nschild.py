@@ -39,6 +39,8 @@ _TIOCGPTN = 0x80045430
 _CLONE_INTO_CGROUP = 0x200000000
 _SYS_CLONE3 = 435              # the same on every architecture (a new-style number)
 _PREFIX = "exec failed: unable to start container process: "
+# syscall numbers called through syscall(2): keyctl, seccomp
+SYSCALLS = {"x86_64": (250, 317), "aarch64": (219, 277)}
 
 
 class _SockFprog(ctypes.Structure):

@@ -28,14 +28,13 @@ from typing import Any
 
 from ..errors import DockerError
 from .caps import KNOWN_CAPABILITIES
-from .nschild import ExecPlan, Prepared, run_child_a
+from .nschild import SYSCALLS, ExecPlan, Prepared, run_child_a
+from .nsclient import SERVER as _SERVER
 from .pidwatch import wait_pid
 from .rlimits import RLIM_INFINITY, rlimit_constant
 from .seccompbpf import compile_profile
 from .users import resolve_user
 
-# syscall numbers this module calls through syscall(2): keyctl, seccomp
-SYSCALLS = {"x86_64": (250, 317), "aarch64": (219, 277)}
 # runc joins namespaces in this order (configs.NamespaceTypes), user first (unsupported)
 _NS_ORDER = (("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("pid", "pid"),
              ("mount", "mnt"), ("cgroup", "cgroup"))
@@ -186,47 +185,73 @@ def _cgroup_dirs(pid: int, cid: str) -> list[tuple[str, str]] | None:
 
 async def spawn(plan: ExecPlan, stdio: tuple[int, int, int]) -> tuple[int, int | None]:
     """Start the planned process; (its pid, the pty master or None). Errors are the
-    runc messages (`exec: "x": executable file not found in $PATH`) as ExecFailed."""
-    prep = Prepared.build(plan, SYSCALLS[platform.machine()])
+    runc messages (`exec: "x": executable file not found in $PATH`) as ExecFailed.
+    The fork server forks when it is up (the first exec starts it and forks itself)."""
     loop = asyncio.get_running_loop()
-    pid_r, pid_w = os.pipe()
     err_r, err_w = os.pipe()
     parent_sock = child_sock = None
     if plan.process.get("terminal"):
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    child_fd = child_sock.fileno() if child_sock is not None else -1
+    child_fds = [child_sock.fileno()] if child_sock is not None else list(stdio)
+    master: int | None = None
+    try:
+        try:
+            pid = await _SERVER.fork(plan, [err_w, *child_fds]) if _SERVER.ready() else None
+        finally:
+            if not _SERVER.ready():
+                _SERVER.start_soon()
+        if pid is None:
+            pid = await _fork_here(loop, plan, stdio, err_w,
+                                   child_fds[0] if child_sock is not None else -1)
+        os.close(err_w)
+        err_w = -1
+        if child_sock is not None:
+            child_sock.close()
+            child_sock = None
+        err = await _read_all(loop, err_r)
+        if not pid or err:
+            if pid:
+                await wait_pid(pid)             # B reported and _exits: reap it
+            raise ExecFailed(err.decode(errors="replace") or "the exec helper failed")
+        if parent_sock is not None:
+            master = _recv_master(parent_sock)
+        return pid, master
+    finally:
+        os.close(err_r)
+        if err_w >= 0:
+            os.close(err_w)
+        for sock in (parent_sock, child_sock):
+            if sock is not None:
+                sock.close()
+
+
+async def _fork_here(loop: asyncio.AbstractEventLoop, plan: ExecPlan,
+                     stdio: tuple[int, int, int], err_w: int, console_fd: int) -> int:
+    """Fork A from the daemon itself (before the fork server is up); B's pid or 0."""
+    prep = Prepared.build(plan, SYSCALLS[platform.machine()])
+    pid_r, pid_w = os.pipe()
     try:
         pid_a = os.fork()
         if pid_a == 0:                                   # pragma: no cover (child)
             os.close(pid_r)
-            os.close(err_r)
-            run_child_a(prep, stdio, pid_w, err_w, child_fd)
+            run_child_a(prep, stdio, pid_w, err_w, console_fd)
     finally:
         os.close(pid_w)
-        os.close(err_w)
-        if child_sock is not None:
-            child_sock.close()
-    master: int | None = None
     try:
         pid_text = await _read_all(loop, pid_r)
         await wait_pid(pid_a)         # then B is our child (reparented), or it failed
-        err = await _read_all(loop, err_r)
-        if not pid_text or err:
-            if pid_text:
-                await wait_pid(int(pid_text))       # B reported and _exits: reap it
-            raise ExecFailed(err.decode(errors="replace") or "the exec helper failed")
-        if parent_sock is not None:
-            master = _recv_master(parent_sock)
-        return int(pid_text), master
     finally:
         os.close(pid_r)
-        os.close(err_r)
-        if parent_sock is not None:
-            parent_sock.close()
+    return int(pid_text) if pid_text else 0
 
 
 class ExecFailed(Exception):
     pass
+
+
+async def close_fork_server() -> None:
+    """Daemon shutdown: the fork server goes (exec processes are not its children)."""
+    await _SERVER.close()
 
 
 async def _read_all(loop: asyncio.AbstractEventLoop, fd: int) -> bytes:
@@ -257,5 +282,6 @@ def _recv_master(sock: socket.socket) -> int:
     _, fds, _, _ = socket.recv_fds(sock, 1, 1)
     if not fds:
         raise ExecFailed("no console from the exec helper")
+    os.set_inheritable(fds[0], False)
     return fds[0]
 

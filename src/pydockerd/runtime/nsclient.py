@@ -1,0 +1,122 @@
+"""The daemon's end of the exec fork server (runtime/nsserver.py): started at the
+first exec, asked for forks over a SOCK_SEQPACKET socketpair, restarted (by the
+next exec) if it dies; until it answers, runtime/nsexec.py forks the daemon."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import socket
+import sys
+
+import pydockerd
+
+from .nschild import ExecPlan
+
+log = logging.getLogger("pydockerd.exec")
+
+
+class ForkServer:
+    """The daemon's end of runtime/nsserver.py."""
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._waiters: dict[int, asyncio.Future[int]] = {}
+        self._next = 0
+        self._closed = False
+
+    def ready(self) -> bool:
+        return self._sock is not None
+
+    def start_soon(self) -> None:
+        if self._closed or self._starting is not None:
+            return
+        self._starting = asyncio.get_running_loop().create_task(self._start())
+
+    async def _start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(pydockerd.__file__)))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-s", "-m", "pydockerd.runtime.nsserver",
+                str(theirs.fileno()), str(os.getpid()), pass_fds=(theirs.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True)
+        except OSError as e:
+            log.warning("exec fork server: %s; the daemon forks itself", e)
+            ours.close()
+            return          # _starting stays set: not tried again
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        asyncio.get_running_loop().add_reader(ours.fileno(), self._on_reply)
+        self._sock = ours
+        self._starting = None
+
+    async def fork(self, plan: ExecPlan, fds: list[int]) -> int | None:
+        """B's pid (0: A failed, see the error pipe); None if the server is gone."""
+        assert self._sock is not None
+        self._next += 1
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        try:
+            socket.send_fds(self._sock, [pickle.dumps((self._next, plan))], fds)
+        except OSError:
+            self._gone()
+            return None
+        self._waiters[self._next] = fut
+        try:
+            return await fut
+        except ConnectionError:
+            return None
+
+    def _on_reply(self) -> None:
+        assert self._sock is not None
+        try:
+            data = self._sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._gone()
+            return
+        req_id, pid = pickle.loads(data)
+        fut = self._waiters.pop(req_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(pid)
+
+    def _gone(self) -> None:
+        """The server died (or was killed): its pending forks fall back, and the next
+        exec starts another."""
+        if self._sock is not None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("the exec fork server is gone"))
+        self._waiters.clear()
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            asyncio.get_running_loop().create_task(proc.wait())
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._starting is not None:
+            await self._starting
+        proc = self._proc
+        if self._sock is not None:
+            self._gone()              # the server reads EOF and exits
+        if proc is not None:
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+SERVER = ForkServer()
