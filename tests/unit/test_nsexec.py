@@ -115,3 +115,24 @@ def test_a_syscall_only_another_listed_arch_has_gets_its_rule() -> None:
     jeq_k = {int.from_bytes(prog.bpf[i + 4:i + 8], sys.byteorder)
              for i in range(0, len(prog.bpf), 8) if prog.bpf[i] == 0x15}
     assert 102 in jeq_k
+
+
+def test_the_fork_server_leaves_when_idle_or_when_the_daemon_closes() -> None:
+    import socket
+    import threading
+    import time
+
+    from pydockerd.runtime import nsserver
+    for close_first in (False, True):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        t = threading.Thread(target=nsserver.serve, args=(theirs, 0.3 if not close_first else 30))
+        began = time.monotonic()
+        t.start()
+        if close_first:
+            ours.close()
+        t.join(10)
+        assert not t.is_alive()
+        assert time.monotonic() - began < 5
+        theirs.close()
+        if not close_first:
+            ours.close()

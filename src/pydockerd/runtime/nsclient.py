@@ -12,6 +12,7 @@ import sys
 
 import pydockerd
 
+from ..util.tasks import TaskOwner
 from .nschild import ExecPlan
 
 log = logging.getLogger("pydockerd.exec")
@@ -24,6 +25,7 @@ class ForkServer:
         self._sock: socket.socket | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._tasks = TaskOwner("exec fork server")
         self._waiters: dict[int, asyncio.Future[int]] = {}
         self._next = 0
         self._closed = False
@@ -34,7 +36,7 @@ class ForkServer:
     def start_soon(self) -> None:
         if self._closed or self._starting is not None:
             return
-        self._starting = asyncio.get_running_loop().create_task(self._start())
+        self._starting = self._tasks.spawn(self._start(), "start the exec fork server")
 
     async def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -43,7 +45,7 @@ class ForkServer:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-s", "-m", "pydockerd.runtime.nsserver",
+                sys.executable, "-S", "-m", "pydockerd.runtime.nsserver",
                 str(theirs.fileno()), str(os.getpid()), pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True)
         except OSError as e:
@@ -102,11 +104,11 @@ class ForkServer:
         self._waiters.clear()
         proc, self._proc = self._proc, None
         if proc is not None:
-            asyncio.get_running_loop().create_task(proc.wait())
+            self._tasks.spawn(proc.wait(), "reap the exec fork server")
 
     async def close(self) -> None:
         self._closed = True
-        if self._starting is not None:
+        if self._starting is not None and not self._starting.done():
             await self._starting
         proc = self._proc
         if self._sock is not None:
@@ -117,6 +119,7 @@ class ForkServer:
             except asyncio.TimeoutError:
                 proc.kill()
                 await proc.wait()
+        await self._tasks.close()
 
 
 SERVER = ForkServer()

@@ -4,8 +4,9 @@ Forking the daemon itself for every exec costs it more than the fork: every
 page it writes afterwards takes a copy-on-write fault (~2.5 ms of system time
 per exec for a 40 MB daemon), and the children pay for the large address space
 when they exit. This small single-threaded process (`python -m
-pydockerd.runtime.nsserver <fd>`, started by the daemon at its first exec,
-killed with it by PR_SET_PDEATHSIG) does the forking instead.
+pydockerd.runtime.nsserver <fd> <daemon pid>`, started by the daemon at its
+first exec, killed with it by PR_SET_PDEATHSIG, gone after two idle minutes)
+does the forking instead.
 
 Protocol, on a SOCK_SEQPACKET socketpair: the daemon sends pickle((request id,
 ExecPlan)) with the fds [error pipe write end, console socket | stdin, stdout,
@@ -28,13 +29,17 @@ from .nschild import SYSCALLS, ExecPlan, Prepared, run_child_a
 
 _PR_SET_PDEATHSIG = 1
 MAX_FDS = 4
+IDLE_EXIT = 120.0          # seconds without a request: an idle daemon has no server
 
 
-def serve(sock: socket.socket) -> None:
+def serve(sock: socket.socket, idle_exit: float = IDLE_EXIT) -> None:
+    """Answer fork requests until the daemon closes its end, or none came for
+    `idle_exit` seconds (the next exec starts another server)."""
+    sock.settimeout(idle_exit)
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, MAX_FDS)
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError):      # socket.timeout is an OSError
             return
         if not msg:
             return                         # the daemon closed its end
