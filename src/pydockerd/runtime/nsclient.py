@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import pickle
 import socket
 import sys
 
 import pydockerd
 
+from ..util.lazy import lazy_import
 from ..util.tasks import TaskOwner
 from .nschild import ExecPlan
 
 log = logging.getLogger("pydockerd.exec")
+pickle = lazy_import("pickle")      # not for an idle daemon
 
 
 class ForkServer:
