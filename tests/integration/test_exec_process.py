@@ -65,3 +65,17 @@ def test_plain_exec_is_started_by_the_daemon(daemon):
     finally:
         api.close()
         daemon.cli("rm", "-f", "exfast")
+
+
+def test_an_exec_created_before_a_restart_starts_in_the_new_container(daemon):
+    """The spec and plan made at exec create are not used for another init."""
+    api = docker.APIClient(base_url=daemon.host)
+    daemon.cli("run", "-d", "--name", "exrestart", "busybox", "sleep", "300")
+    try:
+        eid = api.exec_create("exrestart", ["sh", "-c", "cat /proc/1/cmdline; echo"])["Id"]
+        daemon.cli("restart", "-t", "0", "exrestart")
+        assert api.exec_start(eid) == b"sleep\x00300\x00\n"
+        assert api.exec_inspect(eid)["ExitCode"] == 0
+    finally:
+        api.close()
+        daemon.cli("rm", "-f", "exrestart")

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 from contextlib import aclosing
 from typing import Any, AsyncGenerator
 
@@ -75,6 +76,27 @@ class ExecSession:
         self.proc.stdin_fd = self.proc.stdout_fd = self.proc.stderr_fd = None
 
 
+EARLY_TTL = 2.0        # seconds an exec's spec made at create stays good for its start
+
+
+@dataclasses.dataclass
+class _Early:
+    """An exec's process spec and plan, made at create."""
+    made: float
+    init_pid: int
+    console_size: tuple[int, int] | None
+    task: asyncio.Task[tuple[dict[str, Any], ExecPlan | None] | None]
+
+    async def result(self, init_pid: int, console_size: tuple[int, int] | None
+                     ) -> tuple[dict[str, Any], ExecPlan | None] | None:
+        """None when stale: too old, the container restarted, or the start changed
+        the console size."""
+        if time.monotonic() - self.made > EARLY_TTL or init_pid != self.init_pid \
+                or console_size != self.console_size:
+            return None
+        return await self.task
+
+
 class ExecService:
     def __init__(self, containers: ContainerService) -> None:
         self.containers = containers
@@ -82,6 +104,7 @@ class ExecService:
         self._procs: dict[str, ExecProcess] = {}
         self._done: dict[str, asyncio.Event] = {}
         self._tasks = TaskOwner("exec reapers")
+        self._early: dict[str, _Early] = {}
 
     async def close(self) -> None:
         await self._tasks.close()
@@ -139,6 +162,7 @@ class ExecService:
         # next write, and restore() adds the ids of exec records their container lacks
         c.exec_ids.append(inst.id)
         self._execs[inst.id] = inst
+        self._prepare_early(c, inst)
         self.containers.event(c, "exec_create", {"execID": inst.id})
         return inst
 
@@ -206,13 +230,10 @@ class ExecService:
         inst.started = True
         run_dir = os.path.join(self.containers.paths.exec_root, "exec")
         binary = self.containers.runtime(c).binary
+        early = self._early.pop(eid, None)
         try:
-            process, plan = await asyncio.to_thread(
-                self._prepare, self.containers.paths.bundle(c.id),
-                dataclasses.replace(inst, cmd=list(inst.cmd), env=list(inst.env)),
-                inst.user or c.config.get("User") or "",
-                list(c.host_config.get("GroupAdd") or []), c.id, c.state.pid,
-                os.path.basename(binary) == "runc")
+            prepared = await early.result(c.state.pid, inst.console_size) if early else None
+            process, plan = prepared or await self._prepare_now(c, inst)
             log.debug("exec %s: started %s", eid[:12],
                       "by the daemon" if plan is not None else f"with {binary} exec")
             proc = await start_exec(binary, self.containers.runtimes.root, c.id, process,
@@ -233,6 +254,34 @@ class ExecService:
         if detach:
             return None
         return ExecSession(inst, proc)
+
+    async def _prepare_now(self, c: Container,
+                           inst: ExecInstance) -> tuple[dict[str, Any], ExecPlan | None]:
+        return await asyncio.to_thread(
+            self._prepare, self.containers.paths.bundle(c.id),
+            dataclasses.replace(inst, cmd=list(inst.cmd), env=list(inst.env)),
+            inst.user or c.config.get("User") or "",
+            list(c.host_config.get("GroupAdd") or []), c.id, c.state.pid,
+            os.path.basename(self.containers.runtime(c).binary) == "runc")
+
+    def _prepare_early(self, c: Container, inst: ExecInstance) -> None:
+        """At exec create: the start that follows (the CLI's, a millisecond later) finds
+        the process spec and plan made while its request travelled."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return                    # a caller without a loop: the start prepares
+        now = time.monotonic()
+        for eid in [e for e, p in self._early.items() if now - p.made > EARLY_TTL]:
+            del self._early[eid]
+
+        async def prepare() -> tuple[dict[str, Any], ExecPlan | None] | None:
+            try:
+                return await self._prepare_now(c, inst)
+            except (DockerError, OSError):
+                return None           # the start prepares again, and reports it
+        self._early[inst.id] = _Early(now, c.state.pid, inst.console_size,
+                                      self._tasks.spawn(prepare(), f"exec {inst.id[:12]} prep"))
 
     async def _reap(self, c: Container, inst: ExecInstance, proc: ExecProcess) -> None:
         code = await proc.wait()
