@@ -271,6 +271,8 @@ class ExecService:
             asyncio.get_running_loop()
         except RuntimeError:
             return                    # a caller without a loop: the start prepares
+        if self._tasks.closed:
+            return                    # shutting down
         now = time.monotonic()
         for eid in [e for e, p in self._early.items() if now - p.made > EARLY_TTL]:
             del self._early[eid]
