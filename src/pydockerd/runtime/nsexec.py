@@ -208,7 +208,13 @@ async def spawn(plan: ExecPlan, stdio: tuple[int, int, int]) -> tuple[int, int |
         if child_sock is not None:
             child_sock.close()
             child_sock = None
-        err = await _read_all(loop, err_r)
+        if pid:
+            err = await _read_all(loop, err_r)       # until B execs, or reports
+        else:
+            try:        # A failed, and says why; or it is stuck (frozen) and holds it
+                err = await asyncio.wait_for(_read_all(loop, err_r), 2.0)
+            except asyncio.TimeoutError:
+                err = b""
         if not pid or err:
             if pid:
                 await wait_pid(pid)             # B reported and _exits: reap it

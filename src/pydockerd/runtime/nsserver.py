@@ -21,15 +21,19 @@ import ctypes
 import os
 import pickle
 import platform
+import select
 import signal
 import socket
 import sys
+import time
 
 from .nschild import SYSCALLS, ExecPlan, Prepared, run_child_a
 
 _PR_SET_PDEATHSIG = 1
 MAX_FDS = 4
 IDLE_EXIT = 120.0          # seconds without a request: an idle daemon has no server
+A_TIMEOUT = 10.0           # seconds A has to report B's pid
+_stuck: list[int] = []     # A processes killed while frozen, reaped when they are gone
 
 
 def serve(sock: socket.socket, idle_exit: float = IDLE_EXIT) -> None:
@@ -71,10 +75,26 @@ def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> int:
         run_child_a(prep, stdio, pid_w, err_w, console)
     os.close(pid_w)
     chunks = []
-    while data := os.read(pid_r, 64):
-        chunks.append(data)
-    os.close(pid_r)
+    deadline = time.monotonic() + A_TIMEOUT
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([pid_r], [], [], left)[0]:
+                # A is stuck (its container was frozen by a pause meanwhile): the
+                # other execs must not wait for it; it dies when thawed
+                os.kill(pid_a, signal.SIGKILL)
+                _stuck.append(pid_a)
+                return 0
+            data = os.read(pid_r, 64)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(pid_r)
     os.waitpid(pid_a, 0)
+    for stuck in list(_stuck):
+        if os.waitpid(stuck, os.WNOHANG)[0]:
+            _stuck.remove(stuck)
     text = b"".join(chunks)
     return int(text) if text else 0
 
