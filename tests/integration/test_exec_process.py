@@ -20,7 +20,7 @@ def status(daemon, name: str, *opts: str, pid: str = "self") -> dict[str, str]:
 
 
 def test_exec_joins_the_container_as_its_init_runs(daemon):
-    daemon.cli("run", "-d", "--name", "exproc", "--cap-drop", "NET_RAW", "--cap-add", "SYS_PTRACE",
+    daemon.cli("run", "-d", "--name", "exproc", "--cap-drop", "NET_RAW", "--cap-add", "SYS_NICE",
                "--ulimit", "nofile=1234:2345", "--group-add", "555",
                "--security-opt", "no-new-privileges", "busybox", "sleep", "300")
     try:
@@ -65,6 +65,24 @@ def test_plain_exec_is_started_by_the_daemon(daemon):
     finally:
         api.close()
         daemon.cli("rm", "-f", "exfast")
+
+
+def test_a_container_that_may_ptrace_gets_its_execs_from_runc(daemon):
+    """With CAP_SYS_PTRACE its processes could look into the forked side before it
+    execs (the dumpable check does not stop that capability): runc starts those."""
+    api = docker.APIClient(base_url=daemon.host)
+    daemon.cli("run", "-d", "--name", "exptrace", "--cap-add", "SYS_PTRACE", "busybox",
+               "sleep", "300")
+    try:
+        eid = api.exec_create("exptrace", ["true"])["Id"]
+        api.exec_start(eid)
+        assert api.exec_inspect(eid)["ExitCode"] == 0
+        log = daemon.log_path.read_text()
+        assert f"exec {eid[:12]}: started with " in log
+        assert f"exec {eid[:12]}: started by the daemon" not in log
+    finally:
+        api.close()
+        daemon.cli("rm", "-f", "exptrace")
 
 
 def test_an_exec_created_before_a_restart_starts_in_the_new_container(daemon):

@@ -25,6 +25,7 @@ from .seccompbpf import SeccompProgram
 
 _PR_CAPBSET_DROP = 24
 _PR_SET_KEEPCAPS = 8
+_PR_SET_DUMPABLE = 4
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
 _SECCOMP_SET_MODE_FILTER = 1
@@ -163,6 +164,7 @@ def run_child_a(prep: Prepared, stdio: tuple[int, int, int], pid_w: int, err_w: 
             signal.set_wakeup_fd(-1)         # the daemon's loop must not hear our signals
         except ValueError:
             pass
+        _seal(prep, (*stdio, pid_w, err_w, console_fd))
         if prep.oom_score_adj is not None:
             _write("/proc/self/oom_score_adj", str(prep.oom_score_adj))
         # v1: this (single) thread moves itself through `tasks`, which spares the
@@ -187,6 +189,21 @@ def run_child_a(prep: Prepared, stdio: tuple[int, int, int], pid_w: int, err_w: 
         code = 1
         _report(err_w, e)
     os._exit(code)
+
+
+def _seal(prep: Prepared, keep: tuple[int, ...]) -> None:
+    """Before anything joins the container: not dumpable (as runc's nsexec), so the
+    container's processes can neither ptrace B nor open its /proc entries (exe, fd,
+    mem, root) until it execs, which makes it dumpable again; and no descriptor of
+    the parent's but the ones the exec needs. (A container holding CAP_SYS_PTRACE,
+    which passes the dumpable check, never gets here: nsexec.plan_exec leaves it
+    to runc.)"""
+    _check(prep.libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0), "set non-dumpable")
+    low = 3
+    for fd in sorted({fd for fd in keep if fd >= 3}):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
 
 
 def _fork_into(prep: Prepared, cg_fd: int) -> int:

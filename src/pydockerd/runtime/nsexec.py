@@ -7,7 +7,7 @@ groups, working directory, capabilities, PATH lookup), then execs.
 runc exec costs two Go start-ups, a copy of its binary and a seccomp compile
 per exec (about 20 ms); this costs two forks. Where the container asks for
 something this does not reproduce (a user namespace, AppArmor on a host that
-enforces it, an Intel RDT group, a seccomp notify action, an unknown process
+enforces it, CAP_SYS_PTRACE in the container's bounding set, an Intel RDT group, a seccomp notify action, an unknown process
 field, an architecture not listed below), `plan_exec` answers None and the
 caller runs runc exec as before.
 
@@ -61,6 +61,11 @@ def plan_exec(cid: str, init_pid: int, spec: dict[str, Any],
         return None
     types = {ns.get("type") for ns in linux.get("namespaces") or []}
     if types - _KNOWN_NS:
+        return None
+    if "CAP_SYS_PTRACE" in ((spec.get("process") or {}).get("capabilities") or {}).get(
+            "bounding", ["CAP_SYS_PTRACE"]):
+        # its processes could ptrace the forked side before it execs (the dumpable
+        # check does not stop CAP_SYS_PTRACE); runc's init is a sealed copy of runc
         return None
     caps = _cap_masks(process.get("capabilities") or {})
     rlimits = _rlimits(process.get("rlimits") or [])
