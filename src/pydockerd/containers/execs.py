@@ -14,7 +14,7 @@ from ..errors import Conflict, DockerError, InvalidParameter, NotFound, SystemEr
 from ..models import ExecConfig, ExecStartConfig
 from ..runtime.caps import host_capabilities
 from ..runtime.exec import ExecProcess, start_exec
-from ..runtime.nschild import ExecPlan
+from ..runtime.execplan import ExecPlan
 from ..runtime.nsexec import close_fork_server, plan_exec
 from ..runtime.users import resolve_user
 from ..util.fdstream import read_fds

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..instruments import NO_HEALTH_CHECKS, HealthChecks
 from ..runtime.exec import start_exec
-from ..runtime.nschild import ExecPlan
+from ..runtime.execplan import ExecPlan
 from ..runtime.nsexec import plan_exec
 from ..util.fdstream import read_fds
 from ..util.ids import new_id, now_rfc3339

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import CommandFailed, SystemError_
 from ..util.tasks import cancel_and_wait
-from .nschild import ExecPlan
+from .execplan import ExecPlan
 from .nsexec import ExecFailed, spawn
 from .pidwatch import wait_pid
 

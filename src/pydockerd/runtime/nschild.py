@@ -21,7 +21,7 @@ import termios
 from dataclasses import dataclass
 from typing import Any
 
-from .seccompbpf import SeccompProgram
+from .execplan import ExecPlan
 
 _PR_CAPBSET_DROP = 24
 _PR_SET_KEEPCAPS = 8
@@ -46,20 +46,6 @@ SYSCALLS = {"x86_64": (250, 317), "aarch64": (219, 277)}
 
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
-@dataclass
-class ExecPlan:
-    cid: str
-    init_pid: int
-    namespaces: list[str]          # names under /proc/<pid>/ns, in joining order
-    cgroups_v1: list[str]          # the container's directory in each v1 hierarchy
-    cgroup_v2: str | None          # and in the unified one
-    process: dict[str, Any]
-    caps: dict[str, int]           # bit masks by set
-    rlimits: list[tuple[int, int, int]]
-    seccomp: SeccompProgram | None
-    no_new_keyring: bool
 
 
 class _CloneArgs(ctypes.Structure):

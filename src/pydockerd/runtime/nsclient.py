@@ -13,7 +13,7 @@ import pydockerd
 
 from ..util.lazy import lazy_import
 from ..util.tasks import TaskOwner
-from .nschild import ExecPlan
+from .execplan import ExecPlan
 
 log = logging.getLogger("pydockerd.exec")
 pickle = lazy_import("pickle")      # not for an idle daemon

@@ -28,7 +28,8 @@ from typing import Any
 
 from ..errors import DockerError
 from .caps import KNOWN_CAPABILITIES
-from .nschild import SYSCALLS, ExecPlan, Prepared, run_child_a
+from .execplan import ExecPlan
+from .nschild import SYSCALLS, Prepared, run_child_a
 from .nsclient import SERVER as _SERVER
 from .pidwatch import wait_pid
 from .rlimits import RLIM_INFINITY, rlimit_constant

@@ -27,7 +27,8 @@ import socket
 import sys
 import time
 
-from .nschild import SYSCALLS, ExecPlan, Prepared, run_child_a
+from .execplan import ExecPlan
+from .nschild import SYSCALLS, Prepared, run_child_a
 
 _PR_SET_PDEATHSIG = 1
 MAX_FDS = 4
