@@ -172,3 +172,32 @@ def test_health_status_events(daemon):
         assert "health_status: healthy" in out.splitlines()
     finally:
         daemon.cli("rm", "-f", cid)
+
+
+def _root_options(daemon, *args: str) -> list[str]:
+    line = daemon.out("run", *args, "busybox", "sh", "-c",
+                      "grep '^overlay / ' /proc/mounts").split()
+    return line[3].split(",")
+
+
+def _volatile(options: list[str]) -> bool:
+    return bool({"volatile", "fsync=volatile"} & set(options))     # the latter: Linux 6.15+
+
+
+def test_rm_container_rw_layer_is_volatile(daemon, names, tmp_path):
+    # nothing of an auto-remove container's rw layer is kept: no sync of the data
+    # root's filesystem when it is unmounted (images/volatile.py)
+    assert _volatile(_root_options(daemon, "--rm"))
+    names.append("kept-layer")
+    assert not _volatile(_root_options(daemon, "--name", "kept-layer"))
+    # mounted again (after a restart, after a copy into it before its start)
+    names.append("vol-again")
+    daemon.cli("run", "-d", "--rm", "--name", "vol-again", "busybox", "sleep", "300")
+    daemon.cli("restart", "-t", "0", "vol-again")
+    assert daemon.out("exec", "vol-again", "sh", "-c", "echo hi > /f; cat /f") == "hi\n"
+    daemon.cli("rm", "-f", "vol-again")
+    (tmp_path / "x.txt").write_text("copied\n")
+    names.append("vol-cp")
+    daemon.cli("create", "--rm", "--name", "vol-cp", "busybox", "cat", "/x.txt")
+    daemon.cli("cp", str(tmp_path / "x.txt"), "vol-cp:/x.txt")
+    assert daemon.out("start", "-a", "vol-cp") == "copied\n"

@@ -77,10 +77,12 @@ class Runner:
         try:
             if c.links and "bridge" in self.endpoint_configs(c):
                 links.check_children(c, self.registry.get)
-            # the rootfs mount and the network sandbox are independent: do both at once
+            # the rootfs mount and the network sandbox are independent: do both at once;
+            # the rw layer of an auto-remove container goes with this run: volatile
             mounted, net = await asyncio.gather(
                 asyncio.to_thread(self.images.mount_rootfs, c.id,
-                                  self.images.resolve(c.image_id)),
+                                  self.images.resolve(c.image_id),
+                                  bool(c.host_config.get("AutoRemove"))),
                 self._network_up(c), return_exceptions=True)
             for result in (net, mounted):
                 if isinstance(result, BaseException):

@@ -222,8 +222,9 @@ class ImageService:
     def create_rw_layer(self, container_id: str, image: Image) -> None:
         self.snapshots.create_rw_layer(container_id, image)
 
-    def mount_rootfs(self, container_id: str, image: Image | None = None) -> str:
-        return self.snapshots.mount_rootfs(container_id, image)
+    def mount_rootfs(self, container_id: str, image: Image | None = None,
+                     volatile: bool = False) -> str:
+        return self.snapshots.mount_rootfs(container_id, image, volatile)
 
     def unmount_rootfs(self, container_id: str) -> None:
         self.snapshots.unmount_rootfs(container_id)

@@ -41,6 +41,7 @@ from .initlayer import make_init_layer
 from .layers import LayerStore
 from .model import Image
 from .tarsafe import OPAQUE_XATTR
+from . import volatile as volatile_mounts
 from ..util.mounts import is_mountpoint, mount, umount
 from ..util.du import dir_size
 
@@ -169,8 +170,10 @@ class Snapshots:
                     raise
         return self.init_root
 
-    def mount_rootfs(self, container_id: str, image: Image | None = None) -> str:
-        """Mount the container's rootfs (idempotent); return its path."""
+    def mount_rootfs(self, container_id: str, image: Image | None = None,
+                     volatile: bool = False) -> str:
+        """Mount the container's rootfs (idempotent); return its path. `volatile`:
+        the rw layer is thrown away after this mount (images/volatile.py)."""
         rootfs = self.rootfs_path(container_id)
         if self.driver == "vfs":
             return rootfs
@@ -186,6 +189,19 @@ class Snapshots:
         tail = f",upperdir={self._upper(container_id)},workdir={self._work(container_id)}"
         if os.path.exists("/sys/module/overlay/parameters/index"):
             tail += ",index=off"
+        if volatile_mounts.prepare(self.container_dir(container_id),
+                                   self._work(container_id), volatile):
+            try:
+                return self._mount_overlay(rootfs, lowers, layers, tail + ",volatile")
+            except SystemError_:
+                if mounted(rootfs):
+                    raise
+                volatile_mounts.Support.available = False   # a kernel before 5.10
+                log.info("overlay mounts without `volatile` (not supported by the kernel)")
+        return self._mount_overlay(rootfs, lowers, layers, tail)
+
+    def _mount_overlay(self, rootfs: str, lowers: list[str], layers: list[str],
+                       tail: str) -> str:
         # the options must fit in one page: absolute lowerdirs and mount(2) from this
         # process when they do (the common case), else relative ones from mount(8)
         # run in the layers' root (a process: the daemon's threads share one cwd)
@@ -196,7 +212,8 @@ class Snapshots:
             try:
                 mount("overlay", rootfs, "overlay", opts)
             except OSError as e:
-                raise SystemError_(f"cannot mount the rootfs of {container_id}: "
+                raise SystemError_(f"cannot mount the rootfs of "
+                                   f"{os.path.basename(os.path.dirname(rootfs))}: "
                                    f"{e.strerror}") from e
             return rootfs
         opts = f"lowerdir={':'.join(lowers)}{tail}"
