@@ -112,7 +112,7 @@ class Runner:
             # attachers waiting for `docker run -it` connect before the process runs
             await self.attachers.connect(c.id, self.paths.bundle(c.id))
             try:
-                await self.runtimes.of(c).start(c.id)
+                await self.runtimes.of(c).start(c.id, started.pid, bool(spec.get("hooks")))
             except DockerError:
                 await self.runtimes.of(c).delete(c.id, force=True)
                 raise

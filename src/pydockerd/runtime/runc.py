@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from ..errors import CommandFailed, Conflict, NotFound
 from ..util import cmd
+from .execfifo import start_created
 from .mountns import NSENTER
 
 
@@ -14,12 +16,20 @@ class Runc:
         self.binary = binary
         self.root = root
         self.mount_ns = mount_ns    # run in this mount namespace (runtime/mountns.py)
+        # runc's start is a read of the container's exec fifo, done in-process
+        # (runtime/execfifo.py); another runtime (or a wrapper) gets its own start
+        self.fifo_start = os.path.basename(binary) == "runc"
 
     def argv(self, *args: str) -> list[str]:
         argv = [self.binary, "--root", self.root, *args]
         return [NSENTER, f"--mount={self.mount_ns}", *argv] if self.mount_ns else argv
 
-    async def start(self, cid: str) -> None:
+    async def start(self, cid: str, pid: int = 0, hooks: bool = True) -> None:
+        """Start a created container; `pid`: its init, `hooks`: whether its spec has
+        any (runc runs the poststart hooks in its start)."""
+        if self.fifo_start and pid > 0 and not hooks \
+                and await start_created(os.path.join(self.root, cid), pid):
+            return
         await cmd.run(self.argv("start", cid))
 
     async def kill(self, cid: str, signal: int, all_procs: bool = False) -> None:
