@@ -201,3 +201,23 @@ def test_rm_container_rw_layer_is_volatile(daemon, names, tmp_path):
     daemon.cli("create", "--rm", "--name", "vol-cp", "busybox", "cat", "/x.txt")
     daemon.cli("cp", str(tmp_path / "x.txt"), "vol-cp:/x.txt")
     assert daemon.out("start", "-a", "vol-cp") == "copied\n"
+
+
+def _leftovers(daemon, cid: str) -> list[str]:
+    """The run's cgroups and runc state, which its end removes (runtime/destroy.py)."""
+    import glob
+    found = [p for depth in ("*", "*/*", "*/*/*")
+             for p in glob.glob(f"/sys/fs/cgroup/{depth}/{cid}")]
+    return found + glob.glob(str(daemon.base / "exec" / "runc" / cid))
+
+
+def test_exit_releases_cgroups_and_runc_state(daemon, names):
+    names += ["rel-own", "rel-hostpid"]
+    for name, extra in (("rel-own", []), ("rel-hostpid", ["--pid", "host"])):
+        cid = daemon.out("run", "-d", "--name", name, *extra, "busybox",
+                         "sh", "-c", "sleep 30 & exec sleep 0.2").strip()
+        assert daemon.out("wait", cid).strip() == "0"
+        assert _leftovers(daemon, cid) == []
+        daemon.cli("start", name)           # the same id runs again
+        daemon.cli("stop", "-t", "0", name)
+        assert _leftovers(daemon, cid) == []

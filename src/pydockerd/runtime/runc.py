@@ -1,12 +1,14 @@
 """Thin async wrapper around the runc command line (one place for its flags)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Any
 
 from ..errors import CommandFailed, Conflict, NotFound
 from ..util import cmd
+from .destroy import destroy_stopped
 from .execfifo import start_created
 from .mountns import NSENTER
 
@@ -16,9 +18,10 @@ class Runc:
         self.binary = binary
         self.root = root
         self.mount_ns = mount_ns    # run in this mount namespace (runtime/mountns.py)
-        # runc's start is a read of the container's exec fifo, done in-process
-        # (runtime/execfifo.py); another runtime (or a wrapper) gets its own start
-        self.fifo_start = os.path.basename(binary) == "runc"
+        # runc's start (a read of the container's exec fifo) and its delete of a
+        # stopped container (rmdir of its cgroups and state) are done in-process
+        # (runtime/execfifo.py, destroy.py); another runtime (or a wrapper) runs its own
+        self.in_process = os.path.basename(binary) == "runc"
 
     def argv(self, *args: str) -> list[str]:
         argv = [self.binary, "--root", self.root, *args]
@@ -27,7 +30,7 @@ class Runc:
     async def start(self, cid: str, pid: int = 0, hooks: bool = True) -> None:
         """Start a created container; `pid`: its init, `hooks`: whether its spec has
         any (runc runs the poststart hooks in its start)."""
-        if self.fifo_start and pid > 0 and not hooks \
+        if self.in_process and pid > 0 and not hooks \
                 and await start_created(os.path.join(self.root, cid), pid):
             return
         await cmd.run(self.argv("start", cid))
@@ -42,6 +45,9 @@ class Runc:
             raise
 
     async def delete(self, cid: str, force: bool = True) -> None:
+        if force and self.in_process and await asyncio.to_thread(
+                destroy_stopped, os.path.join(self.root, cid)):
+            return
         try:
             await cmd.run(self.argv("delete", *(["--force"] if force else []), cid))
         except CommandFailed as e:
