@@ -95,6 +95,27 @@ def test_orphan_container_files_removed_at_start(fresh_daemon):
     assert _status(d, "kept") == "created 0"
 
 
+def test_removed_container_files_set_aside_are_purged(fresh_daemon):
+    """A removal moves the container's directories aside (`.rm-<id>`) and deletes them
+    after its answer; what a crash left set aside goes at the next start."""
+    import os
+    d = fresh_daemon()
+    cid = d.out("create", "busybox").strip()
+    d.cli("rm", cid)
+    for parent in (os.path.join(d.data_root, "containers"),
+                   os.path.join(d.exec_root, "containers")):
+        assert not os.path.exists(os.path.join(parent, cid))
+        wait_until(lambda: not os.path.exists(os.path.join(parent, ".rm-" + cid)), 10,
+                   what="the files set aside deleted")
+    left = [os.path.join(d.data_root, "containers", ".rm-" + "cd" * 32),
+            os.path.join(d.exec_root, "containers", ".rm-" + "cd" * 32)]
+    for path in left:
+        os.makedirs(os.path.join(path, "upper", "etc"))
+    d.restart(signal.SIGKILL)
+    wait_until(lambda: not any(os.path.exists(p) for p in left), 10,
+               what="the leftovers purged")
+
+
 def test_on_failure_limit_survives_daemon_restart(fresh_daemon):
     """--restart on-failure:2 counts restarts across a daemon restart and stops at 2."""
     d = fresh_daemon()

@@ -31,7 +31,7 @@ from .mounts import remove_anonymous
 from .paths import Paths
 from .registry import ContainerRegistry
 from .restart import Backoff, wants_restart
-from .runner import Runner, exit_code_for_error
+from .runner import Runner, exit_code_for_error, purge
 from .runtimes import Runtimes
 
 log = logging.getLogger("pydockerd.containers")
@@ -258,13 +258,19 @@ class Lifecycle:
 
     async def _remove_locked(self, c: Container) -> None:
         if c.state.status != "removing":
-            # a crash from here on: the next start finishes the removal; a full disk:
-            # the files go first, which makes room
+            # a crash from here on: the next start finishes the removal
             self.registry.commit_fact(c, state=c.state.removing(c.name))
         await self.runner.logs.forget(c.id)
-        await asyncio.to_thread(self.runner.remove_files, c.id)
+        # the files are set aside and deleted after the answer (a full disk: first,
+        # which makes room for the record's removal)
+        aside = await asyncio.to_thread(self.runner.set_aside, c.id)
         try:
-            self.registry.remove(c)
+            try:
+                self.registry.remove(c)
+            except NoSpace:
+                await asyncio.to_thread(purge, aside)
+                aside = []
+                self.registry.remove(c)
         except NoSpace:
             # not removed: the record stays, dead, and `rm` can be retried
             self.registry.commit_fact(c, state=c.state.dead("removal not recorded: no space "
@@ -273,6 +279,9 @@ class Lifecycle:
         except Exception as e:
             self.registry.commit_fact(c, state=c.state.dead(str(e)))
             raise SystemError_(f"unable to remove container {c.id}: {e}") from e
+        finally:
+            if aside:
+                self.tasks.spawn(asyncio.to_thread(purge, aside), f"purge {c.id[:12]}")
 
     async def _removed(self, c: Container, volumes: bool) -> None:
         self._backoff.pop(c.id, None)

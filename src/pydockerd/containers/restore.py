@@ -29,6 +29,7 @@ from .paths import Paths
 from .reconcile import kill_leftover_conmon, remove_stray_runtime
 from .registry import KIND
 from .restart import restart_at_daemon_start
+from .runner import ASIDE, purge
 from ..util.tasks import for_each
 
 log = logging.getLogger("pydockerd.containers")
@@ -207,3 +208,5 @@ def _remove_orphans(paths: Paths, known: set[str], remove_files: Callable[[str],
             if cid not in known and len(cid) == 64:
                 log.info("removing the files of unknown container %s", cid[:12])
                 remove_files(cid)
+            elif cid.startswith(ASIDE):         # a removal's files a crash left
+                purge([os.path.join(parent, cid)])

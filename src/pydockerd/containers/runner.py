@@ -78,10 +78,10 @@ class Runner:
             if c.links and "bridge" in self.endpoint_configs(c):
                 links.check_children(c, self.registry.get)
             # the rootfs mount and the network sandbox are independent: do both at once;
-            # the rw layer of an auto-remove container goes with this run: volatile
+            # the layers come from the rw layer's record (no image lookup); the rw
+            # layer of an auto-remove container goes with this run: volatile
             mounted, net = await asyncio.gather(
-                asyncio.to_thread(self.images.mount_rootfs, c.id,
-                                  self.images.resolve(c.image_id),
+                asyncio.to_thread(self.images.mount_rootfs, c.id, None,
                                   bool(c.host_config.get("AutoRemove"))),
                 self._network_up(c), return_exceptions=True)
             for result in (net, mounted):
@@ -248,12 +248,41 @@ class Runner:
 
     def remove_files(self, cid: str) -> None:
         """The container's rw layer and directories (worker thread; idempotent)."""
+        purge(self.set_aside(cid))
+
+    def set_aside(self, cid: str) -> list[str]:
+        """Unmount the container's rootfs and move its directories aside (one rename
+        each, to `.rm-<id>` beside them; worker thread): a removal need not wait for
+        the deletes of their files (`purge`, later; the daemon start purges what a
+        crash left). Returns the moved directories."""
+        moved = []
         try:
-            self.images.remove_rw_layer(cid)
+            self.images.unmount_rootfs(cid)
         except Exception:  # noqa: BLE001 - best effort on a failure path
-            log.exception("removing rw layer of %s", cid)
-        shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)
-        shutil.rmtree(self.paths.bundle(cid), ignore_errors=True)
+            log.exception("unmounting the rootfs of %s", cid)
+        for path in (self.paths.container_dir(cid), self.paths.bundle(cid)):
+            if path == self.paths.container_dir(cid) and self.images.rootfs_mounted(cid):
+                log.error("rootfs of %s still mounted: its rw layer stays", cid[:12])
+                continue
+            aside = os.path.join(os.path.dirname(path), ASIDE + cid)
+            try:
+                os.rename(path, aside)
+            except FileNotFoundError:
+                continue
+            except OSError:         # (an earlier attempt's .rm-<id> is not empty)
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            moved.append(aside)
+        return moved
 
 
-__all__ = ["Runner", "exit_code_for_error"]
+ASIDE = ".rm-"      # a removed container's directory, until purged
+
+
+def purge(paths: list[str]) -> None:
+    """Delete directories set aside (worker thread)."""
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+__all__ = ["ASIDE", "Runner", "exit_code_for_error", "purge"]

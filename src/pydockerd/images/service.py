@@ -40,7 +40,7 @@ from .imagestore import ImageStore
 from .layers import LayerStore
 from .model import DeleteRecord, DiskUsage, GraphDriver, HistoryEntry, Image
 from .references import Reference
-from .snapshots import Snapshots
+from .snapshots import Snapshots, mounted
 from .create import CommitContainers
 from .state import ContainerFacts, ImageState
 from .views import HasImage
@@ -228,6 +228,10 @@ class ImageService:
 
     def unmount_rootfs(self, container_id: str) -> None:
         self.snapshots.unmount_rootfs(container_id)
+
+    def rootfs_mounted(self, container_id: str) -> bool:
+        return self.snapshots.driver != "vfs" and \
+            mounted(self.snapshots.rootfs_path(container_id))
 
     def remove_rw_layer(self, container_id: str) -> None:
         self.snapshots.remove_rw_layer(container_id)
