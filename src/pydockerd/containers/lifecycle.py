@@ -280,8 +280,7 @@ class Lifecycle:
             self.registry.commit_fact(c, state=c.state.dead(str(e)))
             raise SystemError_(f"unable to remove container {c.id}: {e}") from e
         finally:
-            if aside:
-                self.tasks.spawn(asyncio.to_thread(purge, aside), f"purge {c.id[:12]}")
+            self.runner.purge_later(aside)
 
     async def _removed(self, c: Container, volumes: bool) -> None:
         self._backoff.pop(c.id, None)

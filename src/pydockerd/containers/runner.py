@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..config import Config
@@ -68,6 +69,7 @@ class Runner:
         self.observer = observer
         self.attachers = attachers
         self.actions = actions      # "start": every run started (verb, restart, policy)
+        self._purger: ThreadPoolExecutor | None = None
 
     async def start(self, c: Container, **changes: Any) -> None:
         """Start a run; `changes` are recorded with the new state (restart count)."""
@@ -274,6 +276,15 @@ class Runner:
                 continue
             moved.append(aside)
         return moved
+
+    def purge_later(self, paths: list[str]) -> None:
+        """Delete directories set aside, one removal at a time in a thread of their own
+        (not the default executor's few workers, which starts wait for); the
+        interpreter's exit waits for what is queued."""
+        if paths:
+            if self._purger is None:
+                self._purger = ThreadPoolExecutor(1, "purge")
+            self._purger.submit(purge, paths)
 
 
 ASIDE = ".rm-"      # a removed container's directory, until purged
