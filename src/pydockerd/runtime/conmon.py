@@ -24,6 +24,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from ..errors import SystemError_
 from ..util.fsatomic import write_atomic
 from .mountns import NSENTER
@@ -94,7 +96,8 @@ async def create(spec: ConmonSpec, oci_config: dict[str, Any]) -> Started:
             pass
     _clean_runtime_files(spec.bundle)
     # runtime state under the exec root, written again at every start: no fsync
-    write_atomic(os.path.join(spec.bundle, "config.json"), json.dumps(oci_config), fsync=False)
+    write_atomic(os.path.join(spec.bundle, "config.json"), msgspec.json.encode(oci_config),
+                 fsync=False)
     argv = [CONMON, "--api-version", "1", "-c", spec.cid, "-u", spec.cid, "-n", spec.name,
             *_runtime_args(spec),
             "-b", spec.bundle, "-p", os.path.join(spec.bundle, "pidfile"),
