@@ -2,7 +2,7 @@
 """Start latency against the number of mounts on the host, simulated (no hundreds of containers).
 
     sudo python3 bench/run_mount_scale.py [--mounts 0,500,1000,2000] [--runs 9]
-        [--under containers|scratch] [--skip-daemon] [--skip-runc] [--profile]
+        [--running 32] [--under containers|scratch] [--skip-daemon] [--skip-runc] [--profile]
 
 Every container of a real host adds mounts to the daemon's mount namespace (its
 overlay rootfs and, before issue 10, its network namespace pin), and runc's work
@@ -11,7 +11,11 @@ several times per command (cgroup v1 mount lookups, the intelrdt probe, the root
 parent mount) and detaches the old root. This bench makes N small tmpfs mounts instead,
 below the daemon's containers directory where the rootfs mounts of running
 containers are (`--under containers`, the default) or in a private scratch directory
-(`--under scratch`: mounts of the host that are not ours), and at each N times:
+(`--under scratch`: mounts of the host that are not ours). It first times a run
+with no container running (the first container's start: runc in the host's
+namespace), then starts --running containers (by default as many as make the
+daemon run runc in its own mount namespaces, runtime/mountns.CROWDED), and at
+each N times:
 
   run      `docker run --rm --network none busybox true` against a pydockerd of this
            checkout (own data root, socket, bridge mscale<hex>, free /24): wall
@@ -45,6 +49,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_bench as rb  # noqa: E402  (daemon start/stop/cleanup helpers)
 from run_bench import PyDockerd, log  # noqa: E402
+
+sys.path.insert(0, str(rb.ROOT / "src"))
+from pydockerd.runtime.mountns import CROWDED  # noqa: E402
 
 HERE = rb.HERE
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -173,6 +180,10 @@ def main() -> int:
                    help="where the N mounts go: below the daemon's containers directory, "
                         "where the rootfs mounts of running containers are (default), or "
                         "in a scratch directory (mounts of the host that are not ours)")
+    p.add_argument("--running", type=int, default=CROWDED,
+                   help="containers kept running while the N mounts are measured (default "
+                        "runtime/mountns.CROWDED, from which runc runs in the daemon's own "
+                        "mount namespaces); a first row, 'none', times a run with none")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("needs root", file=sys.stderr)
@@ -193,6 +204,15 @@ def main() -> int:
             e.must("load", "-i", str(base / "busybox.tar"))
             results["mounts_per_container"] = mounts_per_container(e)
             log(f"a running container adds {results['mounts_per_container']} host mounts")
+        if not args.skip_daemon:
+            # the first container's start: nothing else running (the host's namespace)
+            row0: dict = {"extra": "none", "mountinfo_lines": mount_count()}
+            row0["run_ms"], row0["daemon_cpu_ms"], row0["run_cpu_ms"] = time_daemon(e, args.runs)
+            log(f"no container running: {row0}")
+            results["mounts"].append(row0)
+            for _ in range(args.running):
+                e.must("run", "-d", "busybox", "sleep", "100000")
+            log(f"{args.running} containers running")
         for n in [int(x) for x in args.mounts.split(",")]:
             sim.set(n)
             row: dict = {"extra": n, "mountinfo_lines": mount_count()}
@@ -207,6 +227,10 @@ def main() -> int:
             results["mounts"].append(row)
     finally:
         sim.clear()
+        if e.proc is not None:
+            ids = e.cli("ps", "-aq").stdout.split()
+            if ids:
+                e.cli("rm", "-f", *ids, timeout=300)
         rb.teardown([e], watched)
         shutil.rmtree(base, ignore_errors=True)
     (HERE / "results-mount-scale.json").write_text(json.dumps(results, indent=1))

@@ -99,7 +99,8 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     create_ns = RuncNamespaces(os.path.join(cfg.data_root, "containers"),
                                os.path.join(cfg.exec_root, "rootfs-stage"),
                                os.path.join(cfg.exec_root, "runc"),
-                               [cfg.runtimes[cfg.default_runtime], *cfg.runtimes.values()])
+                               [cfg.runtimes[cfg.default_runtime], *cfg.runtimes.values()],
+                               running=lambda: sum(c.state.running for c in registry.all()))
     await asyncio.to_thread(create_ns.setup)
     images = ImageService(cfg.data_root, store, events, driver, containers=registry,
                           container_actions=inst.container_actions, ids=ids)

@@ -8,8 +8,11 @@ import os
 import subprocess
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from pydockerd.runtime.mountns import CROWDED
 
 
 def _name(prefix: str) -> str:
@@ -44,19 +47,30 @@ def shared_dir():
         subprocess.run(["rmdir", path], check=False)
 
 
-def test_create_runs_without_the_other_rootfs_mounts(daemon, shared_dir):
-    d = daemon
+def _runtime(d, ref: str) -> str:
+    argv = _conmon_argv(d, ref)
+    return os.path.basename(argv[argv.index("-r") + 1])
+
+
+def test_create_runs_without_the_other_rootfs_mounts(fresh_daemon, shared_dir):
+    d = fresh_daemon()
     a, b, c = _name("msa"), _name("msb"), _name("msc")
+    crowd = [_name("mscrowd") for _ in range(CROWDED - 1)]
     containers = os.path.join(d.data_root, "containers")
     try:
+        # few running: runc create runs in the host's namespace (nsenter would cost more)
         d.out("run", "-d", "--name", a, "busybox", "sleep", "300")
+        assert _runtime(d, a) == "runc"
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda n: d.out("run", "-d", "--name", n, "busybox", "sleep", "300"),
+                          crowd))
+        # CROWDED running (a and the crowd): in a namespace of its own
         d.out("run", "-d", "--name", b, "busybox", "sleep", "300")
         argv = _conmon_argv(d, b)
-        runtime = argv[argv.index("-r") + 1]
-        assert os.path.basename(runtime) == "nsenter"
+        assert _runtime(d, b) == "nsenter"
         assert any(arg.startswith("--mount=/proc/") for arg in argv)
         # the host sees each running container's rootfs, and nothing else of ours
-        ids = [d.out("inspect", "-f", "{{.Id}}", ref).strip() for ref in (a, b)]
+        ids = [d.out("inspect", "-f", "{{.Id}}", ref).strip() for ref in (a, b, *crowd)]
         below = _mounts_below(containers)
         assert sorted(below) == sorted(os.path.join(containers, i, "rootfs") for i in ids)
         assert not _mounts_below(d.exec_root)
@@ -66,8 +80,7 @@ def test_create_runs_without_the_other_rootfs_mounts(daemon, shared_dir):
         # a shared bind needs its mount to be a peer of the host's: the host's namespace
         d.out("run", "-d", "--name", c, "-v", f"{shared_dir}:/x:rshared", "busybox",
               "sleep", "300")
-        argv = _conmon_argv(d, c)
-        assert os.path.basename(argv[argv.index("-r") + 1]) == "runc"
+        assert _runtime(d, c) == "runc"
         assert "shared" in d.out("exec", c, "grep", " /x ", "/proc/self/mountinfo")
     finally:
-        d.cli("rm", "-f", a, b, c, check=False)
+        d.cli("rm", "-f", a, b, c, *crowd, check=False)

@@ -19,7 +19,7 @@ class Runtimes:
         self._default_name = cfg.default_runtime
         # where runc runs (runtime/mountns.py); None: the daemon's mount namespace
         self.create_ns = create_ns
-        self._verbs_ns = create_ns.verbs if create_ns is not None else ""
+        self._verbs_ns = create_ns.verbs_ns if create_ns is not None else lambda: ""
         self.default = Runc(cfg.runtimes[cfg.default_runtime], runc_root, self._verbs_ns)
 
     @property

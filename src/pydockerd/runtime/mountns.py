@@ -26,6 +26,9 @@ start-up with every mount detached but those on the way to runc's state, its
 binary and libraries, /proc, /dev/null and the cgroup mounts, so it holds no
 other host mount; a thread holds it until shutdown.
 
+Both are used only once CROWDED containers run: with fewer, nsenter's exec costs
+more than the other containers' mounts cost runc.
+
 A container with a bind mount of `shared` or `slave` propagation is created in the
 host's namespace: its mount must be a peer (or slave) of the host's, which a
 private copy is not. So is every one when the bind mount could not be made
@@ -44,7 +47,7 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..util.mounts import _unescape, is_mountpoint, mount, umount
@@ -57,6 +60,10 @@ _MS_BIND, _MS_MOVE, _MS_REC, _MS_PRIVATE = 0x1000, 0x2000, 0x4000, 1 << 18
 _MNT_DETACH = 2
 _PROPAGATING = frozenset(("shared", "rshared", "slave", "rslave"))
 _libc = ctypes.CDLL(None, use_errno=True)
+# running containers from which runc runs in these namespaces: below, the nsenter
+# step (~3.5 ms a create) costs more than the other rootfs mounts cost runc (~25 us
+# each); above, a start stays within a few percent of the first (bench/run_mount_scale.py)
+CROWDED = 32
 
 
 def _mounted_below(path: str) -> bool:
@@ -79,8 +86,10 @@ class RuncNamespaces:
     per create, and one long-lived for the other verbs."""
 
     def __init__(self, containers_dir: str, stage: str, runc_root: str,
-                 binaries: list[str]) -> None:
-        """`binaries`: every runtime's; the first (the default) checks the verbs' namespace."""
+                 binaries: list[str], running: Callable[[], int] = lambda: CROWDED) -> None:
+        """`binaries`: every runtime's; the first (the default) checks the verbs' namespace.
+        `running`: how many containers run (each holds a rootfs mount)."""
+        self.running = running
         self.containers_dir = containers_dir.rstrip("/")
         self.stage = stage
         self.runc_root = runc_root
@@ -121,11 +130,21 @@ class RuncNamespaces:
         except OSError as e:
             log.warning("unmounting %s: %s", self.containers_dir, e)
 
+    def crowded(self) -> bool:
+        """Whether runc is better off in our namespaces: enabled, and enough containers
+        run that their mounts cost runc more than the nsenter step (see CROWDED)."""
+        return self.enabled and self.running() >= CROWDED
+
+    def verbs_ns(self) -> str:
+        """The namespace runc's other verbs run in now: the verbs' one, or "" (the
+        host's) while few containers run."""
+        return self.verbs if self.crowded() else ""
+
     @contextlib.asynccontextmanager
     async def for_create(self, rootfs: str, spec: dict[str, Any]) -> AsyncIterator[str | None]:
         """A mount namespace with `rootfs` mounted and no other container's rootfs, held
         while the block runs: its /proc path (for nsenter), or None (use the host's)."""
-        if (not self.enabled or not rootfs.startswith(self.containers_dir + "/")
+        if (not self.crowded() or not rootfs.startswith(self.containers_dir + "/")
                 or propagates(spec)):
             yield None
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import CommandFailed, Conflict, NotFound
 from ..util import cmd
@@ -14,10 +14,11 @@ from .mountns import NSENTER
 
 
 class Runc:
-    def __init__(self, binary: str, root: str, mount_ns: str = "") -> None:
+    def __init__(self, binary: str, root: str,
+                 mount_ns: Callable[[], str] = lambda: "") -> None:
         self.binary = binary
         self.root = root
-        self.mount_ns = mount_ns    # run in this mount namespace (runtime/mountns.py)
+        self.mount_ns = mount_ns    # the mount namespace to run in now (runtime/mountns.py)
         # runc's start (a read of the container's exec fifo) and its delete of a
         # stopped container (rmdir of its cgroups and state) are done in-process
         # (runtime/execfifo.py, destroy.py); another runtime (or a wrapper) runs its own
@@ -25,7 +26,8 @@ class Runc:
 
     def argv(self, *args: str) -> list[str]:
         argv = [self.binary, "--root", self.root, *args]
-        return [NSENTER, f"--mount={self.mount_ns}", *argv] if self.mount_ns else argv
+        ns = self.mount_ns()
+        return [NSENTER, f"--mount={ns}", *argv] if ns else argv
 
     async def start(self, cid: str, pid: int = 0, hooks: bool = True) -> None:
         """Start a created container; `pid`: its init, `hooks`: whether its spec has
