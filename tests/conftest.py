@@ -265,3 +265,16 @@ def names(daemon):
     yield made
     for n in made:
         daemon.cli("rm", "-f", n, check=False)
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory on a shared mount of its own (the machine's / is private)."""
+    path = tempfile.mkdtemp(prefix="pdt-shared-", dir="/tmp")
+    subprocess.run(["mount", "--bind", path, path], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", path], check=True)
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", path], check=False)
+        subprocess.run(["rmdir", path], check=False)

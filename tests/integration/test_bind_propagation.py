@@ -4,27 +4,12 @@ is not on a shared (shared or slave) mount is dockerd's start error."""
 from __future__ import annotations
 
 import subprocess
-import tempfile
 import uuid
-
-import pytest
 
 
 def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
-
-@pytest.fixture
-def shared_dir():
-    """A directory on a shared mount of its own (the machine's / is private)."""
-    path = tempfile.mkdtemp(prefix="pdt-shared-", dir="/tmp")
-    subprocess.run(["mount", "--bind", path, path], check=True)
-    try:
-        subprocess.run(["mount", "--make-shared", path], check=True)
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", path], check=False)
-        subprocess.run(["rmdir", path], check=False)
 
 
 def _is_private(path: str) -> bool:

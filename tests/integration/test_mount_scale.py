@@ -5,12 +5,8 @@ container leaves exactly one mount there, its rootfs, which the host still sees.
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-
-import pytest
 
 from pydockerd.runtime.mountns import CROWDED
 
@@ -33,18 +29,6 @@ def _mounts_below(path: str) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
 
-
-@pytest.fixture
-def shared_dir():
-    """A directory on a shared mount of its own (the machine's / is private)."""
-    path = tempfile.mkdtemp(prefix="pdt-shared-", dir="/tmp")
-    subprocess.run(["mount", "--bind", path, path], check=True)
-    try:
-        subprocess.run(["mount", "--make-shared", path], check=True)
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", path], check=False)
-        subprocess.run(["rmdir", path], check=False)
 
 
 def _runtime(d, ref: str) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from ..errors import SystemError_
+from ..util.fdstream import read_pipe
 from ..util.fsatomic import write_atomic
 from .mountns import NSENTER
 from .pidwatch import pid_alive, wait_pid
@@ -130,7 +131,7 @@ async def create(spec: ConmonSpec, oci_config: dict[str, Any]) -> Started:
     try:
         # on the event loop, not in pooled threads: `runc create` takes a while, and
         # concurrent starts would hold (and queue for) the default executor's workers
-        raw = await _read_sync(r)
+        raw = await read_pipe(r, until=b"\n")   # one JSON line; open until conmon forks
         # the first conmon process exits right after forking its monitor
         proc.returncode = await wait_pid(proc.pid)
     finally:
@@ -172,35 +173,6 @@ async def _reap_failed_monitor(bundle: str) -> None:
         await asyncio.wait_for(wait_pid(pid), 5)
     except asyncio.TimeoutError:
         log.warning("conmon %d did not exit after a failed create", pid)
-
-
-async def _read_sync(fd: int) -> bytes:
-    """conmon's sync pipe: it writes one JSON line, then keeps the pipe open only
-    until it forks; read up to that line (or EOF) as the pipe becomes readable."""
-    loop = asyncio.get_running_loop()
-    os.set_blocking(fd, False)
-    chunks: list[bytes] = []
-    done: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        while not done.done():
-            try:
-                data = os.read(fd, 4096)
-            except BlockingIOError:
-                return
-            except OSError as e:
-                done.set_exception(e)
-                return
-            if data:
-                chunks.append(data)
-            if not data or b"\n" in data:
-                done.set_result(None)
-    loop.add_reader(fd, readable)
-    try:
-        await done
-    finally:
-        loop.remove_reader(fd)
-    return b"".join(chunks)
 
 
 def _parse_sync(raw: bytes) -> dict[str, Any] | None:

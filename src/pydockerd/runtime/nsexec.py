@@ -27,6 +27,7 @@ import socket
 from typing import Any
 
 from ..errors import DockerError
+from ..util.fdstream import read_pipe
 from .caps import KNOWN_CAPABILITIES
 from .execplan import ExecPlan
 from .nschild import SYSCALLS, Prepared, run_child_a
@@ -215,10 +216,10 @@ async def spawn(plan: ExecPlan, stdio: tuple[int, int, int]) -> tuple[int, int |
             child_sock.close()
             child_sock = None
         if pid:
-            err = await _read_all(loop, err_r)       # until B execs, or reports
+            err = await read_pipe(err_r)       # until B execs, or reports
         else:
             try:        # A failed, and says why; or it is stuck (frozen) and holds it
-                err = await asyncio.wait_for(_read_all(loop, err_r), 2.0)
+                err = await asyncio.wait_for(read_pipe(err_r), 2.0)
             except asyncio.TimeoutError:
                 err = b""
         if not pid or err:
@@ -250,7 +251,7 @@ async def _fork_here(loop: asyncio.AbstractEventLoop, plan: ExecPlan,
     finally:
         os.close(pid_w)
     try:
-        pid_text = await _read_all(loop, pid_r)
+        pid_text = await read_pipe(pid_r)
         await wait_pid(pid_a)         # then B is our child (reparented), or it failed
     finally:
         os.close(pid_r)
@@ -264,29 +265,6 @@ class ExecFailed(Exception):
 async def close_fork_server() -> None:
     """Daemon shutdown: the fork server goes (exec processes are not its children)."""
     await _SERVER.close()
-
-
-async def _read_all(loop: asyncio.AbstractEventLoop, fd: int) -> bytes:
-    """Everything written to a pipe until its last writer closes it."""
-    os.set_blocking(fd, False)
-    chunks: list[bytes] = []
-    done: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        if data:
-            chunks.append(data)
-        elif not done.done():
-            done.set_result(None)
-    loop.add_reader(fd, readable)
-    try:
-        await done
-    finally:
-        loop.remove_reader(fd)
-    return b"".join(chunks)
 
 
 def _recv_master(sock: socket.socket) -> int:

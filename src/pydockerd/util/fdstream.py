@@ -2,7 +2,8 @@
 
 `read_fds` is the one fd pump: exec sessions stream it to the client and
 health checks collect it. A pty whose other side is gone answers EIO, which
-counts as the end of that stream.
+counts as the end of that stream. `read_pipe` collects one short message from a
+helper's pipe (conmon's sync pipe, an exec's pid and error pipes).
 """
 from __future__ import annotations
 
@@ -48,3 +49,32 @@ async def read_fds(fds: Sequence[tuple[str, int]]) -> AsyncGenerator[tuple[str, 
     finally:
         for fd in watched:
             loop.remove_reader(fd)
+
+
+async def read_pipe(fd: int, until: bytes | None = None) -> bytes:
+    """What is written to a pipe until its last writer closes it or, with `until`,
+    until a chunk holding `until` came, read as the pipe becomes readable."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    chunks: list[bytes] = []
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        while not done.done():
+            try:
+                data = os.read(fd, CHUNK)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                done.set_exception(e)
+                return
+            if data:
+                chunks.append(data)
+            if not data or (until is not None and until in data):
+                done.set_result(None)
+    loop.add_reader(fd, readable)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+    return b"".join(chunks)
