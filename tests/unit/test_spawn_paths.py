@@ -13,9 +13,9 @@ from typing import Iterator
 
 import pytest
 
-from pydockerd.runtime.conmon import _read_sync
 from pydockerd.runtime.exec import _spec_memfd
 from pydockerd.runtime.pidwatch import watch_children_by_pidfd
+from pydockerd.util.fdstream import read_pipe
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_sync_pipe_read_stops_at_the_first_line_while_the_writer_keeps_it_open()
         loop.call_later(0.05, os.write, w, b'{"data": ')
         loop.call_later(0.1, os.write, w, b'1234}\n')
         try:
-            return await asyncio.wait_for(_read_sync(r), 5)
+            return await asyncio.wait_for(read_pipe(r, until=b"\n"), 5)
         finally:
             os.close(r)
             os.close(w)
@@ -65,7 +65,7 @@ def test_sync_pipe_read_ends_at_eof() -> None:
         os.write(w, b"partial")
         os.close(w)
         try:
-            return await asyncio.wait_for(_read_sync(r), 5)
+            return await asyncio.wait_for(read_pipe(r, until=b"\n"), 5)
         finally:
             os.close(r)
     assert asyncio.run(main()) == b"partial"
