@@ -278,7 +278,7 @@ PROBING_ALLOWED = {
     ("images/loader.py", "getattr(src, 'raw', None)"): "(same)",
     ("images/changes.py", "applier"): "dispatch of a Dockerfile-style change to its method",
     ("api/wire_progress.py", "events"): "an async iterator: aclose() when it is a generator",
-    ("api/server.py", "it"): "an async iterator: aclose() when it is a generator",
+    ("api/respond.py", "it"): "an async iterator: aclose() when it is a generator",
     ("api/decode.py", "t.cls"): "a model class's optional Go type name for error messages",
     ("distribution/client.py", "err"): "an OSError-like exception's errno, when present",
     ("util/lazy.py", "module"):

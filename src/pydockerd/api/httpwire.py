@@ -35,6 +35,9 @@ class HeadersTooLarge(DockerError):
     status = 431
 
 
+REFUSALS = (BadRequest, UriTooLong, HeadersTooLarge)    # answered, then the connection closes
+
+
 @dataclass
 class Message:
     method: str = ""
@@ -44,6 +47,7 @@ class Message:
     headers_done: bool = False
     complete: bool = False
     keep_alive: bool = True
+    upgrade: bool = False           # its head ends the HTTP part of the connection
     head_bytes: int = 0
 
 
@@ -60,6 +64,7 @@ class RequestParser:
         self._cur: Message | None = None
         self._url_len = 0
         self._refusal: DockerError | None = None
+        self.queued_body = 0        # body bytes parsed and not taken yet
         self._p = httptools.HttpRequestParser(self)
 
     def feed(self, data: bytes) -> None:
@@ -68,11 +73,21 @@ class RequestParser:
             self._p.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._raise_refusal()
+            if self.messages:
+                self.messages[-1].upgrade = True
             raise
         except httptools.HttpParserError as e:
             self._raise_refusal()
             raise BadRequest(f"malformed HTTP request: {e}") from None
         self._raise_refusal()
+
+    def take_body(self, msg: Message) -> bytes:
+        """The next queued piece of `msg`'s body (b"" when none is queued)."""
+        if not msg.body:
+            return b""
+        chunk = msg.body.popleft()
+        self.queued_body -= len(chunk)
+        return chunk
 
     def _raise_refusal(self) -> None:
         if self._refusal is not None:
@@ -118,6 +133,7 @@ class RequestParser:
     def on_body(self, body: bytes) -> None:
         assert self._cur
         self._cur.body.append(bytes(body))
+        self.queued_body += len(body)
 
     def on_message_complete(self) -> None:
         assert self._cur

@@ -6,9 +6,9 @@ import select
 import socket
 
 
-def peer_closed(writer: asyncio.StreamWriter) -> bool:
+def peer_closed(transport: asyncio.BaseTransport) -> bool:
     """Has the peer of a unix socket closed both directions (POLLHUP)?"""
-    sock = writer.get_extra_info("socket")
+    sock = transport.get_extra_info("socket")
     if sock is None or sock.family != socket.AF_UNIX:
         return False
     poller = select.poll()

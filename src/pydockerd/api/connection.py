@@ -1,0 +1,398 @@
+"""One client connection: an asyncio.Protocol that parses requests (httptools) as
+bytes arrive and serves them one at a time, in order (keep-alive, pipelining).
+
+A request runs eagerly in the callback that completed it (util/eager.py): one
+that never waits is answered with no Task; one that waits goes on as a Task of
+the site's owner. Bytes after the request being served wait unparsed until it is
+done (a hijacked connection gets them raw). Reading pauses while more than
+_HIGH_WATER bytes wait (a `docker load` body is read as it is used).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import httptools
+
+from ..errors import DockerError
+from ..util import eager
+from ..util.sockets import peer_closed
+from ..util.tasks import TaskOwner
+from . import respond
+from .authz import Authorizer
+from .errormap import error_response
+from .http import Body, HijackResponse, Request, StreamResponse
+from .httpwire import REFUSALS, BadRequest, Message, RequestParser, split_target
+from .router import Router
+from .version import negotiate, split_version
+
+log = logging.getLogger("pydockerd.api")
+
+_DRAIN_AFTER_REFUSAL = (1.0, 16 << 20)     # seconds, bytes read and dropped before close
+_HUP_POLL_S = 0.5                          # while a stream waits: has the client gone?
+_HIGH_WATER = 2 << 20                      # bytes waiting to be used before reading pauses
+_MAX_QUEUED = 16                           # parsed requests waiting before reading pauses
+
+
+@dataclass
+class Site:
+    """What the connections of one ApiServer share."""
+
+    router: Router
+    authz: Authorizer | None
+    tasks: TaskOwner                                   # requests that had to wait
+    connections: set["Connection"] = field(default_factory=set)
+    closing: bool = False                              # shutting down: no new request
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.transport: asyncio.Transport | None = None
+        self.parser = RequestParser()
+        self.raw: bytearray | None = None        # bytes after an upgrade request's head
+        self.unparsed = bytearray()              # bytes after the request being served
+        self.refusal: DockerError | None = None  # the input cannot be read further
+        self.eof = False
+        self.lost: Exception | None | bool = False
+        self.busy = False                        # a request is being served
+        self.task: asyncio.Task[bool] | None = None
+        self.answered = False                    # the current request's status line is out
+        self.streaming = False
+        self.client_gone = False                 # the client left during a stream
+        self._waiter: asyncio.Future[None] | None = None      # data wanted
+        self._drained: asyncio.Future[None] | None = None    # writing may go on
+        self._write_paused = False
+        self._read_paused = False
+        self._dropping = -1                      # after a refusal: bytes still dropped
+        self._hup: asyncio.TimerHandle | None = None
+        self._ssl = False
+
+    # --- asyncio.Protocol ------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._ssl = transport.get_extra_info("sslcontext") is not None
+        if self.site.closing:                 # accepted while the daemon shuts down
+            transport.close()
+            return
+        self.site.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._dropping >= 0:
+            self._dropping -= len(data)
+            if self._dropping < 0:
+                self._close()
+            return
+        if self.busy and self.raw is None and self.parser.messages[0].complete:
+            self.unparsed += data             # the next request's: parsed when its turn comes
+        else:
+            self._parse(data)
+        self._wake()
+        if not self.busy:
+            self._next()
+        elif self._backlog():
+            self._pause_reading()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        if self._dropping >= 0:
+            self._close()
+        elif self.streaming:
+            self._watch_hangup()
+        elif not self.busy:
+            self._next()
+        return not self._ssl and self.transport is not None and not self.transport.is_closing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc if exc is not None else True
+        self.eof = True
+        self.site.connections.discard(self)
+        self._wake()
+        self.resume_writing()
+        if self.streaming:
+            self._client_left()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    # --- the output side (respond.Out) --------------------------------------------------
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self._write_paused and not self.lost:
+            self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
+        if self.lost:
+            raise ConnectionResetError("Connection lost")
+
+    # --- reading ---------------------------------------------------------------------
+    def _parse(self, data: bytes | bytearray) -> None:
+        if self.raw is not None:
+            self.raw += data
+            return
+        if self.refusal is not None:
+            return
+        try:
+            self.parser.feed(bytes(data))
+        except httptools.HttpParserUpgrade as e:
+            self.raw = bytearray(data[e.args[0]:])
+        except REFUSALS as e:
+            self.refusal = e
+
+    def _backlog(self) -> bool:
+        waiting = self.parser.queued_body + len(self.unparsed) + len(self.raw or b"")
+        return waiting > _HIGH_WATER or len(self.parser.messages) > _MAX_QUEUED
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and self.transport is not None \
+                and not self.transport.is_closing():
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._read_paused and not self._backlog():
+            self._read_paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _more(self) -> None:
+        """Wait for more bytes (or EOF); raise if the connection broke."""
+        if isinstance(self.lost, Exception):
+            raise ConnectionResetError(str(self.lost))
+        if self.eof:
+            return
+        self._resume_reading()
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def pull_body(self, msg: Message) -> bytes:
+        """The next piece of the request body; b"" at its end."""
+        while not msg.body:
+            if msg.complete:
+                return b""
+            if self.refusal is not None:
+                raise self.refusal
+            if self.eof:
+                if isinstance(self.lost, Exception):
+                    raise ConnectionResetError(str(self.lost))
+                # Go's body reader: io.ErrUnexpectedEOF, never a silently short body
+                raise BadRequest("request body ended early: unexpected EOF")
+            await self._more()
+        chunk = self.parser.take_body(msg)
+        self._resume_reading()
+        return chunk
+
+    async def _upgrade_body(self, msg: Message) -> bytes:
+        """httptools stops at the head of an upgrade request: its body comes raw."""
+        length = int(msg.headers.get("content-length", "0") or 0)
+        while self.raw is not None and len(self.raw) < length and not self.eof:
+            await self._more()
+        if self.raw is None or len(self.raw) < length:
+            raise BadRequest("request body ended early: unexpected EOF")
+        body = bytes(self.raw[:length])
+        del self.raw[:length]
+        return body
+
+    # --- serving, one request at a time ----------------------------------------------
+    def _next(self) -> None:
+        """Serve what is ready; close when the client is done."""
+        while not self.busy and self.transport is not None and not self.transport.is_closing():
+            if self.refusal is not None:
+                self._refuse(self.refusal)
+                return
+            msgs = self.parser.messages
+            if not msgs or not msgs[0].headers_done:
+                if self.eof:
+                    self._close()
+                else:
+                    self._resume_reading()
+                return
+            if self.site.closing:
+                self._close()
+                return
+            self.busy = True
+            out = eager.step(self._request(msgs[0]))
+            if isinstance(out, eager.Suspended):
+                self.task = self.site.tasks.spawn(eager.resume(out), name="api request")
+                self.task.add_done_callback(self._resumed_done)
+                return
+            self._served(out)
+
+    def _resumed_done(self, task: asyncio.Task[bool]) -> None:
+        self.task = None
+        self._served(not task.cancelled() and task.exception() is None and task.result())
+        self._next()
+
+    def _served(self, keep: bool) -> None:
+        self.parser.messages.popleft()
+        if self._dropping >= 0:               # refused: nothing more until it closes
+            return
+        self.busy = False
+        self.answered = False
+        if not keep:
+            self._close()
+        elif self.unparsed:
+            data, self.unparsed = self.unparsed, bytearray()
+            self._parse(data)
+
+    def _close(self) -> None:
+        self.site.connections.discard(self)
+        if self.transport is not None:
+            self.transport.close()
+
+    def close(self, idle_only: bool = False) -> None:
+        """Close the connection (with idle_only, only if no request is in flight)."""
+        if not (idle_only and self.busy):
+            self._close()
+
+    def _refuse(self, e: DockerError) -> None:
+        """Answer a request that cannot be read (malformed, oversized), then drop
+        what the client still sends for a moment, so it reads the answer rather
+        than a reset, as Go's server does before closing."""
+        assert self.transport is not None
+        self.busy = True                       # nothing more is served
+        respond.write_response(self, error_response(e, "refused request"), False, False)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        if self.eof:
+            self._close()
+            return
+        self._dropping = _DRAIN_AFTER_REFUSAL[1]
+        self._resume_reading()
+        asyncio.get_running_loop().call_later(_DRAIN_AFTER_REFUSAL[0], self._close)
+
+    async def _request(self, msg: Message) -> bool:
+        """Serve one request; True: the connection stays open for the next."""
+        try:
+            return await self._serve(msg)
+        except ConnectionError:
+            return False
+        except REFUSALS as e:
+            if not self.answered:
+                self._refuse(e)
+            return False
+
+    async def _serve(self, msg: Message) -> bool:
+        upgrade = msg.upgrade
+        if upgrade:
+            fixed = [await self._upgrade_body(msg)]
+
+            async def pull_fixed() -> bytes:
+                return fixed.pop() if fixed else b""
+            body = Body(pull_fixed)
+        else:
+            body = Body(lambda: self.pull_body(msg))
+        path = "/"
+        try:
+            path, qs = split_target(msg.url)
+            version_text, path = split_version(path)
+            handler, params = self.site.router.resolve(msg.method, path)
+
+            def prepare(body: Body) -> Request:   # after routing: unknown routes are 404
+                return Request(msg.method, path, Request.parse_query(qs), msg.headers, body,
+                               negotiate(version_text), params=params, upgrade=upgrade,
+                               initial_raw=bytes(self.raw or b""))
+            authz = self.site.authz
+            if authz is not None and authz.names:
+                assert self.transport is not None
+                check = authz.begin(msg.method, msg.url, msg.headers, respond.COMMON_HEADERS,
+                                    self.transport.get_extra_info("ssl_object"))
+                resp = await (check.run(body, prepare, handler) if check is not None
+                              else handler(prepare(body)))
+            else:
+                resp = await handler(prepare(body))
+        except Exception as e:  # noqa: BLE001 - every failure becomes an answer
+            resp = error_response(e, f"{msg.method} {path}")
+        if isinstance(resp, HijackResponse):
+            log.debug("%s %s -> %s", msg.method, path, respond.hijack_status(resp, upgrade))
+            await self._hijack(resp, upgrade)
+            return False
+        log.debug("%s %s -> %s", msg.method, path, resp.status)
+        keep = msg.keep_alive and not upgrade
+        head_only = msg.method == "HEAD"
+        if isinstance(resp, StreamResponse):
+            # a streaming body may consume the request body as it goes (docker load)
+            if not await self._stream(resp, head_only, f"{msg.method} {path}"):
+                return False
+        else:
+            respond.write_response(self, resp, keep, head_only)
+            await self.drain()
+        # drain what the handler did not read of the body
+        if not upgrade:
+            while await self.pull_body(msg):
+                pass
+        return keep
+
+    # --- streams: is the client still there? -------------------------------------------
+    async def _stream(self, resp: StreamResponse, head_only: bool, what: str) -> bool:
+        """A client that left during a stream ends it at once, as Go cancels the
+        request's context (an idle `docker events` would hold its subscription)."""
+        self.streaming = True
+        if self.eof:
+            self._watch_hangup()
+        try:
+            return await respond.write_stream(self, resp, head_only, what)
+        except asyncio.CancelledError:
+            if not self.client_gone or self.task is None:
+                raise
+            self.task.uncancel()           # the client left: end this connection quietly
+            return False
+        finally:
+            self.streaming = False
+            if self._hup is not None:
+                self._hup.cancel()
+                self._hup = None
+
+    def _watch_hangup(self) -> None:
+        """After EOF: a half-closed client still reads; only a full close ends the
+        stream (unix socket: POLLHUP; over TCP the next write finds out)."""
+        if self._hup is None and self.transport is not None:
+            self._hup = asyncio.get_running_loop().call_later(_HUP_POLL_S, self._check_hangup)
+
+    def _check_hangup(self) -> None:
+        self._hup = None
+        if not self.streaming or self.transport is None:
+            return
+        if peer_closed(self.transport):
+            self._client_left()
+        else:
+            self._watch_hangup()
+
+    def _client_left(self) -> None:
+        if self.task is not None and not self.client_gone:
+            self.client_gone = True
+            self.task.cancel()
+
+    # --- hijacking ---------------------------------------------------------------------
+    async def _hijack(self, resp: HijackResponse, upgrade: bool) -> None:
+        try:
+            self.answered = True
+            self.write(respond.hijack_head(resp, upgrade))
+            await self.drain()
+            if resp.on_upgraded is not None:
+                await resp.on_upgraded()
+            assert self.transport is not None
+            rest = bytes(self.raw or b"") + bytes(self.unparsed)
+            self.raw, self.unparsed, self._read_paused = bytearray(), bytearray(), False
+            await resp.handler(*respond.hand_over(self.transport, rest, self.eof,
+                                                  self._write_paused))
+        finally:
+            if resp.on_closed is not None:
+                await resp.on_closed()
