@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import httptools
 
@@ -31,8 +33,7 @@ log = logging.getLogger("pydockerd.api")
 
 _DRAIN_AFTER_REFUSAL = (1.0, 16 << 20)     # seconds, bytes read and dropped before close
 _HUP_POLL_S = 0.5                          # while a stream waits: has the client gone?
-_HIGH_WATER = 2 << 20                      # bytes waiting to be used before reading pauses
-_MAX_QUEUED = 16                           # parsed requests waiting before reading pauses
+_HIGH_WATER, _MAX_QUEUED = 2 << 20, 16     # bytes, parsed requests waiting: reading pauses
 
 
 @dataclass
@@ -44,6 +45,9 @@ class Site:
     tasks: TaskOwner                                   # requests that had to wait
     connections: set["Connection"] = field(default_factory=set)
     closing: bool = False                              # shutting down: no new request
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        return self.tasks.spawn(coro, name="api request")
 
 
 class Connection(asyncio.Protocol):
@@ -170,9 +174,7 @@ class Connection(asyncio.Protocol):
             self._waiter.set_result(None)
 
     async def _more(self) -> None:
-        """Wait for more bytes (or EOF); raise if the connection broke."""
-        if isinstance(self.lost, Exception):
-            raise ConnectionResetError(str(self.lost))
+        """Wait for more bytes (or EOF)."""
         if self.eof:
             return
         self._resume_reading()
@@ -228,10 +230,10 @@ class Connection(asyncio.Protocol):
                 self._close()
                 return
             self.busy = True
-            out = eager.step(self._request(msgs[0]))
+            task, out = eager.start(self._request(msgs[0]), self.site.spawn)
             if isinstance(out, eager.Suspended):
-                self.task = self.site.tasks.spawn(eager.resume(out), name="api request")
-                self.task.add_done_callback(self._resumed_done)
+                self.task = task
+                task.add_done_callback(self._resumed_done)
                 return
             self._served(out)
 

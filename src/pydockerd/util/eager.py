@@ -1,17 +1,18 @@
-"""Run a coroutine at once, on the caller's stack, until it first suspends.
+"""Start a task eagerly: its first step runs at once, on the caller's stack.
 
 Most API requests (`/_ping`, `GET /containers/json`, inspect) never wait for
-anything: run eagerly, their answer is written in the same event-loop callback
-that read the request, with no Task and no extra loop iteration. A coroutine
-that does suspend is handed to a Task that goes on from where it stopped
-(Python 3.12's eager tasks, done with the public coroutine protocol so that
-3.11 has it too).
-
-While the eager part runs there is no current task: code that needs one
-(`asyncio.timeout`, `current_task()`) must not run before the first await.
+anything: started eagerly, their answer is written in the same event-loop
+callback that read the request, with no loop iteration in between. This is
+Python 3.12's eager task start, done here for 3.11 too: the Task exists first
+and is the current task while its coroutine runs up to its first suspension
+(so `asyncio.timeout`, aiohttp's timers and `current_task()` work), then the
+Task goes on from there. A coroutine that ended in that first step leaves the
+Task only its result to return.
 """
 from __future__ import annotations
 
+import asyncio
+from asyncio.tasks import _enter_task, _leave_task
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
@@ -19,7 +20,7 @@ T = TypeVar("T")
 
 
 class Suspended:
-    """A coroutine that yielded `first` (the future it waits for) when run eagerly."""
+    """A coroutine's first step ended by waiting (`first` is what it yielded)."""
 
     __slots__ = ("coro", "first")
 
@@ -28,20 +29,27 @@ class Suspended:
         self.first = first
 
 
-def step(coro: Coroutine[Any, Any, T]) -> T | Suspended:
-    """Run `coro` until it returns (its value) or suspends (a Suspended to resume)."""
-    try:
-        first = coro.send(None)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    return Suspended(coro, first)
+class _Failed(Suspended):
+    """The first step raised: the task raises it (the caller waits for the task)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], error: BaseException) -> None:
+        super().__init__(coro, None)
+        self.error = error
+
+
+class _Slot:
+    __slots__ = ("out",)
+
+    def __init__(self) -> None:
+        self.out: Any = None
 
 
 class _GoOn:
-    """Awaitable that drives a suspended coroutine inside a Task: it yields what the
-    coroutine yields (the Task waits on it) and passes back what the Task sends or
-    throws (a cancellation), as `await coro` would have from the start."""
+    """Drives a suspended coroutine inside a Task: yields what the coroutine yields
+    (the Task waits on it) and hands back what the Task sends or throws (a
+    cancellation), as `await coro` would have from the start."""
 
     def __init__(self, s: Suspended) -> None:
         self._s = s
@@ -63,15 +71,33 @@ class _GoOn:
                     return done.value
 
 
-async def resume(s: Suspended) -> Any:
-    """The rest of a suspended coroutine, to run as a Task."""
-    return await _GoOn(s)
-
-
-def run_eagerly(coro: Coroutine[Any, Any, T],
-                spawn: Callable[[Coroutine[Any, Any, Any]], Any]) -> T | Suspended:
-    """step(), and if the coroutine suspended, spawn(resume(...)) to finish it."""
-    out = step(coro)
+async def _rest(slot: _Slot) -> Any:
+    out = slot.out
+    if isinstance(out, _Failed):
+        raise out.error
     if isinstance(out, Suspended):
-        spawn(resume(out))
+        return await _GoOn(out)
     return out
+
+
+def start(coro: Coroutine[Any, Any, T],
+          spawn: Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
+          ) -> tuple["asyncio.Task[T]", T | Suspended]:
+    """Spawn a task for `coro` and run its first step now, as that task. Returns the
+    task and the coroutine's result, or a Suspended when it waits or failed (the
+    task's outcome is then what counts)."""
+    slot = _Slot()
+    task = spawn(_rest(slot))
+    loop = task.get_loop()
+    _enter_task(loop, task)
+    try:
+        first = coro.send(None)
+    except StopIteration as done:
+        slot.out = done.value
+    except BaseException as e:  # noqa: BLE001 - raised by the task, as it would have been
+        slot.out = _Failed(coro, e)
+    else:
+        slot.out = Suspended(coro, first)
+    finally:
+        _leave_task(loop, task)
+    return task, slot.out
