@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
 
 import httptools
 
@@ -46,8 +44,8 @@ class Site:
     connections: set["Connection"] = field(default_factory=set)
     closing: bool = False                              # shutting down: no new request
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        return self.tasks.spawn(coro, name="api request")
+    def __post_init__(self) -> None:
+        self.runner = eager.Runner(self.tasks, "api request")
 
 
 class Connection(asyncio.Protocol):
@@ -61,7 +59,7 @@ class Connection(asyncio.Protocol):
         self.eof = False
         self.lost: Exception | None | bool = False
         self.busy = False                        # a request is being served
-        self.task: asyncio.Task[bool] | None = None
+        self.task: asyncio.Task[None] | None = None     # runs the request that waits
         self.answered = False                    # the current request's status line is out
         self.streaming = False
         self.client_gone = False                 # the client left during a stream
@@ -158,8 +156,7 @@ class Connection(asyncio.Protocol):
         return waiting > _HIGH_WATER or len(self.parser.messages) > _MAX_QUEUED
 
     def _pause_reading(self) -> None:
-        if not self._read_paused and self.transport is not None \
-                and not self.transport.is_closing():
+        if not self._read_paused and self.transport and not self.transport.is_closing():
             self._read_paused = True
             self.transport.pause_reading()
 
@@ -216,10 +213,11 @@ class Connection(asyncio.Protocol):
     def _next(self) -> None:
         """Serve what is ready; close when the client is done."""
         while not self.busy and self.transport is not None and not self.transport.is_closing():
-            if self.refusal is not None:
-                self._refuse(self.refusal)
-                return
             msgs = self.parser.messages
+            if self.refusal is not None and not (msgs and msgs[0].complete
+                                                 and not msgs[0].refused):
+                self._refuse(self.refusal)          # after the requests read before it
+                return
             if not msgs or not msgs[0].headers_done:
                 if self.eof:
                     self._close()
@@ -230,16 +228,15 @@ class Connection(asyncio.Protocol):
                 self._close()
                 return
             self.busy = True
-            task, out = eager.start(self._request(msgs[0]), self.site.spawn)
+            out = self.site.runner.start(self._request(msgs[0]), self._resumed_done)
             if isinstance(out, eager.Suspended):
-                self.task = task
-                task.add_done_callback(self._resumed_done)
+                self.task = out.task
                 return
             self._served(out)
 
-    def _resumed_done(self, task: asyncio.Task[bool]) -> None:
+    def _resumed_done(self, keep: bool | None, error: BaseException | None) -> None:
         self.task = None
-        self._served(not task.cancelled() and task.exception() is None and task.result())
+        self._served(bool(keep) and error is None)
         self._next()
 
     def _served(self, keep: bool) -> None:
@@ -344,8 +341,7 @@ class Connection(asyncio.Protocol):
 
     # --- streams: is the client still there? -------------------------------------------
     async def _stream(self, resp: StreamResponse, head_only: bool, what: str) -> bool:
-        """A client that left during a stream ends it at once, as Go cancels the
-        request's context (an idle `docker events` would hold its subscription)."""
+        """A client that left ends its stream at once (Go cancels the request's context)."""
         self.streaming = True
         if self.eof:
             self._watch_hangup()

@@ -48,6 +48,7 @@ class Message:
     complete: bool = False
     keep_alive: bool = True
     upgrade: bool = False           # its head ends the HTTP part of the connection
+    refused: bool = False           # over a limit: answered with the refusal, never served
     head_bytes: int = 0
 
 
@@ -106,6 +107,7 @@ class RequestParser:
         if self._url_len <= MAX_TARGET:
             self._cur.url += url
         elif self._refusal is None:
+            self._cur.refused = True
             self._refusal = UriTooLong(f"request URI too long: more than {MAX_TARGET} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -113,6 +115,7 @@ class RequestParser:
         self._cur.head_bytes += len(name) + len(value) + 4
         if self._cur.head_bytes > MAX_HEAD:
             if self._refusal is None:
+                self._cur.refused = True
                 self._refusal = HeadersTooLarge(
                     "request header fields too large: the request line and headers "
                     f"exceed {MAX_HEAD} bytes")
