@@ -104,6 +104,8 @@ class Request:
 
     @classmethod
     def parse_query(cls, qs: str) -> dict[str, list[str]]:
+        if not qs:
+            return {}
         query = parse_qs(qs, keep_blank_values=True)
         for k, vals in query.items():
             if "\x00" in k or any("\x00" in v for v in vals):

@@ -8,6 +8,7 @@ outside [MIN_API_VERSION, API_VERSION] is a 400 with dockerd's message.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from ..errors import InvalidParameter
 
@@ -41,6 +42,7 @@ def split_version(path: str) -> tuple[str | None, str]:
     return m.group(1), m.group(2)
 
 
+@lru_cache(maxsize=64)         # a client sends the same prefix on every request
 def negotiate(text: str | None) -> tuple[int, int]:
     """The (major, minor) a request is served at; dockerd's 400 for a version
     this daemon does not serve."""
