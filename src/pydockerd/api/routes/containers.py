@@ -105,6 +105,8 @@ class ContainerRoutes:
         size = req.q_bool("size")
         chosen = select(self.c.all(), req.q_bool("all"), req.q_int("limit", -1) or 0,
                         req.filters(), self.c.get, self.images.matches_container_image)
+        if not chosen:
+            return json_response([])
         ids = self._network_ids()
         link_names = self.c.link_names()
         out = []
