@@ -193,3 +193,13 @@ def test_parse_filters(raw: object, expected: object) -> None:
             parse_filters(raw)
     else:
         assert parse_filters(raw) == expected
+
+
+@pytest.mark.parametrize("qs", [
+    "all=1", "all=1&size=0&all=2", "a", "a=", "=x", "&&a=1&", "a=b=c", "filters={\"a\":[\"b\"]}",
+    "a=1;b=2", "x=%41", "x=a+b", "k+1=v", "%zz=1", "a&b&a",
+])
+def test_query_parsing_is_parse_qs(qs: str) -> None:
+    """The fast path for queries with nothing to decode gives parse_qs's answer."""
+    from urllib.parse import parse_qs
+    assert Request.parse_query(qs) == parse_qs(qs, keep_blank_values=True)
