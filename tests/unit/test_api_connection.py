@@ -1,5 +1,5 @@
 """The connection protocol without a daemon (api/connection.py): pipelining order,
-eager requests that still run as a task, body back-pressure, hijack hand-over,
+requests that run as a task, body back-pressure, hijack hand-over,
 shutdown of idle connections. Raw bytes on a unix socket in a temp dir."""
 from __future__ import annotations
 

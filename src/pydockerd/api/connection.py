@@ -1,9 +1,8 @@
 """One client connection: an asyncio.Protocol that parses requests (httptools) as
 bytes arrive and serves them one at a time, in order (keep-alive, pipelining).
 
-A request runs eagerly in the callback that completed it (util/eager.py): one
-that never waits is answered with no Task; one that waits goes on as a Task of
-the site's owner. Bytes after the request being served wait unparsed until it is
+Each request runs as a Task of the site's owner, started by the callback that
+completed it. Bytes after the request being served wait unparsed until it is
 done (a hijacked connection gets them raw). Reading pauses while more than
 _HIGH_WATER bytes wait (a `docker load` body is read as it is used).
 """
@@ -16,7 +15,6 @@ from dataclasses import dataclass, field
 import httptools
 
 from ..errors import DockerError
-from ..util import eager
 from ..util.sockets import peer_closed
 from ..util.tasks import TaskOwner
 from . import respond
@@ -40,12 +38,9 @@ class Site:
 
     router: Router
     authz: Authorizer | None
-    tasks: TaskOwner                                   # requests that had to wait
+    tasks: TaskOwner                                   # the requests being served
     connections: set["Connection"] = field(default_factory=set)
     closing: bool = False                              # shutting down: no new request
-
-    def __post_init__(self) -> None:
-        self.runner = eager.Runner(self.tasks, "api request")
 
 
 class Connection(asyncio.Protocol):
@@ -228,16 +223,17 @@ class Connection(asyncio.Protocol):
                 self._close()
                 return
             self.busy = True
-            out = self.site.runner.start(self._request(msgs[0]), self._resumed_done)
-            if isinstance(out, eager.Suspended):
-                self.task = out.task
-                return
-            self._served(out)
+            self.task = self.site.tasks.spawn(self._run(msgs[0]), "api request")
+            return
 
-    def _resumed_done(self, keep: bool | None, error: BaseException | None) -> None:
-        self.task = None
-        self._served(bool(keep) and error is None)
-        self._next()
+    async def _run(self, msg: Message) -> None:
+        keep = False
+        try:
+            keep = await self._request(msg)
+        finally:                               # cancelled (shutdown) or failed: closed
+            self.task = None
+            self._served(keep)
+            self._next()
 
     def _served(self, keep: bool) -> None:
         self.parser.messages.popleft()

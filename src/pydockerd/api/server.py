@@ -73,7 +73,6 @@ class ApiServer:
         site.closing = True
         for conn in list(site.connections):
             conn.close(idle_only=True)
-        site.runner.close()
         await site.tasks.close(grace=timeout)
         for conn in list(site.connections):
             conn.close()
