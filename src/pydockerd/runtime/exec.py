@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import CommandFailed, SystemError_
 from ..util.tasks import cancel_and_wait
 from .execplan import ExecPlan
-from .nsexec import ExecFailed, spawn
+from .nsexec import ExecFailed, NoForkServer, spawn
 from .pidwatch import wait_pid
 
 
@@ -53,7 +53,10 @@ async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any
     removed before this returns, so concurrent execs share run_dir as long as their
     names differ."""
     if plan is not None:
-        return await _start_planned(runc, plan, attach_stdin, attach_output)
+        try:
+            return await _start_planned(runc, plan, attach_stdin, attach_output)
+        except NoForkServer:
+            pass                        # nothing started: runc does it
     os.makedirs(run_dir, exist_ok=True)
     pid_path = os.path.join(run_dir, f"{name}.pid")
     argv = [runc, "--root", runc_root, "exec", "--detach", "--pid-file", pid_path]

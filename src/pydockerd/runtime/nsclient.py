@@ -1,6 +1,8 @@
 """The daemon's end of the exec fork server (runtime/nsserver.py): started at the
 first exec, asked for forks over a SOCK_SEQPACKET socketpair, restarted (by the
-next exec) if it dies; until it answers, runtime/nsexec.py forks the daemon."""
+next exec) if it dies; when it cannot run, execs use runc. The daemon never forks
+itself for an exec: a fork of a process with other threads may hang on a lock one
+of them held."""
 from __future__ import annotations
 
 import asyncio
@@ -34,10 +36,15 @@ class ForkServer:
     def ready(self) -> bool:
         return self._sock is not None
 
-    def start_soon(self) -> None:
-        if self._closed or self._starting is not None:
-            return
-        self._starting = self._tasks.spawn(self._start(), "start the exec fork server")
+    async def up(self) -> bool:
+        """Start the server if it is not running (the process is spawned; requests
+        queue on its socket while it imports); False if it cannot run."""
+        if self.ready() or self._closed:
+            return self.ready()
+        if self._starting is None:
+            self._starting = self._tasks.spawn(self._start(), "start the exec fork server")
+        await asyncio.shield(self._starting)
+        return self.ready()
 
     async def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -50,7 +57,7 @@ class ForkServer:
                 str(theirs.fileno()), str(os.getpid()), pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True)
         except OSError as e:
-            log.warning("exec fork server: %s; the daemon forks itself", e)
+            log.warning("exec fork server: %s; execs use runc", e)
             ours.close()
             return          # _starting stays set: not tried again
         finally:
@@ -61,7 +68,8 @@ class ForkServer:
         self._starting = None
 
     async def fork(self, plan: ExecPlan, fds: list[int]) -> int | None:
-        """B's pid (0: A failed, see the error pipe); None if the server is gone."""
+        """B's pid (0: A failed, see the error pipe); None if the request could not be
+        sent (nothing was forked). ConnectionError: the server died with it."""
         assert self._sock is not None
         self._next += 1
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -71,10 +79,7 @@ class ForkServer:
             self._gone()
             return None
         self._waiters[self._next] = fut
-        try:
-            return await fut
-        except ConnectionError:
-            return None
+        return await fut
 
     def _on_reply(self) -> None:
         assert self._sock is not None
@@ -93,8 +98,8 @@ class ForkServer:
             fut.set_result(pid)
 
     def _gone(self) -> None:
-        """The server died (or was killed): its pending forks fall back, and the next
-        exec starts another."""
+        """The server died (or was killed): its pending forks fail, and the next exec
+        starts another."""
         if self._sock is not None:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()

@@ -30,7 +30,7 @@ from ..errors import DockerError
 from ..util.fdstream import read_pipe
 from .caps import KNOWN_CAPABILITIES
 from .execplan import ExecPlan
-from .nschild import SYSCALLS, Prepared, run_child_a
+from .nschild import SYSCALLS
 from .nsclient import SERVER as _SERVER
 from .pidwatch import wait_pid
 from .rlimits import RLIM_INFINITY, rlimit_constant
@@ -193,8 +193,11 @@ def _cgroup_dirs(pid: int, cid: str) -> list[tuple[str, str]] | None:
 async def spawn(plan: ExecPlan, stdio: tuple[int, int, int]) -> tuple[int, int | None]:
     """Start the planned process; (its pid, the pty master or None). Errors are the
     runc messages (`exec: "x": executable file not found in $PATH`) as ExecFailed.
-    The fork server forks when it is up (the first exec starts it and forks itself)."""
-    loop = asyncio.get_running_loop()
+    The fork server forks it (never the daemon: a fork of a process with other
+    threads, gRPC's in a swarm, may hang on a lock one of them held); NoForkServer
+    when it cannot run or the request could not be sent, so nothing was started."""
+    if not await _SERVER.up():
+        raise NoForkServer()
     err_r, err_w = os.pipe()
     parent_sock = child_sock = None
     if plan.process.get("terminal"):
@@ -203,13 +206,11 @@ async def spawn(plan: ExecPlan, stdio: tuple[int, int, int]) -> tuple[int, int |
     master: int | None = None
     try:
         try:
-            pid = await _SERVER.fork(plan, [err_w, *child_fds]) if _SERVER.ready() else None
-        finally:
-            if not _SERVER.ready():
-                _SERVER.start_soon()
+            pid = await _SERVER.fork(plan, [err_w, *child_fds])
+        except ConnectionError as e:
+            raise ExecFailed(str(e)) from None
         if pid is None:
-            pid = await _fork_here(loop, plan, stdio, err_w,
-                                   child_fds[0] if child_sock is not None else -1)
+            raise NoForkServer()
         os.close(err_w)
         err_w = -1
         if child_sock is not None:
@@ -238,28 +239,12 @@ async def spawn(plan: ExecPlan, stdio: tuple[int, int, int]) -> tuple[int, int |
                 sock.close()
 
 
-async def _fork_here(loop: asyncio.AbstractEventLoop, plan: ExecPlan,
-                     stdio: tuple[int, int, int], err_w: int, console_fd: int) -> int:
-    """Fork A from the daemon itself (before the fork server is up); B's pid or 0."""
-    prep = Prepared.build(plan, SYSCALLS[platform.machine()])
-    pid_r, pid_w = os.pipe()
-    try:
-        pid_a = os.fork()
-        if pid_a == 0:                                   # pragma: no cover (child)
-            os.close(pid_r)
-            run_child_a(prep, stdio, pid_w, err_w, console_fd)
-    finally:
-        os.close(pid_w)
-    try:
-        pid_text = await read_pipe(pid_r)
-        await wait_pid(pid_a)         # then B is our child (reparented), or it failed
-    finally:
-        os.close(pid_r)
-    return int(pid_text) if pid_text else 0
-
-
 class ExecFailed(Exception):
     pass
+
+
+class NoForkServer(Exception):
+    """The exec fork server cannot run: nothing was started, runc exec can."""
 
 
 async def close_fork_server() -> None:
