@@ -15,7 +15,7 @@ def _mount_points() -> list[str]:
     sessions mount and unmount there all the time)."""
     stable = ("/", "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/sys/fs/cgroup")
     with open("/proc/self/mountinfo") as f:
-        points = {mounts._unescape(line.split(" ")[4]) for line in f}
+        points = {mounts.unescape_mountinfo(line.split(" ")[4]) for line in f}
     return [p for p in stable if p in points]
 
 

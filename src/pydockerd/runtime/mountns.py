@@ -50,14 +50,13 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from ..util.mounts import _unescape, is_mountpoint, mount, umount
+from ..util.mounts import unescape_mountinfo, is_mountpoint, mount, umount
 
 log = logging.getLogger("pydockerd.runtime")
 
 NSENTER = shutil.which("nsenter") or "/usr/bin/nsenter"
 _CLONE_NEWNS = 0x00020000
 _MS_BIND, _MS_MOVE, _MS_REC, _MS_PRIVATE = 0x1000, 0x2000, 0x4000, 1 << 18
-_MNT_DETACH = 2
 _PROPAGATING = frozenset(("shared", "rshared", "slave", "rslave"))
 _libc = ctypes.CDLL(None, use_errno=True)
 # running containers from which runc runs in these namespaces: below, the nsenter
@@ -229,14 +228,15 @@ def _detach_all_but(needed: list[str], subtrees: tuple[str, ...]) -> None:
     """In this thread's (private) namespace, detach every mount but those on the way to
     a `needed` path and those in `subtrees`."""
     with open("/proc/thread-self/mountinfo") as f:
-        mounts = [(int(parts[0]), int(parts[1]), _unescape(parts[4]))
+        mounts = [(int(parts[0]), int(parts[1]), unescape_mountinfo(parts[4]))
                   for parts in (line.split(" ", 5) for line in f)]
     for point in to_detach(mounts, needed, subtrees):
         for _ in range(16):         # every mount stacked there (the top one goes first)
-            if _libc.umount2(os.fsencode(point), _MNT_DETACH) != 0:
-                err = ctypes.get_errno()
-                if err not in (errno.EINVAL, errno.ENOENT):
-                    raise OSError(err, f"umount {point}: {os.strerror(err)}")
+            try:
+                umount(point, detach=True)
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.ENOENT):
+                    raise
                 break
 
 

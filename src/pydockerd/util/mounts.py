@@ -17,7 +17,7 @@ import struct
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
-def _unescape(field: str) -> str:
+def unescape_mountinfo(field: str) -> str:
     """mountinfo escapes space, tab, newline and backslash as \\ooo."""
     return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
 
@@ -65,7 +65,7 @@ def is_mountpoint(path: str) -> bool:
         with open("/proc/self/mountinfo") as f:
             for line in f:
                 fields = line.split(" ", 5)
-                if len(fields) > 4 and _unescape(fields[4]) == real:
+                if len(fields) > 4 and unescape_mountinfo(fields[4]) == real:
                     return True
     except OSError:
         return os.path.ismount(real)
@@ -104,7 +104,7 @@ def mount_of(path: str) -> tuple[str, list[str]]:
             parts = line.split(" ")
             if len(parts) < 7:
                 continue
-            point = _unescape(parts[4])
+            point = unescape_mountinfo(parts[4])
             inside = real == point or real.startswith(point.rstrip("/") + "/")
             if inside and len(point) >= len(best):
                 best, fields = point, parts[6:parts.index("-", 6)]
