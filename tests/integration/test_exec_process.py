@@ -3,6 +3,8 @@ container's namespaces, cgroups, seccomp filter, capabilities, rlimits, user,
 groups, HOME), and the daemon starts it itself, without a runc process."""
 from __future__ import annotations
 
+import os
+
 import docker
 
 STATUS_KEYS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp",
@@ -97,3 +99,28 @@ def test_an_exec_created_before_a_restart_starts_in_the_new_container(daemon):
     finally:
         api.close()
         daemon.cli("rm", "-f", "exrestart")
+
+
+def test_the_fork_server_runs_from_a_sealed_copy_of_the_interpreter(daemon):
+    """Until it execs, an exec's /proc/self/exe is the fork server's binary (a
+    `#!/proc/self/exe` script in the container would run it there): never the host's
+    file, but a sealed memfd copy, as runc runs from one."""
+    daemon.cli("run", "-d", "--name", "exsealed", "busybox", "sleep", "300")
+    try:
+        assert daemon.out("exec", "exsealed", "true") == ""
+        servers = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"pydockerd.runtime.nsserver" in f.read():
+                        servers.append(pid)
+            except OSError:
+                continue
+        mine = [pid for pid in servers
+                if open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[-2]
+                == str(daemon.proc.pid).encode()]
+        assert mine, servers
+        exe = os.readlink(f"/proc/{mine[0]}/exe")
+        assert exe.startswith("/memfd:pydockerd-exec"), exe
+    finally:
+        daemon.cli("rm", "-f", "exsealed")

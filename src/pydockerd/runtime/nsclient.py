@@ -6,6 +6,7 @@ of them held."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import socket
@@ -51,17 +52,25 @@ class ForkServer:
         root = os.path.dirname(os.path.dirname(os.path.abspath(pydockerd.__file__)))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        # the interpreter is the exec's /proc/self/exe until it execs (a `#!/proc/self/exe`
+        # script in the container runs it there): a sealed copy, as runc runs from one,
+        # so no container process can ever get a writable handle on the host's binary
+        env["PYTHONHOME"] = f"{sys.base_prefix}:{sys.base_exec_prefix}"
+        exe = -1
         try:
+            exe = await asyncio.to_thread(sealed_copy, sys.executable)
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-S", "-m", "pydockerd.runtime.nsserver",
-                str(theirs.fileno()), str(os.getpid()), pass_fds=(theirs.fileno(),),
-                stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True)
+                f"/proc/self/fd/{exe}", "-S", "-P", "-m", "pydockerd.runtime.nsserver",
+                str(theirs.fileno()), str(os.getpid()), pass_fds=(theirs.fileno(), exe),
+                stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True, cwd="/")
         except OSError as e:
             log.warning("exec fork server: %s; execs use runc", e)
             ours.close()
             return          # _starting stays set: not tried again
         finally:
             theirs.close()
+            if exe >= 0:
+                os.close(exe)
         ours.setblocking(False)
         asyncio.get_running_loop().add_reader(ours.fileno(), self._on_reply)
         self._sock = ours
@@ -126,6 +135,26 @@ class ForkServer:
                 proc.kill()
                 await proc.wait()
         await self._tasks.close()
+
+
+def sealed_copy(path: str) -> int:
+    """A memfd holding a copy of `path`, sealed against any write, growth or shrink."""
+    fd = os.memfd_create("pydockerd-exec", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        with open(path, "rb") as src:
+            size = os.fstat(src.fileno()).st_size
+            done = 0
+            while done < size:
+                sent = os.sendfile(fd, src.fileno(), done, size - done)
+                if sent == 0:
+                    raise OSError(f"{path}: short copy")
+                done += sent
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK
+                    | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 SERVER = ForkServer()
