@@ -136,3 +136,18 @@ def test_the_fork_server_leaves_when_idle_or_when_the_daemon_closes() -> None:
         theirs.close()
         if not close_first:
             ours.close()
+
+
+def test_the_init_is_opened_only_while_its_pid_is_the_process_planned_for() -> None:
+    from pydockerd.runtime.execplan import open_init, start_time
+    me = os.getpid()
+    started = start_time(me)
+    assert started is not None and started > 0
+    fd = open_init(me, started)
+    try:
+        assert os.readlink(f"/proc/self/fd/{fd}") == f"/proc/{me}"
+    finally:
+        os.close(fd)
+    with pytest.raises(ProcessLookupError):       # another process under the same pid
+        open_init(me, started + 1)
+    assert start_time(2 ** 22 + 7) is None

@@ -2,6 +2,7 @@
 the fork server by nsclient, applied by nschild)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,3 +21,30 @@ class ExecPlan:
     rlimits: list[tuple[int, int, int]]
     seccomp: SeccompProgram | None
     no_new_keyring: bool
+    init_start: int = 0            # when init_pid started: a reused pid is not the init
+
+
+def start_time(pid: int, dir_fd: int | None = None) -> int | None:
+    """When the process started (field 22 of /proc/<pid>/stat, ticks after boot), or
+    None if it is gone; with dir_fd, read through that open /proc/<pid> directory."""
+    try:
+        fd = os.open("stat" if dir_fd is not None else f"/proc/{pid}/stat",
+                     os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            stat = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    return int(stat.rsplit(b")", 1)[1].split()[19])
+
+
+def open_init(pid: int, start: int) -> int:
+    """/proc/<pid> as a directory fd, if pid is still the process that started at
+    `start`: what is opened through it is that process's, or fails once it is gone,
+    even when its pid is reused (runc checks the init's start time the same way)."""
+    fd = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if start_time(pid, fd) != start:
+        os.close(fd)
+        raise ProcessLookupError(f"the container's init (pid {pid}) is gone")
+    return fd

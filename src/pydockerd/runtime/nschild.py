@@ -21,7 +21,7 @@ import termios
 from dataclasses import dataclass
 from typing import Any
 
-from .execplan import ExecPlan
+from .execplan import ExecPlan, open_init
 
 _PR_CAPBSET_DROP = 24
 _PR_SET_KEEPCAPS = 8
@@ -65,6 +65,7 @@ class Prepared:
     sys_keyctl: int
     sys_seccomp: int
     init_pid: int
+    init_start: int
     namespaces: list[str]
     cgroups_v1: list[str]
     cgroup_v2: str | None
@@ -103,7 +104,7 @@ class Prepared:
         size = p.get("consoleSize") or {}
         gid = int(user.get("gid", 0))
         return cls(
-            _libc(), _pylibc(), syscalls[0], syscalls[1], plan.init_pid,
+            _libc(), _pylibc(), syscalls[0], syscalls[1], plan.init_pid, plan.init_start,
             plan.namespaces, plan.cgroups_v1, plan.cgroup_v2, p.get("oomScoreAdj"),
             None if plan.no_new_keyring else f"_ses.{plan.cid}".encode(),
             bool(p.get("terminal")),
@@ -153,6 +154,7 @@ def run_child_a(prep: Prepared, stdio: tuple[int, int, int], pid_w: int, err_w: 
         _seal(prep, (*stdio, pid_w, err_w, console_fd))
         if prep.oom_score_adj is not None:
             _write("/proc/self/oom_score_adj", str(prep.oom_score_adj))
+        init = open_init(prep.init_pid, prep.init_start)   # not a reused pid
         # v1: this (single) thread moves itself through `tasks`, which spares the
         # kernel's global threadgroup lock and its RCU grace period (~10 ms); B
         # inherits the cgroups at fork
@@ -161,8 +163,9 @@ def run_child_a(prep: Prepared, stdio: tuple[int, int, int], pid_w: int, err_w: 
         cg_fd = -1
         if prep.cgroup_v2 is not None:
             cg_fd = os.open(prep.cgroup_v2, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        fds = [os.open(f"/proc/{prep.init_pid}/ns/{n}", os.O_RDONLY | os.O_CLOEXEC)
+        fds = [os.open(f"ns/{n}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=init)
                for n in prep.namespaces]
+        os.close(init)
         for fd, name in zip(fds, prep.namespaces):
             _check(prep.libc.setns(fd, 0), f"failed to setns to {name}")
             os.close(fd)

@@ -29,7 +29,7 @@ from typing import Any
 from ..errors import DockerError
 from ..util.fdstream import read_pipe
 from .caps import KNOWN_CAPABILITIES
-from .execplan import ExecPlan
+from .execplan import ExecPlan, start_time
 from .nschild import SYSCALLS
 from .nsclient import SERVER as _SERVER
 from .pidwatch import wait_pid
@@ -73,8 +73,9 @@ def plan_exec(cid: str, init_pid: int, spec: dict[str, Any],
     rlimits = _rlimits(process.get("rlimits") or [])
     if caps is None or rlimits is None:
         return None
-    cgroups = _cgroup_dirs(init_pid, cid)
-    if cgroups is None:
+    started = start_time(init_pid)
+    cgroups = _cgroup_dirs(init_pid, cid)        # the container's: then it is its init
+    if started is None or cgroups is None or start_time(init_pid) != started:
         return None
     v1 = [path for names, path in cgroups if names]
     v2 = [path for names, path in cgroups if not names]
@@ -85,7 +86,7 @@ def plan_exec(cid: str, init_pid: int, spec: dict[str, Any],
             return None
     return ExecPlan(cid, init_pid, [name for t, name in _NS_ORDER if t in types], v1,
                     v2[0] if v2 else None, _with_home(spec, process), caps, rlimits, seccomp,
-                    bool((spec.get("process") or {}).get("noNewKeyring")))
+                    bool((spec.get("process") or {}).get("noNewKeyring")), started)
 
 
 def _with_home(spec: dict[str, Any], process: dict[str, Any]) -> dict[str, Any]:
