@@ -19,7 +19,8 @@ same as without. conmon (in the host's namespace) runs `runc create` through
 namespace until conmon reports the container's pid, i.e. runc create exited,
 then ends, which frees it (the container's own namespace is runc's copy).
 
-The other verbs (`runc start`, `kill`, `delete`, `state`, `ps`, `pause`, `update`;
+The other verbs (`runc kill`, `state`, `ps`, `pause`, `update`; not `start` and
+`delete`, whose hooks need the host's mounts;
 not exec) need no container's mounts and no mount made later: they run (through
 nsenter too) in one long-lived namespace, a private copy of the host's made at
 start-up with every mount detached but those on the way to runc's state, its
@@ -183,7 +184,7 @@ class RuncNamespaces:
     # ---------------------------------------------------------------- runc's verbs
 
     def _start_verbs(self) -> str:
-        """The namespace for `runc start`, `kill`, `delete`, `state`, ...: a private copy
+        """The namespace for `runc kill`, `state`, `pause`, ...: a private copy
         of the host's with only the mounts they use (those on the way to runc's state,
         its binaries and libraries, /proc, /dev/null, the cgroup mounts), held by a
         thread until release(). So it holds no other host mount and needs no later one.

@@ -24,9 +24,11 @@ class Runc:
         # (runtime/execfifo.py, destroy.py); another runtime (or a wrapper) runs its own
         self.in_process = os.path.basename(binary) == "runc"
 
-    def argv(self, *args: str) -> list[str]:
+    def argv(self, *args: str, host_ns: bool = False) -> list[str]:
+        """runc's command line; in the verbs' mount namespace unless host_ns: `start`
+        and `delete` may run hooks, which need the host's mounts."""
         argv = [self.binary, "--root", self.root, *args]
-        ns = self.mount_ns()
+        ns = "" if host_ns else self.mount_ns()
         return [NSENTER, f"--mount={ns}", *argv] if ns else argv
 
     async def start(self, cid: str, pid: int = 0, hooks: bool = True) -> None:
@@ -35,7 +37,7 @@ class Runc:
         if self.in_process and pid > 0 and not hooks \
                 and await start_created(os.path.join(self.root, cid), pid):
             return
-        await cmd.run(self.argv("start", cid))
+        await cmd.run(self.argv("start", cid, host_ns=True))
 
     async def kill(self, cid: str, signal: int, all_procs: bool = False) -> None:
         args = ["kill"] + (["--all"] if all_procs else []) + [cid, str(signal)]
@@ -51,7 +53,8 @@ class Runc:
                 destroy_stopped, os.path.join(self.root, cid)):
             return
         try:
-            await cmd.run(self.argv("delete", *(["--force"] if force else []), cid))
+            await cmd.run(self.argv("delete", *(["--force"] if force else []), cid,
+                                    host_ns=True))
         except CommandFailed as e:
             if "does not exist" not in e.stderr and "not found" not in e.stderr:
                 raise
