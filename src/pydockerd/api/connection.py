@@ -338,6 +338,9 @@ class Connection(asyncio.Protocol):
     # --- streams: is the client still there? -------------------------------------------
     async def _stream(self, resp: StreamResponse, head_only: bool, what: str) -> bool:
         """A client that left ends its stream at once (Go cancels the request's context)."""
+        if self.lost is not False:            # the client left while the handler worked
+            await respond.close_stream(resp.chunks)
+            return False
         self.streaming = True
         if self.eof:
             self._watch_hangup()

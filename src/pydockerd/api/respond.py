@@ -104,8 +104,7 @@ async def write_stream(out: Out, resp: StreamResponse, head_only: bool, what: st
         out.answered = True
         out.write(("".join(lines) + "\r\n").encode("latin-1"))
         await out.drain()
-        if head_only:
-            out.write(b"0\r\n\r\n")
+        if head_only:                         # a HEAD answer has no body, not even chunks
             return True
         chunk = first
         try:
@@ -138,9 +137,14 @@ async def write_stream(out: Out, resp: StreamResponse, head_only: bool, what: st
         await out.drain()
         return True
     finally:
-        aclose = getattr(it, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await close_stream(it)
+
+
+async def close_stream(it: object) -> None:
+    """End a stream's iterator (an async generator releases what it holds)."""
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def hand_over(transport: asyncio.Transport, rest: bytes, eof: bool,
