@@ -57,12 +57,12 @@ class _Partial:
             self.follower.grew(self.size)
 
     def reset(self) -> None:
+        if self.follower is not None:   # first: a reader never takes the cut for an end
+            self.follower.restarted()
         self.f.seek(0)
         self.f.truncate()
         self.hash = hashlib.sha256()
         self.size = 0
-        if self.follower is not None:
-            self.follower.restarted()
 
 
 async def download_blob(sess: RegistrySession, repo: str, desc: Descriptor, path: str,

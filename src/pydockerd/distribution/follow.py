@@ -107,6 +107,8 @@ class FollowingReader:
         if self._fd < 0:
             self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
         b = os.pread(self._fd, end - self._pos, self._pos)
+        if len(b) < end - self._pos:        # cut by a restart since wait_for: raises
+            self._follower.wait_for(end)
         self._pos += len(b)
         return b
 
