@@ -254,7 +254,7 @@ async def reconcile(st: NetworkState, live_container_ids: Collection[str]) -> No
                 log.warning("releasing the address %s: %s", doc["ip"], e.message)
     for ep in list(st.endpoints_by_key.values()):        # live restore of the embedded DNS
         net = st.networks.get(ep.network_id)
-        if net is not None and not net.predefined:
+        if net is not None and not net.predefined and sandbox.live_pin(ep.netns_path):
             try:
                 await st.dns.serve(ep.container_id, ep.netns_path)
             except Exception:  # noqa: BLE001

@@ -32,7 +32,7 @@ from .ipam_remote import ipam as get_ipam
 from .model import Endpoint, Network
 from .remote import (OPT_EXPOSED_PORTS, OPT_PORTMAP, ROUTE_CONNECTED, InterfaceOut, JoinInfo,
                      RemoteDriver, driver)
-from .sandbox import nsenter
+from .sandbox import live_pin, nsenter
 from .state import K_ENDPOINT, NetworkState
 
 log = logging.getLogger("pydockerd.network")
@@ -151,7 +151,7 @@ async def _plumb(ep: Endpoint, info: JoinInfo, netns: str, default_route: bool,
 async def _unplumb(ep: Endpoint) -> None:
     """The interface back to the host's namespace under its SrcName (libnetwork's osl
     does the same before Leave); gone already is fine."""
-    if not ep.src_name or not ep.netns_path or not os.path.exists(ep.netns_path):
+    if not ep.src_name or not ep.netns_path or not live_pin(ep.netns_path):
         return
     batch = f"link set dev {ep.ifname} down\nlink set dev {ep.ifname} name {ep.src_name}\n" \
             f"link set dev {ep.src_name} netns /proc/{os.getpid()}/ns/net\n"

@@ -216,7 +216,29 @@ def _unpin(path: str) -> None:
         pass
 
 
+def live_pin(path: str) -> bool:
+    """Is the namespace pinned at `path` there, and still its container's? A pin that
+    points at /proc/<pid>/ns/net follows the pid: once the container's process is
+    gone, another process (on the host) may get that pid, so the pid's cgroup must
+    still name the container (the pin's name)."""
+    try:
+        target = os.readlink(path)
+    except OSError:                       # a bind mount (remapped), or nothing
+        return os.path.exists(path)
+    pid = target.removeprefix("/proc/").removesuffix("/ns/net")
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return os.path.exists(path)       # held by the daemon itself
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return os.path.basename(path) in f.read()
+    except OSError:
+        return False
+
+
 async def nsenter(netns: str, argv: list[str], *, input: bytes | None = None) -> str:
+    if not live_pin(netns):
+        raise CommandFailed(["nsenter", f"--net={netns}"], 1,
+                            "the container's network namespace is gone")
     return await run(["nsenter", f"--net={netns}", *argv], input=input)
 
 
