@@ -62,8 +62,9 @@ def plan_exec(cid: str, init_pid: int, spec: dict[str, Any],
     if any(linux.get(k) for k in _LINUX_UNSUPPORTED):
         return None
     types = {ns.get("type") for ns in linux.get("namespaces") or []}
-    if types - _KNOWN_NS:
-        return None
+    if types - _KNOWN_NS or any(ns.get("type") == "pid" and ns.get("path")
+                                for ns in linux.get("namespaces") or []):
+        return None     # another container's pid namespace: its processes, its caps
     if "CAP_SYS_PTRACE" in ((spec.get("process") or {}).get("capabilities") or {}).get(
             "bounding", ["CAP_SYS_PTRACE"]):
         # its processes could ptrace the forked side before it execs (the dumpable
