@@ -45,8 +45,9 @@ from .plugins.managed import ManagedPlugins, same_plugin
 from .runtime.mountns import RuncNamespaces
 from .store import Store
 from .swarm.node import SwarmNode, TaskDeps
-from .util.idmap import IDENTITY, IdMap
 from .system import SystemService, engine_id
+from .util.idmap import IDENTITY, IdMap
+from .util.procfs import stat_fields
 from .volumes import VolumeService
 
 if TYPE_CHECKING:
@@ -220,11 +221,11 @@ async def _on_full_disk_later(what: str, step: Awaitable[None]) -> None:
 
 def _process_age() -> float:
     """Seconds since this process started (its exec), from /proc; 0 if unknown."""
+    fields = stat_fields("self")
     try:
-        with open("/proc/self/stat") as f:
-            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        start_ticks = int(fields[19]) if fields is not None else 0
         with open("/proc/uptime") as f:
             uptime = float(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError):
         return 0.0
-    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK")) if start_ticks else 0.0

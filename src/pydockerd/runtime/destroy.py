@@ -18,6 +18,8 @@ import os
 import shutil
 from typing import Any
 
+from ..util.procfs import stat_fields
+
 STATE = "state.json"
 
 
@@ -67,12 +69,8 @@ def _init_alive(state: dict[str, Any]) -> bool:
     pid, start = state.get("init_process_pid"), state.get("init_process_start")
     if not isinstance(pid, int) or pid <= 0:
         return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return False
-    return fields[0] not in ("Z", "X") and fields[19] == str(start)
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X") and fields[19] == str(start)
 
 
 def _remove_cgroup(path: str) -> bool:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from ..util.procfs import stat_fields
 from .seccompbpf import SeccompProgram
 
 
@@ -25,18 +26,9 @@ class ExecPlan:
 
 
 def start_time(pid: int, dir_fd: int | None = None) -> int | None:
-    """When the process started (field 22 of /proc/<pid>/stat, ticks after boot), or
-    None if it is gone; with dir_fd, read through that open /proc/<pid> directory."""
-    try:
-        fd = os.open("stat" if dir_fd is not None else f"/proc/{pid}/stat",
-                     os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
-        try:
-            stat = os.read(fd, 4096)
-        finally:
-            os.close(fd)
-    except OSError:
-        return None
-    return int(stat.rsplit(b")", 1)[1].split()[19])
+    """When the process started (ticks after boot), or None if it is gone."""
+    fields = stat_fields(pid, dir_fd)
+    return int(fields[19]) if fields is not None else None
 
 
 def open_init(pid: int, start: int) -> int:

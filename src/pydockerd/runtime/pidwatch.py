@@ -11,6 +11,8 @@ import os
 import sys
 import warnings
 
+from ..util.procfs import stat_fields
+
 
 async def wait_pid(pid: int) -> int | None:
     """Wait until `pid` exits. Returns its exit code if it was our child, else None."""
@@ -52,11 +54,8 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     # a zombie still answers kill(0); look at its state
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 def set_child_subreaper() -> None:
