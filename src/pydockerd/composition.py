@@ -101,7 +101,7 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
                                os.path.join(cfg.exec_root, "rootfs-stage"),
                                os.path.join(cfg.exec_root, "runc"),
                                [cfg.runtimes[cfg.default_runtime], *cfg.runtimes.values()],
-                               running=lambda: sum(c.state.running for c in registry.all()))
+                               running=registry.running_count)
     await asyncio.to_thread(create_ns.setup)
     images = ImageService(cfg.data_root, store, events, driver, containers=registry,
                           container_actions=inst.container_actions, ids=ids)

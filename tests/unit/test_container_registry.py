@@ -201,3 +201,62 @@ def test_a_generated_name_taken_meanwhile_is_generated_again() -> None:
     assert late.name == "bold_turing" and r.get("bold_turing") is late
     with pytest.raises(Conflict):              # a name the client asked for is not changed
         r.add(container("d" * 64, "epic_archimedes"))
+
+
+def test_the_running_count_follows_every_state_change_and_a_reload() -> None:
+    """runtime/mountns.py asks it on each create and runc verb: kept, not counted."""
+    store = FlakyStore()
+    r = registry(store)
+    a, b = container("a" * 64, "a"), container("b" * 64, "b")
+    r.add(a)
+    r.add(b)
+    assert r.running_count() == 0
+    r.commit_fact(a, state=a.state.started(10, 11))                       # start
+    r.commit_fact(b, state=b.state.started(20, 21))
+    assert r.running_count() == 2
+    r.commit(a, state=a.state.paused(a.id))                               # paused: runs
+    assert r.running_count() == 2
+    r.commit(a, state=a.state.unpaused(a.id))
+    r.commit_fact(b, state=b.state.exited(137))                           # stop / die
+    assert r.running_count() == 1
+    r.commit(b, state=b.state.restarting())                               # restart policy
+    assert r.running_count() == 1
+    with pytest.raises(OSError):                # a failed write changes nothing
+        store.fail = True
+        r.commit(b, state=b.state.started(30, 31))
+    store.fail = False
+    assert r.running_count() == 1
+    r.commit_fact(b, state=b.state.started(30, 31))
+    assert r.running_count() == 2
+    # a daemon restart: the records reloaded, the running ones counted once
+    reloaded = registry(store)
+    for (kind, _), doc in store.docs.items():
+        reloaded.adopt(Container.from_dict(doc))
+        reloaded.adopt(Container.from_dict(doc))                          # idempotent
+    assert reloaded.running_count() == 2
+    r.commit_fact(a, state=a.state.exited(0))
+    r.commit_fact(a, state=a.state.removing(a.name))
+    r.remove(a)                                                           # rm
+    assert r.running_count() == 1
+    r.forget(b)                                                           # rm -f (forgotten)
+    assert r.running_count() == 0
+    assert sum(c.state.running for c in r.all()) == r.running_count()
+
+
+def test_a_fact_not_written_on_a_full_disk_still_counts() -> None:
+    from pydockerd.errors import NoSpace
+
+    class FullStore(FlakyStore):
+        def put(self, kind: str, id: str, data: dict[str, Any]) -> None:
+            if self.fail:
+                raise NoSpace("no space left on device")
+            super().put(kind, id, data)
+    store = FullStore()
+    r = registry(store)
+    c = container()
+    r.add(c)
+    store.fail = True
+    r.commit_fact(c, state=c.state.started(10, 11))
+    assert c.state.running and r.running_count() == 1
+    r.commit_fact(c, state=c.state.exited(1))
+    assert r.running_count() == 0

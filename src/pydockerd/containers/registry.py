@@ -36,6 +36,7 @@ class ContainerRegistry:
         self._containers: dict[str, Container] = {}
         self._names: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._running: set[str] = set()     # ids of the running (or paused) ones
 
     # ---- lookup ---------------------------------------------------------------
 
@@ -85,6 +86,10 @@ class ContainerRegistry:
         return [c.id for c in self._containers.values()
                 if any(v.name == name for v in c.volumes)]
 
+    def running_count(self) -> int:
+        """How many containers run (or are paused), kept as states change: no walk."""
+        return len(self._running)
+
     def is_running(self, cid: str) -> bool:
         """Running or paused (an unknown id is not running)."""
         c = self._containers.get(cid)
@@ -111,6 +116,7 @@ class ContainerRegistry:
         """Register a container loaded from the store (daemon start-up)."""
         self._containers[c.id] = c
         self._names[c.name] = c.id
+        self._track(c)
 
     def add(self, c: Container, rename: Callable[[], str] | None = None) -> None:
         """Register a new container. Its name taken: Conflict, or with `rename` (the
@@ -134,6 +140,7 @@ class ContainerRegistry:
                 self.store.put_json(KIND, c.id, new.to_json())
             for key, value in changes.items():
                 setattr(c, key, value)
+            self._track(c)
         elif c.id in self._containers:
             self.store.put_json(KIND, c.id, c.to_json())
 
@@ -147,6 +154,14 @@ class ContainerRegistry:
             log.error("%s: not recorded (%s): %s", c.id[:12], ", ".join(changes), e.message)
             for key, value in changes.items():
                 setattr(c, key, value)
+            self._track(c)
+
+    def _track(self, c: Container) -> None:
+        """Every state change passes here (adopt, commit): the running set follows."""
+        if c.state.running and self._containers.get(c.id) is c:
+            self._running.add(c.id)
+        else:
+            self._running.discard(c.id)
 
     def rename(self, c: Container, new_name: str) -> str:
         owner = self._names.get(new_name)
@@ -170,6 +185,7 @@ class ContainerRegistry:
         """Drop the in-memory record only (a create that failed before it was stored)."""
         if self._containers.get(c.id) is c:
             del self._containers[c.id]
+            self._running.discard(c.id)
         if self._names.get(c.name) == c.id:
             del self._names[c.name]
         self._locks.pop(c.id, None)
