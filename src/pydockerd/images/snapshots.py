@@ -189,16 +189,21 @@ class Snapshots:
         tail = f",upperdir={self._upper(container_id)},workdir={self._work(container_id)}"
         if os.path.exists("/sys/module/overlay/parameters/index"):
             tail += ",index=off"
-        if volatile_mounts.prepare(self.container_dir(container_id),
-                                   self._work(container_id), volatile):
-            try:
-                return self._mount_overlay(rootfs, lowers, layers, tail + ",volatile")
-            except SystemError_:
-                if mounted(rootfs):
-                    raise
-                volatile_mounts.Support.available = False   # a kernel before 5.10
-                log.info("overlay mounts without `volatile` (not supported by the kernel)")
-        return self._mount_overlay(rootfs, lowers, layers, tail)
+        cdir, work = self.container_dir(container_id), self._work(container_id)
+        if not volatile_mounts.prepare(cdir, work, volatile):
+            return self._mount_overlay(rootfs, lowers, layers, tail)
+        try:
+            return self._mount_overlay(rootfs, lowers, layers, tail + ",volatile")
+        except SystemError_ as e:
+            if mounted(rootfs):
+                raise
+            refused = volatile_mounts.option_refused(e)
+        volatile_mounts.prepare(cdir, work, False)      # a mark the failed mount left
+        path = self._mount_overlay(rootfs, lowers, layers, tail)
+        if refused:             # only what the kernel refused, and it mounts without
+            volatile_mounts.Support.available = False   # a kernel before 5.10
+            log.info("overlay mounts without `volatile` (not supported by the kernel)")
+        return path
 
     def _mount_overlay(self, rootfs: str, lowers: list[str], layers: list[str],
                        tail: str) -> str:

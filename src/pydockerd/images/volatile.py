@@ -15,11 +15,12 @@ daemon restart or a `docker restart` of the container keeps the boot id).
 """
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shutil
 
-from ..errors import SystemError_
+from ..errors import CommandFailed, SystemError_
 from ..util.fsatomic import write_atomic
 
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
@@ -36,8 +37,21 @@ def boot_id() -> str:
 
 
 class Support:
-    """Whether the kernel takes the option (learnt from the first refused mount)."""
+    """Whether the kernel takes the option: learnt from a mount refused with EINVAL
+    that succeeds without it (another failure says nothing about the option)."""
     available = True
+
+
+def option_refused(e: SystemError_) -> bool:
+    """Did the overlay mount fail as a kernel without `volatile` fails it: EINVAL from
+    mount(2), or mount(8)'s words for it?"""
+    cause = e.__cause__
+    if isinstance(cause, OSError):
+        return cause.errno == errno.EINVAL
+    if isinstance(e, CommandFailed):
+        return any(words in e.stderr for words in (
+            "bad option", "Unknown parameter", "Invalid argument"))
+    return False
 
 
 def _mark(workdir: str) -> str:
@@ -66,4 +80,4 @@ def prepare(container_dir: str, workdir: str, volatile: bool) -> bool:
     return True
 
 
-__all__ = ["Support", "boot_id", "prepare"]
+__all__ = ["Support", "boot_id", "option_refused", "prepare"]
