@@ -87,3 +87,26 @@ def test_busy_cgroup_is_left_to_runc(tmp_path: Path) -> None:
     (cgroups[1] / "cgroup.procs").write_text("42\n")     # rmdir fails: not empty
     assert not destroy_stopped(str(state_dir))
     assert (state_dir / "state.json").exists()
+
+
+def test_a_state_dir_that_cannot_be_removed_is_handed_back(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OSError removing the state dir (after the cgroups went) is neither raised (it
+    would fail the exit's recording) nor taken for done: `runc delete` removes the rest."""
+    import errno
+    import shutil
+
+    from pydockerd.runtime import destroy
+    state_dir, cgroups = make_state(tmp_path)
+    real = shutil.rmtree
+
+    def failing(path: str, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("ignore_errors"):
+            return real(path, *args, **kwargs)
+        raise OSError(errno.EBUSY, "Device or resource busy", path)
+    monkeypatch.setattr(destroy.shutil, "rmtree", failing)
+    assert not destroy_stopped(str(state_dir))
+    assert (state_dir / "state.json").exists()
+    monkeypatch.setattr(destroy.shutil, "rmtree", real)
+    assert destroy_stopped(str(state_dir))          # runc's turn, or the next try: idempotent
+    assert not state_dir.exists() and not any(cg.exists() for cg in cgroups)
