@@ -444,3 +444,22 @@ def test_route_handlers(svc: ImageService, fixtures: dict[str, Path]) -> None:
         status, body = await call("DELETE", "/images/reg:5000/a/b:t")
         assert body == [{"Untagged": "reg:5000/a/b:t"}]
     asyncio.run(scenario())
+
+
+def test_a_removed_containers_set_aside_dir_keeps_no_layer(svc: ImageService,
+                                                           fixtures: dict[str, Path]) -> None:
+    """containers/.rm-<id> (a removal's files, deleted later) pins nothing: `rmi` right
+    after `rm` removes the layers, and a failure path's drop_unused_layers drops a layer
+    only such a directory names."""
+    load(svc, fixtures["busybox"])
+    bb = svc.resolve("busybox")
+    kept, gone = "k" * 64, "g" * 64
+    svc.create_rw_layer(kept, bb)
+    svc.create_rw_layer(gone, bb)
+    root = svc.snapshots.containers_root
+    os.rename(os.path.join(root, gone), os.path.join(root, ".rm-" + gone))
+    assert svc.snapshots.layers_in_use() == set(bb.layers)
+    svc.remove_rw_layer(kept)
+    assert svc.snapshots.layers_in_use() == set()
+    svc.remove("busybox")
+    assert layer_dirs(svc) == []

@@ -93,11 +93,15 @@ class Snapshots:
             self.rootfs_path(container_id)
 
     def layers_in_use(self) -> set[str]:
-        """Chain ids under some container's rw layer."""
+        """Chain ids under some container's rw layer (not under a removed container's
+        directory set aside to be deleted, `.rm-<id>`: it holds no mount, and a layer
+        only it names must not be kept)."""
         out: set[str] = set()
         if not os.path.isdir(self.containers_root):
             return out
         for cid in os.listdir(self.containers_root):
+            if cid.startswith("."):
+                continue
             try:
                 out.update(self._chain(cid))
             except (NotFound, OSError, ValueError, KeyError):
