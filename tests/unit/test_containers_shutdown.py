@@ -49,7 +49,7 @@ class FakeLifecycle:
         self.released: list[str] = []
         self.releasing = self.peak = 0
         self.runtimes = SimpleNamespace(default=None)
-        self.runner = SimpleNamespace(remove_files=lambda cid: None)
+        self.runner = SimpleNamespace(set_aside=lambda cid: [], purge_later=lambda paths: None)
         self.monitor = SimpleNamespace(watch=lambda c: None)
         self.observer = None
         self.volumes = None

@@ -29,7 +29,7 @@ from .paths import Paths
 from .reconcile import kill_leftover_conmon, remove_stray_runtime
 from .registry import KIND
 from .restart import restart_at_daemon_start
-from .runner import ASIDE, purge
+from .runner import ASIDE
 from ..util.tasks import for_each
 
 log = logging.getLogger("pydockerd.containers")
@@ -137,10 +137,13 @@ async def _settle(lc: Lifecycle, pending: list[Container]) -> None:
         await remove_stray_runtime(lc.paths, lc.runtimes.default,
                                    {c.id for c in registry.all() if c.state.running} | set(locked))
         known = {c.id for c in registry.all()}
-        await asyncio.to_thread(_remove_orphans, lc.paths, known, lc.runner.remove_files)
         # first every exit recorded (a signal and a wait each: many at once), so
         # `docker ps` is right soon; then the slow part, what the runs held released
         await for_each(pending, record_one, RECORD_CONCURRENCY)
+        # files no record owns are set aside now (renames) and deleted in the
+        # background, as a removal's are: the start does not wait for their deletes
+        lc.runner.purge_later(await asyncio.to_thread(
+            _set_aside_orphans, lc.paths, known, lc.runner.set_aside))
         await for_each(pending, release_one, RESTORE_CONCURRENCY)
         for c in registry.all():
             if not c.state.running and restart_at_daemon_start(
@@ -196,8 +199,12 @@ def _needs_others(c: Container) -> bool:
     return str(c.host_config.get("NetworkMode") or "").startswith("container:") or bool(c.links)
 
 
-def _remove_orphans(paths: Paths, known: set[str], remove_files: Callable[[str], None]) -> None:
-    """Files of containers the store does not know (a crash inside create or remove)."""
+def _set_aside_orphans(paths: Paths, known: set[str],
+                       set_aside: Callable[[str], list[str]]) -> list[str]:
+    """Files of containers the store does not know (a crash inside create or remove):
+    those of an unknown id set aside (unmounted, renamed); returns every directory
+    set aside, to be purged."""
+    doomed: list[str] = []
     for parent in (os.path.join(paths.data_root, "containers"),
                    os.path.join(paths.exec_root, "containers")):
         try:
@@ -207,6 +214,7 @@ def _remove_orphans(paths: Paths, known: set[str], remove_files: Callable[[str],
         for cid in entries:
             if cid not in known and len(cid) == 64:
                 log.info("removing the files of unknown container %s", cid[:12])
-                remove_files(cid)
+                doomed.extend(set_aside(cid))
             elif cid.startswith(ASIDE):         # a removal's files a crash left
-                purge([os.path.join(parent, cid)])
+                doomed.append(os.path.join(parent, cid))
+    return list(dict.fromkeys(doomed))
