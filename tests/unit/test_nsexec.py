@@ -151,3 +151,76 @@ def test_the_init_is_opened_only_while_its_pid_is_the_process_planned_for() -> N
     with pytest.raises(ProcessLookupError):       # another process under the same pid
         open_init(me, started + 1)
     assert start_time(2 ** 22 + 7) is None
+
+
+def _plan_for_self() -> "nsexec.ExecPlan":
+    """A plan that joins nothing (no namespace, no cgroup): runs as this user."""
+    from pydockerd.runtime.execplan import ExecPlan, start_time
+    started = start_time(os.getpid())
+    assert started is not None
+    return ExecPlan("f" * 64, os.getpid(), [], [], None,
+                    {"args": ["true"], "cwd": "/", "user": {"uid": os.getuid(), "gid": os.getgid()}},
+                    {k: 0 for k in ("bounding", "effective", "permitted", "inheritable", "ambient")},
+                    [], None, True, started)
+
+
+def _ended(pid: int) -> bool:
+    from pydockerd.util.procfs import stat_fields
+    fields = stat_fields(pid)
+    return fields is None or fields[0] in ("Z", "X")
+
+
+@pytest.mark.skipif(os.uname().machine not in nschild.SYSCALLS, reason="no fast exec here")
+@pytest.mark.parametrize("stuck", [False, True])
+def test_b_runs_only_once_the_server_has_its_pid(tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                                 stuck: bool) -> None:
+    """A stuck after forking B (its container frozen by a pause) is killed after
+    A_TIMEOUT and the exec reported failed: B must not go on to exec in the container
+    when it thaws. B's setup is replaced by a marker (no root needed)."""
+    import socket
+    import time
+
+    from pydockerd.runtime import nsserver
+    marker, b_pid = tmp_path / "b-ran", tmp_path / "b-pid"
+    real_fork_into = nschild._fork_into
+
+    def fork_into(prep: nschild.Prepared, cg_fd: int) -> int:        # in A
+        child = real_fork_into(prep, cg_fd)
+        if child:
+            b_pid.write_text(str(child))
+            if stuck:
+                time.sleep(60)          # frozen between B's fork and reporting it
+        return child
+
+    def setup_b(prep: nschild.Prepared, stdio: tuple[int, int, int], err_w: int,
+                console_fd: int) -> None:                           # in B
+        marker.write_text("ran")
+    monkeypatch.setattr(nschild, "_fork_into", fork_into)
+    monkeypatch.setattr(nschild, "_setup_b", setup_b)
+    monkeypatch.setattr(nsserver, "A_TIMEOUT", 1.0)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    err_r, err_w = os.pipe()
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        pid = nsserver._fork(theirs, _plan_for_self(), [err_w, null, null, null])
+        if not stuck:
+            assert pid == int(b_pid.read_text())
+            deadline = time.monotonic() + 10
+            while not marker.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert marker.exists()
+            return
+        assert pid == 0
+        deadline = time.monotonic() + 10
+        while not _ended(int(b_pid.read_text())) and time.monotonic() < deadline:
+            time.sleep(0.02)                # B re-parents (A is gone) and ends
+        assert _ended(int(b_pid.read_text()))
+        assert not marker.exists()
+    finally:
+        for fd in (err_r, err_w, null):
+            os.close(fd)
+        ours.close()
+        theirs.close()
+        for stuck_a in list(nsserver._stuck):
+            os.waitpid(stuck_a, 0)
+            nsserver._stuck.remove(stuck_a)

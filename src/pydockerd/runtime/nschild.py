@@ -143,15 +143,16 @@ def _last_cap() -> int:
 
 
 def run_child_a(prep: Prepared, stdio: tuple[int, int, int], pid_w: int, err_w: int,
-                console_fd: int) -> None:
-    """Fork A: cgroups, namespaces, then B in the container's pid namespace."""
+                console_fd: int, go_r: int) -> None:
+    """Fork A: cgroups, namespaces, then B in the container's pid namespace; `go_r`:
+    the pipe on which B waits for the fork server's go (nsserver.py)."""
     code = 0
     try:
         try:
             signal.set_wakeup_fd(-1)         # the daemon's loop must not hear our signals
         except ValueError:
             pass
-        _seal(prep, (*stdio, pid_w, err_w, console_fd))
+        _seal(prep, (*stdio, pid_w, err_w, console_fd, go_r))
         if prep.oom_score_adj is not None:
             _write("/proc/self/oom_score_adj", str(prep.oom_score_adj))
         init = open_init(prep.init_pid, prep.init_start)   # not a reused pid
@@ -172,6 +173,7 @@ def run_child_a(prep: Prepared, stdio: tuple[int, int, int], pid_w: int, err_w: 
         child = _fork_into(prep, cg_fd)
         if child == 0:
             os.close(pid_w)
+            _await_go(go_r)
             _run_child_b(prep, stdio, err_w, console_fd)
         os.write(pid_w, str(child).encode())
     except BaseException as e:       # noqa: BLE001 - reported, then _exit
@@ -208,6 +210,19 @@ def _fork_into(prep: Prepared, cg_fd: int) -> int:
         return pid
     _write_at(cg_fd, "cgroup.procs", str(os.getpid()))
     return os.fork()
+
+
+def _await_go(go_r: int) -> None:
+    """B's first step: wait until the fork server has B's pid (and A is gone); the
+    pipe's end without the byte (A killed as stuck, the server gone) ends B here,
+    before it did anything in the container."""
+    try:
+        go = os.read(go_r, 1)
+    except OSError:
+        go = b""
+    if go != b"g":
+        os._exit(127)
+    os.close(go_r)
 
 
 def _run_child_b(prep: Prepared, stdio: tuple[int, int, int], err_w: int,

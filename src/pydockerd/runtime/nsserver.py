@@ -14,6 +14,12 @@ stderr]; the server forks A (nschild.run_child_a), reads B's pid from A, reaps
 A, and answers pickle((request id, B's pid or 0)). A gone, B re-parents to the
 daemon (a child subreaper), which reaps it. Failures travel on the error pipe,
 which the daemon reads itself.
+
+B does nothing in the container until the server has B's pid from A and A is
+gone: it waits for a byte on a "go" pipe only the server writes (as runc's exec
+child waits for its parent's SYNC_GRANDCHILD). A killed as stuck, or the server
+gone, closes that pipe without the byte and B exits: an exec reported failed
+never runs.
 """
 from __future__ import annotations
 
@@ -69,12 +75,15 @@ def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> int:
     stdio = (-1, -1, -1) if terminal else (fds[1], fds[2], fds[3])
     prep = Prepared.build(plan, SYSCALLS[platform.machine()])
     pid_r, pid_w = os.pipe()
+    go_r, go_w = os.pipe()
     pid_a = os.fork()
     if pid_a == 0:                                       # pragma: no cover (child)
         os.close(pid_r)
+        os.close(go_w)
         sock.close()
-        run_child_a(prep, stdio, pid_w, err_w, console)
+        run_child_a(prep, stdio, pid_w, err_w, console, go_r)
     os.close(pid_w)
+    os.close(go_r)
     chunks = []
     deadline = time.monotonic() + A_TIMEOUT
     try:
@@ -82,7 +91,8 @@ def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> int:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([pid_r], [], [], left)[0]:
                 # A is stuck (its container was frozen by a pause meanwhile): the
-                # other execs must not wait for it; it dies when thawed
+                # other execs must not wait for it; it dies when thawed, and B (if A
+                # forked it) reads the end of the go pipe without the go and exits
                 os.kill(pid_a, signal.SIGKILL)
                 _stuck.append(pid_a)
                 return 0
@@ -90,14 +100,21 @@ def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> int:
             if not data:
                 break
             chunks.append(data)
+        os.waitpid(pid_a, 0)
+        for stuck in list(_stuck):
+            if os.waitpid(stuck, os.WNOHANG)[0]:
+                _stuck.remove(stuck)
+        text = b"".join(chunks)
+        pid = int(text) if text else 0
+        if pid:
+            try:
+                os.write(go_w, b"g")    # B's pid goes to the daemon: B may go on
+            except BrokenPipeError:
+                pass                    # B is dead already: the daemon reaps it
+        return pid
     finally:
         os.close(pid_r)
-    os.waitpid(pid_a, 0)
-    for stuck in list(_stuck):
-        if os.waitpid(stuck, os.WNOHANG)[0]:
-            _stuck.remove(stuck)
-    text = b"".join(chunks)
-    return int(text) if text else 0
+        os.close(go_w)
 
 
 def main() -> None:
