@@ -170,3 +170,24 @@ def test_exec_create_refuses_bad_detach_keys(sdk, sleeper):
     assert "Invalid escape keys (ctrl-) provided" in str(ei.value)
     sleeper.reload()
     assert sleeper.attrs["ExecIDs"] == before
+
+
+def test_a_tty_exec_takes_its_pty_from_the_containers_devpts_only(daemon):
+    """The exec's pty comes from /dev/pts/ptmx checked as devpts' ptmx (runc's
+    safeAllocPty): a /dev/ptmx the container replaced does not matter, and a
+    /dev/pts/ptmx it covered fails the exec with a clear error instead of handing
+    the exec something else as its terminal."""
+    name = "exptmx"
+    daemon.cli("run", "-d", "--name", name, "--cap-add", "SYS_ADMIN", "busybox",
+               "sleep", "300")
+    try:
+        daemon.cli("exec", name, "sh", "-c", "rm /dev/ptmx && ln -s /dev/null /dev/ptmx")
+        r = daemon.cli("exec", "-t", name, "tty", check=False)
+        assert r.returncode == 0 and r.stdout_text.startswith("/dev/pts/"), r
+        daemon.cli("exec", name, "mount", "--bind", "/dev/null", "/dev/pts/ptmx")
+        r = daemon.cli("exec", "-t", name, "tty", check=False)
+        assert r.returncode != 0, r
+        assert "devpts" in r.stdout_text + r.stderr_text, r
+        assert daemon.out("exec", name, "echo", "plain") == "plain\n"
+    finally:
+        daemon.cli("rm", "-f", name)

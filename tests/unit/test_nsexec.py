@@ -192,8 +192,7 @@ def test_b_runs_only_once_the_server_has_its_pid(tmp_path, monkeypatch: pytest.M
                 time.sleep(60)          # frozen between B's fork and reporting it
         return child
 
-    def setup_b(prep: nschild.Prepared, stdio: tuple[int, int, int], err_w: int,
-                console_fd: int) -> None:                           # in B
+    def setup_b(prep: nschild.Prepared, *args: object) -> None:    # in B
         marker.write_text("ran")
     monkeypatch.setattr(nschild, "_fork_into", fork_into)
     monkeypatch.setattr(nschild, "_setup_b", setup_b)
@@ -224,3 +223,40 @@ def test_b_runs_only_once_the_server_has_its_pid(tmp_path, monkeypatch: pytest.M
         for stuck_a in list(nsserver._stuck):
             os.waitpid(stuck_a, 0)
             nsserver._stuck.remove(stuck_a)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "file", "devtmpfs-ptmx", "null"])
+def test_a_ptmx_that_is_not_devpts_is_refused(tmp_path, kind: str) -> None:
+    """A container process may have replaced its /dev/pts/ptmx: B opens only devpts'
+    ptmx inode (char 5:2, inode 2, on a devpts mount), as runc's safeAllocPty."""
+    import ctypes
+
+    from pydockerd.runtime import devpts
+    path = {"symlink": str(tmp_path / "link"), "file": str(tmp_path / "file"),
+            "devtmpfs-ptmx": "/dev/ptmx", "null": "/dev/null"}[kind]
+    if kind == "symlink":
+        os.symlink("/dev/pts/ptmx", path)
+    elif kind == "file":
+        open(path, "w").close()
+    if not os.path.exists(path):
+        pytest.skip(f"no {path} here")
+    libc = ctypes.CDLL(None, use_errno=True)
+    with pytest.raises(devpts.NotDevpts, match="not on a devpts mount"):
+        devpts.open_pty(libc, -1, path)
+
+
+@pytest.mark.skipif(not os.access("/dev/pts/ptmx", os.R_OK | os.W_OK),
+                    reason="/dev/pts/ptmx cannot be opened here")
+def test_the_devpts_ptmx_gives_a_pty_pair() -> None:
+    import ctypes
+
+    from pydockerd.runtime import devpts
+    libc = ctypes.CDLL(None, use_errno=True)
+    master, slave = devpts.open_pty(libc, -1)
+    try:
+        assert os.ttyname(slave).startswith("/dev/pts/")
+        os.write(master, b"hi\n")
+        assert os.read(slave, 16) == b"hi\n"
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import json
 import os
 import resource
 import signal
-import socket
 import stat
-import struct
-import termios
 from dataclasses import dataclass
 from typing import Any
 
+from .devpts import NotDevpts, attach_console
 from .execplan import ExecPlan, open_init
 
 _PR_CAPBSET_DROP = 24
@@ -35,8 +32,6 @@ _PR_CAP_AMBIENT_RAISE = 2
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
 _KEYCTL_JOIN_SESSION_KEYRING = 1
 _CAP_VERSION_3 = 0x20080522
-_TIOCSPTLCK = 0x40045431
-_TIOCGPTN = 0x80045430
 _CLONE_INTO_CGROUP = 0x200000000
 _SYS_CLONE3 = 435              # the same on every architecture (a new-style number)
 _PREFIX = "exec failed: unable to start container process: "
@@ -167,6 +162,9 @@ def run_child_a(prep: Prepared, stdio: tuple[int, int, int], pid_w: int, err_w: 
         fds = [os.open(f"ns/{n}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=init)
                for n in prep.namespaces]
         os.close(init)
+        # the host's /proc, for B's reopen of the container's ptmx (runtime/devpts.py)
+        proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
+            if prep.terminal else -1
         for fd, name in zip(fds, prep.namespaces):
             _check(prep.libc.setns(fd, 0), f"failed to setns to {name}")
             os.close(fd)
@@ -174,7 +172,7 @@ def run_child_a(prep: Prepared, stdio: tuple[int, int, int], pid_w: int, err_w: 
         if child == 0:
             os.close(pid_w)
             _await_go(go_r)
-            _run_child_b(prep, stdio, err_w, console_fd)
+            _run_child_b(prep, stdio, err_w, console_fd, proc)
         os.write(pid_w, str(child).encode())
     except BaseException as e:       # noqa: BLE001 - reported, then _exit
         code = 1
@@ -226,16 +224,16 @@ def _await_go(go_r: int) -> None:
 
 
 def _run_child_b(prep: Prepared, stdio: tuple[int, int, int], err_w: int,
-                 console_fd: int) -> None:
+                 console_fd: int, proc: int) -> None:
     try:
-        _setup_b(prep, stdio, err_w, console_fd)
+        _setup_b(prep, stdio, err_w, console_fd, proc)
     except BaseException as e:       # noqa: BLE001 - reported, then _exit
         _report(err_w, e)
     os._exit(127)
 
 
 def _setup_b(prep: Prepared, stdio: tuple[int, int, int], err_w: int,
-             console_fd: int) -> None:
+             console_fd: int, proc: int) -> None:
     libc = prep.libc
     os.setsid()
     if prep.keyring is not None:
@@ -243,7 +241,10 @@ def _setup_b(prep: Prepared, stdio: tuple[int, int, int], err_w: int,
                 and ctypes.get_errno() != errno.ENOSYS:
             _check(-1, "unable to join session keyring")
     if prep.terminal:
-        _console(prep, console_fd)
+        try:        # a pty of the container's devpts, opened as runc does
+            attach_console(libc, proc, console_fd, prep.console)
+        except (OSError, NotDevpts) as e:
+            raise _Failure(f"failed to allocate a console in the container: {e}") from None
     else:
         for i, fd in enumerate(stdio):
             os.dup2(fd, i)
@@ -293,23 +294,6 @@ def _setup_b(prep: Prepared, stdio: tuple[int, int, int], err_w: int,
         os.execve(name, prep.args, prep.env)
     except OSError as e:
         raise _Failure(f"exec {name}: {_go_errno(e)}") from None
-
-
-def _console(prep: Prepared, console_fd: int) -> None:
-    """A pty from the container's devpts (we are in its mount namespace): the master
-    goes to the daemon, the slave becomes stdio and the controlling terminal."""
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
-    n = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, b"\0" * 4))[0]
-    if prep.console is not None:
-        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *prep.console, 0, 0))
-    socket.send_fds(socket.socket(fileno=console_fd), [b"\0"], [master])
-    os.close(master)
-    slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
-    for i in range(3):
-        os.dup2(slave, i)
-    os.close(slave)
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def _load_seccomp(prep: Prepared) -> None:

@@ -1,7 +1,7 @@
 """`docker exec` without a runc process: the daemon forks, joins the container's
 cgroups and namespaces, and sets the process up the way `runc exec` does
 (libcontainer's nsexec + setns_init: session keyring, stdio or a pty from the
-container's /dev/ptmx, rlimits, no_new_privs, seccomp, bounding set, user and
+container's devpts (runtime/devpts.py), rlimits, no_new_privs, seccomp, bounding set, user and
 groups, working directory, capabilities, PATH lookup), then execs.
 
 runc exec costs two Go start-ups, a copy of its binary and a seccomp compile
