@@ -221,3 +221,30 @@ def test_commit_with_a_config(sdk):
         c.remove(force=True)
         if img is not None:
             sdk.images.remove(img.id, force=True)
+
+
+def test_rmi_right_after_rm_removes_the_layers(daemon):
+    """A removed container's files are set aside and deleted after the answer: they
+    pin no layer, so `rmi` right after `rm` works and leaves no layer behind."""
+    import os
+    d = daemon
+    layers = os.path.join(d.data_root, "layers")
+
+    def layer_dirs() -> set[str]:
+        return {n for n in os.listdir(layers) if n != "l"}
+    before = layer_dirs()
+    src = "lc-rmi-src"
+    d.cli("run", "--name", src, "busybox", "sh", "-c", "echo $$ > /own-layer")
+    try:
+        d.cli("commit", src, "lc-rmi:1")
+    finally:
+        d.cli("rm", "-f", src)
+    try:
+        assert len(layer_dirs() - before) == 1
+        name = "lc-rmi-user"
+        d.cli("run", "--name", name, "lc-rmi:1", "cat", "/own-layer")
+        d.cli("rm", name)
+        d.cli("rmi", "lc-rmi:1")
+        assert layer_dirs() == before
+    finally:
+        d.cli("rmi", "-f", "lc-rmi:1", check=False)
