@@ -232,3 +232,29 @@ def test_stop_all_with_nothing_or_one(tmp_path: Any, n: int) -> None:
     lc = FakeLifecycle(registry_with(tmp_path, cs))
     asyncio.run(stop_all(lc, cs, 0.5))          # type: ignore[arg-type]
     assert len(lc.released) == n
+
+
+def test_leftover_files_go_after_the_exits_and_in_the_background(tmp_path: Any) -> None:
+    """A crash's leftovers (`.rm-<id>`) are handed to the background purge once every
+    exit is recorded: the start does not delete them (nor wait for it) first."""
+    paths = _paths(tmp_path)
+    cs = [container(i) for i in range(3)]
+    leftover = os.path.join(paths.data_root, "containers", ".rm-" + "cd" * 32)
+    os.makedirs(os.path.join(leftover, "upper", "etc"))
+    lc = FakeLifecycle(registry_with(tmp_path, cs), paths)
+    order: list[str] = []
+    record_exit = lc.record_exit
+
+    async def recording(c: Container, release: bool = True) -> None:
+        order.append("exit")
+        await record_exit(c, release)
+    lc.record_exit = recording              # type: ignore[method-assign]
+    lc.runner = SimpleNamespace(set_aside=lambda cid: [],
+                                purge_later=lambda paths: order.append(f"purge {paths}"))
+
+    async def run() -> None:
+        pending = await restore.load_containers(lc)     # type: ignore[arg-type]
+        await restore.settle(lc, pending, 5)            # type: ignore[arg-type]
+    asyncio.run(run())
+    assert order == ["exit"] * 3 + [f"purge {[leftover]}"]
+    assert os.path.isdir(os.path.join(leftover, "upper", "etc"))
