@@ -205,9 +205,11 @@ def test_a_few_are_settled_before_the_api_answers(tmp_path: Any) -> None:
 
     async def run() -> None:
         pending = await restore.load_containers(lc)     # type: ignore[arg-type]
+        assert lc.registry.running_count() == 5         # loaded as recorded
         await restore.settle(lc, pending, 0.05)         # type: ignore[arg-type]
         assert lc.restoring == set()
         assert all(c.state.status == "exited" for c in lc.registry.all())
+        assert lc.registry.running_count() == 0         # their exits recorded
     asyncio.run(run())
 
 
