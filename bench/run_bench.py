@@ -220,6 +220,7 @@ class Engine:
     proc: subprocess.Popen | None = None
     helper_procs: list[subprocess.Popen] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    keepalive: UnixHTTPConnection | None = None     # api_get_keepalive's one connection
 
     @property
     def sock(self) -> str:
@@ -287,6 +288,33 @@ class Engine:
             self.note_error(f"GET {path}: HTTP {resp.status}")
             return None
         return time.perf_counter() - t0
+
+    def api_get_keepalive(self, path: str) -> float | None:
+        """As api_get, on one persistent connection per engine (opened by the first
+        call, timed from the second: a warm-up run opens it)."""
+        t0 = time.perf_counter()
+        try:
+            if self.keepalive is None:
+                self.keepalive = UnixHTTPConnection(self.sock)
+            c = self.keepalive
+            c.request("GET", path)
+            resp = c.getresponse()
+            resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            self.note_error(f"GET {path} (keep-alive): {e}")
+            self.close_keepalive()
+            return None
+        if resp.status != 200:
+            self.note_error(f"GET {path} (keep-alive): HTTP {resp.status}")
+            return None
+        if resp.will_close:
+            self.close_keepalive()
+        return time.perf_counter() - t0
+
+    def close_keepalive(self) -> None:
+        if self.keepalive is not None:
+            self.keepalive.close()
+            self.keepalive = None
 
     def note_error(self, msg: str) -> None:
         log(f"  {self.name} ERROR: {msg}")
@@ -657,7 +685,13 @@ class Bench:
                  self.interleaved(lambda e: e.timed("ps", "-a")), 1000)
         self.add("API GET /containers/json?all=1 (0 containers)", "ms",
                  self.interleaved(lambda e: e.api_get("/containers/json?all=1"), warmup=3), 1000,
-                 note="raw HTTP on the unix socket")
+                 note="raw HTTP on the unix socket, a new connection per request")
+        self.add("API GET /containers/json?all=1 (0 containers, keep-alive)", "ms",
+                 self.interleaved(lambda e: e.api_get_keepalive("/containers/json?all=1"),
+                                  warmup=3), 1000,
+                 note="raw HTTP on the unix socket, one persistent connection per engine")
+        for e in self.engines:
+            e.close_keepalive()
 
     def concurrent_runs(self, e: Engine, n: int) -> float | None:
         """Wall seconds for n `docker run --rm busybox true` started at once."""
@@ -806,6 +840,9 @@ class Bench:
         ps, ps_note = self.ps_with_floor(self.engines[0].api_body("/containers/json"), warmup=2)
         ps_a = self.interleaved(lambda e: e.timed("ps", "-a"), warmup=1)
         ps_api = self.interleaved(lambda e: e.api_get("/containers/json"), warmup=2)
+        ps_keep = self.interleaved(lambda e: e.api_get_keepalive("/containers/json"), warmup=2)
+        for e in self.engines:
+            e.close_keepalive()
         for e in self.engines:
             log(f"{e.name}: removing containers")
             rm_t[e.name] = self.remove_many(e) * 1000 / max(running[e.name], 1)
@@ -816,7 +853,9 @@ class Bench:
         self.add(f"docker ps ({n} running)", "ms", ps, 1000, note=ps_note)
         self.add(f"docker ps -a ({n} running)", "ms", ps_a, 1000)
         self.add(f"API GET /containers/json ({n} running)", "ms", ps_api, 1000,
-                 note="raw HTTP on the unix socket")
+                 note="raw HTTP on the unix socket, a new connection per request")
+        self.add(f"API GET /containers/json ({n} running, keep-alive)", "ms", ps_keep, 1000,
+                 note="raw HTTP on the unix socket, one persistent connection per engine")
         self.add(f"run -d x{n}, concurrency {self.concurrency}: wall per container", "ms", {},
                  single={k: (None if v is None else v) for k, v in start_t.items()})
         self.add(f"rm -f x{n} (batches of 10, concurrency {self.concurrency}): wall per container",

@@ -21,9 +21,10 @@ from . import respond
 from .authz import Authorizer
 from .errormap import error_response
 from .http import Body, HijackResponse, Request, StreamResponse
-from .httpwire import REFUSALS, BadRequest, Message, RequestParser, split_target
+from .httpwire import REFUSALS, BadRequest, Message, RequestParser
 from .router import Router
-from .version import negotiate, split_version
+from .targets import Target, Targets
+from .version import negotiate
 
 log = logging.getLogger("pydockerd.api")
 
@@ -41,6 +42,10 @@ class Site:
     tasks: TaskOwner                                   # the requests being served
     connections: set["Connection"] = field(default_factory=set)
     closing: bool = False                              # shutting down: no new request
+    targets: Targets = field(init=False)               # request target -> route
+
+    def __post_init__(self) -> None:
+        self.targets = Targets(self.router)
 
 
 class Connection(asyncio.Protocol):
@@ -55,6 +60,7 @@ class Connection(asyncio.Protocol):
         self.lost: Exception | None | bool = False
         self.busy = False                        # a request is being served
         self.task: asyncio.Task[None] | None = None     # runs the request that waits
+        self._stepping = False                   # an inline route's first step runs
         self.answered = False                    # the current request's status line is out
         self.streaming = False
         self.client_gone = False                 # the client left during a stream
@@ -223,17 +229,34 @@ class Connection(asyncio.Protocol):
                 self._close()
                 return
             self.busy = True
-            self.task = self.site.tasks.spawn(self._run(msgs[0]), "api request")
-            return
+            self._start(msgs[0])
 
-    async def _run(self, msg: Message) -> None:
+    def _start(self, msg: Message) -> None:
+        """Serve a request: an inline route's handler starts here, in the callback,
+        and needs a task only if it waits; any other runs as a task."""
+        try:
+            target: Target | Exception = self.site.targets.get(msg.method, msg.url)
+        except Exception as e:  # noqa: BLE001 - answered by _serve
+            target = e
+        coro = self._run(msg, target)
+        if isinstance(target, Target) and target.route.inline:
+            self._stepping = True
+            try:
+                self.task = self.site.tasks.spawn_stepped(coro, "api request")
+            finally:
+                self._stepping = False
+        else:
+            self.task = self.site.tasks.spawn(coro, "api request")
+
+    async def _run(self, msg: Message, target: Target | Exception) -> None:
         keep = False
         try:
-            keep = await self._request(msg)
+            keep = await self._request(msg, target)
         finally:                               # cancelled (shutdown) or failed: closed
             self.task = None
             self._served(keep)
-            self._next()
+            if not self._stepping:             # else _next's loop goes on
+                self._next()
 
     def _served(self, keep: bool) -> None:
         self.parser.messages.popleft()
@@ -273,10 +296,10 @@ class Connection(asyncio.Protocol):
         self._resume_reading()
         asyncio.get_running_loop().call_later(_DRAIN_AFTER_REFUSAL[0], self._close)
 
-    async def _request(self, msg: Message) -> bool:
+    async def _request(self, msg: Message, target: Target | Exception) -> bool:
         """Serve one request; True: the connection stays open for the next."""
         try:
-            return await self._serve(msg)
+            return await self._serve(msg, target)
         except ConnectionError:
             return False
         except REFUSALS as e:
@@ -284,7 +307,7 @@ class Connection(asyncio.Protocol):
                 self._refuse(e)
             return False
 
-    async def _serve(self, msg: Message) -> bool:
+    async def _serve(self, msg: Message, target: Target | Exception) -> bool:
         upgrade = msg.upgrade
         if upgrade:
             fixed = [await self._upgrade_body(msg)]
@@ -296,13 +319,14 @@ class Connection(asyncio.Protocol):
             body = Body(lambda: self.pull_body(msg))
         path = "/"
         try:
-            path, qs = split_target(msg.url)
-            version_text, path = split_version(path)
-            handler, params = self.site.router.resolve(msg.method, path)
+            if isinstance(target, Exception):
+                raise target
+            path, handler = target.path, target.route.handler
 
             def prepare(body: Body) -> Request:   # after routing: unknown routes are 404
-                return Request(msg.method, path, Request.parse_query(qs), msg.headers, body,
-                               negotiate(version_text), params=params, upgrade=upgrade,
+                return Request(msg.method, path, Request.parse_query(target.query),
+                               msg.headers, body, negotiate(target.version),
+                               params=target.params or {}, upgrade=upgrade,
                                initial_raw=bytes(self.raw or b""))
             authz = self.site.authz
             if authz is not None and authz.names:

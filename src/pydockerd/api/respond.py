@@ -38,20 +38,32 @@ def _status_line(status: int) -> str:
     return f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\n"
 
 
+_PREFIXES: dict[tuple[int, str | None], bytes] = {}     # status line, common headers, type
+
+
+def _prefix(status: int, content_type: str | None) -> bytes:
+    """The head's constant start, encoded once per status and content type."""
+    key = (status, content_type)
+    got = _PREFIXES.get(key)
+    if got is None:
+        text = _status_line(status) + _COMMON
+        if content_type:
+            text += f"Content-Type: {content_type}\r\n"
+        got = text.encode("latin-1")
+        if len(_PREFIXES) < 64:
+            _PREFIXES[key] = got
+    return got
+
+
 def response_bytes(resp: Response, keep: bool, head_only: bool) -> bytes:
     """Status line, headers and (unless HEAD, 204 or 304) the body of a buffered answer."""
-    parts = [_status_line(resp.status), _COMMON]
-    if resp.content_type:
-        parts.append(f"Content-Type: {resp.content_type}\r\n")
-    for k, v in resp.headers.items():
-        parts.append(f"{k}: {v}\r\n")
+    head = _prefix(resp.status, resp.content_type)
+    if resp.headers:
+        head += "".join(f"{k}: {v}\r\n" for k, v in resp.headers.items()).encode("latin-1")
     bodyless = resp.status in (204, 304)
     if not bodyless:
-        parts.append(f"Content-Length: {len(resp.body)}\r\n")
-    if not keep:
-        parts.append("Connection: close\r\n")
-    parts.append("\r\n")
-    head = "".join(parts).encode("latin-1")
+        head += b"Content-Length: %d\r\n" % len(resp.body)
+    head += b"\r\n" if keep else b"Connection: close\r\n\r\n"
     return head if head_only or bodyless else head + resp.body
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Coroutine, Iterable, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Generator, Iterable, TypeVar
 
 log = logging.getLogger("pydockerd.tasks")
 
@@ -32,6 +32,22 @@ class TaskOwner:
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
+
+    def spawn_stepped(self, coro: Coroutine[Any, Any, None],
+                      name: str | None = None) -> asyncio.Task[None] | None:
+        """Run the coroutine's first step now, in the caller (no task: it must not
+        need asyncio.current_task() before its first wait); if it waits, the rest
+        runs as a task of this owner, else None (it finished: no task was made)."""
+        if self._closed:
+            return self.spawn(coro, name)          # refused as spawn refuses it
+        try:
+            first = coro.send(None)
+        except StopIteration:
+            return None
+        except Exception:  # noqa: BLE001 - as a failed task's exception: logged
+            log.error("%s: task %s failed", self.name, name, exc_info=True)
+            return None
+        return self.spawn(_finish(_Rest(coro, first)), name)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -82,3 +98,37 @@ async def for_each(items: Iterable[T], fn: Callable[[T], Awaitable[None]], limit
     for r in results:
         if isinstance(r, BaseException):
             raise r
+
+
+class _Rest:
+    """A coroutine that already ran its first step, as an awaitable: it passes
+    what the coroutine yielded (the future it waits for) to the task that runs it,
+    and the task's results and exceptions (cancellation) back into it."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], first: Any) -> None:
+        self.coro, self.first = coro, first
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, value = self.coro, self.first
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as e:  # noqa: BLE001 - thrown in by the task: passed on
+                try:
+                    value = coro.throw(e)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration:
+                    return
+
+
+async def _finish(rest: _Rest) -> None:
+    await rest

@@ -8,6 +8,7 @@ import logging
 from typing import Any, AsyncIterator
 
 from ...containers.archive import ArchiveService
+from ...containers.listing import select
 from ...containers.logs import LogQuery
 from ...containers.service import ContainerService
 from ...containers.stats import StatsService
@@ -56,10 +57,10 @@ class ContainerRoutes:
         r = Route
         return [
             r("POST", "/containers/create", self.create),
-            r("GET", "/containers/json", self.list),
+            r("GET", "/containers/json", self.list, inline=True),
             r("POST", "/containers/prune", self.prune),
             # a link name (`/parent/alias`) names its target, as in dockerd
-            r("GET", "/containers/{id:path}/json", self.inspect),
+            r("GET", "/containers/{id:path}/json", self.inspect, inline=True),
             r("POST", "/containers/{id}/start", self.start),
             r("POST", "/containers/{id}/stop", self.stop),
             r("POST", "/containers/{id}/restart", self.restart),
@@ -101,7 +102,6 @@ class ContainerRoutes:
         return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
     async def list(self, req: Request) -> AnyResponse:
-        from ...containers.listing import select
         size = req.q_bool("size")
         chosen = select(self.c.all(), req.q_bool("all"), req.q_int("limit", -1) or 0,
                         req.filters(), self.c.get, self.images.matches_container_image)

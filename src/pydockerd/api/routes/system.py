@@ -65,9 +65,9 @@ class SystemRoutes:
 
     def routes(self) -> list[Route]:
         return [
-            Route("GET", "/_ping", self.ping),
-            Route("HEAD", "/_ping", self.ping),
-            Route("GET", "/version", self.version),
+            Route("GET", "/_ping", self.ping, inline=True),
+            Route("HEAD", "/_ping", self.ping, inline=True),
+            Route("GET", "/version", self.version, inline=True),
             Route("GET", "/info", self.info),
             Route("GET", "/events", self.get_events),
             Route("GET", "/system/df", self.df),
