@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 
-from pydockerd.api.connection import _HIGH_WATER
+from pydockerd.api.conninput import HIGH_WATER as _HIGH_WATER
 from pydockerd.api.http import AnyResponse, HijackResponse, Request, Response, json_response
 from pydockerd.api.router import Route, Router
 from pydockerd.api.server import ApiServer

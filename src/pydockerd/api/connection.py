@@ -1,18 +1,16 @@
 """One client connection: an asyncio.Protocol that parses requests (httptools) as
-bytes arrive and serves them one at a time, in order (keep-alive, pipelining).
+bytes arrive (api/conninput.py) and serves them one at a time, in order
+(keep-alive, pipelining).
 
-Each request runs as a Task of the site's owner, started by the callback that
-completed it. Bytes after the request being served wait unparsed until it is
-done (a hijacked connection gets them raw). Reading pauses while more than
-_HIGH_WATER bytes wait (a `docker load` body is read as it is used).
+A request runs as a Task of the site's owner, started by the callback that
+completed it; the handler of an `inline` route starts in that callback and
+needs a task only if it has to wait (TaskOwner.spawn_stepped).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass, field
-
-import httptools
 
 from ..errors import DockerError
 from ..util.sockets import peer_closed
@@ -21,7 +19,8 @@ from . import respond
 from .authz import Authorizer
 from .errormap import error_response
 from .http import Body, HijackResponse, Request, StreamResponse
-from .httpwire import REFUSALS, BadRequest, Message, RequestParser
+from .conninput import ConnectionInput
+from .httpwire import REFUSALS, Message
 from .router import Router
 from .targets import Target, Targets
 from .version import negotiate
@@ -30,7 +29,6 @@ log = logging.getLogger("pydockerd.api")
 
 _DRAIN_AFTER_REFUSAL = (1.0, 16 << 20)     # seconds, bytes read and dropped before close
 _HUP_POLL_S = 0.5                          # while a stream waits: has the client gone?
-_HIGH_WATER, _MAX_QUEUED = 2 << 20, 16     # bytes, parsed requests waiting: reading pauses
 
 
 @dataclass
@@ -48,26 +46,18 @@ class Site:
         self.targets = Targets(self.router)
 
 
-class Connection(asyncio.Protocol):
+class Connection(ConnectionInput, asyncio.Protocol):
     def __init__(self, site: Site) -> None:
+        super().__init__()
         self.site = site
-        self.transport: asyncio.Transport | None = None
-        self.parser = RequestParser()
-        self.raw: bytearray | None = None        # bytes after an upgrade request's head
-        self.unparsed = bytearray()              # bytes after the request being served
-        self.refusal: DockerError | None = None  # the input cannot be read further
-        self.eof = False
-        self.lost: Exception | None | bool = False
         self.busy = False                        # a request is being served
         self.task: asyncio.Task[None] | None = None     # runs the request that waits
         self._stepping = False                   # an inline route's first step runs
         self.answered = False                    # the current request's status line is out
         self.streaming = False
         self.client_gone = False                 # the client left during a stream
-        self._waiter: asyncio.Future[None] | None = None      # data wanted
         self._drained: asyncio.Future[None] | None = None    # writing may go on
         self._write_paused = False
-        self._read_paused = False
         self._dropping = -1                      # after a refusal: bytes still dropped
         self._hup: asyncio.TimerHandle | None = None
         self._ssl = False
@@ -88,10 +78,7 @@ class Connection(asyncio.Protocol):
             if self._dropping < 0:
                 self._close()
             return
-        if self.busy and self.raw is None and self.parser.messages[0].complete:
-            self.unparsed += data             # the next request's: parsed when its turn comes
-        else:
-            self._parse(data)
+        self._parse(data)
         self._wake()
         if not self.busy:
             self._next()
@@ -137,78 +124,6 @@ class Connection(asyncio.Protocol):
             await self._drained
         if self.lost:
             raise ConnectionResetError("Connection lost")
-
-    # --- reading ---------------------------------------------------------------------
-    def _parse(self, data: bytes | bytearray) -> None:
-        if self.raw is not None:
-            self.raw += data
-            return
-        if self.refusal is not None:
-            return
-        try:
-            self.parser.feed(bytes(data))
-        except httptools.HttpParserUpgrade as e:
-            self.raw = bytearray(data[e.args[0]:])
-        except REFUSALS as e:
-            self.refusal = e
-
-    def _backlog(self) -> bool:
-        waiting = self.parser.queued_body + len(self.unparsed) + len(self.raw or b"")
-        return waiting > _HIGH_WATER or len(self.parser.messages) > _MAX_QUEUED
-
-    def _pause_reading(self) -> None:
-        if not self._read_paused and self.transport and not self.transport.is_closing():
-            self._read_paused = True
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._read_paused and not self._backlog():
-            self._read_paused = False
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.resume_reading()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def _more(self) -> None:
-        """Wait for more bytes (or EOF)."""
-        if self.eof:
-            return
-        self._resume_reading()
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-
-    async def pull_body(self, msg: Message) -> bytes:
-        """The next piece of the request body; b"" at its end."""
-        while not msg.body:
-            if msg.complete:
-                return b""
-            if self.refusal is not None:
-                raise self.refusal
-            if self.eof:
-                if isinstance(self.lost, Exception):
-                    raise ConnectionResetError(str(self.lost))
-                # Go's body reader: io.ErrUnexpectedEOF, never a silently short body
-                raise BadRequest("request body ended early: unexpected EOF")
-            await self._more()
-        chunk = self.parser.take_body(msg)
-        self._resume_reading()
-        return chunk
-
-    async def _upgrade_body(self, msg: Message) -> bytes:
-        """httptools stops at the head of an upgrade request: its body comes raw."""
-        length = int(msg.headers.get("content-length", "0") or 0)
-        while self.raw is not None and len(self.raw) < length and not self.eof:
-            await self._more()
-        if self.raw is None or len(self.raw) < length:
-            raise BadRequest("request body ended early: unexpected EOF")
-        body = bytes(self.raw[:length])
-        del self.raw[:length]
-        return body
 
     # --- serving, one request at a time ----------------------------------------------
     def _next(self) -> None:
@@ -284,9 +199,15 @@ class Connection(asyncio.Protocol):
         """Answer a request that cannot be read (malformed, oversized), then drop
         what the client still sends for a moment, so it reads the answer rather
         than a reset, as Go's server does before closing."""
-        assert self.transport is not None
         self.busy = True                       # nothing more is served
         respond.write_response(self, error_response(e, "refused request"), False, False)
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after the answer while the client may still be sending (a refused
+        request, a body left unread): its bytes are read and dropped for a moment
+        first, so it reads the answer rather than a reset."""
+        assert self.transport is not None
         if self.transport.can_write_eof():
             self.transport.write_eof()
         if self.eof:
@@ -350,14 +271,17 @@ class Connection(asyncio.Protocol):
             # a streaming body may consume the request body as it goes (docker load)
             if not await self._stream(resp, head_only, f"{msg.method} {path}"):
                 return False
+            drained = not keep or await self.discard_body(msg)
         else:
-            respond.write_response(self, resp, keep, head_only)
+            # what the handler left of the body is dropped first (256 KiB at most,
+            # else the answer says Connection: close), as Go's server does
+            drained = not keep or await self.discard_body(msg)
+            respond.write_response(self, resp, keep and drained, head_only)
             await self.drain()
-        # drain what the handler did not read of the body
-        if not upgrade:
-            while await self.pull_body(msg):
-                pass
-        return keep
+        if not drained:
+            self.busy = True                   # nothing more is served
+            self._linger()
+        return keep and drained
 
     # --- streams: is the client still there? -------------------------------------------
     async def _stream(self, resp: StreamResponse, head_only: bool, what: str) -> bool:
@@ -410,6 +334,8 @@ class Connection(asyncio.Protocol):
             if resp.on_upgraded is not None:
                 await resp.on_upgraded()
             assert self.transport is not None
+            if self.lost is not False or (self.eof and peer_closed(self.transport)):
+                return          # the client left during the upgrade: nobody to serve
             rest = bytes(self.raw or b"") + bytes(self.unparsed)
             self.raw, self.unparsed, self._read_paused = bytearray(), bytearray(), False
             await resp.handler(*respond.hand_over(self.transport, rest, self.eof,

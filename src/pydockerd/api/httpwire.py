@@ -50,6 +50,8 @@ class Message:
     upgrade: bool = False           # its head ends the HTTP part of the connection
     refused: bool = False           # over a limit: answered with the refusal, never served
     head_bytes: int = 0
+    body_length: int = -1           # its Content-Length; -1: chunked (or none seen yet)
+    body_seen: int = 0              # body bytes parsed so far
 
 
 class RequestParser:
@@ -66,10 +68,35 @@ class RequestParser:
         self._url_len = 0
         self._refusal: DockerError | None = None
         self.queued_body = 0        # body bytes parsed and not taken yet
+        self._tail = b""            # the last bytes fed: a head's end may straddle two feeds
         self._p = httptools.HttpRequestParser(self)
+
+    def feed_message(self, data: bytes) -> int:
+        """Feed the bytes of the current request and none after its end (so what a
+        client sends after a request stays raw until it is served: a hijacked
+        connection gets it); returns how many were fed. Raises as feed()."""
+        n = self._bound(data)
+        self.feed(data if n >= len(data) else data[:n])
+        return n
+
+    def _bound(self, data: bytes) -> int:
+        """How many bytes of `data` may belong to the current request."""
+        cur = self._cur
+        if cur is None or cur.complete or not cur.headers_done:
+            # up to the next place a head can end ("\n\r\n" or "\n\n"), whichever first
+            text, skip = self._tail + data, len(self._tail)
+            ends = [i + 3 for i in (text.find(b"\n\r\n"),) if i >= 0]
+            i = text.find(b"\n\n", max(skip - 1, 0))
+            if i >= 0:
+                ends.append(i + 2)
+            return min(ends) - skip if ends else len(data)
+        if cur.body_length < 0:      # chunked: its end is the parser's to find
+            return len(data)
+        return max(cur.body_length - cur.body_seen, 1)
 
     def feed(self, data: bytes) -> None:
         """Parse bytes; raises httptools.HttpParserUpgrade at an upgrade request's head."""
+        self._tail = data[-2:] if len(data) >= 2 else self._tail[-1:] + data
         try:
             self._p.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -132,10 +159,16 @@ class RequestParser:
         self._cur.method = self._p.get_method().decode()
         self._cur.keep_alive = self._p.should_keep_alive()
         self._cur.headers_done = True
+        if "transfer-encoding" not in self._cur.headers:
+            try:
+                self._cur.body_length = int(self._cur.headers.get("content-length") or 0)
+            except ValueError:      # the parser refuses it
+                pass
 
     def on_body(self, body: bytes) -> None:
         assert self._cur
         self._cur.body.append(bytes(body))
+        self._cur.body_seen += len(body)
         self.queued_body += len(body)
 
     def on_message_complete(self) -> None:
