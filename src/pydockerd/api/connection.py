@@ -154,7 +154,9 @@ class Connection(ConnectionInput, asyncio.Protocol):
         except Exception as e:  # noqa: BLE001 - answered by _serve
             target = e
         coro = self._run(msg, target)
-        if isinstance(target, Target) and target.route.inline:
+        authz = self.site.authz
+        if isinstance(target, Target) and target.route.inline and not (authz and authz.names):
+            # (an authorization plugin is asked over aiohttp first: that needs a task)
             self._stepping = True
             try:
                 self.task = self.site.tasks.spawn_stepped(coro, "api request")
