@@ -277,9 +277,11 @@ class Connection(ConnectionInput, asyncio.Protocol):
         else:
             # what the handler left of the body is dropped first (256 KiB at most,
             # else the answer says Connection: close), as Go's server does
-            drained = not keep or await self.discard_body(msg)
+            drained = not keep or (msg.complete and not msg.body) \
+                or await self.discard_body(msg)
             respond.write_response(self, resp, keep and drained, head_only)
-            await self.drain()
+            if self._write_paused or self.lost is not False:
+                await self.drain()
         if not drained:
             self.busy = True                   # nothing more is served
             self._linger()
