@@ -119,9 +119,11 @@ def port_options(c: Container) -> PortOptions:
 # ------------------------------------------------------------------ wire formats
 
 def _exposed_keys(c: Container) -> list[str]:
-    keys = {f"{p}/{proto}" for p, proto in (split_port_key(k) for k in
-                                             (c.config.get("ExposedPorts") or {}))}
-    for k in c.host_config.get("PortBindings") or {}:
+    exposed, bindings = c.config.get("ExposedPorts"), c.host_config.get("PortBindings")
+    if not exposed and not bindings:         # most containers: `docker ps` asks each one
+        return []
+    keys = {f"{p}/{proto}" for p, proto in (split_port_key(k) for k in (exposed or {}))}
+    for k in bindings or {}:
         p, proto = split_port_key(k)
         keys.add(f"{p}/{proto}")
     return sorted(keys)
