@@ -183,9 +183,8 @@ class Connection(ConnectionInput, asyncio.Protocol):
         self.answered = False
         if not keep:
             self._close()
-        elif self.unparsed:
-            data, self.unparsed = self.unparsed, bytearray()
-            self._parse(data)
+        else:
+            self._parse_unparsed()
 
     def _close(self) -> None:
         self.site.connections.discard(self)
@@ -340,8 +339,8 @@ class Connection(ConnectionInput, asyncio.Protocol):
             assert self.transport is not None
             if self.lost is not False or (self.eof and peer_closed(self.transport)):
                 return          # the client left during the upgrade: nobody to serve
-            rest = bytes(self.raw or b"") + bytes(self.unparsed)
-            self.raw, self.unparsed, self._read_paused = bytearray(), bytearray(), False
+            rest = self.waiting()
+            self._read_paused = False
             await resp.handler(*respond.hand_over(self.transport, rest, self.eof,
                                                   self._write_paused))
         finally:

@@ -25,40 +25,63 @@ class ConnectionInput:
         self.transport: asyncio.Transport | None = None
         self.parser = RequestParser()
         self.raw: bytearray | None = None        # bytes after an upgrade request's head
-        self.unparsed = bytearray()              # bytes after the first complete request
+        self.unparsed = bytearray()              # bytes after the first complete request,
+        self._upos = 0                           # from this offset
         self.refusal: DockerError | None = None  # the input cannot be read further
         self.eof = False
         self.lost: Exception | None | bool = False
         self._waiter: asyncio.Future[None] | None = None      # data wanted
         self._read_paused = False
 
-    def _parse(self, data: bytes | bytearray) -> None:
+    def _parse(self, data: bytes) -> None:
+        """Bytes that came in."""
         if self.raw is not None:
             self.raw += data
-            return
-        if self.refusal is not None:
-            return
-        if self.unparsed:                     # behind a request that waits to be served
-            self.unparsed += data
-            return
-        view = bytes(data)
-        while view:
+        elif self.refusal is None:
+            if self._upos < len(self.unparsed):   # behind a request that waits
+                self.unparsed += data
+                return
+            pos = self._feed(data, 0)
+            if pos < len(data):
+                self.unparsed = bytearray(data[pos:])
+                self._upos = 0
+
+    def _parse_unparsed(self) -> None:
+        """The bytes that waited behind the request just served (each is copied
+        once, however many requests wait there)."""
+        if self._upos < len(self.unparsed):
+            self._upos = self._feed(self.unparsed, self._upos)
+        if self._upos >= len(self.unparsed):
+            self.unparsed, self._upos = bytearray(), 0
+        elif self._upos > 1 << 16 and self._upos * 2 > len(self.unparsed):
+            self.unparsed, self._upos = self.unparsed[self._upos:], 0
+
+    def _feed(self, buf: bytes | bytearray, pos: int) -> int:
+        """Parse buf from pos up to the end of the first complete request; returns
+        where parsing stopped (everything, after an upgrade's head or a refusal)."""
+        while pos < len(buf):
             msgs = self.parser.messages
             if msgs and msgs[-1].complete:    # parsed when that request has been served
-                self.unparsed += view
-                return
+                return pos
             try:
-                n = self.parser.feed_message(view)
+                pos += self.parser.feed_message(buf, pos)
             except httptools.HttpParserUpgrade as e:
-                self.raw = bytearray(view[e.args[0]:])
-                return
+                self.raw = bytearray(buf[pos + e.args[0]:])
+                return len(buf)
             except REFUSALS as e:
                 self.refusal = e
-                return
-            view = view[n:]
+                return len(buf)
+        return pos
+
+    def waiting(self) -> bytes:
+        """The bytes after the request (a hijack's start), taken."""
+        rest = bytes(self.raw or b"") + bytes(self.unparsed[self._upos:])
+        self.raw, self.unparsed, self._upos = bytearray(), bytearray(), 0
+        return rest
 
     def _backlog(self) -> bool:
-        waiting = self.parser.queued_body + len(self.unparsed) + len(self.raw or b"")
+        waiting = self.parser.queued_body + len(self.unparsed) - self._upos \
+            + len(self.raw or b"")
         return waiting > HIGH_WATER
 
     def _pause_reading(self) -> None:

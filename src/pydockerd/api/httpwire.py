@@ -68,35 +68,43 @@ class RequestParser:
         self._url_len = 0
         self._refusal: DockerError | None = None
         self.queued_body = 0        # body bytes parsed and not taken yet
-        self._tail = b""            # the last bytes fed: a head's end may straddle two feeds
+        self._tail = b""            # a head's last bytes fed: its end may straddle two feeds
         self._p = httptools.HttpRequestParser(self)
 
-    def feed_message(self, data: bytes) -> int:
-        """Feed the bytes of the current request and none after its end (so what a
-        client sends after a request stays raw until it is served: a hijacked
-        connection gets it); returns how many were fed. Raises as feed()."""
-        n = self._bound(data)
-        self.feed(data if n >= len(data) else data[:n])
+    def feed_message(self, buf: bytes | bytearray, pos: int) -> int:
+        """Feed bytes of buf from pos that belong to the current request and none
+        after its end (so what a client sends after a request stays raw until it is
+        served: a hijacked connection gets it); returns how many were fed. Raises
+        as feed(), HttpParserUpgrade's offset counted from pos."""
+        n = self._bound(buf, pos)
+        piece = memoryview(buf)[pos:pos + n]
+        try:
+            self.feed(piece)
+        finally:
+            piece.release()         # buf may grow or shrink once this returns
         return n
 
-    def _bound(self, data: bytes) -> int:
-        """How many bytes of `data` may belong to the current request."""
+    def _bound(self, buf: bytes | bytearray, pos: int) -> int:
+        """How many bytes of buf from pos may belong to the current request."""
         cur = self._cur
-        if cur is None or cur.complete or not cur.headers_done:
-            # up to the next place a head can end ("\n\r\n" or "\n\n"), whichever first
-            text, skip = self._tail + data, len(self._tail)
-            ends = [i + 3 for i in (text.find(b"\n\r\n"),) if i >= 0]
-            i = text.find(b"\n\n", max(skip - 1, 0))
-            if i >= 0:
-                ends.append(i + 2)
-            return min(ends) - skip if ends else len(data)
-        if cur.body_length < 0:      # chunked: its end is the parser's to find
-            return len(data)
-        return max(cur.body_length - cur.body_seen, 1)
+        if cur is not None and cur.headers_done and not cur.complete:
+            if cur.body_length < 0:      # chunked: its end is the parser's to find
+                return len(buf) - pos
+            return max(cur.body_length - cur.body_seen, 1)
+        # a head ends at "\n\r\n" or "\n\n": up to the first place one can end
+        tail = self._tail                # the head's last bytes fed before
+        if tail[-1:] == b"\n" or tail[-2:] == b"\n\r":
+            return 1                     # its end may be the next byte or two
+        end = min(len(buf), pos + MAX_HEAD + 4)      # a longer head is refused anyway
+        i = buf.find(b"\n\r\n", pos, end)
+        j = buf.find(b"\n\n", pos, end if i < 0 else i + 2)   # (never past the first)
+        if i < 0 and j < 0:
+            return end - pos
+        return (j + 2 if j >= 0 else i + 3) - pos
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         """Parse bytes; raises httptools.HttpParserUpgrade at an upgrade request's head."""
-        self._tail = data[-2:] if len(data) >= 2 else self._tail[-1:] + data
+        self._tail = bytes(data[-2:]) if len(data) >= 2 else self._tail[-1:] + bytes(data)
         try:
             self._p.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -174,6 +182,7 @@ class RequestParser:
     def on_message_complete(self) -> None:
         assert self._cur
         self._cur.complete = True
+        self._tail = b""
 
 
 def split_target(target: bytes) -> tuple[str, str]:
