@@ -20,6 +20,7 @@ from ...logdrivers.options import readable
 from ...models import ContainerCreateRequest, UpdateConfig, to_doc
 from ...network.service import NetworkService
 from ...util.ids import parse_unix_or_rfc3339_ns
+from ...util.gcpause import gc_paused
 from ...util.tasks import cancel_and_wait
 from .. import wire_containers as wire
 from ..decode import decode_body
@@ -107,14 +108,13 @@ class ContainerRoutes:
                         req.filters(), self.c.get, self.images.matches_container_image)
         if not chosen:
             return json_response([])
+        sizes = [await asyncio.to_thread(self.images.container_size, ct.id, ct.image_id)
+                 for ct in chosen] if size else [None] * len(chosen)
         ids = self._network_ids()
         link_names = self.c.link_names()
-        out = []
-        for ct in chosen:
-            sz = await asyncio.to_thread(self.images.container_size, ct.id, ct.image_id) \
-                if size else None
-            out.append(wire.summary(ct, ids, sz, link_names.get(ct.id, [])))
-        return json_response(out)
+        with gc_paused():                  # a hundred small dicts, no cycles: no collections
+            return json_response([wire.summary(ct, ids, sz, link_names.get(ct.id, []))
+                                  for ct, sz in zip(chosen, sizes)])
 
     async def inspect(self, req: Request) -> AnyResponse:
         ct = self.c.get(req.params["id"])
