@@ -248,8 +248,7 @@ class Connection(ConnectionInput, asyncio.Protocol):
             def prepare(body: Body) -> Request:   # after routing: unknown routes are 404
                 return Request(msg.method, path, Request.parse_query(target.query),
                                msg.headers, body, negotiate(target.version),
-                               params=target.params or {}, upgrade=upgrade,
-                               initial_raw=bytes(self.raw or b""))
+                               params=target.params or {}, upgrade=upgrade)
             authz = self.site.authz
             if authz is not None and authz.names:
                 assert self.transport is not None

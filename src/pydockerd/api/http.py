@@ -100,7 +100,6 @@ class Request:
     api_version: tuple[int, int]
     params: dict[str, str] = field(default_factory=dict)
     upgrade: bool = False             # client asked for Upgrade: tcp
-    initial_raw: bytes = b""          # bytes after the headers of an upgrade request
 
     @classmethod
     def parse_query(cls, qs: str) -> dict[str, list[str]]:
