@@ -105,6 +105,17 @@ def test_an_unread_chunked_body_over_256k_closes_the_connection() -> None:
     serve([Route("POST", "/ignore", _ignore)], body)
 
 
+def test_an_unread_body_awaiting_100_continue_is_not_waited_for() -> None:
+    async def body(server: ApiServer, connect: Client) -> None:
+        reader, writer = await connect()
+        writer.write(b"POST /ignore HTTP/1.1\r\nHost: d\r\nContent-Length: 1000\r\n"
+                     b"Expect: 100-continue\r\n\r\n")          # the body waits for a 100
+        [(status, headers, _)] = parse_responses(await asyncio.wait_for(reader.read(), 5))
+        assert status == 200 and headers.get("connection", "").lower() == "close"
+        writer.close()
+    serve([Route("POST", "/ignore", _ignore)], body)
+
+
 def test_a_small_unread_body_is_dropped_and_the_connection_kept() -> None:
     async def body(server: ApiServer, connect: Client) -> None:
         reader, writer = await connect()
