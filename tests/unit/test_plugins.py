@@ -1,5 +1,5 @@
-"""Legacy plugin discovery, client and registry (plugins/), against a small aiohttp
-plugin on a unix socket in a temp dir: no daemon, no root."""
+"""Legacy plugin discovery, client and registry (plugins/), against a small HTTP
+plugin (tests/unit/httpserver.py) on a unix socket in a temp dir: no daemon, no root."""
 from __future__ import annotations
 
 import asyncio
@@ -8,13 +8,13 @@ import socket
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from pydockerd.errors import NotFound, SystemError_
 from pydockerd.plugins import (PluginCallError, PluginClient, PluginDirs, PluginRegistry,
                                PluginSpec, PluginUnavailable)
 from pydockerd.plugins.client import MIME, backoff
 from pydockerd.plugins.discovery import find, scan
+from tests.unit.httpserver import Request, Server, json_response, response
 
 
 def _dirs(tmp: Path) -> PluginDirs:
@@ -69,24 +69,18 @@ def test_backoff_is_dockerds() -> None:
     assert [backoff(n, 30) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
 
 
-async def _serve(sock_path: Path, seen: list[tuple[str, bytes, dict[str, str]]]
-                 ) -> web.AppRunner:
-    async def handle(req: web.Request) -> web.Response:
+async def _serve(sock_path: Path, seen: list[tuple[str, bytes, dict[str, str]]]) -> Server:
+    async def handle(req: Request) -> bytes:
         method = req.path.lstrip("/")
-        seen.append((method, await req.read(), dict(req.headers)))
+        seen.append((method, req.body, req.headers))
         if method == "Plugin.Activate":
-            return web.json_response({"Implements": ["VolumeDriver"]})
+            return json_response({"Implements": ["VolumeDriver"]})
         if method == "Fail.Err":
-            return web.json_response({"Err": "it broke"}, status=500)
+            return json_response({"Err": "it broke"}, status=500)
         if method == "Fail.Text":
-            return web.Response(text="plain failure", status=500)
-        return web.json_response({"Echo": json.loads(await req.read() or b"null")})
-    app = web.Application()
-    app.router.add_post("/{method}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.UnixSite(runner, str(sock_path)).start()
-    return runner
+            return response(500, b"plain failure", {"Content-Type": "text/plain"})
+        return json_response({"Echo": json.loads(req.body or b"null")})
+    return await Server(handle).start(str(sock_path))
 
 
 def test_client_calls_errors_and_registry(tmp_path: Path) -> None:
@@ -95,11 +89,11 @@ def test_client_calls_errors_and_registry(tmp_path: Path) -> None:
 
     async def main() -> None:
         seen: list[tuple[str, bytes, dict[str, str]]] = []
-        runner = await _serve(sock, seen)
+        server = await _serve(sock, seen)
         try:
             client = PluginClient(PluginSpec("vp", f"unix://{sock}"), retry_budget=0.5)
             assert await client.call("X.Echo", {"a": 1}) == {"Echo": {"a": 1}}
-            assert seen[-1][2]["Accept"] == MIME
+            assert seen[-1][2]["accept"] == MIME
             with pytest.raises(PluginCallError, match=r"^Fail.Err: it broke$"):
                 await client.call("Fail.Err", {})
             with pytest.raises(PluginCallError, match=r"^Fail.Text: plain failure$"):
@@ -115,7 +109,7 @@ def test_client_calls_errors_and_registry(tmp_path: Path) -> None:
                 await reg.get("nope", "VolumeDriver")
             assert [q.name for q in await reg.all("VolumeDriver")] == ["vp"]
         finally:
-            await runner.cleanup()
+            await server.close()
         # the plugin is gone (its socket file stays): refused, after the retries
         s = _unix_socket(sock) if not sock.exists() else None
         try:

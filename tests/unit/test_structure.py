@@ -280,7 +280,6 @@ PROBING_ALLOWED = {
     ("api/wire_progress.py", "events"): "an async iterator: aclose() when it is a generator",
     ("api/respond.py", "it"): "an async iterator: aclose() when it is a generator",
     ("api/decode.py", "t.cls"): "a model class's optional Go type name for error messages",
-    ("distribution/client.py", "err"): "an OSError-like exception's errno, when present",
     ("util/lazy.py", "module"):
         "a lazily imported module: the attribute read forwarded to the real module",
 }

@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING
 from ..errors import (DockerError, Forbidden, InvalidParameter, NotFound, SystemError_,
                       Unauthorized)
 from ..runtime.users import resolve_in_root
+from ..util.httpclient import HTTPClient, HTTPError, InvalidURL, Timeouts
 from ..util.lazy import lazy_import
 
 if TYPE_CHECKING:
-    import aiohttp
     import email.utils as email_utils
 else:
-    aiohttp = lazy_import("aiohttp")   # only a remote context or ADD <url> needs it
     email_utils = lazy_import("email.utils")
 
 _GIT_SUFFIX = re.compile(r"\.git(?:#.+)?$")
@@ -68,12 +67,11 @@ async def download(url: str, directory: str, prefix: str = "") -> Download:
     """GET url into a new 0600 file under directory (mtime from Last-Modified, else
     the epoch). An HTTP status >= 400 is moby's error for it."""
     try:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_TIMEOUT,
-                                        sock_read=_READ_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(url, allow_redirects=True) as resp:
+        timeouts = Timeouts(connect=_CONNECT_TIMEOUT, read=_READ_TIMEOUT)
+        async with HTTPClient(timeouts=timeouts) as session:
+            async with await session.get(url, allow_redirects=True) as resp:
                 if resp.status >= 400:
-                    body = await resp.content.read(1 << 16)
+                    body = await resp.read(1 << 16)
                     raise _status_error(url, resp.status, resp.reason or "", body)
                 filename = _filename(urllib.parse.urlsplit(url).path,
                                      resp.headers.get("Content-Disposition", ""))
@@ -81,7 +79,7 @@ async def download(url: str, directory: str, prefix: str = "") -> Download:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 size = 0
                 with os.fdopen(fd, "wb") as f:
-                    async for chunk in resp.content.iter_chunked(1 << 16):
+                    async for chunk in resp.iter_chunks(1 << 16):
                         size += len(chunk)
                         await asyncio.to_thread(f.write, chunk)
                 mtime = 0.0
@@ -91,9 +89,9 @@ async def download(url: str, directory: str, prefix: str = "") -> Download:
                     mtime = parsed.timestamp()
                 os.utime(path, (mtime, mtime))
                 return Download(path, filename, resp.headers.get("Content-Type", ""), size)
-    except aiohttp.InvalidURL as e:
+    except InvalidURL as e:
         raise InvalidParameter(f"{prefix}invalid URL {url}: {e}") from None
-    except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+    except HTTPError as e:
         raise SystemError_(f"{prefix}Get \"{url}\": {e or type(e).__name__}") from None
     except DockerError as e:
         e.message = prefix + e.message
@@ -184,11 +182,12 @@ async def _smart_http(url: str) -> bool:
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         return True
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
-            async with s.get(url + "/info/refs?service=git-upload-pack") as r:
+        async with HTTPClient(timeouts=Timeouts(total=30)) as s:
+            async with await s.get(url + "/info/refs?service=git-upload-pack",
+                                   allow_redirects=True) as r:
                 return r.status == 200 and r.headers.get("Content-Type") == \
                     "application/x-git-upload-pack-advertisement"
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except HTTPError:
         return False
 
 

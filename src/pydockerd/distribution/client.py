@@ -1,26 +1,21 @@
-"""A small registry HTTP API v2 client on aiohttp: ping, auth (Basic, Bearer
+"""A small registry HTTP API v2 client (on util/httpclient): ping, auth (Basic, Bearer
 tokens), typed registry errors. One RegistrySession per endpoint and operation."""
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import socket
 import logging
-from typing import TYPE_CHECKING, Any, Mapping
-
+from typing import Mapping
+from urllib.parse import urlencode, urlsplit
 
 from .auth import AuthConfig, Challenge, parse_challenges
 from .endpoints import Endpoint
-from ..util.lazy import lazy_import
-
-if TYPE_CHECKING:
-    import aiohttp
-else:
-    aiohttp = lazy_import("aiohttp")   # only a pull, push or login needs it
+from ..util.httpclient import (Body, ConnectError, HTTPClient, HTTPError, PayloadError,
+                               Response, ResponseTimeout, ServerDisconnected, Timeouts,
+                               basic_auth)
 
 log = logging.getLogger("pydockerd.distribution")
-
 
 
 class RegistryError(Exception):
@@ -73,16 +68,15 @@ def stall_timeout() -> float:
     return value if value > 0 else STALL_TIMEOUT
 
 
-def _timeout() -> "aiohttp.ClientTimeout":
+def _timeouts() -> Timeouts:
     """Connect (TCP + TLS handshake, never longer than the inactivity timeout) and
     inactivity timeouts; no total, so a big blob may take as long as it needs
     while bytes keep coming."""
     stall = stall_timeout()
-    return aiohttp.ClientTimeout(total=None, sock_connect=min(CONNECT_TIMEOUT, stall),
-                                 sock_read=stall)
+    return Timeouts(connect=min(CONNECT_TIMEOUT, stall), read=stall)
 
 
-async def registry_error(resp: aiohttp.ClientResponse) -> RegistryError:
+async def registry_error(resp: Response) -> RegistryError:
     """Turn an unexpected response into a RegistryError (reads the body of a 4xx)."""
     if resp.status >= 500:
         resp.release()
@@ -97,7 +91,7 @@ async def registry_error(resp: aiohttp.ClientResponse) -> RegistryError:
                                  str(e.get("message") or ""))
         if isinstance(doc, dict) and doc.get("details"):
             return RegistryError(resp.status, _status_code(resp.status), str(doc["details"]))
-    except (ValueError, aiohttp.ClientError, asyncio.TimeoutError):
+    except (ValueError, HTTPError):
         pass
     msg = {401: "authentication required", 403: "requested access to the resource is denied",
            404: "not found"}.get(resp.status, f"unexpected status {resp.status} "
@@ -108,19 +102,15 @@ async def registry_error(resp: aiohttp.ClientResponse) -> RegistryError:
 def describe(method: str, url: str, e: BaseException, body: bool = False) -> str:
     """Go's wording of a failed request (`Get "url": reason`); body: the response
     headers had arrived, reading the body failed."""
-    if isinstance(e, asyncio.TimeoutError):      # Go's net/http wording
+    if isinstance(e, ResponseTimeout) and e.stage == "connect":
+        reason = f"dial tcp {urlsplit(url).netloc}: i/o timeout"
+    elif isinstance(e, (ResponseTimeout, asyncio.TimeoutError)):   # Go's net/http wording
         reason = "read: i/o timeout" if body else "net/http: timeout awaiting response headers"
-    elif isinstance(e, aiohttp.ClientConnectorError):
-        err = e.os_error
-        code = getattr(err, "errno", None)
-        if isinstance(err, socket.gaierror):
-            reason = f"dial tcp: lookup {e.host}: {(err.strerror or str(err)).lower()}"
-        else:
-            what = os.strerror(code).lower() if isinstance(code, int) and code > 0 else str(err)
-            reason = f"dial tcp {e.host}:{e.port}: connect: {what}"
-    elif isinstance(e, aiohttp.ServerDisconnectedError):
+    elif isinstance(e, ConnectError):
+        reason = str(e)
+    elif isinstance(e, ServerDisconnected):
         reason = "server disconnected"
-    elif isinstance(e, (aiohttp.ClientPayloadError, ConnectionResetError)):
+    elif isinstance(e, (PayloadError, ConnectionResetError)):
         reason = "connection reset by peer" if "reset" in str(e).lower() else \
             f"unexpected EOF ({e})"
     else:
@@ -135,10 +125,9 @@ class RegistrySession:
         self.scopes = list(scopes)
         self.challenges: list[Challenge] = []
         self._token: str | None = None
-        conn = aiohttp.TCPConnector(ssl=endpoint.tls if endpoint.tls is not None else False,
-                                    limit=16)
-        self.http = aiohttp.ClientSession(connector=conn, timeout=_timeout(),
-                                          auto_decompress=False)
+        # plain http: a redirect to https is not verified (aiohttp's ssl=False before)
+        self.http = HTTPClient(tls=endpoint.tls if endpoint.tls is not None else False,
+                               timeouts=_timeouts())
 
     async def close(self) -> None:
         await self.http.close()
@@ -150,14 +139,12 @@ class RegistrySession:
         await self.close()
 
     # --- transport --------------------------------------------------------------------
-    async def _send(self, method: str, url: str, headers: Mapping[str, str], data: Any,
-                    allow_redirects: bool, timeout: aiohttp.ClientTimeout | None = None
-                    ) -> aiohttp.ClientResponse:
+    async def _send(self, method: str, url: str, headers: Mapping[str, str], data: Body,
+                    allow_redirects: bool, timeouts: Timeouts | None = None) -> Response:
         try:
-            return await self.http.request(method, url, headers=dict(headers), data=data,
-                                           allow_redirects=allow_redirects,
-                                           timeout=timeout or self.http.timeout)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            return await self.http.request(method, url, headers=headers, data=data,
+                                           allow_redirects=allow_redirects, timeouts=timeouts)
+        except (HTTPError, OSError) as e:
             raise TransportError(describe(method, url, e)) from None
 
     async def ping(self) -> None:
@@ -165,11 +152,14 @@ class RegistrySession:
         url = self.endpoint.url("/v2/")
         limit = min(PING_TIMEOUT, stall_timeout())
         resp = await self._send("GET", url, {}, None, True,
-                                aiohttp.ClientTimeout(total=limit, sock_connect=limit))
+                                Timeouts(connect=limit, total=limit))
         async with resp:
-            await resp.read()
+            try:
+                await resp.read()
+            except HTTPError as e:
+                raise TransportError(describe("GET", url, e, body=True)) from None
             if resp.status == 401:
-                self.challenges = parse_challenges(resp.headers.getall("WWW-Authenticate", []))
+                self.challenges = parse_challenges(resp.headers.getall("WWW-Authenticate"))
             elif resp.status >= 500 or resp.status not in (200, 401):
                 raise TransportError(f'Get "{url}": unexpected status {resp.status}')
 
@@ -189,8 +179,7 @@ class RegistrySession:
                 self._token = await self.fetch_token(self.scopes)
             return {"Authorization": f"Bearer {self._token}"} if self._token else {}
         if self._challenge("basic") and self.auth.has_basic:
-            return {"Authorization": aiohttp.BasicAuth(self.auth.username,
-                                                       self.auth.password).encode()}
+            return {"Authorization": basic_auth(self.auth.username, self.auth.password)}
         return {}
 
     async def fetch_token(self, scopes: list[str]) -> str:
@@ -209,18 +198,18 @@ class RegistrySession:
         if self.auth.identity_token:
             form = dict(params, grant_type="refresh_token", client_id="docker",
                         refresh_token=self.auth.identity_token)
-            resp = await self._send("POST", realm, {}, form, True)
+            resp = await self._send("POST", realm, {
+                "Content-Type": "application/x-www-form-urlencoded"},
+                urlencode(form).encode(), True)
         else:
             if self.auth.username:
                 params.append(("account", self.auth.username))
             headers = {}
             if self.auth.has_basic:
-                headers["Authorization"] = aiohttp.BasicAuth(self.auth.username,
-                                                             self.auth.password).encode()
-            try:
-                resp = await self.http.get(realm, params=params, headers=headers)
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
-                raise TransportError(describe("GET", realm, e)) from None
+                headers["Authorization"] = basic_auth(self.auth.username, self.auth.password)
+            sep = "&" if "?" in realm else "?"
+            resp = await self._send("GET", f"{realm}{sep}{urlencode(params)}", headers, None,
+                                    True)
         async with resp:
             if resp.status != 200:
                 err = await registry_error(resp)
@@ -231,6 +220,8 @@ class RegistrySession:
                 raise err
             try:
                 doc = json.loads(await resp.read())
+            except HTTPError as e:
+                raise TransportError(describe("GET", realm, e, body=True)) from None
             except ValueError:
                 raise RegistryError(resp.status, "UNKNOWN",
                                     "invalid token response from auth server") from None
@@ -241,8 +232,8 @@ class RegistrySession:
 
     # --- requests ---------------------------------------------------------------------
     async def request(self, method: str, path_or_url: str, *,
-                      headers: Mapping[str, str] | None = None, data: Any = None,
-                      allow_redirects: bool = True) -> aiohttp.ClientResponse:
+                      headers: Mapping[str, str] | None = None, data: Body = None,
+                      allow_redirects: bool = True) -> Response:
         """Send with credentials; on 401 (bodies that can be resent only) learn the new
         challenge and retry once. The caller closes the response."""
         url = path_or_url if "://" in path_or_url else self.endpoint.url(path_or_url)
@@ -252,7 +243,7 @@ class RegistrySession:
             resp = await self._send(method, url, h, data, allow_redirects)
             if resp.status != 401 or attempt or not (data is None or isinstance(data, bytes)):
                 return resp
-            new = parse_challenges(resp.headers.getall("WWW-Authenticate", []))
+            new = parse_challenges(resp.headers.getall("WWW-Authenticate"))
             resp.release()
             if not new:
                 return await self._send(method, url, h, data, allow_redirects)

@@ -17,19 +17,14 @@ import hashlib
 import logging
 import re
 import time
-from typing import IO, TYPE_CHECKING, Callable
+from typing import IO, Callable
 
 from ..progress import LayerStatus, Progress, ProgressEvent
 from .client import RegistrySession, TransportError, describe, registry_error
 from .follow import Follower
 from .manifest import Descriptor
 from .transfer import RETRY_STEP_SECONDS, LayerVerificationFailed, count_down, retryable
-from ..util.lazy import lazy_import
-
-if TYPE_CHECKING:
-    import aiohttp
-else:
-    aiohttp = lazy_import("aiohttp")   # only a pull, push or login needs it
+from ..util.httpclient import HTTPError
 
 log = logging.getLogger("pydockerd.distribution")
 
@@ -137,7 +132,7 @@ async def _fetch(sess: RegistrySession, repo: str, desc: Descriptor, part: _Part
         def flush() -> None:                       # (the loop waits: buf stays as is)
             part.write(buf)
         try:
-            async for chunk in resp.content.iter_chunked(256 << 10):
+            async for chunk in resp.iter_chunks(256 << 10):
                 buf += chunk
                 if len(buf) >= _WRITE_BATCH:
                     await asyncio.to_thread(flush)
@@ -146,7 +141,7 @@ async def _fetch(sess: RegistrySession, repo: str, desc: Descriptor, part: _Part
                 if now - last > 0.1:
                     last = now
                     emit(Progress(layer_id, "Downloading", part.size + len(buf), total))
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        except (HTTPError, OSError) as e:
             raise TransportError(describe("GET", str(resp.url), e, body=True)) from None
         finally:
             if buf:                                # what arrived is kept for a resume

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import IO, Any, AsyncIterator, Callable
 
 
 from ..errors import DockerError, InvalidParameter, NotFound
@@ -31,12 +31,7 @@ from .manifest import (ACCEPT, OCI_LAYER_ZSTD, Descriptor, ImageManifest, Manife
                        Platform, config_platform, parse_manifest, select)
 from .streams import ZSTD_MAGIC, ProgressReader, zstd_reader
 from .transfer import Limiter
-from ..util.lazy import lazy_import
-
-if TYPE_CHECKING:
-    import aiohttp
-else:
-    aiohttp = lazy_import("aiohttp")   # only a pull, push or login needs it
+from ..util.httpclient import HTTPError, Response
 
 log = logging.getLogger("pydockerd.distribution")
 
@@ -48,10 +43,10 @@ def short(digest: str) -> str:
     return digest.split(":", 1)[-1][:12]
 
 
-async def read_body(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+async def read_body(resp: Response, limit: int, what: str) -> bytes:
     try:
-        body = await resp.content.read(limit + 1)
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        body = await resp.read(limit + 1)
+    except (HTTPError, OSError) as e:
         raise TransportError(describe(resp.method, str(resp.url), e, body=True)) from None
     if len(body) > limit:
         raise InvalidParameter(f"{what} too large")

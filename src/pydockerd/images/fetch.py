@@ -25,33 +25,32 @@ def normalise_url(src: str) -> str:
 
 async def download(src: str, tmp_dir: str) -> AsyncIterator[tuple[ProgressEvent | None, str]]:
     """Yield (progress event, "") while downloading, then (None, spool path)."""
-    import aiohttp
+    from ..util.httpclient import HTTPClient, HTTPError, ResponseTimeout, Timeouts
 
     url = normalise_url(src)
     yield Status(f"Downloading from {url}"), ""
     path = os.path.join(tmp_dir, "import-" + os.urandom(8).hex())
     done = False
     try:
-        timeout = aiohttp.ClientTimeout(total=_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
-            async with session.get(url) as resp:
+        async with HTTPClient(timeouts=Timeouts(total=_TIMEOUT)) as session:
+            async with await session.get(url, allow_redirects=True) as resp:
                 if resp.status >= 400:
                     raise InvalidParameter(f"error downloading {url}: HTTP {resp.status}")
                 total = resp.content_length or 0
                 got = 0
                 f = await asyncio.to_thread(open, path, "wb")
                 try:
-                    async for chunk in resp.content.iter_chunked(1 << 20):
+                    async for chunk in resp.iter_chunks(1 << 20):
                         await asyncio.to_thread(f.write, chunk)
                         got += len(chunk)
                         yield Progress("", "Importing", got, total, style="load"), ""
                 finally:
                     await asyncio.to_thread(f.close)
         done = True
-    except aiohttp.ClientError as e:
-        raise InvalidParameter(f"error downloading {url}: {e}") from e
-    except asyncio.TimeoutError:
+    except ResponseTimeout:
         raise InvalidParameter(f"error downloading {url}: timed out") from None
+    except HTTPError as e:
+        raise InvalidParameter(f"error downloading {url}: {e}") from e
     finally:
         if not done and os.path.lexists(path):
             os.unlink(path)

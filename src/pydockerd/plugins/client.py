@@ -16,17 +16,13 @@ import logging
 import os
 import ssl
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ..errors import SystemError_
-from ..util.lazy import lazy_import
+from ..util.httpclient import (ConnectError, HTTPClient, HTTPError, ResponseTimeout,
+                               ServerDisconnected, Timeouts)
 from .discovery import PluginSpec, TLSOptions
-
-if TYPE_CHECKING:
-    import aiohttp
-else:
-    aiohttp = lazy_import("aiohttp")   # only a call to a plugin needs it
 
 log = logging.getLogger("pydockerd.plugins")
 
@@ -87,27 +83,24 @@ class PluginClient:
             except (OSError, ssl.SSLError) as e:
                 raise SystemError_(f"plugin {spec.name}: TLS configuration: {e}") from None
 
-    def _connector(self) -> aiohttp.BaseConnector:
-        if self._unix:
-            return aiohttp.UnixConnector(path=self._path)
-        return aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False)
-
     def _dial_error(self, url: str, e: BaseException) -> str:
         where = f"dial unix {self._path}" if self._unix else f"dial tcp {self._hostport}"
-        code = e.os_error.errno if isinstance(e, aiohttp.ClientConnectorError) else \
+        code = e.os_error.errno if isinstance(e, ConnectError) else \
             e.errno if isinstance(e, OSError) else None
         if code:
             reason = os.strerror(code).lower()
             return f'Post "{url}": {where}: connect: {reason}'
-        if isinstance(e, aiohttp.ServerDisconnectedError):
+        if isinstance(e, ServerDisconnected):
             return f'Post "{url}": EOF'
         return f'Post "{url}": {e}'
 
     async def _post(self, url: str, body: bytes) -> tuple[int, bytes]:
-        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
-        async with aiohttp.ClientSession(connector=self._connector(), timeout=timeout,
-                                         trust_env=False) as s:
-            async with s.post(url, data=body, headers={
+        # a unix socket's URL names the socket as its host: http://localhost stands in
+        target = f"http://localhost{urlsplit(url).path}" if self._unix else url
+        async with HTTPClient(tls=self._ssl if self._ssl is not None else False,
+                              unix_path=self._path,
+                              timeouts=Timeouts(total=self.request_timeout)) as s:
+            async with await s.request("POST", target, data=body, headers={
                     "Accept": MIME, "Content-Type": MIME}) as r:
                 return r.status, await r.read()
 
@@ -122,7 +115,11 @@ class PluginClient:
             try:
                 status, data = await self._post(url, body)
                 break
-            except (aiohttp.ClientConnectionError, OSError) as e:
+            except ResponseTimeout:
+                raise PluginUnavailable(f'Post "{url}": context deadline exceeded '
+                                        "(Client.Timeout exceeded while awaiting "
+                                        "headers)") from None
+            except (HTTPError, OSError) as e:
                 msg = self._dial_error(url, e)
                 pause = backoff(retries, self.retry_budget)
                 if not retry or time.monotonic() - start + pause >= self.retry_budget:
@@ -131,10 +128,6 @@ class PluginClient:
                 log.warning("Unable to connect to plugin: %s: %s, retrying in %gs",
                             self.spec.name, msg, pause)
                 await asyncio.sleep(pause)
-            except asyncio.TimeoutError:
-                raise PluginUnavailable(f'Post "{url}": context deadline exceeded '
-                                        "(Client.Timeout exceeded while awaiting "
-                                        "headers)") from None
         if status != 200:
             text = data.decode(errors="replace")
             try:
