@@ -33,6 +33,8 @@ def run(handler: Callable[[Request], Awaitable[bytes | None]],
 
 def test_content_length_chunked_and_close_delimited_bodies_and_keep_alive() -> None:
     async def handler(req: Request) -> bytes | None:
+        if req.method == "HEAD":                         # the length, no body
+            return response(200, b"x" * 100_000).split(b"\r\n\r\n")[0] + b"\r\n\r\n"
         if req.path == "/cl":
             return response(200, b"x" * 100_000, {"X-Multi": "a", "x-multi": "b"})
         if req.path == "/chunked":
@@ -45,6 +47,8 @@ def test_content_length_chunked_and_close_delimited_bodies_and_keep_alive() -> N
             assert r.status == 200 and r.reason == "OK" and r.content_length == 100_000
             assert r.headers.getall("X-MULTI") == ["a", "b"] and r.headers["x-multi"] == "a"
             assert await r.read() == b"x" * 100_000
+        async with await client.request("HEAD", server.url + "/cl") as r:
+            assert r.content_length == 100_000 and await r.read() == b""
         async with await client.get(server.url + "/chunked") as r:
             assert r.content_length is None
             assert b"".join([c async for c in r.iter_chunks(3)]) == b"hello world"
@@ -55,8 +59,8 @@ def test_content_length_chunked_and_close_delimited_bodies_and_keep_alive() -> N
         async with await client.get(server.url + "/cl") as r:
             await r.read()
     server = run(handler, body)
-    # /cl, /chunked, /cl on one connection; the partly read /cl closed it; /close closed
-    assert [r.conn for r in server.requests] == [0, 0, 0, 1, 2]
+    # /cl, HEAD, /chunked, /cl on one connection; the partly read /cl closed it; /close
+    assert [r.conn for r in server.requests] == [0, 0, 0, 0, 1, 2]
 
 
 def test_a_connection_that_died_idle_is_retried_once_for_idempotent_requests() -> None:
