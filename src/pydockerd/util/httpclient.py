@@ -213,8 +213,10 @@ class HTTPClient:
             url = target
         raise HTTPError(f"too many redirects ({max_redirects})")
 
-    async def get(self, url: str, **kw: Any) -> Response:
-        return await self.request("GET", url, **kw)
+    async def get(self, url: str, *, headers: Mapping[str, str] | None = None,
+                  allow_redirects: bool = False, timeouts: Timeouts | None = None) -> Response:
+        return await self.request("GET", url, headers=headers, timeouts=timeouts,
+                                  allow_redirects=allow_redirects)
 
     # --- one exchange ------------------------------------------------------------------
     async def _send(self, method: str, url: str, headers: dict[str, str], data: Body,
