@@ -181,3 +181,21 @@ def test_unix_socket_and_streamed_uploads(tmp_path: Path) -> None:
         assert await r.json() == {"te": "", "len": 4_000_000, "path": "/up?x=1"}
     server = run(handler, body, unix=str(tmp_path / "s.sock"))
     assert server.connections == 1
+
+
+def test_a_slow_reader_holds_the_server_back_and_gets_every_byte() -> None:
+    blob = bytes(range(256)) * (6 << 12)                  # 6 MiB
+
+    async def handler(req: Request) -> bytes | None:
+        return response(200, blob)
+
+    async def body(server: Server, client: HTTPClient) -> None:
+        async with await client.get(server.url + "/big") as r:
+            await asyncio.sleep(0.3)                      # the server writes meanwhile
+            conn = r._conn
+            assert conn is not None and conn.buffered <= (2 << 20), conn.buffered
+            got = [c async for c in r.iter_chunks(1 << 16)]
+        assert b"".join(got) == blob
+        async with await client.get(server.url + "/big") as r:
+            assert await r.read() == blob
+    assert run(handler, body).connections == 1

@@ -12,7 +12,7 @@ from collections import deque
 
 import httptools
 
-_HIGH, _LOW = 4 << 20, 1 << 20          # body buffer: pause reading above, resume below
+_HIGH, _LOW = 1 << 20, 256 << 10      # body buffer: pause reading above, resume below
 
 
 class HTTPError(Exception):
