@@ -156,7 +156,7 @@ class Connection(ConnectionInput, asyncio.Protocol):
         coro = self._run(msg, target)
         authz = self.site.authz
         if isinstance(target, Target) and target.route.inline and not (authz and authz.names):
-            # (an authorization plugin is asked over aiohttp first: that needs a task)
+            # (an authorization plugin is asked first, over util/httpclient with asyncio.timeout: that needs a task)
             self._stepping = True
             try:
                 self.task = self.site.tasks.spawn_stepped(coro, "api request")

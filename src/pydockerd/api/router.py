@@ -15,7 +15,7 @@ class Route:
     handler: Handler
     # the handler's first step (up to its first real wait) may run in the connection's
     # callback, without a task: it must not need asyncio.current_task() before it
-    # awaits (no asyncio.timeout, TaskGroup or aiohttp there). Reads of the state.
+    # awaits (no asyncio.timeout, TaskGroup or outgoing HTTP there). Reads of the state.
     inline: bool = False
 
 
