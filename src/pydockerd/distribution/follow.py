@@ -21,14 +21,16 @@ reads it through a `Follower`:
 
 The unpack runs in a thread of its own (`in_own_thread`), not in asyncio's
 shared worker pool, where readers waiting on downloads could otherwise take
-every worker the downloads themselves need.
+every worker the downloads themselves need. `wait_out` awaits such a thread (or
+any clean-up) to its end even through repeated cancellation, so a pull's
+clean-up never runs while an unpack it abandoned may still register a layer.
 """
 from __future__ import annotations
 
 import asyncio
 import os
 import threading
-from typing import Callable, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -46,6 +48,14 @@ class Follower:
         self._cond = threading.Condition()
         self._written = 0
         self._state = "open"            # open, done, restarted, abandoned
+
+    @classmethod
+    def finished(cls, size: int) -> Follower:
+        """A follower of a file already downloaded and verified (size bytes)."""
+        f = cls()
+        f.grew(size)
+        f.done()
+        return f
 
     # --- the download's side (any thread) ----------------------------------------
     def grew(self, size: int) -> None:
@@ -163,3 +173,23 @@ def in_own_thread(fn: Callable[[], T], name: str) -> asyncio.Future[T]:
 
     threading.Thread(target=run, name=name, daemon=True).start()
     return fut
+
+
+async def wait_out(aw: Awaitable[T], on_cancel: Callable[[], None] | None = None) -> T:
+    """The result of aw, awaited to its end even when the caller is cancelled (any
+    number of times: on_cancel() is called at each, aw itself is not cancelled);
+    a cancellation is raised once aw is over."""
+    fut = asyncio.ensure_future(aw)
+    cancelled = False
+    while not fut.done():
+        try:
+            await asyncio.wait([fut])
+        except asyncio.CancelledError:
+            cancelled = True
+            if on_cancel is not None:
+                on_cancel()
+    if cancelled:
+        if not fut.cancelled():
+            fut.exception()             # retrieved: the cancellation wins
+        raise asyncio.CancelledError()
+    return fut.result()

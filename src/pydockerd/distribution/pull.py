@@ -10,9 +10,8 @@ import asyncio
 import json
 import logging
 import os
-import threading
 from dataclasses import dataclass, field
-from typing import IO, Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
 
 
 from ..errors import DockerError, InvalidParameter, NotFound
@@ -24,13 +23,12 @@ from ..images.service import ImageService
 from ..progress import ErrorEvent, LayerStatus, Progress, ProgressEvent, Status
 from .blobcache import BlobCache, BlobRecord
 from .client import RegistrySession, TransportError, describe, registry_error
-from .download import download_blob
-from .follow import Follower, FollowingReader, Restarted, in_own_thread
 from .errors import pull_error
-from .manifest import (ACCEPT, OCI_LAYER_ZSTD, Descriptor, ImageManifest, ManifestList,
+from .flights import Claim
+from .follow import wait_out
+from .layerpull import LayerJob, PullSlots, pull_layer
+from .manifest import (ACCEPT, Descriptor, ImageManifest, ManifestList,
                        Platform, config_platform, parse_manifest, select)
-from .streams import ZSTD_MAGIC, ProgressReader, zstd_reader
-from .transfer import Limiter
 from ..util.httpclient import HTTPError, Response
 
 log = logging.getLogger("pydockerd.distribution")
@@ -133,14 +131,13 @@ class Pull:
     """One pull after resolution: run() yields its progress events."""
 
     def __init__(self, images: ImageService, cache: BlobCache, events: EventBus, ref: Reference,
-                 res: Resolved, limiter: Limiter, attempts: int) -> None:
+                 res: Resolved, slots: PullSlots, attempts: int) -> None:
         self.images, self.cache, self.events = images, cache, events
         self.ref, self.res = ref, res
-        self.limiter = limiter          # daemon-wide max-concurrent-downloads
+        self.slots = slots              # daemon-wide limits and layers in flight
         self.attempts = attempts        # max-download-attempts
         self.tmp_files: list[str] = []
         self.paths: dict[int, str] = {}         # layer index -> its downloaded blob
-        self.created: list[str] = []            # chain ids of the layers this pull made
         self._chains = chain_ids(res.diff_ids)
 
     async def run(self) -> AsyncIterator[ProgressEvent]:
@@ -171,85 +168,59 @@ class Pull:
         res = self.res
         layers = res.manifest.layers
         chains = self._chains
-        present = await asyncio.to_thread(lambda: [self.images.layers.exists(c)
-                                                   for c in chains])
-        for desc, have in zip(layers, present):
-            emit(LayerStatus(short(desc.digest),
-                             "Already exists" if have else "Pulling fs layer"))
-        parents = [""] + chains[:-1]
-        tasks: dict[int, asyncio.Task[None]] = {
-            i: asyncio.create_task(self._layer(i, desc, parents[i], emit))
-            for i, (desc, have) in enumerate(zip(layers, present)) if not have}
+        claim = await self.slots.flights.claim(chains)     # flights.py
+        tasks: dict[int, asyncio.Task[None]] = {}
         ok = False
         try:
-            for i, desc in enumerate(layers):
-                if i in tasks:
-                    await tasks[i]
-                    emit(LayerStatus(short(desc.digest), "Pull complete"))
+            present = await asyncio.to_thread(lambda: [self.images.layers.exists(c)
+                                                       for c in chains])
+            for desc, have in zip(layers, present):
+                emit(LayerStatus(short(desc.digest),
+                                 "Already exists" if have else "Pulling fs layer"))
+            parents = [""] + chains[:-1]
+            for i, (desc, have) in enumerate(zip(layers, present)):
+                if not have:
+                    path = self.cache.temp_path("pull")
+                    self.tmp_files.append(path)
+                    self.paths[i] = path
+                    job = LayerJob(self.images.layers, res.session, res.repo, desc,
+                                   res.diff_ids[i], parents[i], chains[i], path,
+                                   self.attempts, claim, emit)
+                    tasks[i] = asyncio.create_task(pull_layer(job, self.slots))
+            await self._layers_done(tasks, emit)
             await self._register(emit)
             ok = True
         finally:
-            for t in tasks.values():
-                t.cancel()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
-            await asyncio.shield(asyncio.to_thread(self._finish, ok))
+            await wait_out(self._end(tasks, claim, ok))
 
-    # --- one layer: download, unpacked as it arrives (follow.py) --------------------------
-    async def _layer(self, i: int, desc: Descriptor, parent: str, emit: Emit) -> None:
-        sid = short(desc.digest)
-        follower = Follower()
-        downloaded = threading.Event()          # from then on: "Extracting" progress
-        unpacking: asyncio.Future[None] | None = None
+    async def _layers_done(self, tasks: dict[int, asyncio.Task[None]], emit: Emit) -> None:
+        """`Pull complete` for each layer in order; the first failure of any ends it."""
+        order = sorted(tasks)
+        while order:
+            first = tasks[order[0]]
+            if first.done():
+                first.result()
+                emit(LayerStatus(short(self.res.manifest.layers[order.pop(0)].digest),
+                                 "Pull complete"))
+                continue
+            done, _ = await asyncio.wait([tasks[i] for i in order],
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t.cancelled() or t.exception() is not None:
+                    t.result()
+
+    async def _end(self, tasks: dict[int, asyncio.Task[None]], claim: Claim, ok: bool
+                   ) -> None:
+        """Run to its end whatever cancels the pull: every layer task (and its unpack
+        thread) over, then the blobs kept or everything this pull made undone."""
+        for t in tasks.values():
+            t.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        doomed = self.slots.flights.release(claim, failed=not ok)
         try:
-            if self.limiter.busy():
-                emit(LayerStatus(sid, "Waiting"))
-            async with self.limiter:
-                path = self.cache.temp_path("pull")
-                self.tmp_files.append(path)
-                self.paths[i] = path
-                unpacking = self._unpack_thread(
-                    i, desc, parent, lambda: follower.open(path), downloaded, emit)
-                await download_blob(self.res.session, self.res.repo, desc, path, sid, emit,
-                                    self.attempts, follower)
-            downloaded.set()
-            try:
-                await asyncio.shield(unpacking)
-            except Restarted:                   # the blob started over: unpack the file
-                log.info("download of %s started over: unpacking it from the file",
-                         desc.digest)
-                unpacking = self._unpack_thread(
-                    i, desc, parent, lambda: open(path, "rb"), downloaded, emit)
-                await asyncio.shield(unpacking)
-        except BaseException:
-            follower.abandon()
-            if unpacking is not None:           # its layer, if made, is in self.created
-                await asyncio.wait([unpacking])     # (not cancelled with this task)
-                if not unpacking.cancelled():
-                    unpacking.exception()       # retrieved: the download's error wins
-            raise
-
-    def _unpack_thread(self, i: int, desc: Descriptor, parent: str,
-                       opener: Callable[[], FollowingReader | IO[bytes]],
-                       downloaded: threading.Event, emit: Emit) -> asyncio.Future[None]:
-        sid = short(desc.digest)
-        loop = asyncio.get_running_loop()
-
-        def report(n: int) -> None:
-            if downloaded.is_set():
-                loop.call_soon_threadsafe(emit, Progress(sid, "Extracting", n, desc.size))
-
-        def work() -> None:
-            with opener() as raw:
-                src: Any = ProgressReader(raw, report)
-                if desc.media_type == OCI_LAYER_ZSTD or src.read(4) == ZSTD_MAGIC:
-                    src.seek(0)
-                    src = zstd_reader(src)
-                else:
-                    src.seek(0)
-                _, created = self.images.layers.unpack(src, self.res.diff_ids[i], parent)
-                if created:
-                    self.created.append(self._chains[i])
-        return in_own_thread(work, f"pull-{sid}")
+            await asyncio.to_thread(self._finish, ok, doomed)
+        finally:
+            self.slots.flights.dropped(doomed)
 
     # --- finish -------------------------------------------------------------------------
     async def _register(self, emit: Emit) -> None:
@@ -270,18 +241,19 @@ class Pull:
         else:
             emit(Status(f"Status: Downloaded newer image for {shown}"))
 
-    def _finish(self, ok: bool) -> None:
-        """Blocking: keep verified blobs on success; on failure undo everything."""
+    def _finish(self, ok: bool, doomed: list[str]) -> None:
+        """Blocking: keep verified blobs on success; on failure drop the layers made
+        (those no other pull holds: flights.py) and the downloads."""
         if ok:
             res = self.res
             for i, desc in enumerate(res.manifest.layers):
-                if i in self.paths:
-                    self.cache.keep_blob(self.paths[i], desc.digest)
+                if i in self.paths and os.path.exists(self.paths[i]):  # (not: another
+                    self.cache.keep_blob(self.paths[i], desc.digest)  # pull made it)
                 self.cache.add(res.diff_ids[i], BlobRecord(desc.digest, desc.media_type,
                                                            desc.size, self.ref.domain,
                                                            res.repo))
         else:
-            self.images.drop_unused_layers(list(reversed(self.created)))
+            self.images.drop_unused_layers(list(reversed(doomed)))
         for p in self.tmp_files:
             try:
                 os.unlink(p)

@@ -19,6 +19,8 @@ from .blobcache import BlobCache
 from .client import RegistryError, RegistrySession, TransportError, registry_error
 from .endpoints import Endpoint, index_name, registry_endpoints
 from .errors import pull_error, push_error
+from .flights import LayerFlights
+from .layerpull import PullSlots
 from .manifest import ImageManifest, ManifestList, Platform, host_platform, parse_manifest
 from .manifest import parse_platform
 from .pull import Pull, fetch_blob_bytes, fetch_manifest, read_body, resolve_image
@@ -74,6 +76,10 @@ class DistributionService:
         # daemon-wide, as dockerd's transfer managers; the limits are read from
         # self.cfg when a transfer starts, so a SIGHUP reload applies to the next one
         self._downloads = Limiter(lambda: self.cfg.max_concurrent_downloads)
+        # each unpack follows one download (layerpull.py): as many unpack threads
+        self._pulls = PullSlots(self._downloads,
+                                Limiter(lambda: self.cfg.max_concurrent_downloads),
+                                LayerFlights())
         self._uploads = Limiter(lambda: self.cfg.max_concurrent_uploads)
         # a removed layer's kept registry blobs go with it, not at the next pull
         images.layers.purge_listeners.append(self._gc_blobs)
@@ -172,7 +178,7 @@ class DistributionService:
                                                   [f"repository:{ref.path}:pull"], work)
         except Exception as e:  # noqa: BLE001
             raise pull_error(e, ref) from None
-        return Pull(self.images, self.cache, self.events, ref, res, self._downloads,
+        return Pull(self.images, self.cache, self.events, ref, res, self._pulls,
                     self.cfg.max_download_attempts).run()
 
     async def _pull_all_tags(self, ref: Reference, platform: str | None, auth: AuthConfig
