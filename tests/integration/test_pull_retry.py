@@ -241,3 +241,21 @@ def test_concurrent_downloads_are_limited_daemon_wide_and_reloadable(env, proxy)
         d.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: "max_concurrent_downloads=2" in d.log_path.read_text(),
                    what="the reload back")
+
+
+def test_same_image_pulled_twice_at_once_downloads_each_layer_once(env, proxy):
+    # distribution/flights.py: the second pull waits for the layers the first makes
+    # (as dockerd's transfer manager lets a second pull watch the first's download)
+    d = env["d"]
+    seeded = seed_random_image(env["reg"].url, "x/twice", "1", [256 << 10] * 2)
+    ref = f"{proxy.host}/x/twice:1"
+    proxy.delay = 0.5                    # each blob GET takes a while: the pulls overlap
+    before = tree_snapshot(d.data_root)
+    try:
+        _pull_all(d, [ref, ref])
+        for layer in seeded["layers"].split(","):
+            assert len(proxy.blob_gets(layer)) == 1, proxy.blob_gets(layer)
+        assert d.inspect(ref)["Id"] == seeded["config"]
+    finally:
+        d.cli("rmi", ref, check=False)
+    assert_nothing_left(d, before, ref)
