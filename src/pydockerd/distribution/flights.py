@@ -2,8 +2,10 @@
 or one image pulled twice at once): daemon-wide bookkeeping, in the event loop.
 
 - exactly one pull makes a layer (downloads and unpacks it): `make` says who;
-  the others wait for it (`Waiting`) and, once it is there, use it; if the maker
-  fails or is cancelled, the next waiter makes it;
+  the others wait for it and, once it is there, use it; meanwhile they show the
+  maker's progress of that layer (from its latest event on), as dockerd's
+  watchers of one transfer do; if the maker fails or is cancelled, the next
+  waiter makes it;
 - every pull holds the layers of its image (`claim`) until it ends; a failed pull
   drops the layers it made, except those another pull holds: they are handed to
   that pull (dropped if it fails in turn, kept by its image if it succeeds), so
@@ -14,6 +16,11 @@ or one image pulled twice at once): daemon-wide bookkeeping, in the event loop.
 from __future__ import annotations
 
 import asyncio
+from typing import Callable
+
+from ..progress import ProgressEvent
+
+Emit = Callable[[ProgressEvent], None]
 
 
 class Claim:
@@ -24,10 +31,35 @@ class Claim:
         self.created: list[str] = []      # appended to by unpack threads and hand-overs
 
 
+class Flight:
+    """A layer one pull is making: done when that pull is over with it."""
+
+    def __init__(self) -> None:
+        self.over: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._watchers: list[Emit] = []
+        self._last: ProgressEvent | None = None
+
+    def emit(self, ev: ProgressEvent) -> None:
+        """The maker's progress of this layer, also shown to every waiting pull."""
+        self._last = ev
+        for w in list(self._watchers):
+            w(ev)
+
+    async def watch(self, emit: Emit) -> None:
+        """Show this layer's progress through emit until the maker is over with it."""
+        if self._last is not None:
+            emit(self._last)
+        self._watchers.append(emit)
+        try:
+            await asyncio.wait([self.over])
+        finally:
+            self._watchers.remove(emit)
+
+
 class LayerFlights:
     def __init__(self) -> None:
         self._holders: dict[str, list[Claim]] = {}
-        self._making: dict[str, asyncio.Future[None]] = {}
+        self._making: dict[str, Flight] = {}
         self._dropping: dict[str, asyncio.Future[None]] = {}
 
     async def claim(self, chains: list[str]) -> Claim:
@@ -43,19 +75,20 @@ class LayerFlights:
             raise
         return c
 
-    def make(self, chain: str) -> asyncio.Future[None] | None:
-        """None: the caller makes the layer now and calls `landed` when it is over.
-        Else the pull making it: the future is done when that pull is over with it."""
-        other = self._making.get(chain)
-        if other is None:
-            self._making[chain] = asyncio.get_running_loop().create_future()
-        return other
+    def make(self, chain: str) -> tuple[Flight, bool]:
+        """(flight, True): the caller makes the layer now, reports its progress
+        through flight.emit and calls `landed` when it is over. (flight, False):
+        another pull makes it (flight.watch)."""
+        if (other := self._making.get(chain)) is not None:
+            return other, False
+        mine = self._making[chain] = Flight()
+        return mine, True
 
     def landed(self, chain: str) -> None:
         """The maker of chain is over with it (made, failed or cancelled)."""
-        fut = self._making.pop(chain, None)
-        if fut is not None and not fut.done():
-            fut.set_result(None)
+        flight = self._making.pop(chain, None)
+        if flight is not None and not flight.over.done():
+            flight.over.set_result(None)
 
     def release(self, c: Claim, failed: bool) -> list[str]:
         """The pull ended. On failure: the layers it made that no other pull holds,

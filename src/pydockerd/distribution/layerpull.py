@@ -2,7 +2,8 @@
 as it arrives (follow.py), in a thread of its own.
 
 - Only one pull makes a layer at a time (flights.py); another that needs it
-  shows `Waiting` and uses what the first made (or makes it if the first fails).
+  shows the first one's progress of it and uses what it made (or makes it if
+  the first fails).
 - The download holds a `downloads` slot (max-concurrent-downloads), the unpack
   thread an `unpacks` slot (as many, daemon-wide), asked for once its download
   has its slot. A download never waits for an unpack, so the two limits cannot
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any, Callable
 
 from ..images.layers import LayerStore
@@ -64,18 +65,23 @@ class LayerJob:
 
 
 async def pull_layer(job: LayerJob, slots: PullSlots) -> None:
-    """Make job's layer unless another pull does: then wait for that one."""
-    waiting = False
-    while (other := slots.flights.make(job.chain)) is not None:
-        if not waiting:
-            job.emit(LayerStatus(job.sid, "Waiting"))
-            waiting = True
-        await asyncio.wait([other])
+    """Make job's layer unless another pull does: then show that one's progress
+    and use what it made (or make it if that pull fails)."""
+    while True:
+        flight, mine = slots.flights.make(job.chain)
+        if mine:
+            break
+        await flight.watch(job.emit)
         if await asyncio.to_thread(job.layers.exists, job.chain):
             return
+    own = job.emit
+
+    def emit(ev: ProgressEvent) -> None:
+        own(ev)
+        flight.emit(ev)
     try:
         if not await asyncio.to_thread(job.layers.exists, job.chain):
-            await _download_and_unpack(job, slots)
+            await _download_and_unpack(replace(job, emit=emit), slots)
     finally:
         slots.flights.landed(job.chain)
 
