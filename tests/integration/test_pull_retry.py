@@ -252,9 +252,21 @@ def test_same_image_pulled_twice_at_once_downloads_each_layer_once(env, proxy):
     proxy.delay = 0.5                    # each blob GET takes a while: the pulls overlap
     before = tree_snapshot(d.data_root)
     try:
-        _pull_all(d, [ref, ref])
+        outs: list[str] = []
+
+        def one() -> None:
+            outs.append(lines(d.out("pull", ref, timeout=60)))
+        threads = [threading.Thread(target=one) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(outs) == 2
         for layer in seeded["layers"].split(","):
             assert len(proxy.blob_gets(layer)) == 1, proxy.blob_gets(layer)
+            for out in outs:                 # both show the one download's progress
+                assert f"{layer[7:19]}: Download complete" in out, out
+                assert f"{layer[7:19]}: Pull complete" in out, out
         assert d.inspect(ref)["Id"] == seeded["config"]
     finally:
         d.cli("rmi", ref, check=False)
