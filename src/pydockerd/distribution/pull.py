@@ -20,7 +20,7 @@ from ..images.content import digest_of
 from ..images.layers import chain_ids
 from ..images.references import Reference
 from ..images.service import ImageService
-from ..progress import ErrorEvent, LayerStatus, Progress, ProgressEvent, Status
+from ..progress import ErrorEvent, LayerStatus, ProgressEvent, Status
 from .blobcache import BlobCache, BlobRecord
 from .client import RegistrySession, TransportError, describe, registry_error
 from .errors import pull_error
