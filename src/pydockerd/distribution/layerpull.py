@@ -19,6 +19,7 @@ as it arrives (follow.py), in a thread of its own.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from dataclasses import dataclass, replace
@@ -34,6 +35,7 @@ from .manifest import OCI_LAYER_ZSTD, Descriptor
 from .streams import ZSTD_MAGIC, ProgressReader, zstd_reader
 from .transfer import Limiter
 
+log = logging.getLogger("pydockerd.distribution")
 Emit = Callable[[ProgressEvent], None]
 
 
@@ -134,6 +136,8 @@ async def _unpack(job: LayerJob, unpacks: Limiter, follower: Follower,
             await wait_out(_thread(job, lambda: follower.open(job.path), downloaded),
                            follower.abandon)
         except Restarted:                   # the blob started over: unpack the file
+            log.info("download of %s started over: unpacking it from the file",
+                     job.desc.digest)
             await asyncio.wait([dl])
             if dl.cancelled() or dl.exception() is not None:
                 raise Abandoned("the layer download failed") from None
