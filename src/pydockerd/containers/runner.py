@@ -75,46 +75,17 @@ class Runner:
         """Start a run; `changes` are recorded with the new state (restart count)."""
         c.state.check_runnable()
         began = time.monotonic()
-        netns: str | None = None
         try:
-            if c.links and "bridge" in self.endpoint_configs(c):
-                links.check_children(c, self.registry.get)
-            # the rootfs mount and the network sandbox are independent: do both at once;
-            # the layers come from the rw layer's record (no image lookup); the rw
-            # layer of an auto-remove container goes with this run: volatile
-            mounted, net = await asyncio.gather(
-                asyncio.to_thread(self.images.mount_rootfs, c.id, None,
-                                  bool(c.host_config.get("AutoRemove"))),
-                self._network_up(c), return_exceptions=True)
-            for result in (net, mounted):
-                if isinstance(result, BaseException):
-                    raise result
-            assert isinstance(mounted, str) and not isinstance(net, BaseException)
-            rootfs, netns = mounted, net
-            if self.ports is not None:
-                await self.ports.publish(c)
-            if self.volumes is not None:
-                await mount_volumes(self.volumes, c, rootfs)
-            etc = plan_etc_files(c, self.networks, self.cfg, self.registry.get)
-            ids = self.spec.ids
-            await asyncio.to_thread(write_etc_files, etc, ids.root() if ids.remapped else None)
-            si = self.spec.prepare(c, rootfs, netns, self.registry.get)
-            spec = await asyncio.to_thread(self.spec.build, si)
-            remote = await self.open_remote_logs(c)
-            try:
-                async with self.runtimes.create_namespace(rootfs, spec) as mount_ns:
-                    started = await conmon.create(self.conmon_spec(c, mount_ns or ""), spec)
-            except BaseException:
-                if remote is not None:
-                    remote.close()
-                raise
+            # runc's cgroup writes need the kernel's attach lock: warm it meanwhile
+            with self.runtimes.warm_cgroups():
+                started, netns, remote, hooks = await self._create(c)
             if netns is not None and not netns.startswith("/proc/"):
                 self.networks.hand_over_sandbox(c.id, started.pid)
             self.follow_logs(c, started.conmon_pid, remote, started.pid)
             # attachers waiting for `docker run -it` connect before the process runs
             await self.attachers.connect(c.id, self.paths.bundle(c.id))
             try:
-                await self.runtimes.of(c).start(c.id, started.pid, bool(spec.get("hooks")))
+                await self.runtimes.of(c).start(c.id, started.pid, hooks)
             except DockerError:
                 await self.runtimes.of(c).delete(c.id, force=True)
                 raise
@@ -135,6 +106,43 @@ class Runner:
             self.observer.on_start(c)
         self.registry.event(c, "start")
         self.actions.observe("start", time.monotonic() - began)
+
+    async def _create(self, c: Container) -> tuple[conmon.Started, str | None,
+                                                   LogDriver | None, bool]:
+        """Everything up to `runc create` done: (the pids, the network namespace's
+        path, the remote log driver, whether the spec has hooks)."""
+        if c.links and "bridge" in self.endpoint_configs(c):
+            links.check_children(c, self.registry.get)
+        # the rootfs mount and the network sandbox are independent: do both at once;
+        # the layers come from the rw layer's record (no image lookup); the rw
+        # layer of an auto-remove container goes with this run: volatile
+        mounted, net = await asyncio.gather(
+            asyncio.to_thread(self.images.mount_rootfs, c.id, None,
+                              bool(c.host_config.get("AutoRemove"))),
+            self._network_up(c), return_exceptions=True)
+        for result in (net, mounted):
+            if isinstance(result, BaseException):
+                raise result
+        assert isinstance(mounted, str) and not isinstance(net, BaseException)
+        rootfs, netns = mounted, net
+        if self.ports is not None:
+            await self.ports.publish(c)
+        if self.volumes is not None:
+            await mount_volumes(self.volumes, c, rootfs)
+        etc = plan_etc_files(c, self.networks, self.cfg, self.registry.get)
+        ids = self.spec.ids
+        await asyncio.to_thread(write_etc_files, etc, ids.root() if ids.remapped else None)
+        si = self.spec.prepare(c, rootfs, netns, self.registry.get)
+        spec = await asyncio.to_thread(self.spec.build, si)
+        remote = await self.open_remote_logs(c)
+        try:
+            async with self.runtimes.create_namespace(rootfs, spec) as mount_ns:
+                started = await conmon.create(self.conmon_spec(c, mount_ns or ""), spec)
+        except BaseException:
+            if remote is not None:
+                remote.close()
+            raise
+        return started, netns, remote, bool(spec.get("hooks"))
 
     async def _network_up(self, c: Container) -> str | None:
         """Join or create the container's network namespace; returns its path."""

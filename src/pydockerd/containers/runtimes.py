@@ -7,6 +7,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import InvalidParameter
+from ..runtime.cgwarm import CgroupLockWarmer
 from ..runtime.mountns import RuncNamespaces
 from ..runtime.runc import Runc
 from .model import Container
@@ -21,6 +22,7 @@ class Runtimes:
         self.create_ns = create_ns
         self._verbs_ns = create_ns.verbs_ns if create_ns is not None else lambda: ""
         self.default = Runc(cfg.runtimes[cfg.default_runtime], runc_root, self._verbs_ns)
+        self._warmer = CgroupLockWarmer()
 
     @property
     def root(self) -> str:
@@ -43,3 +45,9 @@ class Runtimes:
         if self.create_ns is None:
             return contextlib.nullcontext(None)
         return self.create_ns.for_create(rootfs, spec)
+
+    def warm_cgroups(self) -> contextlib.AbstractContextManager[None]:
+        """Keep the kernel's cgroup attach lock warm for the block: a start, so that
+        `runc create`'s cgroup writes do not wait for an RCU grace period
+        (runtime/cgwarm.py)."""
+        return self._warmer.held()
