@@ -463,3 +463,23 @@ def test_a_removed_containers_set_aside_dir_keeps_no_layer(svc: ImageService,
     assert svc.snapshots.layers_in_use() == set()
     svc.remove("busybox")
     assert layer_dirs(svc) == []
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="the init layer's files need root")
+def test_rw_layer_record_is_fsynced_unless_not_durable(svc: ImageService,
+                                                       fixtures: dict[str, Path],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    load(svc, fixtures["layered"])
+    img = svc.resolve("layered")
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    svc.create_rw_layer("a" * 64, img)
+    assert len(synced) == 1
+    svc.create_rw_layer("b" * 64, img, durable=False)       # an auto-remove container's
+    assert len(synced) == 1
+    records = [Path(svc.snapshots.container_dir(c), "rwlayer.json").read_text()
+               for c in ("a" * 64, "b" * 64)]
+    assert records[0] == records[1] and img.layers[0] in records[0]
+    svc.remove_rw_layer("a" * 64)
+    svc.remove_rw_layer("b" * 64)

@@ -15,7 +15,7 @@ import os
 import signal as _signal
 import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable
 
 from ..config import Config
 from ..errors import Conflict, DockerError, InvalidParameter, NoSpace, NotFound, SystemError_
@@ -296,12 +296,14 @@ class Lifecycle:
         """The run is over: release what it held and record the exit (lock held).
         With `release` False the exit is recorded first and the caller calls
         `release` after (daemon shutdown and start, which bound or defer it)."""
+        # the log drain, the runtime's delete and the teardown are independent: at once
+        steps: list[Awaitable[None]] = []
         if not self.shutting_down:  # else what is left in the spool waits for the next start
-            await self.runner.logs.drained(c.id, 2.0)
-        status = conmon.collect_exit(self.runner.conmon_spec(c))
+            steps.append(self.runner.logs.drained(c.id, 2.0))
         if release:
-            await asyncio.gather(self.runtimes.of(c).delete(c.id, force=True),
-                                 self.runner.teardown(c))
+            steps += [self.runtimes.of(c).delete(c.id, force=True), self.runner.teardown(c)]
+        await asyncio.gather(*steps)
+        status = conmon.collect_exit(self.runner.conmon_spec(c))
         self._last_exit[c.id] = c.state.conmon_pid
         # a full disk: the exit file stays under the exec root, read at the next start
         self.registry.commit_fact(c, state=c.state.exited(

@@ -156,7 +156,8 @@ class ContainerService:
                 c.volumes = shared_volumes + await create_volumes(self.volumes, volume_plan,
                                                             made_volumes)
             os.makedirs(cdir, mode=0o710)
-            await asyncio.to_thread(self.images.create_rw_layer, cid, image)
+            await asyncio.to_thread(self.images.create_rw_layer, cid, image,
+                                    not hc.get("AutoRemove"))
             c.hostname_path = os.path.join(cdir, "hostname")
             c.hosts_path = os.path.join(cdir, "hosts")
             c.resolv_conf_path = os.path.join(cdir, "resolv.conf")

@@ -219,8 +219,8 @@ class ImageService:
         return transfer.save(self._state, names)
 
     # --- snapshots (blocking: use asyncio.to_thread) --------------------------------------
-    def create_rw_layer(self, container_id: str, image: Image) -> None:
-        self.snapshots.create_rw_layer(container_id, image)
+    def create_rw_layer(self, container_id: str, image: Image, durable: bool = True) -> None:
+        self.snapshots.create_rw_layer(container_id, image, durable)
 
     def mount_rootfs(self, container_id: str, image: Image | None = None,
                      volatile: bool = False) -> str:

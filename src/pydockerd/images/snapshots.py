@@ -130,7 +130,10 @@ class Snapshots:
             raise NotFound(f"no rw layer for container {container_id}") from None
 
     # --- lifecycle -------------------------------------------------------------
-    def create_rw_layer(self, container_id: str, image: Image) -> None:
+    def create_rw_layer(self, container_id: str, image: Image, durable: bool = True) -> None:
+        """`durable` False: its record is not fsynced (an auto-remove container's rw
+        layer is volatile: it does not survive a host crash anyway; an fsync on a busy
+        data root costs 0.4 ms to tens of ms)."""
         if len(image.layers) > MAX_LAYERS:
             raise SystemError_(f"max depth exceeded: image has more than {MAX_LAYERS} layers")
         for chain in image.layers:
@@ -152,7 +155,8 @@ class Snapshots:
             for d in owned:
                 os.chown(d, *self._ids.root())
         write_atomic(os.path.join(cdir, "rwlayer.json"),
-                     json.dumps({"driver": self.driver, "layers": image.layers}))
+                     json.dumps({"driver": self.driver, "layers": image.layers}),
+                     fsync=durable)
         if self.driver == "vfs":
             root = self.rootfs_path(container_id)
             for chain in image.layers:
