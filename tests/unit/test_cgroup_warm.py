@@ -76,3 +76,17 @@ def test_own_cgroup_file_picks_v1_tasks_or_unified_threads(tmp_path: Path,
     assert own_cgroup_file(str(tmp_path)) is None
     (tmp_path / "cgroup.controllers").write_text("")
     assert own_cgroup_file(str(tmp_path)) == str(tmp_path / "svc/x/cgroup.threads")
+
+
+@pytest.mark.timeout(30)
+def test_a_hold_counts_for_max_hold_only(tmp_path: Path) -> None:
+    target = tmp_path / "tasks"
+    target.write_text("")
+    w = CgroupLockWarmer(lambda: str(target), period=0.001, max_hold=0.05)
+    with w.held():
+        time.sleep(0.1)                   # a start that hangs
+        stalled = w.writes
+        time.sleep(0.05)
+        assert 1 <= stalled and w.writes <= stalled + 1
+        with w.held():                    # another start: warm again
+            assert _until(lambda: w.writes >= stalled + 3)

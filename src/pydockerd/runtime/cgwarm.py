@@ -20,7 +20,8 @@ the rwsem (fork, exit anywhere on the host) take its slow path meanwhile, an
 atomic operation more. The thread's cgroup is read again before each write (a
 move of the daemon by someone else is never undone). When the write cannot be
 made (no such file, no permission, a hierarchy we cannot find) the warmer turns
-itself off: runc then waits as it always did.
+itself off: runc then waits as it always did. A start keeps it warm for
+MAX_HOLD at most (a hung `runc create` does not keep the thread writing).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterator
 log = logging.getLogger("pydockerd.runtime")
 
 PERIOD = 0.004      # s between writes while held: well within a grace period
+MAX_HOLD = 2.0      # s a start keeps it warm at most (a `runc create` that hangs)
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
@@ -68,9 +70,11 @@ class CgroupLockWarmer:
     `target` finds the file to write the thread's tid to (tests give their own)."""
 
     def __init__(self, target: Callable[[], str | None] = own_cgroup_file,
-                 period: float = PERIOD) -> None:
+                 period: float = PERIOD, max_hold: float = MAX_HOLD) -> None:
         self._target = target
         self._period = period
+        self._max_hold = max_hold
+        self._until = 0.0       # monotonic time the newest hold stops counting
         self._cond = threading.Condition()
         self._holders = 0
         self._thread: threading.Thread | None = None
@@ -84,6 +88,7 @@ class CgroupLockWarmer:
             return
         with self._cond:
             self._holders += 1
+            self._until = time.monotonic() + self._max_hold
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="cgroup-warm",
                                                 daemon=True)
@@ -98,7 +103,7 @@ class CgroupLockWarmer:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._holders == 0:
+                while self._holders == 0 or time.monotonic() >= self._until:
                     self._cond.wait()
             try:
                 self._touch()
