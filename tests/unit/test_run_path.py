@@ -1,4 +1,5 @@
-"""runtime/cgwarm.py: the cgroup attach lock warmer writes while held, and only then."""
+"""The run path: the cgroup attach lock warmer (runtime/cgwarm.py) writes while held,
+and only then; conmon's command line."""
 from __future__ import annotations
 
 import threading
@@ -90,3 +91,15 @@ def test_a_hold_counts_for_max_hold_only(tmp_path: Path) -> None:
         assert 1 <= stalled and w.writes <= stalled + 1
         with w.held():                    # another start: warm again
             assert _until(lambda: w.writes >= stalled + 3)
+
+
+def test_conmon_does_not_fsync_the_spool_at_exit() -> None:
+    """run path: conmon's exit (what the exit monitor waits for) does not wait for an
+    fsync of the spool under the exec root."""
+    from pydockerd.runtime.conmon import ConmonSpec, conmon_argv
+    spec = ConmonSpec(cid="c" * 64, name="n", bundle="/run/x/c", persist_dir="/d/c",
+                      exit_dir="/run/x/exits", log_path="/run/x/c/log-1.spool", tty=False,
+                      stdin=False, runc="/usr/sbin/runc", runc_root="/run/x/runc")
+    argv = conmon_argv(spec)
+    assert "--no-sync-log" in argv
+    assert argv[argv.index("-l") + 1] == "k8s-file:/run/x/c/log-1.spool"
