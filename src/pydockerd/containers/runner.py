@@ -25,11 +25,13 @@ from ..logdrivers.remote import open_remote
 from ..logdrivers.spool import new_spool_name
 from ..models import EndpointSettings, from_doc
 from ..runtime import conmon
+from ..runtime.spec_input import SpecInput
 from . import links
 from .attach import PendingAttachers
 from .create import normalise_endpoints
 from .deps import Images, Networks, Ports, RunObserver, SpecBuilder, Volumes
-from .etcfiles import plan_etc_files, rewrite_hosts, rewrite_resolv_conf, write_etc_files
+from .etcfiles import (EtcFiles, plan_etc_files, rewrite_hosts, rewrite_resolv_conf,
+                       write_etc_files)
 from .health import initial_health
 from .logs import driver_path, log_target
 from .model import Container, Endpoint
@@ -130,10 +132,8 @@ class Runner:
         if self.volumes is not None:
             await mount_volumes(self.volumes, c, rootfs)
         etc = plan_etc_files(c, self.networks, self.cfg, self.registry.get)
-        ids = self.spec.ids
-        await asyncio.to_thread(write_etc_files, etc, ids.root() if ids.remapped else None)
         si = self.spec.prepare(c, rootfs, netns, self.registry.get)
-        spec = await asyncio.to_thread(self.spec.build, si)
+        spec = await asyncio.to_thread(self._write_etc_and_build, etc, si)
         remote = await self.open_remote_logs(c)
         try:
             async with self.runtimes.create_namespace(rootfs, spec) as mount_ns:
@@ -143,6 +143,13 @@ class Runner:
                 remote.close()
             raise
         return started, netns, remote, bool(spec.get("hooks"))
+
+    def _write_etc_and_build(self, etc: EtcFiles, si: SpecInput) -> dict[str, Any]:
+        """One worker thread for both (neither needs the other): the /etc files, then
+        config.json's document."""
+        ids = self.spec.ids
+        write_etc_files(etc, ids.root() if ids.remapped else None)
+        return self.spec.build(si)
 
     async def _network_up(self, c: Container) -> str | None:
         """Join or create the container's network namespace; returns its path."""
