@@ -22,7 +22,11 @@ LAZY = ("aiohttp", "yarl", "multidict", "prometheus_client", "zstandard", "tarfi
         # the swarm agent's (about 25 MiB): loaded only when the node is in a swarm
         "grpc", "google", "h2", "cryptography",
         # ISA-L gzip (util/gzipfast.py): loaded by the first layer inflate or deflate
-        "isal")
+        "isal",
+        # a pull's and a push's modules (distribution/service.py), a plugin install's
+        # (plugins/managed/service.py installer)
+        "pydockerd.distribution.pull", "pydockerd.distribution.push",
+        "pydockerd.distribution.download", "pydockerd.plugins.managed.install")
 
 
 def test_the_daemon_modules_do_not_load_the_lazy_libraries() -> None:

@@ -5,7 +5,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from ..config import Config
 from ..errors import (DockerError, InvalidParameter, NotFound, SystemError_,
@@ -23,9 +23,16 @@ from .flights import LayerFlights
 from .layerpull import PullSlots
 from .manifest import ImageManifest, ManifestList, Platform, host_platform, parse_manifest
 from .manifest import parse_platform
-from .pull import Pull, fetch_blob_bytes, fetch_manifest, read_body, resolve_image
-from .push import Push, targets_for
 from .transfer import Limiter
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from . import pull as pulling
+    from . import push as pushing
+else:   # loaded by the first pull or push (and the tar, digest and download modules
+    # with them): an idle daemon does without (issue 10: idle memory)
+    pulling = lazy_import("pydockerd.distribution.pull")
+    pushing = lazy_import("pydockerd.distribution.push")
 
 log = logging.getLogger("pydockerd.distribution")
 T = TypeVar("T")
@@ -171,15 +178,15 @@ class DistributionService:
         await self._prepare()
 
         async def work(sess: RegistrySession) -> Any:
-            return await resolve_image(sess, ref.path, ref.digest or ref.tag, ref.familiar(),
-                                       wanted, explicit)
+            return await pulling.resolve_image(sess, ref.path, ref.digest or ref.tag,
+                                               ref.familiar(), wanted, explicit)
         try:
             sess, res = await self._with_endpoint(ref.domain, auth,
                                                   [f"repository:{ref.path}:pull"], work)
         except Exception as e:  # noqa: BLE001
             raise pull_error(e, ref) from None
-        return Pull(self.images, self.cache, self.events, ref, res, self._pulls,
-                    self.cfg.max_download_attempts).run()
+        return pulling.Pull(self.images, self.cache, self.events, ref, res, self._pulls,
+                            self.cfg.max_download_attempts).run()
 
     async def _pull_all_tags(self, ref: Reference, platform: str | None, auth: AuthConfig
                              ) -> AsyncIterator[ProgressEvent]:
@@ -188,7 +195,7 @@ class DistributionService:
             async with resp:
                 if resp.status != 200:
                     raise await registry_error(resp)
-                doc = json.loads(await read_body(resp, 16 << 20, "tag list"))
+                doc = json.loads(await pulling.read_body(resp, 16 << 20, "tag list"))
             tags = doc.get("tags") if isinstance(doc, dict) else None
             return sorted(t for t in tags or [] if isinstance(t, str))
         try:
@@ -219,7 +226,7 @@ class DistributionService:
         ref = parse_normalized(name)
         if tag:
             ref = ref.with_tag(tag)
-        targets = targets_for(self.images, ref)
+        targets = pushing.targets_for(self.images, ref)
         await self._prepare()
         eps = await self._endpoints(ref.domain)
         eps = [e for e in eps if not e.mirror]
@@ -234,8 +241,8 @@ class DistributionService:
                 last = e
                 continue
             self._preferred[ref.domain] = ep.base
-            return Push(self.images, self.cache, self.events, ref, targets, sess,
-                        self._uploads).run()
+            return pushing.Push(self.images, self.cache, self.events, ref, targets, sess,
+                                self._uploads).run()
         raise push_error(last or SystemError_("no registry endpoint"))
 
     # --- login ---------------------------------------------------------------------------
@@ -275,14 +282,15 @@ class DistributionService:
             ref = Reference(ref.name, DEFAULT_TAG)
 
         async def work(sess: RegistrySession) -> DistributionInfo:
-            body, ctype, digest = await fetch_manifest(sess, ref.path, ref.digest or ref.tag)
+            body, ctype, digest = await pulling.fetch_manifest(sess, ref.path,
+                                                               ref.digest or ref.tag)
             m = parse_manifest(body, ctype, ref.familiar())
             desc = ManifestDescriptor(m.media_type, digest, len(body))
             if isinstance(m, ManifestList):
                 plats = [d.platform for d in m.manifests if d.platform]
             else:
                 assert isinstance(m, ImageManifest)
-                cfg = json.loads(await fetch_blob_bytes(sess, ref.path, m.config))
+                cfg = json.loads(await pulling.fetch_blob_bytes(sess, ref.path, m.config))
                 p = {"architecture": cfg.get("architecture", ""), "os": cfg.get("os", "")}
                 if cfg.get("variant"):
                     p["variant"] = cfg["variant"]
@@ -325,7 +333,7 @@ class DistributionService:
                     err = await registry_error(resp)
                     raise SystemError_(f"registry {domain} does not offer a catalog to search "
                                        f"(GET /v2/_catalog: {err})")
-                doc = json.loads(await read_body(resp, 16 << 20, "catalog"))
+                doc = json.loads(await pulling.read_body(resp, 16 << 20, "catalog"))
             repos = doc.get("repositories") if isinstance(doc, dict) else None
             return [r for r in repos or [] if isinstance(r, str)]
         try:

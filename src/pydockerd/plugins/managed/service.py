@@ -13,7 +13,8 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from ...distribution.auth import AuthConfig
 from ...errors import Conflict, DockerError, InvalidParameter
@@ -25,9 +26,11 @@ from ..client import PluginClient
 from ..discovery import PluginSpec
 from ..registry import Plugin
 from .config import apply_set, capabilities, kinds
-from .install import Installer, RegistryAccess
 from .runner import PluginRunner, RunPaths
 from .state import PluginRecord, PluginStore
+
+if TYPE_CHECKING:
+    from .install import Installer, RegistryAccess
 
 log = logging.getLogger("pydockerd.plugins")
 _FILTERS = {"enabled", "capability"}          # moby's acceptedPluginFilterTags
@@ -41,7 +44,7 @@ class ManagedPlugins:
         self.store = PluginStore(os.path.join(data_root, "plugins"))
         self.runner = PluginRunner(self.store, RunPaths(os.path.join(exec_root, "plugins"),
                                                         socket_dir), runc_binary)
-        self.installer = Installer(self.store, registry)
+        self._registry = registry
         self.events = events
         self.in_use = in_use                 # volumes of the driver exist (dockerd's refcount)
         self._running: dict[str, Plugin] = {}         # id -> its legacy-protocol face
@@ -49,6 +52,13 @@ class ManagedPlugins:
         self.on_disable: list[Callable[[str], None]] = []
         self._lock = asyncio.Lock()
         self._watchers = TaskOwner("managed plugins")
+
+    @cached_property
+    def installer(self) -> Installer:
+        """Built by the first install, upgrade, push or create: its modules (registry
+        transfers, tar handling) are memory an idle daemon does without (issue 10)."""
+        from .install import Installer
+        return Installer(self.store, self._registry)
 
     # --- daemon start and stop ------------------------------------------------------------
     async def start(self, live_restore: bool = False) -> None:
