@@ -23,7 +23,6 @@ from .api.routes import system as system_routes
 from .api.routes import volumes as volume_routes
 from .builder.basepull import registry_pull
 from .config import Config
-from .containers.archive import ArchiveService
 from .containers.execs import ExecService
 from .containers.health import HealthMonitor
 from .containers.paths import Paths
@@ -52,6 +51,7 @@ from .volumes import VolumeService
 
 if TYPE_CHECKING:
     from .builder.service import BuildService
+    from .containers.archive import ArchiveService
 
 log = logging.getLogger("pydockerd")
 
@@ -76,7 +76,7 @@ class Services:
     distribution: DistributionService
     builds: Callable[[], BuildService]    # built by the first build: see _builder
     stats: StatsService
-    archive: ArchiveService
+    archive: Callable[[], ArchiveService]     # built by the first cp or export
     plugins: PluginRegistry
     swarm: SwarmNode
     managed: ManagedPlugins
@@ -158,8 +158,8 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     builds = cache(partial(_builder, images, containers, distribution, inst))
     return Services(registry, images, networks, volumes, containers, health, execs, system,
                     distribution, builds, StatsService(),
-                    ArchiveService(registry, images, volumes, ids), plugins, swarm, managed,
-                    create_ns)
+                    cache(partial(_archive, registry, images, volumes, ids)), plugins, swarm,
+                    managed, create_ns)
 
 
 def routes(s: Services, events: EventBus) -> Router:
@@ -184,6 +184,14 @@ def _builder(images: ImageService, containers: ContainerService,
     modules are ~0.5 MiB an idle daemon does without (issue 10: idle memory)."""
     from .builder.service import BuildService
     return BuildService(images, containers, registry_pull(distribution), inst.builds)
+
+
+def _archive(registry: ContainerRegistry, images: ImageService, volumes: VolumeService,
+             ids: IdMap) -> ArchiveService:
+    """The `docker cp` and `docker export` service, imported and built by the first
+    of them (its modules and tar handling: issue 10, idle memory)."""
+    from .containers.archive import ArchiveService
+    return ArchiveService(registry, images, volumes, ids)
 
 
 def _bridge_of(networks: NetworkService, network_id: str) -> str | None:

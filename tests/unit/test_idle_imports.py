@@ -26,7 +26,13 @@ LAZY = ("aiohttp", "yarl", "multidict", "prometheus_client", "zstandard", "tarfi
         # a pull's and a push's modules (distribution/service.py), a plugin install's
         # (plugins/managed/service.py installer)
         "pydockerd.distribution.pull", "pydockerd.distribution.push",
-        "pydockerd.distribution.download", "pydockerd.plugins.managed.install")
+        "pydockerd.distribution.download", "pydockerd.plugins.managed.install",
+        # docker cp/export (composition._archive), the WebSocket attach, new images and
+        # load/save (images/service.py), commit's changes, network and IPAM plugins
+        "pydockerd.containers.archive", "pydockerd.api.routes.attach_ws",
+        "pydockerd.api.websocket", "pydockerd.images.create", "pydockerd.images.transfer",
+        "pydockerd.images.changes", "pydockerd.images.remove", "pydockerd.network.plugeps",
+        "pydockerd.network.plugnets")
 
 
 def test_the_daemon_modules_do_not_load_the_lazy_libraries() -> None:

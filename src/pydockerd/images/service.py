@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 from ..events import EventBus
 from ..instruments import NO_TIMER, ActionTimer, timed
@@ -31,9 +31,7 @@ from ..models import ContainerConfig
 from ..progress import ProgressEvent
 from ..store import Store
 from ..util.idmap import IDENTITY, IdMap
-from . import create, transfer
 from . import views
-from . import remove as removal
 from . import tag as tagging
 from .content import ContentStore
 from .imagestore import ImageStore
@@ -41,9 +39,19 @@ from .layers import LayerStore
 from .model import DeleteRecord, DiskUsage, GraphDriver, HistoryEntry, Image
 from .references import Reference
 from .snapshots import Snapshots, mounted
-from .create import CommitContainers
 from .state import ContainerFacts, ImageState
 from .views import HasImage
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from . import create, transfer
+    from . import remove as removal
+    from .create import CommitContainers
+else:   # new images (pull, build, import, commit), load/save and rmi/prune: their
+    # modules (tar, diff and config handling) load with the first (issue 10: idle memory)
+    create = lazy_import("pydockerd.images.create")
+    removal = lazy_import("pydockerd.images.remove")
+    transfer = lazy_import("pydockerd.images.transfer")
 
 
 class ImageService:

@@ -8,17 +8,23 @@ import asyncio
 import ipaddress
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, DockerError, Forbidden, InvalidParameter
 from ..models import EndpointSettings
 from ..util.ids import new_id
-from . import plugeps, sandbox, usernets
+from . import sandbox, usernets
 from .ipam import IPAddr, mac_for_ip, normalize_mac, parse_ip6
 from .model import Endpoint, Network, PortOptions, endpoint_key, lease_key
 from .remote import OPT_EXPOSED_PORTS, OPT_PORTMAP
 from .bridge import IP
 from .state import K_ENDPOINT, K_LEASE, NetworkState
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from . import plugeps
+else:   # endpoints on a network plugin's networks: loaded with the first (idle memory)
+    plugeps = lazy_import("pydockerd.network.plugeps")
 
 log = logging.getLogger("pydockerd.network")
 

@@ -6,17 +6,24 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from typing import TYPE_CHECKING
 
 from ..errors import Conflict, DockerError, Forbidden, NotFound, SystemError_, Unavailable
 from ..models import NetworkCreateRequest
 from ..util.ids import new_id, now_rfc3339
 from . import bridge as br
 from . import filters as nfilters
-from . import lifecycle, plugnets, remote, usernets
+from . import lifecycle, remote, usernets
 from .ipam_remote import RemoteIpam
 from .ipam_remote import ipam as get_ipam
 from .model import PREDEFINED, Network
 from .state import K_NETWORK, NetworkState
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from . import plugnets
+else:   # networks of a network or IPAM plugin: loaded with the first (issue 10: idle memory)
+    plugnets = lazy_import("pydockerd.network.plugnets")
 
 log = logging.getLogger("pydockerd.network")
 

@@ -5,9 +5,8 @@ import asyncio
 import base64
 import json
 import logging
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
-from ...containers.archive import ArchiveService
 from ...containers.listing import select
 from ...containers.logs import LogQuery
 from ...containers.service import ContainerService
@@ -30,7 +29,9 @@ from ..http import (AnyResponse, HijackResponse, Request, Response, StreamRespon
 from ..router import Route
 from ..streams import (frame, log_frames, open_session, parse_detach_keys, pump_attach,
                        release_session)
-from .attach_ws import WebSocketAttach
+
+if TYPE_CHECKING:
+    from ...containers.archive import ArchiveService
 
 log = logging.getLogger("pydockerd.api")
 
@@ -47,12 +48,12 @@ def _time_ns(v: str | None) -> int:
 class ContainerRoutes:
     def __init__(self, containers: ContainerService, images: ImageService,
                  networks: NetworkService, stats: StatsService,
-                 archive: ArchiveService) -> None:
+                 archive: Callable[[], ArchiveService]) -> None:
         self.c = containers
         self.images = images
         self.networks = networks
         self.stats = stats
-        self.archive = archive
+        self.archive = archive         # built by the first cp or export (composition.py)
 
     def routes(self) -> list[Route]:
         r = Route
@@ -75,7 +76,7 @@ class ContainerRoutes:
             r("GET", "/containers/{id}/top", self.top),
             r("GET", "/containers/{id}/logs", self.logs),
             r("POST", "/containers/{id}/attach", self.attach),
-            r("GET", "/containers/{id}/attach/ws", WebSocketAttach(self.c).handle),
+            r("GET", "/containers/{id}/attach/ws", self.attach_ws),
             r("POST", "/containers/{id}/resize", self.resize),
             r("GET", "/containers/{id}/stats", self.get_stats),
             r("GET", "/containers/{id}/changes", self.changes),
@@ -293,6 +294,11 @@ class ContainerRoutes:
         self.c.resize(req.params["id"], h, w)
         return Response(200, b"", "text/plain; charset=utf-8")
 
+    async def attach_ws(self, req: Request) -> AnyResponse:
+        # the WebSocket framing loads with the first such attach (issue 10: idle memory)
+        from .attach_ws import WebSocketAttach
+        return await WebSocketAttach(self.c).handle(req)
+
     async def get_stats(self, req: Request) -> AnyResponse:
         ct = self.c.get(req.params["id"])
         stream = req.q_bool("stream", True)
@@ -309,28 +315,28 @@ class ContainerRoutes:
 
     async def export(self, req: Request) -> AnyResponse:
         ct = self.c.get(req.params["id"])
-        return StreamResponse(self.archive.export(ct), "application/x-tar")
+        return StreamResponse(self.archive().export(ct), "application/x-tar")
 
     async def archive_head(self, req: Request) -> AnyResponse:
         path = _archive_path(req)
         ct = self.c.get(req.params["id"])
-        stat = await self.archive.stat(ct, path)
+        stat = await self.archive().stat(ct, path)
         return Response(200, b"", "application/json",
                         {"X-Docker-Container-Path-Stat": _stat_header(stat)})
 
     async def archive_get(self, req: Request) -> AnyResponse:
         path = _archive_path(req)
         ct = self.c.get(req.params["id"])
-        stat, chunks = await self.archive.get(ct, path)
+        stat, chunks = await self.archive().get(ct, path)
         return StreamResponse(chunks, "application/x-tar",
                               headers={"X-Docker-Container-Path-Stat": _stat_header(stat)})
 
     async def archive_put(self, req: Request) -> AnyResponse:
         path = _archive_path(req)
         ct = self.c.get(req.params["id"])
-        await self.archive.put(ct, path, req.body.chunks(),
-                               no_overwrite_dir_non_dir=req.q_bool("noOverwriteDirNonDir"),
-                               copy_uid_gid=req.q_bool("copyUIDGID"))
+        await self.archive().put(ct, path, req.body.chunks(),
+                                 no_overwrite_dir_non_dir=req.q_bool("noOverwriteDirNonDir"),
+                                 copy_uid_gid=req.q_bool("copyUIDGID"))
         return Response(200, b"", None)
 
     async def prune(self, req: Request) -> AnyResponse:
@@ -360,7 +366,7 @@ def _stat_header(stat: dict[str, Any]) -> str:
 
 
 def routes(containers: ContainerService, images: ImageService, networks: NetworkService,
-           stats: StatsService, archive: ArchiveService) -> list[Route]:
+           stats: StatsService, archive: Callable[[], ArchiveService]) -> list[Route]:
     return ContainerRoutes(containers, images, networks, stats, archive).routes()
 
 

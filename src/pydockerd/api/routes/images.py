@@ -5,8 +5,8 @@ Pull and import (POST /images/create), push and build belong to other modules
 """
 from __future__ import annotations
 
-from ...images.changes import split_changes
-from ...images.create import CommitContainers
+from typing import TYPE_CHECKING
+
 from ...images.service import ImageService
 from ...models import ContainerConfig
 from ..decode import decode_body
@@ -15,6 +15,9 @@ from ..router import Route
 from ..wire_images import (delete_records, history_to_wire, image_summary, image_to_wire,
                           prune_report)
 from ..wire_progress import lines
+
+if TYPE_CHECKING:
+    from ...images.create import CommitContainers
 
 
 def routes(images: ImageService, containers: CommitContainers) -> list[Route]:
@@ -66,6 +69,7 @@ def routes(images: ImageService, containers: CommitContainers) -> list[Route]:
         return json_response(prune_report(deleted, reclaimed))
 
     async def commit(req: Request) -> AnyResponse:
+        from ...images.changes import split_changes     # a commit's only (idle memory)
         body = decode_body(await req.body.read(), ContainerConfig)
         img = await images.commit(
             containers, req.q("container") or "", repo=req.q("repo") or "",
