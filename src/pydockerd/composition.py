@@ -31,8 +31,6 @@ from .containers.registry import ContainerRegistry
 from .containers.runtimes import Runtimes
 from .containers.service import ContainerService
 from .containers.spec import SpecFactory
-from .containers.stats import StatsService
-from .distribution.service import DistributionService
 from .errors import DockerError, NoSpace
 from .events import EventBus
 from .images.service import ImageService
@@ -46,12 +44,15 @@ from .store import Store
 from .swarm.node import SwarmNode, TaskDeps
 from .system import SystemService, engine_id
 from .util.idmap import IDENTITY, IdMap
+from .util.lazy import BuiltOnce
 from .util.procfs import stat_fields
 from .volumes import VolumeService
 
 if TYPE_CHECKING:
     from .builder.service import BuildService
     from .containers.archive import ArchiveService
+    from .containers.stats import StatsService
+    from .distribution.service import DistributionService
 
 log = logging.getLogger("pydockerd")
 
@@ -73,9 +74,9 @@ class Services:
     health: HealthMonitor
     execs: ExecService
     system: SystemService
-    distribution: DistributionService
+    distribution: Callable[[], DistributionService]     # built by its first use
     builds: Callable[[], BuildService]    # built by the first build: see _builder
-    stats: StatsService
+    stats: Callable[[], StatsService]        # built by the first `docker stats`
     archive: Callable[[], ArchiveService]     # built by the first cp or export
     plugins: PluginRegistry
     swarm: SwarmNode
@@ -86,7 +87,7 @@ class Services:
         """SIGHUP: hand the reloaded configuration to the services that read it."""
         self.containers.reload(cfg)
         self.system.reload(cfg)
-        self.distribution.reload(cfg)
+        self.distribution().reload(cfg)
 
 
 async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
@@ -103,11 +104,16 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
                                [cfg.runtimes[cfg.default_runtime], *cfg.runtimes.values()],
                                running=registry.running_count)
     await asyncio.to_thread(create_ns.setup)
+    # pulls, pushes, logins, plugin installs: the service and its modules are built by
+    # the first (issue 10: idle memory); a removed layer's kept registry blobs go with
+    # it (then the purge, in a worker thread, builds it), not at the next pull
+    distribution: BuiltOnce[DistributionService] = BuiltOnce(
+        lambda: _distribution(cfg, images, events))
     images = ImageService(cfg.data_root, store, events, driver, containers=registry,
-                          container_actions=inst.container_actions, ids=ids)
+                          container_actions=inst.container_actions, ids=ids,
+                          layers_purged=[lambda: distribution().gc_blobs()])
     await images.start()
     port_mapper = PortMapper(cfg.ip, cfg.iptables, cfg.ip6tables)
-    distribution = DistributionService(cfg, images, events)
     # managed plugins first: the legacy registry asks them before its own discovery
     managed = ManagedPlugins(cfg.data_root, cfg.exec_root,
                              PluginDirs.from_env(os.environ).socket_dir,
@@ -157,7 +163,7 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     system = SystemService(cfg, containers, images, networks, volumes, swarm)
     builds = cache(partial(_builder, images, containers, distribution, inst))
     return Services(registry, images, networks, volumes, containers, health, execs, system,
-                    distribution, builds, StatsService(),
+                    distribution, builds, cache(_stats),
                     cache(partial(_archive, registry, images, volumes, ids)), plugins, swarm,
                     managed, create_ns)
 
@@ -178,12 +184,26 @@ def routes(s: Services, events: EventBus) -> Router:
     return router
 
 
+def _distribution(cfg: Config, images: ImageService, events: EventBus) -> DistributionService:
+    """The registry service (pull, push, login, search, plugin installs), imported and
+    built by the first use: its modules are memory an idle daemon does without."""
+    from .distribution.service import DistributionService
+    return DistributionService(cfg, images, events)
+
+
 def _builder(images: ImageService, containers: ContainerService,
-             distribution: DistributionService, inst: Instruments) -> BuildService:
+             distribution: Callable[[], DistributionService], inst: Instruments
+             ) -> BuildService:
     """The build service, imported and built on the first build: the builder's
     modules are ~0.5 MiB an idle daemon does without (issue 10: idle memory)."""
     from .builder.service import BuildService
     return BuildService(images, containers, registry_pull(distribution), inst.builds)
+
+
+def _stats() -> StatsService:
+    """`docker stats`' service, imported and built by the first (issue 10: idle memory)."""
+    from .containers.stats import StatsService
+    return StatsService()
 
 
 def _archive(registry: ContainerRegistry, images: ImageService, volumes: VolumeService,

@@ -23,8 +23,9 @@ LAZY = ("aiohttp", "yarl", "multidict", "prometheus_client", "zstandard", "tarfi
         "grpc", "google", "h2", "cryptography",
         # ISA-L gzip (util/gzipfast.py): loaded by the first layer inflate or deflate
         "isal",
-        # a pull's and a push's modules (distribution/service.py), a plugin install's
-        # (plugins/managed/service.py installer)
+        # the distribution service (built by the first pull, push, login, search or
+        # plugin install: composition._distribution) and a plugin install's modules
+        "pydockerd.distribution.service", "pydockerd.distribution.client",
         "pydockerd.distribution.pull", "pydockerd.distribution.push",
         "pydockerd.distribution.download", "pydockerd.plugins.managed.install",
         # docker cp/export (composition._archive), the WebSocket attach, new images and
@@ -32,7 +33,14 @@ LAZY = ("aiohttp", "yarl", "multidict", "prometheus_client", "zstandard", "tarfi
         "pydockerd.containers.archive", "pydockerd.api.routes.attach_ws",
         "pydockerd.api.websocket", "pydockerd.images.create", "pydockerd.images.transfer",
         "pydockerd.images.changes", "pydockerd.images.remove", "pydockerd.network.plugeps",
-        "pydockerd.network.plugnets")
+        "pydockerd.network.plugnets",
+        # image loads (ImageState.loader), layer unpacking and tar-split (images/layers.py),
+        # rotated logs' gzip (logdrivers/reader.py), `docker stats` and `top`
+        "pydockerd.images.loader", "pydockerd.images.tarsafe", "pydockerd.images.tarsplit",
+        "gzip", "pydockerd.containers.stats", "pydockerd.containers.top",
+        # OpenSSL's digests (hashlib): the first digest (a pull, a load, a run's /etc files,
+        # the ULA prefix of the first IPv6 network) loads them
+        "hashlib")
 
 
 def test_the_daemon_modules_do_not_load_the_lazy_libraries() -> None:
@@ -58,3 +66,16 @@ def test_a_lazy_module_is_imported_on_first_read_from_any_thread() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(SRC)), timeout=120, check=True)
     assert out.stdout.split("\n")[:2] == ["False", "True 8 (0.0, 1.0, 1)"], out.stdout
+
+
+def test_the_ula_prefix_is_derived_on_first_use() -> None:
+    # an idle daemon without IPv6 never hashes the engine id (hashlib stays out)
+    code = ("import sys\n"
+            "from pydockerd.network.state import NetworkOptions\n"
+            "o = NetworkOptions('b0', None, None, 1500, False, False, True, True, '0.0.0.0',\n"
+            "                   ula_seed='499d4bc0-b0b3-416f-b1ee-cf6486315593')\n"
+            "print('hashlib' in sys.modules)\n"
+            "print(o.pools6[0].base, o.pools6[0].size, 'hashlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(SRC)), timeout=120, check=True)
+    assert out.stdout.split("\n")[:2] == ["False", "fd62:fb69:18af::/48 64 True"], out.stdout

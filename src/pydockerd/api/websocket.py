@@ -20,10 +20,15 @@ unchanged.
 from __future__ import annotations
 
 import base64
-import hashlib
 import struct
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import TYPE_CHECKING, Mapping, Protocol
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import hashlib
+else:   # OpenSSL's digests: loaded by the first one (issue 10: idle memory)
+    hashlib = lazy_import("hashlib")
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

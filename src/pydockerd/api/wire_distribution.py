@@ -4,9 +4,10 @@
 Pull and push progress is api/wire_progress.py's."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..distribution.service import DistributionInfo, SearchResult
+if TYPE_CHECKING:
+    from ..distribution.service import DistributionInfo, SearchResult
 
 
 def login(status: str) -> dict[str, str]:

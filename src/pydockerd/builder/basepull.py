@@ -23,14 +23,15 @@ class Puller(Protocol):
                    auth: AuthConfig) -> AsyncIterator[ProgressEvent]: ...
 
 
-def registry_pull(distribution: Puller) -> Callable[[str], Awaitable[None]]:
-    """FROM of an image not here: pull it as `docker pull` would (same errors)."""
+def registry_pull(distribution: Callable[[], Puller]) -> Callable[[str], Awaitable[None]]:
+    """FROM of an image not here: pull it as `docker pull` would (same errors), through
+    the service `distribution()` returns (built by the first pull: composition.py)."""
 
     async def pull(ref: str) -> None:
         name, tag = split_tag(ref)
         if "@" in ref:
             name, tag = ref, None
-        stream = await distribution.pull(name, tag or "latest", None, AuthConfig())
+        stream = await distribution().pull(name, tag or "latest", None, AuthConfig())
         async for ev in stream:
             if isinstance(ev, ErrorEvent):
                 raise DockerError(ev.message)

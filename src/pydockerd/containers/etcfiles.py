@@ -7,11 +7,10 @@ runs in a worker thread and touches nothing but that value and the disk.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..config import Config
 from ..network import files
@@ -19,6 +18,12 @@ from ..util.fsatomic import write_atomic
 from . import links
 from .deps import Networks
 from .model import Container
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import hashlib
+else:   # OpenSSL's digests: loaded by the first one (issue 10: idle memory)
+    hashlib = lazy_import("hashlib")
 
 
 @dataclass(frozen=True)

@@ -88,22 +88,22 @@ class DistributionService:
                                 Limiter(lambda: self.cfg.max_concurrent_downloads),
                                 LayerFlights())
         self._uploads = Limiter(lambda: self.cfg.max_concurrent_uploads)
-        # a removed layer's kept registry blobs go with it, not at the next pull
-        images.layers.purge_listeners.append(self._gc_blobs)
 
     def reload(self, cfg: Config) -> None:
         """SIGHUP: the transfer limits are read at use time, so the next pull or push
         uses the reloaded ones."""
         self.cfg = cfg
 
-    def _gc_blobs(self) -> None:
+    def gc_blobs(self) -> None:
+        """Drop the kept registry blobs of layers no longer here (composition.py calls it
+        when layers are purged: a removed layer's blobs go with it, not at the next pull)."""
         self.cache.gc({i.diff_id for i in self.images.layers.all().values()})
 
     # --- plumbing ------------------------------------------------------------------------
     async def _prepare(self) -> None:
         def work() -> None:
             self.cache.setup()
-            self._gc_blobs()
+            self.gc_blobs()
         await asyncio.to_thread(work)
 
     async def _endpoints(self, domain: str) -> list[Endpoint]:

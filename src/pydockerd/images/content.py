@@ -5,11 +5,17 @@ id (the config digest) can always be re-verified and saved again.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 
 from ..errors import NotFound
 from ..util.fsatomic import write_atomic
+from typing import TYPE_CHECKING
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import hashlib
+else:   # OpenSSL's digests: loaded by the first one (issue 10: idle memory)
+    hashlib = lazy_import("hashlib")
 
 
 def digest_of(data: bytes) -> str:

@@ -14,21 +14,28 @@ Blocking: call from worker threads.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import os
 import shutil
 import threading
-from typing import IO, Callable
+from typing import TYPE_CHECKING, IO, Callable, Sequence
 
 from ..errors import InvalidParameter, NotFound, SystemError_
 from ..store import Store
 from ..util.fsatomic import write_atomic
 from ..util.idmap import IDENTITY, IdMap
-from . import tarsplit
 from .model import LayerInfo
-from .tarsafe import unpack_layer
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import hashlib
+    from . import tarsafe, tarsplit
+else:   # OpenSSL's digests, the unpacking and the tar-split: loaded by the first layer
+    # registered or replayed (issue 10: idle memory)
+    hashlib = lazy_import("hashlib")
+    tarsafe = lazy_import("pydockerd.images.tarsafe")
+    tarsplit = lazy_import("pydockerd.images.tarsplit")
 
 log = logging.getLogger("pydockerd.images")
 
@@ -56,14 +63,15 @@ def short_link(chain_id: str) -> str:
 
 
 class LayerStore:
-    def __init__(self, root: str, store: Store, ids: IdMap = IDENTITY) -> None:
+    def __init__(self, root: str, store: Store, ids: IdMap = IDENTITY,
+                 purge_listeners: Sequence[Callable[[], None]] = ()) -> None:
         self.root = root
         self.ids = ids          # --userns-remap: files are unpacked with the host ids
         self.links_dir = os.path.join(root, "l")
         self._store = store
         self._lock = threading.Lock()
         # called (no lock held) after layer dirs are purged: others' caches follow
-        self.purge_listeners: list[Callable[[], None]] = []
+        self.purge_listeners = tuple(purge_listeners)
 
     def setup(self) -> None:
         os.makedirs(self.links_dir, exist_ok=True)
@@ -114,7 +122,7 @@ class LayerStore:
         diff = os.path.join(tmp, "diff")
         os.makedirs(diff)
         try:
-            res = unpack_layer(src, diff, record=True, ids=self.ids)
+            res = tarsafe.unpack_layer(src, diff, record=True, ids=self.ids)
             if diff_id is not None and res.diff_id != diff_id:
                 raise InvalidParameter(
                     f"layer digest mismatch: expected {diff_id}, got {res.diff_id}")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator, Callable, Sequence
 
 from ..events import EventBus
 from ..instruments import NO_TIMER, ActionTimer, timed
@@ -57,9 +57,13 @@ else:   # new images (pull, build, import, commit), load/save and rmi/prune: the
 class ImageService:
     def __init__(self, data_root: str, store: Store, events: EventBus,
                  storage_driver: str = "overlay2", *, containers: ContainerFacts,
-                 container_actions: ActionTimer = NO_TIMER, ids: IdMap = IDENTITY) -> None:
+                 container_actions: ActionTimer = NO_TIMER, ids: IdMap = IDENTITY,
+                 layers_purged: Sequence[Callable[[], None]] = ()) -> None:
+        """layers_purged: called (in a worker thread, no lock held) after layer
+        directories were purged, for others' caches to follow (the registry blobs)."""
         driver = "overlay2" if storage_driver == "overlay" else storage_driver
-        self._state = ImageState.open(data_root, store, events, driver, containers, ids)
+        self._state = ImageState.open(data_root, store, events, driver, containers, ids,
+                                      layers_purged)
         self._events = events
         self._container_actions = container_actions   # "changes" and "commit", as dockerd
 

@@ -40,7 +40,6 @@ from ..util.idmap import IDENTITY, IdMap
 from .initlayer import make_init_layer
 from .layers import LayerStore
 from .model import Image
-from .tarsafe import OPAQUE_XATTR
 from . import volatile as volatile_mounts
 from ..util.mounts import is_mountpoint, mount, umount
 from ..util.du import dir_size
@@ -62,6 +61,8 @@ def _is_whiteout(st: os.stat_result) -> bool:
 
 
 def _is_opaque(path: str) -> bool:
+    # tarsafe.py (the unpacking) is loaded by a diff or a commit, not by an idle daemon
+    from .tarsafe import OPAQUE_XATTR
     try:
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 from ..errors import NotFound
 from ..events import EventBus
@@ -17,10 +18,12 @@ from ..util.idmap import IDENTITY, IdMap
 from .content import ContentStore
 from .imagestore import ImageStore
 from .layers import LayerStore
-from .loader import Loader
 from .model import Image
 from .references import HEX64_RE, Reference, try_parse
 from .snapshots import Snapshots
+
+if TYPE_CHECKING:
+    from .loader import Loader
 
 
 class ContainerFacts(Protocol):
@@ -53,23 +56,30 @@ class ImageState:
     snapshots: Snapshots
     tmp_dir: str
     lock: threading.RLock
-    loader: Loader
     containers: ContainerFacts
     ids: IdMap = IDENTITY
 
     @classmethod
     def open(cls, data_root: str, store: Store, events: EventBus,
              storage_driver: str, containers: ContainerFacts,
-             ids: IdMap = IDENTITY) -> ImageState:
+             ids: IdMap = IDENTITY,
+             layers_purged: Sequence[Callable[[], None]] = ()) -> ImageState:
         images = ImageStore(store)
         content = ContentStore(os.path.join(data_root, "content"))
-        layers = LayerStore(os.path.join(data_root, "layers"), store, ids)
+        layers = LayerStore(os.path.join(data_root, "layers"), store, ids, layers_purged)
         snapshots = Snapshots(data_root, layers, storage_driver, ids)
         tmp_dir = os.path.join(data_root, "tmp")
         lock = threading.RLock()
-        loader = Loader(tmp_dir, store, images, layers, content, lock)
         return cls(data_root, storage_driver, store, events, images, content, layers,
-                   snapshots, tmp_dir, lock, loader, containers, ids)
+                   snapshots, tmp_dir, lock, containers, ids)
+
+    @cached_property
+    def loader(self) -> Loader:
+        """Spools and commits image archives (load, import, commit): built, and its
+        modules imported, by the first of them (issue 10: idle memory)."""
+        from .loader import Loader
+        return Loader(self.tmp_dir, self.db, self.images, self.layers, self.content,
+                      self.lock)
 
     def event(self, action: str, img: Image, name: str) -> None:
         attrs = dict(img.labels)

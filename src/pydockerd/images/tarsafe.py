@@ -17,7 +17,6 @@ Blocking: call from a worker thread.
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import shutil
@@ -37,10 +36,12 @@ from ..util.lazy import lazy_import
 
 if TYPE_CHECKING:
     import bz2
+    import hashlib
     import lzma
     import tarfile
 else:   # loaded on first use: an idle daemon never needs it (issue 10)
     bz2 = lazy_import("bz2")
+    hashlib = lazy_import("hashlib")
     lzma = lazy_import("lzma")
     tarfile = lazy_import("tarfile")
 

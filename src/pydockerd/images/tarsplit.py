@@ -24,15 +24,20 @@ Blocking: call from worker threads.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import TYPE_CHECKING, IO, Any
 
 from ..errors import SystemError_
 from ..util.fsatomic import write_atomic
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import hashlib
+else:   # OpenSSL's digests: loaded by the first one (issue 10: idle memory)
+    hashlib = lazy_import("hashlib")
 
 BLOCK = 512
 RAW_FILE = "tar-split.raw"
@@ -256,7 +261,7 @@ class Replay:
     diff_dir: str
     split: TarSplit
     expected: str                                 # sha256:<hex>
-    _hash: Any = field(default_factory=hashlib.sha256)
+    _hash: Any = field(default_factory=lambda: hashlib.sha256())
 
     def chunks(self, bufsize: int = 1 << 20) -> Any:
         raw = open(os.path.join(self.layer_dir, RAW_FILE), "rb")

@@ -7,16 +7,21 @@ with the new file: no line is lost or read twice."""
 from __future__ import annotations
 
 import asyncio
-import gzip
 import os
 import re
 from collections import deque
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, BinaryIO, Callable, Iterator
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, BinaryIO, Callable, Iterator
 
 from ..util.ids import to_unix_ns
 from . import jsonfile, local
 from .message import LogEntry
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import gzip
+else:   # rotated compressed files: gzip loads with the first `docker logs` (idle memory)
+    gzip = lazy_import("gzip")
 
 _CHUNK = 1 << 20
 

@@ -1,13 +1,18 @@
 """Address management: IPv4 and IPv6 pools, allocation, default subnets, MACs. Pure logic."""
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ..errors import Conflict, InvalidParameter, Unavailable
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import hashlib
+else:   # OpenSSL's digests: loaded by the first one (issue 10: idle memory)
+    hashlib = lazy_import("hashlib")
 
 IPv4Net = ipaddress.IPv4Network
 IPv4Addr = ipaddress.IPv4Address

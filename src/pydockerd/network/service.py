@@ -26,8 +26,7 @@ from . import endpoints as eps
 from ..models import EndpointSettings, NetworkCreateRequest
 from . import lifecycle, networks, sandbox
 from . import filters as nfilters
-from .ipam import (DEFAULT_POOLS4, AddressPool, parse_interface, parse_network, parse_network6,
-                   ula_base)
+from .ipam import DEFAULT_POOLS4, AddressPool, parse_interface, parse_network, parse_network6
 from .model import Endpoint, Network, NetworkMember, PortOptions
 from .remote import PluginGetter
 from .resolver import EmbeddedDNS
@@ -43,15 +42,12 @@ StrList = list[str]
 Names = list[str]
 
 
-def _default_pools(configured: Sequence[AddressPool], host_id: str | None
+def _default_pools(configured: Sequence[AddressPool]
                    ) -> tuple[tuple[AddressPool, ...], tuple[AddressPool, ...]]:
-    """(IPv4, IPv6) default pools as moby: the configured ones replace the defaults;
-    without an IPv6 one, /64s of the ULA prefix host_id (the engine id) derives."""
+    """(IPv4, IPv6) default pools as moby: the configured ones replace the defaults
+    (without an IPv6 one, NetworkOptions.pools6 derives them from the engine id)."""
     v4 = tuple(p for p in configured if p.base.version == 4) or DEFAULT_POOLS4
-    v6 = tuple(p for p in configured if p.base.version == 6)
-    if not v6 and host_id is not None:
-        v6 = (AddressPool(ula_base(host_id), 64),)
-    return v4, v6
+    return v4, tuple(p for p in configured if p.base.version == 6)
 
 
 class NetworkService:
@@ -78,7 +74,7 @@ class NetworkService:
                               default_bind_ip, ipv6,
                               parse_network6(fixed_cidr_v6) if fixed_cidr_v6 else None,
                               iptables and ip6tables,
-                              *_default_pools(address_pools, host_id), tuple(dns))
+                              *_default_pools(address_pools), host_id, tuple(dns))
         self._state = NetworkState(store, events, os.path.join(exec_root, "netns"), opts,
                                    containers, tuple(on_bridge_removed), ids, plugins)
         # engine_daemon_network_actions_seconds: allocate (a container's sandbox),

@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Awaitable, Callable, Protocol, Sequence
 
 from ..errors import InvalidParameter, NotFound
@@ -24,7 +25,7 @@ from ..store import Store
 from ..util.idmap import IDENTITY, IdMap
 from . import bridge as br
 from . import usernets
-from .ipam import DEFAULT_POOLS4, AddressPool, IPAddr, Pool
+from .ipam import DEFAULT_POOLS4, AddressPool, IPAddr, Pool, ula_base
 from .model import Endpoint, Network, lease_key
 from .ipam_remote import IpamCapabilities
 from .remote import Capabilities, PluginGetter
@@ -73,11 +74,21 @@ class NetworkOptions:
     ipv6: bool = False                                   # --ipv6: the default bridge too
     fixed_cidr_v6: ipaddress.IPv6Network | None = None
     ip6tables: bool = True
-    # default address pools (--default-address-pool); IPv6: the configured ones, else
-    # /64s of the daemon's ULA prefix (moby 27+); none: an IPv6 network needs a subnet
+    # default address pools (--default-address-pool); IPv6: see pools6
     pools4: tuple[AddressPool, ...] = DEFAULT_POOLS4
-    pools6: tuple[AddressPool, ...] = ()
+    configured_pools6: tuple[AddressPool, ...] = ()
+    ula_seed: str | None = None        # the engine id: the daemon's ULA prefix derives
     dns: tuple[str, ...] = ()          # the daemon's --dns: external DNS servers
+
+    @cached_property
+    def pools6(self) -> tuple[AddressPool, ...]:
+        """The default IPv6 pools: the configured ones, else /64s of the daemon's ULA
+        prefix (moby 27+), else none (an IPv6 network needs a subnet). Derived on first
+        use: the prefix is a sha256, and OpenSSL's hashlib is memory an idle daemon
+        without IPv6 does without (issue 10)."""
+        if self.configured_pools6 or self.ula_seed is None:
+            return self.configured_pools6
+        return (AddressPool(ula_base(self.ula_seed), 64),)
 
 
 @dataclass

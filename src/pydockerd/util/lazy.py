@@ -1,11 +1,15 @@
-"""Import a heavy module on first use (keeps daemon start-up and idle memory small)."""
+"""Import a heavy module, or build a service, on first use (keeps daemon start-up
+and idle memory small)."""
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import sys
+import threading
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable, Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class _Deferred(ModuleType):
@@ -27,3 +31,22 @@ def lazy_import(name: str) -> ModuleType:
     if importlib.util.find_spec(name) is None:
         raise ImportError(f"no module named {name!r}")
     return _Deferred(name)
+
+
+class BuiltOnce(Generic[T]):
+    """A service built by the first call (which imports its modules), from the event
+    loop or a worker thread: built once, under a lock, then returned as is."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> T:
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._build()
+                value = self._value
+        return value

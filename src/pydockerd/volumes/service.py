@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import datetime as _dt
 import logging
 import os
 import re
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import (Conflict, DockerError, InvalidParameter, NoSpace, NotFound,
                       SystemError_, no_space)
@@ -29,6 +28,12 @@ from .local import LocalDriver, validate_options
 from .model import ANONYMOUS_LABEL, Volume, VolumeUsage
 from ..util.filters import filter_bool, labels_match
 from ..util.idmap import IDENTITY, IdMap
+from ..util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import hashlib
+else:   # OpenSSL's digests: loaded by the first one (issue 10: idle memory)
+    hashlib = lazy_import("hashlib")
 
 log = logging.getLogger("pydockerd.volumes")
 

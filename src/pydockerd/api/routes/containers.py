@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 from ...containers.listing import select
 from ...containers.logs import LogQuery
 from ...containers.service import ContainerService
-from ...containers.stats import StatsService
-from ...containers.top import top
 from ...containers.validate import validate_create, validate_update
 from ...errors import CommandFailed, InvalidParameter, NotFound, NotImplementedErr
 from ...images.service import ImageService
@@ -32,6 +30,7 @@ from ..streams import (frame, log_frames, open_session, parse_detach_keys, pump_
 
 if TYPE_CHECKING:
     from ...containers.archive import ArchiveService
+    from ...containers.stats import StatsService
 
 log = logging.getLogger("pydockerd.api")
 
@@ -47,12 +46,12 @@ def _time_ns(v: str | None) -> int:
 
 class ContainerRoutes:
     def __init__(self, containers: ContainerService, images: ImageService,
-                 networks: NetworkService, stats: StatsService,
+                 networks: NetworkService, stats: Callable[[], StatsService],
                  archive: Callable[[], ArchiveService]) -> None:
         self.c = containers
         self.images = images
         self.networks = networks
-        self.stats = stats
+        self.stats = stats             # built by the first `docker stats`
         self.archive = archive         # built by the first cp or export (composition.py)
 
     def routes(self) -> list[Route]:
@@ -202,6 +201,7 @@ class ContainerRoutes:
         return json_response({"Warnings": warnings})
 
     async def top(self, req: Request) -> AnyResponse:
+        from ...containers.top import top        # with its cgroup reading (idle memory)
         try:
             titles, procs = await top(self.c.get(req.params["id"]), req.q("ps_args") or "-ef")
         except CommandFailed as e:
@@ -305,7 +305,7 @@ class ContainerRoutes:
         one_shot = req.q_bool("one-shot")
 
         async def body() -> AsyncIterator[bytes]:
-            async for doc in self.stats.stream(ct, stream, one_shot):
+            async for doc in self.stats().stream(ct, stream, one_shot):
                 yield json.dumps(doc).encode() + b"\n"
         return StreamResponse(body())
 
@@ -366,7 +366,8 @@ def _stat_header(stat: dict[str, Any]) -> str:
 
 
 def routes(containers: ContainerService, images: ImageService, networks: NetworkService,
-           stats: StatsService, archive: Callable[[], ArchiveService]) -> list[Route]:
+           stats: Callable[[], StatsService], archive: Callable[[], ArchiveService]
+           ) -> list[Route]:
     return ContainerRoutes(containers, images, networks, stats, archive).routes()
 
 

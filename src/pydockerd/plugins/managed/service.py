@@ -39,12 +39,12 @@ RESTART_PAUSE = 1.0
 
 class ManagedPlugins:
     def __init__(self, data_root: str, exec_root: str, socket_dir: str, runc_binary: str,
-                 events: EventBus, registry: RegistryAccess,
+                 events: EventBus, registry: Callable[[], RegistryAccess],
                  in_use: Callable[[str], bool] = lambda name: False) -> None:
         self.store = PluginStore(os.path.join(data_root, "plugins"))
         self.runner = PluginRunner(self.store, RunPaths(os.path.join(exec_root, "plugins"),
                                                         socket_dir), runc_binary)
-        self._registry = registry
+        self._registry = registry     # the distribution service, built by its first use
         self.events = events
         self.in_use = in_use                 # volumes of the driver exist (dockerd's refcount)
         self._running: dict[str, Plugin] = {}         # id -> its legacy-protocol face
@@ -58,7 +58,7 @@ class ManagedPlugins:
         """Built by the first install, upgrade, push or create: its modules (registry
         transfers, tar handling) are memory an idle daemon does without (issue 10)."""
         from .install import Installer
-        return Installer(self.store, self._registry)
+        return Installer(self.store, self._registry())
 
     # --- daemon start and stop ------------------------------------------------------------
     async def start(self, live_restore: bool = False) -> None:

@@ -11,18 +11,23 @@ Lookups follow dockerd's resolvePluginID: a full ID, then the name (`tvp` is
 `tvp:latest`), then a unique ID prefix."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import re
 import shutil
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import Conflict, InvalidParameter, NotFound
 from ...images.references import parse_normalized
 from ...util.fsatomic import write_atomic
+from ...util.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import hashlib
+else:   # OpenSSL's digests: loaded by the first one (issue 10: idle memory)
+    hashlib = lazy_import("hashlib")
 
 log = logging.getLogger("pydockerd.plugins")
 _FULL_ID = re.compile(r"^[a-f0-9]{64}$")
