@@ -24,10 +24,12 @@ LAZY = ("aiohttp", "yarl", "multidict", "prometheus_client", "zstandard", "tarfi
         # ISA-L gzip (util/gzipfast.py): loaded by the first layer inflate or deflate
         "isal",
         # the distribution service (built by the first pull, push, login, search or
-        # plugin install: composition._distribution) and a plugin install's modules
+        # plugin install: composition._distribution), a plugin install's, a managed
+        # plugin's runner and config (ManagedPlugins.installer, .runner)
         "pydockerd.distribution.service", "pydockerd.distribution.client",
         "pydockerd.distribution.pull", "pydockerd.distribution.push",
         "pydockerd.distribution.download", "pydockerd.plugins.managed.install",
+        "pydockerd.plugins.managed.runner", "pydockerd.plugins.managed.config",
         # docker cp/export (composition._archive), the WebSocket attach, new images and
         # load/save (images/service.py), commit's changes, network and IPAM plugins
         "pydockerd.containers.archive", "pydockerd.api.routes.attach_ws",

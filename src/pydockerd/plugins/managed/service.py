@@ -25,12 +25,16 @@ from ...util.tasks import TaskOwner
 from ..client import PluginClient
 from ..discovery import PluginSpec
 from ..registry import Plugin
-from .config import apply_set, capabilities, kinds
-from .runner import PluginRunner, RunPaths
 from .state import PluginRecord, PluginStore
 
+from ...util.lazy import lazy_import
+
 if TYPE_CHECKING:
+    from . import config
     from .install import Installer, RegistryAccess
+    from .runner import PluginRunner
+else:   # plugin configs: loaded with the first plugin (issue 10: idle memory)
+    config = lazy_import("pydockerd.plugins.managed.config")
 
 log = logging.getLogger("pydockerd.plugins")
 _FILTERS = {"enabled", "capability"}          # moby's acceptedPluginFilterTags
@@ -42,8 +46,7 @@ class ManagedPlugins:
                  events: EventBus, registry: Callable[[], RegistryAccess],
                  in_use: Callable[[str], bool] = lambda name: False) -> None:
         self.store = PluginStore(os.path.join(data_root, "plugins"))
-        self.runner = PluginRunner(self.store, RunPaths(os.path.join(exec_root, "plugins"),
-                                                        socket_dir), runc_binary)
+        self._run_paths = (os.path.join(exec_root, "plugins"), socket_dir, runc_binary)
         self._registry = registry     # the distribution service, built by its first use
         self.events = events
         self.in_use = in_use                 # volumes of the driver exist (dockerd's refcount)
@@ -52,6 +55,14 @@ class ManagedPlugins:
         self.on_disable: list[Callable[[str], None]] = []
         self._lock = asyncio.Lock()
         self._watchers = TaskOwner("managed plugins")
+
+    @cached_property
+    def runner(self) -> PluginRunner:
+        """Built by the first plugin started or adopted: a daemon without plugins
+        never loads its modules (issue 10: idle memory)."""
+        from .runner import PluginRunner, RunPaths
+        plugins_dir, socket_dir, runc_binary = self._run_paths
+        return PluginRunner(self.store, RunPaths(plugins_dir, socket_dir), runc_binary)
 
     @cached_property
     def installer(self) -> Installer:
@@ -112,7 +123,7 @@ class ManagedPlugins:
         caps = filters.get("capability", [])
         return [r for r in self.store.all()
                 if (enabled is None or r.enabled == enabled)
-                and all(c in caps for c in capabilities(r.config) if caps)]
+                and all(c in caps for c in config.capabilities(r.config) if caps)]
 
     def get(self, name: str) -> PluginRecord:
         return self.store.get(name)
@@ -121,7 +132,7 @@ class ManagedPlugins:
     def _face(self, rec: PluginRecord) -> Plugin:
         sock = self.runner.paths.socket(rec)
         return Plugin(rec.name, PluginClient(PluginSpec(rec.name, "unix://" + sock)),
-                      kinds(rec.config), rootfs=self.store.rootfs(rec.id),
+                      config.kinds(rec.config), rootfs=self.store.rootfs(rec.id),
                       propagated_mount=rec.config["PropagatedMount"],
                       propagated_source=self.store.propagated(rec.id))
 
@@ -203,7 +214,7 @@ class ManagedPlugins:
             if rec.enabled:
                 raise Conflict("cannot set on an active plugin, disable plugin before "
                                "setting")
-            rec.settings = apply_set(rec.config, rec.settings, args)
+            rec.settings = config.apply_set(rec.config, rec.settings, args)
             await asyncio.to_thread(self.store.save, rec)
 
     # --- installing -------------------------------------------------------------------------
