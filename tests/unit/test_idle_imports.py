@@ -7,7 +7,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+from pydockerd.util.lazy import BuiltOnce
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 # tarfile (and its compression modules) only an image load/save/push, a build, a
@@ -81,3 +84,26 @@ def test_the_ula_prefix_is_derived_on_first_use() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(SRC)), timeout=120, check=True)
     assert out.stdout.split("\n")[:2] == ["False", "fd62:fb69:18af::/48 64 True"], out.stdout
+
+
+def test_a_service_built_once_is_built_once_from_any_thread() -> None:
+    # the distribution service: its first user may be a worker thread (a layer purge)
+    # racing the event loop (a pull)
+    built: list[object] = []
+    start = threading.Barrier(8)
+
+    def build() -> object:
+        built.append(object())
+        threading.Event().wait(0.05)      # a slow build: the other callers arrive meanwhile
+        return built[-1]
+
+    once = BuiltOnce(build)
+    got: list[object] = []
+
+    def call() -> None:
+        start.wait()
+        got.append(once())
+    ts = [threading.Thread(target=call) for _ in range(8)]
+    [t.start() for t in ts]
+    [t.join(10) for t in ts]
+    assert len(built) == 1 and len(got) == 8 and all(g is built[0] for g in got)
