@@ -7,8 +7,12 @@ ADD <url> (builder/remote.py), legacy plugins (plugins/client.py).
 - a keep-alive pool per client: an idle connection the server closed is dropped,
   and an idempotent request whose reused connection dies before any answer byte
   is sent once more on a new one;
-- timeouts: connect (TCP + TLS), read (inactivity: no head, or no body byte, for
-  that long) and total (the whole exchange, body included), each optional;
+- timeouts: connect (TCP + TLS), read (inactivity: no head, no body byte, or a
+  request body the server does not take, for that long) and total (the whole
+  exchange, both bodies included), each optional;
+- response heads capped (1 MiB, 1000 lines), 1xx interim responses skipped, an
+  answer that arrives mid-upload returned (the rest is not sent), and a connection
+  that carried anything unexpected is not reused;
 - redirects when asked (Authorization is dropped when the origin changes, as Go
   and aiohttp do), request bodies as bytes or async iterables (chunked unless the
   caller sets Content-Length), bodies read in chunks, to a limit, or as JSON;
@@ -238,7 +242,11 @@ class HTTPClient:
             conn = self._take(key) or await self._connect(key, t, deadline)
             try:
                 conn.begin(method == "HEAD")
-                await self._write(conn, head, data, chunked)
+                try:
+                    await self._write(conn, head, data, chunked, t, deadline)
+                except ServerDisconnected:
+                    if not conn.headers_done:
+                        raise              # else: answered early, then closed
                 await conn.read_head(_remaining(t.read, deadline))
             except ServerDisconnected:
                 conn.close()
@@ -271,18 +279,24 @@ class HTTPClient:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     @staticmethod
-    async def _write(conn: Connection, head: bytes, data: Body, chunked: bool) -> None:
+    async def _write(conn: Connection, head: bytes, data: Body, chunked: bool, t: Timeouts,
+                     deadline: float | None) -> None:
+        """Send the request; stop (the connection is then not reused) when the
+        response head arrives first, e.g. a 413 or 401 in the middle of an upload."""
         if data is None or isinstance(data, bytes):
-            await conn.write(head + data if data and len(data) < 65536 else head)
-            if data and len(data) >= 65536:
-                await conn.write(data)
+            small = len(data or b"") < 65536
+            for part in [head + (data or b"")] if small else [head, data or b""]:
+                await conn.write(part, _remaining(t.read, deadline))
             return
-        await conn.write(head)
+        await conn.write(head, _remaining(t.read, deadline))
         async for piece in data:
+            if conn.abandoned:
+                return
             if piece:
-                await conn.write(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
+                await conn.write(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece,
+                                 _remaining(t.read, deadline))
         if chunked:
-            await conn.write(b"0\r\n\r\n")
+            await conn.write(b"0\r\n\r\n", _remaining(t.read, deadline))
 
     # --- the pool ------------------------------------------------------------------------
     def _take(self, key: tuple[str, str, int]) -> Connection | None:

@@ -13,6 +13,8 @@ from collections import deque
 import httptools
 
 _HIGH, _LOW = 1 << 20, 256 << 10      # body buffer: pause reading above, resume below
+_MAX_HEAD = 1 << 20                   # response head bytes, 1xx heads included (Go's limit)
+_MAX_HEADERS = 1000                   # header lines in one response head
 
 
 class HTTPError(Exception):
@@ -57,12 +59,13 @@ class PayloadError(HTTPError):
 
 class ResponseTimeout(HTTPError):
     """No connection, response head or body bytes within the time allowed;
-    `stage` is "connect", "headers" or "body"."""
+    `stage` is "connect", "write", "headers" or "body"."""
 
     def __init__(self, stage: str) -> None:
         self.stage = stage
         super().__init__({"connect": "i/o timeout (connecting)",
-                          "headers": "timeout awaiting response headers"}.get(
+                          "headers": "timeout awaiting response headers",
+                          "write": "i/o timeout (sending the request body)"}.get(
                               stage, "i/o timeout (reading the body)"))
 
 
@@ -93,6 +96,9 @@ class Connection(asyncio.Protocol):
         self.headers: list[tuple[str, str]] = []
         self.headers_done = self.complete = False
         self.keep_alive = False
+        self.abandoned = False             # request body not all sent: never reused
+        self._interim = self._trailing = False
+        self._head_bytes = 0
         self.until_close = False           # no Content-Length, not chunked: ends at EOF
         self.got_bytes = False
         self.body: deque[bytes] = deque()
@@ -101,12 +107,24 @@ class Connection(asyncio.Protocol):
     def on_status(self, reason: bytes) -> None:
         self.reason = reason.decode("latin-1")
 
+    def on_message_begin(self) -> None:
+        if self.complete:                  # bytes after the response: not reused
+            self._trailing = True
+            raise PayloadError("data after the response")
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) >= _MAX_HEADERS:
+            raise PayloadError("too many response headers")
         self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
-        self.status = self._parser.get_status_code()
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:    # 100 Continue, 103 Early Hints
+            self._interim = True           # its message_complete is not the answer's
+            self.headers = []
+            return
+        self.status = status
         self.headers_done = True
         names = {n.lower(): v for n, v in self.headers}
         chunked = "chunked" in names.get("transfer-encoding", "").lower()
@@ -127,7 +145,9 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         assert self._parser is not None
-        if not self.complete:
+        if self._interim:
+            self._interim = False
+        elif not self.complete:
             self.complete = True
             self.keep_alive = self._parser.should_keep_alive()
 
@@ -141,13 +161,26 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
-        if not self.complete:
+        if self.complete:
+            self.keep_alive = False        # more than the response: not reused
+        else:
             try:
                 self._parser.feed_data(data)
             except httptools.HttpParserError as e:
-                self._error = PayloadError(f"invalid HTTP response: {e}")
-                self.close()
+                if self._trailing:
+                    self.keep_alive = False
+                else:
+                    cause = e.__context__ if isinstance(e.__context__, HTTPError) else e
+                    self._error = PayloadError(f"invalid HTTP response: {cause}")
+                    self.close()
+            if not self.headers_done:
+                self._head_bytes += len(data)
+                if self._head_bytes > _MAX_HEAD and not self.closed:
+                    self._error = PayloadError("invalid HTTP response: headers too large")
+                    self.close()
         self._wake()
+        if self.headers_done and self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)   # answered while sending: stop sending
 
     def eof_received(self) -> bool | None:
         return None                        # close the transport: connection_lost follows
@@ -184,16 +217,26 @@ class Connection(asyncio.Protocol):
         self._parser = None
         self.reused = True
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes, timeout: float | None) -> None:
+        """Send data; wait (timeout: at most that long) while the buffer is full,
+        unless the response head has arrived."""
         if self.closed or self.transport is None or self.transport.is_closing():
             raise ServerDisconnected("server disconnected")
+        if self.headers_done:              # answered before the request was all sent
+            self.abandoned = True
+            return
         self.transport.write(data)
         if self._write_paused:
             self._drain = asyncio.get_running_loop().create_future()
             try:
-                await self._drain
+                async with asyncio.timeout(timeout):
+                    await self._drain
+            except TimeoutError:
+                raise ResponseTimeout("write") from None
             finally:
                 self._drain = None
+            if self.headers_done and self._write_paused:
+                self.abandoned = True
             if self.closed:
                 raise ServerDisconnected("server disconnected")
 
@@ -243,4 +286,5 @@ class Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return self.complete and self.keep_alive and not self.body and not self.closed
+        return self.complete and self.keep_alive and not self.body and not self.closed \
+            and not self.abandoned
