@@ -16,6 +16,7 @@ from ..util.httpclient import (Body, ConnectError, HTTPClient, HTTPError, Payloa
                                basic_auth)
 
 log = logging.getLogger("pydockerd.distribution")
+SMALL_BODY = 1 << 20       # what is read of an error, ping or token response body
 
 
 class RegistryError(Exception):
@@ -82,7 +83,7 @@ async def registry_error(resp: Response) -> RegistryError:
         resp.release()
         return UnexpectedStatus(resp.status, resp.reason or "")
     try:
-        body = await resp.read()
+        body = await resp.read(SMALL_BODY)
         doc = json.loads(body) if body else {}
         errs = doc.get("errors") if isinstance(doc, dict) else None
         if errs and isinstance(errs[0], dict):
@@ -155,7 +156,7 @@ class RegistrySession:
                                 Timeouts(connect=limit, total=limit))
         async with resp:
             try:
-                await resp.read()
+                await resp.read(SMALL_BODY)
             except HTTPError as e:
                 raise TransportError(describe("GET", url, e, body=True)) from None
             if resp.status == 401:
@@ -219,7 +220,7 @@ class RegistrySession:
                                         if self.auth.has_basic else "authentication required")
                 raise err
             try:
-                doc = json.loads(await resp.read())
+                doc = json.loads(await resp.read(SMALL_BODY))
             except HTTPError as e:
                 raise TransportError(describe("GET", realm, e, body=True)) from None
             except ValueError:
