@@ -4,6 +4,7 @@ A raw asyncio server on 127.0.0.1; no root, no daemon."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import pytest
 
@@ -36,7 +37,7 @@ def test_ping_token_and_error_bodies_are_read_to_a_limit() -> None:
         host = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
         try:
             async with asyncio.timeout(10), RegistrySession(
-                    Endpoint(f"http://{host}", host, None), AuthConfig(), ["s"]) as session:
+                    Endpoint(f"http://{host}", host, ssl.create_default_context()), AuthConfig(), ["s"]) as session:
                 await session.ping()
                 assert session.challenges and session.challenges[0].scheme == "bearer"
                 with pytest.raises(RegistryError, match="invalid token response"):

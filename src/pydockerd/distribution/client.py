@@ -126,9 +126,7 @@ class RegistrySession:
         self.scopes = list(scopes)
         self.challenges: list[Challenge] = []
         self._token: str | None = None
-        # plain http: a redirect to https is not verified (aiohttp's ssl=False before)
-        self.http = HTTPClient(tls=endpoint.tls if endpoint.tls is not None else False,
-                               timeouts=_timeouts())
+        self.http = HTTPClient(tls=endpoint.tls, timeouts=_timeouts())
 
     async def close(self) -> None:
         await self.http.close()

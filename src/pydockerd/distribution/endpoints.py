@@ -31,7 +31,8 @@ DEFAULT_INSECURE = ("127.0.0.0/8", "::1/128")
 class Endpoint:
     base: str                        # https://host:port (no trailing slash)
     host: str                        # host:port as in the reference / certs.d
-    tls: ssl.SSLContext | None       # None for plain http
+    tls: ssl.SSLContext              # plain http too: for an https redirect or token
+                                     # realm, verified unless the host is insecure (Go)
     mirror: bool = False
 
     def url(self, path: str) -> str:
@@ -124,16 +125,16 @@ def registry_endpoints(cfg: Config, domain: str) -> list[Endpoint]:
             parts = urlsplit(m if "://" in m else "https://" + m)
             host = parts.netloc
             base = f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
-            tls = tls_context(cfg, host, not is_insecure(cfg, host)) \
-                if parts.scheme == "https" else None
+            tls = tls_context(cfg, host, not is_insecure(cfg, host))
             out.append(Endpoint(base, host, tls, mirror=True))
         host = HUB_REGISTRY
         out.append(Endpoint(f"https://{host}", host, tls_context(cfg, host, True)))
         return out
     insecure = is_insecure(cfg, domain)
-    out.append(Endpoint(f"https://{domain}", domain, tls_context(cfg, domain, not insecure)))
+    tls = tls_context(cfg, domain, not insecure)
+    out.append(Endpoint(f"https://{domain}", domain, tls))
     if insecure:
-        out.append(Endpoint(f"http://{domain}", domain, None))
+        out.append(Endpoint(f"http://{domain}", domain, tls))
     return out
 
 
