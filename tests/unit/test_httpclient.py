@@ -10,9 +10,9 @@ from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from pydockerd.util.httpclient import (ConnectError, HTTPClient, PayloadError,
-                                       ResponseTimeout, ServerDisconnected, Timeouts,
-                                       basic_auth)
+from pydockerd.util.httpclient import (ConnectError, HTTPClient, HTTPError, InvalidURL,
+                                       PayloadError, ResponseTimeout, ServerDisconnected,
+                                       Timeouts, basic_auth)
 from tests.unit.httpserver import Request, Server, json_response, response
 
 
@@ -199,3 +199,21 @@ def test_a_slow_reader_holds_the_server_back_and_gets_every_byte() -> None:
         async with await client.get(server.url + "/big") as r:
             assert await r.read() == blob
     assert run(handler, body).connections == 1
+
+
+def test_url_userinfo_non_ascii_and_header_injection(tmp_path: Path) -> None:
+    async def handler(req: Request) -> bytes | None:
+        return json_response({"path": req.path, "host": req.headers["host"],
+                              "auth": req.headers.get("authorization", "")})
+
+    async def body(server: Server, client: HTTPClient) -> None:
+        r = await client.get("http://u:p%40w@bücher.example:8/a b/файл%20?q=a b&x=%2F")
+        assert await r.json() == {"path": "/a%20b/%D1%84%D0%B0%D0%B9%D0%BB%20?q=a%20b&x=%2F",
+                                  "host": "xn--bcher-kva.example:8",
+                                  "auth": basic_auth("u", "p@w")}
+        for bad in ({"X-Token": "a\r\nX-Evil: 1"}, {"X\nY": "a"}, {"X-Token": "ф"}):
+            with pytest.raises(HTTPError, match="invalid header field"):
+                await client.get("http://localhost/", headers=bad)
+        with pytest.raises(InvalidURL):
+            await client.get("http://" + "a" * 64 + ".example/")
+    run(handler, body, unix=str(tmp_path / "s.sock"))

@@ -16,6 +16,8 @@ ADD <url> (builder/remote.py), legacy plugins (plugins/client.py).
 - redirects when asked (Authorization is dropped when the origin changes, as Go
   and aiohttp do), request bodies as bytes or async iterables (chunked unless the
   caller sets Content-Length), bodies read in chunks, to a limit, or as JSON;
+- URLs: path and query percent-quoted (existing %xx kept), host IDNA-encoded,
+  userinfo sent as Basic credentials; CR/LF in a header is refused;
 - no proxies (aiohttp's trust_env was never set) and no content decoding.
 Failures raise httpconn.HTTPError subclasses, re-exported here."""
 from __future__ import annotations
@@ -26,7 +28,7 @@ import json
 import ssl
 from dataclasses import dataclass
 from typing import Any, AsyncIterable, AsyncIterator, Iterable, Mapping, overload
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from .httpconn import (ConnectError, Connection, HTTPError, InvalidURL, PayloadError,
                        ResponseTimeout, ServerDisconnected)
@@ -39,6 +41,7 @@ Body = bytes | AsyncIterable[bytes] | None
 _REDIRECTS = (301, 302, 303, 307, 308)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _MAX_IDLE = 8                     # idle connections kept per host
+_SAFE = "/%:@!$&'()*+,;=?"        # kept as they are in a request target (%xx too)
 
 
 @dataclass(frozen=True)
@@ -228,13 +231,18 @@ class HTTPClient:
         try:
             u = urlsplit(url)
             port = u.port or (443 if u.scheme == "https" else 80)
-        except ValueError as e:
+            host = (u.hostname or "").encode("idna").decode("ascii")
+        except (ValueError, UnicodeError) as e:
             raise InvalidURL(f"{url}: {e}") from None
-        if u.scheme not in ("http", "https") or not u.hostname:
+        if u.scheme not in ("http", "https") or not host:
             raise InvalidURL(url)
-        key = (u.scheme, u.hostname, port)
-        target = (u.path or "/") + (f"?{u.query}" if u.query else "")
-        head = self._head(method, target, u.netloc, headers, data)
+        key = (u.scheme, host, port)
+        target = quote(u.path or "/", _SAFE) + (f"?{quote(u.query, _SAFE)}" if u.query else "")
+        hostport = (f"[{host}]" if ":" in host else host) + (f":{u.port}" if u.port else "")
+        if u.username is not None and not any(k.lower() == "authorization" for k in headers):
+            headers = {**headers, "Authorization": basic_auth(unquote(u.username),
+                                                              unquote(u.password or ""))}
+        head = self._head(method, target, hostport, headers, data)
         retry = method in _IDEMPOTENT and (data is None or isinstance(data, bytes))
         chunked = not (data is None or isinstance(data, bytes)
                        or any(k.lower() == "content-length" for k in headers))
@@ -275,8 +283,14 @@ class HTTPClient:
                 lines.append("Transfer-Encoding: chunked")
         elif method in ("POST", "PUT", "PATCH") and "content-length" not in names:
             lines.append("Content-Length: 0")
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        for k, v in headers.items():
+            if any(c in k or c in v for c in "\r\n\0") or not k or ":" in k:
+                raise HTTPError(f'net/http: invalid header field {k!r}')
+            lines.append(f"{k}: {v}")
+        try:
+            return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        except UnicodeEncodeError as e:
+            raise HTTPError(f"net/http: invalid header field: {e}") from None
 
     @staticmethod
     async def _write(conn: Connection, head: bytes, data: Body, chunked: bool, t: Timeouts,
