@@ -13,6 +13,12 @@ from pathlib import Path
 from pydockerd.util.lazy import BuiltOnce
 
 SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter that imports pydockerd from src/."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(SRC)), timeout=120, check=True)
 # tarfile (and its compression modules) only an image load/save/push, a build, a
 # `docker cp` or a plugin create needs; email.utils only ADD <url>; the builder is
 # imported and its service built by the first build (composition._builder)
@@ -52,8 +58,7 @@ def test_the_daemon_modules_do_not_load_the_lazy_libraries() -> None:
     # lazy_import's stand-in is not in sys.modules: a name there was really imported
     code = ("import sys, pydockerd.daemon\n"
             f"print(sorted(set(sys.modules) & set({LAZY!r})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(SRC)), timeout=120, check=True)
+    out = _python(code)
     assert out.stdout.strip() == "[]", out.stdout
 
 
@@ -68,8 +73,7 @@ def test_a_lazy_module_is_imported_on_first_read_from_any_thread() -> None:
             "      for _ in range(8)]\n"
             "[t.start() for t in ts]; [t.join() for t in ts]\n"
             "print('colorsys' in sys.modules, len(out), out[0])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(SRC)), timeout=120, check=True)
+    out = _python(code)
     assert out.stdout.split("\n")[:2] == ["False", "True 8 (0.0, 1.0, 1)"], out.stdout
 
 
@@ -81,8 +85,7 @@ def test_the_ula_prefix_is_derived_on_first_use() -> None:
             "                   ula_seed='499d4bc0-b0b3-416f-b1ee-cf6486315593')\n"
             "print('hashlib' in sys.modules)\n"
             "print(o.pools6[0].base, o.pools6[0].size, 'hashlib' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(SRC)), timeout=120, check=True)
+    out = _python(code)
     assert out.stdout.split("\n")[:2] == ["False", "fd62:fb69:18af::/48 64 True"], out.stdout
 
 
