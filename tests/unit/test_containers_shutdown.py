@@ -165,7 +165,7 @@ def test_load_locks_what_needs_work(tmp_path: Any) -> None:
     lc = FakeLifecycle(ContainerRegistry(Store(str(store_dir / "db")), EventBus()), paths)
 
     async def load() -> list[str]:
-        return [c.id for c in await restore.load_containers(lc)]   # type: ignore[arg-type]
+        return [c.id for c in (await restore.load_containers(lc)).pending]  # type: ignore[arg-type]
     pending = asyncio.run(load())
     assert sorted(pending) == [left_running.id, unreleased.id]
     assert lc.restoring == set(pending)
@@ -260,3 +260,49 @@ def test_leftover_files_go_after_the_exits_and_in_the_background(tmp_path: Any) 
     asyncio.run(run())
     assert order == ["exit"] * 3 + [f"purge {[leftover]}"]
     assert os.path.isdir(os.path.join(leftover, "upper", "etc"))
+
+
+def test_a_container_created_while_settling_is_not_taken_for_a_leftover(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    """With many containers to settle the API answers meanwhile: a container it creates
+    then (its directory made before its record) is no crash's leftover. What no record
+    owns is decided, and set aside, at load, before the API answers; after the leftover
+    runtimes are removed (a conmon's pid is read from the bundle set aside)."""
+    monkeypatch.setattr(restore, "SETTLE_WAIT_ALL", 1)
+    paths = _paths(tmp_path)
+    cs = [container(i) for i in range(3)]
+    orphan, new = "ab" * 32, container(99, status="created")
+    os.makedirs(os.path.join(paths.data_root, "containers", orphan))
+    lc = FakeLifecycle(registry_with(tmp_path, cs), paths)
+    order: list[str] = []
+
+    async def stray(paths: Paths, runc: Any, running: set[str]) -> None:
+        order.append("stray runtimes")
+        assert running == {c.id for c in cs}
+    monkeypatch.setattr(restore, "remove_stray_runtime", stray)
+    record_exit = lc.record_exit
+    created: list[str] = []
+
+    async def recording(c: Container, release: bool = True) -> None:
+        if not created:                         # a `docker create` answered meanwhile
+            created.append(new.id)
+            os.makedirs(os.path.join(paths.data_root, "containers", new.id))
+            await asyncio.sleep(0.01)           # its rw layer, made in a thread
+            lc.registry.add(new)
+        await record_exit(c, release)
+    lc.record_exit = recording              # type: ignore[method-assign]
+    lc.runner = SimpleNamespace(set_aside=lambda cid: order.append(f"aside {cid}") or [],
+                                purge_later=lambda paths: order.append("purge"))
+
+    async def run() -> None:
+        loaded = await restore.load_containers(lc)      # type: ignore[arg-type]
+        at_load.extend(order)
+        await restore.settle(lc, loaded, 0.001)         # type: ignore[arg-type]
+        assert lc.restore_task is not None
+        await lc.restore_task
+    at_load: list[str] = []
+    asyncio.run(run())
+    assert created and f"aside {new.id}" not in order
+    assert at_load == ["stray runtimes", f"aside {orphan}"]
+    assert order == at_load + ["purge"]
+    assert lc.registry.find(new.id) is new

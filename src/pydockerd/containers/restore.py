@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import signal as _signal
+from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import DockerError
@@ -45,11 +46,21 @@ RECORD_CONCURRENCY = 128
 SETTLE_WAIT_ALL = 64
 
 
-async def load_containers(lc: Lifecycle) -> list[Container]:
+@dataclass
+class Loaded:
+    """What `load_containers` leaves to `settle`."""
+    pending: list[Container]    # locked, their work still to do
+    aside: list[str]            # files a crash left, set aside, to purge
+
+
+async def load_containers(lc: Lifecycle) -> Loaded:
     """Daemon start, before the API answers: load the records, re-attach to live
-    containers (live-restore), and lock every container that still needs work (a run
-    left recorded running, a runtime left behind, a removal under way). Returns
-    those; `settle` does their work, and may finish after the API answers."""
+    containers (live-restore), lock every container that still needs work (a run
+    left recorded running, a runtime left behind, a removal under way), remove the
+    runtimes of containers not recorded running and set aside the files no record
+    owns. Nothing is created meanwhile: what is not known now is a crash's leftover
+    (later, a `create` under way has its directory before its record). `settle`
+    does the pending work and the purge, and may finish after the API answers."""
     registry = lc.registry
     os.makedirs(lc.paths.exit_dir, exist_ok=True)
     os.makedirs(lc.paths.runc_root, exist_ok=True)
@@ -80,10 +91,18 @@ async def load_containers(lc: Lifecycle) -> list[Container]:
             lc.restoring.add(c.id)
         elif spools(lc.paths.bundle(c.id)):
             lc.runner.follow_logs(c, 0)     # output its conmon wrote while we were away
-    return pending
+    # runtimes first: a leftover conmon's pid is read from the bundle set aside next,
+    # and a rootfs is unmounted once no runc container runs in it
+    await remove_stray_runtime(lc.paths, lc.runtimes.default,
+                               {c.id for c in registry.all() if c.state.running}
+                               | {c.id for c in pending})
+    # renames only: their deletes wait until the exits are recorded (settle)
+    aside = await asyncio.to_thread(_set_aside_orphans, lc.paths,
+                                    {c.id for c in registry.all()}, lc.runner.set_aside)
+    return Loaded(pending, aside)
 
 
-async def settle(lc: Lifecycle, pending: list[Container], budget: float) -> None:
+async def settle(lc: Lifecycle, loaded: Loaded, budget: float) -> None:
     """Finish the daemon start: stop what was left running, release what dead runs
     hold, finish removals, then restart what the restart policies say. With up to
     SETTLE_WAIT_ALL containers to handle this is done before the API answers, as
@@ -91,17 +110,17 @@ async def settle(lc: Lifecycle, pending: list[Container], budget: float) -> None
     the background (a start after a crash with 1,000 containers left running must
     answer the API in a second or two), each container locked until its turn, so
     verbs on it wait for it."""
-    work = len(pending) + sum(1 for c in lc.registry.all() if c.id not in lc.restoring
+    work = len(loaded.pending) + sum(1 for c in lc.registry.all() if c.id not in lc.restoring
                               and (c.host_config.get("RestartPolicy") or {}).get("Name")
                               not in (None, "", "no"))
-    task = lc.restore_task = lc.tasks.spawn(_settle(lc, pending), "restore containers")
+    task = lc.restore_task = lc.tasks.spawn(_settle(lc, loaded), "restore containers")
     done, _ = await asyncio.wait({task}, timeout=None if work <= SETTLE_WAIT_ALL else budget)
     if not done:
         log.info("restoring %d containers goes on in the background", len(lc.restoring))
 
 
-async def _settle(lc: Lifecycle, pending: list[Container]) -> None:
-    registry = lc.registry
+async def _settle(lc: Lifecycle, loaded: Loaded) -> None:
+    registry, pending = lc.registry, loaded.pending
     locked = {c.id: registry.lock(c.id) for c in pending}     # held since load
     to_start: list[Container] = []
 
@@ -133,17 +152,12 @@ async def _settle(lc: Lifecycle, pending: list[Container]) -> None:
         finally:
             lc.restoring.discard(c.id)
     try:
-        # pending ones are handled one by one below
-        await remove_stray_runtime(lc.paths, lc.runtimes.default,
-                                   {c.id for c in registry.all() if c.state.running} | set(locked))
-        known = {c.id for c in registry.all()}
         # first every exit recorded (a signal and a wait each: many at once), so
         # `docker ps` is right soon; then the slow part, what the runs held released
         await for_each(pending, record_one, RECORD_CONCURRENCY)
-        # files no record owns are set aside now (renames) and deleted in the
-        # background, as a removal's are: the start does not wait for their deletes
-        lc.runner.purge_later(await asyncio.to_thread(
-            _set_aside_orphans, lc.paths, known, lc.runner.set_aside))
+        # what a crash left (set aside at load) is deleted in the background, as a
+        # removal's is: the start does not wait for their deletes
+        lc.runner.purge_later(loaded.aside)
         await for_each(pending, release_one, RESTORE_CONCURRENCY)
         for c in registry.all():
             if not c.state.running and restart_at_daemon_start(

@@ -33,7 +33,7 @@ from .model import Container
 from .mounts import create_volumes, remove_made
 from .paths import Paths
 from .registry import ContainerRegistry, name_conflict
-from .restore import load_containers, settle
+from .restore import Loaded, load_containers, settle
 from .runner import Runner
 from .runtimes import Runtimes
 from .shutdown import shutdown_containers
@@ -63,7 +63,7 @@ class ContainerService:
         self.lifecycle = Lifecycle(cfg, paths, runtimes, registry, self.runner, volumes,
                                    observer, actions)
         self.actions = actions      # engine_daemon_container_actions_seconds
-        self._pending: list[Container] = []     # loaded, locked, not settled yet
+        self._loaded = Loaded([], [])     # loaded, locked, not settled yet
 
     def reload(self, cfg: Config) -> None:
         """SIGHUP: the reloadable options (live-restore) apply from now on."""
@@ -343,12 +343,12 @@ class ContainerService:
 
     async def restore(self) -> None:
         """Daemon start, before anything else: load, re-attach, lock what needs work."""
-        self._pending = await load_containers(self.lifecycle)
+        self._loaded = await load_containers(self.lifecycle)
 
     async def settle(self, budget: float) -> None:
         """Then that work and the restarts, waited for at most `budget` seconds."""
-        pending, self._pending = self._pending, []
-        await settle(self.lifecycle, pending, budget)
+        loaded, self._loaded = self._loaded, Loaded([], [])
+        await settle(self.lifecycle, loaded, budget)
 
     def restoring(self, cid: str) -> bool:
         """Still being reconciled or restarted by the daemon start (treat as live)."""
