@@ -321,6 +321,39 @@ def test_a_pull_waiting_for_a_failed_maker_makes_the_layer_itself(svc, reg) -> N
     assert svc.layers.exists(shared.diff_id)
 
 
+@pytest.mark.timeout(60)
+def test_a_pull_cancelled_waiting_for_a_drop_drops_the_layers_handed_to_it(svc, reg
+                                                                          ) -> None:
+    """A pull waits for the drop of one of its layers (a failed pull's); another pull
+    that made its other layer fails meanwhile and hands that layer over to it; then
+    its client goes: the layer handed over is dropped, not left on disk."""
+    shared, mine = Layer("shared"), Layer("mine")
+    broken = Layer("bad", blob=CORRUPT)
+
+    async def main() -> list[ProgressEvent]:
+        reg.stall(broken, at=0)
+        s = slots()
+        being_dropped = chain_ids([shared.diff_id, mine.diff_id])[1]
+        drop = asyncio.get_running_loop().create_future()
+        s.flights._dropping[being_dropped] = drop     # a failed pull's drop under way
+        first = asyncio.create_task(collect(make_pull(svc, s, "one", [shared, broken])))
+        await until(lambda: svc.layers.exists(shared.diff_id))
+        waiting = asyncio.create_task(collect(make_pull(svc, s, "two", [shared, mine])))
+        await until(lambda: len(s.flights._holders.get(shared.diff_id, [])) == 2)
+        reg.release(broken)                # the first pull fails: `shared` handed over
+        one = await asyncio.wait_for(first, DEADLINE)
+        waiting.cancel()                   # the waiting pull's client goes
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        s.flights.dropped([being_dropped])
+        assert s.flights._holders == {} and s.flights._dropping == {}
+        return one
+    one = asyncio.run(main())
+    assert errors(one) and "invalid layer tar" in errors(one)[0]
+    assert pull_threads() == []
+    assert leftovers(svc) == []
+
+
 # --- 4. cancelled twice while the unpack finishes ------------------------------------------------
 @pytest.mark.timeout(60)
 def test_a_second_cancel_still_waits_for_the_unpack_and_undoes_it(svc, reg, monkeypatch

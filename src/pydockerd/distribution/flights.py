@@ -62,18 +62,19 @@ class LayerFlights:
         self._making: dict[str, Flight] = {}
         self._dropping: dict[str, asyncio.Future[None]] = {}
 
-    async def claim(self, chains: list[str]) -> Claim:
-        """Hold chains for a pull; returns once no drop of any of them is under way."""
+    def claim(self, chains: list[str]) -> Claim:
+        """Hold chains for a pull, until its `release`; then wait for `cleared`.
+        From here on another failed pull may hand layers over to it: whatever
+        happens next (a cancel during `cleared` too), the pull must `release`."""
         c = Claim(chains)
         for ch in chains:
             self._holders.setdefault(ch, []).append(c)
-        try:
-            while pending := [self._dropping[ch] for ch in chains if ch in self._dropping]:
-                await asyncio.wait(pending)
-        except BaseException:
-            self.release(c, failed=False)
-            raise
         return c
+
+    async def cleared(self, c: Claim) -> None:
+        """Returns once no drop of any of the claim's chains is under way."""
+        while pending := [self._dropping[ch] for ch in c.chains if ch in self._dropping]:
+            await asyncio.wait(pending)
 
     def make(self, chain: str) -> tuple[Flight, bool]:
         """(flight, True): the caller makes the layer now, reports its progress

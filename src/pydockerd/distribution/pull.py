@@ -168,10 +168,12 @@ class Pull:
         res = self.res
         layers = res.manifest.layers
         chains = self._chains
-        claim = await self.slots.flights.claim(chains)     # flights.py
+        claim = self.slots.flights.claim(chains)     # flights.py
         tasks: dict[int, asyncio.Task[None]] = {}
         ok = False
         try:
+            # (cancelled here, the pull fails as any: layers handed over are dropped)
+            await self.slots.flights.cleared(claim)
             present = await asyncio.to_thread(lambda: [self.images.layers.exists(c)
                                                        for c in chains])
             for desc, have in zip(layers, present):
