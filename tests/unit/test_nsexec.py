@@ -225,6 +225,33 @@ def test_b_runs_only_once_the_server_has_its_pid(tmp_path, monkeypatch: pytest.M
             nsserver._stuck.remove(stuck_a)
 
 
+@pytest.mark.skipif(os.uname().machine not in nschild.SYSCALLS, reason="no fast exec here")
+def test_a_fork_that_fails_leaves_no_descriptor_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fork server at the pid limit: fork() fails (EAGAIN), the exec fails, and
+    the server keeps none of the pipes it made for A and B."""
+    import errno
+    import socket
+
+    from pydockerd.runtime import nsserver
+
+    def no_fork() -> int:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    null = os.open(os.devnull, os.O_RDWR)
+    plan = _plan_for_self()
+    try:
+        before = sorted(os.listdir("/proc/self/fd"))
+        monkeypatch.setattr(nsserver.os, "fork", no_fork)
+        with pytest.raises(BlockingIOError):
+            nsserver._fork(theirs, plan, [null, null, null, null])
+        monkeypatch.undo()
+        assert sorted(os.listdir("/proc/self/fd")) == before
+    finally:
+        os.close(null)
+        ours.close()
+        theirs.close()
+
+
 @pytest.mark.parametrize("kind", ["symlink", "file", "devtmpfs-ptmx", "null"])
 def test_a_ptmx_that_is_not_devpts_is_refused(tmp_path, kind: str) -> None:
     """A container process may have replaced its /dev/pts/ptmx: B opens only devpts'

@@ -74,9 +74,15 @@ def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> int:
     console = fds[1] if terminal else -1
     stdio = (-1, -1, -1) if terminal else (fds[1], fds[2], fds[3])
     prep = Prepared.build(plan, SYSCALLS[platform.machine()])
-    pid_r, pid_w = os.pipe()
-    go_r, go_w = os.pipe()
-    pid_a = os.fork()
+    pipes = list(os.pipe())
+    try:
+        pipes += os.pipe()
+        pid_a = os.fork()
+    except BaseException:           # no A (EAGAIN: at the pid limit), no pipe kept
+        for fd in pipes:
+            os.close(fd)
+        raise
+    pid_r, pid_w, go_r, go_w = pipes
     if pid_a == 0:                                       # pragma: no cover (child)
         os.close(pid_r)
         os.close(go_w)
