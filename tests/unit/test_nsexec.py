@@ -201,15 +201,19 @@ def test_b_runs_only_once_the_server_has_its_pid(tmp_path, monkeypatch: pytest.M
     err_r, err_w = os.pipe()
     null = os.open(os.devnull, os.O_RDWR)
     try:
-        pid = nsserver._fork(theirs, _plan_for_self(), [err_w, null, null, null])
+        pid, go = nsserver._fork(theirs, _plan_for_self(), [err_w, null, null, null])
         if not stuck:
             assert pid == int(b_pid.read_text())
+            time.sleep(0.2)
+            assert not marker.exists()  # B waits for its go (the daemon's, nsclient.py)
+            os.write(go, b"g")
+            os.close(go)
             deadline = time.monotonic() + 10
             while not marker.exists() and time.monotonic() < deadline:
                 time.sleep(0.02)
             assert marker.exists()
             return
-        assert pid == 0
+        assert (pid, go) == (0, -1)
         deadline = time.monotonic() + 10
         while not _ended(int(b_pid.read_text())) and time.monotonic() < deadline:
             time.sleep(0.02)                # B re-parents (A is gone) and ends
@@ -223,6 +227,110 @@ def test_b_runs_only_once_the_server_has_its_pid(tmp_path, monkeypatch: pytest.M
         for stuck_a in list(nsserver._stuck):
             os.waitpid(stuck_a, 0)
             nsserver._stuck.remove(stuck_a)
+
+
+def _plan_running(*args: str) -> "nsexec.ExecPlan":
+    import dataclasses
+    plan = _plan_for_self()
+    return dataclasses.replace(plan, process={**plan.process, "args": list(args),
+                                              "env": ["PATH=/usr/bin:/bin"]})
+
+
+@pytest.mark.skipif(os.uname().machine not in nschild.SYSCALLS, reason="no fast exec here")
+def test_an_exec_start_cancelled_before_it_has_bs_pid_never_runs_b(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exec start (its client gone) is cancelled while the fork server forks: B
+    must not run untracked. It goes on only once the start has its pid; the next
+    exec through the same server runs as usual."""
+    import asyncio
+    import time
+
+    from pydockerd.runtime import nsclient
+    never, ran = tmp_path / "never", tmp_path / "ran"
+
+    async def main() -> None:
+        server = nsclient.ForkServer()
+        monkeypatch.setattr(nsexec, "_SERVER", server)
+        never_started: list[int] = []
+        real = server._never_started
+
+        def record(pid: int, go: int) -> None:
+            never_started.append(pid)
+            real(pid, go)
+        monkeypatch.setattr(server, "_never_started", record, raising=False)
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            assert await server.up()
+            start = asyncio.create_task(nsexec.spawn(
+                _plan_running("sh", "-c", f"echo > {never}"), (null, null, null)))
+            while not server._waiters:  # the request is on its way to the server
+                await asyncio.sleep(0)
+            start.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await start
+            pid, _ = await nsexec.spawn(_plan_running("sh", "-c", f"echo > {ran}"),
+                                        (null, null, null))
+            deadline = time.monotonic() + 10
+            while not ran.exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert ran.exists()
+            assert len(never_started) == 1 and never_started[0]     # answered meanwhile
+            while not _ended(never_started[0]) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert _ended(never_started[0])
+        finally:
+            os.close(null)
+            await server.close()
+    asyncio.run(main())
+    assert not never.exists()
+
+
+def test_an_exec_start_cancelled_once_b_goes_on_ends_b(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """Cancelled after B was let go, before B execs (the start reads B's error pipe
+    until then): the start ends B, whose pid nobody else would ever have."""
+    import asyncio
+    import subprocess
+
+    class Server:
+        def __init__(self) -> None:
+            self.ended: list[int] = []
+            self.proc: subprocess.Popen[bytes] | None = None
+            self.err_w = -1
+
+        async def up(self) -> bool:
+            return True
+
+        async def fork(self, plan: object, fds: list[int]) -> int:
+            self.err_w = os.dup(fds[0])         # B, not exec'd yet, holds it
+            self.proc = subprocess.Popen(["sleep", "60"])
+            return self.proc.pid
+
+        def end(self, pid: int) -> None:
+            self.ended.append(pid)
+            os.kill(pid, 9)
+    server = Server()
+    monkeypatch.setattr(nsexec, "_SERVER", server)
+
+    async def main() -> None:
+        start = asyncio.create_task(nsexec.spawn(_plan_for_self(), (0, 1, 2)))
+        while server.proc is None:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.05)               # reading B's error pipe
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+    try:
+        asyncio.run(main())
+        assert server.proc is not None
+        assert server.ended == [server.proc.pid]
+        assert server.proc.wait(5) == -9
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+        if server.err_w >= 0:
+            os.close(server.err_w)
 
 
 @pytest.mark.skipif(os.uname().machine not in nschild.SYSCALLS, reason="no fast exec here")

@@ -9,6 +9,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import signal
 import socket
 import sys
 
@@ -17,6 +18,7 @@ import pydockerd
 from ..util.lazy import lazy_import
 from ..util.tasks import TaskOwner
 from .execplan import ExecPlan
+from .pidwatch import wait_pid
 
 log = logging.getLogger("pydockerd.exec")
 pickle = lazy_import("pickle")      # not for an idle daemon
@@ -30,7 +32,7 @@ class ForkServer:
         self._proc: asyncio.subprocess.Process | None = None
         self._starting: asyncio.Task[None] | None = None
         self._tasks = TaskOwner("exec fork server")
-        self._waiters: dict[int, asyncio.Future[int]] = {}
+        self._waiters: dict[int, asyncio.Future[tuple[int, int]]] = {}
         self._next = 0
         self._closed = False
 
@@ -78,33 +80,70 @@ class ForkServer:
 
     async def fork(self, plan: ExecPlan, fds: list[int]) -> int | None:
         """B's pid (0: A failed, see the error pipe); None if the request could not be
-        sent (nothing was forked). ConnectionError: the server died with it."""
+        sent (nothing was forked). ConnectionError: the server died with it. B goes
+        on only once its pid is returned here: cancelled before, it ends untouched."""
         assert self._sock is not None
         self._next += 1
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
         try:
             socket.send_fds(self._sock, [pickle.dumps((self._next, plan))], fds)
         except OSError:
             self._gone()
             return None
         self._waiters[self._next] = fut
-        return await fut
+        try:
+            pid, go = await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():      # answered, but not taken
+                self._never_started(*fut.result())
+            raise               # (still waiting: `_on_reply` ends it)
+        if go >= 0:
+            try:
+                os.write(go, b"g")      # the caller has B's pid: B may go on
+            except BrokenPipeError:
+                pass                    # B is dead already: the caller reaps it
+            finally:
+                os.close(go)
+        return pid
 
     def _on_reply(self) -> None:
         assert self._sock is not None
         try:
-            data = self._sock.recv(4096)
+            data, fds, _, _ = socket.recv_fds(self._sock, 4096, 1, socket.MSG_CMSG_CLOEXEC)
         except BlockingIOError:
             return
         except OSError:
-            data = b""
+            data, fds = b"", []
         if not data:
+            for fd in fds:
+                os.close(fd)
             self._gone()
             return
         req_id, pid = pickle.loads(data)
+        go = fds[0] if fds else -1      # with a pid: B's go pipe
         fut = self._waiters.pop(req_id, None)
         if fut is not None and not fut.done():
-            fut.set_result(pid)
+            fut.set_result((pid, go))
+        else:
+            self._never_started(pid, go)
+
+    def _never_started(self, pid: int, go: int) -> None:
+        """A fork whose exec start was cancelled before it had B's pid: B ends at
+        the end of its go pipe, before it did anything, and is reaped."""
+        if go >= 0:
+            os.close(go)
+        if pid and not self._tasks.closed:
+            self._tasks.spawn(wait_pid(pid), "reap an exec never started")
+
+    def end(self, pid: int) -> None:
+        """B let go, but its start was cancelled (or failed) before the caller took
+        it: killed and reaped (our child: the pid is not reused before)."""
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if not self._tasks.closed:
+            self._tasks.spawn(wait_pid(pid), "reap an exec never started")
 
     def _gone(self) -> None:
         """The server died (or was killed): its pending forks fail, and the next exec

@@ -206,6 +206,7 @@ async def spawn(plan: ExecPlan, stdio: tuple[int, int, int]) -> tuple[int, int |
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     child_fds = [child_sock.fileno()] if child_sock is not None else list(stdio)
     master: int | None = None
+    pid: int | None = 0
     try:
         try:
             pid = await _SERVER.fork(plan, [err_w, *child_fds])
@@ -213,6 +214,8 @@ async def spawn(plan: ExecPlan, stdio: tuple[int, int, int]) -> tuple[int, int |
             raise ExecFailed(str(e)) from None
         if pid is None:
             raise NoForkServer()
+        # B goes on from here: from now on a start that does not return its pid (a
+        # cancel, a failure) ends it
         os.close(err_w)
         err_w = -1
         if child_sock is not None:
@@ -228,11 +231,15 @@ async def spawn(plan: ExecPlan, stdio: tuple[int, int, int]) -> tuple[int, int |
         if not pid or err:
             if pid:
                 await wait_pid(pid)             # B reported and _exits: reap it
+                pid = 0
             raise ExecFailed(err.decode(errors="replace") or "the exec helper failed")
         if parent_sock is not None:
             master = _recv_master(parent_sock)
-        return pid, master
+        started, pid = pid, 0
+        return started, master
     finally:
+        if pid:
+            _SERVER.end(pid)
         os.close(err_r)
         if err_w >= 0:
             os.close(err_w)

@@ -11,15 +11,16 @@ does the forking instead.
 Protocol, on a SOCK_SEQPACKET socketpair: the daemon sends pickle((request id,
 ExecPlan)) with the fds [error pipe write end, console socket | stdin, stdout,
 stderr]; the server forks A (nschild.run_child_a), reads B's pid from A, reaps
-A, and answers pickle((request id, B's pid or 0)). A gone, B re-parents to the
-daemon (a child subreaper), which reaps it. Failures travel on the error pipe,
-which the daemon reads itself.
+A, and answers pickle((request id, B's pid or 0)), with B's pid the write end
+of B's "go" pipe. A gone, B re-parents to the daemon (a child subreaper), which
+reaps it. Failures travel on the error pipe, which the daemon reads itself.
 
-B does nothing in the container until the server has B's pid from A and A is
-gone: it waits for a byte on a "go" pipe only the server writes (as runc's exec
-child waits for its parent's SYNC_GRANDCHILD). A killed as stuck, or the server
-gone, closes that pipe without the byte and B exits: an exec reported failed
-never runs.
+B does nothing in the container until the daemon has B's pid: it waits for a
+byte on its go pipe (as runc's exec child waits for its parent's
+SYNC_GRANDCHILD), which the daemon writes once the exec's start has the pid
+(nsclient.py). A killed as stuck, the server gone before its answer, or a start
+cancelled before it has the pid closes that pipe without the byte and B exits:
+an exec reported failed, or never reported, never runs.
 """
 from __future__ import annotations
 
@@ -54,21 +55,30 @@ def serve(sock: socket.socket, idle_exit: float = IDLE_EXIT) -> None:
             return
         if not msg:
             return                         # the daemon closed its end
-        req_id, pid = 0, 0
+        req_id, pid, go_w = 0, 0, -1
         for fd in fds:         # close-on-exec (recv_fds ignores its flags): the error
             os.set_inheritable(fd, False)       # pipe must end with B's exec
         try:
             req_id, plan = pickle.loads(msg)
-            pid = _fork(sock, plan, fds)
+            pid, go_w = _fork(sock, plan, fds)
         except Exception:  # noqa: BLE001 - the daemon sees pid 0 and the error pipe
             pid = 0
         finally:
             for fd in fds:
                 os.close(fd)
-        sock.send(pickle.dumps((req_id, pid)))
+        reply = pickle.dumps((req_id, pid))
+        try:
+            if go_w >= 0:
+                socket.send_fds(sock, [reply], [go_w])
+            else:
+                sock.send(reply)
+        finally:
+            if go_w >= 0:
+                os.close(go_w)          # the daemon's now: B goes when it writes
 
 
-def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> int:
+def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> tuple[int, int]:
+    """(B's pid, the write end of B's go pipe), or (0, -1): A failed or is stuck."""
     terminal = bool(plan.process.get("terminal"))
     err_w = fds[0]
     console = fds[1] if terminal else -1
@@ -91,6 +101,7 @@ def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> int:
     os.close(pid_w)
     os.close(go_r)
     chunks = []
+    pid = 0
     deadline = time.monotonic() + A_TIMEOUT
     try:
         while True:
@@ -101,7 +112,7 @@ def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> int:
                 # forked it) reads the end of the go pipe without the go and exits
                 os.kill(pid_a, signal.SIGKILL)
                 _stuck.append(pid_a)
-                return 0
+                return 0, -1
             data = os.read(pid_r, 64)
             if not data:
                 break
@@ -112,15 +123,11 @@ def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> int:
                 _stuck.remove(stuck)
         text = b"".join(chunks)
         pid = int(text) if text else 0
-        if pid:
-            try:
-                os.write(go_w, b"g")    # B's pid goes to the daemon: B may go on
-            except BrokenPipeError:
-                pass                    # B is dead already: the daemon reaps it
-        return pid
+        return (pid, go_w) if pid else (0, -1)
     finally:
         os.close(pid_r)
-        os.close(go_w)
+        if not pid:
+            os.close(go_w)
 
 
 def main() -> None:
