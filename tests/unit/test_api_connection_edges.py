@@ -45,6 +45,28 @@ def test_a_hijack_without_upgrade_gets_the_bytes_sent_with_the_request() -> None
     serve([Route("POST", "/attach", attach)], body)
 
 
+def test_a_hijack_behind_a_chunked_request_gets_the_bytes_sent_after_it() -> None:
+    async def echo(req: Request) -> AnyResponse:
+        return json_response({"body": (await req.body.read()).decode()})
+
+    async def attach(req: Request) -> AnyResponse:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"got:" + await reader.readexactly(5))
+            await writer.drain()
+            writer.close()
+        return HijackResponse(handler)
+
+    async def body(server: ApiServer, connect: Client) -> None:
+        reader, writer = await connect()
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n0\r\n\r\n"
+                     b"POST /attach HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\nstdin")
+        out = await asyncio.wait_for(reader.read(), 5)
+        assert b'{"body":"abc"}' in out and out.endswith(b"\r\n\r\ngot:stdin")
+        writer.close()
+    serve([Route("POST", "/echo", echo), Route("POST", "/attach", attach)], body)
+
+
 def test_a_hijack_whose_client_left_during_the_upgrade_starts_nothing() -> None:
     gate = asyncio.Event()
     started: list[bool] = []

@@ -87,14 +87,19 @@ class RequestParser:
     def _bound(self, buf: bytes | bytearray, pos: int) -> int:
         """How many bytes of buf from pos may belong to the current request."""
         cur = self._cur
+        chunked = False
         if cur is not None and cur.headers_done and not cur.complete:
-            if cur.body_length < 0:      # chunked: its end is the parser's to find
-                return len(buf) - pos
-            return max(cur.body_length - cur.body_seen, 1)
-        # a head ends at "\n\r\n" or "\n\n": up to the first place one can end
-        tail = self._tail                # the head's last bytes fed before
+            if cur.body_length >= 0:
+                return max(cur.body_length - cur.body_seen, 1)
+            chunked = True
+        # a head ends at "\n\r\n" or "\n\n", a chunked body at "\r\n\r\n" (llhttp
+        # wants the CR there): up to the first place one can end
+        tail = self._tail                # the last bytes fed before
         if tail[-1:] == b"\n" or tail[-2:] == b"\n\r":
             return 1                     # its end may be the next byte or two
+        if chunked:
+            i = buf.find(b"\n\r\n", pos)
+            return len(buf) - pos if i < 0 else i + 3 - pos
         end = min(len(buf), pos + MAX_HEAD + 4)      # a longer head is refused anyway
         i = buf.find(b"\n\r\n", pos, end)
         j = buf.find(b"\n\n", pos, end if i < 0 else i + 2)   # (never past the first)

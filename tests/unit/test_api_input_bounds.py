@@ -1,0 +1,41 @@
+"""Bounds on what one connection's input and the route cache can hold, and the
+cancellation of a stepped task (api/httpwire.py, api/targets.py, util/tasks.py)."""
+from __future__ import annotations
+
+from pydockerd.api.httpwire import RequestParser
+
+CHUNKED = (b"POST /echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"3\r\nabc\r\n0\r\n\r\n")
+PING = b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n"
+
+
+def _feed_one(parser: RequestParser, buf: bytes, step: int = 0) -> int:
+    """Feed buf (in pieces of `step` bytes; 0: whole) as conninput does: up to the
+    end of the first complete request; returns how many bytes were parsed."""
+    pos = 0
+    limit = len(buf)
+    while pos < limit and not (parser.messages and parser.messages[-1].complete):
+        piece = buf[:min(limit, pos + step)] if step else buf
+        n = parser.feed_message(piece, pos)
+        pos += n
+    return pos
+
+
+def test_a_chunked_request_is_parsed_up_to_its_end_and_no_further() -> None:
+    for step in (0, 1, 2, 5, 7):
+        parser = RequestParser()
+        buf = CHUNKED + PING * 1000 + b"STDIN"
+        assert _feed_one(parser, buf, step) == len(CHUNKED), step
+        assert len(parser.messages) == 1 and parser.messages[0].complete
+        assert b"".join(parser.messages[0].body) == b"abc"
+
+
+def test_a_chunked_body_holding_blank_lines_is_read_whole() -> None:
+    data = b"a\r\n\r\nb\n\nc\r\n\r\n"
+    req = (b"POST /echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
+           + b"%x\r\n" % len(data) + data + b"\r\n0\r\nX-Trailer: 1\r\n\r\n")
+    for step in (0, 1, 3):
+        parser = RequestParser()
+        assert _feed_one(parser, req + PING, step) == len(req), step
+        msg = parser.messages[0]
+        assert msg.complete and b"".join(msg.body) == data
