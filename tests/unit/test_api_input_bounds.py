@@ -2,7 +2,10 @@
 cancellation of a stepped task (api/httpwire.py, api/targets.py, util/tasks.py)."""
 from __future__ import annotations
 
+from pydockerd.api.http import AnyResponse, Request, Response
 from pydockerd.api.httpwire import RequestParser
+from pydockerd.api.router import Route, Router
+from pydockerd.api.targets import Targets
 
 CHUNKED = (b"POST /echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
            b"3\r\nabc\r\n0\r\n\r\n")
@@ -39,3 +42,22 @@ def test_a_chunked_body_holding_blank_lines_is_read_whole() -> None:
         assert _feed_one(parser, req + PING, step) == len(req), step
         msg = parser.messages[0]
         assert msg.complete and b"".join(msg.body) == data
+
+
+async def _list(req: Request) -> AnyResponse:
+    return Response(200, b"[]", "application/json")
+
+
+def test_the_route_cache_keeps_no_large_targets() -> None:
+    router = Router()
+    router.add([Route("GET", "/containers/json", _list)])
+    targets = Targets(router)
+    for i in range(300):
+        url = b"/v1.50/containers/json?filters=%d" % i + b"x" * (64 << 10)
+        t = targets.get("GET", url)
+        assert t.route.handler is _list and t.version == "1.50"
+        assert t.query.startswith("filters=%d" % i) and len(t.query) > 64 << 10
+    short = targets.get("GET", b"/v1.50/containers/json?all=1")
+    assert targets.get("GET", b"/v1.50/containers/json?all=1") is short   # cached
+    held = sum(len(url) + len(t.query) for (_, url), t in targets._cache.items())
+    assert held <= 256 << 10, held

@@ -1,6 +1,7 @@
 """A request target -> its route: the path percent-decoded, the /vX.Y prefix split
 off, the route looked up. Cached per method and target for routes without path
-parameters (a client repeats `GET /v1.50/containers/json?all=1`)."""
+parameters (a client repeats `GET /v1.50/containers/json?all=1`) and a target of
+at most _CACHED_URL bytes (so the cache holds at most 256 KiB of targets)."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -10,6 +11,7 @@ from .router import Route, Router
 from .version import split_version
 
 _CACHE_SIZE = 256          # entries; the cache starts over when full
+_CACHED_URL = 1024         # bytes: a longer target (a large filter) is looked up each time
 
 
 class Target(NamedTuple):
@@ -35,7 +37,7 @@ class Targets:
         version, path = split_version(path)
         route, params = self.router.lookup(method, path)
         target = Target(path, query, version, route, params)
-        if not params:
+        if not params and len(url) <= _CACHED_URL:
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.clear()
             self._cache[key] = target
