@@ -2,10 +2,13 @@
 cancellation of a stepped task (api/httpwire.py, api/targets.py, util/tasks.py)."""
 from __future__ import annotations
 
+import asyncio
+
 from pydockerd.api.http import AnyResponse, Request, Response
 from pydockerd.api.httpwire import RequestParser
 from pydockerd.api.router import Route, Router
 from pydockerd.api.targets import Targets
+from pydockerd.util.tasks import TaskOwner
 
 CHUNKED = (b"POST /echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
            b"3\r\nabc\r\n0\r\n\r\n")
@@ -61,3 +64,52 @@ def test_the_route_cache_keeps_no_large_targets() -> None:
     assert targets.get("GET", b"/v1.50/containers/json?all=1") is short   # cached
     held = sum(len(url) + len(t.query) for (_, url), t in targets._cache.items())
     assert held <= 256 << 10, held
+
+
+def test_a_stepped_task_cancelled_before_its_first_step_cancels_the_coroutine() -> None:
+    events: list[str] = []
+
+    async def job(first: str) -> None:
+        try:
+            events.append("start")
+            if first == "sleep0":
+                await asyncio.sleep(0)           # yields None to the task
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+        finally:
+            events.append("finally")
+
+    async def main(first: str) -> None:
+        owner = TaskOwner("t")
+        task = owner.spawn_stepped(job(first), "j")
+        assert task is not None and events == ["start"]
+        task.cancel()                            # before the task's first step
+        await asyncio.gather(task, return_exceptions=True)
+        assert task.cancelled() and events == ["start", "cancelled", "finally"]
+        assert len(owner) == 0
+    for first in ("sleep", "sleep0"):
+        events.clear()
+        asyncio.run(main(first))
+
+
+def test_a_stepped_task_runs_its_coroutine_to_the_end() -> None:
+    async def job(out: list[int]) -> None:
+        await asyncio.sleep(0)
+        out.append(1)
+        await asyncio.sleep(0.01)
+        try:
+            await asyncio.wait_for(asyncio.sleep(3600), 0.01)
+        except asyncio.TimeoutError:
+            out.append(2)
+
+    async def main() -> None:
+        owner = TaskOwner("t")
+        out: list[int] = []
+        task = owner.spawn_stepped(job(out), "j")
+        assert task is not None and "rest of" in repr(task.get_coro())
+        await task
+        assert out == [1, 2]
+        await owner.close()
+    asyncio.run(main())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import types
 from typing import Any, Awaitable, Callable, Coroutine, Generator, Iterable, TypeVar
 
 log = logging.getLogger("pydockerd.tasks")
@@ -47,7 +48,7 @@ class TaskOwner:
         except Exception:  # noqa: BLE001 - as a failed task's exception: logged
             log.error("%s: task %s failed", self.name, name, exc_info=True)
             return None
-        return self.spawn(_finish(_Rest(coro, first)), name)
+        return self.spawn(_Rest(coro, first), name)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -100,35 +101,43 @@ async def for_each(items: Iterable[T], fn: Callable[[T], Awaitable[None]], limit
             raise r
 
 
-class _Rest:
-    """A coroutine that already ran its first step, as an awaitable: it passes
-    what the coroutine yielded (the future it waits for) to the task that runs it,
-    and the task's results and exceptions (cancellation) back into it."""
+_STARTED = object()
+
+
+class _Rest(Coroutine[Any, Any, None]):
+    """A coroutine that already ran its first step, as the coroutine of the task
+    that runs the rest: the task's first send gets what the coroutine yielded (the
+    future it waits for); every other send and every throw (a cancellation, even
+    one before the task's first step) goes straight to the coroutine."""
 
     __slots__ = ("coro", "first")
 
     def __init__(self, coro: Coroutine[Any, Any, None], first: Any) -> None:
         self.coro, self.first = coro, first
 
+    def send(self, value: Any) -> Any:
+        first = self.first
+        if first is _STARTED:
+            return self.coro.send(value)
+        self.first = _STARTED
+        return first
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self.first = _STARTED
+        if val is None and tb is None:
+            return self.coro.throw(typ)
+        return self.coro.throw(typ, val, tb)
+
+    def close(self) -> None:
+        self.coro.close()
+
     def __await__(self) -> Generator[Any, Any, None]:
-        coro, value = self.coro, self.first
-        while True:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as e:  # noqa: BLE001 - thrown in by the task: passed on
-                try:
-                    value = coro.throw(e)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    value = coro.send(sent)
-                except StopIteration:
-                    return
+        raise TypeError("the rest of a stepped coroutine is a task's, never awaited")
 
+    @property
+    def cr_frame(self) -> Any:      # a task's stack (Task.get_stack) is the coroutine's
+        coro = self.coro
+        return coro.cr_frame if isinstance(coro, types.CoroutineType) else None
 
-async def _finish(rest: _Rest) -> None:
-    await rest
+    def __repr__(self) -> str:
+        return f"<rest of {self.coro!r}>"
