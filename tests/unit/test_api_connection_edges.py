@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 
+from pydockerd.api.connection import INLINE_BURST
 from pydockerd.api.conninput import MAX_BODY_DRAIN
 from pydockerd.api.http import AnyResponse, HijackResponse, Request, Response, json_response
 from pydockerd.api.router import Route
@@ -192,3 +193,25 @@ def test_inline_routes_answer_at_once_or_after_waiting_and_in_order() -> None:
         w2.close()
     serve([Route("GET", "/quick", quick, inline=True), Route("GET", "/waits", waits, inline=True),
            Route("GET", "/forever", forever, inline=True)], body)
+
+
+def test_pipelined_inline_requests_let_the_loop_run_between_bursts() -> None:
+    events: list[str] = []
+
+    async def ping(req: Request) -> AnyResponse:
+        if not events:      # something else the loop has to do meanwhile
+            asyncio.get_running_loop().call_soon(events.append, "other")
+        events.append("ping")
+        return Response(200, b"OK", "text/plain")
+
+    async def body(server: ApiServer, connect: Client) -> None:
+        reader, writer = await connect()
+        n = 20 * INLINE_BURST
+        writer.write(b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n" * n)
+        got = b""
+        while got.count(b"HTTP/1.1 200") < n:
+            got += await asyncio.wait_for(reader.read(1 << 16), 5)
+        assert events.count("ping") == n
+        assert events.index("other") <= INLINE_BURST, events.index("other")
+        writer.close()
+    serve([Route("GET", "/_ping", ping, inline=True)], body)

@@ -29,6 +29,7 @@ log = logging.getLogger("pydockerd.api")
 
 _DRAIN_AFTER_REFUSAL = (1.0, 16 << 20)     # seconds, bytes read and dropped before close
 _HUP_POLL_S = 0.5                          # while a stream waits: has the client gone?
+INLINE_BURST = 64                          # pipelined requests served in one callback
 
 
 @dataclass
@@ -127,7 +128,10 @@ class Connection(ConnectionInput, asyncio.Protocol):
 
     # --- serving, one request at a time ----------------------------------------------
     def _next(self) -> None:
-        """Serve what is ready; close when the client is done."""
+        """Serve what is ready; close when the client is done. Inline requests that
+        need no task are served in this loop, INLINE_BURST at most: then the rest
+        waits for the loop's next turn (other connections and tasks go first)."""
+        served = 0
         while not self.busy and self.transport is not None and not self.transport.is_closing():
             msgs = self.parser.messages
             if self.refusal is not None and not (msgs and msgs[0].complete
@@ -143,6 +147,10 @@ class Connection(ConnectionInput, asyncio.Protocol):
             if self.site.closing:
                 self._close()
                 return
+            if served == INLINE_BURST:
+                asyncio.get_running_loop().call_soon(self._next)
+                return
+            served += 1
             self.busy = True
             self._start(msgs[0])
 
