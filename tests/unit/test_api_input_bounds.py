@@ -3,6 +3,7 @@ cancellation of a stepped task (api/httpwire.py, api/targets.py, util/tasks.py).
 from __future__ import annotations
 
 import asyncio
+import random
 
 from pydockerd.api.http import AnyResponse, Request, Response
 from pydockerd.api.httpwire import RequestParser
@@ -36,15 +37,20 @@ def test_a_chunked_request_is_parsed_up_to_its_end_and_no_further() -> None:
         assert b"".join(parser.messages[0].body) == b"abc"
 
 
-def test_a_chunked_body_holding_blank_lines_is_read_whole() -> None:
-    data = b"a\r\n\r\nb\n\nc\r\n\r\n"
-    req = (b"POST /echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
-           + b"%x\r\n" % len(data) + data + b"\r\n0\r\nX-Trailer: 1\r\n\r\n")
-    for step in (0, 1, 3):
-        parser = RequestParser()
-        assert _feed_one(parser, req + PING, step) == len(req), step
-        msg = parser.messages[0]
-        assert msg.complete and b"".join(msg.body) == data
+def test_a_chunked_body_holding_blank_lines_and_zeros_is_read_whole() -> None:
+    rnd = random.Random(7)
+    pieces = [b"a\r\n\r\n", b"\n0\r\n\r\n", b"\r\n0", b"\n\n", b"0\r\n", b"x" * 50, b"\r\n"]
+    ends = [b"0\r\n\r\n", b"000\r\n\r\n", b"0;ext=1\r\n\r\n", b"0\r\nX-Trailer: 1\r\n\r\n"]
+    for n in range(200):
+        chunks = [b"".join(rnd.choices(pieces, k=rnd.randint(1, 6)))
+                  for _ in range(rnd.randint(0, 3))]
+        req = (b"POST /echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + rnd.choice(ends))
+        for step in (0, 1, 2, 3, rnd.randint(4, 40)):
+            parser = RequestParser()
+            assert _feed_one(parser, req + CHUNKED + PING, step) == len(req), (n, step)
+            [msg] = parser.messages
+            assert msg.complete and b"".join(msg.body) == b"".join(chunks)
 
 
 async def _list(req: Request) -> AnyResponse:

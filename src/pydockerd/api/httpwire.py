@@ -69,6 +69,7 @@ class RequestParser:
         self._refusal: DockerError | None = None
         self.queued_body = 0        # body bytes parsed and not taken yet
         self._tail = b""            # a head's last bytes fed: its end may straddle two feeds
+        self._zero = False          # a chunked body's last chunk may have begun ("\n0" fed)
         self._p = httptools.HttpRequestParser(self)
 
     def feed_message(self, buf: bytes | bytearray, pos: int) -> int:
@@ -92,20 +93,36 @@ class RequestParser:
             if cur.body_length >= 0:
                 return max(cur.body_length - cur.body_seen, 1)
             chunked = True
-        # a head ends at "\n\r\n" or "\n\n", a chunked body at "\r\n\r\n" (llhttp
-        # wants the CR there): up to the first place one can end
+        # a head ends at "\n\r\n" or "\n\n": up to the first place one can end
         tail = self._tail                # the last bytes fed before
         if tail[-1:] == b"\n" or tail[-2:] == b"\n\r":
             return 1                     # its end may be the next byte or two
         if chunked:
-            i = buf.find(b"\n\r\n", pos)
-            return len(buf) - pos if i < 0 else i + 3 - pos
+            return self._chunked_bound(buf, pos, tail)
         end = min(len(buf), pos + MAX_HEAD + 4)      # a longer head is refused anyway
         i = buf.find(b"\n\r\n", pos, end)
         j = buf.find(b"\n\n", pos, end if i < 0 else i + 2)   # (never past the first)
         if i < 0 and j < 0:
             return end - pos
         return (j + 2 if j >= 0 else i + 3) - pos
+
+    def _chunked_bound(self, buf: bytes | bytearray, pos: int, tail: bytes) -> int:
+        """A chunked body ends with its last chunk, "\n0" (the CRLF after the data
+        before, a zero size), then trailers up to the first "\r\n\r\n" (llhttp wants
+        the CRs): up to the first "\n\r\n" after a "\n0". Fed up to a "\n\r\n" and
+        not over, the body's last chunk starts after it."""
+        if not self._zero:
+            i = pos if tail[-2:] == b"\n0" else buf.find(b"\n0", pos)
+            if i < 0:
+                return len(buf) - pos
+            self._zero = True
+            j = buf.find(b"\n\r\n", i)
+        else:
+            j = buf.find(b"\n\r\n", pos)
+        if j < 0:
+            return len(buf) - pos
+        self._zero = False
+        return j + 3 - pos
 
     def feed(self, data: bytes | memoryview) -> None:
         """Parse bytes; raises httptools.HttpParserUpgrade at an upgrade request's head."""
@@ -188,6 +205,7 @@ class RequestParser:
         assert self._cur
         self._cur.complete = True
         self._tail = b""
+        self._zero = False
 
 
 def split_target(target: bytes) -> tuple[str, str]:
