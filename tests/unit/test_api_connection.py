@@ -114,15 +114,19 @@ def test_a_large_body_is_read_as_the_handler_uses_it() -> None:
     assert max(seen) <= _HIGH_WATER + (1 << 20), max(seen)
 
 
-def test_hijacked_connection_gets_the_bytes_sent_with_the_request() -> None:
+def echo_hijack(n: int) -> Route:
+    """POST /attach: hijacks the connection, reads `n` bytes, answers b"got:" and
+    them, and closes."""
     async def attach(req: Request) -> AnyResponse:
         async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            data = await reader.readexactly(10)
-            writer.write(b"got:" + data)
+            writer.write(b"got:" + await reader.readexactly(n))
             await writer.drain()
             writer.close()
         return HijackResponse(handler)
+    return Route("POST", "/attach", attach)
 
+
+def test_hijacked_connection_gets_the_bytes_sent_with_the_request() -> None:
     async def body(server: ApiServer, connect: Client) -> None:
         reader, writer = await connect()
         writer.write(b"POST /attach HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\n"
@@ -132,7 +136,7 @@ def test_hijacked_connection_gets_the_bytes_sent_with_the_request() -> None:
         writer.write(b"late!")
         assert await reader.read() == b"got:earlylate!"
         writer.close()
-    serve([Route("POST", "/attach", attach)], body)
+    serve([echo_hijack(10)], body)
 
 
 def test_finish_closes_idle_connections_at_once_and_lets_requests_end() -> None:

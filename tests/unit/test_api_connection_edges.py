@@ -13,7 +13,7 @@ from pydockerd.api.http import AnyResponse, HijackResponse, Request, Response, j
 from pydockerd.api.router import Route
 from pydockerd.api.server import ApiServer
 
-from test_api_connection import Client, serve
+from test_api_connection import Client, echo_hijack, serve
 from test_api_server import parse_responses
 
 
@@ -25,14 +25,6 @@ async def _until(cond, timeout: float = 5.0) -> None:
 
 
 def test_a_hijack_without_upgrade_gets_the_bytes_sent_with_the_request() -> None:
-    async def attach(req: Request) -> AnyResponse:
-        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            data = await reader.readexactly(10)
-            writer.write(b"got:" + data)
-            await writer.drain()
-            writer.close()
-        return HijackResponse(handler)
-
     async def body(server: ApiServer, connect: Client) -> None:
         reader, writer = await connect()
         # an old client: no Upgrade headers, stdin right behind the request
@@ -43,19 +35,12 @@ def test_a_hijack_without_upgrade_gets_the_bytes_sent_with_the_request() -> None
         writer.write(b"late!")
         assert await asyncio.wait_for(reader.read(), 5) == b"got:early\r\n\r\nl"   # 10 bytes
         writer.close()
-    serve([Route("POST", "/attach", attach)], body)
+    serve([echo_hijack(10)], body)
 
 
 def test_a_hijack_behind_a_chunked_request_gets_the_bytes_sent_after_it() -> None:
     async def echo(req: Request) -> AnyResponse:
         return json_response({"body": (await req.body.read()).decode()})
-
-    async def attach(req: Request) -> AnyResponse:
-        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writer.write(b"got:" + await reader.readexactly(5))
-            await writer.drain()
-            writer.close()
-        return HijackResponse(handler)
 
     async def body(server: ApiServer, connect: Client) -> None:
         reader, writer = await connect()
@@ -65,7 +50,7 @@ def test_a_hijack_behind_a_chunked_request_gets_the_bytes_sent_after_it() -> Non
         out = await asyncio.wait_for(reader.read(), 5)
         assert b'{"body":"abc"}' in out and out.endswith(b"\r\n\r\ngot:stdin")
         writer.close()
-    serve([Route("POST", "/echo", echo), Route("POST", "/attach", attach)], body)
+    serve([Route("POST", "/echo", echo), echo_hijack(5)], body)
 
 
 def test_a_hijack_whose_client_left_during_the_upgrade_starts_nothing() -> None:
