@@ -212,3 +212,17 @@ def test_connect_leaves_a_user_edited_resolv_conf_alone(daemon, made):
     assert sh(daemon, f"edit-{tag}", "cat /etc/resolv.conf") == "nameserver 10.9.9.9\n"
     daemon.out("restart", "-t", "0", f"edit-{tag}")
     assert "nameserver 127.0.0.11" in sh(daemon, f"edit-{tag}", "cat /etc/resolv.conf")
+
+
+def test_ipv4_only_interface_has_no_ipv6_address(daemon, made):
+    """An interface given only an IPv4 address has no IPv6 one, not even link-local
+    (as dockerd 26.0.2+): it sends no DAD, MLD or router solicitation for the bridge
+    to flood to every other container."""
+    tag = made["tag"][0]
+    made["containers"].append(f"v4-{tag}")
+    daemon.out("run", "-d", "--name", f"v4-{tag}", "busybox", "sleep", "300")
+    assert "inet " in sh(daemon, f"v4-{tag}", "ip -4 addr show eth0")
+    # /proc/net/if_inet6: one line per IPv6 address, the interface's name last
+    lines = sh(daemon, f"v4-{tag}", "cat /proc/net/if_inet6").splitlines()
+    assert not [line for line in lines if line.split()[-1] == "eth0"], lines
+    assert sh(daemon, f"v4-{tag}", "ip -6 addr show eth0").strip() == ""
