@@ -21,7 +21,7 @@ reads it through a `Follower`:
 
 The unpack runs in a thread of its own (`in_own_thread`), not in asyncio's
 shared worker pool, where readers waiting on downloads could otherwise take
-every worker the downloads themselves need. `wait_out` awaits such a thread (or
+every worker the downloads themselves need. `util/tasks.wait_out` awaits such a thread (or
 any clean-up) to its end even through repeated cancellation, so a pull's
 clean-up never runs while an unpack it abandoned may still register a layer.
 """
@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from typing import Awaitable, Callable, TypeVar
+from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -173,23 +173,3 @@ def in_own_thread(fn: Callable[[], T], name: str) -> asyncio.Future[T]:
 
     threading.Thread(target=run, name=name, daemon=True).start()
     return fut
-
-
-async def wait_out(aw: Awaitable[T], on_cancel: Callable[[], None] | None = None) -> T:
-    """The result of aw, awaited to its end even when the caller is cancelled (any
-    number of times: on_cancel() is called at each, aw itself is not cancelled);
-    a cancellation is raised once aw is over."""
-    fut = asyncio.ensure_future(aw)
-    cancelled = False
-    while not fut.done():
-        try:
-            await asyncio.wait([fut])
-        except asyncio.CancelledError:
-            cancelled = True
-            if on_cancel is not None:
-                on_cancel()
-    if cancelled:
-        if not fut.cancelled():
-            fut.exception()             # retrieved: the cancellation wins
-        raise asyncio.CancelledError()
-    return fut.result()

@@ -13,7 +13,7 @@ as it arrives (follow.py), in a thread of its own.
   download at once and the layer fails with the unpack's error; a failed or
   cancelled download stops the unpack (`Abandoned`) and its own error wins.
 - The unpack thread is always waited out, through any number of cancellations
-  (follow.wait_out): when the layer's task ends, the thread is over, its
+  (util/tasks.wait_out): when the layer's task ends, the thread is over, its
   temporary directory gone, and a layer it registered is in the pull's claim.
 """
 from __future__ import annotations
@@ -30,7 +30,8 @@ from ..progress import LayerStatus, Progress, ProgressEvent
 from .client import RegistrySession
 from .download import download_blob
 from .flights import Claim, LayerFlights
-from .follow import Abandoned, Follower, FollowingReader, Restarted, in_own_thread, wait_out
+from ..util.tasks import wait_out
+from .follow import Abandoned, Follower, FollowingReader, Restarted, in_own_thread
 from .manifest import OCI_LAYER_ZSTD, Descriptor
 from .streams import ZSTD_MAGIC, ProgressReader, zstd_reader
 from .transfer import Limiter

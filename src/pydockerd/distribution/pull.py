@@ -25,7 +25,7 @@ from .blobcache import BlobCache, BlobRecord
 from .client import RegistrySession, TransportError, describe, registry_error
 from .errors import pull_error
 from .flights import Claim
-from .follow import wait_out
+from ..util.tasks import wait_out
 from .layerpull import LayerJob, PullSlots, pull_layer
 from .manifest import (ACCEPT, Descriptor, ImageManifest, ManifestList,
                        Platform, config_platform, parse_manifest, select)

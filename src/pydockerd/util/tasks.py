@@ -87,6 +87,27 @@ async def cancel_and_wait(*futures: asyncio.Future[Any] | None) -> None:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
+async def wait_out(aw: Awaitable[T], on_cancel: Callable[[], None] | None = None) -> T:
+    """The result of aw, awaited to its end even when the caller is cancelled (any
+    number of times: on_cancel() is called at each, aw itself is not cancelled);
+    a cancellation is raised once aw is over."""
+    fut = asyncio.ensure_future(aw)
+    cancelled = False
+    while not fut.done():
+        try:
+            await asyncio.wait([fut])
+        except asyncio.CancelledError:
+            cancelled = True
+            if on_cancel is not None:
+                on_cancel()
+    if cancelled:
+        if not fut.cancelled():
+            fut.exception()             # retrieved: the cancellation wins
+        raise asyncio.CancelledError()
+    return fut.result()
+
+
+
 async def for_each(items: Iterable[T], fn: Callable[[T], Awaitable[None]], limit: int) -> None:
     """await fn(item) for every item, at most `limit` at a time. Every item is attempted;
     then the first failure, in item order, is raised."""
