@@ -160,7 +160,7 @@ async def compose(cfg: Config, store: Store, events: EventBus, driver: str,
     swarm = SwarmNode(cfg.data_root, list(cfg.labels), deps=TaskDeps(
         containers, images, registry_pull(distribution), cfg.exec_root))
     await swarm.start()
-    system = SystemService(cfg, containers, images, networks, volumes, swarm)
+    system = SystemService(cfg, registry, images, networks, volumes, swarm)
     builds = cache(partial(_builder, images, containers, distribution, inst))
     return Services(registry, images, networks, volumes, containers, health, execs, system,
                     distribution, builds, cache(_stats),

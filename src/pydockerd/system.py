@@ -72,6 +72,7 @@ def _engine_id(data_root: str) -> str:
 
 class SystemContainers(Protocol):
     def all(self) -> list[Container]: ...
+    def state_counts(self) -> dict[str, int]: ...
 
 
 class SystemImages(Protocol):
@@ -214,9 +215,7 @@ class SystemService:
                            build_time="2026-11-22T00:00:00.000000000+00:00")
 
     async def info(self) -> SystemInfo:
-        cs = self.containers.all()
-        running = sum(1 for c in cs if c.state.status == "running")
-        paused = sum(1 for c in cs if c.state.status == "paused")
+        counts = self.containers.state_counts()        # kept by the registry: no walk
         security = ["name=seccomp,profile=" + ("unconfined" if self.cfg.seccomp_profile ==
                                                "unconfined" else "builtin" if not
                                                self.cfg.seccomp_profile else "custom")]
@@ -228,7 +227,8 @@ class SystemService:
             security.append("name=no-new-privileges")
         driver = self.images.storage_driver
         return SystemInfo(
-            id=self.engine_id, containers=len(cs), running=running, paused=paused,
+            id=self.engine_id, containers=sum(counts.values()), running=counts["running"],
+            paused=counts["paused"],
             # dockerd counts every image, intermediate ones included
             images=len(self.images.list_images(all=True)), driver=driver,
             backing_filesystem=_fs_type(self.cfg.data_root) if driver == "overlay2" else "",

@@ -133,3 +133,34 @@ def test_info_counts_every_image_as_dockerd(fresh_daemon, tmp_path, monkeypatch)
     d.cli("run", "--name", "cnt", "busybox", "touch", "/x")
     d.cli("commit", "cnt", "cnt-img")
     assert count() == 5
+
+
+def test_info_counts_containers_by_state(fresh_daemon):
+    """Containers, ContainersRunning/Paused/Stopped (dockerd's stateCounter: a
+    restarting, created or exited one is stopped) follow every verb and a restart."""
+    d = fresh_daemon()
+
+    def counts() -> list[int]:
+        out = d.out("info", "--format", "{{.Containers}} {{.ContainersRunning}} "
+                    "{{.ContainersPaused}} {{.ContainersStopped}}")
+        return [int(n) for n in out.split()]
+    assert counts() == [0, 0, 0, 0]
+    d.cli("create", "--name", "i-created", "busybox", "true")
+    d.cli("run", "-d", "--name", "i-run", "busybox", "sleep", "300")
+    d.cli("run", "-d", "--name", "i-paused", "busybox", "sleep", "300")
+    d.cli("pause", "i-paused")
+    d.cli("run", "--name", "i-exited", "busybox", "true")
+    d.cli("run", "-d", "--name", "i-restarting", "--restart", "always", "busybox", "false")
+    assert counts() in ([5, 2, 1, 2], [5, 1, 1, 3])   # i-restarting: running or not
+    d.cli("update", "--restart", "no", "i-restarting")
+    d.cli("stop", "-t", "0", "i-restarting")
+    assert counts() == [5, 1, 1, 3]
+    d.cli("unpause", "i-paused")
+    assert counts() == [5, 2, 0, 3]
+    d.cli("kill", "i-run")
+    assert counts() == [5, 1, 0, 4]
+    d.cli("rm", "-f", "i-paused", "i-created")
+    assert counts() == [3, 0, 0, 3]
+    d.cli("start", "i-run")
+    d.restart()                         # no live-restore: the running one is stopped
+    assert counts() == [3, 0, 0, 3]

@@ -260,3 +260,97 @@ def test_a_fact_not_written_on_a_full_disk_still_counts() -> None:
     assert c.state.running and r.running_count() == 1
     r.commit_fact(c, state=c.state.exited(1))
     assert r.running_count() == 0
+
+
+def _walk(r: ContainerRegistry) -> dict[str, int]:
+    """The counts by status the slow way: a walk over every record."""
+    from pydockerd.containers.state import STATUSES
+    counts = dict.fromkeys(STATUSES, 0)
+    for c in r.all():
+        counts[c.state.status] += 1
+    return counts
+
+
+def test_the_counts_by_status_equal_a_walk_after_random_transitions() -> None:
+    """docker info and the metrics read the kept counts: after thousands of random
+    transitions (failed writes, facts on a full disk, reloads, removals, stale
+    copies included) they equal a walk over the records."""
+    import random
+    from pydockerd.errors import NoSpace
+
+    class FullStore(FlakyStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.full = False
+
+        def put(self, kind: str, id: str, data: dict[str, Any]) -> None:
+            if self.full:
+                raise NoSpace("no space left on device")
+            super().put(kind, id, data)
+
+    rng = random.Random(10)
+    store = FullStore()
+    r = registry(store)
+    made = 0
+
+    def step(c: Container) -> None:
+        s = c.state
+        moves: dict[str, list[Any]] = {
+            "created": [lambda: s.started(made, made + 1),
+                        lambda: s.start_failed("OCI runtime create failed", 127),
+                        lambda: s.removing(c.name)],
+            "running": [lambda: s.paused(c.id), lambda: s.exited(rng.choice([0, 1, 137]))],
+            "paused": [lambda: s.unpaused(c.id), lambda: s.exited(137)],
+            "exited": [lambda: s.started(made, made + 1), s.restarting,
+                       lambda: s.removing(c.name)],
+            "restarting": [lambda: s.started(made, made + 1), s.restart_cancelled,
+                           lambda: s.exited(1)],
+            "removing": [lambda: s.dead("device busy")],
+            "dead": [lambda: s.removing(c.name)],
+        }
+        new = rng.choice(moves[s.status])()
+        how = rng.random()
+        if how < 0.1:                           # a write that fails: nothing changes
+            store.fail = True
+            with pytest.raises(OSError):
+                r.commit(c, state=new)
+            store.fail = False
+        elif how < 0.2:                         # a fact on a full disk: memory follows
+            store.full = True
+            r.commit_fact(c, state=new)
+            store.full = False
+        else:
+            r.commit(c, state=new)
+
+    for _ in range(4000):
+        live = r.all()
+        roll = rng.random()
+        if roll < 0.1 or not live:
+            made += 1
+            r.add(container(f"{made:064x}", f"c{made}"))
+        elif roll < 0.13:                       # rm: only a stopped one goes
+            c = rng.choice(live)
+            if c.state.status in ("removing", "dead"):
+                r.remove(c)
+        elif roll < 0.15:                       # a create that failed before it was stored
+            r.forget(rng.choice(live))
+        elif roll < 0.17:                       # a stale copy (not the registered record)
+            c = rng.choice(live)
+            stale = Container.from_dict(c.to_dict())
+            if stale.state.status == "running":
+                r.commit_fact(stale, state=stale.state.exited(0))
+        elif roll < 0.18:                       # a daemon restart: every record reloaded
+            r = registry(store)
+            for (kind, _), doc in list(store.docs.items()):
+                if kind == "container":
+                    r.adopt(Container.from_dict(doc))
+        elif roll < 0.19:
+            c = rng.choice(live)
+            r.rename(c, c.name + "x")
+        else:
+            step(rng.choice(live))
+        walk = _walk(r)
+        assert r.state_counts() == walk
+        assert r.running_count() == walk["running"] + walk["paused"]
+    assert sum(r.state_counts().values()) == len(r.all()) > 10
+    assert all(n > 0 for n in r.state_counts().values())     # every status was reached

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -62,8 +63,9 @@ def _container(n: int, status: str) -> Container:
 def _families(containers: list[Container] | None = None,
               events: EventBus | None = None) -> Families:
     f = Families()
+    counts = Counter(c.state.status for c in containers or [])
     f.registry.register(ScrapeTimeCollector(
-        SimpleNamespace(all=lambda: list(containers or [])), events or EventBus(), ENGINE,
+        SimpleNamespace(state_counts=lambda: dict(counts)), events or EventBus(), ENGINE,
         2, 1 << 30))
     return f
 

@@ -16,6 +16,7 @@ from ..events import EventBus
 from ..store import Store
 from . import links
 from .model import Container
+from .state import STATUSES
 
 log = logging.getLogger("pydockerd.containers")
 
@@ -36,7 +37,10 @@ class ContainerRegistry:
         self._containers: dict[str, Container] = {}
         self._names: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._running: set[str] = set()     # ids of the running (or paused) ones
+        # the status each registered container is counted under, and the counts by
+        # status: kept as states change (`_track`), so counting needs no walk
+        self._counted: dict[str, str] = {}
+        self._counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
 
     # ---- lookup ---------------------------------------------------------------
 
@@ -88,7 +92,12 @@ class ContainerRegistry:
 
     def running_count(self) -> int:
         """How many containers run (or are paused), kept as states change: no walk."""
-        return len(self._running)
+        return self._counts["running"] + self._counts["paused"]
+
+    def state_counts(self) -> dict[str, int]:
+        """How many containers are in each status (every status of state.STATUSES,
+        zeros included), kept as states change: no walk."""
+        return dict(self._counts)
 
     def is_running(self, cid: str) -> bool:
         """Running or paused (an unknown id is not running)."""
@@ -157,11 +166,23 @@ class ContainerRegistry:
             self._track(c)
 
     def _track(self, c: Container) -> None:
-        """Every state change passes here (adopt, commit): the running set follows."""
-        if c.state.running and self._containers.get(c.id) is c:
-            self._running.add(c.id)
-        else:
-            self._running.discard(c.id)
+        """Every state change passes here (adopt, commit): the counts follow. A record
+        that is not the registered one (a stale copy) changes nothing."""
+        if self._containers.get(c.id) is c:
+            self._count_as(c.id, c.state.status)
+
+    def _count_as(self, cid: str, status: str | None) -> None:
+        """The one place the counts by status change: `cid` is now counted under
+        `status` (None: no longer counted, it was forgotten)."""
+        old = self._counted.get(cid)
+        if status == old:
+            return
+        if old is not None:
+            self._counts[old] -= 1
+            del self._counted[cid]
+        if status is not None:
+            self._counts[status] += 1
+            self._counted[cid] = status
 
     def rename(self, c: Container, new_name: str) -> str:
         owner = self._names.get(new_name)
@@ -185,7 +206,7 @@ class ContainerRegistry:
         """Drop the in-memory record only (a create that failed before it was stored)."""
         if self._containers.get(c.id) is c:
             del self._containers[c.id]
-            self._running.discard(c.id)
+            self._count_as(c.id, None)
         if self._names.get(c.name) == c.id:
             del self._names[c.name]
         self._locks.pop(c.id, None)

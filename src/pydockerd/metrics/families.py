@@ -16,7 +16,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..containers.model import Container
 from ..instruments import Instruments
 
 # Go's prometheus.DefBuckets (prometheus_client's default has three more)
@@ -102,8 +101,10 @@ class Families:
         prometheus_client.GCCollector(registry=r)
 
 
-class ContainerList(Protocol):
-    def all(self) -> list[Container]: ...
+class ContainerCounts(Protocol):
+    """How many containers are in each status (kept by the registry: no walk)."""
+
+    def state_counts(self) -> dict[str, int]: ...
 
 
 class EventCounts(Protocol):
@@ -113,16 +114,15 @@ class EventCounts(Protocol):
     def subscribers(self) -> int: ...
 
 
-def state_of(c: Container) -> str:
-    """dockerd's stateCounter: paused, running, or stopped (every other state)."""
-    status = c.state.status
+def state_of(status: str) -> str:
+    """dockerd's stateCounter: paused, running, or stopped (every other status)."""
     return status if status in ("running", "paused") else "stopped"
 
 
 class ScrapeTimeCollector(Collector):
     """Families read when scraped: containers by state, events, the engine's facts."""
 
-    def __init__(self, containers: ContainerList, events: EventCounts,
+    def __init__(self, containers: ContainerCounts, events: EventCounts,
                  engine_info: dict[str, str], ncpu: int, mem_total: int) -> None:
         self._containers = containers
         self._events = events
@@ -135,8 +135,8 @@ class ScrapeTimeCollector(Collector):
 
     def _collect(self) -> Iterator[Metric]:
         counts = {"running": 0, "paused": 0, "stopped": 0}
-        for c in self._containers.all():
-            counts[state_of(c)] += 1
+        for status, n in self._containers.state_counts().items():
+            counts[state_of(status)] += n
         states = GaugeMetricFamily("engine_daemon_container_states_containers",
                                    "The count of containers in various states",
                                    labels=["state"])

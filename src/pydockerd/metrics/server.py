@@ -17,7 +17,7 @@ from ..api.server import ApiServer
 from ..config import split_host_port
 from ..errors import DockerError
 from ..system import SystemInfo, VersionInfo
-from .families import ContainerList, EventCounts, Families, ScrapeTimeCollector
+from .families import ContainerCounts, EventCounts, Families, ScrapeTimeCollector
 
 log = logging.getLogger("pydockerd.metrics")
 
@@ -60,7 +60,7 @@ def is_loopback(host: str) -> bool:
 class MetricsServer:
     """Serves `families` (plus the scrape-time ones) at http://<addr>/metrics."""
 
-    def __init__(self, addr: str, families: Families, containers: ContainerList,
+    def __init__(self, addr: str, families: Families, containers: ContainerCounts,
                  events: EventCounts, engine: EngineFacts) -> None:
         self.addr = addr
         self._families = families
