@@ -2,12 +2,15 @@
 and only then; conmon's command line."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from pydockerd.runtime.cgroupmounts import (UNIFIED, CgroupMounts, host_cgroup_mounts,
+                                            parse_proc_cgroup)
 from pydockerd.runtime.cgwarm import CgroupLockWarmer, own_cgroup_file
 
 
@@ -52,31 +55,68 @@ def test_turns_itself_off_when_it_cannot_write(tmp_path: Path) -> None:
         assert _until(lambda: none.disabled)
 
 
-def test_own_cgroup_file_picks_v1_tasks_or_unified_threads(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    lines = {"v1": "9:name=systemd:/a\n8:pids:/p/q\n4:memory:/m\n0::/u\n",
-             "v2": "0::/svc/x\n"}
-    import builtins
-    real_open = builtins.open
+def _mountinfo(root: Path, unified: str = "unified") -> str:
+    """A hybrid host's cgroup mounts, under `root` instead of /sys/fs/cgroup."""
+    return "\n".join([
+        f"31 23 0:28 / {root} rw,relatime - tmpfs tmpfs rw,mode=755",
+        f"32 31 0:29 / {root}/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct",
+        f"35 31 0:32 / {root}/mem rw,relatime - cgroup cgroup rw,memory",
+        f"39 31 0:36 / {root}/p\\040ids rw,relatime - cgroup cgroup rw,pids",
+        f"40 31 0:37 / {root}/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd",
+        f"41 31 0:38 / {root}/{unified} rw,relatime - cgroup2 cgroup2 rw,nsdelegate",
+        # a sub-cgroup mounted elsewhere (a container's view): not the hierarchy's root
+        f"50 23 0:36 /docker/x {root}/elsewhere rw - cgroup cgroup rw,pids", ""])
 
-    def fake_open(path: object, *a: object, **k: object) -> object:
-        if path == "/proc/thread-self/cgroup":
-            import io
-            return io.StringIO(lines[mode])
-        return real_open(path, *a, **k)     # type: ignore[call-overload]
-    monkeypatch.setattr(builtins, "open", fake_open)
-    mode = "v1"
-    (tmp_path / "pids/p/q").mkdir(parents=True)
-    (tmp_path / "pids/p/q/tasks").write_text("")
-    (tmp_path / "memory/m").mkdir(parents=True)
-    (tmp_path / "memory/m/tasks").write_text("")
-    assert own_cgroup_file(str(tmp_path)) == str(tmp_path / "pids/p/q/tasks")
-    (tmp_path / "pids/p/q/tasks").unlink()
-    assert own_cgroup_file(str(tmp_path)) == str(tmp_path / "memory/m/tasks")
-    mode = "v2"
-    assert own_cgroup_file(str(tmp_path)) is None
-    (tmp_path / "cgroup.controllers").write_text("")
-    assert own_cgroup_file(str(tmp_path)) == str(tmp_path / "svc/x/cgroup.threads")
+
+def test_cgroup_mounts_come_from_mountinfo(tmp_path: Path) -> None:
+    m = CgroupMounts.parse(_mountinfo(tmp_path / "cg"))
+    cg = str(tmp_path / "cg")
+    assert m.mount_of("pids") == f"{cg}/p ids"                  # \040 unescaped
+    assert m.mount_of("cpu,cpuacct") == m.mount_of("cpuacct,cpu") == f"{cg}/cpu,cpuacct"
+    assert m.mount_of("cpuacct") == f"{cg}/cpu,cpuacct"
+    assert m.mount_of("memory") == f"{cg}/mem" and m.mount_of("blkio") is None
+    assert m.mount_of("name=systemd") == f"{cg}/systemd"
+    assert m.has_unified and m.directory(UNIFIED, "/a/b") == f"{cg}/unified/a/b"
+    assert not CgroupMounts.parse("").has_unified
+    assert parse_proc_cgroup("9:name=systemd:/a\n0::/u:v\n") == [("name=systemd", "/a"),
+                                                                 ("", "/u:v")]
+
+
+def test_own_cgroup_file_picks_v1_tasks_or_unified_threads_where_mounted(
+        tmp_path: Path) -> None:
+    """Hierarchies mounted somewhere else than /sys/fs/cgroup are found (mountinfo
+    decides, nothing is assumed); no root needed: fake mountinfo and cgroup texts."""
+    cg = tmp_path / "cg"
+    mounts = CgroupMounts.parse(_mountinfo(cg))
+    v1 = "9:name=systemd:/a\n8:pids:/p/q\n4:memory:/m\n1:cpu,cpuacct:/c\n0::/u\n"
+    (cg / "p ids/p/q").mkdir(parents=True)
+    (cg / "p ids/p/q/tasks").write_text("")
+    (cg / "mem/m").mkdir(parents=True)
+    (cg / "mem/m/tasks").write_text("")
+    (cg / "unified/u").mkdir(parents=True)
+    (cg / "unified/u/cgroup.threads").write_text("")
+    assert own_cgroup_file(mounts, v1) == str(cg / "p ids/p/q/tasks")        # pids first
+    (cg / "p ids/p/q/tasks").unlink()
+    assert own_cgroup_file(mounts, v1) == str(cg / "mem/m/tasks")
+    (cg / "mem/m/tasks").unlink()
+    assert own_cgroup_file(mounts, v1) == str(cg / "unified/u/cgroup.threads")
+    # a v2 host: the unified hierarchy mounted on its own, elsewhere
+    v2 = CgroupMounts.parse(f"30 23 0:27 / {tmp_path}/v2 rw - cgroup2 cgroup2 rw\n")
+    assert own_cgroup_file(v2, "0::/svc/x\n") is None              # no such cgroup
+    (tmp_path / "v2/svc/x").mkdir(parents=True)
+    (tmp_path / "v2/svc/x/cgroup.threads").write_text("")
+    assert own_cgroup_file(v2, "0::/svc/x\n") == str(tmp_path / "v2/svc/x/cgroup.threads")
+    assert own_cgroup_file(CgroupMounts.parse(""), v1) is None        # nothing mounted
+
+
+def test_own_cgroup_file_on_this_host() -> None:
+    """The host's own hierarchies resolve to a file that exists (the warmer engages),
+    wherever they are mounted."""
+    if not host_cgroup_mounts().points:
+        pytest.skip("no cgroup hierarchy mounted here")
+    path = own_cgroup_file()
+    assert path is not None and os.path.exists(path), host_cgroup_mounts()
+    assert path.endswith(("/tasks", "/cgroup.threads"))
 
 
 @pytest.mark.timeout(30)

@@ -18,7 +18,9 @@ keep the lock warm until `runc create` is done, so runc's writes do not wait.
 Nothing changes in any cgroup; what the container sees is unchanged. Readers of
 the rwsem (fork, exit anywhere on the host) take its slow path meanwhile, an
 atomic operation more. The thread's cgroup is read again before each write (a
-move of the daemon by someone else is never undone). When the write cannot be
+move of the daemon by someone else is never undone); where the hierarchies are
+mounted comes from mountinfo (runtime/cgroupmounts.py, as for exec), not from an
+assumed /sys/fs/cgroup. When the write cannot be
 made (no such file, no permission, a hierarchy we cannot find) the warmer turns
 itself off: runc then waits as it always did. A start keeps it warm for
 MAX_HOLD at most (a hung `runc create` does not keep the thread writing).
@@ -32,36 +34,41 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from .cgroupmounts import UNIFIED, CgroupMounts, host_cgroup_mounts, parse_proc_cgroup
+
 log = logging.getLogger("pydockerd.runtime")
 
 PERIOD = 0.004      # s between writes while held: well within a grace period
 MAX_HOLD = 2.0      # s a start keeps it warm at most (a `runc create` that hangs)
-CGROUP_ROOT = "/sys/fs/cgroup"
-
-
-def own_cgroup_file(cgroup_root: str = CGROUP_ROOT) -> str | None:
+def own_cgroup_file(mounts: CgroupMounts | None = None,
+                    cgroups: str | None = None) -> str | None:
     """The file that moves the calling thread within its own cgroup: `tasks` of its
     cgroup in a cgroup v1 hierarchy (pids first), else `cgroup.threads` of its
-    unified one; None when neither is found."""
-    with open("/proc/thread-self/cgroup") as f:
-        lines = f.read().splitlines()
+    unified one, wherever mountinfo says they are mounted; None when neither is
+    found. `mounts` (the daemon's) and `cgroups` (/proc/thread-self/cgroup's text)
+    are read from the host unless given."""
+    if mounts is None:
+        mounts = host_cgroup_mounts()
+    if cgroups is None:
+        with open("/proc/thread-self/cgroup") as f:
+            cgroups = f.read()
     v1: list[tuple[str, str]] = []
-    unified = ""
-    for line in lines:
-        _, names, path = line.split(":", 2)
-        if not names:
+    unified: str | None = None
+    for names, path in parse_proc_cgroup(cgroups):
+        if names == UNIFIED:
             unified = path
         elif not names.startswith("name="):
             v1.append((names, path))
     v1.sort(key=lambda np: np[0] != "pids")
     for names, path in v1:
-        candidate = os.path.join(cgroup_root, names, path.lstrip("/"), "tasks")
-        if os.path.exists(candidate):
-            return candidate
-    if unified:
-        for base in (cgroup_root, os.path.join(cgroup_root, "unified")):
-            if os.path.exists(os.path.join(base, "cgroup.controllers")):
-                return os.path.join(base, unified.lstrip("/"), "cgroup.threads")
+        directory = mounts.directory(names, path)
+        if directory is not None and os.path.exists(os.path.join(directory, "tasks")):
+            return os.path.join(directory, "tasks")
+    if unified is not None:
+        directory = mounts.directory(UNIFIED, unified)
+        if directory is not None and os.path.exists(os.path.join(directory,
+                                                                 "cgroup.threads")):
+            return os.path.join(directory, "cgroup.threads")
     return None
 
 

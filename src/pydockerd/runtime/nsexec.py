@@ -29,6 +29,7 @@ from typing import Any
 from ..errors import DockerError
 from ..util.fdstream import read_pipe
 from .caps import KNOWN_CAPABILITIES
+from .cgroupmounts import UNIFIED, host_cgroup_mounts, parse_proc_cgroup
 from .execplan import ExecPlan, start_time
 from .nschild import SYSCALLS
 from .nsclient import SERVER as _SERVER
@@ -140,55 +141,22 @@ def _rlim(value: Any) -> int:
     return resource.RLIM_INFINITY if n >= RLIM_INFINITY or n < 0 else n
 
 
-_mounts: dict[str, str] | None = None
-
-
-def _cgroup_mounts() -> dict[str, str]:
-    """Mount point of each cgroup hierarchy, keyed as /proc/<pid>/cgroup names it
-    ("cpu,cpuacct", "name=systemd", "" for the unified one)."""
-    global _mounts
-    if _mounts is None:
-        found: dict[str, str] = {}
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                fields, rfields = left.split(), right.split()
-                if len(rfields) < 3 or fields[3] != "/":
-                    continue
-                if rfields[0] == "cgroup2":
-                    found.setdefault("", fields[4])
-                elif rfields[0] == "cgroup":
-                    opts = [o for o in rfields[2].split(",") if o not in ("rw", "ro")
-                            and (o.startswith("name=") or "=" not in o)]
-                    for key in _keys(opts):
-                        found.setdefault(key, fields[4])
-        _mounts = found
-    return _mounts
-
-
-def _keys(opts: list[str]) -> list[str]:
-    """/proc/<pid>/cgroup lists a hierarchy's controllers in kernel order; a mount's
-    options may list them in another, so both the joined list and each one count."""
-    return [",".join(opts)] + opts
-
-
 def _cgroup_dirs(pid: int, cid: str) -> list[tuple[str, str]] | None:
     """(hierarchy, directory) of each cgroup the container's init is in."""
     try:
         with open(f"/proc/{pid}/cgroup") as f:
-            lines = f.read().splitlines()
+            text = f.read()
     except OSError:
         return None
-    mounts = _cgroup_mounts()
+    mounts = host_cgroup_mounts()
     out = []
-    for line in lines:
-        _, names, path = line.split(":", 2)
-        if not names and "" not in mounts:
+    for names, path in parse_proc_cgroup(text):
+        if names == UNIFIED and not mounts.has_unified:
             continue
-        mount = mounts.get(names) or mounts.get(names.split(",")[0])
-        if mount is None or cid[:12] not in path:
+        directory = mounts.directory(names, path)
+        if directory is None or cid[:12] not in path:
             return None          # not the container's own cgroup (a reused pid?)
-        out.append((names, os.path.join(mount, path.lstrip("/"))))
+        out.append((names, directory))
     return out or None
 
 
