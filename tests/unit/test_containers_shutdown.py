@@ -33,7 +33,8 @@ def container(i: int, stop_timeout: int | None = None, status: str = "running") 
 
 
 class FakeLifecycle:
-    """What shutdown.py and restore.py use of the Lifecycle, with timed steps."""
+    """What shutdown.py and restore.py use of the Lifecycle and its Exits (exits.py;
+    this fake plays both: `lc.exits` is itself), with timed steps."""
 
     def __init__(self, registry: ContainerRegistry, paths: Paths | None = None,
                  stop_s: float = 0.0, release_s: float = 0.0) -> None:
@@ -53,6 +54,7 @@ class FakeLifecycle:
         self.monitor = SimpleNamespace(watch=lambda c: None)
         self.observer = None
         self.volumes = None
+        self.exits = self
 
     @asynccontextmanager
     async def locked(self, c: Container) -> AsyncIterator[None]:

@@ -1,11 +1,12 @@
-"""Lifecycle verbs: start, stop, kill, restart, pause, unpause, remove, wait, and
-what happens after an exit (restart policy, auto-remove).
+"""Lifecycle verbs: start, stop, kill, restart, pause, unpause, remove, wait.
 
 Every verb runs under the container's lock and moves the state machine
 (state.py) through the registry. A verb that must see the process gone (stop,
 kill with SIGKILL, rm -f, restart) signals it, waits for the exit monitor's
-process-exit event (which needs no lock) and records the exit itself; the
-monitor's handler then finds it recorded and only applies the policy.
+process-exit event (which needs no lock) and records the exit itself
+(exits.py); the monitor's handler then finds it recorded and only applies the
+policy. What happens after an exit (recording it, releasing the run, the
+restart policy, auto-remove) is exits.py's.
 """
 from __future__ import annotations
 
@@ -15,22 +16,20 @@ import os
 import signal as _signal
 import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable
+from functools import partial
+from typing import AsyncIterator
 
 from ..config import Config
 from ..errors import Conflict, DockerError, InvalidParameter, NoSpace, NotFound, SystemError_
 from ..instruments import ActionTimer
-from ..runtime import conmon
-from ..util.ids import to_unix
 from ..util.signals import parse_signal
 from ..util.tasks import TaskOwner
 from .deps import RunObserver, Volumes
+from .exits import Exits
 from .model import Container
-from .monitor import ExitMonitor
 from .mounts import remove_anonymous
 from .paths import Paths
 from .registry import ContainerRegistry
-from .restart import Backoff, wants_restart
 from .runner import Runner, exit_code_for_error, purge
 from .runtimes import Runtimes
 
@@ -52,15 +51,13 @@ class Lifecycle:
         self.observer = observer
         self.actions = actions      # "delete"
         self.tasks = TaskOwner("containers")
-        self.monitor = ExitMonitor(self.tasks, self._on_process_exit)
-        self.shutting_down = False
+        self.exits = Exits(cfg, runtimes, registry, runner, observer, self.tasks,
+                           partial(self.remove, force=True, volumes=True))
+        self.monitor = self.exits.monitor
         # containers the daemon start still reconciles (their lock is held meanwhile)
         # or restarts: the network reconcile treats them as live
         self.restoring: set[str] = set()
         self.restore_task: asyncio.Task[None] | None = None
-        self._backoff: dict[str, Backoff] = {}
-        self._timers: dict[str, asyncio.Task[None]] = {}
-        self._last_exit: dict[str, int] = {}      # cid -> conmon pid of the last recorded exit
 
     @asynccontextmanager
     async def locked(self, c: Container) -> AsyncIterator[None]:
@@ -92,7 +89,7 @@ class Lifecycle:
         return c
 
     async def start_locked(self, c: Container, **changes: object) -> None:
-        self._cancel_timer(c.id)
+        self.exits.cancel_timer(c.id)
         await self.runner.start(c, **changes)
         self.monitor.watch(c)
 
@@ -120,7 +117,7 @@ class Lifecycle:
     async def _stop_locked(self, c: Container, timeout: int | None,
                            signal: str | None, release: bool = True) -> bool:
         if c.state.status == "restarting":
-            self._cancel_restart(c)
+            self.exits.cancel_restart(c)
             return True
         self.registry.commit_fact(c, manually_stopped=True)
         if not c.state.running:
@@ -141,7 +138,7 @@ class Lifecycle:
             log.info("container %s did not stop within %ss; killing", c.id[:12], timeout)
             _signal_pid(c.state.pid, _signal.SIGKILL)
             await exited.wait()
-        await self.record_exit(c, release)
+        await self.exits.record_exit(c, release)
         self.registry.event(c, "stop")
         return True
 
@@ -152,7 +149,7 @@ class Lifecycle:
         async with self.locked(c):
             if c.state.status == "restarting":
                 # nothing runs: cancelling the pending restart is the kill (as dockerd)
-                self._cancel_restart(c)
+                self.exits.cancel_restart(c)
                 return
             try:
                 c.state.check_kill(c.id)
@@ -180,7 +177,7 @@ class Lifecycle:
         except asyncio.TimeoutError:
             log.warning("container %s did not die within %ss of SIGKILL", c.id[:12], KILL_WAIT)
             return
-        await self.record_exit(c)
+        await self.exits.record_exit(c)
 
     async def restart(self, ref: str, timeout: int | None = None,
                       signal: str | None = None) -> None:
@@ -189,7 +186,7 @@ class Lifecycle:
             if c.state.running:
                 await self._stop_locked(c, timeout, signal)
             if c.state.status == "restarting":
-                self._cancel_restart(c)
+                self.exits.cancel_restart(c)
             c.state.check_start()
             try:
                 await self.start_locked(c, manually_stopped=False)
@@ -242,7 +239,7 @@ class Lifecycle:
                 return                  # removed meanwhile (rm -f racing --rm)
             c.state.check_remove(c.name, force)
             if c.state.status == "restarting":
-                self._cancel_restart(c)
+                self.exits.cancel_restart(c)
             elif c.state.running:
                 await self._kill_locked(c, _signal.SIGKILL)
                 if c.state.running:
@@ -283,105 +280,11 @@ class Lifecycle:
             self.runner.purge_later(aside)
 
     async def _removed(self, c: Container, volumes: bool) -> None:
-        self._backoff.pop(c.id, None)
-        self._last_exit.pop(c.id, None)
+        self.exits.forget(c.id)
         if volumes and self.volumes is not None:
             await remove_anonymous(self.volumes, c)
         self.registry.event(c, "destroy")
         self.monitor.removed(c)
-
-    # ---- exits ------------------------------------------------------------------
-
-    async def record_exit(self, c: Container, release: bool = True) -> None:
-        """The run is over: release what it held and record the exit (lock held).
-        With `release` False the exit is recorded first and the caller calls
-        `release` after (daemon shutdown and start, which bound or defer it)."""
-        # the log drain, the runtime's delete and the teardown are independent: at once
-        steps: list[Awaitable[None]] = []
-        if not self.shutting_down:  # else what is left in the spool waits for the next start
-            steps.append(self.runner.logs.drained(c.id, 2.0))
-        if release:
-            steps += [self.runtimes.of(c).delete(c.id, force=True), self.runner.teardown(c)]
-        await asyncio.gather(*steps)
-        status = conmon.collect_exit(self.runner.conmon_spec(c))
-        self._last_exit[c.id] = c.state.conmon_pid
-        # a full disk: the exit file stays under the exec root, read at the next start
-        self.registry.commit_fact(c, state=c.state.exited(
-            137 if status.code is None else status.code, status.oom_killed))
-        if status.oom_killed:
-            self.registry.event(c, "oom")
-        self.registry.event(c, "die", {
-            "exitCode": str(c.state.exit_code),
-            "execDuration": str(max(0, int(to_unix(c.state.finished_at)
-                                           - to_unix(c.state.started_at))))})
-        if self.observer is not None:
-            self.observer.on_exit(c)
-        self.monitor.exit_recorded(c)
-
-    async def release(self, c: Container) -> None:
-        """Release what an exited run still holds (lock held): network, mounts, then
-        the runtime's container last, so that a runc state directory left behind
-        (a shutdown that ran out of time) tells the next start to do this again."""
-        await self.runner.teardown(c)
-        await self.runtimes.of(c).delete(c.id, force=True)
-        self.registry.commit_fact(c)        # its endpoints are gone
-
-    async def _on_process_exit(self, cid: str, conmon_pid: int) -> None:
-        """The exit monitor saw a run end: record it (unless a verb did), then apply
-        the restart policy or auto-remove."""
-        if self.shutting_down and self.cfg.live_restore:
-            return
-        c = self.registry.find(cid)
-        if c is None:
-            return
-        async with self.registry.lock(cid):
-            if self.registry.find(cid) is not c:
-                return
-            if c.state.running and c.state.conmon_pid == conmon_pid:
-                await self.record_exit(c)
-            if self._last_exit.get(cid) != conmon_pid or c.state.status != "exited" \
-                    or self.shutting_down:
-                return                  # started again, or being removed, meanwhile
-            if wants_restart(c.host_config["RestartPolicy"], c.state.exit_code,
-                             c.restart_count, c.manually_stopped):
-                ran_for = to_unix(c.state.finished_at) - to_unix(c.state.started_at)
-                delay = self._backoff.setdefault(cid, Backoff()).next(ran_for)
-                self.registry.commit(c, state=c.state.restarting())
-                self._timers[cid] = self.tasks.spawn(self._restart_later(c, delay),
-                                                     f"restart {cid[:12]}")
-                return
-            auto_remove = bool(c.host_config.get("AutoRemove"))
-        if auto_remove:
-            try:
-                await self.remove(c.id, force=True, volumes=True)
-            except (NotFound, Conflict):
-                pass
-
-    async def _restart_later(self, c: Container, delay: float) -> None:
-        await asyncio.sleep(delay)
-        async with self.registry.lock(c.id):
-            if self._timers.get(c.id) is asyncio.current_task():
-                del self._timers[c.id]
-            if self.registry.find(c.id) is not c or c.state.status != "restarting" \
-                    or c.manually_stopped:
-                return
-            try:
-                await self.runner.start(c, restart_count=c.restart_count + 1)
-            except DockerError as e:
-                log.warning("restarting %s failed: %s", c.id[:12], e.message)
-                return
-            self.monitor.watch(c)
-        self.registry.event(c, "restart")
-
-    def _cancel_timer(self, cid: str) -> None:
-        t = self._timers.pop(cid, None)
-        if t is not None and t is not asyncio.current_task():
-            t.cancel()
-
-    def _cancel_restart(self, c: Container) -> None:
-        """A verb stopped a container waiting to restart (lock held)."""
-        self._cancel_timer(c.id)
-        self.registry.commit_fact(c, state=c.state.restart_cancelled(), manually_stopped=True)
 
 
 def _signal_pid(pid: int, sig: int) -> None:

@@ -1,7 +1,7 @@
 """The exit monitor: one watcher per run of a container, and the waiters.
 
 A watcher waits for the run's conmon to exit (pidfd, runtime/pidwatch.py),
-sets the run's `exited` event, then calls the lifecycle's exit handler. The
+sets the run's `exited` event, then calls the exit handler (exits.py). The
 event needs no lock, so a verb that holds the container's lock (stop, kill,
 rm -f, restart) can signal the process, wait for the event and record the
 exit itself, while the handler, which takes the lock after it, finds the exit

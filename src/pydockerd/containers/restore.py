@@ -197,7 +197,7 @@ async def _record_locked(lc: Lifecycle, c: Container) -> None:
             except ProcessLookupError:
                 pass
             await wait_pid(c.state.conmon_pid)
-        await lc.record_exit(c, release=False)
+        await lc.exits.record_exit(c, release=False)
 
 
 async def _release_locked(lc: Lifecycle, c: Container) -> None:
@@ -206,7 +206,7 @@ async def _release_locked(lc: Lifecycle, c: Container) -> None:
         await lc.finish_removal_locked(c)
         return
     kill_leftover_conmon(lc.paths, c.id)    # a crash inside a start: its conmon lives
-    await lc.release(c)
+    await lc.exits.release(c)
 
 
 def _needs_others(c: Container) -> bool:

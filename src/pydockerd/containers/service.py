@@ -67,7 +67,7 @@ class ContainerService:
 
     def reload(self, cfg: Config) -> None:
         """SIGHUP: the reloadable options (live-restore) apply from now on."""
-        self.cfg = self.runner.cfg = self.lifecycle.cfg = cfg
+        self.cfg = self.runner.cfg = self.lifecycle.cfg = self.lifecycle.exits.cfg = cfg
 
     # ---- lookup -------------------------------------------------------------------
 

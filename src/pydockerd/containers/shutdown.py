@@ -49,7 +49,7 @@ def shutdown_bound(shutdown_timeout: float, containers: Iterable[Container]) -> 
 async def shutdown_containers(lc: Lifecycle, shutdown_timeout: float) -> None:
     """Stop what runs (unless live-restoring) within the bound, then end every
     background task (a restore still going on is cancelled: the next start goes on)."""
-    lc.shutting_down = True
+    lc.exits.shutting_down = True
     try:
         restoring = set(lc.restoring)
         await cancel_and_wait(lc.restore_task)
@@ -87,7 +87,7 @@ async def _stop_one(lc: Lifecycle, c: Container, release: asyncio.Semaphore) -> 
             if not await lc.stop_for_shutdown(c):
                 return
             async with release:
-                await lc.release(c)
+                await lc.exits.release(c)
     except NotFound:
         return
     except Exception:  # noqa: BLE001 - one container's failure must not stop the others
