@@ -181,7 +181,7 @@ class ContainerRegistry:
             self._counts[old] -= 1
             del self._counted[cid]
         if status is not None:
-            self._counts[status] += 1
+            self._counts[status] = self._counts.get(status, 0) + 1
             self._counted[cid] = status
 
     def rename(self, c: Container, new_name: str) -> str:
