@@ -1,16 +1,22 @@
 """Entry point: dockerd-compatible flags + daemon.json -> Config, then run the daemon."""
 from __future__ import annotations
 
-import argparse
-import asyncio
-import logging
-import sys
-from typing import Any
+from .util.tlsdefer import import_asyncio_without_ssl
 
-from . import __version__
-from .config import JSON_KEYS, Config, load_config_file, logging_level, normalise
-from .errors import DockerError
-from .util.memory import limit_malloc_arenas
+# first, before the configuration's imports bring asyncio in: asyncio without ssl, which
+# the first TLS user (--tls, a registry, ...) loads (util/tlsdefer.py; issue 10: idle RSS)
+import_asyncio_without_ssl()
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from typing import Any  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .config import JSON_KEYS, Config, load_config_file, logging_level, normalise  # noqa: E402
+from .errors import DockerError  # noqa: E402
+from .util.memory import limit_malloc_arenas  # noqa: E402
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 

@@ -8,7 +8,6 @@ import grp
 import logging
 import os
 import signal
-import ssl
 import sys
 import traceback
 from typing import TYPE_CHECKING
@@ -30,8 +29,11 @@ from .util.idmap import IDENTITY
 from .util.fsatomic import write_atomic
 from .util.memory import HeapTrimmer, release_free_memory
 from .util.systemd import SystemdEnv, monotonic_usec, take_environment
+from .util.tlsdefer import ensure_ssl
 
 if TYPE_CHECKING:
+    import ssl
+
     from .metrics import MetricsServer
 
 log = logging.getLogger("pydockerd")
@@ -63,6 +65,8 @@ def _tls_context(cfg: Config) -> ssl.SSLContext | None:
     use_tls = cfg.tlsverify or bool(cfg.tls)
     if not use_tls:
         return None
+    ensure_ssl()                # not loaded before (util/tlsdefer.py)
+    import ssl
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cfg.tlscert, cfg.tlskey)
     if cfg.tlsverify:

@@ -110,3 +110,72 @@ def test_a_service_built_once_is_built_once_from_any_thread() -> None:
     [t.start() for t in ts]
     [t.join(10) for t in ts]
     assert len(built) == 1 and len(got) == 8 and all(g is built[0] for g in got)
+
+
+# util/tlsdefer.py: asyncio is imported without ssl (OpenSSL's libssl/libcrypto, ~4 MiB),
+# which the first TLS user loads
+_TLS_ROUND_TRIP = """
+import asyncio, sys
+async def main() -> bytes:
+    import ssl
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(CERT, KEY)
+    client_ctx = ssl.create_default_context(cafile=CERT)     # verifies the server
+    async def echo(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write((await r.readline()).upper())
+        await w.drain()
+        w.close()
+    server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    r, w = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx,
+                                         server_hostname="localhost")
+    w.write(b"hello\\n")
+    got = await r.readline()
+    w.close()
+    server.close()
+    return got
+print(asyncio.run(main()))
+"""
+
+
+def _self_signed(d: Path) -> tuple[str, str]:
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_the_daemon_entry_leaves_ssl_out() -> None:
+    out = _python("import sys, pydockerd.cli, pydockerd.daemon\n"
+                  "print(sorted({'ssl', '_ssl'} & set(sys.modules)))")
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_asyncio_serves_and_dials_tls_after_ensure_ssl(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    out = _python("import sys, pydockerd.cli\n"
+                  "from pydockerd.util.tlsdefer import ensure_ssl\n"
+                  "print('ssl' in sys.modules)\n"
+                  "ensure_ssl()\n"
+                  f"CERT, KEY = {cert!r}, {key!r}\n" + _TLS_ROUND_TRIP)
+    assert out.stdout.split("\n")[:2] == ["False", "b'HELLO\\n'"], out.stdout
+
+
+def test_a_library_importing_ssl_makes_asyncio_whole_too(tmp_path: Path) -> None:
+    # no ensure_ssl: a plain `import ssl` (in _TLS_ROUND_TRIP) goes through tlsdefer's finder
+    cert, key = _self_signed(tmp_path)
+    out = _python("import pydockerd.cli, sys\n"
+                  "import asyncio.sslproto as p\n"
+                  "print(p.ssl, hasattr(p, 'SSLAgainErrors'))\n"
+                  f"CERT, KEY = {cert!r}, {key!r}\n" + _TLS_ROUND_TRIP)
+    assert out.stdout.split("\n")[:2] == ["None False", "b'HELLO\\n'"], out.stdout
+
+
+def test_nothing_is_hidden_once_asyncio_is_imported() -> None:
+    out = _python("import sys, asyncio\n"
+                  "from pydockerd.util.tlsdefer import import_asyncio_without_ssl\n"
+                  "print(import_asyncio_without_ssl(), 'ssl' in sys.modules,\n"
+                  "      asyncio.base_events.ssl is sys.modules['ssl'])")
+    assert out.stdout.strip() == "False True True", out.stdout

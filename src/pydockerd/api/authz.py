@@ -16,17 +16,19 @@ import asyncio
 import base64
 import json
 import logging
-import ssl
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DockerError, Forbidden, SystemError_
 from ..plugins import PluginRegistry
 from ..util.tasks import TaskOwner
 from .http import AnyResponse, Body, Handler, HijackHandler, Request, Response, \
     StreamResponse
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("pydockerd.api")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import ssl
+from typing import TYPE_CHECKING
 
 from ..util.tasks import TaskOwner
 from .authz import Authorizer
@@ -17,6 +17,9 @@ from .connection import Connection, Site
 from .errormap import error_response
 from .router import Router
 from .version import API_VERSION, MIN_API_VERSION, version_str
+
+if TYPE_CHECKING:
+    import ssl  # the daemon's --tls context (daemon.py), made after util/tlsdefer.ensure_ssl
 
 __all__ = ["API_VERSION", "MIN_API_VERSION", "ApiServer", "error_response", "version_str"]
 

@@ -15,13 +15,17 @@ import glob
 import ipaddress
 import os
 import socket
-import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..config import Config
 from ..errors import InvalidParameter
 from ..images.references import DEFAULT_DOMAIN
+from ..util.tlsdefer import ensure_ssl
+
+if TYPE_CHECKING:
+    import ssl
 
 HUB_REGISTRY = "registry-1.docker.io"
 DEFAULT_INSECURE = ("127.0.0.0/8", "::1/128")
@@ -89,6 +93,8 @@ def is_insecure(cfg: Config, hostport: str) -> bool:
 
 def tls_context(cfg: Config, hostport: str, verify: bool) -> ssl.SSLContext:
     """Blocking (reads files)."""
+    ensure_ssl()                # not loaded before the first registry call (util/tlsdefer.py)
+    import ssl
     ctx = ssl.create_default_context()
     if not verify:
         ctx.check_hostname = False

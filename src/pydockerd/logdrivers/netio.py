@@ -8,10 +8,13 @@ counted as delivered."""
 from __future__ import annotations
 
 import socket
-import ssl
 import threading
+from typing import TYPE_CHECKING
 
 from .golike import split_host_port
+
+if TYPE_CHECKING:
+    import ssl      # a tcp+tls driver's context (syslog.tls_context) loads it
 
 CONNECT_TIMEOUT = 10.0
 
@@ -140,12 +143,14 @@ class Conn:
         if self._lock.acquire(blocking=False):
             try:
                 sock, self._sock = self._sock, None
-                if isinstance(sock, ssl.SSLSocket):
-                    try:
-                        sock.settimeout(0.2)
-                        sock = sock.unwrap()
-                    except (OSError, ValueError):
-                        pass
+                if self.tls is not None:    # then ssl is loaded and sock one of its
+                    import ssl
+                    if isinstance(sock, ssl.SSLSocket):
+                        try:
+                            sock.settimeout(0.2)
+                            sock = sock.unwrap()
+                        except (OSError, ValueError):
+                            pass
                 if sock is not None:
                     sock.close()
             finally:

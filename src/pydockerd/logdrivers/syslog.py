@@ -18,15 +18,18 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import ssl
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from ..util.ids import to_unix_ns
+from ..util.tlsdefer import ensure_ssl
 from .golike import join_host_port, local_rfc3339, local_stamp, parse_url, split_host_port
 from .delivery import driver_options
 from .message import Message
 from .netio import Conn, DriverClosed, dial_error
 from .tag import ContainerInfo, check_template, render_tag
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("pydockerd.logs")
 
@@ -116,6 +119,8 @@ def frame(network: str, fmt: str, message: bytes) -> bytes:
 def tls_context(opts: Mapping[str, str]) -> ssl.SSLContext:
     """go-connections tlsconfig.Client: the CA (else the system's), a client cert, and
     skip-verify when the option is present at all (whatever its value), as dockerd."""
+    ensure_ssl()                # not loaded before the first tcp+tls driver (util/tlsdefer.py)
+    import ssl
     ctx = ssl.create_default_context(cafile=opts.get("syslog-tls-ca-cert") or None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if opts.get("syslog-tls-cert") or opts.get("syslog-tls-key"):
@@ -159,7 +164,7 @@ class SyslogDriver:
         if self.network == "tcp+tls":
             try:
                 tls = tls_context(opts)
-            except (OSError, ssl.SSLError) as e:
+            except OSError as e:    # ssl.SSLError is an OSError
                 raise ValueError(f"syslog: TLS configuration: {e}") from None
         self.conn = Conn(self.network, address, tls)
         try:

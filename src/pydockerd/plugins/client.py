@@ -14,15 +14,18 @@ import asyncio
 import json
 import logging
 import os
-import ssl
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from ..errors import SystemError_
 from ..util.httpclient import (ConnectError, HTTPClient, HTTPError, ResponseTimeout,
                                ServerDisconnected, Timeouts)
+from ..util.tlsdefer import ensure_ssl
 from .discovery import PluginSpec, TLSOptions
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("pydockerd.plugins")
 
@@ -53,6 +56,8 @@ def backoff(retries: int, budget: float) -> float:
 
 
 def _ssl_context(tls: TLSOptions) -> ssl.SSLContext:
+    ensure_ssl()                # not loaded before the first https plugin (util/tlsdefer.py)
+    import ssl
     ctx = ssl.create_default_context(cafile=tls.ca_file or None)
     if tls.insecure_skip_verify:
         ctx.check_hostname = False
@@ -80,7 +85,7 @@ class PluginClient:
         if self._scheme == "https":
             try:
                 self._ssl = _ssl_context(spec.tls or TLSOptions(insecure_skip_verify=True))
-            except (OSError, ssl.SSLError) as e:
+            except OSError as e:    # ssl.SSLError is an OSError
                 raise SystemError_(f"plugin {spec.name}: TLS configuration: {e}") from None
 
     def _dial_error(self, url: str, e: BaseException) -> str:

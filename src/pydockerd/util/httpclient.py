@@ -25,13 +25,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import ssl
 from dataclasses import dataclass
-from typing import Any, AsyncIterable, AsyncIterator, Iterable, Mapping, overload
+from typing import (TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Iterable, Mapping,
+                    overload)
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from .httpconn import (ConnectError, Connection, HTTPError, InvalidURL, PayloadError,
                        ResponseTimeout, ServerDisconnected)
+from .tlsdefer import ensure_ssl
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["HTTPClient", "Response", "Headers", "Timeouts", "basic_auth", "HTTPError",
            "ConnectError", "InvalidURL", "PayloadError", "ResponseTimeout",
@@ -175,7 +179,7 @@ class HTTPClient:
     def __init__(self, *, tls: ssl.SSLContext | bool = True, unix_path: str = "",
                  timeouts: Timeouts = Timeouts(), user_agent: str = "pydockerd") -> None:
         self._tls = tls
-        self._context: ssl.SSLContext | None = tls if isinstance(tls, ssl.SSLContext) else None
+        self._context: ssl.SSLContext | None = None if isinstance(tls, bool) else tls
         self._unix_path = unix_path
         self.timeouts = timeouts
         self._user_agent = user_agent
@@ -351,6 +355,8 @@ class HTTPClient:
         return conn
 
     def _ssl_context(self) -> ssl.SSLContext:
+        ensure_ssl()            # ssl is not loaded at idle (util/tlsdefer.py)
+        import ssl
         if self._context is None:
             self._context = ssl.create_default_context()
             if self._tls is False:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import ssl
+import sys
 from collections import deque
 
 import httptools
@@ -40,10 +40,12 @@ def _dial_error(host: str, port: int, e: OSError, unix: bool) -> str:
         f"dial tcp {f'[{host}]' if ':' in host else host}:{port}"
     if isinstance(e, socket.gaierror):
         return f"dial tcp: lookup {host}: {(e.strerror or str(e)).lower()}"
-    if isinstance(e, ssl.SSLCertVerificationError):
-        return f"{where}: tls: {e.verify_message or e.reason}"
-    if isinstance(e, ssl.SSLError):
-        return f"{where}: tls: {e.reason or e}"
+    if "ssl" in sys.modules:      # else no TLS was tried (ssl loads on first use)
+        import ssl
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return f"{where}: tls: {e.verify_message or e.reason}"
+        if isinstance(e, ssl.SSLError):
+            return f"{where}: tls: {e.reason or e}"
     if e.errno:
         return f"{where}: connect: {os.strerror(e.errno).lower()}"
     return f"{where}: {e}"

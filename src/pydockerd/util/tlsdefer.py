@@ -1,0 +1,97 @@
+"""ssl out of an idle daemon (issue 10: idle RSS).
+
+asyncio imports ssl at its own import (base_events, selector_events and sslproto do
+`try: import ssl except ImportError: ssl = None`), which maps OpenSSL's libssl and
+libcrypto and builds _ssl's tables: ~4 MiB of RSS in a daemon that, without
+--tls/--tlsverify, needs TLS only for a registry, a remote syslog, a plugin or a
+swarm manager, if ever. So:
+
+- `import_asyncio_without_ssl()`, called by the daemon's entry (cli.main) before
+  anything imports asyncio, imports asyncio with ssl hidden (asyncio's modules take
+  `ssl = None`, as on a Python built without it), then un-hides it;
+- `ensure_ssl()`, called by every TLS user before it makes a context or looks at an
+  ssl exception, imports ssl and makes asyncio's modules whole again (their `ssl`
+  and sslproto's `SSLAgainErrors`, the only module-level uses in Python 3.11-3.13);
+- any other import of ssl (a library's) makes them whole too: a finder on
+  sys.meta_path, there from the hiding until ssl is imported.
+
+When asyncio does not look as expected (another set of modules took `ssl = None`,
+or its import fails without ssl) nothing stays hidden: ssl is imported at once.
+"""
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+# asyncio's modules that take `ssl = None` when ssl cannot be imported (3.11-3.13)
+ASYNCIO_SSL_USERS = ("asyncio.base_events", "asyncio.selector_events", "asyncio.sslproto")
+
+
+def import_asyncio_without_ssl() -> bool:
+    """Import asyncio without ssl; True when ssl was left out (ensure_ssl brings it)."""
+    if "asyncio" in sys.modules or "ssl" in sys.modules:
+        return False            # too late (or nothing to gain): leave things as they are
+    sys.modules["ssl"] = None   # type: ignore[assignment]  # `import ssl` raises ImportError
+    try:
+        import asyncio  # noqa: F401
+    except ImportError:         # an asyncio that needs ssl: import both normally
+        for name in [n for n in sys.modules if n == "asyncio" or n.startswith("asyncio.")]:
+            del sys.modules[name]
+        del sys.modules["ssl"]
+        import asyncio  # noqa: F401,F811
+        return False
+    del sys.modules["ssl"]
+    if _ssl_less_asyncio_modules() != set(ASYNCIO_SSL_USERS):
+        ensure_ssl()            # not the asyncio this knows how to repair: no deferral
+        return False
+    sys.meta_path.insert(0, _RepairOnImport())
+    return True
+
+
+def ensure_ssl() -> None:
+    """Import ssl if need be and let asyncio use it: a TLS user calls this before it
+    makes an SSLContext (then `import ssl` in that function is a dict look-up)."""
+    import ssl
+    _repair_asyncio(ssl)
+
+
+def _ssl_less_asyncio_modules() -> set[str]:
+    return {name for name, m in list(sys.modules.items())
+            if name.startswith("asyncio.") and m is not None
+            and "ssl" in vars(m) and vars(m)["ssl"] is None}
+
+
+def _repair_asyncio(ssl_module: ModuleType) -> None:
+    for name in ASYNCIO_SSL_USERS:
+        m = sys.modules.get(name)
+        if m is not None and vars(m).get("ssl", ssl_module) is None:
+            m.ssl = ssl_module                # type: ignore[attr-defined]
+    sslproto = sys.modules.get("asyncio.sslproto")
+    if sslproto is not None and "SSLAgainErrors" not in vars(sslproto):
+        sslproto.SSLAgainErrors = (ssl_module.SSLWantReadError,  # type: ignore[attr-defined]
+                                   ssl_module.SSLSyscallError)
+
+
+class _RepairOnImport(importlib.abc.MetaPathFinder):
+    """Finds ssl as the path finder does, with a loader that repairs asyncio once ssl
+    is executed; leaves sys.meta_path at the first import of ssl."""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "ssl":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
+            spec.loader = _RepairAfterExec(spec.loader.name, spec.loader.path)
+        return spec     # another loader (a frozen ssl?): ensure_ssl() repairs
+
+
+class _RepairAfterExec(importlib.machinery.SourceFileLoader):
+    def exec_module(self, module: ModuleType) -> None:
+        super().exec_module(module)
+        _repair_asyncio(module)
