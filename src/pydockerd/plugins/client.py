@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from ..errors import SystemError_
-from ..util.httpclient import (ConnectError, HTTPClient, HTTPError, ResponseTimeout,
-                               ServerDisconnected, Timeouts)
 from ..util.tlsdefer import ensure_ssl
 from .discovery import PluginSpec, TLSOptions
 
@@ -89,6 +87,7 @@ class PluginClient:
                 raise SystemError_(f"plugin {spec.name}: TLS configuration: {e}") from None
 
     def _dial_error(self, url: str, e: BaseException) -> str:
+        from ..util.httpclient import ConnectError, ServerDisconnected
         where = f"dial unix {self._path}" if self._unix else f"dial tcp {self._hostport}"
         code = e.os_error.errno if isinstance(e, ConnectError) else \
             e.errno if isinstance(e, OSError) else None
@@ -102,6 +101,7 @@ class PluginClient:
     async def _post(self, url: str, body: bytes) -> tuple[int, bytes]:
         # a unix socket's URL names the socket as its host: http://localhost stands in
         target = f"http://localhost{urlsplit(url).path}" if self._unix else url
+        from ..util.httpclient import HTTPClient, Timeouts
         async with HTTPClient(tls=self._ssl if self._ssl is not None else False,
                               unix_path=self._path,
                               timeouts=Timeouts(total=self.request_timeout)) as s:
@@ -112,6 +112,8 @@ class PluginClient:
     async def call(self, method: str, args: dict[str, Any] | None = None,
                    retry: bool = True) -> dict[str, Any]:
         """POST /<method>; the decoded JSON object of a 200 answer."""
+        # the HTTP client loads with the first plugin call (issue 10: idle RSS)
+        from ..util.httpclient import HTTPError, ResponseTimeout
         body = b"" if args is None else json.dumps(args).encode()
         url = f"{self._base}/{method}"
         start = time.monotonic()
