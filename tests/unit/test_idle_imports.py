@@ -177,3 +177,15 @@ def test_nothing_is_hidden_once_asyncio_is_imported() -> None:
                   "print(import_asyncio_without_ssl(), 'ssl' in sys.modules,\n"
                   "      asyncio.base_events.ssl is sys.modules['ssl'])")
     assert out.stdout.strip() == "False True True", out.stdout
+
+
+def test_an_asyncio_of_another_shape_gets_ssl_at_once() -> None:
+    # as if other modules than the three known took `ssl = None`: nothing stays hidden
+    out = _python("import sys\n"
+                  "from pydockerd.util import tlsdefer\n"
+                  "tlsdefer.ASYNCIO_SSL_USERS = ('asyncio.base_events',)\n"
+                  "print(tlsdefer.import_asyncio_without_ssl(), 'ssl' in sys.modules)\n"
+                  "import asyncio, asyncio.sslproto as p, asyncio.selector_events as s\n"
+                  "print(p.ssl is s.ssl is asyncio.base_events.ssl is sys.modules['ssl'],\n"
+                  "      p.SSLAgainErrors[0] is sys.modules['ssl'].SSLWantReadError)")
+    assert out.stdout.split("\n")[:2] == ["False True", "True True"], out.stdout

@@ -6,17 +6,18 @@ libcrypto and builds _ssl's tables: ~4 MiB of RSS in a daemon that, without
 --tls/--tlsverify, needs TLS only for a registry, a remote syslog, a plugin or a
 swarm manager, if ever. So:
 
-- `import_asyncio_without_ssl()`, called by the daemon's entry (cli.main) before
-  anything imports asyncio, imports asyncio with ssl hidden (asyncio's modules take
-  `ssl = None`, as on a Python built without it), then un-hides it;
-- `ensure_ssl()`, called by every TLS user before it makes a context or looks at an
-  ssl exception, imports ssl and makes asyncio's modules whole again (their `ssl`
-  and sslproto's `SSLAgainErrors`, the only module-level uses in Python 3.11-3.13);
-- any other import of ssl (a library's) makes them whole too: a finder on
-  sys.meta_path, there from the hiding until ssl is imported.
+- `import_asyncio_without_ssl()`, the first statement of the daemon's entry
+  (cli.py), imports asyncio with ssl hidden (asyncio's modules take `ssl = None`,
+  as on a Python built without it), then un-hides it: any later `import ssl` gets
+  the real module;
+- `ensure_ssl()`, called by every TLS user before it makes a context, imports ssl
+  and makes asyncio's modules whole again (their `ssl` and sslproto's
+  `SSLAgainErrors`, the only module-level uses in Python 3.11, 3.12 and 3.13);
+- any other import of ssl (a library's, the swarm's) makes them whole too: a
+  finder on sys.meta_path, there from the hiding until ssl's first import.
 
-When asyncio does not look as expected (another set of modules took `ssl = None`,
-or its import fails without ssl) nothing stays hidden: ssl is imported at once.
+On another Python asyncio is imported as is; when other modules than those three
+took `ssl = None` nothing stays hidden: ssl is imported at once, all repaired.
 """
 from __future__ import annotations
 
@@ -26,26 +27,31 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+# the Pythons whose asyncio this was read against: elsewhere asyncio is imported as is
+KNOWN_PYTHONS = ((3, 11), (3, 12), (3, 13))
 # asyncio's modules that take `ssl = None` when ssl cannot be imported (3.11-3.13)
 ASYNCIO_SSL_USERS = ("asyncio.base_events", "asyncio.selector_events", "asyncio.sslproto")
 
 
 def import_asyncio_without_ssl() -> bool:
-    """Import asyncio without ssl; True when ssl was left out (ensure_ssl brings it)."""
-    if "asyncio" in sys.modules or "ssl" in sys.modules:
-        return False            # too late (or nothing to gain): leave things as they are
+    """Import asyncio, without ssl when that is safe; True when ssl was left out
+    (ensure_ssl brings it)."""
+    if sys.version_info[:2] not in KNOWN_PYTHONS or "asyncio" in sys.modules \
+            or "ssl" in sys.modules:
+        import asyncio  # noqa: F401  (an unknown asyncio, or too late: as is)
+        return False
+    before = set(sys.modules)
     sys.modules["ssl"] = None   # type: ignore[assignment]  # `import ssl` raises ImportError
     try:
-        import asyncio  # noqa: F401
-    except ImportError:         # an asyncio that needs ssl: import both normally
-        for name in [n for n in sys.modules if n == "asyncio" or n.startswith("asyncio.")]:
-            del sys.modules[name]
-        del sys.modules["ssl"]
         import asyncio  # noqa: F401,F811
-        return False
-    del sys.modules["ssl"]
-    if _ssl_less_asyncio_modules() != set(ASYNCIO_SSL_USERS):
-        ensure_ssl()            # not the asyncio this knows how to repair: no deferral
+    finally:
+        del sys.modules["ssl"]
+    ssl_less = {name for name in set(sys.modules) - before
+                if (m := sys.modules[name]) is not None and vars(m).get("ssl", True) is None}
+    if ssl_less != set(ASYNCIO_SSL_USERS):
+        # not the asyncio this knows how to repair: no deferral, ssl loaded now
+        import ssl
+        _repair_asyncio(ssl, (*ASYNCIO_SSL_USERS, *sorted(ssl_less)))
         return False
     sys.meta_path.insert(0, _RepairOnImport())
     return True
@@ -58,14 +64,8 @@ def ensure_ssl() -> None:
     _repair_asyncio(ssl)
 
 
-def _ssl_less_asyncio_modules() -> set[str]:
-    return {name for name, m in list(sys.modules.items())
-            if name.startswith("asyncio.") and m is not None
-            and "ssl" in vars(m) and vars(m)["ssl"] is None}
-
-
-def _repair_asyncio(ssl_module: ModuleType) -> None:
-    for name in ASYNCIO_SSL_USERS:
+def _repair_asyncio(ssl_module: ModuleType, names: Sequence[str] = ASYNCIO_SSL_USERS) -> None:
+    for name in names:
         m = sys.modules.get(name)
         if m is not None and vars(m).get("ssl", ssl_module) is None:
             m.ssl = ssl_module                # type: ignore[attr-defined]
