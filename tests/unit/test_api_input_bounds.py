@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from pydockerd.api.http import AnyResponse, Request, Response
-from pydockerd.api.httpwire import RequestParser
+from pydockerd.api.httpwire import BadRequest, RequestParser
 from pydockerd.api.router import Route, Router
 from pydockerd.api.targets import Targets
 from pydockerd.util.tasks import TaskOwner
@@ -51,6 +53,34 @@ def test_a_chunked_body_holding_blank_lines_and_zeros_is_read_whole() -> None:
             assert _feed_one(parser, req + CHUNKED + PING, step) == len(req), (n, step)
             [msg] = parser.messages
             assert msg.complete and b"".join(msg.body) == b"".join(chunks)
+
+
+def test_a_chunked_body_is_walked_by_its_chunks_not_cut_at_its_text() -> None:
+    # 8 MiB of text whose every line looks like a last chunk ("\n0 ...\r\n\r\n"), in
+    # 32 KiB chunks and 256 KiB reads: one feed per read (cut at every "\n0 ...\n\r\n"
+    # it took 1.6 million feeds and 1.7 s)
+    data = b"0 line\r\n\r\n" * (8 << 17)
+    req = (b"POST /load HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
+           + b"".join(b"%x\r\n%s\r\n" % (len(data[i:i + 32768]), data[i:i + 32768])
+                      for i in range(0, len(data), 32768)) + b"0\r\n\r\n")
+    parser, feeds, got = RequestParser(), 0, 0
+    for off in range(0, len(req), 256 << 10):
+        buf, pos = req[off:off + (256 << 10)], 0
+        while pos < len(buf):
+            pos += parser.feed_message(buf, pos)
+            feeds += 1
+            got += sum(map(len, parser.messages[-1].body))
+            parser.messages[-1].body.clear()
+    assert parser.messages[-1].complete and got == len(data)
+    assert feeds <= len(req) // (256 << 10) + 4, feeds
+
+
+def test_a_chunk_size_line_over_4_kib_is_refused() -> None:
+    parser = RequestParser()
+    head = b"POST /echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
+    line = b"3;" + b"x" * 5000 + b"\r\n"
+    with pytest.raises(BadRequest):
+        _feed_one(parser, head + line + b"abc\r\n0\r\n\r\n", 1000)
 
 
 async def _list(req: Request) -> AnyResponse:

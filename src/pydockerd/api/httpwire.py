@@ -9,6 +9,7 @@ and 431 for a head above MAX_HEAD, both before reading further.
 """
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
@@ -19,6 +20,8 @@ from ..errors import DockerError
 
 MAX_TARGET = 256 << 10      # request target (path + query), bytes
 MAX_HEAD = 1 << 20          # request line + headers, bytes (Go's DefaultMaxHeaderBytes)
+MAX_CHUNK_LINE = 4096       # a chunk size line with its extension, bytes (Go's maxLineLength)
+_HEX = re.compile(rb"[0-9A-Fa-f]*")
 
 
 class BadRequest(DockerError):
@@ -69,7 +72,9 @@ class RequestParser:
         self._refusal: DockerError | None = None
         self.queued_body = 0        # body bytes parsed and not taken yet
         self._tail = b""            # a head's last bytes fed: its end may straddle two feeds
-        self._zero = False          # a chunked body's last chunk may have begun ("\n0" fed)
+        self._skip = 0              # chunked: bytes of chunk data (+ CRLF) not fed yet
+        self._line = b""            # chunked: the start of a size line not ended yet
+        self._trailers = False      # chunked: the last chunk's line is fed
         self._p = httptools.HttpRequestParser(self)
 
     def feed_message(self, buf: bytes | bytearray, pos: int) -> int:
@@ -88,17 +93,16 @@ class RequestParser:
     def _bound(self, buf: bytes | bytearray, pos: int) -> int:
         """How many bytes of buf from pos may belong to the current request."""
         cur = self._cur
-        chunked = False
         if cur is not None and cur.headers_done and not cur.complete:
             if cur.body_length >= 0:
                 return max(cur.body_length - cur.body_seen, 1)
-            chunked = True
-        # a head ends at "\n\r\n" or "\n\n": up to the first place one can end
+            if not self._trailers:
+                return self._chunked_bound(buf, pos)
+        # a head (or a chunked body's trailers) ends at "\n\r\n" or "\n\n": up to
+        # the first place one can end
         tail = self._tail                # the last bytes fed before
         if tail[-1:] == b"\n" or tail[-2:] == b"\n\r":
             return 1                     # its end may be the next byte or two
-        if chunked:
-            return self._chunked_bound(buf, pos, tail)
         end = min(len(buf), pos + MAX_HEAD + 4)      # a longer head is refused anyway
         i = buf.find(b"\n\r\n", pos, end)
         j = buf.find(b"\n\n", pos, end if i < 0 else i + 2)   # (never past the first)
@@ -106,23 +110,34 @@ class RequestParser:
             return end - pos
         return (j + 2 if j >= 0 else i + 3) - pos
 
-    def _chunked_bound(self, buf: bytes | bytearray, pos: int, tail: bytes) -> int:
-        """A chunked body ends with its last chunk, "\n0" (the CRLF after the data
-        before, a zero size), then trailers up to the first "\r\n\r\n" (llhttp wants
-        the CRs): up to the first "\n\r\n" after a "\n0". Fed up to a "\n\r\n" and
-        not over, the body's last chunk starts after it."""
-        if not self._zero:
-            i = pos if tail[-2:] == b"\n0" else buf.find(b"\n0", pos)
-            if i < 0:
-                return len(buf) - pos
-            self._zero = True
-            j = buf.find(b"\n\r\n", i)
-        else:
-            j = buf.find(b"\n\r\n", pos)
-        if j < 0:
-            return len(buf) - pos
-        self._zero = False
-        return j + 3 - pos
+    def _chunked_bound(self, buf: bytes | bytearray, pos: int) -> int:
+        """A chunked body is walked chunk by chunk, its data skipped by arithmetic
+        (llhttp refuses any other framing: a hex size, an optional extension, CRLF,
+        that many bytes, CRLF): up to the end of the zero-size chunk's line, after
+        which come its trailers, up to the first blank line (cut as a head is)."""
+        end, n = pos, len(buf)
+        while end < n:
+            if self._skip:               # chunk data and its CRLF
+                step = min(self._skip, n - end)
+                self._skip -= step
+                end += step
+                continue
+            k = buf.find(b"\n", end)     # a size line
+            line_end = n if k < 0 else k + 1
+            self._line += buf[end:line_end]
+            end = line_end
+            if len(self._line) > MAX_CHUNK_LINE:
+                raise BadRequest("malformed chunked encoding: chunk size line too long")
+            if k < 0:
+                break
+            m = _HEX.match(self._line)
+            size = int(m.group() or b"0", 16) if m else 0   # no digit: llhttp refuses it
+            self._line = b""
+            if size == 0:                # the last chunk: trailers follow
+                self._trailers = True
+                break
+            self._skip = size + 2
+        return end - pos
 
     def feed(self, data: bytes | memoryview) -> None:
         """Parse bytes; raises httptools.HttpParserUpgrade at an upgrade request's head."""
@@ -205,7 +220,7 @@ class RequestParser:
         assert self._cur
         self._cur.complete = True
         self._tail = b""
-        self._zero = False
+        self._skip, self._line, self._trailers = 0, b"", False
 
 
 def split_target(target: bytes) -> tuple[str, str]:
