@@ -27,7 +27,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from apifloor import FloorServer, UnixHTTPConnection, get_seconds  # noqa: E402
 from clifloor import CliFloorStub  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -195,18 +195,6 @@ def umount_under(base: Path) -> None:
         return
     for mp in sorted(set(mounts), key=len, reverse=True):
         run(["umount", "-l", mp])
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float = 60):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
 
 
 # --------------------------------------------------------------------------- daemons
@@ -674,6 +662,29 @@ class Bench:
             note += f" = {floor_ms / base:.2f}x dockerd, the lowest ratio any daemon can reach"
         return samples, note
 
+    def api_with_floor(self, path: str) -> tuple[dict[str, list[float]], str]:
+        """GET path on a new connection from each engine, and at the same moments from
+        a minimal asyncio server answering pydockerd's bytes at once (bench/apifloor.py):
+        what any asyncio daemon pays per connection before doing any work."""
+        floor_srv, floor = FloorServer("asyncio"), []
+
+        def get_and_floor(e: Engine) -> float | None:
+            floor.append(get_seconds(floor_srv.sock, path))
+            return e.api_get(path)
+        try:
+            samples = self.interleaved(get_and_floor, warmup=3)
+        finally:
+            floor_srv.close()
+        floor = floor[3 * len(self.engines):]          # not the warm-up runs
+        floor_ms = median([x * 1000 for x in floor])
+        base = median([x * 1000 for x in samples.get("dockerd", [])])
+        if floor_ms is None:
+            return samples, ""
+        note = f"; an asyncio Protocol answering the same bytes at once (bench/apifloor.py): {floor_ms:.3f} ms"
+        if base:
+            note += f" = {floor_ms / base:.2f}x dockerd"
+        return samples, note
+
     def bench_list_empty(self) -> None:
         """`docker ps`, `ps -a` and GET /containers/json with no container at all."""
         log("docker ps / ps -a / GET /containers/json with 0 containers")
@@ -683,9 +694,9 @@ class Bench:
         self.add("docker ps (0 containers)", "ms", samples, 1000, note=note)
         self.add("docker ps -a (0 containers)", "ms",
                  self.interleaved(lambda e: e.timed("ps", "-a")), 1000)
-        self.add("API GET /containers/json?all=1 (0 containers)", "ms",
-                 self.interleaved(lambda e: e.api_get("/containers/json?all=1"), warmup=3), 1000,
-                 note="raw HTTP on the unix socket, a new connection per request")
+        samples, note = self.api_with_floor("/containers/json?all=1")
+        self.add("API GET /containers/json?all=1 (0 containers)", "ms", samples, 1000,
+                 note="raw HTTP on the unix socket, a new connection per request" + note)
         self.add("API GET /containers/json?all=1 (0 containers, keep-alive)", "ms",
                  self.interleaved(lambda e: e.api_get_keepalive("/containers/json?all=1"),
                                   warmup=3), 1000,
