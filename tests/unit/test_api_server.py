@@ -275,3 +275,50 @@ def test_a_stream_ends_when_its_client_goes_away() -> None:
                 await server.stop_accepting()
                 await server.finish(1)
     asyncio.run(main())
+
+
+def test_a_stream_waits_while_its_client_does_not_read() -> None:
+    """Write flow control (util/writeflow.py): a stream the client does not read
+    stops producing once the transport's buffer is full, and ends when it leaves."""
+    produced = [0]
+    ended = asyncio.Event()
+
+    async def endless(req: Request) -> AnyResponse:
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    produced[0] += 1 << 16
+                    yield b"x" * (1 << 16)
+                    await asyncio.sleep(0)       # (the loop turns even if writes never wait)
+            finally:
+                ended.set()
+        return StreamResponse(body(), "application/x-tar")
+
+    async def main() -> None:
+        router = Router()
+        router.add([Route("GET", "/endless", endless)])
+        server = ApiServer(router)
+        with tempfile.TemporaryDirectory() as tmp:
+            sock = os.path.join(tmp, "api.sock")
+            await server.listen_unix(sock, None)
+            reader, writer = await asyncio.open_unix_connection(sock)
+            try:
+                writer.write(b"GET /endless HTTP/1.1\r\nHost: d\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                assert head.startswith(b"HTTP/1.1 200")
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 5
+                while not any(c.write_flow.paused for c in server._site.connections):
+                    assert loop.time() < deadline, produced
+                    await asyncio.sleep(0.01)
+                before = produced[0]
+                for _ in range(200):              # turns of the loop: nothing more is made
+                    await asyncio.sleep(0)
+                assert produced[0] == before < 64 << 20
+                writer.transport.abort()
+                await asyncio.wait_for(ended.wait(), 5)
+            finally:
+                writer.close()
+                await server.stop_accepting()
+                await server.finish(1)
+    asyncio.run(main())

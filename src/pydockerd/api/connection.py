@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ..errors import DockerError
 from ..util.sockets import peer_closed
 from ..util.tasks import TaskOwner
+from ..util.writeflow import WriteFlow
 from . import respond
 from .authz import Authorizer
 from .errormap import error_response
@@ -57,8 +58,7 @@ class Connection(ConnectionInput, asyncio.Protocol):
         self.answered = False                    # the current request's status line is out
         self.streaming = False
         self.client_gone = False                 # the client left during a stream
-        self._drained: asyncio.Future[None] | None = None    # writing may go on
-        self._write_paused = False
+        self.write_flow = WriteFlow()
         self._dropping = -1                      # after a refusal: bytes still dropped
         self._hup: asyncio.TimerHandle | None = None
         self._ssl = False
@@ -102,17 +102,15 @@ class Connection(ConnectionInput, asyncio.Protocol):
         self.eof = True
         self.site.connections.discard(self)
         self._wake()
-        self.resume_writing()
+        self.write_flow.resume()                 # a writer waiting finds the loss
         if self.streaming:
             self._client_left()
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.write_flow.pause()
 
     def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+        self.write_flow.resume()
 
     # --- the output side (respond.Out) --------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -120,9 +118,8 @@ class Connection(ConnectionInput, asyncio.Protocol):
         self.transport.write(data)
 
     async def drain(self) -> None:
-        if self._write_paused and not self.lost:
-            self._drained = asyncio.get_running_loop().create_future()
-            await self._drained
+        if not self.lost:
+            await self.write_flow.wait()
         if self.lost:
             raise ConnectionResetError("Connection lost")
 
@@ -286,7 +283,7 @@ class Connection(ConnectionInput, asyncio.Protocol):
             drained = not keep or (msg.complete and not msg.body) \
                 or await self.discard_body(msg)
             respond.write_response(self, resp, keep and drained, head_only)
-            if self._write_paused or self.lost is not False:
+            if self.write_flow.paused or self.lost is not False:
                 await self.drain()
         if not drained:
             self.busy = True                   # nothing more is served
@@ -349,7 +346,7 @@ class Connection(ConnectionInput, asyncio.Protocol):
             rest = self.waiting()
             self._read_paused = False
             await resp.handler(*respond.hand_over(self.transport, rest, self.eof,
-                                                  self._write_paused))
+                                                  self.write_flow.paused))
         finally:
             if resp.on_closed is not None:
                 await resp.on_closed()

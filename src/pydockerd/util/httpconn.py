@@ -12,6 +12,8 @@ from collections import deque
 
 import httptools
 
+from .writeflow import WriteFlow
+
 _HIGH, _LOW = 1 << 20, 256 << 10      # body buffer: pause reading above, resume below
 _MAX_HEAD = 1 << 20                   # response head bytes, 1xx heads included (Go's limit)
 _MAX_HEADERS = 1000                   # header lines in one response head
@@ -82,8 +84,7 @@ class Connection(asyncio.Protocol):
         self._lost: BaseException | None = None
         self._error: HTTPError | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._drain: asyncio.Future[None] | None = None
-        self._write_paused = False
+        self._writes = WriteFlow()
         self._read_paused = False
         self._parser: httptools.HttpResponseParser | None = None
         self.begin(False)
@@ -181,8 +182,8 @@ class Connection(asyncio.Protocol):
                     self._error = PayloadError("invalid HTTP response: headers too large")
                     self.close()
         self._wake()
-        if self.headers_done and self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)   # answered while sending: stop sending
+        if self.headers_done:
+            self._writes.release()         # answered while sending: stop sending
 
     def eof_received(self) -> bool | None:
         return None                        # close the transport: connection_lost follows
@@ -193,16 +194,13 @@ class Connection(asyncio.Protocol):
         if self.headers_done and not self.complete and self.until_close and exc is None:
             self.complete = True           # a close-delimited body ends here (not a reset)
         self._wake()
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
+        self._writes.release()
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self._writes.pause()
 
     def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
+        self._writes.resume()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -228,16 +226,13 @@ class Connection(asyncio.Protocol):
             self.abandoned = True
             return
         self.transport.write(data)
-        if self._write_paused:
-            self._drain = asyncio.get_running_loop().create_future()
+        if self._writes.paused:
             try:
                 async with asyncio.timeout(timeout):
-                    await self._drain
+                    await self._writes.wait()
             except TimeoutError:
                 raise ResponseTimeout("write") from None
-            finally:
-                self._drain = None
-            if self.headers_done and self._write_paused:
+            if self.headers_done and self._writes.paused:
                 self.abandoned = True
             if self.closed:
                 raise ServerDisconnected("server disconnected")
