@@ -899,7 +899,7 @@ def print_table(metrics: list[dict], names: list[str]) -> None:
         r = [m["metric"], m["unit"]]
         for n in names:
             v = m["values"].get(n)
-            r.append("FAILED" if v is None else f"{v:.1f}")
+            r.append("FAILED" if v is None else f"{v:.1f}" if v >= 1 else f"{v:.3f}")
         if len(names) > 1:
             r.append("-" if m["ratio"] is None else f"{m['ratio']:.2f}x")
         rows.append(r)
