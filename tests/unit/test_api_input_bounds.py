@@ -46,8 +46,10 @@ def test_a_chunked_body_holding_blank_lines_and_zeros_is_read_whole() -> None:
     for n in range(200):
         chunks = [b"".join(rnd.choices(pieces, k=rnd.randint(1, 6)))
                   for _ in range(rnd.randint(0, 3))]
+        sizes = [b"%x", b"%X", b"00%x", b"%x;name=\"v\\r\\n0\\r\\n\""]  # (an extension)
         req = (b"POST /echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
-               + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + rnd.choice(ends))
+               + b"".join(rnd.choice(sizes) % len(c) + b"\r\n%s\r\n" % c for c in chunks)
+               + rnd.choice(ends))
         for step in (0, 1, 2, 3, rnd.randint(4, 40)):
             parser = RequestParser()
             assert _feed_one(parser, req + CHUNKED + PING, step) == len(req), (n, step)
