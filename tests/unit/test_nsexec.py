@@ -201,9 +201,10 @@ def test_b_runs_only_once_the_server_has_its_pid(tmp_path, monkeypatch: pytest.M
     err_r, err_w = os.pipe()
     null = os.open(os.devnull, os.O_RDWR)
     try:
-        pid, go = nsserver._fork(theirs, _plan_for_self(), [err_w, null, null, null])
+        pid, out = nsserver._fork(theirs, _plan_for_self(), [err_w, null, null, null])
         if not stuck:
-            assert pid == int(b_pid.read_text())
+            assert pid == int(b_pid.read_text()) and len(out) == 1
+            go = out[0]
             time.sleep(0.2)
             assert not marker.exists()  # B waits for its go (the daemon's, nsclient.py)
             os.write(go, b"g")
@@ -213,7 +214,9 @@ def test_b_runs_only_once_the_server_has_its_pid(tmp_path, monkeypatch: pytest.M
                 time.sleep(0.02)
             assert marker.exists()
             return
-        assert (pid, go) == (0, -1)
+        assert pid == 0 and len(out) == 2       # pidfds of A and B, for the daemon
+        for fd in out:
+            os.close(fd)
         deadline = time.monotonic() + 10
         while not _ended(int(b_pid.read_text())) and time.monotonic() < deadline:
             time.sleep(0.02)                # B re-parents (A is gone) and ends
@@ -227,6 +230,80 @@ def test_b_runs_only_once_the_server_has_its_pid(tmp_path, monkeypatch: pytest.M
         for stuck_a in list(nsserver._stuck):
             os.waitpid(stuck_a, 0)
             nsserver._stuck.remove(stuck_a)
+
+
+_STUCK_SERVER = """
+import os, sys, time
+from pydockerd.runtime import nschild, nsserver
+real_fork_into = nschild._fork_into
+def fork_into(prep, cg_fd):                     # in A
+    child = real_fork_into(prep, cg_fd)
+    if child:
+        with open(os.environ["TEST_STUCK_PIDS"], "w") as f:
+            f.write(f"{os.getpid()} {child}")
+        time.sleep(60)          # frozen between B's fork and reporting it
+    return child
+def setup_b(prep, *args):                       # in B
+    open(os.environ["TEST_STUCK_RAN"], "w").close()
+nschild._fork_into, nschild._setup_b, nsserver.A_TIMEOUT = fork_into, setup_b, 1.0
+nsserver.main()
+"""
+
+
+@pytest.mark.skipif(os.uname().machine not in nschild.SYSCALLS, reason="no fast exec here")
+def test_the_b_of_an_a_killed_as_stuck_is_reaped(tmp_path, monkeypatch: pytest.MonkeyPatch
+                                                 ) -> None:
+    """A stuck after forking B (its container frozen by a pause) is killed by the fork
+    server; B re-parents to the daemon (a child subreaper) when A dies and exits at
+    the end of its go pipe. The daemon never had B's pid, yet must reap it: no zombie
+    is left. A real fork server, whose A sleeps after the fork; this test process is
+    the daemon."""
+    import asyncio
+    import ctypes
+    import time
+
+    from pydockerd.runtime import nsclient
+    pids, ran = tmp_path / "pids", tmp_path / "ran"
+    monkeypatch.setattr(nsclient, "SERVER_ARGS", ("-c", _STUCK_SERVER))
+    monkeypatch.setenv("TEST_STUCK_PIDS", str(pids))
+    monkeypatch.setenv("TEST_STUCK_RAN", str(ran))
+    libc = ctypes.CDLL(None, use_errno=True)
+    b = 0
+
+    def our_zombie(pid: int) -> bool:
+        try:
+            return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return False
+
+    async def main() -> None:
+        nonlocal b
+        server = nsclient.ForkServer()
+        monkeypatch.setattr(nsexec, "_SERVER", server)
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            with pytest.raises(nsexec.ExecFailed):
+                await nsexec.spawn(_plan_running("true"), (null, null, null))
+            a, b = map(int, pids.read_text().split())
+            deadline = time.monotonic() + 10
+            while not _ended(a) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)   # A dead: B re-parented to us (it has ended)
+            assert _ended(a)
+            while our_zombie(b) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert not our_zombie(b), "B was left a zombie of the daemon"
+        finally:
+            os.close(null)
+            await server.close()
+        assert not os.path.exists(f"/proc/{a}")     # A: reaped by the server
+    assert libc.prctl(36, 1, 0, 0, 0) == 0          # PR_SET_CHILD_SUBREAPER, as the daemon
+    try:
+        asyncio.run(main())
+    finally:
+        libc.prctl(36, 0, 0, 0, 0)
+        if b and our_zombie(b):
+            os.waitpid(b, 0)
+    assert not ran.exists()
 
 
 def _plan_running(*args: str) -> "nsexec.ExecPlan":

@@ -18,10 +18,11 @@ import pydockerd
 from ..util.lazy import lazy_import
 from ..util.tasks import TaskOwner
 from .execplan import ExecPlan
-from .pidwatch import wait_pid
+from .pidwatch import pidfd_exited, reap_pidfd, wait_pid
 
 log = logging.getLogger("pydockerd.exec")
 pickle = lazy_import("pickle")      # not for an idle daemon
+SERVER_ARGS = ("-m", "pydockerd.runtime.nsserver")     # then its socket fd, our pid
 
 
 class ForkServer:
@@ -62,8 +63,8 @@ class ForkServer:
         try:
             exe = await asyncio.to_thread(sealed_copy, sys.executable)
             self._proc = await asyncio.create_subprocess_exec(
-                f"/proc/self/fd/{exe}", "-S", "-P", "-m", "pydockerd.runtime.nsserver",
-                str(theirs.fileno()), str(os.getpid()), pass_fds=(theirs.fileno(), exe),
+                f"/proc/self/fd/{exe}", "-S", "-P", *SERVER_ARGS, str(theirs.fileno()),
+                str(os.getpid()), pass_fds=(theirs.fileno(), exe),
                 stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True, cwd="/")
         except OSError as e:
             log.warning("exec fork server: %s; execs use runc", e)
@@ -109,7 +110,7 @@ class ForkServer:
     def _on_reply(self) -> None:
         assert self._sock is not None
         try:
-            data, fds, _, _ = socket.recv_fds(self._sock, 4096, 1, socket.MSG_CMSG_CLOEXEC)
+            data, fds, _, _ = socket.recv_fds(self._sock, 4096, 4, socket.MSG_CMSG_CLOEXEC)
         except BlockingIOError:
             return
         except OSError:
@@ -120,7 +121,9 @@ class ForkServer:
             self._gone()
             return
         req_id, pid = pickle.loads(data)
-        go = fds[0] if fds else -1      # with a pid: B's go pipe
+        go = fds[0] if fds and pid else -1      # with a pid: B's go pipe
+        if fds and not pid:             # pidfds of an A killed as stuck and its B
+            self._abandoned(fds)
         fut = self._waiters.pop(req_id, None)
         if fut is not None and not fut.done():
             fut.set_result((pid, go))
@@ -134,6 +137,13 @@ class ForkServer:
             os.close(go)
         if pid and not self._tasks.closed:
             self._tasks.spawn(wait_pid(pid), "reap an exec never started")
+
+    def _abandoned(self, pidfds: list[int]) -> None:
+        if self._tasks.closed:
+            for fd in pidfds:
+                os.close(fd)
+            return
+        self._tasks.spawn(_reap_abandoned(pidfds, self._proc), "reap a stuck exec fork")
 
     def end(self, pid: int) -> None:
         """B let go, but its start was cancelled (or failed) before the caller took
@@ -174,6 +184,26 @@ class ForkServer:
                 proc.kill()
                 await proc.wait()
         await self._tasks.close()
+
+
+async def _reap_abandoned(pidfds: list[int], server: asyncio.subprocess.Process | None
+                          ) -> None:
+    """An A the server killed as stuck (its container frozen) and the B it had forked:
+    both die when the container thaws. B re-parents to the daemon as A dies, with a
+    pid nobody told it: reaped here through its pidfd. A is the server's child, which
+    reaps it; if the server left first, A re-parented to the daemon too."""
+    a, bs = pidfds[0], pidfds[1:]
+    try:
+        await pidfd_exited(a)           # A is gone: B is the daemon's child
+        for b in bs:
+            await pidfd_exited(b)
+            reap_pidfd(b)
+        if not reap_pidfd(a) and server is not None:
+            await server.wait()         # it reaped A, or A is ours since it left
+            reap_pidfd(a)
+    finally:
+        for fd in pidfds:
+            os.close(fd)
 
 
 def sealed_copy(path: str) -> int:

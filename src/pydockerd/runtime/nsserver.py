@@ -14,6 +14,9 @@ stderr]; the server forks A (nschild.run_child_a), reads B's pid from A, reaps
 A, and answers pickle((request id, B's pid or 0)), with B's pid the write end
 of B's "go" pipe. A gone, B re-parents to the daemon (a child subreaper), which
 reaps it. Failures travel on the error pipe, which the daemon reads itself.
+With 0 for an A killed as stuck come pidfds of A and of the B it forked (if it
+did): B ends when it thaws, re-parented to the daemon, which knows it by its
+pidfd and reaps it (nsclient.py).
 
 B does nothing in the container until the daemon has B's pid: it waits for a
 byte on its go pipe (as runc's exec child waits for its parent's
@@ -52,15 +55,18 @@ def serve(sock: socket.socket, idle_exit: float = IDLE_EXIT) -> None:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, MAX_FDS)
         except (ConnectionError, OSError):      # socket.timeout is an OSError
+            msg = b""
+        if not msg:                        # idle, or the daemon closed its end
+            _reap_stuck()
             return
-        if not msg:
-            return                         # the daemon closed its end
-        req_id, pid, go_w = 0, 0, -1
+        _reap_stuck()
+        req_id, pid = 0, 0
+        out: list[int] = []
         for fd in fds:         # close-on-exec (recv_fds ignores its flags): the error
             os.set_inheritable(fd, False)       # pipe must end with B's exec
         try:
             req_id, plan = pickle.loads(msg)
-            pid, go_w = _fork(sock, plan, fds)
+            pid, out = _fork(sock, plan, fds)
         except Exception:  # noqa: BLE001 - the daemon sees pid 0 and the error pipe
             pid = 0
         finally:
@@ -68,17 +74,31 @@ def serve(sock: socket.socket, idle_exit: float = IDLE_EXIT) -> None:
                 os.close(fd)
         reply = pickle.dumps((req_id, pid))
         try:
-            if go_w >= 0:
-                socket.send_fds(sock, [reply], [go_w])
+            if out:
+                socket.send_fds(sock, [reply], out)
             else:
                 sock.send(reply)
         finally:
-            if go_w >= 0:
-                os.close(go_w)          # the daemon's now: B goes when it writes
+            for fd in out:
+                os.close(fd)            # the daemon's now: B goes when it writes
 
 
-def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> tuple[int, int]:
-    """(B's pid, the write end of B's go pipe), or (0, -1): A failed or is stuck."""
+def _reap_stuck() -> None:
+    """A processes killed as stuck that have died since (their container thawed).
+    One still frozen when this server leaves re-parents to the daemon, which reaps
+    it then (nsclient.py)."""
+    for stuck in list(_stuck):
+        try:
+            if not os.waitpid(stuck, os.WNOHANG)[0]:
+                continue
+        except ChildProcessError:
+            pass
+        _stuck.remove(stuck)
+
+
+def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> tuple[int, list[int]]:
+    """(B's pid, [the write end of B's go pipe]); (0, []): A failed; (0, [pidfd of A,
+    pidfd of B if A forked it]): A is stuck, and was killed."""
     terminal = bool(plan.process.get("terminal"))
     err_w = fds[0]
     console = fds[1] if terminal else -1
@@ -110,24 +130,44 @@ def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> tuple[int, int
                 # A is stuck (its container was frozen by a pause meanwhile): the
                 # other execs must not wait for it; it dies when thawed, and B (if A
                 # forked it) reads the end of the go pipe without the go and exits
-                os.kill(pid_a, signal.SIGKILL)
-                _stuck.append(pid_a)
-                return 0, -1
+                return 0, _abandon(pid_a)
             data = os.read(pid_r, 64)
             if not data:
                 break
             chunks.append(data)
         os.waitpid(pid_a, 0)
-        for stuck in list(_stuck):
-            if os.waitpid(stuck, os.WNOHANG)[0]:
-                _stuck.remove(stuck)
         text = b"".join(chunks)
         pid = int(text) if text else 0
-        return (pid, go_w) if pid else (0, -1)
+        return (pid, [go_w]) if pid else (0, [])
     finally:
         os.close(pid_r)
         if not pid:
             os.close(go_w)
+
+
+def _abandon(pid_a: int) -> list[int]:
+    """Kill a stuck A; pidfds of A and of the B it forked, if it did. B re-parents to
+    the daemon when A dies (at the thaw) and knows nothing of its pid: the daemon
+    reaps it through its pidfd. A's children are read before the kill (a stuck A runs
+    nothing: it forks no B after) and again after it (one that was on its way)."""
+    out = [os.pidfd_open(pid_a)]        # our child, not reaped: still this process
+    kids = _children(pid_a)
+    os.kill(pid_a, signal.SIGKILL)      # no fork after this: fork() fails for it
+    _stuck.append(pid_a)
+    for kid in sorted(kids | _children(pid_a)):
+        try:
+            out.append(os.pidfd_open(kid))  # reaped by nobody yet: still B
+        except ProcessLookupError:
+            pass
+    return out
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except OSError:
+        return set()
 
 
 def main() -> None:

@@ -16,11 +16,20 @@ from ..util.procfs import stat_fields
 
 async def wait_pid(pid: int) -> int | None:
     """Wait until `pid` exits. Returns its exit code if it was our child, else None."""
-    loop = asyncio.get_running_loop()
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
         return _reap(pid)
+    try:
+        await pidfd_exited(fd)
+    finally:
+        os.close(fd)
+    return _reap(pid)
+
+
+async def pidfd_exited(fd: int) -> None:
+    """Wait until the process of pidfd `fd` has exited (it may be a zombie then)."""
+    loop = asyncio.get_running_loop()
     fut: asyncio.Future[None] = loop.create_future()
 
     def ready() -> None:
@@ -31,8 +40,16 @@ async def wait_pid(pid: int) -> int | None:
         await fut
     finally:
         loop.remove_reader(fd)
-        os.close(fd)
-    return _reap(pid)
+
+
+def reap_pidfd(fd: int) -> bool:
+    """Reap the exited process of pidfd `fd` if it is our child (True); False when it
+    is not (another's child, or reaped already). No pid is involved, so a pid reused
+    meanwhile is never reaped by mistake."""
+    try:
+        return os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG) is not None
+    except ChildProcessError:
+        return False
 
 
 def _reap(pid: int) -> int | None:
