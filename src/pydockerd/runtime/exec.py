@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CommandFailed, SystemError_
-from ..util.tasks import cancel_and_wait
+from ..util.tasks import cancel_and_wait, wait_out
 from .execplan import ExecPlan
-from .nsexec import ExecFailed, NoForkServer, spawn
+from .nsexec import ExecFailed, NoForkServer, end_unstarted, spawn
 from .pidwatch import wait_pid
 
+RUNC_GRACE = 10.0       # seconds a cancelled start still gives `runc exec` to end
 
 @dataclass
 class ExecProcess:
@@ -90,55 +91,48 @@ async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any
             r2, w2 = os.pipe()
             stderr_arg, ours["err"] = w2, r2
             child_fds.append(w2)
-    spec_fd = _spec_memfd(process)
-    argv += ["--process", f"/proc/self/fd/{spec_fd}", cid]
+    spec_fd = -1
     try:
+        spec_fd = _spec_memfd(process)
+        argv += ["--process", f"/proc/self/fd/{spec_fd}", cid]
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=stdin_arg, stdout=stdout_arg, stderr=stderr_arg if not tty
             else subprocess.PIPE, pass_fds=(spec_fd,))
-    except OSError as e:
-        for fd in child_fds + [spec_fd] + [v for v in ours.values() if v is not None]:
+    except BaseException as e:      # a cancel too: asyncio has killed and reaped runc
+        for fd in [v for v in ours.values() if v is not None]:
             os.close(fd)
         if csock is not None:
             _close_console_socket(csock, sock_path)
-        raise SystemError_(f"cannot run runc: {e}") from e
-    for fd in child_fds + [spec_fd]:
-        os.close(fd)
-    master: int | None = None
+        if isinstance(e, OSError):
+            raise SystemError_(f"cannot run runc: {e}") from e
+        raise
+    finally:
+        for fd in child_fds + ([spec_fd] if spec_fd >= 0 else []):
+            os.close(fd)
+    started = asyncio.ensure_future(_runc_started(proc, argv, csock, pid_path, ours["err"]))
+    grace: asyncio.TimerHandle | None = None
+
+    def cancelled() -> None:
+        nonlocal grace
+        if grace is None:
+            grace = asyncio.get_running_loop().call_later(RUNC_GRACE, _kill, proc)
     try:
-        if csock is not None:
-            loop = asyncio.get_running_loop()
-            accept = asyncio.ensure_future(loop.sock_accept(csock))
-            waiter = asyncio.ensure_future(proc.wait())
-            try:
-                done, _ = await asyncio.wait({accept, waiter},
-                                             return_when=asyncio.FIRST_COMPLETED)
-            finally:        # both belong to this call (a finished one is left as it is)
-                await cancel_and_wait(accept, waiter)
-            if accept in done:
-                conn, _ = accept.result()
-                master = await loop.run_in_executor(None, _recv_fd, conn)
-                conn.close()
-        await proc.wait()
-        if proc.returncode != 0:
-            err = b""
-            if proc.stderr is not None:
-                err = await proc.stderr.read()
-            elif ours["err"] is not None:
-                os.set_blocking(ours["err"], False)
-                try:
-                    err = os.read(ours["err"], 65536)
-                except BlockingIOError:
-                    err = b""
-            raise CommandFailed(argv, proc.returncode or 0, _runc_error(err))
-        with open(pid_path) as f:
-            pid = int(f.read().strip())
-    except BaseException:
-        for fd in [v for v in ours.values() if v is not None] + \
-                ([master] if master is not None else []):
+        # runc goes on to its end even when the start is cancelled (its client gone, a
+        # shutdown): then the process it started is ended, never left untracked
+        pid, master = await wait_out(started, cancelled)
+    except BaseException as e:
+        if isinstance(e, asyncio.CancelledError) and started.done() \
+                and not started.cancelled() and started.exception() is None:
+            pid, master = started.result()
+            if master is not None:
+                os.close(master)
+            end_unstarted(pid)
+        for fd in [v for v in ours.values() if v is not None]:
             os.close(fd)
         raise
     finally:
+        if grace is not None:
+            grace.cancel()
         _unlink(pid_path)
         if csock is not None:
             _close_console_socket(csock, sock_path)
@@ -182,6 +176,54 @@ async def _start_planned(runc: str, plan: ExecPlan, attach_stdin: bool,
         assert master is not None
         return ExecProcess(pid, master, master, None, True)
     return ExecProcess(pid, ours[0], ours[1], ours[2], False)
+
+
+async def _runc_started(proc: asyncio.subprocess.Process, argv: list[str],
+                        csock: socket.socket | None, pid_path: str,
+                        err_fd: int | None) -> tuple[int, int | None]:
+    """(the process's pid, the pty master or None) once `runc exec --detach` is done."""
+    master: int | None = None
+    try:
+        if csock is not None:
+            loop = asyncio.get_running_loop()
+            accept = asyncio.ensure_future(loop.sock_accept(csock))
+            waiter = asyncio.ensure_future(proc.wait())
+            try:
+                done, _ = await asyncio.wait({accept, waiter},
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:        # both belong to this call (a finished one is left as it is)
+                await cancel_and_wait(accept, waiter)
+            if accept in done:
+                conn, _ = accept.result()
+                try:
+                    master = await loop.run_in_executor(None, _recv_fd, conn)
+                finally:
+                    conn.close()
+        await proc.wait()
+        if proc.returncode != 0:
+            err = b""
+            if proc.stderr is not None:
+                err = await proc.stderr.read()
+            elif err_fd is not None:
+                os.set_blocking(err_fd, False)
+                try:
+                    err = os.read(err_fd, 65536)
+                except BlockingIOError:
+                    err = b""
+            raise CommandFailed(argv, proc.returncode or 0, _runc_error(err))
+        with open(pid_path) as f:
+            return int(f.read().strip()), master
+    except BaseException:
+        if master is not None:
+            os.close(master)
+        raise
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    """A cancelled start's runc that did not end within RUNC_GRACE (its container
+    frozen by a pause): the daemon's shutdown must not wait for a thaw."""
+    if proc.returncode is None:
+        proc.kill()
 
 
 def _spec_memfd(process: dict[str, Any]) -> int:

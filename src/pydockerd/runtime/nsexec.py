@@ -224,6 +224,12 @@ class NoForkServer(Exception):
     """The exec fork server cannot run: nothing was started, runc exec can."""
 
 
+def end_unstarted(pid: int) -> None:
+    """An exec process whose start was cancelled once it ran (our child): killed and
+    reaped, by the owner of such ends (the fork server's client)."""
+    _SERVER.end(pid)
+
+
 async def close_fork_server() -> None:
     """Daemon shutdown: the fork server goes (exec processes are not its children)."""
     await _SERVER.close()
