@@ -239,9 +239,14 @@ real_fork_into = nschild._fork_into
 def fork_into(prep, cg_fd):                     # in A
     child = real_fork_into(prep, cg_fd)
     if child:
+        server = os.getppid()
         with open(os.environ["TEST_STUCK_PIDS"], "w") as f:
             f.write(f"{os.getpid()} {child}")
-        time.sleep(60)          # frozen between B's fork and reporting it
+        if os.environ.get("TEST_STUCK_UNTIL_SERVER_DIES"):
+            while os.getppid() == server:       # then reports B's pid to no one
+                time.sleep(0.01)
+        else:
+            time.sleep(60)      # frozen between B's fork and reporting it
     return child
 def setup_b(prep, *args):                       # in B
     open(os.environ["TEST_STUCK_RAN"], "w").close()
@@ -303,6 +308,64 @@ def test_the_b_of_an_a_killed_as_stuck_is_reaped(tmp_path, monkeypatch: pytest.M
         libc.prctl(36, 0, 0, 0, 0)
         if b and our_zombie(b):
             os.waitpid(b, 0)
+    assert not ran.exists()
+
+
+@pytest.mark.skipif(os.uname().machine not in nschild.SYSCALLS, reason="no fast exec here")
+def test_the_a_and_b_of_a_fork_server_that_died_are_reaped(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fork server dies (killed) while its A, having forked B, has not reported
+    yet: A and B re-parent to the daemon, which never had their pids, and end (A's
+    report finds no reader, B's go pipe ends); the daemon must reap both."""
+    import asyncio
+    import ctypes
+    import time
+
+    from pydockerd.runtime import nsclient
+    pids, ran = tmp_path / "pids", tmp_path / "ran"
+    monkeypatch.setattr(nsclient, "SERVER_ARGS", ("-c", _STUCK_SERVER))
+    monkeypatch.setenv("TEST_STUCK_PIDS", str(pids))
+    monkeypatch.setenv("TEST_STUCK_RAN", str(ran))
+    monkeypatch.setenv("TEST_STUCK_UNTIL_SERVER_DIES", "1")
+    libc = ctypes.CDLL(None, use_errno=True)
+    left: list[int] = []
+
+    def our_zombie(pid: int) -> bool:
+        try:
+            return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return False
+
+    async def main() -> None:
+        server = nsclient.ForkServer()
+        monkeypatch.setattr(nsexec, "_SERVER", server)
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            start = asyncio.create_task(nsexec.spawn(_plan_running("true"), (null, null, null)))
+            deadline = time.monotonic() + 10
+            while not pids.exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            left.extend(map(int, pids.read_text().split()))
+            assert server._proc is not None
+            server._proc.kill()
+            with pytest.raises(nsexec.ExecFailed):
+                await start
+            while any(not _ended(p) or our_zombie(p) for p in left) \
+                    and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert [p for p in left if our_zombie(p)] == [], "left zombies of the daemon"
+            assert all(_ended(p) for p in left)
+        finally:
+            os.close(null)
+            await server.close()
+    assert libc.prctl(36, 1, 0, 0, 0) == 0          # PR_SET_CHILD_SUBREAPER, as the daemon
+    try:
+        asyncio.run(main())
+    finally:
+        libc.prctl(36, 0, 0, 0, 0)
+        for pid in left:
+            if our_zombie(pid):
+                os.waitpid(pid, 0)
     assert not ran.exists()
 
 
@@ -386,6 +449,9 @@ def test_an_exec_start_cancelled_once_b_goes_on_ends_b(monkeypatch: pytest.Monke
         def end(self, pid: int) -> None:
             self.ended.append(pid)
             os.kill(pid, 9)
+
+        def settled(self, pid: int) -> None:
+            pass
     server = Server()
     monkeypatch.setattr(nsexec, "_SERVER", server)
 

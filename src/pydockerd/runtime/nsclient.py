@@ -16,6 +16,7 @@ import sys
 import pydockerd
 
 from ..util.lazy import lazy_import
+from ..util.procfs import children, read_text
 from ..util.tasks import TaskOwner
 from .execplan import ExecPlan
 from .pidwatch import pidfd_exited, reap_pidfd, wait_pid
@@ -34,6 +35,8 @@ class ForkServer:
         self._starting: asyncio.Task[None] | None = None
         self._tasks = TaskOwner("exec fork server")
         self._waiters: dict[int, asyncio.Future[tuple[int, int]]] = {}
+        self._handed: set[int] = set()      # B's given to a start still going on
+        self._comm = ""                     # the server's command name (its fd number)
         self._next = 0
         self._closed = False
 
@@ -66,6 +69,7 @@ class ForkServer:
                 f"/proc/self/fd/{exe}", "-S", "-P", *SERVER_ARGS, str(theirs.fileno()),
                 str(os.getpid()), pass_fds=(theirs.fileno(), exe),
                 stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True, cwd="/")
+            self._comm = str(exe)       # the basename of /proc/self/fd/<exe>
         except OSError as e:
             log.warning("exec fork server: %s; execs use runc", e)
             ours.close()
@@ -98,6 +102,8 @@ class ForkServer:
             if fut.done() and not fut.cancelled():      # answered, but not taken
                 self._never_started(*fut.result())
             raise               # (still waiting: `_on_reply` ends it)
+        if pid:
+            self._handed.add(pid)       # until the start settles it (`settled`)
         if go >= 0:
             try:
                 os.write(go, b"g")      # the caller has B's pid: B may go on
@@ -155,6 +161,10 @@ class ForkServer:
         if not self._tasks.closed:
             self._tasks.spawn(wait_pid(pid), "reap an exec never started")
 
+    def settled(self, pid: int) -> None:
+        """The start that was given B's pid has it (or has ended it)."""
+        self._handed.discard(pid)
+
     def _gone(self) -> None:
         """The server died (or was killed): its pending forks fail, and the next exec
         starts another."""
@@ -162,13 +172,41 @@ class ForkServer:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
+        in_flight = bool(self._waiters)
         for fut in self._waiters.values():
             if not fut.done():
                 fut.set_exception(ConnectionError("the exec fork server is gone"))
         self._waiters.clear()
         proc, self._proc = self._proc, None
         if proc is not None:
-            self._tasks.spawn(proc.wait(), "reap the exec fork server")
+            self._tasks.spawn(self._reap_orphans(proc, self._comm) if in_flight
+                              else proc.wait(), "reap the exec fork server")
+
+    async def _reap_orphans(self, server: asyncio.subprocess.Process, comm: str) -> None:
+        """The server died with forks in flight: their A, and the B an A forked,
+        re-parent to the daemon under pids it was never told. Once the server is gone
+        (its children are ours then) they are the daemon's children still in the
+        server's process group under its command name (no exec yet), but for a B
+        given to a start."""
+        await server.wait()
+        found = []
+        for pid in children(os.getpid()):
+            if pid in self._handed or not _forked_by(pid, server.pid, comm):
+                continue
+            try:
+                fds = [os.pidfd_open(pid)]
+            except ProcessLookupError:
+                continue
+            if not _forked_by(pid, server.pid, comm):     # reaped and reused meanwhile
+                os.close(fds[0])
+                continue
+            for kid in children(pid):       # an A not dead yet: the B it forked
+                try:
+                    fds.append(os.pidfd_open(kid))
+                except ProcessLookupError:
+                    pass
+            found.append(fds)
+        await asyncio.gather(*(_reap_abandoned(fds, None) for fds in found))
 
     async def close(self) -> None:
         self._closed = True
@@ -204,6 +242,15 @@ async def _reap_abandoned(pidfds: list[int], server: asyncio.subprocess.Process 
     finally:
         for fd in pidfds:
             os.close(fd)
+
+
+def _forked_by(pid: int, server: int, comm: str) -> bool:
+    """Whether `pid` (zombie or not) is a fork of the fork server that has not exec'd."""
+    raw = read_text(f"/proc/{pid}/stat")
+    left, right = raw.find("("), raw.rfind(")")
+    fields = raw[right + 1:].split()
+    return left >= 0 and len(fields) > 2 and raw[left + 1:right] == comm[:15] \
+        and fields[2] == str(server)
 
 
 def sealed_copy(path: str) -> int:

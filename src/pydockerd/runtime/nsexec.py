@@ -175,9 +175,11 @@ async def spawn(plan: ExecPlan, stdio: tuple[int, int, int]) -> tuple[int, int |
     child_fds = [child_sock.fileno()] if child_sock is not None else list(stdio)
     master: int | None = None
     pid: int | None = 0
+    given = 0
     try:
         try:
             pid = await _SERVER.fork(plan, [err_w, *child_fds])
+            given = pid or 0
         except ConnectionError as e:
             raise ExecFailed(str(e)) from None
         if pid is None:
@@ -208,6 +210,8 @@ async def spawn(plan: ExecPlan, stdio: tuple[int, int, int]) -> tuple[int, int |
     finally:
         if pid:
             _SERVER.end(pid)
+        if given:
+            _SERVER.settled(given)
         os.close(err_r)
         if err_w >= 0:
             os.close(err_w)

@@ -37,6 +37,7 @@ import socket
 import sys
 import time
 
+from ..util.procfs import children
 from .execplan import ExecPlan
 from .nschild import SYSCALLS, Prepared, run_child_a
 
@@ -151,23 +152,15 @@ def _abandon(pid_a: int) -> list[int]:
     reaps it through its pidfd. A's children are read before the kill (a stuck A runs
     nothing: it forks no B after) and again after it (one that was on its way)."""
     out = [os.pidfd_open(pid_a)]        # our child, not reaped: still this process
-    kids = _children(pid_a)
+    kids = children(pid_a)
     os.kill(pid_a, signal.SIGKILL)      # no fork after this: fork() fails for it
     _stuck.append(pid_a)
-    for kid in sorted(kids | _children(pid_a)):
+    for kid in sorted(kids | children(pid_a)):
         try:
             out.append(os.pidfd_open(kid))  # reaped by nobody yet: still B
         except ProcessLookupError:
             pass
     return out
-
-
-def _children(pid: int) -> set[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return {int(p) for p in f.read().split()}
-    except OSError:
-        return set()
 
 
 def main() -> None:

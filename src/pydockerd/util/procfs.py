@@ -28,3 +28,19 @@ def stat_fields(pid: int | str, dir_fd: int | None = None) -> list[str] | None:
         return None
     fields = raw.rsplit(b")", 1)[-1].decode("ascii", "replace").split()
     return fields if len(fields) > 19 else None
+
+
+def children(pid: int | str) -> set[int]:
+    """The pids of the process's children (of all its threads), empty when it is gone."""
+    out: set[int] = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.update(int(p) for p in f.read().split())
+        except OSError:
+            pass
+    return out
