@@ -156,6 +156,9 @@ def test_asyncio_serves_and_dials_tls_after_ensure_ssl(tmp_path: Path) -> None:
     out = _python("import sys, pydockerd.cli\n"
                   "from pydockerd.util.tlsdefer import ensure_ssl\n"
                   "print('ssl' in sys.modules)\n"
+                  # the finder out: this tests ensure_ssl's own repair
+                  "sys.meta_path[:] = [f for f in sys.meta_path\n"
+                  "                    if type(f).__name__ != '_RepairOnImport']\n"
                   "ensure_ssl()\n"
                   f"CERT, KEY = {cert!r}, {key!r}\n" + _TLS_ROUND_TRIP)
     assert out.stdout.split("\n")[:2] == ["False", "b'HELLO\\n'"], out.stdout
@@ -169,6 +172,14 @@ def test_a_library_importing_ssl_makes_asyncio_whole_too(tmp_path: Path) -> None
                   "print(p.ssl, hasattr(p, 'SSLAgainErrors'))\n"
                   f"CERT, KEY = {cert!r}, {key!r}\n" + _TLS_ROUND_TRIP)
     assert out.stdout.split("\n")[:2] == ["None False", "b'HELLO\\n'"], out.stdout
+
+
+def test_a_lookup_of_ssl_before_its_import_does_not_use_up_the_repair(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    out = _python("import pydockerd.cli, importlib.util\n"
+                  "print(importlib.util.find_spec('ssl') is not None)\n"
+                  f"CERT, KEY = {cert!r}, {key!r}\n" + _TLS_ROUND_TRIP)
+    assert out.stdout.split("\n")[:2] == ["True", "b'HELLO\\n'"], out.stdout
 
 
 def test_nothing_is_hidden_once_asyncio_is_imported() -> None:

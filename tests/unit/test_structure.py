@@ -279,6 +279,9 @@ PROBING_ALLOWED = {
     ("images/changes.py", "applier"): "dispatch of a Dockerfile-style change to its method",
     ("api/wire_progress.py", "events"): "an async iterator: aclose() when it is a generator",
     ("api/respond.py", "it"): "an async iterator: aclose() when it is a generator",
+    ("util/tlsdefer.py", "finder"): "importlib finders are duck-typed (PEP 451 find_spec)",
+    ("util/tlsdefer.py", "spec.loader"): "(same: a loader's exec_module)",
+    ("util/tlsdefer.py", "self._inner"): "(same: the wrapped loader's other methods)",
     ("api/decode.py", "t.cls"): "a model class's optional Go type name for error messages",
     ("util/lazy.py", "module"):
         "a lazily imported module: the attribute read forwarded to the real module",

@@ -13,6 +13,7 @@ import h2.config
 import h2.connection
 import h2.events
 
+from ..util.tlsdefer import ensure_ssl
 from .proto import swarmkit_pb2 as pb
 
 PATH = "/docker.swarmkit.v1.CA/GetRootCACertificate"
@@ -23,6 +24,7 @@ class BootstrapError(Exception):
 
 
 def _unverified_context() -> ssl.SSLContext:
+    ensure_ssl()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE

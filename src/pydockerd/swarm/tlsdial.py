@@ -27,6 +27,8 @@ import ssl
 import struct
 import sys
 
+from ..util.tlsdefer import ensure_ssl
+
 log = logging.getLogger("pydockerd.swarm")
 
 CONNECT_TIMEOUT = 10.0
@@ -35,6 +37,7 @@ CONNECT_TIMEOUT = 10.0
 def client_context(root_ca: bytes, key: bytes | None, cert: bytes | None) -> ssl.SSLContext:
     """TLS 1.2+ verifying the manager against `root_ca`, offering h2, with our
     certificate when given (ssl loads keys from files only: an anonymous memfd)."""
+    ensure_ssl()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_verify_locations(cadata=root_ca.decode())

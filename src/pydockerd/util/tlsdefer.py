@@ -13,8 +13,10 @@ swarm manager, if ever. So:
 - `ensure_ssl()`, called by every TLS user before it makes a context, imports ssl
   and makes asyncio's modules whole again (their `ssl` and sslproto's
   `SSLAgainErrors`, the only module-level uses in Python 3.11, 3.12 and 3.13);
-- any other import of ssl (a library's, the swarm's) makes them whole too: a
-  finder on sys.meta_path, there from the hiding until ssl's first import.
+- any other import of ssl (a library's) makes them whole too: a finder on
+  sys.meta_path, there from the hiding on (inert once ssl is loaded; never taken
+  out, as another thread may be walking sys.meta_path), wraps whichever loader
+  would load ssl (source, .pyc only, zip).
 
 On another Python asyncio is imported as is; when other modules than those three
 took `ssl = None` nothing stays hidden: ssl is imported at once, all repaired.
@@ -26,6 +28,7 @@ import importlib.machinery
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 # the Pythons whose asyncio this was read against: elsewhere asyncio is imported as is
 KNOWN_PYTHONS = ((3, 11), (3, 12), (3, 13))
@@ -76,22 +79,38 @@ def _repair_asyncio(ssl_module: ModuleType, names: Sequence[str] = ASYNCIO_SSL_U
 
 
 class _RepairOnImport(importlib.abc.MetaPathFinder):
-    """Finds ssl as the path finder does, with a loader that repairs asyncio once ssl
-    is executed; leaves sys.meta_path at the first import of ssl."""
+    """Finds ssl as the rest of sys.meta_path would, with a loader that repairs asyncio
+    once ssl is executed. Never edits sys.meta_path (another thread may be iterating
+    it: importlib._bootstrap._find_spec); inert once ssl is in sys.modules."""
 
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "ssl":
+        if fullname != "ssl" or sys.modules.get("ssl") is not None:
             return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
-            spec.loader = _RepairAfterExec(spec.loader.name, spec.loader.path)
-        return spec     # another loader (a frozen ssl?): ensure_ssl() repairs
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _RepairAfterExec(spec.loader)
+                return spec
+        return None
 
 
-class _RepairAfterExec(importlib.machinery.SourceFileLoader):
+class _RepairAfterExec(importlib.abc.Loader):
+    """Any loader of ssl (source, sourceless .pyc, zipimport): its module, then asyncio repaired."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._inner.create_module(spec)  # type: ignore[no-any-return]
+
     def exec_module(self, module: ModuleType) -> None:
-        super().exec_module(module)
+        module.__loader__ = self._inner
+        self._inner.exec_module(module)
         _repair_asyncio(module)
+
+    def __getattr__(self, name: str) -> Any:      # get_source, get_code, is_package...
+        return getattr(self._inner, name)
