@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from pydockerd.containers.registry import ContainerRegistry
 from pydockerd.containers.shutdown import (RELEASE_CONCURRENCY, shutdown_bound,
                                            shutdown_containers, stop_all)
 from pydockerd.containers.state import State
+from pydockerd.errors import CommandFailed
 from pydockerd.events import EventBus
 from pydockerd.store import Store
 from pydockerd.util.tasks import TaskOwner
@@ -308,3 +310,58 @@ def test_a_container_created_while_settling_is_not_taken_for_a_leftover(
     assert at_load == ["stray runtimes", f"aside {orphan}"]
     assert order == at_load + ["purge"]
     assert lc.registry.find(new.id) is new
+
+
+
+class _Runtime:
+    """A runtime whose paused container is frozen until `resume`: its conmon (pid
+    1001 here), waited for with `wait_pid`, ends only once the container is thawed."""
+
+    def __init__(self, fails: bool) -> None:
+        self.thawed = asyncio.Event()
+        self.fails = fails
+
+    async def resume(self, cid: str) -> None:
+        if self.fails:
+            raise CommandFailed(["runc", "resume", cid], 1, "container not paused")
+        self.thawed.set()
+
+    async def wait_pid(self, pid: int) -> None:
+        if pid == 1001:
+            await self.thawed.wait()
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_paused_container_left_by_a_crash_is_thawed_and_recorded_exited(
+        tmp_path: Any, monkeypatch: Any, fails: bool) -> None:
+    """Without live-restore a container left running is killed at daemon start; one
+    left paused (frozen: SIGKILL cannot end it) is resumed after the SIGKILL, as
+    dockerd's shutdownContainer does; a thaw that fails does not hang the start."""
+    paths = _paths(tmp_path)
+    proc = subprocess.Popen(["sleep", "60"])       # the containers' process
+    try:
+        paused, running = container(1, status="paused"), container(2)
+        paused.state = State("paused", pid=proc.pid, conmon_pid=1001)
+        running.state = State("running", pid=proc.pid, conmon_pid=1002)
+        lc = FakeLifecycle(registry_with(tmp_path, [paused, running]), paths)
+        rt = _Runtime(fails)
+        lc.runtimes = SimpleNamespace(default=None, of=lambda c: rt)
+        monkeypatch.setattr(restore.conmon, "is_monitor_of", lambda pid, cid: True)
+        monkeypatch.setattr(restore, "continue_process", lambda pid, alive: None)
+        monkeypatch.setattr(restore, "wait_pid", rt.wait_pid)
+        monkeypatch.setattr(restore, "KILL_WAIT", 0.2, raising=False)
+        assert lc.registry.state_counts()["paused"] == 1
+
+        async def run() -> None:
+            loaded = await restore.load_containers(lc)      # type: ignore[arg-type]
+            await asyncio.wait_for(restore.settle(lc, loaded, 5), 10)  # type: ignore[arg-type]
+        asyncio.run(run())
+        states = [lc.registry.get(c.id).state for c in (paused, running)]
+        assert [st.status for st in states] == ["exited", "exited"]
+        counts = lc.registry.state_counts()
+        assert counts["paused"] == counts["running"] == 0 and counts["exited"] == 2
+        assert rt.thawed.is_set() != fails
+        assert proc.wait(5) == -9                   # SIGKILLed
+    finally:
+        proc.kill()
+        proc.wait()

@@ -24,7 +24,7 @@ from ..logdrivers.spool import spools
 from ..logdrivers.throttle import continue_process
 from ..runtime import conmon
 from ..runtime.pidwatch import wait_pid
-from .lifecycle import Lifecycle
+from .lifecycle import KILL_WAIT, Lifecycle
 from .model import Container
 from .paths import Paths
 from .reconcile import kill_leftover_conmon, remove_stray_runtime
@@ -180,7 +180,8 @@ async def _settle(lc: Lifecycle, loaded: Loaded) -> None:
 
 async def _record_locked(lc: Lifecycle, c: Container) -> None:
     """A container found needing work at daemon start (its lock held): a run left
-    recorded running is stopped (killed: not live-restoring) and its exit recorded."""
+    recorded running is stopped (killed: not live-restoring) and its exit recorded;
+    one left paused is thawed after the SIGKILL, else it would never die."""
     if c.state.status == "removing":
         return
     if spools(lc.paths.bundle(c.id)):
@@ -196,7 +197,19 @@ async def _record_locked(lc: Lifecycle, c: Container) -> None:
                 os.kill(c.state.pid, _signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            await wait_pid(c.state.conmon_pid)
+            if c.state.status == "paused":
+                # a frozen process never dies: thawed, as dockerd's shutdownContainer does
+                try:
+                    await lc.runtimes.of(c).resume(c.id)
+                except DockerError as e:
+                    log.warning("resuming paused container %s: %s", c.id[:12], e.message)
+            try:
+                await asyncio.wait_for(wait_pid(c.state.conmon_pid), KILL_WAIT)
+            except asyncio.TimeoutError:
+                # recorded exited all the same (its release, a forced runtime delete,
+                # comes next): a start that never ends would be worse
+                log.error("container %s did not die within %ss of SIGKILL", c.id[:12],
+                          KILL_WAIT)
         await lc.exits.record_exit(c, release=False)
 
 

@@ -1,0 +1,102 @@
+"""Paused containers across a daemon crash, and stopping a frozen container.
+
+A process frozen by the cgroup freezer never dies of SIGKILL until it is thawed:
+the daemon start after a crash thaws a paused container it kills (without
+live-restore) and keeps it paused with live-restore, as dockerd does; `docker
+stop` and `docker kill` of a paused container work. Every test thaws what it froze
+before its daemon is stopped (else the cleanup hangs on the frozen process).
+"""
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from freezer import thaw
+
+
+def _status(d, ref: str) -> str:
+    return d.out("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", ref).strip()
+
+
+def _counts(d) -> str:
+    return d.out("info", "--format", "{{.ContainersRunning}} {{.ContainersPaused}} "
+                 "{{.ContainersStopped}}").strip()
+
+
+@pytest.mark.timeout(240)
+def test_paused_container_is_stopped_after_a_daemon_crash(fresh_daemon):
+    d = fresh_daemon()
+    ids = []
+    try:
+        ids.append(d.out("run", "-d", "--name", "pz", "busybox", "sleep", "300").strip())
+        ids.append(d.out("run", "-d", "--name", "pa", "--restart", "always", "busybox",
+                         "sleep", "300").strip())
+        d.cli("pause", "pz")
+        d.cli("pause", "pa")
+        assert _counts(d) == "0 2 0"
+        d.stop(signal.SIGKILL)
+        d.start(timeout=40)     # it used to wait forever for the frozen process to die
+        # without live-restore what was left running is stopped, paused or not; the
+        # restart policy then starts `pa` again
+        assert _status(d, "pz") == "exited 137"
+        assert _status(d, "pa") == "running 0"
+        assert _counts(d) == "1 0 1"
+        d.cli("start", "pz")
+        assert _status(d, "pz") == "running 0"
+        d.cli("rm", "-f", "pz", "pa")
+        assert _counts(d) == "0 0 0"
+    finally:
+        for cid in ids:
+            thaw(cid)
+
+
+@pytest.mark.timeout(240)
+def test_paused_container_stays_paused_with_live_restore(fresh_daemon):
+    d = fresh_daemon("--live-restore")
+    cid = d.out("run", "-d", "--name", "lp", "busybox", "sleep", "300").strip()
+    try:
+        pid = d.inspect("lp")["State"]["Pid"]
+        d.cli("pause", "lp")
+        d.stop(signal.SIGKILL)
+        d.start(timeout=40)
+        assert _status(d, "lp") == "paused 0"
+        assert d.inspect("lp")["State"]["Pid"] == pid
+        assert _counts(d) == "0 1 0"
+        d.restart(signal.SIGKILL)             # and again
+        assert _status(d, "lp") == "paused 0" and _counts(d) == "0 1 0"
+        d.cli("unpause", "lp")
+        assert _counts(d) == "1 0 0"
+        assert d.out("exec", "lp", "echo", "thawed") == "thawed\n"
+        d.cli("pause", "lp")
+        d.cli("stop", "-t", "1", "lp")        # a paused container stops
+        assert _status(d, "lp") == "exited 137" and _counts(d) == "0 0 1"
+    finally:
+        thaw(cid)
+
+
+@pytest.mark.timeout(120)
+def test_stop_and_kill_of_a_paused_container(daemon, names):
+    a, b = "pstop", "pkill"
+    names.extend([a, b])
+    ids = [daemon.out("run", "-d", "--name", n, "--stop-timeout", "1", "busybox",
+                      "sleep", "300").strip() for n in (a, b)]
+    try:
+        daemon.cli("pause", a, b)
+        began = time.monotonic()
+        daemon.cli("stop", a)                 # SIGTERM, thawed, then SIGKILL after 1 s
+        assert time.monotonic() - began < 8
+        assert _status(daemon, a) == "exited 137"
+        daemon.cli("kill", b)
+        assert _status(daemon, b) == "exited 137"
+        daemon.cli("start", a)
+        assert _status(daemon, a) == "running 0"
+        daemon.cli("pause", a)
+        daemon.cli("rm", "-f", a)
+        assert a not in daemon.out("ps", "-a", "--format", "{{.Names}}").split()
+    finally:
+        for cid in ids:
+            thaw(cid)
+        daemon.cli("rm", "-f", a, b, check=False)
+
