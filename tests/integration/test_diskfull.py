@@ -19,6 +19,7 @@ import docker
 import pytest
 
 from conftest import Daemon, cleanup_daemon, make_daemon
+from freezer import thaw
 
 SIZE_MIB = 64
 NO_SPACE = "no space left on device"
@@ -173,3 +174,45 @@ def test_full_disk(small_disk_daemon: Daemon) -> None:
     # only the tmpfs itself, and the containers directory's private bind mount
     assert sorted(p for p in points if p.startswith(d.data_root)) == [
         d.data_root, os.path.join(d.data_root, "containers")]
+
+
+def _cgroup_file(cid: str, name: str) -> Path | None:
+    """A v1 cgroup file of the container (None on a v2 host)."""
+    import glob
+    found = glob.glob(f"/sys/fs/cgroup/cpu/**/*{cid}*/{name}", recursive=True)
+    return Path(found[0]) if found else None
+
+
+@pytest.mark.timeout(240)
+def test_pause_unpause_and_update_on_a_full_disk(small_disk_daemon: Daemon) -> None:
+    """With the store's reserve spent too: pause and unpause happen in the runtime
+    first, so their record follows even when it cannot be written (as dockerd: it
+    logs a failed checkpoint), and stop still works; an update is recorded first,
+    so one that cannot be recorded leaves the running container as it was."""
+    d = small_disk_daemon
+    hostfill = os.path.join(d.data_root, "hostfill")
+    cid = d.out("run", "-d", "--stop-timeout", "1", "--name", "keep", "busybox",
+                "sleep", "300").strip()
+    try:
+        shares = _cgroup_file(cid, "cpu.shares")
+        before = shares.read_text() if shares else None
+        os.unlink(os.path.join(d.data_root, "pydockerd.db.reserve"))
+        _fill(hostfill)
+        d.cli("pause", "keep")
+        assert _state(d, "keep") == "paused 0"
+        assert d.out("info", "--format", "{{.ContainersPaused}}").strip() == "1"
+        d.cli("unpause", "keep")
+        assert _state(d, "keep") == "running 0"
+        _fails_for_space(d, "update", "--cpu-shares", "512", "keep")
+        assert d.inspect("keep")["HostConfig"]["CpuShares"] == 0
+        if shares is not None:
+            assert shares.read_text() == before
+        d.cli("pause", "keep")
+        d.cli("stop", "keep", timeout=30)     # it used to hang: recorded running, frozen
+        assert _state(d, "keep") == "exited 137"
+        assert d.out("info", "--format", "{{.ContainersRunning}} {{.ContainersPaused}}"
+                     ).strip() == "0 0"
+    finally:
+        thaw(cid)
+        if os.path.exists(hostfill):
+            os.unlink(hostfill)

@@ -199,7 +199,9 @@ class Lifecycle:
         async with self.locked(c):
             c.state.check_pause(c.id)
             await self.runtimes.of(c).pause(c.id)
-            self.registry.commit(c, state=c.state.paused(c.id))
+            # it is frozen: the record follows even on a full disk (dockerd logs a
+            # failed checkpoint and answers the pause)
+            self.registry.commit_fact(c, state=c.state.paused(c.id))
         self.registry.event(c, "pause")
 
     async def unpause(self, ref: str) -> None:
@@ -207,7 +209,7 @@ class Lifecycle:
         async with self.locked(c):
             c.state.check_unpause(c.id)
             await self.runtimes.of(c).resume(c.id)
-            self.registry.commit(c, state=c.state.unpaused(c.id))
+            self.registry.commit_fact(c, state=c.state.unpaused(c.id))
         self.registry.event(c, "unpause")
 
     # ---- wait / remove ------------------------------------------------------------

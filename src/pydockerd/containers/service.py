@@ -13,7 +13,7 @@ import time
 from typing import Any, AsyncIterator, Awaitable
 
 from ..config import Config
-from ..errors import Conflict, Forbidden, InvalidParameter, NotFound, NotImplementedErr
+from ..errors import Conflict, DockerError, Forbidden, InvalidParameter, NotFound, NotImplementedErr
 from ..instruments import NO_TIMER, ActionTimer
 from ..logdrivers.pipeline import LogPipeline
 from ..models import NetworkConnect, NetworkDisconnect, UpdateConfig, to_doc
@@ -253,9 +253,16 @@ class ContainerService:
         async with self.lifecycle.locked(c):
             c.state.check_update(c.id)
             plan = apply_update(c.id, c.host_config, upd)
-            if plan.resources_changed and c.state.running:
-                await self.runtimes.of(c).update(c.id, update_resources(plan.host_config))
+            # recorded first, as dockerd does: a record that cannot be written (a full
+            # disk) leaves the running container as it was
+            old = c.host_config
             self.registry.commit(c, host_config=plan.host_config)
+            if plan.resources_changed and c.state.running:
+                try:
+                    await self.runtimes.of(c).update(c.id, update_resources(plan.host_config))
+                except DockerError:
+                    self.registry.commit_fact(c, host_config=old)
+                    raise
         self.registry.event(c, "update")
         return []
 
