@@ -3,7 +3,8 @@
 A process frozen by the cgroup freezer never dies of SIGKILL until it is thawed:
 the daemon start after a crash thaws a paused container it kills (without
 live-restore) and keeps it paused with live-restore, as dockerd does; `docker
-stop` and `docker kill` of a paused container work. Every test thaws what it froze
+stop` of a paused container works, and of one frozen behind the daemon's back
+answers an error after a bound instead of hanging. Every test thaws what it froze
 before its daemon is stopped (else the cleanup hangs on the frozen process).
 """
 from __future__ import annotations
@@ -13,7 +14,8 @@ import time
 
 import pytest
 
-from freezer import thaw
+from freezer import freeze_v1, is_frozen_v1, thaw
+from polling import wait_until
 
 
 def _status(d, ref: str) -> str:
@@ -100,3 +102,28 @@ def test_stop_and_kill_of_a_paused_container(daemon, names):
             thaw(cid)
         daemon.cli("rm", "-f", a, b, check=False)
 
+
+@pytest.mark.timeout(120)
+def test_stop_of_a_container_frozen_behind_the_daemons_back_is_bounded(daemon, names):
+    """The SIGKILL after the stop timeout cannot end a frozen process: the stop
+    answers an error (as dockerd's) after a bound, the container lock is released
+    (other verbs work), and once thawed the exit is recorded."""
+    n = "pfrozen"
+    names.append(n)
+    cid = daemon.out("run", "-d", "--name", n, "busybox", "sleep", "300").strip()
+    try:
+        if not freeze_v1(cid):
+            pytest.skip("no cgroup v1 freezer hierarchy here")
+        wait_until(lambda: is_frozen_v1(cid), what="the freezer to freeze")
+        began = time.monotonic()
+        r = daemon.cli("stop", "-t", "1", n, check=False, timeout=50)
+        assert r.returncode != 0, r.stdout_text
+        assert "did not receive an exit event" in r.stderr_text, r.stderr_text
+        assert time.monotonic() - began < 30
+        daemon.cli("rename", n, n + "-2")     # its lock is free
+        daemon.cli("rename", n + "-2", n)
+        thaw(cid)                            # the pending SIGKILL now ends it
+        wait_until(lambda: _status(daemon, n) == "exited 137", 20, what="the exit")
+    finally:
+        thaw(cid)
+        daemon.cli("rm", "-f", n, check=False)

@@ -5,6 +5,7 @@ a real registry and store, a fake runtime."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,7 +16,7 @@ from pydockerd.containers.lifecycle import Lifecycle
 from pydockerd.containers.model import Container
 from pydockerd.containers.registry import ContainerRegistry
 from pydockerd.containers.state import State
-from pydockerd.errors import NoSpace
+from pydockerd.errors import NoSpace, SystemError_
 from pydockerd.events import EventBus
 from pydockerd.store import Store
 
@@ -66,3 +67,56 @@ def test_pause_and_unpause_are_recorded_on_a_full_disk(tmp_path: Any,
     assert rt.calls == ["pause", "resume"] and c.state.status == "running"
     assert lc.registry.state_counts()["paused"] == 0
     assert lc.registry.state_counts()["running"] == 1
+
+
+def _stoppable(lc: Lifecycle, monkeypatch: Any, dies_on_resume: bool,
+               rt: FakeRuntime) -> None:
+    """The exit monitor's event for the run: set when the runtime resumes the
+    container (a paused process dies of its pending signal once thawed), or never
+    (a process frozen behind the daemon's back)."""
+    exited = asyncio.Event()
+    monkeypatch.setattr(lc.monitor, "process_exited", lambda c: exited)
+    resume = rt.resume
+
+    async def resuming(cid: str) -> None:
+        await resume(cid)
+        if dies_on_resume:
+            exited.set()
+    monkeypatch.setattr(rt, "resume", resuming)
+
+    async def record_exit(c: Container, release: bool = True) -> None:
+        lc.registry.commit_fact(c, state=c.state.exited(137))
+    monkeypatch.setattr(lc.exits, "record_exit", record_exit)
+    monkeypatch.setattr(lifecycle_mod, "KILL_WAIT", 0.2)
+
+
+def test_stop_of_a_paused_container_thaws_it(tmp_path: Any, monkeypatch: Any) -> None:
+    lc, c, rt = make(tmp_path, status="paused")
+    _stoppable(lc, monkeypatch, True, rt)
+    assert asyncio.run(lc.stop(c.id, timeout=5)) is True
+    assert rt.calls == ["kill 15", "resume"] and c.state.status == "exited"
+    assert lc.registry.state_counts()["paused"] == 0
+
+
+@pytest.mark.parametrize("status", ["running", "paused"])
+def test_stop_of_a_process_that_does_not_die_is_bounded(tmp_path: Any, monkeypatch: Any,
+                                                        status: str) -> None:
+    """SIGKILL cannot end a frozen process: the stop answers an error after
+    KILL_WAIT (dockerd's message) instead of holding the container's lock for
+    ever; a paused one is thawed again after the SIGKILL."""
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        lc, c, rt = make(tmp_path, status=status, pid=proc.pid)
+        _stoppable(lc, monkeypatch, False, rt)
+
+        async def stop() -> None:
+            await asyncio.wait_for(lc.stop(c.id, timeout=0), 5)
+        with pytest.raises(SystemError_, match="did not receive an exit event"):
+            asyncio.run(stop())
+        assert not lc.registry.lock(c.id).locked()
+        assert c.state.status == status                 # its exit not seen yet
+        assert rt.calls == ([] if status == "running" else ["kill 15", "resume", "resume"])
+        assert proc.wait(5) in (-9, -15)
+    finally:
+        proc.kill()
+        proc.wait()

@@ -127,9 +127,10 @@ class Lifecycle:
             st = c.config.get("StopTimeout")
             timeout = 10 if st is None else int(st)
         exited = self.monitor.process_exited(c)
-        if c.state.status == "paused":
+        paused = c.state.status == "paused"
+        if paused:      # the signal is pending until it is thawed, as with dockerd
             await self.runtimes.of(c).kill(c.id, sig, all_procs=False)
-            await self.runtimes.of(c).resume(c.id)
+            await self._thaw(c)
         else:
             _signal_pid(c.state.pid, sig)
         try:
@@ -137,7 +138,17 @@ class Lifecycle:
         except asyncio.TimeoutError:
             log.info("container %s did not stop within %ss; killing", c.id[:12], timeout)
             _signal_pid(c.state.pid, _signal.SIGKILL)
-            await exited.wait()
+            if paused:
+                await self._thaw(c)         # a thaw that failed before
+            try:
+                await asyncio.wait_for(exited.wait(), KILL_WAIT)
+            except asyncio.TimeoutError:
+                # frozen behind our back, say: answered (the lock released) rather
+                # than waiting for ever; its exit is recorded when it comes
+                log.error("container %s did not die within %ss of SIGKILL", c.id[:12],
+                          KILL_WAIT)
+                raise SystemError_("tried to kill container, but did not receive an "
+                                   "exit event") from None
         await self.exits.record_exit(c, release)
         self.registry.event(c, "stop")
         return True
@@ -164,10 +175,7 @@ class Lifecycle:
         exited = self.monitor.process_exited(c)
         if c.state.status == "paused" and sig == _signal.SIGKILL:
             await self.runtimes.of(c).kill(c.id, sig, all_procs=True)
-            try:
-                await self.runtimes.of(c).resume(c.id)
-            except DockerError:
-                pass
+            await self._thaw(c)
         else:
             _signal_pid(c.state.pid, sig)
         if sig != _signal.SIGKILL:
@@ -178,6 +186,14 @@ class Lifecycle:
             log.warning("container %s did not die within %ss of SIGKILL", c.id[:12], KILL_WAIT)
             return
         await self.exits.record_exit(c)
+
+    async def _thaw(self, c: Container) -> None:
+        """Resume a paused container being stopped: a signal to a frozen process is
+        pending until then. Its failure is logged, not raised: the stop goes on."""
+        try:
+            await self.runtimes.of(c).resume(c.id)
+        except DockerError as e:
+            log.warning("resuming paused container %s: %s", c.id[:12], e.message)
 
     async def restart(self, ref: str, timeout: int | None = None,
                       signal: str | None = None) -> None:
