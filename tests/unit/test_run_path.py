@@ -143,3 +143,40 @@ def test_conmon_does_not_fsync_the_spool_at_exit() -> None:
     argv = conmon_argv(spec)
     assert "--no-sync-log" in argv
     assert argv[argv.index("-l") + 1] == "k8s-file:/run/x/c/log-1.spool"
+
+
+def test_cgroup_mounts_of_a_sub_cgroup_map_paths_relative_to_their_root() -> None:
+    """A daemon in a container with the host's cgroup namespace (cgroup v1) sees
+    binds of its own cgroup (/docker/<id>) as the hierarchies' mounts, and the
+    host's paths in /proc/<pid>/cgroup: a path maps to the mount point plus its path
+    relative to the mount's root, as libcontainer does."""
+    m = CgroupMounts.parse("\n".join([
+        "600 590 0:29 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,nosuid - cgroup cgroup "
+        "rw,cpu,cpuacct",
+        "601 590 0:36 /docker/abc /sys/fs/cgroup/pids ro - cgroup cgroup rw,pids",
+        "602 590 0:37 /docker/abc /sys/fs/cgroup/systemd ro - cgroup cgroup "
+        "rw,xattr,name=systemd",
+        "603 590 0:33 /docker/abc /sys/fs/cgroup/cpuset ro - cgroup cgroup "
+        "rw,noprefix,clone_children,release_agent=/x,cpuset", ""]))
+    assert m.directory("pids", "/docker/abc/pydockerd/c1") == "/sys/fs/cgroup/pids/pydockerd/c1"
+    assert m.directory("cpu,cpuacct", "/docker/abc") == "/sys/fs/cgroup/cpu,cpuacct"
+    assert m.directory("pids", "/docker/abcd/x") is None       # not below the root
+    assert m.directory("pids", "/other") is None
+    assert m.directory("name=systemd", "/docker/abc/s") == "/sys/fs/cgroup/systemd/s"
+    # flags that name no controller are no hierarchy's name
+    assert set(m.mounts) == {"cpu,cpuacct", "cpu", "cpuacct", "pids", "name=systemd",
+                             "cpuset"}
+    assert m.directory("cpuset", "/docker/abc/p") == "/sys/fs/cgroup/cpuset/p"
+
+
+def test_a_mount_of_the_hierarchys_root_wins_over_one_of_a_sub_cgroup(tmp_path: Path) -> None:
+    cg = str(tmp_path / "cg")
+    m = CgroupMounts.parse(_mountinfo(tmp_path / "cg"))     # its sub-cgroup mount is last
+    assert m.directory("pids", "/docker/x/y") == f"{cg}/p ids/docker/x/y"
+    first_sub = CgroupMounts.parse(
+        f"50 23 0:36 /docker/x {cg}/elsewhere rw - cgroup cgroup rw,pids\n"
+        f"39 31 0:36 / {cg}/pids rw - cgroup cgroup rw,pids\n")
+    assert first_sub.mount_of("pids") == f"{cg}/pids"
+    assert first_sub.directory("pids", "/a") == f"{cg}/pids/a"
+    v2 = CgroupMounts.parse("30 23 0:27 /ns\\040x /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
+    assert v2.directory(UNIFIED, "/ns x/svc") == "/sys/fs/cgroup/svc"
