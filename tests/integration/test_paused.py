@@ -3,8 +3,8 @@
 A process frozen by the cgroup freezer never dies of SIGKILL until it is thawed:
 the daemon start after a crash thaws a paused container it kills (without
 live-restore) and keeps it paused with live-restore, as dockerd does; `docker
-stop` of a paused container works, and of one frozen behind the daemon's back
-answers an error after a bound instead of hanging. Every test thaws what it froze
+stop` and `docker kill` of a paused container work, and a stop of one frozen
+behind the daemon's back answers an error after a bound instead of hanging. Every test thaws what it froze
 before its daemon is stopped (else the cleanup hangs on the frozen process).
 """
 from __future__ import annotations
