@@ -70,6 +70,12 @@ def test_paused_container_stays_paused_with_live_restore(fresh_daemon):
         assert _status(d, "lp") == "paused 0" and _counts(d) == "0 1 0"
         d.cli("unpause", "lp")
         assert _counts(d) == "1 0 0"
+        d.cli("pause", "lp")
+        # thawed while the daemon is away: recorded running at its start, as dockerd
+        d.stop(signal.SIGKILL)
+        thaw(cid)
+        d.start(timeout=40)
+        assert _status(d, "lp") == "running 0" and _counts(d) == "1 0 0"
         assert d.out("exec", "lp", "echo", "thawed") == "thawed\n"
         d.cli("pause", "lp")
         d.cli("stop", "-t", "1", "lp")        # a paused container stops

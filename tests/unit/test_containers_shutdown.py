@@ -365,3 +365,26 @@ def test_a_paused_container_left_by_a_crash_is_thawed_and_recorded_exited(
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("runtime_says", ["paused", "running"])
+def test_live_restore_keeps_a_paused_container_paused_unless_thawed_meanwhile(
+        tmp_path: Any, monkeypatch: Any, runtime_says: str) -> None:
+    paths = _paths(tmp_path)
+    c = container(1, status="paused")
+    c.state = State("paused", pid=1000, conmon_pid=1001)
+    lc = FakeLifecycle(registry_with(tmp_path, [c]), paths)
+    lc.cfg.live_restore = True
+
+    async def state(cid: str) -> dict[str, Any]:
+        return {"status": runtime_says}
+    lc.runtimes = SimpleNamespace(default=None, of=lambda c: SimpleNamespace(state=state))
+    lc.runner = SimpleNamespace(set_aside=lambda cid: [], purge_later=lambda paths: None,
+                                follow_logs=lambda *args: None)
+    monkeypatch.setattr(restore.conmon, "is_monitor_of", lambda pid, cid: True)
+
+    async def run() -> list[Container]:
+        return (await restore.load_containers(lc)).pending  # type: ignore[arg-type]
+    assert asyncio.run(run()) == []                         # re-attached
+    assert lc.registry.get(c.id).state.status == runtime_says
+    assert lc.registry.state_counts()[runtime_says] == 1

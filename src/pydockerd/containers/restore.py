@@ -78,6 +78,8 @@ async def load_containers(lc: Lifecycle) -> Loaded:
     for c in registry.all():
         alive = bool(c.state.conmon_pid) and conmon.is_monitor_of(c.state.conmon_pid, c.id)
         if c.state.running and alive and lc.cfg.live_restore:
+            if c.state.status == "paused":
+                await _paused_still(lc, c)
             lc.runner.follow_logs(c, c.state.conmon_pid, None, c.state.pid)
             log.info("live-restore: reattached to %s (pid %d)", c.id[:12], c.state.pid)
             lc.monitor.watch(c)
@@ -100,6 +102,19 @@ async def load_containers(lc: Lifecycle) -> Loaded:
     aside = await asyncio.to_thread(_set_aside_orphans, lc.paths,
                                     {c.id for c in registry.all()}, lc.runner.set_aside)
     return Loaded(pending, aside)
+
+
+async def _paused_still(lc: Lifecycle, c: Container) -> None:
+    """A container re-attached paused stays paused, unless it was thawed meanwhile
+    (behind the daemon's back): then it is recorded running, as dockerd's restore."""
+    try:
+        status = (await lc.runtimes.of(c).state(c.id)).get("status")
+    except DockerError as e:
+        log.warning("live-restore: state of paused container %s: %s", c.id[:12], e.message)
+        return
+    if status == "running":
+        log.info("live-restore: %s was thawed meanwhile; recorded running", c.id[:12])
+        lc.registry.commit_fact(c, state=c.state.unpaused(c.id))
 
 
 async def settle(lc: Lifecycle, loaded: Loaded, budget: float) -> None:
