@@ -32,7 +32,8 @@ def test_paused_container_is_stopped_after_a_daemon_crash(fresh_daemon):
     d = fresh_daemon()
     ids = []
     try:
-        ids.append(d.out("run", "-d", "--name", "pz", "busybox", "sleep", "300").strip())
+        ids.append(d.out("run", "-d", "--name", "pz", "--stop-timeout", "1", "busybox",
+                         "sleep", "300").strip())
         ids.append(d.out("run", "-d", "--name", "pa", "--restart", "always", "busybox",
                          "sleep", "300").strip())
         d.cli("pause", "pz")
@@ -47,6 +48,9 @@ def test_paused_container_is_stopped_after_a_daemon_crash(fresh_daemon):
         assert _counts(d) == "1 0 1"
         d.cli("start", "pz")
         assert _status(d, "pz") == "running 0"
+        d.cli("pause", "pz")
+        d.restart(signal.SIGTERM)             # a graceful stop stops it too
+        assert _status(d, "pz") == "exited 137" and _counts(d) == "1 0 1"
         d.cli("rm", "-f", "pz", "pa")
         assert _counts(d) == "0 0 0"
     finally:
