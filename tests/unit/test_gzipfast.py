@@ -80,3 +80,19 @@ def test_deflater_output_is_gzip_and_reproducible(backend: str) -> None:
     assert out[:2] == b"\x1f\x8b" and out[4:8] == bytes(4)    # gzip, mtime 0
     assert gzip.decompress(out) == PAYLOAD
     assert deflate() == out
+
+
+def test_incompressible_data_goes_out_stored() -> None:
+    """ISA-L codes random bytes as Huffman literals, slow to inflate for every
+    puller; the deflater writes such pieces as stored blocks (the bytes verbatim)."""
+    pytest.importorskip("isal")
+    noise = os.urandom(gzipfast.SEGMENT * 2 + 12345)
+    text = b"all work and no play " * 40000
+    d = deflater()
+    out = b"".join(d.compress(p[i:i + 70000]) for p in (noise, text)
+                   for i in range(0, len(p), 70000)) + d.flush()
+    assert gzip.decompress(out) == noise + text
+    assert read_all(out, 1 << 16) == noise + text
+    for at in (100, gzipfast.SEGMENT + 70000):                # (within stored blocks)
+        assert noise[at:at + 4000] in out                       # stored, not coded
+    assert len(out) < len(noise) + len(text) // 20              # the text compressed
