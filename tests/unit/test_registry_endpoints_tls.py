@@ -7,8 +7,11 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+import pytest
+
 from pydockerd.config import Config
 from pydockerd.distribution.endpoints import registry_endpoints
+from pydockerd.errors import InvalidParameter
 from pydockerd.images.references import DEFAULT_DOMAIN
 
 
@@ -26,3 +29,19 @@ def test_plain_http_endpoints_verify_tls_unless_the_host_is_insecure(tmp_path: P
     eps = registry_endpoints(marked, "10.9.9.9:5000")
     assert [(e.base, e.tls.verify_mode) for e in eps] == [
         ("https://10.9.9.9:5000", ssl.CERT_NONE), ("http://10.9.9.9:5000", ssl.CERT_NONE)]
+
+
+def test_a_context_is_kept_per_host_until_its_certs_dir_changes(tmp_path: Path) -> None:
+    """Making a context loads the system CA bundle (~20 ms at every pull's start):
+    one is kept per host and certs.d state; a new CA file gives a new one."""
+    cfg = Config(certs_dir=str(tmp_path))
+    first = registry_endpoints(cfg, "reg.example:5000")[0].tls
+    assert registry_endpoints(cfg, "reg.example:5000")[0].tls is first
+    assert registry_endpoints(cfg, "other.example:5000")[0].tls is not first
+    d = tmp_path / "reg.example:5000"
+    d.mkdir()
+    changed = registry_endpoints(cfg, "reg.example:5000")[0].tls
+    assert changed is not first
+    (d / "ca.crt").write_text("not a certificate")
+    with pytest.raises(InvalidParameter):                # read again, not the kept one
+        registry_endpoints(cfg, "reg.example:5000")

@@ -91,15 +91,50 @@ def is_insecure(cfg: Config, hostport: str) -> bool:
                if addr.version == net.version)
 
 
+_CONTEXTS: dict[tuple[object, ...], ssl.SSLContext] = {}
+_CONTEXTS_MAX = 32
+
+
+def _certs_state(d: str) -> tuple[tuple[str, int, int], ...] | None:
+    """What a context made from directory d depends on: its entries' names,
+    mtimes and sizes (None: no such directory)."""
+    try:
+        entries = list(os.scandir(d))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    out = []
+    for e in entries:
+        try:
+            st = e.stat()
+        except FileNotFoundError:
+            continue
+        out.append((e.name, st.st_mtime_ns, st.st_size))
+    return tuple(sorted(out))
+
+
 def tls_context(cfg: Config, hostport: str, verify: bool) -> ssl.SSLContext:
-    """Blocking (reads files)."""
+    """Blocking (reads files). One context per host and certs.d state, kept: making
+    one loads the system CA bundle (~20 ms, at the start of every pull); Go's
+    dockerd loads the system pool once too. A change under certs.d/<host>/
+    gives a new context."""
+    d = os.path.join(certs_dir(cfg), hostport)
+    key = (hostport, verify, d, _certs_state(d))
+    if (ctx := _CONTEXTS.get(key)) is not None:
+        return ctx
+    ctx = _new_tls_context(d, verify)
+    if len(_CONTEXTS) >= _CONTEXTS_MAX:
+        _CONTEXTS.clear()
+    _CONTEXTS[key] = ctx
+    return ctx
+
+
+def _new_tls_context(d: str, verify: bool) -> ssl.SSLContext:
     ensure_ssl()                # not loaded before the first registry call (util/tlsdefer.py)
     import ssl
     ctx = ssl.create_default_context()
     if not verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    d = os.path.join(certs_dir(cfg), hostport.replace(":", ":"))
     if os.path.isdir(d):
         for ca in sorted(glob.glob(os.path.join(d, "*.crt"))):
             try:
