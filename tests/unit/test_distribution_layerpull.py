@@ -65,6 +65,7 @@ class FakeRegistry:
         self.gates: dict[str, asyncio.Event] = {}
         self.starts: list[str] = []
         self.cancelled: list[str] = []
+        self.fail_once: dict[str, Exception] = {}     # raised where the blob stalls
 
     def stall(self, layer: Layer, at: int = 8192) -> None:
         self.stall_at[layer.desc.digest] = at
@@ -83,6 +84,8 @@ class FakeRegistry:
                 for off in range(0, len(data), 4096):
                     if off >= self.stall_at.get(desc.digest, len(data)):
                         await self.gates[desc.digest].wait()
+                        if (err := self.fail_once.pop(desc.digest, None)) is not None:
+                            raise err
                     f.write(data[off:off + 4096])
                     f.flush()
                     follower.grew(min(off + 4096, len(data)))
@@ -300,7 +303,9 @@ def test_a_failed_pull_leaves_a_shared_layer_to_the_pull_that_holds_it(svc, reg)
 
 
 @pytest.mark.timeout(60)
-def test_a_pull_waiting_for_a_failed_maker_makes_the_layer_itself(svc, reg) -> None:
+def test_the_making_goes_on_for_a_waiting_pull_when_the_starter_leaves(svc, reg) -> None:
+    """As dockerd's transfer with watchers: the client of the pull that started a
+    layer goes away; the download goes on for the pull still waiting for it."""
     shared = Layer("shared")
 
     async def main() -> tuple[list[ProgressEvent], ...]:
@@ -317,6 +322,57 @@ def test_a_pull_waiting_for_a_failed_maker_makes_the_layer_itself(svc, reg) -> N
         reg.release(shared)
         return (await asyncio.wait_for(second, DEADLINE),)
     (two,) = asyncio.run(main())
+    assert errors(two) == [] and reg.starts.count(shared.desc.digest) == 1
+    assert reg.cancelled == [] and svc.layers.exists(shared.diff_id)
+    assert statuses(two, shared)[-2:] == ["Download complete", "Pull complete"]
+    assert CACHES[svc.data_root].has_blob(shared.desc.digest)     # kept for a push
+    svc.remove("127.0.0.1:5000/two")
+    assert leftovers(svc) == [] and pull_threads() == []
+
+
+@pytest.mark.timeout(60)
+def test_the_making_stops_when_every_pull_waiting_for_it_left(svc, reg) -> None:
+    shared = Layer("shared")
+
+    async def main() -> None:
+        reg.stall(shared)
+        s = slots()
+        first = asyncio.create_task(collect(make_pull(svc, s, "one", [shared])))
+        await until(lambda: shared.desc.digest in reg.starts)
+        out: list[ProgressEvent] = []
+        second = asyncio.create_task(collect(make_pull(svc, s, "two", [shared]), out))
+        await until(lambda: downloading(out, shared))
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert reg.cancelled == []         # the second still waits for it
+        second.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        assert reg.cancelled == [shared.desc.digest]
+        assert s.flights._making == {} and s.flights._holders == {}
+    asyncio.run(main())
+    assert reg.starts == [shared.desc.digest]
+    assert leftovers(svc) == [] and pull_threads() == []
+
+
+@pytest.mark.timeout(60)
+def test_a_pull_waiting_for_a_failed_maker_makes_the_layer_itself(svc, reg) -> None:
+    shared = Layer("shared")
+
+    async def main() -> tuple[list[ProgressEvent], ...]:
+        reg.stall(shared)
+        reg.fail_once[shared.desc.digest] = OSError("connection reset by peer")
+        s = slots()
+        first = asyncio.create_task(collect(make_pull(svc, s, "one", [shared])))
+        await until(lambda: shared.desc.digest in reg.starts)
+        out: list[ProgressEvent] = []
+        second = asyncio.create_task(collect(make_pull(svc, s, "two", [shared]), out))
+        await until(lambda: downloading(out, shared))   # watching the first pull's
+        reg.release(shared)                # the first pull's download fails
+        return tuple(await asyncio.wait_for(asyncio.gather(first, second), DEADLINE))
+    one, two = asyncio.run(main())
+    assert errors(one) and "connection reset by peer" in errors(one)[0]
     assert errors(two) == [] and reg.starts.count(shared.desc.digest) == 2
     assert svc.layers.exists(shared.diff_id)
 

@@ -1,9 +1,10 @@
 """One layer of a pull (pull.py): its blob downloaded (download.py) and unpacked
 as it arrives (follow.py), in a thread of its own.
 
-- Only one pull makes a layer at a time (flights.py); another that needs it
-  shows the first one's progress of it and uses what it made (or makes it if
-  the first fails).
+- Only one making of a layer runs at a time (flights.py), in a task of the
+  flight's, joined by every pull that needs the layer: each shows its progress
+  and uses what it made (or makes it if it fails); it goes on while any of
+  them waits, and is cancelled when the last one leaves.
 - The download holds a `downloads` slot (max-concurrent-downloads), the unpack
   thread an `unpacks` slot (as many, daemon-wide), asked for once its download
   has its slot. A download never waits for an unpack, so the two limits cannot
@@ -57,7 +58,8 @@ class LayerJob:
     diff_id: str
     parent: str                 # chain id of the layer below ("" for the first)
     chain: str
-    path: str                   # where the blob downloads to
+    path: str                   # where the blob downloads to (removed after the making)
+    keep: Callable[[str, str], None]    # keep(path, digest): the verified blob kept
     attempts: int               # max-download-attempts
     claim: Claim                # the pull's: a layer made here goes in claim.created
     emit: Emit
@@ -69,24 +71,37 @@ class LayerJob:
 
 async def pull_layer(job: LayerJob, slots: PullSlots) -> None:
     """Make job's layer unless another pull does: then show that one's progress
-    and use what it made (or make it if that pull fails)."""
+    and use what it made (or make it if that making fails). The making goes on
+    for the other pulls waiting for it when this one's client goes away."""
     while True:
-        flight, mine = slots.flights.make(job.chain)
-        if mine:
-            break
-        await flight.watch(job.emit)
+        flight, mine = slots.flights.make(
+            job.chain, lambda f: _make(replace(job, emit=f.emit, claim=f.made), slots))
+        err = await flight.join(job.emit, job.claim)
+        if err is None:
+            return
+        if mine and not isinstance(err, asyncio.CancelledError):
+            raise err
         if await asyncio.to_thread(job.layers.exists, job.chain):
             return
-    own = job.emit
 
-    def emit(ev: ProgressEvent) -> None:
-        own(ev)
-        flight.emit(ev)
+
+async def _make(job: LayerJob, slots: PullSlots) -> None:
+    """The flight's task: the download file is its own (the pull that started it may
+    be gone): the blob is kept once the layer is made (the blob cache drops it if
+    the layer goes), else removed."""
     try:
         if not await asyncio.to_thread(job.layers.exists, job.chain):
-            await _download_and_unpack(replace(job, emit=emit), slots)
+            await _download_and_unpack(job, slots)
+            await asyncio.to_thread(job.keep, job.path, job.desc.digest)
     finally:
-        slots.flights.landed(job.chain)
+        await wait_out(asyncio.to_thread(_remove, job.path))
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 async def _download_and_unpack(job: LayerJob, slots: PullSlots) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
@@ -136,8 +135,6 @@ class Pull:
         self.ref, self.res = ref, res
         self.slots = slots              # daemon-wide limits and layers in flight
         self.attempts = attempts        # max-download-attempts
-        self.tmp_files: list[str] = []
-        self.paths: dict[int, str] = {}         # layer index -> its downloaded blob
         self._chains = chain_ids(res.diff_ids)
 
     async def run(self) -> AsyncIterator[ProgressEvent]:
@@ -182,11 +179,9 @@ class Pull:
             parents = [""] + chains[:-1]
             for i, (desc, have) in enumerate(zip(layers, present)):
                 if not have:
-                    path = self.cache.temp_path("pull")
-                    self.tmp_files.append(path)
-                    self.paths[i] = path
                     job = LayerJob(self.images.layers, res.session, res.repo, desc,
-                                   res.diff_ids[i], parents[i], chains[i], path,
+                                   res.diff_ids[i], parents[i], chains[i],
+                                   self.cache.temp_path("pull"), self.cache.keep_blob,
                                    self.attempts, claim, emit)
                     tasks[i] = asyncio.create_task(pull_layer(job, self.slots))
             await self._layers_done(tasks, emit)
@@ -244,20 +239,14 @@ class Pull:
             emit(Status(f"Status: Downloaded newer image for {shown}"))
 
     def _finish(self, ok: bool, doomed: list[str]) -> None:
-        """Blocking: keep verified blobs on success; on failure drop the layers made
-        (those no other pull holds: flights.py) and the downloads."""
+        """Blocking: on success record where each layer's blob lives (the making kept
+        the blob: layerpull.py); on failure drop the layers made (those no other
+        pull holds: flights.py), and the kept blobs with them."""
         if ok:
             res = self.res
             for i, desc in enumerate(res.manifest.layers):
-                if i in self.paths and os.path.exists(self.paths[i]):  # (not: another
-                    self.cache.keep_blob(self.paths[i], desc.digest)  # pull made it)
                 self.cache.add(res.diff_ids[i], BlobRecord(desc.digest, desc.media_type,
                                                            desc.size, self.ref.domain,
                                                            res.repo))
         else:
             self.images.drop_unused_layers(list(reversed(doomed)))
-        for p in self.tmp_files:
-            try:
-                os.unlink(p)
-            except FileNotFoundError:
-                pass
