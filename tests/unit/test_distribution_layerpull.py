@@ -66,6 +66,24 @@ class FakeRegistry:
         self.starts: list[str] = []
         self.cancelled: list[str] = []
         self.fail_once: dict[str, Exception] = {}     # raised where the blob stalls
+        # (offset, bytes, event): the blob's first `offset` bytes, then a resumed
+        # request whose bytes are spoilt; once the unpack gave up (event set), the
+        # digest mismatches and the file starts over (download.py's contract)
+        self.spoil_resume: dict[str, tuple[int, bytes, threading.Event]] = {}
+
+    async def _spoilt_resume(self, data: bytes, spoilt: tuple[int, bytes, threading.Event],
+                             path: str, follower: Follower) -> None:
+        offset, rest, unpack_failed = spoilt
+        with open(path, "wb") as f:
+            f.write(data[:offset])
+            f.flush()
+            follower.grew(offset)
+            follower.resuming()
+            f.write(rest)
+            f.flush()
+            follower.grew(offset + len(rest))
+        await until(unpack_failed.is_set)
+        follower.restarted()               # the digest did not match: from byte 0
 
     def stall(self, layer: Layer, at: int = 8192) -> None:
         self.stall_at[layer.desc.digest] = at
@@ -80,6 +98,8 @@ class FakeRegistry:
         data = LAYERS[desc.digest].blob
         self.starts.append(desc.digest)
         try:
+            if (spoilt := self.spoil_resume.pop(desc.digest, None)) is not None:
+                await self._spoilt_resume(data, spoilt, path, follower)
             with open(path, "wb") as f:
                 for off in range(0, len(data), 4096):
                     if off >= self.stall_at.get(desc.digest, len(data)):
@@ -440,3 +460,48 @@ def test_a_second_cancel_still_waits_for_the_unpack_and_undoes_it(svc, reg, monk
     assert not ended_before_unpack         # the pull waited for its unpack thread
     assert pull_threads() == []
     assert leftovers(svc) == []
+
+
+# --- 5. a resumed download spoilt in transit ----------------------------------------------------
+def three_file_tar(second: str) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in (("a.bin", bytes(range(256)) * 1024), (second, b"b" * 65536),
+                           ("c.bin", b"c" * (512 << 10))):    # (the spoilt header is read
+            # before the unpack waits for bytes past the end)
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.timeout(60)
+def test_an_unpack_failing_on_resumed_bytes_waits_for_the_digest_and_retries(
+        svc, reg, monkeypatch) -> None:
+    """dockerd unpacks only a verified blob: bytes of a resumed request spoilt in
+    transit fail its digest, which is retried. Here the unpack reads them first
+    (an entry escaping the root where the blob has b.bin): the pull must not fail
+    with the unpack's error, but wait for the digest, then unpack the new file."""
+    good, bad = three_file_tar("b.bin"), three_file_tar("../escape")
+    offset = 512 + 256 * 1024              # b.bin's header: where the two differ
+    assert good[:offset] == bad[:offset] and good[offset:] != bad[offset:]
+    layer = Layer("resumed", blob=good)
+    layer.diff_id = sha(good)
+    real, failed = svc.layers.unpack, threading.Event()
+
+    def unpack(*a: Any) -> Any:
+        try:
+            return real(*a)
+        except Exception:
+            failed.set()
+            raise
+    monkeypatch.setattr(svc.layers, "unpack", unpack)
+
+    async def main() -> list[ProgressEvent]:
+        reg.spoil_resume[layer.desc.digest] = (offset, bad[offset:], failed)
+        return await asyncio.wait_for(collect(make_pull(svc, slots(), "img", [layer])),
+                                      DEADLINE)
+    evs = asyncio.run(main())
+    assert errors(evs) == [] and reg.cancelled == [] and failed.is_set()
+    assert svc.layers.exists(layer.diff_id)
+    assert (Path(svc.layers.diff_dir(layer.diff_id)) / "b.bin").read_bytes() == b"b" * 65536

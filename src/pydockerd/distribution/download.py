@@ -110,6 +110,8 @@ async def _fetch(sess: RegistrySession, repo: str, desc: Descriptor, part: _Part
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     if offset:
         log.debug("resuming download of %s from byte %d", desc.digest, offset)
+        if part.follower is not None:
+            part.follower.resuming()
     resp = await sess.request("GET", f"/v2/{repo}/blobs/{desc.digest}", headers=headers)
     async with resp:
         if offset and resp.status == 206:

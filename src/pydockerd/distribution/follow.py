@@ -17,7 +17,9 @@ reads it through a `Follower`:
 - a download that starts over from byte 0 (the registry ignored a Range, or a
   resumed blob failed its digest) makes the reader raise `Restarted`: what it
   read is void, and the pull unpacks from the finished file instead;
-- a failed or cancelled download makes it raise `Abandoned`.
+- a failed or cancelled download makes it raise `Abandoned`;
+- `resumed` tells the pull that bytes came from a resumed request: an unpack
+  that fails then waits for the digest's verdict (layerpull.py).
 
 The unpack runs in a thread of its own (`in_own_thread`), not in asyncio's
 shared worker pool, where readers waiting on downloads could otherwise take
@@ -48,6 +50,7 @@ class Follower:
         self._cond = threading.Condition()
         self._written = 0
         self._state = "open"            # open, done, restarted, abandoned
+        self.resumed = False            # bytes came from a resumed (Range) request
 
     @classmethod
     def finished(cls, size: int) -> Follower:
@@ -63,8 +66,17 @@ class Follower:
             self._written = size
             self._cond.notify_all()
 
+    def resuming(self) -> None:
+        """What comes next continues the file after a broken attempt: until the
+        digest is checked, an unpack failing on it may be a transfer's fault."""
+        self.resumed = True
+
     def restarted(self) -> None:
         self._set("restarted")
+
+    @property
+    def was_restarted(self) -> bool:
+        return self._state == "restarted"
 
     def done(self) -> None:
         self._set("done")

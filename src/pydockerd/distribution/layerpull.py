@@ -13,6 +13,9 @@ as it arrives (follow.py), in a thread of its own.
 - An unpack that fails (a bad tar, an unsafe path, a full disk) cancels its
   download at once and the layer fails with the unpack's error; a failed or
   cancelled download stops the unpack (`Abandoned`) and its own error wins.
+  Once the download has resumed (a Range request after a broken attempt), an
+  unpack failure waits for the digest instead: a mismatch (bytes spoilt in
+  transit) is retried as dockerd retries it, and the finished file unpacked.
 - The unpack thread is always waited out, through any number of cancellations
   (util/tasks.wait_out): when the layer's task ends, the thread is over, its
   temporary directory gone, and a layer it registered is in the pull's claim.
@@ -151,15 +154,36 @@ async def _unpack(job: LayerJob, unpacks: Limiter, follower: Follower,
         try:
             await wait_out(_thread(job, lambda: follower.open(job.path), downloaded),
                            follower.abandon)
+            return
         except Restarted:                   # the blob started over: unpack the file
             log.info("download of %s started over: unpacking it from the file",
                      job.desc.digest)
-            await asyncio.wait([dl])
-            if dl.cancelled() or dl.exception() is not None:
-                raise Abandoned("the layer download failed") from None
-            again = Follower.finished(os.path.getsize(job.path))
-            await wait_out(_thread(job, lambda: again.open(job.path), downloaded),
-                           again.abandon)
+            await _verdict(dl)
+        except Abandoned:
+            raise
+        except Exception as e:
+            if not follower.resumed:
+                raise
+            # bytes of a resumed request may have been spoilt in transit: the digest
+            # decides (as dockerd, which unpacks only a verified blob); a mismatch
+            # makes the download start over (retried), then the file is unpacked
+            log.info("unpack of %s failed on a resumed download (%s): waiting for its "
+                     "digest", job.desc.digest, e)
+            await _verdict(dl)
+            if not follower.was_restarted:
+                raise                       # the verified blob itself is bad
+            log.info("download of %s started over: unpacking it from the file",
+                     job.desc.digest)
+        again = Follower.finished(os.path.getsize(job.path))
+        await wait_out(_thread(job, lambda: again.open(job.path), downloaded),
+                       again.abandon)
+
+
+async def _verdict(dl: asyncio.Task[None]) -> None:
+    """Returns once the download is over and verified; Abandoned if it failed."""
+    await asyncio.wait([dl])
+    if dl.cancelled() or dl.exception() is not None:
+        raise Abandoned("the layer download failed") from None
 
 
 def _thread(job: LayerJob, opener: Callable[[], FollowingReader | IO[bytes]],
