@@ -143,3 +143,25 @@ def test_overlay_xattrs_from_tar_dropped(tmp_path: Path) -> None:
 def test_garbage_rejected(tmp_path: Path, data: bytes) -> None:
     with pytest.raises(InvalidParameter):
         unpack(tmp_path, data)
+
+
+def hash_threads() -> list[str]:
+    import threading
+    return [t.name for t in threading.enumerate() if t.name == "layer-hash"]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_big_layer_is_hashed_in_a_thread_that_ends_with_it(tmp_path: Path,
+                                                            compress: bool) -> None:
+    """Past its first MiB a layer's diff id is hashed in a thread of its own: the
+    same digest, and the thread is over when the unpack returns or fails."""
+    big = os.urandom(3 << 20)
+    data = make_tar([("a", "f", big), ("b", "f", b"small")])
+    root, diff_id = unpack(tmp_path, gzip.compress(data, 1) if compress else data)
+    assert diff_id == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert (root / "a").read_bytes() == big and hash_threads() == []
+    bad = make_tar([("a", "f", big), ("../escape", "f", b"x")])
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(InvalidParameter):
+        unpack(tmp_path / "bad", bad)
+    assert hash_threads() == []
