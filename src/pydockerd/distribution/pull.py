@@ -181,7 +181,7 @@ class Pull:
                 if not have:
                     job = LayerJob(self.images.layers, res.session, res.repo, desc,
                                    res.diff_ids[i], parents[i], chains[i],
-                                   self.cache.temp_path("pull"), self.cache.keep_blob,
+                                   self.cache.temp_path("pull"), self._keeper(i),
                                    self.attempts, claim, emit)
                     tasks[i] = asyncio.create_task(pull_layer(job, self.slots))
             await self._layers_done(tasks, emit)
@@ -238,15 +238,25 @@ class Pull:
         else:
             emit(Status(f"Status: Downloaded newer image for {shown}"))
 
+    def _record(self, i: int) -> None:
+        res, desc = self.res, self.res.manifest.layers[i]
+        self.cache.add(res.diff_ids[i], BlobRecord(desc.digest, desc.media_type, desc.size,
+                                                   self.ref.domain, res.repo))
+
+    def _keeper(self, i: int) -> Callable[[str, str], None]:
+        """Blocking, for the layer's making: its verified blob kept, recorded first
+        (a blob cache gc keeps only recorded blobs of present layers)."""
+        def keep(path: str, digest: str) -> None:
+            self._record(i)
+            self.cache.keep_blob(path, digest)
+        return keep
+
     def _finish(self, ok: bool, doomed: list[str]) -> None:
         """Blocking: on success record where each layer's blob lives (the making kept
         the blob: layerpull.py); on failure drop the layers made (those no other
         pull holds: flights.py), and the kept blobs with them."""
         if ok:
-            res = self.res
-            for i, desc in enumerate(res.manifest.layers):
-                self.cache.add(res.diff_ids[i], BlobRecord(desc.digest, desc.media_type,
-                                                           desc.size, self.ref.domain,
-                                                           res.repo))
+            for i in range(len(self.res.manifest.layers)):
+                self._record(i)
         else:
             self.images.drop_unused_layers(list(reversed(doomed)))
