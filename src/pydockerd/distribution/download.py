@@ -29,7 +29,7 @@ from ..util.httpclient import HTTPError
 log = logging.getLogger("pydockerd.distribution")
 
 Emit = Callable[[ProgressEvent], None]
-_WRITE_BATCH = 256 << 10     # small blocks: the unpack reads the file as it grows (follow.py)
+_WRITE_BATCH = 1 << 20       # per write (and thread hop): the unpack follows the file (follow.py)
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
