@@ -8,7 +8,7 @@ import random
 import pytest
 
 from pydockerd.api.http import AnyResponse, Request, Response
-from pydockerd.api.httpwire import BadRequest, RequestParser
+from pydockerd.api.httpwire import BadRequest, HeadersTooLarge, RequestParser
 from pydockerd.api.router import Route, Router
 from pydockerd.api.targets import Targets
 from pydockerd.util.tasks import TaskOwner
@@ -151,3 +151,24 @@ def test_a_stepped_task_runs_its_coroutine_to_the_end() -> None:
         assert out == [1, 2]
         await owner.close()
     asyncio.run(main())
+
+
+def test_trailers_are_not_merged_into_the_request_headers() -> None:
+    req = (b"POST /echo HTTP/1.1\r\nHost: d\r\nX-Registry-Auth: good\r\n"
+           b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+           b"X-Registry-Auth: evil\r\nContent-Type: text/evil\r\n\r\n")
+    for step in (0, 1, 7):
+        parser = RequestParser()
+        assert _feed_one(parser, req + PING, step) == len(req)
+        [msg] = parser.messages
+        assert msg.complete and b"".join(msg.body) == b"abc"
+        assert msg.headers == {"host": "d", "x-registry-auth": "good",
+                               "transfer-encoding": "chunked"}, step
+
+
+def test_trailers_count_against_the_head_bound() -> None:
+    parser = RequestParser()
+    req = (b"POST /echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+           + b"X-T: %s\r\n" % (b"t" * 1000) * 1100 + b"\r\n")
+    with pytest.raises(HeadersTooLarge):
+        _feed_one(parser, req, 1 << 16)

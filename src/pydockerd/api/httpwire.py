@@ -192,6 +192,8 @@ class RequestParser:
                     "request header fields too large: the request line and headers "
                     f"exceed {MAX_HEAD} bytes")
             return
+        if self._cur.headers_done:  # a chunked body's trailer: bounded, never stored
+            return                  # (Go keeps them apart, in r.Trailer; dockerd never reads them)
         key = name.decode("latin-1").lower()
         val = value.decode("latin-1")
         if key in self._cur.headers:
