@@ -172,3 +172,19 @@ def test_trailers_count_against_the_head_bound() -> None:
            + b"X-T: %s\r\n" % (b"t" * 1000) * 1100 + b"\r\n")
     with pytest.raises(HeadersTooLarge):
         _feed_one(parser, req, 1 << 16)
+
+
+def test_a_chunk_size_line_is_refused_from_4096_bytes_with_its_crlf_as_go() -> None:
+    head = b"POST /echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for length, ok in ((4095, True), (4096, False)):
+        line = b"3;" + b"x" * (length - 4) + b"\r\n"
+        assert len(line) == length
+        for step in (0, 1000, 4095):
+            parser = RequestParser()
+            req = head + line + b"abc\r\n0\r\n\r\n"
+            if ok:
+                assert _feed_one(parser, req, step) == len(req)
+                assert b"".join(parser.messages[0].body) == b"abc"
+            else:
+                with pytest.raises(BadRequest):
+                    _feed_one(parser, req, step)

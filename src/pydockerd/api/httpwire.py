@@ -20,7 +20,8 @@ from ..errors import DockerError
 
 MAX_TARGET = 256 << 10      # request target (path + query), bytes
 MAX_HEAD = 1 << 20          # request line + headers, bytes (Go's DefaultMaxHeaderBytes)
-MAX_CHUNK_LINE = 4096       # a chunk size line with its extension, bytes (Go's maxLineLength)
+MAX_CHUNK_LINE = 4096       # a chunk size line with its extension and CRLF is shorter (Go's
+                            # maxLineLength: readChunkLine refuses len(line) >= 4096)
 _HEX = re.compile(rb"[0-9A-Fa-f]*")
 
 
@@ -126,7 +127,7 @@ class RequestParser:
             line_end = n if k < 0 else k + 1
             self._line += buf[end:line_end]
             end = line_end
-            if len(self._line) > MAX_CHUNK_LINE:
+            if len(self._line) >= MAX_CHUNK_LINE:
                 raise BadRequest("malformed chunked encoding: chunk size line too long")
             if k < 0:
                 break
