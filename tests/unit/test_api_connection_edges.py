@@ -200,3 +200,15 @@ def test_pipelined_inline_requests_let_the_loop_run_between_bursts() -> None:
         assert events.index("other") <= INLINE_BURST, events.index("other")
         writer.close()
     serve([Route("GET", "/_ping", ping, inline=True)], body)
+
+
+def test_an_upgrade_request_with_a_chunked_body_is_refused_not_hijacked() -> None:
+    async def body(server: ApiServer, connect: Client) -> None:
+        reader, writer = await connect()
+        writer.write(b"POST /attach HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\n"
+                     b"Upgrade: tcp\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"2\r\n{}\r\n0\r\n\r\nstdin")
+        [(status, _, got)] = parse_responses(await asyncio.wait_for(reader.read(), 5))
+        writer.close()
+        assert status == 400 and b"chunked body on an upgrade" in got, (status, got)
+    serve([echo_hijack(5)], body)

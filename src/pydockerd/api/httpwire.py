@@ -148,7 +148,14 @@ class RequestParser:
         except httptools.HttpParserUpgrade:
             self._raise_refusal()
             if self.messages:
-                self.messages[-1].upgrade = True
+                msg = self.messages[-1]
+                msg.upgrade = True
+                if "transfer-encoding" in msg.headers:
+                    # llhttp stops at the head: the chunk framing would start the
+                    # hijacked stream (Go's hijack drops what its reader buffered)
+                    msg.refused = True
+                    raise BadRequest("a chunked body on an upgrade (hijack) request is "
+                                     "not supported: send it with a Content-Length") from None
             raise
         except httptools.HttpParserError as e:
             self._raise_refusal()
