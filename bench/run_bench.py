@@ -581,6 +581,16 @@ def build_test_image(name: str, out: Path, *args: str) -> None:
         raise RuntimeError(f"building test image {name} failed: {r.stderr.strip()}")
 
 
+def floor_seconds(sock: str, path: str) -> float | None:
+    """One GET on the floor server (bench/apifloor.py); None when it failed, so that
+    the engines' samples and the rest of the run go on without that floor sample."""
+    try:
+        return get_seconds(sock, path)
+    except (OSError, http.client.HTTPException) as e:
+        log(f"  floor server GET {path} failed: {e!r}")
+        return None
+
+
 def median(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
@@ -669,14 +679,14 @@ class Bench:
         floor_srv, floor = FloorServer("asyncio"), []
 
         def get_and_floor(e: Engine) -> float | None:
-            floor.append(get_seconds(floor_srv.sock, path))
+            floor.append(floor_seconds(floor_srv.sock, path))
             return e.api_get(path)
         try:
             samples = self.interleaved(get_and_floor, warmup=3)
         finally:
             floor_srv.close()
         floor = floor[3 * len(self.engines):]          # not the warm-up runs
-        floor_ms = median([x * 1000 for x in floor])
+        floor_ms = median([x * 1000 for x in floor if x is not None])
         base = median([x * 1000 for x in samples.get("dockerd", [])])
         if floor_ms is None:
             return samples, ""
