@@ -188,3 +188,12 @@ def test_a_chunk_size_line_is_refused_from_4096_bytes_with_its_crlf_as_go() -> N
             else:
                 with pytest.raises(BadRequest):
                     _feed_one(parser, req, step)
+
+
+def test_chunk_sizes_with_many_leading_zeros_are_walked_whole() -> None:
+    req = (b"POST /echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
+           + b"0" * 30 + b"3;e=1\r\nabc\r\n" + b"0" * 20 + b"\r\n\r\n")
+    for step in (0, 1, 17):
+        parser = RequestParser()
+        assert _feed_one(parser, req + PING, step) == len(req), step
+        assert b"".join(parser.messages[0].body) == b"abc"

@@ -22,7 +22,8 @@ MAX_TARGET = 256 << 10      # request target (path + query), bytes
 MAX_HEAD = 1 << 20          # request line + headers, bytes (Go's DefaultMaxHeaderBytes)
 MAX_CHUNK_LINE = 4096       # a chunk size line with its extension and CRLF is shorter (Go's
                             # maxLineLength: readChunkLine refuses len(line) >= 4096)
-_HEX = re.compile(rb"[0-9A-Fa-f]*")
+# a whole size line shorter than MAX_CHUNK_LINE: its hex digits, anything, LF
+_SIZE_LINE = re.compile(rb"(?=[^\n]{0,%d}\n)([0-9A-Fa-f]*)[^\n]*\n" % (MAX_CHUNK_LINE - 2))
 
 
 class BadRequest(DockerError):
@@ -115,7 +116,9 @@ class RequestParser:
         """A chunked body is walked chunk by chunk, its data skipped by arithmetic
         (llhttp refuses any other framing: a hex size, an optional extension, CRLF,
         that many bytes, CRLF): up to the end of the zero-size chunk's line, after
-        which come its trailers, up to the first blank line (cut as a head is)."""
+        which come its trailers, up to the first blank line (cut as a head is).
+        A size line whole in buf is matched in place (one regex call per chunk:
+        ~0.3 us per chunk); a line cut by the end of the read is kept in _line."""
         end, n = pos, len(buf)
         while end < n:
             if self._skip:               # chunk data and its CRLF
@@ -123,21 +126,27 @@ class RequestParser:
                 self._skip -= step
                 end += step
                 continue
-            k = buf.find(b"\n", end)     # a size line
-            line_end = n if k < 0 else k + 1
-            self._line += buf[end:line_end]
-            end = line_end
-            if len(self._line) >= MAX_CHUNK_LINE:
-                raise BadRequest("malformed chunked encoding: chunk size line too long")
-            if k < 0:
-                break
-            m = _HEX.match(self._line)
-            size = int(m.group() or b"0", 16) if m else 0   # no digit: llhttp refuses it
-            self._line = b""
+            m = None if self._line else _SIZE_LINE.match(buf, end)
+            if m is not None:
+                end = m.end()
+            else:
+                k = buf.find(b"\n", end, end + MAX_CHUNK_LINE)
+                line_end = min(n, end + MAX_CHUNK_LINE) if k < 0 else k + 1
+                self._line += buf[end:line_end]
+                end = line_end
+                if len(self._line) >= MAX_CHUNK_LINE:
+                    raise BadRequest("malformed chunked encoding: chunk size line too long")
+                if k < 0:
+                    break
+                m = _SIZE_LINE.match(self._line)     # the whole line, now in _line
+                self._line = b""
+            size = int(m.group(1) or b"0", 16) if m else 0   # no digit: llhttp refuses it
             if size == 0:                # the last chunk: trailers follow
                 self._trailers = True
                 break
-            self._skip = size + 2
+            end += size + 2              # its data and CRLF, maybe past this read
+            if end > n:
+                self._skip, end = end - n, n
         return end - pos
 
     def feed(self, data: bytes | memoryview) -> None:
