@@ -19,7 +19,7 @@ from ..util.lazy import lazy_import
 from ..util.procfs import children, read_text
 from ..util.tasks import TaskOwner
 from .execplan import ExecPlan
-from .pidwatch import pidfd_exited, reap_pidfd, wait_pid
+from .pidwatch import reap_pidfds, wait_pid
 
 log = logging.getLogger("pydockerd.exec")
 pickle = lazy_import("pickle")      # not for an idle daemon
@@ -36,6 +36,7 @@ class ForkServer:
         self._tasks = TaskOwner("exec fork server")
         self._waiters: dict[int, asyncio.Future[tuple[int, int]]] = {}
         self._handed: set[int] = set()      # B's given to a start still going on
+        self._ending: set[int] = set()      # B's a `wait_pid` task reaps
         self._comm = ""                     # the server's command name (its fd number)
         self._next = 0
         self._closed = False
@@ -141,15 +142,17 @@ class ForkServer:
         the end of its go pipe, before it did anything, and is reaped."""
         if go >= 0:
             os.close(go)
-        if pid and not self._tasks.closed:
-            self._tasks.spawn(wait_pid(pid), "reap an exec never started")
+        if pid:
+            self._reap(pid)
 
     def _abandoned(self, pidfds: list[int]) -> None:
         if self._tasks.closed:
             for fd in pidfds:
                 os.close(fd)
             return
-        self._tasks.spawn(_reap_abandoned(pidfds, self._proc), "reap a stuck exec fork")
+        # A first: B is ours once A is gone; A is the server's to reap, or the
+        # daemon's (`_reap_orphans`) if the server leaves before it
+        self._tasks.spawn(reap_pidfds(pidfds), "reap a stuck exec fork")
 
     def end(self, pid: int) -> None:
         """B let go, but its start was cancelled (or failed) before the caller took
@@ -158,8 +161,20 @@ class ForkServer:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        if not self._tasks.closed:
-            self._tasks.spawn(wait_pid(pid), "reap an exec never started")
+        self._reap(pid)
+
+    def _reap(self, pid: int) -> None:
+        """Reap B, our child, by its pid (the orphan scan leaves it alone meanwhile)."""
+        if self._tasks.closed:
+            return
+        self._ending.add(pid)
+
+        async def reap() -> None:
+            try:
+                await wait_pid(pid)
+            finally:
+                self._ending.discard(pid)
+        self._tasks.spawn(reap(), "reap an exec never started")
 
     def settled(self, pid: int) -> None:
         """The start that was given B's pid has it (or has ended it)."""
@@ -172,41 +187,45 @@ class ForkServer:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
-        in_flight = bool(self._waiters)
         for fut in self._waiters.values():
             if not fut.done():
                 fut.set_exception(ConnectionError("the exec fork server is gone"))
         self._waiters.clear()
         proc, self._proc = self._proc, None
-        if proc is not None:
-            self._tasks.spawn(self._reap_orphans(proc, self._comm) if in_flight
-                              else proc.wait(), "reap the exec fork server")
+        if proc is not None:        # always: a stuck A it had not reaped is ours too
+            self._tasks.spawn(self._reap_orphans(proc, self._comm),
+                              "reap the exec fork server")
 
     async def _reap_orphans(self, server: asyncio.subprocess.Process, comm: str) -> None:
-        """The server died with forks in flight: their A, and the B an A forked,
-        re-parent to the daemon under pids it was never told. Once the server is gone
-        (its children are ours then) they are the daemon's children still in the
-        server's process group under its command name (no exec yet), but for a B
-        given to a start."""
+        """The server is gone: its A's in flight or killed as stuck, and the B an A
+        forked, re-parent to the daemon under pids it was never told. Once the
+        server has exited (its children are ours then) they are the daemon's
+        children still in the server's process group under its command name (no
+        exec yet), but for a B given to a start. An A still alive may fork its B
+        any time: each found is killed (no fork after that), waited for and reaped,
+        and the scan repeats until it finds none (B is ours once its A is gone)."""
         await server.wait()
-        found = []
-        for pid in children(os.getpid()):
-            if pid in self._handed or not _forked_by(pid, server.pid, comm):
-                continue
-            try:
-                fds = [os.pidfd_open(pid)]
-            except ProcessLookupError:
-                continue
-            if not _forked_by(pid, server.pid, comm):     # reaped and reused meanwhile
-                os.close(fds[0])
-                continue
-            for kid in children(pid):       # an A not dead yet: the B it forked
+        while True:
+            found = []
+            for pid in children(os.getpid()):
+                if pid in self._handed or pid in self._ending \
+                        or not _forked_by(pid, server.pid, comm):
+                    continue
                 try:
-                    fds.append(os.pidfd_open(kid))
+                    fd = os.pidfd_open(pid)
                 except ProcessLookupError:
-                    pass
-            found.append(fds)
-        await asyncio.gather(*(_reap_abandoned(fds, None) for fds in found))
+                    continue
+                if not _forked_by(pid, server.pid, comm):     # reaped and reused meanwhile
+                    os.close(fd)
+                    continue
+                try:
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass                    # exited already
+                found.append(fd)
+            if not found:
+                return
+            await asyncio.gather(*(reap_pidfds([fd]) for fd in found))
 
     async def close(self) -> None:
         self._closed = True
@@ -222,26 +241,6 @@ class ForkServer:
                 proc.kill()
                 await proc.wait()
         await self._tasks.close()
-
-
-async def _reap_abandoned(pidfds: list[int], server: asyncio.subprocess.Process | None
-                          ) -> None:
-    """An A the server killed as stuck (its container frozen) and the B it had forked:
-    both die when the container thaws. B re-parents to the daemon as A dies, with a
-    pid nobody told it: reaped here through its pidfd. A is the server's child, which
-    reaps it; if the server left first, A re-parented to the daemon too."""
-    a, bs = pidfds[0], pidfds[1:]
-    try:
-        await pidfd_exited(a)           # A is gone: B is the daemon's child
-        for b in bs:
-            await pidfd_exited(b)
-            reap_pidfd(b)
-        if not reap_pidfd(a) and server is not None:
-            await server.wait()         # it reaped A, or A is ours since it left
-            reap_pidfd(a)
-    finally:
-        for fd in pidfds:
-            os.close(fd)
 
 
 def _forked_by(pid: int, server: int, comm: str) -> bool:

@@ -52,6 +52,20 @@ def reap_pidfd(fd: int) -> bool:
         return False
 
 
+async def reap_pidfds(pidfds: list[int]) -> None:
+    """Wait for each process in turn, a parent before its children (a child whose
+    parent is gone is ours: the daemon is a child subreaper), reap those that are
+    our children (`reap_pidfd`: a process another reaps is left to it), and close
+    the pidfds."""
+    try:
+        for fd in pidfds:
+            await pidfd_exited(fd)
+            reap_pidfd(fd)
+    finally:
+        for fd in pidfds:
+            os.close(fd)
+
+
 def _reap(pid: int) -> int | None:
     try:
         wpid, status = os.waitpid(pid, os.WNOHANG)

@@ -1,0 +1,168 @@
+"""The exec fork server's forks that the daemon was never told about (runtime/
+nsclient.py, nsserver.py): a stuck A, the B an A forked, an A left behind by a
+server that died. Real fork servers whose A is slowed down or stuck; this test
+process is the daemon (a child subreaper)."""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from pydockerd.runtime import nschild, nsclient, nsexec, nsserver
+from tests.unit.test_nsexec import _STUCK_SERVER, _ended, _plan_running
+
+pytestmark = pytest.mark.skipif(os.uname().machine not in nschild.SYSCALLS,
+                                reason="no fast exec here")
+
+# A forks its B only once the server is gone (a slow A, or one frozen, then thawed)
+_LATE_SERVER = """
+import os, sys, time
+from pydockerd.runtime import nschild, nsserver
+real_fork_into = nschild._fork_into
+def fork_into(prep, cg_fd):                     # in A, before B's fork
+    server = os.getppid()
+    with open(os.environ["TEST_A_PID"], "w") as f:
+        f.write(str(os.getpid()))
+    while os.getppid() == server:
+        time.sleep(0.01)
+    time.sleep(0.5)                 # after the daemon's first scan of its children
+    child = real_fork_into(prep, cg_fd)
+    if child:
+        with open(os.environ["TEST_B_PID"], "w") as f:
+            f.write(str(child))
+    return child
+def setup_b(prep, *args):
+    open(os.environ["TEST_B_RAN"], "w").close()
+nschild._fork_into, nschild._setup_b = fork_into, setup_b
+nsserver.main()
+"""
+
+# as _STUCK_SERVER, but only the first A is stuck
+_STUCK_ONCE_SERVER = _STUCK_SERVER.replace(
+    "    child = real_fork_into(prep, cg_fd)\n",
+    "    child = real_fork_into(prep, cg_fd)\n"
+    "    if os.path.exists(os.environ['TEST_STUCK_PIDS']): return child\n", 1)
+
+
+def _our_zombie(pid: int) -> bool:
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return False
+
+
+def _pidfds_not_of(pid: int) -> list[int]:
+    """This process's pidfds but one of `pid` (a child watcher may hold the server's)."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:[pidfd]":
+                continue
+            with open(f"/proc/self/fdinfo/{fd}") as f:
+                info = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if int(info.get("Pid", "0")) != pid:
+            out.append(int(fd))
+    return out
+
+
+@pytest.fixture
+def subreaper() -> Iterator[list[int]]:
+    """This process as the daemon (PR_SET_CHILD_SUBREAPER); pids to reap if a test fails."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    left: list[int] = []
+    assert libc.prctl(36, 1, 0, 0, 0) == 0
+    try:
+        yield left
+    finally:
+        libc.prctl(36, 0, 0, 0, 0)
+        for pid in left:
+            if _our_zombie(pid):
+                os.waitpid(pid, 0)
+
+
+def test_an_a_left_by_a_dead_server_forks_no_b_after_the_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subreaper: list[int]) -> None:
+    """The fork server dies while its A has not forked B yet: A re-parents to the
+    daemon, which kills it (it would fork B after a one-time scan, B a zombie of the
+    daemon for ever), waits for it and reaps it; no B runs."""
+    a_pid, b_pid, ran = tmp_path / "a", tmp_path / "b", tmp_path / "ran"
+    monkeypatch.setattr(nsclient, "SERVER_ARGS", ("-c", _LATE_SERVER))
+    monkeypatch.setenv("TEST_A_PID", str(a_pid))
+    monkeypatch.setenv("TEST_B_PID", str(b_pid))
+    monkeypatch.setenv("TEST_B_RAN", str(ran))
+
+    async def main() -> None:
+        server = nsclient.ForkServer()
+        monkeypatch.setattr(nsexec, "_SERVER", server)
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            start = asyncio.create_task(nsexec.spawn(_plan_running("true"), (null, null, null)))
+            deadline = time.monotonic() + 10
+            while not a_pid.exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert server._proc is not None
+            server._proc.kill()
+            with pytest.raises(nsexec.ExecFailed):
+                await start
+            a = int(a_pid.read_text())
+            subreaper.append(a)
+            while not (_ended(a) and not _our_zombie(a)) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert _ended(a) and not _our_zombie(a), "A was left"
+            await asyncio.sleep(1.0)        # when A would have forked B
+            if b_pid.exists():
+                subreaper.append(int(b_pid.read_text()))
+            assert not b_pid.exists(), "A forked B after the scan"
+            while len(server._tasks) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert len(server._tasks) == 0
+        finally:
+            os.close(null)
+            await server.close()
+    asyncio.run(main())
+    assert not ran.exists()
+
+
+def test_the_reaper_of_a_stuck_fork_ends_with_it_not_with_the_server(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subreaper: list[int]) -> None:
+    """Once a stuck A and its B are gone the daemon holds nothing for them (no task,
+    no pidfd) while the server lives on (regular execs, health checks, keep it); the
+    server reaps A at its next request."""
+    pids, ran = tmp_path / "pids", tmp_path / "ran"
+    monkeypatch.setattr(nsclient, "SERVER_ARGS", ("-c", _STUCK_ONCE_SERVER))
+    monkeypatch.setenv("TEST_STUCK_PIDS", str(pids))
+    monkeypatch.setenv("TEST_STUCK_RAN", str(ran))
+
+    async def main() -> None:
+        server = nsclient.ForkServer()
+        monkeypatch.setattr(nsexec, "_SERVER", server)
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            with pytest.raises(nsexec.ExecFailed):
+                await nsexec.spawn(_plan_running("true"), (null, null, null))
+            a, b = map(int, pids.read_text().split())
+            subreaper.append(b)
+            assert server._proc is not None
+            proc = server._proc
+            deadline = time.monotonic() + 10
+            while (len(server._tasks) or _pidfds_not_of(proc.pid)) \
+                    and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert _ended(a) and not os.path.exists(f"/proc/{b}")     # B reaped
+            assert len(server._tasks) == 0 and _pidfds_not_of(proc.pid) == []
+            assert server._proc is proc and proc.returncode is None     # it lives on
+            pid, _ = await nsexec.spawn(_plan_running("true"), (null, null, null))
+            await nsexec.wait_pid(pid)      # (its B: the test's marker, then _exit)
+            assert not os.path.exists(f"/proc/{a}")     # reaped by the server
+        finally:
+            os.close(null)
+            await server.close()
+    asyncio.run(main())
