@@ -165,3 +165,87 @@ def test_a_start_cancelled_while_runc_is_spawned_closes_every_descriptor(
             assert os.listdir(short_dir) == []
         await server.close()
     asyncio.run(main())
+
+
+# runc whose `runc init` is frozen (a pause): it holds the console socket (runc's
+# init sends the pty master itself), and runc waits for it
+FROZEN_RUNC = """
+import os, socket, subprocess, sys, time
+args = sys.argv[1:]
+keep = ()
+if "--console-socket" in args:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(args[args.index("--console-socket") + 1])
+    keep = (s.fileno(),)
+init = subprocess.Popen(["sleep", "60"], pass_fds=keep)
+with open(os.environ["FAKE_CHILD"], "w") as f:
+    f.write(str(init.pid))
+time.sleep(60)
+"""
+
+
+def _frozen_runc_start(tmp_path: Path, runc: Path, run_dir: Path, tty: bool
+                       ) -> asyncio.Task[rexec.ExecProcess]:
+    runc.write_text(f"#!{sys.executable}\n{FROZEN_RUNC}")
+    return asyncio.create_task(rexec.start_exec(
+        str(runc), str(tmp_path / "root"), "c" * 64, {"terminal": tty, "args": ["sh"]},
+        str(run_dir), "e1", attach_stdin=True, attach_output=True))
+
+
+def test_a_cancelled_tty_runc_exec_start_ends_after_the_grace(
+        tmp_path: Path, daemon_like, short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frozen `runc init` holds the console socket's connection without sending
+    the pty master: the cancelled start still ends once runc is killed after
+    RUNC_GRACE (the master is not awaited in a thread that waits for a thaw)."""
+    runc, server = daemon_like
+    monkeypatch.setattr(rexec, "RUNC_GRACE", 1.0)
+
+    async def main() -> None:
+        before = _fds()
+        start = _frozen_runc_start(tmp_path, runc, short_dir, tty=True)
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "child").exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)            # runc's init has the connection
+        start.cancel()
+        done, _ = await asyncio.wait([start], timeout=6)
+        init = int((tmp_path / "child").read_text())
+        if not done:                        # the "thaw", to clean up
+            os.kill(init, 9)
+            await asyncio.wait([start], timeout=5)
+        assert done, "a cancelled start outlived RUNC_GRACE"
+        with pytest.raises(asyncio.CancelledError):
+            await start
+        while os.path.exists(f"/proc/{init}") and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await server.close()
+        assert os.listdir(short_dir) == []
+        assert _fds() == before
+    asyncio.run(main())
+
+
+def test_runc_killed_after_the_grace_leaves_no_runc_init(
+        tmp_path: Path, daemon_like, short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """runc killed after RUNC_GRACE: what it had started (its `runc init`, which
+    would exec the process at the thaw, untracked) is killed and reaped too."""
+    runc, server = daemon_like
+    monkeypatch.setattr(rexec, "RUNC_GRACE", 1.0)
+
+    async def main() -> None:
+        before = _fds()
+        start = _frozen_runc_start(tmp_path, runc, short_dir, tty=False)
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "child").exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(start, 10)
+        init = int((tmp_path / "child").read_text())
+        while os.path.exists(f"/proc/{init}") and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert not os.path.exists(f"/proc/{init}"), "runc's init was left"
+        assert len(server._tasks) == 0
+        await server.close()
+        assert os.listdir(short_dir) == []
+        assert _fds() == before
+    asyncio.run(main())

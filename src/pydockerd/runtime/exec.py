@@ -14,7 +14,6 @@ import json
 import os
 import socket
 import struct
-import subprocess
 import termios
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +21,8 @@ from typing import Any
 from ..errors import CommandFailed, SystemError_
 from ..util.tasks import cancel_and_wait, wait_out
 from .execplan import ExecPlan
-from .nsexec import ExecFailed, NoForkServer, end_unstarted, spawn
-from .pidwatch import wait_pid
+from .nsexec import ExecFailed, NoForkServer, end_unstarted, reap_killed, spawn
+from .pidwatch import kill_tree, wait_pid
 
 RUNC_GRACE = 10.0       # seconds a cancelled start still gives `runc exec` to end
 
@@ -70,6 +69,7 @@ async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any
     stdin_arg: int = devnull
     stdout_arg: int = devnull
     stderr_arg: int = devnull
+    runc_err = -1           # with a TTY: the read end of runc's stderr
     if tty:
         sock_path = os.path.join(run_dir, f"{name}.sock")
         if os.path.exists(sock_path):
@@ -79,6 +79,10 @@ async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any
         csock.listen(1)
         csock.setblocking(False)
         argv += ["--tty", "--console-socket", sock_path]
+        # runc's errors: a pipe of ours, not asyncio's (its wait() would wait for
+        # the pipe's end too, which a `runc init` frozen by a pause may hold)
+        runc_err, stderr_arg = os.pipe()
+        child_fds.append(stderr_arg)
     else:
         if attach_stdin:
             r, w = os.pipe()
@@ -96,11 +100,12 @@ async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any
         spec_fd = _spec_memfd(process)
         argv += ["--process", f"/proc/self/fd/{spec_fd}", cid]
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=stdin_arg, stdout=stdout_arg, stderr=stderr_arg if not tty
-            else subprocess.PIPE, pass_fds=(spec_fd,))
+            *argv, stdin=stdin_arg, stdout=stdout_arg, stderr=stderr_arg,
+            pass_fds=(spec_fd,))
     except BaseException as e:      # a cancel too: asyncio has killed and reaped runc
-        for fd in [v for v in ours.values() if v is not None]:
-            os.close(fd)
+        for fd in [v for v in ours.values() if v is not None] + [runc_err]:
+            if fd >= 0:
+                os.close(fd)
         if csock is not None:
             _close_console_socket(csock, sock_path)
         if isinstance(e, OSError):
@@ -109,13 +114,15 @@ async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any
     finally:
         for fd in child_fds + ([spec_fd] if spec_fd >= 0 else []):
             os.close(fd)
-    started = asyncio.ensure_future(_runc_started(proc, argv, csock, pid_path, ours["err"]))
+    started = asyncio.ensure_future(_runc_started(proc, argv, csock, pid_path,
+                                                  runc_err if tty else ours["err"]))
     grace: asyncio.TimerHandle | None = None
+    killed: list[int] = []      # pidfds of what runc had started, killed with it
 
     def cancelled() -> None:
         nonlocal grace
         if grace is None:
-            grace = asyncio.get_running_loop().call_later(RUNC_GRACE, _kill, proc)
+            grace = asyncio.get_running_loop().call_later(RUNC_GRACE, _kill, proc, killed)
     try:
         # runc goes on to its end even when the start is cancelled (its client gone, a
         # shutdown): then the process it started is ended, never left untracked
@@ -133,6 +140,10 @@ async def start_exec(runc: str, runc_root: str, cid: str, process: dict[str, Any
     finally:
         if grace is not None:
             grace.cancel()
+        if killed:              # runc is gone (`started` waited for it): they are ours
+            reap_killed(killed)
+        if runc_err >= 0:
+            os.close(runc_err)
         _unlink(pid_path)
         if csock is not None:
             _close_console_socket(csock, sock_path)
@@ -185,32 +196,19 @@ async def _runc_started(proc: asyncio.subprocess.Process, argv: list[str],
     master: int | None = None
     try:
         if csock is not None:
-            loop = asyncio.get_running_loop()
-            accept = asyncio.ensure_future(loop.sock_accept(csock))
-            waiter = asyncio.ensure_future(proc.wait())
-            try:
-                done, _ = await asyncio.wait({accept, waiter},
-                                             return_when=asyncio.FIRST_COMPLETED)
-            finally:        # both belong to this call (a finished one is left as it is)
-                await cancel_and_wait(accept, waiter)
-            if accept in done:
-                conn, _ = accept.result()
-                try:
-                    master = await loop.run_in_executor(None, _recv_fd, conn)
-                finally:
-                    conn.close()
+            master = await _console(proc, csock)
         await proc.wait()
         if proc.returncode != 0:
             err = b""
-            if proc.stderr is not None:
-                err = await proc.stderr.read()
-            elif err_fd is not None:
+            if err_fd is not None:
                 os.set_blocking(err_fd, False)
                 try:
                     err = os.read(err_fd, 65536)
                 except BlockingIOError:
                     err = b""
             raise CommandFailed(argv, proc.returncode or 0, _runc_error(err))
+        if csock is not None and master is None:
+            raise SystemError_("runc did not send a console")
         with open(pid_path) as f:
             return int(f.read().strip()), master
     except BaseException:
@@ -219,11 +217,43 @@ async def _runc_started(proc: asyncio.subprocess.Process, argv: list[str],
         raise
 
 
-def _kill(proc: asyncio.subprocess.Process) -> None:
+def _kill(proc: asyncio.subprocess.Process, killed: list[int]) -> None:
     """A cancelled start's runc that did not end within RUNC_GRACE (its container
-    frozen by a pause): the daemon's shutdown must not wait for a thaw."""
+    frozen by a pause): the daemon's shutdown must not wait for a thaw. What runc
+    started (its `runc init`, which would exec the process at the thaw, untracked)
+    is killed with it; their pidfds go to `killed`, to be reaped."""
     if proc.returncode is None:
-        proc.kill()
+        killed.extend(kill_tree(proc.pid))
+
+
+async def _console(proc: asyncio.subprocess.Process, csock: socket.socket) -> int | None:
+    """The pty master runc's init sends over the console socket, received on the
+    event loop (no thread waits on a frozen init that holds the connection); None
+    when runc has ended (or was killed) without it."""
+    loop = asyncio.get_running_loop()
+    ended = asyncio.ensure_future(proc.wait())
+    conn: socket.socket | None = None
+    try:
+        while True:
+            try:
+                if conn is None:
+                    conn, _ = csock.accept()
+                    conn.setblocking(False)
+                return _recv_fd(conn)
+            except BlockingIOError:
+                if ended.done():        # nothing was sent before runc's end
+                    return None
+            readable: asyncio.Future[Any] = loop.create_future()
+            fd = (conn or csock).fileno()
+            loop.add_reader(fd, _wake, readable)
+            try:
+                await asyncio.wait([readable, ended], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                loop.remove_reader(fd)
+    finally:
+        if conn is not None:
+            conn.close()
+        await cancel_and_wait(ended)
 
 
 def _spec_memfd(process: dict[str, Any]) -> int:
@@ -252,16 +282,27 @@ def _close_console_socket(csock: socket.socket, path: str) -> None:
     _unlink(path)
 
 
-def _recv_fd(conn: socket.socket) -> int:
-    conn.setblocking(True)
+def _wake(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _recv_fd(conn: socket.socket) -> int | None:
+    """The fd sent on `conn` (non-blocking: BlockingIOError while nothing came);
+    None at its end without one."""
     fds = array.array("i")
-    msg, anc, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+    msg, anc, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(4 * fds.itemsize),
+                                  socket.MSG_CMSG_CLOEXEC)
     for level, typ, data in anc:
         if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
             fds.frombytes(data[:len(data) - (len(data) % fds.itemsize)])
-    if not fds:
-        raise SystemError_("runc did not send a console")
-    return fds[0]
+    for extra in fds[1:]:
+        os.close(extra)
+    if fds:
+        return fds[0]
+    if msg:                 # bytes without the fd yet: more to come
+        raise BlockingIOError()
+    return None
 
 
 def _runc_error(err: bytes) -> str:

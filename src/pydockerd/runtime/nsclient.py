@@ -130,7 +130,7 @@ class ForkServer:
         req_id, pid = pickle.loads(data)
         go = fds[0] if fds and pid else -1      # with a pid: B's go pipe
         if fds and not pid:             # pidfds of an A killed as stuck and its B
-            self._abandoned(fds)
+            self.reap(fds)      # A first: B is ours once A is gone
         fut = self._waiters.pop(req_id, None)
         if fut is not None and not fut.done():
             fut.set_result((pid, go))
@@ -145,14 +145,16 @@ class ForkServer:
         if pid:
             self._reap(pid)
 
-    def _abandoned(self, pidfds: list[int]) -> None:
+    def reap(self, pidfds: list[int]) -> None:
+        """Reap these processes through their pidfds, parents first (`reap_pidfds`):
+        a stuck A and its B (A is the server's to reap, or the daemon's,
+        `_reap_orphans`, if the server leaves before it); killed ones a runc exec
+        had started."""
         if self._tasks.closed:
             for fd in pidfds:
                 os.close(fd)
             return
-        # A first: B is ours once A is gone; A is the server's to reap, or the
-        # daemon's (`_reap_orphans`) if the server leaves before it
-        self._tasks.spawn(reap_pidfds(pidfds), "reap a stuck exec fork")
+        self._tasks.spawn(reap_pidfds(pidfds), "reap exec processes killed")
 
     def end(self, pid: int) -> None:
         """B let go, but its start was cancelled (or failed) before the caller took

@@ -234,6 +234,12 @@ def end_unstarted(pid: int) -> None:
     _SERVER.end(pid)
 
 
+def reap_killed(pidfds: list[int]) -> None:
+    """Processes killed that become ours (what a cancelled start's runc had started,
+    parents first): reaped through their pidfds by the owner of such ends."""
+    _SERVER.reap(pidfds)
+
+
 async def close_fork_server() -> None:
     """Daemon shutdown: the fork server goes (exec processes are not its children)."""
     await _SERVER.close()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import warnings
 
-from ..util.procfs import stat_fields
+from ..util.procfs import children, stat_fields
 
 
 async def wait_pid(pid: int) -> int | None:
@@ -64,6 +65,46 @@ async def reap_pidfds(pidfds: list[int]) -> None:
     finally:
         for fd in pidfds:
             os.close(fd)
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL the process `pid` (a child of ours, not reaped) and its descendants;
+    pidfds of the descendants, parents first (for `reap_pidfds`: they are ours once
+    their parents are gone). Each is stopped before its children are read: a stopped
+    process, or one with a signal pending, forks no more, and does not die and hand
+    its children to the daemon before they are read."""
+    try:
+        root = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return []
+    tree = [(pid, root)]
+    try:
+        i = 0
+        while i < len(tree):
+            parent, fd = tree[i]
+            i += 1
+            _signal(fd, signal.SIGSTOP)
+            for kid in sorted(children(parent)):
+                try:
+                    kid_fd = os.pidfd_open(kid)
+                except ProcessLookupError:
+                    continue
+                if kid in children(parent):     # not reaped (and reused) meanwhile
+                    tree.append((kid, kid_fd))
+                else:
+                    os.close(kid_fd)
+        for _, fd in tree:
+            _signal(fd, signal.SIGKILL)
+    finally:
+        os.close(root)
+    return [fd for _, fd in tree[1:]]
+
+
+def _signal(pidfd: int, sig: int) -> None:
+    try:
+        signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _reap(pid: int) -> int | None:
