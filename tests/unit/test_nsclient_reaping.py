@@ -166,3 +166,102 @@ def test_the_reaper_of_a_stuck_fork_ends_with_it_not_with_the_server(
             os.close(null)
             await server.close()
     asyncio.run(main())
+
+
+_SLOW_A = """
+import os, sys, time
+trigger, b_file = sys.argv[1:]
+while not os.path.exists(trigger):
+    time.sleep(0.001)
+b = os.fork()
+if b == 0:
+    time.sleep(30)
+    os._exit(0)
+with open(b_file, "w") as f:
+    f.write(str(b))
+time.sleep(60)
+"""
+
+
+def _pidfd_pid(fd: int) -> int:
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        return int(next(line.split()[1] for line in f if line.startswith("Pid:")))
+
+
+def test_a_slow_a_killed_as_stuck_cannot_fork_its_b_unseen(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow (not frozen) A forks B right after the server read its children and
+    dies at once when killed, handing B to the daemon: B must be among the pidfds
+    the server hands the daemon (or never be forked)."""
+    import subprocess
+    import sys
+    trigger, b_file = tmp_path / "go", tmp_path / "b"
+    a = subprocess.Popen([sys.executable, "-c", _SLOW_A, str(trigger), str(b_file)])
+    real_children = nsserver.children
+    calls = 0
+
+    def children(pid: int | str) -> set[int]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:                  # the read before the kill; then A forks B
+            kids = real_children(pid)
+            trigger.touch()
+            deadline = time.monotonic() + 1
+            while not b_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            return kids
+        deadline = time.monotonic() + 5     # the read after the kill: A is dead
+        while not _ended(a.pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return real_children(pid)
+    monkeypatch.setattr(nsserver, "children", children)
+    pid_r, pid_w = os.pipe()
+    out: list[int] = []
+    try:
+        out = nsserver._abandon(a.pid, pid_r, [])
+        handed = [_pidfd_pid(fd) for fd in out]
+        assert handed[0] == a.pid
+        if b_file.exists():
+            assert int(b_file.read_text()) in handed[1:], "B was forked unseen"
+    finally:
+        for fd in out + [pid_r, pid_w]:
+            os.close(fd)
+        a.kill()
+        a.wait()
+        if a.pid in nsserver._stuck:
+            nsserver._stuck.remove(a.pid)
+        if b_file.exists():
+            try:
+                os.kill(int(b_file.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_a_late_a_that_reported_and_left_hands_its_b_over() -> None:
+    """A slow A reports B's pid just after the server gave up on it, and exits: B
+    (the daemon's child then) is among the pidfds the server hands over."""
+    import subprocess
+    import sys
+    pid_r, pid_w = os.pipe()
+    script = ("import os, time\nb = os.fork()\nif b == 0:\n    time.sleep(30)\n"
+              "    os._exit(0)\nos.write(%d, str(b).encode())\n" % pid_w)
+    a = subprocess.Popen([sys.executable, "-c", script], pass_fds=(pid_w,))
+    os.close(pid_w)
+    out: list[int] = []
+    b = 0
+    try:
+        deadline = time.monotonic() + 10
+        while not _ended(a.pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        out = nsserver._abandon(a.pid, pid_r, [])
+        handed = [_pidfd_pid(fd) for fd in out]
+        b = handed[1] if len(handed) > 1 else 0
+        assert handed[0] == a.pid and len(handed) == 2, "B was left unseen"
+    finally:
+        for fd in out + [pid_r]:
+            os.close(fd)
+        a.wait()
+        if a.pid in nsserver._stuck:
+            nsserver._stuck.remove(a.pid)
+        if b:
+            os.kill(b, signal.SIGKILL)

@@ -121,7 +121,7 @@ def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> tuple[int, lis
         run_child_a(prep, stdio, pid_w, err_w, console, go_r)
     os.close(pid_w)
     os.close(go_r)
-    chunks = []
+    chunks: list[bytes] = []
     pid = 0
     deadline = time.monotonic() + A_TIMEOUT
     try:
@@ -131,7 +131,7 @@ def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> tuple[int, lis
                 # A is stuck (its container was frozen by a pause meanwhile): the
                 # other execs must not wait for it; it dies when thawed, and B (if A
                 # forked it) reads the end of the go pipe without the go and exits
-                return 0, _abandon(pid_a)
+                return 0, _abandon(pid_a, pid_r, chunks)
             data = os.read(pid_r, 64)
             if not data:
                 break
@@ -146,16 +146,30 @@ def _fork(sock: socket.socket, plan: ExecPlan, fds: list[int]) -> tuple[int, lis
             os.close(go_w)
 
 
-def _abandon(pid_a: int) -> list[int]:
+def _abandon(pid_a: int, pid_r: int, chunks: list[bytes]) -> list[int]:
     """Kill a stuck A; pidfds of A and of the B it forked, if it did. B re-parents to
     the daemon when A dies (at the thaw) and knows nothing of its pid: the daemon
-    reaps it through its pidfd. A's children are read before the kill (a stuck A runs
-    nothing: it forks no B after) and again after it (one that was on its way)."""
+    reaps it through its pidfd. A is stopped first: with a signal pending it forks
+    no more (the kernel fails a fork then), and does not die before its children
+    are read (which would hand a B forked just now to the daemon unseen); they are
+    read again after the kill (a stop is not a kill: it may have gone on). An A that
+    was slow, not frozen, may have reported B's pid and exited meanwhile: that B
+    is the daemon's too."""
     out = [os.pidfd_open(pid_a)]        # our child, not reaped: still this process
+    os.kill(pid_a, signal.SIGSTOP)
     kids = children(pid_a)
-    os.kill(pid_a, signal.SIGKILL)      # no fork after this: fork() fails for it
+    os.kill(pid_a, signal.SIGKILL)
     _stuck.append(pid_a)
-    for kid in sorted(kids | children(pid_a)):
+    kids |= children(pid_a)
+    os.set_blocking(pid_r, False)
+    try:
+        chunks.append(os.read(pid_r, 64))
+    except BlockingIOError:
+        pass
+    text = b"".join(chunks)
+    if text.isdigit():
+        kids.add(int(text))
+    for kid in sorted(kids):
         try:
             out.append(os.pidfd_open(kid))  # reaped by nobody yet: still B
         except ProcessLookupError:
