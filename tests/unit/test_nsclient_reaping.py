@@ -265,3 +265,73 @@ def test_a_late_a_that_reported_and_left_hands_its_b_over() -> None:
             nsserver._stuck.remove(a.pid)
         if b:
             os.kill(b, signal.SIGKILL)
+
+
+def test_requests_wait_for_room_on_a_full_socket() -> None:
+    """The server held up (a stuck A: up to 10 s) while execs keep coming: its
+    socket's queue fills; the next requests wait for room instead of taking the
+    server for gone (which failed every exec in flight)."""
+    import pickle
+    import socket
+
+    async def main() -> None:
+        server = nsclient.ForkServer()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setblocking(False)
+        theirs.setblocking(False)
+        loop = asyncio.get_running_loop()
+        loop.add_reader(ours.fileno(), server._on_reply)
+        server._sock = ours
+        r, w = os.pipe()
+        plan = b"p" * 8000              # a plan: a few KB
+        try:
+            forks = [asyncio.create_task(server.fork(plan, [r, w])) for _ in range(60)]
+            await asyncio.sleep(0.2)        # the server is stuck meanwhile
+            assert not any(f.done() for f in forks), "requests failed on a full socket"
+            answered = 0
+            deadline = time.monotonic() + 10
+            while answered < len(forks) and time.monotonic() < deadline:
+                try:
+                    msg, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 4)
+                except BlockingIOError:
+                    await asyncio.sleep(0.01)
+                    continue
+                for fd in fds:
+                    os.close(fd)
+                req_id, got = pickle.loads(msg)
+                assert got == plan
+                theirs.send(pickle.dumps((req_id, 0)))      # A failed: pid 0
+                answered += 1
+            assert await asyncio.gather(*forks) == [0] * len(forks)
+        finally:
+            os.close(r)
+            os.close(w)
+            await server.close()
+            theirs.close()
+    asyncio.run(main())
+
+
+def test_requests_waiting_for_room_end_when_the_server_goes() -> None:
+    import socket
+
+    async def main() -> None:
+        server = nsclient.ForkServer()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setblocking(False)
+        asyncio.get_running_loop().add_reader(ours.fileno(), server._on_reply)
+        server._sock = ours
+        r, w = os.pipe()
+        try:
+            forks = [asyncio.create_task(server.fork(b"p" * 8000, [r, w])) for _ in range(60)]
+            await asyncio.sleep(0.1)
+            theirs.close()                  # the server dies
+            done, pending = await asyncio.wait(forks, timeout=5)
+            assert not pending
+            results = [f.exception() or f.result() for f in forks]
+            assert {type(x) for x in results} == {ConnectionError, type(None)}
+            assert not server.ready() and server._wait_room is None
+        finally:
+            os.close(r)
+            os.close(w)
+            await server.close()
+    asyncio.run(main())

@@ -39,6 +39,7 @@ class ForkServer:
         self._ending: set[int] = set()      # B's a `wait_pid` task reaps
         self._comm = ""                     # the server's command name (its fd number)
         self._next = 0
+        self._wait_room: asyncio.Future[None] | None = None   # a full socket's room
         self._closed = False
 
     def ready(self) -> bool:
@@ -90,13 +91,21 @@ class ForkServer:
         on only once its pid is returned here: cancelled before, it ends untouched."""
         assert self._sock is not None
         self._next += 1
+        req_id = self._next
         fut: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
-        try:
-            socket.send_fds(self._sock, [pickle.dumps((self._next, plan))], fds)
-        except OSError:
-            self._gone()
-            return None
-        self._waiters[self._next] = fut
+        msg = [pickle.dumps((req_id, plan))]
+        while True:
+            if self._sock is None:
+                return None                 # gone while this waited: nothing sent
+            try:
+                socket.send_fds(self._sock, msg, fds)
+                break
+            except BlockingIOError:         # its queue is full (a stuck A holds it up)
+                await asyncio.shield(self._room())
+            except OSError:
+                self._gone()
+                return None
+        self._waiters[req_id] = fut
         try:
             pid, go = await fut
         except asyncio.CancelledError:
@@ -113,6 +122,25 @@ class ForkServer:
             finally:
                 os.close(go)
         return pid
+
+    def _room(self) -> asyncio.Future[None]:
+        """Done when the socket can take a request again (or the server is gone)."""
+        if self._wait_room is None:
+            assert self._sock is not None
+            loop = asyncio.get_running_loop()
+            fut = self._wait_room = loop.create_future()
+            loop.add_writer(self._sock.fileno(), self._roomy)
+            return fut
+        return self._wait_room
+
+    def _roomy(self) -> None:
+        fut, self._wait_room = self._wait_room, None
+        if fut is None:
+            return
+        if self._sock is not None:
+            asyncio.get_running_loop().remove_writer(self._sock.fileno())
+        if not fut.done():
+            fut.set_result(None)
 
     def _on_reply(self) -> None:
         assert self._sock is not None
@@ -185,6 +213,7 @@ class ForkServer:
     def _gone(self) -> None:
         """The server died (or was killed): its pending forks fail, and the next exec
         starts another."""
+        self._roomy()               # the requests waiting to be sent are not sent
         if self._sock is not None:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
