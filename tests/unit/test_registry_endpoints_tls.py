@@ -4,6 +4,7 @@ from it is fetched with: verified unless the host is insecure (Go's endpoints ge
 newTLSConfig(host, isSecureIndex(host)) whatever their scheme). No root, no daemon."""
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 
@@ -44,4 +45,41 @@ def test_a_context_is_kept_per_host_until_its_certs_dir_changes(tmp_path: Path) 
     assert changed is not first
     (d / "ca.crt").write_text("not a certificate")
     with pytest.raises(InvalidParameter):                # read again, not the kept one
+        registry_endpoints(cfg, "reg.example:5000")
+
+
+
+def _system_ca() -> bytes:
+    """A PEM CA certificate of the system bundle (no file of the host named)."""
+    ders = ssl.create_default_context().get_ca_certs(binary_form=True)
+    assert ders
+    return ssl.DER_cert_to_PEM_cert(ders[0]).encode()
+
+
+@pytest.mark.parametrize("how", ["renamed into place", "rewritten in place"])
+def test_a_ca_replaced_with_the_same_size_and_mtime_is_read_again(tmp_path: Path,
+                                                                    how: str) -> None:
+    """cp -p, rsync -a and tar keep a file's mtime: a CA replaced by one of the same
+    size must not leave the old one trusted (dockerd reads certs.d at every pull).
+    Here the new file is not a certificate: read again, it fails the endpoint."""
+    good = _system_ca()
+    bad = b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n"
+    bad += b"\n" * (len(good) - len(bad))                 # the same size
+    cfg = Config(certs_dir=str(tmp_path))
+    d = tmp_path / "reg.example:5000"
+    d.mkdir()
+    ca = d / "ca.crt"
+    ca.write_bytes(good)
+    st = ca.stat()
+    registry_endpoints(cfg, "reg.example:5000")
+    if how == "renamed into place":                     # cp -p / rsync -a
+        new = d / "ca.crt.new"
+        new.write_bytes(bad)
+        os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(new, ca)
+    else:
+        ca.write_bytes(bad)
+        os.utime(ca, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (ca.stat().st_size, ca.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    with pytest.raises(InvalidParameter):
         registry_endpoints(cfg, "reg.example:5000")

@@ -95,20 +95,24 @@ _CONTEXTS: dict[tuple[object, ...], ssl.SSLContext] = {}
 _CONTEXTS_MAX = 32
 
 
-def _certs_state(d: str) -> tuple[tuple[str, int, int], ...] | None:
-    """What a context made from directory d depends on: its entries' names,
-    mtimes and sizes (None: no such directory)."""
+def _certs_state(d: str) -> tuple[tuple[object, ...], ...] | None:
+    """What a context made from directory d depends on: for each entry its name and
+    which file it is, as it is (None: no such directory). Inode and device too: a
+    file replaced by one of the same size with its mtime kept (cp -p, rsync -a, tar)
+    is another; and the ctime, which utime cannot set back: a rewrite in place
+    changes it."""
     try:
         entries = list(os.scandir(d))
     except (FileNotFoundError, NotADirectoryError):
         return None
-    out = []
+    out: list[tuple[object, ...]] = []
     for e in entries:
         try:
             st = e.stat()
         except FileNotFoundError:
             continue
-        out.append((e.name, st.st_mtime_ns, st.st_size))
+        out.append((e.name, st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev,
+                    st.st_ctime_ns))
     return tuple(sorted(out))
 
 
