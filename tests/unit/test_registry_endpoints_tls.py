@@ -83,3 +83,25 @@ def test_a_ca_replaced_with_the_same_size_and_mtime_is_read_again(tmp_path: Path
     assert (ca.stat().st_size, ca.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
     with pytest.raises(InvalidParameter):
         registry_endpoints(cfg, "reg.example:5000")
+
+
+def test_unreadable_certs_d_entries_as_dockerd(tmp_path: Path) -> None:
+    """dockerd's loadTLSConfig lists certs.d/<host> (no stat of its entries) and reads
+    only *.crt, *.cert, *.key: an entry that cannot be stat'ed is ignored unless it is
+    one of those (then the certificate is invalid); a directory that cannot be listed
+    is an invalid parameter. Never a raw OSError."""
+    cfg = Config(certs_dir=str(tmp_path))
+    d = tmp_path / "reg.example:5000"
+    d.mkdir()
+    (d / "README").symlink_to("README")                 # a symlink loop (ELOOP)
+    registry_endpoints(cfg, "reg.example:5000")
+    (d / "loop.crt").symlink_to("loop.crt")
+    with pytest.raises(InvalidParameter, match="loop.crt"):
+        registry_endpoints(cfg, "reg.example:5000")
+    (tmp_path / "looped:5000").symlink_to("looped:5000")
+    with pytest.raises(InvalidParameter, match="too many levels of symbolic links"):
+        registry_endpoints(cfg, "looped:5000")
+    (tmp_path / "afile:5000").write_text("")
+    with pytest.raises(InvalidParameter, match="not a directory"):
+        registry_endpoints(cfg, "afile:5000")
+    registry_endpoints(cfg, "absent:5000")              # no directory: no certificates

@@ -11,6 +11,7 @@ PYDOCKERD_CERTS_DIR overrides cfg.certs_dir (dockerd has no such flag; tests use
 """
 from __future__ import annotations
 
+import errno
 import glob
 import ipaddress
 import os
@@ -100,18 +101,29 @@ def _certs_state(d: str) -> tuple[tuple[object, ...], ...] | None:
     which file it is, as it is (None: no such directory). Inode and device too: a
     file replaced by one of the same size with its mtime kept (cp -p, rsync -a, tar)
     is another; and the ctime, which utime cannot set back: a rewrite in place
-    changes it."""
+    changes it.
+
+    As dockerd's loadTLSConfig (os.ReadDir): no directory is no certificates, a
+    directory that cannot be read (not one, unreadable, a symlink loop) an invalid
+    parameter; an entry that cannot be stat'ed is keyed by its error (the context's
+    making ignores it unless its name is a .crt/.cert/.key it must read)."""
     try:
         entries = list(os.scandir(d))
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         return None
+    except OSError as err:
+        op = "readdirent" if err.errno == errno.ENOTDIR else "open"
+        raise InvalidParameter(f"{op} {d}: {(err.strerror or str(err)).lower()}") from None
     out: list[tuple[object, ...]] = []
-    for e in entries:
+    for entry in entries:
         try:
-            st = e.stat()
+            st = entry.stat()
         except FileNotFoundError:
             continue
-        out.append((e.name, st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev,
+        except OSError as err:
+            out.append((entry.name, "unreadable", err.errno))
+            continue
+        out.append((entry.name, st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev,
                     st.st_ctime_ns))
     return tuple(sorted(out))
 
