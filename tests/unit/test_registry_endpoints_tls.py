@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pydockerd.config import Config
+from pydockerd.distribution import endpoints
 from pydockerd.distribution.endpoints import registry_endpoints
 from pydockerd.errors import InvalidParameter
 from pydockerd.images.references import DEFAULT_DOMAIN
@@ -34,15 +35,18 @@ def test_plain_http_endpoints_verify_tls_unless_the_host_is_insecure(tmp_path: P
 
 def test_a_context_is_kept_per_host_until_its_certs_dir_changes(tmp_path: Path) -> None:
     """Making a context loads the system CA bundle (~20 ms at every pull's start):
-    one is kept per host and certs.d state; a new CA file gives a new one."""
+    one is kept per certs.d state; a new CA file gives a new one."""
     cfg = Config(certs_dir=str(tmp_path))
     first = registry_endpoints(cfg, "reg.example:5000")[0].tls
     assert registry_endpoints(cfg, "reg.example:5000")[0].tls is first
-    assert registry_endpoints(cfg, "other.example:5000")[0].tls is not first
     d = tmp_path / "reg.example:5000"
     d.mkdir()
     changed = registry_endpoints(cfg, "reg.example:5000")[0].tls
     assert changed is not first
+    (tmp_path / "other.example:5000").mkdir()
+    other = registry_endpoints(cfg, "other.example:5000")[0].tls
+    assert other is not changed and other is not first
+    assert registry_endpoints(cfg, "reg.example:5000")[0].tls is changed
     (d / "ca.crt").write_text("not a certificate")
     with pytest.raises(InvalidParameter):                # read again, not the kept one
         registry_endpoints(cfg, "reg.example:5000")
@@ -105,3 +109,20 @@ def test_unreadable_certs_d_entries_as_dockerd(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter, match="not a directory"):
         registry_endpoints(cfg, "afile:5000")
     registry_endpoints(cfg, "absent:5000")              # no directory: no certificates
+
+
+def test_hosts_without_certs_share_a_context_and_few_are_kept(tmp_path: Path) -> None:
+    """A context is ~0.8 MiB: hosts without a certs.d/<host>/ share the verified one
+    (or the unverified one); the last few used contexts are kept, not every one
+    ever made."""
+    cfg = Config(certs_dir=str(tmp_path), insecure_registries=("insecure.example",))
+    one = registry_endpoints(cfg, "10.9.9.1:5000")[0].tls     # (addresses: no lookups)
+    assert registry_endpoints(cfg, "10.9.9.2")[0].tls is one
+    insecure = registry_endpoints(cfg, "insecure.example")[0].tls
+    assert insecure is not one and insecure.verify_mode == ssl.CERT_NONE
+    assert registry_endpoints(cfg, "127.0.0.1:5000")[0].tls is insecure
+    for i in range(20):
+        (tmp_path / f"10.9.8.{i}").mkdir()
+        registry_endpoints(cfg, f"10.9.8.{i}")
+        assert registry_endpoints(cfg, "10.9.9.1:5000")[0].tls is one    # used: kept
+    assert len(endpoints._CONTEXTS) <= 8

@@ -16,6 +16,8 @@ import glob
 import ipaddress
 import os
 import socket
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -92,9 +94,9 @@ def is_insecure(cfg: Config, hostport: str) -> bool:
                if addr.version == net.version)
 
 
-_CONTEXTS: dict[tuple[object, ...], ssl.SSLContext] = {}
-_CONTEXTS_MAX = 32
-
+_CONTEXTS: OrderedDict[tuple[object, ...], ssl.SSLContext] = OrderedDict()  # LRU
+_CONTEXTS_MAX = 8           # ~0.8 MiB each
+_CONTEXTS_LOCK = threading.Lock()     # tls_context runs in worker threads
 
 def _certs_state(d: str) -> tuple[tuple[object, ...], ...] | None:
     """What a context made from directory d depends on: for each entry its name and
@@ -129,29 +131,37 @@ def _certs_state(d: str) -> tuple[tuple[object, ...], ...] | None:
 
 
 def tls_context(cfg: Config, hostport: str, verify: bool) -> ssl.SSLContext:
-    """Blocking (reads files). One context per host and certs.d state, kept: making
-    one loads the system CA bundle (~20 ms, at the start of every pull); Go's
-    dockerd loads the system pool once too. A change under certs.d/<host>/
-    gives a new context."""
+    """Blocking (reads files). One context per certs.d state, kept: making one loads
+    the system CA bundle (~20 ms, at the start of every pull, ~0.8 MiB); Go's dockerd
+    loads the system pool once too. A host without a certs.d/<host>/ directory (the
+    common case) gets one of two contexts (verified or not), whatever its name; a
+    change under certs.d/<host>/ gives a new context. The last _CONTEXTS_MAX used
+    are kept."""
     d = os.path.join(certs_dir(cfg), hostport)
-    key = (hostport, verify, d, _certs_state(d))
-    if (ctx := _CONTEXTS.get(key)) is not None:
-        return ctx
-    ctx = _new_tls_context(d, verify)
-    if len(_CONTEXTS) >= _CONTEXTS_MAX:
-        _CONTEXTS.clear()
-    _CONTEXTS[key] = ctx
+    state = _certs_state(d)
+    key: tuple[object, ...] = (verify, None) if state is None else (verify, d, state)
+    with _CONTEXTS_LOCK:
+        if (ctx := _CONTEXTS.get(key)) is not None:
+            _CONTEXTS.move_to_end(key)
+            return ctx
+    ctx = _new_tls_context(d if state is not None else None, verify)
+    with _CONTEXTS_LOCK:
+        _CONTEXTS[key] = ctx
+        _CONTEXTS.move_to_end(key)
+        while len(_CONTEXTS) > _CONTEXTS_MAX:
+            _CONTEXTS.popitem(last=False)
     return ctx
 
-
-def _new_tls_context(d: str, verify: bool) -> ssl.SSLContext:
+def _new_tls_context(d: str | None, verify: bool) -> ssl.SSLContext:
+    """A context verified (or not) against the system CA bundle, with the CAs and
+    client certificates of directory d (None: none)."""
     ensure_ssl()                # not loaded before the first registry call (util/tlsdefer.py)
     import ssl
     ctx = ssl.create_default_context()
     if not verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    if os.path.isdir(d):
+    if d is not None and os.path.isdir(d):
         for ca in sorted(glob.glob(os.path.join(d, "*.crt"))):
             try:
                 ctx.load_verify_locations(cafile=ca)
