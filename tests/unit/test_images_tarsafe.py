@@ -8,6 +8,8 @@ import os
 import stat
 import sys
 import tarfile
+import threading
+import types
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ except ImportError:  # running without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from pydockerd.errors import InvalidParameter
+from pydockerd.images import hashreader
 from pydockerd.images.tarsafe import OPAQUE_XATTR, unpack_layer
 
 IS_ROOT = os.geteuid() == 0
@@ -146,7 +149,6 @@ def test_garbage_rejected(tmp_path: Path, data: bytes) -> None:
 
 
 def hash_threads() -> list[str]:
-    import threading
     return [t.name for t in threading.enumerate() if t.name == "layer-hash"]
 
 
@@ -165,3 +167,54 @@ def test_a_big_layer_is_hashed_in_a_thread_that_ends_with_it(tmp_path: Path,
     with pytest.raises(InvalidParameter):
         unpack(tmp_path / "bad", bad)
     assert hash_threads() == []
+
+
+def unpack_within(tmp_path: Path, data: bytes, seconds: float = 20.0) -> object:
+    """unpack() in a thread: its result or exception, or "hung" after `seconds`."""
+    out: list[object] = ["hung"]
+
+    def run() -> None:
+        try:
+            out[0] = unpack(tmp_path, data)
+        except BaseException as e:        # noqa: BLE001 - the test looks at it
+            out[0] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    return out[0]
+
+
+def test_a_failing_hash_thread_fails_the_unpack_instead_of_hanging(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hash thread's update raising (a MemoryError) must end the unpack with that
+    error: the reader must not block on a full queue, nor close() on its end mark."""
+    class Failing:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def update(self, b: bytes) -> None:
+            self.calls += 1
+            if self.calls > 20:           # past the first MiB: in the thread
+                raise MemoryError("simulated")
+
+        def hexdigest(self) -> str:
+            return "0" * 64
+    monkeypatch.setattr(hashreader, "hashlib", types.SimpleNamespace(sha256=Failing))
+    data = make_tar([("a", "f", os.urandom(8 << 20))])
+    got = unpack_within(tmp_path, data)
+    assert isinstance(got, MemoryError), got
+    assert hash_threads() == []
+
+
+def test_a_hash_thread_that_cannot_start_leaves_the_hashing_inline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoThread(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(hashreader, "threading", types.SimpleNamespace(Thread=NoThread))
+    data = make_tar([("a", "f", os.urandom(3 << 20))])
+    got = unpack_within(tmp_path, data)
+    assert isinstance(got, tuple) and got[1] == "sha256:" + hashlib.sha256(data).hexdigest()
+    (tmp_path / "bad").mkdir()
+    bad = make_tar([("a", "f", os.urandom(3 << 20)), ("../escape", "f", b"x")])
+    assert isinstance(unpack_within(tmp_path / "bad", bad), InvalidParameter)  # not hidden

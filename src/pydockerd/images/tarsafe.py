@@ -19,10 +19,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import queue
 import shutil
 import stat
-import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,18 +30,17 @@ from typing import IO, TYPE_CHECKING
 from ..errors import InvalidParameter
 from ..util.gzipfast import GunzipReader
 from ..util.idmap import IDENTITY, IdMap
+from .hashreader import HashingReader
 from .tarsplit import Recorder, TarSplit
 from .tarsplit import verify as verify_split
 from ..util.lazy import lazy_import
 
 if TYPE_CHECKING:
     import bz2
-    import hashlib
     import lzma
     import tarfile
 else:   # loaded on first use: an idle daemon never needs it (issue 10)
     bz2 = lazy_import("bz2")
-    hashlib = lazy_import("hashlib")
     lzma = lazy_import("lzma")
     tarfile = lazy_import("tarfile")
 
@@ -57,56 +54,6 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 # than tarfile's 10 KiB, and no 1 MiB joins (CPU and malloc arenas both lower)
 _COPY_CHUNK = 64 << 10
 _TAR_BUFSIZE = 64 << 10
-_HASH_INLINE = 1 << 20      # bytes of a layer hashed inline (no thread for small ones)
-_HASH_QUEUE = 16            # pieces (<= 64 KiB each) waiting for the hash thread
-
-
-class _HashingReader:
-    """Wraps a stream; hashes (and counts) every byte read through it. Past the
-    first MiB the hashing goes to a thread of its own (hashlib drops the GIL), so
-    the diff id's sha256, some half of a plain layer's unpack CPU, overlaps the
-    inflate and the writes (200 MB layer: 0.25 s -> 0.15 s); at most
-    _HASH_QUEUE pieces wait for it. `close()` (always) ends the thread."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self._hash = hashlib.sha256()
-        self.count = 0
-        self._queue: queue.Queue[bytes | None] | None = None
-        self._thread: threading.Thread | None = None
-
-    def read(self, n: int = -1) -> bytes:
-        b = self._raw.read(n)
-        self.count += len(b)
-        if self._queue is not None:
-            self._queue.put(b)
-        elif self.count > _HASH_INLINE and b:
-            self._queue = queue.Queue(_HASH_QUEUE)
-            self._queue.put(b)
-            self._thread = threading.Thread(target=self._hash_all, args=(self._queue,),
-                                            name="layer-hash", daemon=True)
-            self._thread.start()
-        else:
-            self._hash.update(b)
-        return b
-
-    def _hash_all(self, q: queue.Queue[bytes | None]) -> None:
-        while (b := q.get()) is not None:
-            self._hash.update(b)
-
-    def drain(self) -> None:
-        while self.read(_COPY_CHUNK):
-            pass
-
-    def hexdigest(self) -> str:
-        self.close()
-        return self._hash.hexdigest()
-
-    def close(self) -> None:
-        if self._thread is not None and self._queue is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
 
 
 def decompressed(f: IO[bytes]) -> IO[bytes]:
@@ -353,7 +300,7 @@ def unpack_layer(src: IO[bytes], root: str, record: bool = False,
     """
     plain = decompressed(src)
     recorder = Recorder(plain) if record else None
-    stream = _HashingReader(recorder or plain)   # type: ignore[arg-type]
+    stream = HashingReader(recorder or plain)   # type: ignore[arg-type]
     ex = Extractor(root, ids)
     size = 0
     bodies: list[str] = []
@@ -365,7 +312,7 @@ def unpack_layer(src: IO[bytes], root: str, record: bool = False,
                     if m.isreg() and m.size > 0:
                         bodies.append(clean_name(m.name))
                     size += ex.entry(tar, m)
-            stream.drain()                 # trailing blocks count in the diff id
+            stream.drain(_COPY_CHUNK)                 # trailing blocks count in the diff id
         ex.finish()
         diff_id = "sha256:" + stream.hexdigest()
     finally:
