@@ -505,3 +505,42 @@ def test_an_unpack_failing_on_resumed_bytes_waits_for_the_digest_and_retries(
     assert errors(evs) == [] and reg.cancelled == [] and failed.is_set()
     assert svc.layers.exists(layer.diff_id)
     assert (Path(svc.layers.diff_dir(layer.diff_id)) / "b.bin").read_bytes() == b"b" * 65536
+
+
+# --- 6. cancelled while the verified blob is kept ------------------------------------------------
+@pytest.mark.timeout(60)
+def test_a_cancel_while_the_blob_is_kept_waits_for_the_keeping(svc, reg, monkeypatch
+                                                              ) -> None:
+    """The making's last step moves the verified blob into the blob cache (a thread);
+    a cancel then must wait for it, not remove the download file under it."""
+    layer = Layer("one")
+    cache = CACHES.setdefault(svc.data_root, BlobCache(svc.data_root))
+    real = cache.keep_blob
+    keeping, go_on = threading.Event(), threading.Event()
+    kept: list[BaseException | None] = []
+
+    def slow_keep(path: str, digest: str) -> None:
+        keeping.set()
+        go_on.wait(DEADLINE)
+        try:
+            real(path, digest)
+            kept.append(None)
+        except BaseException as e:
+            kept.append(e)
+            raise
+    monkeypatch.setattr(cache, "keep_blob", slow_keep)
+
+    async def main() -> bool:
+        consumer = asyncio.create_task(collect(make_pull(svc, slots(), "img", [layer])))
+        await until(keeping.is_set)
+        for _ in range(20):                # the client is gone, cancelled again and again
+            consumer.cancel()
+            await asyncio.sleep(0.01)
+        ended_early = consumer.done()
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+        return ended_early
+    ended_early = asyncio.run(main())
+    assert not ended_early and kept == [None]
+    assert pull_threads() == [] and leftovers(svc) == []

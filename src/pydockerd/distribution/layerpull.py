@@ -95,7 +95,8 @@ async def _make(job: LayerJob, slots: PullSlots) -> None:
     try:
         if not await asyncio.to_thread(job.layers.exists, job.chain):
             await _download_and_unpack(job, slots)
-            await asyncio.to_thread(job.keep, job.path, job.desc.digest)
+            # waited out: a cancel here must not remove the file while it is moved
+            await wait_out(asyncio.to_thread(job.keep, job.path, job.desc.digest))
     finally:
         await wait_out(asyncio.to_thread(_remove, job.path))
 
