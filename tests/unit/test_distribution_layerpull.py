@@ -10,15 +10,19 @@ import hashlib
 import io
 import json
 import os
+import ssl
 import tarfile
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from pydockerd.distribution import layerpull
+from pydockerd.distribution.auth import AuthConfig
 from pydockerd.distribution.blobcache import BlobCache
+from pydockerd.distribution.client import RegistrySession
+from pydockerd.distribution.endpoints import Endpoint
 from pydockerd.distribution.flights import LayerFlights
 from pydockerd.distribution.follow import Follower
 from pydockerd.distribution.layerpull import PullSlots
@@ -97,6 +101,7 @@ class FakeRegistry:
                             follower: Follower) -> None:
         data = LAYERS[desc.digest].blob
         self.starts.append(desc.digest)
+        assert isinstance(sess, RegistrySession)
         try:
             if (spoilt := self.spoil_resume.pop(desc.digest, None)) is not None:
                 await self._spoilt_resume(data, spoilt, path, follower)
@@ -106,6 +111,7 @@ class FakeRegistry:
                         await self.gates[desc.digest].wait()
                         if (err := self.fail_once.pop(desc.digest, None)) is not None:
                             raise err
+                    assert not sess.closed, "the making uses a closed session"
                     f.write(data[off:off + 4096])
                     f.flush()
                     follower.grew(min(off + 4096, len(data)))
@@ -122,9 +128,15 @@ LAYERS: dict[str, Layer] = {}
 CACHES: dict[str, BlobCache] = {}
 
 
-class FakeSession:
-    async def close(self) -> None:
-        pass
+SESSIONS: list[RegistrySession] = []
+
+
+def session() -> RegistrySession:
+    """A real session (its closing is the real one) to a registry never contacted."""
+    s = RegistrySession(Endpoint("https://127.0.0.1:5000", "127.0.0.1:5000",
+                                 ssl.create_default_context()), AuthConfig(), [])
+    SESSIONS.append(s)
+    return s
 
 
 class FakeContainers:
@@ -145,11 +157,13 @@ def svc(tmp_path: Path) -> ImageService:
 
 
 @pytest.fixture
-def reg(monkeypatch: pytest.MonkeyPatch) -> FakeRegistry:
+def reg(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRegistry]:
     r = FakeRegistry()
     monkeypatch.setattr(layerpull, "download_blob", r.download_blob)
     LAYERS.clear()
-    return r
+    SESSIONS.clear()
+    yield r
+    assert all(s.closed for s in SESSIONS)        # none left open (its connections)
 
 
 def slots(limit: int = 3) -> PullSlots:
@@ -166,8 +180,7 @@ def make_pull(svc: ImageService, s: PullSlots, name: str, layers: list[Layer]) -
     manifest = ImageManifest("application/vnd.docker.distribution.manifest.v2+json",
                              Descriptor("application/vnd.docker.container.image.v1+json",
                                         sha(cb), len(cb)), [la.desc for la in layers])
-    res = Resolved(FakeSession(), name, sha(name.encode()), manifest, cb,  # type: ignore[arg-type]
-                   config, diff_ids)
+    res = Resolved(session(), name, sha(name.encode()), manifest, cb, config, diff_ids)
     cache = CACHES.setdefault(svc.data_root, BlobCache(svc.data_root))  # one, as the daemon's
     cache.setup()
     return Pull(svc, cache, EventBus(), parse_normalized(f"127.0.0.1:5000/{name}:latest"),
@@ -544,3 +557,19 @@ def test_a_cancel_while_the_blob_is_kept_waits_for_the_keeping(svc, reg, monkeyp
     ended_early = asyncio.run(main())
     assert not ended_early and kept == [None]
     assert pull_threads() == [] and leftovers(svc) == []
+
+
+def test_a_session_closes_when_its_opener_and_every_holder_are_done() -> None:
+    async def main() -> None:
+        s = session()
+        release = s.hold()                 # a layer's making
+        await s.close()                    # the pull that opened it ends
+        assert not s.closed
+        await s.close()                    # again: not the making's hold
+        assert not s.closed
+        release()
+        assert s.closed
+        release()                          # once only
+        assert s.http.closed
+    SESSIONS.clear()
+    asyncio.run(main())

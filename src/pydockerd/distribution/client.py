@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import logging
-from typing import Mapping
+from typing import Callable, Mapping
 from urllib.parse import urlencode, urlsplit
 
 from .auth import AuthConfig, Challenge, parse_challenges
@@ -127,9 +127,37 @@ class RegistrySession:
         self.challenges: list[Challenge] = []
         self._token: str | None = None
         self.http = HTTPClient(tls=endpoint.tls, timeouts=_timeouts())
+        self._owners = 1            # the opener (until its close()) and each hold()
+        self._opener_done = False
+
+    def hold(self) -> Callable[[], None]:
+        """One more owner: a layer's making, which may outlive the pull that opened
+        the session. Its connections close once the opener has closed it and every
+        holder has let go (the function returned lets go, once)."""
+        self._owners += 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._let_go()
+        return release
 
     async def close(self) -> None:
-        await self.http.close()
+        """The opener is done with the session (again: nothing more)."""
+        if not self._opener_done:
+            self._opener_done = True
+            self._let_go()
+
+    def _let_go(self) -> None:
+        self._owners -= 1
+        if self._owners == 0:
+            self.http.close_now()
+
+    @property
+    def closed(self) -> bool:
+        return self.http.closed
 
     async def __aenter__(self) -> RegistrySession:
         return self

@@ -77,8 +77,16 @@ async def pull_layer(job: LayerJob, slots: PullSlots) -> None:
     and use what it made (or make it if that making fails). The making goes on
     for the other pulls waiting for it when this one's client goes away."""
     while True:
+        # the making owns its hold on the session: the pull that starts it may end
+        # (and close the session) while other pulls still wait for the layer
+        release = job.session.hold()
         flight, mine = slots.flights.make(
             job.chain, lambda f: _make(replace(job, emit=f.emit, claim=f.made), slots))
+        if mine:
+            assert flight.task is not None
+            flight.task.add_done_callback(_releasing(release))
+        else:
+            release()
         err = await flight.join(job.emit, job.claim)
         if err is None:
             return
@@ -86,6 +94,11 @@ async def pull_layer(job: LayerJob, slots: PullSlots) -> None:
             raise err
         if await asyncio.to_thread(job.layers.exists, job.chain):
             return
+
+
+def _releasing(release: Callable[[], None]) -> Callable[[object], None]:
+    """A done callback that lets go of a hold (bound now: not the loop's next one)."""
+    return lambda _: release()
 
 
 async def _make(job: LayerJob, slots: PullSlots) -> None:

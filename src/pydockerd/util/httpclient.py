@@ -187,11 +187,20 @@ class HTTPClient:
         self._closed = False
 
     async def close(self) -> None:
+        self.close_now()
+
+    def close_now(self) -> None:
+        """close() for a caller outside a coroutine (a done callback): the idle
+        connections are closed, and those in use once their response is over."""
         self._closed = True
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()
         self._idle.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def __aenter__(self) -> HTTPClient:
         return self
