@@ -5,6 +5,7 @@ import time
 
 import docker
 import pytest
+from polling import wait_until
 
 
 def test_sdk_run_and_logs(sdk):
@@ -91,4 +92,31 @@ def test_sdk_healthcheck(sdk):
         assert h["Status"] == "healthy" and h["FailingStreak"] == 0
         assert h["Log"][-1]["ExitCode"] == 0
     finally:
+        c.remove(force=True)
+
+
+def test_sdk_hijack_keeps_output_sent_with_the_head(sdk, monkeypatch):
+    """The SDK reads a hijacked stream from the socket under http.client's buffer:
+    output that came in the same read as the response head would be lost. The
+    daemon holds the first output until the head was read (api/heldwriter.py):
+    a client that parses the head 50 ms late still gets all of it."""
+    import http.client
+
+    begin = http.client.HTTPResponse.begin
+
+    def slow_begin(self):
+        time.sleep(0.05)
+        return begin(self)
+
+    c = sdk.containers.run("busybox", ["sh", "-c", "echo logged; sleep 300"], detach=True)
+    try:
+        wait_until(lambda: c.logs() == b"logged\n", timeout=20)
+        monkeypatch.setattr(http.client.HTTPResponse, "begin", slow_begin)
+        for _ in range(3):
+            assert c.exec_run("echo out", tty=True) == (0, b"out\r\n")
+            eid = sdk.api.exec_create(c.id, ["sh", "-c", "echo o; echo e >&2"])["Id"]
+            assert sdk.api.exec_start(eid, demux=True) == (b"o\n", b"e\n")
+            assert sdk.api.attach(c.id, stream=False, logs=True) == b"logged\n"
+    finally:
+        monkeypatch.undo()
         c.remove(force=True)

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from .. import __version__
 from .errormap import error_response, error_status
+from .heldwriter import HeadHeldWriter, unix_fd
 from .http import HijackResponse, Response, StreamResponse
 from .version import API_VERSION, version_str
 
@@ -162,7 +163,8 @@ async def close_stream(it: object) -> None:
 def hand_over(transport: asyncio.Transport, rest: bytes, eof: bool,
               write_paused: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """The connection as a StreamReader/StreamWriter pair on the same transport,
-    starting with `rest`, the bytes that came after the request."""
+    starting with `rest`, the bytes that came after the request. On a unix socket
+    the writer holds the first output until the client read the head (heldwriter)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20, loop=loop)
     proto = asyncio.StreamReaderProtocol(reader, loop=loop)
@@ -176,4 +178,7 @@ def hand_over(transport: asyncio.Transport, rest: bytes, eof: bool,
         proto.pause_writing()
     if not transport.is_closing():
         transport.resume_reading()
-    return reader, asyncio.StreamWriter(transport, proto, reader, loop)
+    fd = unix_fd(transport)
+    if fd is None:
+        return reader, asyncio.StreamWriter(transport, proto, reader, loop)
+    return reader, HeadHeldWriter(transport, proto, reader, loop, fd)
