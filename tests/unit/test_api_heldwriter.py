@@ -75,6 +75,30 @@ def test_a_client_that_never_reads_holds_output_for_hold_s_only() -> None:
     assert heldwriter.HOLD_S - 0.01 < took < heldwriter.HOLD_S + 0.2
 
 
+def test_a_write_nobody_drains_goes_out_when_the_head_is_read() -> None:
+    """A websocket pong is written without a drain: it must not wait for one."""
+    server, client = socket.socketpair()
+    client.settimeout(2)
+
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, server)
+        transport.write(b"HEAD")
+        _, writer = hand_over(transport, b"", False, False)
+        await writer.drain()                # nothing held: returns at once
+        writer.write(b"pong")
+        await asyncio.sleep(0.02)
+        assert await loop.run_in_executor(None, client.recv, 100) == b"HEAD"
+        got = await loop.run_in_executor(None, client.recv, 100)
+        writer.close()
+        return got
+
+    try:
+        assert asyncio.run(main()) == b"pong"
+    finally:
+        client.close()
+
+
 def test_tcp_is_not_held() -> None:
     async def main() -> None:
         srv = socket.create_server(("127.0.0.1", 0))
