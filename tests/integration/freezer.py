@@ -22,16 +22,28 @@ def thaw(cid: str) -> None:
 
 def freeze_v1(cid: str) -> bool:
     """Freeze container `cid` through cgroup v1's freezer hierarchy behind its
-    daemon's back; False when there is no such hierarchy (a v2 host)."""
-    files = glob.glob(f"/sys/fs/cgroup/freezer/**/*{cid}*/freezer.state", recursive=True)
+    daemon's back; False when there is no such hierarchy (a v2 host). Wait for it
+    with is_frozen_v1 (which writes FROZEN again: a cgroup may stay FREEZING)."""
+    files = _states(cid)
     for f in files:
         Path(f).write_text("FROZEN")
     return bool(files)
 
 
 def is_frozen_v1(cid: str) -> bool:
-    files = glob.glob(f"/sys/fs/cgroup/freezer/**/*{cid}*/freezer.state", recursive=True)
-    return bool(files) and all(Path(f).read_text().strip() == "FROZEN" for f in files)
+    """Whether it is FROZEN; a FREEZING one is asked to freeze again (the kernel
+    retries only when asked: a task that was busy can leave it FREEZING)."""
+    files = _states(cid)
+    frozen = True
+    for f in files:
+        if Path(f).read_text().strip() != "FROZEN":
+            frozen = False
+            Path(f).write_text("FROZEN")
+    return bool(files) and frozen
+
+
+def _states(cid: str) -> list[str]:
+    return glob.glob(f"/sys/fs/cgroup/freezer/**/*{cid}*/freezer.state", recursive=True)
 
 
 __all__ = ["freeze_v1", "is_frozen_v1", "thaw"]

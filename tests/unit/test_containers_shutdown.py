@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from pydockerd.containers import restore
+from pydockerd.containers import killing, restore
 from pydockerd.containers.model import Container
 from pydockerd.containers.paths import Paths
 from pydockerd.containers.registry import ContainerRegistry
@@ -314,53 +314,74 @@ def test_a_container_created_while_settling_is_not_taken_for_a_leftover(
 
 
 class _Runtime:
-    """A runtime whose paused container is frozen until `resume`: its conmon (pid
-    1001 here), waited for with `wait_pid`, ends only once the container is thawed."""
+    """A runtime whose containers with conmon pid 1001 (paused) or 1003 (frozen behind
+    the daemon's back, recorded running) are frozen until `resume` or its SIGKILL (runc
+    kill thaws a frozen container): their conmon, waited for with `wait_pid`, ends
+    only then."""
 
     def __init__(self, fails: bool) -> None:
-        self.thawed = asyncio.Event()
+        self.thawed = {1001: asyncio.Event(), 1003: asyncio.Event()}   # by conmon pid
         self.fails = fails
+        self.kills: list[str] = []
+
+    def _thaw(self, cid: str) -> None:
+        pid = {container(1).id: 1001, container(3).id: 1003}.get(cid)
+        if pid is not None:
+            self.thawed[pid].set()
 
     async def resume(self, cid: str) -> None:
         if self.fails:
             raise CommandFailed(["runc", "resume", cid], 1, "container not paused")
-        self.thawed.set()
+        self._thaw(cid)
+
+    async def kill(self, cid: str, sig: int, all_procs: bool = False,
+                   timeout: float | None = None) -> None:
+        self.kills.append(cid)
+        self._thaw(cid)
 
     async def wait_pid(self, pid: int) -> None:
-        if pid == 1001:
-            await self.thawed.wait()
+        if pid in self.thawed:
+            await self.thawed[pid].wait()
 
 
 @pytest.mark.parametrize("fails", [False, True])
 def test_a_paused_container_left_by_a_crash_is_thawed_and_recorded_exited(
         tmp_path: Any, monkeypatch: Any, fails: bool) -> None:
     """Without live-restore a container left running is killed at daemon start; one
-    left paused (frozen: SIGKILL cannot end it) is resumed after the SIGKILL, as
-    dockerd's shutdownContainer does; a thaw that fails does not hang the start."""
+    left paused (frozen: SIGKILL cannot end it) is resumed first, one frozen but
+    recorded running (or whose resume failed) is killed through the runtime, which
+    thaws it; the start takes no KILL_WAIT."""
     paths = _paths(tmp_path)
     proc = subprocess.Popen(["sleep", "60"])       # the containers' process
     try:
-        paused, running = container(1, status="paused"), container(2)
+        paused, running, frozen = container(1, status="paused"), container(2), container(3)
         paused.state = State("paused", pid=proc.pid, conmon_pid=1001)
         running.state = State("running", pid=proc.pid, conmon_pid=1002)
-        lc = FakeLifecycle(registry_with(tmp_path, [paused, running]), paths)
+        frozen.state = State("running", pid=proc.pid, conmon_pid=1003)
+        lc = FakeLifecycle(registry_with(tmp_path, [paused, running, frozen]), paths)
         rt = _Runtime(fails)
         lc.runtimes = SimpleNamespace(default=None, of=lambda c: rt)
         monkeypatch.setattr(restore.conmon, "is_monitor_of", lambda pid, cid: True)
         monkeypatch.setattr(restore, "continue_process", lambda pid, alive: None)
         monkeypatch.setattr(restore, "wait_pid", rt.wait_pid)
-        monkeypatch.setattr(restore, "KILL_WAIT", 0.2, raising=False)
+        monkeypatch.setattr(restore, "KILL_WAIT", 30, raising=False)
+        monkeypatch.setattr(killing, "RUNTIME_KILL_AFTER", 0.05)
         assert lc.registry.state_counts()["paused"] == 1
 
         async def run() -> None:
             loaded = await restore.load_containers(lc)      # type: ignore[arg-type]
             await asyncio.wait_for(restore.settle(lc, loaded, 5), 10)  # type: ignore[arg-type]
+        began = time.monotonic()
         asyncio.run(run())
-        states = [lc.registry.get(c.id).state for c in (paused, running)]
-        assert [st.status for st in states] == ["exited", "exited"]
+        assert time.monotonic() - began < 5
+        states = [lc.registry.get(c.id).state for c in (paused, running, frozen)]
+        assert [st.status for st in states] == ["exited"] * 3
         counts = lc.registry.state_counts()
-        assert counts["paused"] == counts["running"] == 0 and counts["exited"] == 2
-        assert rt.thawed.is_set() != fails
+        assert counts["paused"] == counts["running"] == 0 and counts["exited"] == 3
+        assert all(e.is_set() for e in rt.thawed.values())
+        # the runtime's kill only for what did not end at once
+        assert frozen.id in rt.kills and running.id not in rt.kills
+        assert (paused.id in rt.kills) == fails
         assert proc.wait(5) == -9                   # SIGKILLed
     finally:
         proc.kill()

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal as _signal
 import time
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable
 
 from ..config import Config
 from ..errors import Conflict, DockerError, InvalidParameter, NoSpace, NotFound, SystemError_
@@ -26,6 +25,7 @@ from ..util.signals import parse_signal
 from ..util.tasks import TaskOwner
 from .deps import RunObserver, Volumes
 from .exits import Exits
+from .killing import kill_and_wait, signal_pid, thaw
 from .model import Container
 from .mounts import remove_anonymous
 from .paths import Paths
@@ -132,19 +132,16 @@ class Lifecycle:
             await self.runtimes.of(c).kill(c.id, sig, all_procs=False)
             await self._thaw(c)
         else:
-            _signal_pid(c.state.pid, sig)
+            signal_pid(c.state.pid, sig)
         try:
             await asyncio.wait_for(exited.wait(), None if timeout < 0 else timeout)
         except asyncio.TimeoutError:
             log.info("container %s did not stop within %ss; killing", c.id[:12], timeout)
-            _signal_pid(c.state.pid, _signal.SIGKILL)
             if paused:
                 await self._thaw(c)         # a thaw that failed before
-            try:
-                await asyncio.wait_for(exited.wait(), KILL_WAIT)
-            except asyncio.TimeoutError:
-                # frozen behind our back, say: answered (the lock released) rather
-                # than waiting for ever; its exit is recorded when it comes
+            if not await kill_and_wait(self.runtimes.of(c), c, exited.wait(), KILL_WAIT):
+                # answered (the lock released) rather than waiting for ever; its exit
+                # is recorded when it comes
                 log.error("container %s did not die within %ss of SIGKILL", c.id[:12],
                           KILL_WAIT)
                 raise SystemError_("tried to kill container, but did not receive an "
@@ -173,27 +170,23 @@ class Lifecycle:
             self.registry.commit_fact(c, manually_stopped=True)
         self.registry.event(c, "kill", {"signal": str(sig)})
         exited = self.monitor.process_exited(c)
-        if c.state.status == "paused" and sig == _signal.SIGKILL:
+        if sig != _signal.SIGKILL:
+            signal_pid(c.state.pid, sig)
+            return
+        if c.state.status == "paused":
             await self.runtimes.of(c).kill(c.id, sig, all_procs=True)
             await self._thaw(c)
+            seen = await _within(exited.wait(), KILL_WAIT)
         else:
-            _signal_pid(c.state.pid, sig)
-        if sig != _signal.SIGKILL:
-            return
-        try:
-            await asyncio.wait_for(exited.wait(), KILL_WAIT)
-        except asyncio.TimeoutError:
+            # one frozen behind our back is killed through the runtime (killing.py)
+            seen = await kill_and_wait(self.runtimes.of(c), c, exited.wait(), KILL_WAIT)
+        if not seen:
             log.warning("container %s did not die within %ss of SIGKILL", c.id[:12], KILL_WAIT)
             return
         await self.exits.record_exit(c)
 
-    async def _thaw(self, c: Container) -> None:
-        """Resume a paused container being stopped: a signal to a frozen process is
-        pending until then. Its failure is logged, not raised: the stop goes on."""
-        try:
-            await self.runtimes.of(c).resume(c.id)
-        except DockerError as e:
-            log.warning("resuming paused container %s: %s", c.id[:12], e.message)
+    async def _thaw(self, c: Container) -> bool:
+        return await thaw(self.runtimes.of(c), c)
 
     async def restart(self, ref: str, timeout: int | None = None,
                       signal: str | None = None) -> None:
@@ -305,11 +298,12 @@ class Lifecycle:
         self.monitor.removed(c)
 
 
-def _signal_pid(pid: int, sig: int) -> None:
+async def _within(exited: Awaitable[object], bound: float) -> bool:
     try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
+        await asyncio.wait_for(exited, bound)
+    except asyncio.TimeoutError:
+        return False
+    return True
 
 
 def start_error(msg: str) -> DockerError:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal as _signal
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,6 +23,7 @@ from ..logdrivers.spool import spools
 from ..logdrivers.throttle import continue_process
 from ..runtime import conmon
 from ..runtime.pidwatch import wait_pid
+from .killing import kill_and_wait, thaw
 from .lifecycle import KILL_WAIT, Lifecycle
 from .model import Container
 from .paths import Paths
@@ -195,8 +195,10 @@ async def _settle(lc: Lifecycle, loaded: Loaded) -> None:
 
 async def _record_locked(lc: Lifecycle, c: Container) -> None:
     """A container found needing work at daemon start (its lock held): a run left
-    recorded running is stopped (killed: not live-restoring) and its exit recorded;
-    one left paused is thawed after the SIGKILL, else it would never die."""
+    recorded running is killed (not live-restoring) and its exit recorded; one left
+    paused is thawed first, else it would never die. dockerd's restore stops it
+    gracefully instead (stop signal, then SIGKILL after its stop timeout): SIGKILL at
+    once is a deliberate difference (docs/ARCHITECTURE.md, daemon start)."""
     if c.state.status == "removing":
         return
     if spools(lc.paths.bundle(c.id)):
@@ -204,23 +206,16 @@ async def _record_locked(lc: Lifecycle, c: Container) -> None:
     if c.state.running or c.state.status == "restarting":
         if c.state.running and c.state.conmon_pid \
                 and conmon.is_monitor_of(c.state.conmon_pid, c.id):
-            # not live-restoring: stop what was left running, like dockerd (its
-            # conmon continued first: a daemon that died may have left it stopped)
+            # not live-restoring: what was left running is killed (dockerd stops it
+            # gracefully; its conmon continued first: a daemon that died may have
+            # left it stopped)
             continue_process(c.state.conmon_pid,
                              lambda: conmon.is_monitor_of(c.state.conmon_pid, c.id))
-            try:
-                os.kill(c.state.pid, _signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            runtime = lc.runtimes.of(c)
             if c.state.status == "paused":
-                # a frozen process never dies: thawed, as dockerd's shutdownContainer does
-                try:
-                    await lc.runtimes.of(c).resume(c.id)
-                except DockerError as e:
-                    log.warning("resuming paused container %s: %s", c.id[:12], e.message)
-            try:
-                await asyncio.wait_for(wait_pid(c.state.conmon_pid), KILL_WAIT)
-            except asyncio.TimeoutError:
+                await thaw(runtime, c)      # a frozen process never dies (SIGKILL pends)
+            # one frozen but recorded running is killed through the runtime (killing.py)
+            if not await kill_and_wait(runtime, c, wait_pid(c.state.conmon_pid), KILL_WAIT):
                 # recorded exited all the same (its release, a forced runtime delete,
                 # comes next): a start that never ends would be worse
                 log.error("container %s did not die within %ss of SIGKILL", c.id[:12],

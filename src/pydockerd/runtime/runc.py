@@ -39,10 +39,12 @@ class Runc:
             return
         await cmd.run(self.argv("start", cid, host_ns=True))
 
-    async def kill(self, cid: str, signal: int, all_procs: bool = False) -> None:
+    async def kill(self, cid: str, signal: int, all_procs: bool = False,
+                   timeout: float | None = None) -> None:
+        """runc's kill; for SIGKILL it thaws a paused (frozen) container too."""
         args = ["kill"] + (["--all"] if all_procs else []) + [cid, str(signal)]
         try:
-            await cmd.run(self.argv(*args))
+            await cmd.run(self.argv(*args), timeout=timeout)
         except CommandFailed as e:
             if "not running" in e.stderr or "does not exist" in e.stderr:
                 raise Conflict(f"Container {cid} is not running") from e
