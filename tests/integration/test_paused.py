@@ -114,6 +114,68 @@ def test_stop_and_kill_of_a_paused_container(daemon, names):
         daemon.cli("rm", "-f", a, b, check=False)
 
 
+def _actions(d, cid: str, since: str) -> list[str]:
+    return d.out("events", "--since", since, "--until", str(int(time.time()) + 1),
+                 "--filter", "container=" + cid, "--format", "{{.Action}}").split()
+
+
+@pytest.mark.timeout(120)
+def test_events_of_stop_and_kill_of_a_paused_container(daemon, names):
+    """dockerd 20.10: a paused container being stopped is resumed and shown so (its
+    events kill 15, unpause, kill 9, die, stop; here the kills are not shown); one
+    killed (SIGKILL: runc kill thaws it) shows no unpause; neither logs a failed
+    resume (it warned at every one)."""
+    a, b = "pevstop", "pevkill"
+    names.extend([a, b])
+    ids = [daemon.out("run", "-d", "--name", n, "--stop-timeout", "1", "busybox",
+                      "sleep", "300").strip() for n in (a, b)]
+    try:
+        daemon.cli("pause", a, b)
+        since = f"{time.time():.6f}"
+        daemon.cli("stop", a)
+        daemon.cli("kill", b)
+        assert _status(daemon, a) == "exited 137" and _status(daemon, b) == "exited 137"
+        assert _actions(daemon, ids[0], since) == ["unpause", "die", "stop"]
+        assert _actions(daemon, ids[1], since) == ["kill", "die"]
+        log = daemon.log_path.read_text(errors="replace")
+        assert not [line for line in log.splitlines() if "resuming paused" in line
+                    and (ids[0][:12] in line or ids[1][:12] in line)]
+    finally:
+        for cid in ids:
+            thaw(cid)
+        daemon.cli("rm", "-f", a, b, check=False)
+
+
+@pytest.mark.timeout(120)
+def test_a_signal_to_a_paused_container_resumes_it_as_dockerd(daemon, names):
+    """moby's killWithSignal resumes a paused container for a signal when it has no
+    stop signal configured or the signal is its stop signal (events kill, unpause);
+    else it stays paused, the signal pending."""
+    plain, other = "psigplain", "psigother"
+    names.extend([plain, other])
+    script = "trap 'echo got-usr1' USR1; while true; do sleep 0.1; done"
+    ids = [daemon.out("run", "-d", "--name", plain, "busybox", "sh", "-c", script).strip(),
+           daemon.out("run", "-d", "--name", other, "--stop-signal", "USR2", "busybox",
+                      "sh", "-c", script).strip()]
+    try:
+        daemon.cli("pause", plain, other)
+        since = f"{time.time():.6f}"
+        daemon.cli("kill", "-s", "USR1", plain)
+        assert _status(daemon, plain) == "running 0"
+        wait_until(lambda: "got-usr1" in daemon.out("logs", plain), 20, what="the trap")
+        assert _actions(daemon, ids[0], since) == ["kill", "unpause"]
+        daemon.cli("kill", "-s", "USR1", other)       # not its stop signal
+        assert _status(daemon, other) == "paused 0"
+        assert _counts(daemon).split()[1] != "0"
+        daemon.cli("kill", "-s", "USR2", other)       # its stop signal
+        assert _status(daemon, other) == "running 0"
+        assert _actions(daemon, ids[1], since) == ["kill", "kill", "unpause"]
+    finally:
+        for cid in ids:
+            thaw(cid)
+        daemon.cli("rm", "-f", plain, other, check=False)
+
+
 @pytest.mark.timeout(180)
 def test_a_container_frozen_behind_the_daemons_back_is_stopped_killed_and_removed(
         daemon, names):

@@ -16,7 +16,7 @@ import signal as _signal
 import time
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import AsyncIterator, Awaitable
+from typing import AsyncIterator
 
 from ..config import Config
 from ..errors import Conflict, DockerError, InvalidParameter, NoSpace, NotFound, SystemError_
@@ -137,7 +137,7 @@ class Lifecycle:
             await asyncio.wait_for(exited.wait(), None if timeout < 0 else timeout)
         except asyncio.TimeoutError:
             log.info("container %s did not stop within %ss; killing", c.id[:12], timeout)
-            if paused:
+            if c.state.status == "paused":
                 await self._thaw(c)         # a thaw that failed before
             if not await kill_and_wait(self.runtimes.of(c), c, exited.wait(), KILL_WAIT):
                 # answered (the lock released) rather than waiting for ever; its exit
@@ -169,24 +169,30 @@ class Lifecycle:
         if sig == _signal.SIGKILL:
             self.registry.commit_fact(c, manually_stopped=True)
         self.registry.event(c, "kill", {"signal": str(sig)})
-        exited = self.monitor.process_exited(c)
+        paused = c.state.status == "paused"
         if sig != _signal.SIGKILL:
+            # dockerd (killWithSignal) resumes a paused container for a signal when
+            # none is configured to stop it or it is that one: then it is delivered
+            thaws = paused and _stops(c, sig)
             signal_pid(c.state.pid, sig)
+            if thaws:
+                await self._thaw(c)
             return
-        if c.state.status == "paused":
+        exited = self.monitor.process_exited(c)
+        if paused:      # runc kill --all thaws it after the signal, as dockerd's kill
             await self.runtimes.of(c).kill(c.id, sig, all_procs=True)
-            await self._thaw(c)
-            seen = await _within(exited.wait(), KILL_WAIT)
-        else:
-            # one frozen behind our back is killed through the runtime (killing.py)
-            seen = await kill_and_wait(self.runtimes.of(c), c, exited.wait(), KILL_WAIT)
-        if not seen:
+        # one frozen behind our back is killed through the runtime (killing.py)
+        if not await kill_and_wait(self.runtimes.of(c), c, exited.wait(), KILL_WAIT):
             log.warning("container %s did not die within %ss of SIGKILL", c.id[:12], KILL_WAIT)
             return
         await self.exits.record_exit(c)
 
-    async def _thaw(self, c: Container) -> bool:
-        return await thaw(self.runtimes.of(c), c)
+    async def _thaw(self, c: Container) -> None:
+        """Resume a paused container being signalled; once resumed it is recorded
+        running (even on a full disk) with dockerd's "unpause" event."""
+        if await thaw(self.runtimes.of(c), c):
+            self.registry.commit_fact(c, state=c.state.unpaused(c.id))
+            self.registry.event(c, "unpause")
 
     async def restart(self, ref: str, timeout: int | None = None,
                       signal: str | None = None) -> None:
@@ -298,12 +304,10 @@ class Lifecycle:
         self.monitor.removed(c)
 
 
-async def _within(exited: Awaitable[object], bound: float) -> bool:
-    try:
-        await asyncio.wait_for(exited, bound)
-    except asyncio.TimeoutError:
-        return False
-    return True
+def _stops(c: Container, sig: int) -> bool:
+    """Whether `sig` is the container's stop signal (any signal when none is set)."""
+    stop = c.config.get("StopSignal")
+    return not stop or parse_signal(stop) == sig
 
 
 def start_error(msg: str) -> DockerError:
