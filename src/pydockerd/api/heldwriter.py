@@ -103,6 +103,8 @@ class HeadHeldWriter(asyncio.StreamWriter):
             self._timer.cancel()
             self._timer = None
         held, self._held = self._held, None
-        if held and not self.transport.is_closing():
-            self.transport.write(b"".join(held))
-        self._released.set()
+        try:
+            if held and not self.transport.is_closing():
+                self.transport.write(b"".join(held))
+        finally:
+            self._released.set()    # a drain never waits for ever, whatever write did
