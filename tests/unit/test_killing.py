@@ -12,7 +12,7 @@ import pytest
 from pydockerd.containers import killing
 from pydockerd.containers.model import Container
 from pydockerd.containers.state import State
-from pydockerd.errors import Conflict
+from pydockerd.errors import Conflict, InvalidParameter
 
 
 class Runtime:
@@ -56,13 +56,29 @@ def run(proc: subprocess.Popen[bytes], frozen: bool, bound: float,
                 await asyncio.to_thread(proc.wait)
                 exited.set()
             await exited.wait()
-        seen = await killing.kill_and_wait(rt, container(proc.pid), wait(),  # type: ignore[arg-type]
-                                           bound)
+        seen = await killing.kill_and_wait(lambda: rt, container(proc.pid),  # type: ignore[arg-type,return-value]
+                                           wait(), bound)
         return seen, rt
     return asyncio.run(go())
 
 
-def test_a_process_that_dies_costs_no_runtime_kill(proc: subprocess.Popen[bytes]) -> None:
+def test_a_container_whose_runtime_is_gone_is_still_killed(
+        proc: subprocess.Popen[bytes]) -> None:
+    """Created with --runtime foo, the daemon restarted without --add-runtime foo: the
+    runtime cannot be looked up, os.kill still ends the process (looked up lazily)."""
+    def no_runtime() -> Runtime:
+        raise InvalidParameter("unknown or invalid runtime name: foo")
+
+    async def go() -> bool:
+        return await killing.kill_and_wait(
+            no_runtime, container(proc.pid),  # type: ignore[arg-type]
+            asyncio.to_thread(proc.wait), 5)
+    assert asyncio.run(go()) and proc.wait(5) == -9
+
+
+def test_a_process_that_dies_costs_no_runtime_kill(proc: subprocess.Popen[bytes],
+                                                   monkeypatch: Any) -> None:
+    monkeypatch.setattr(killing, "RUNTIME_KILL_AFTER", 3)   # room on a loaded machine
     seen, rt = run(proc, frozen=False, bound=5)
     assert seen and rt.kills == [] and proc.wait(5) == -9
 

@@ -215,3 +215,38 @@ def test_a_signal_to_a_paused_container_resumes_it_as_dockerd(
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_kill_of_a_container_whose_runtime_is_gone_still_kills(tmp_path: Any,
+                                                               monkeypatch: Any) -> None:
+    """Created with --runtime foo, the daemon restarted without --add-runtime foo:
+    Runtimes.of raises, and os.kill's SIGKILL must still be sent (the runtime is only
+    looked up for the fallback), as dockerd kills it through its shim."""
+    import subprocess
+    from pydockerd.errors import InvalidParameter
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        lc, c, _ = make(tmp_path, status="running", pid=proc.pid)
+
+        def of(_c: Container) -> FakeRuntime:
+            raise InvalidParameter("unknown or invalid runtime name: foo")
+        lc.runtimes = SimpleNamespace(of=of)            # type: ignore[assignment]
+
+        async def go() -> None:
+            exited = asyncio.Event()
+            monkeypatch.setattr(lc.monitor, "process_exited", lambda c: exited)
+            recorded: list[str] = []
+
+            async def record_exit(c: Container, release: bool = True) -> None:
+                recorded.append(c.id)
+            monkeypatch.setattr(lc.exits, "record_exit", record_exit)
+            watch = asyncio.ensure_future(asyncio.to_thread(proc.wait))
+            watch.add_done_callback(lambda _: exited.set())
+            await lc.kill(c.id)
+            await watch
+            assert recorded == [c.id]
+        asyncio.run(asyncio.wait_for(go(), 20))
+        assert proc.wait(5) == -9
+    finally:
+        proc.kill()
+        proc.wait()

@@ -16,7 +16,7 @@ import logging
 import os
 import signal as _signal
 import time
-from typing import Awaitable
+from typing import Awaitable, Callable
 
 from ..errors import DockerError
 from ..runtime.runc import Runc
@@ -43,12 +43,14 @@ def signal_pid(pid: int, sig: int) -> None:
         pass
 
 
-async def kill_and_wait(runtime: Runc, c: Container, exited: Awaitable[object],
-                        bound: float) -> bool:
+async def kill_and_wait(runtime: Callable[[], Runc], c: Container,
+                        exited: Awaitable[object], bound: float) -> bool:
     """SIGKILL the container's process and wait at most `bound` seconds in all for
     `exited` (the exit monitor's event, or its conmon's end); when it is not seen
     within RUNTIME_KILL_AFTER, the runtime's kill is sent too (it thaws a frozen
-    container). True when the exit was seen."""
+    container). The runtime is looked up only then: a container whose runtime is no
+    longer configured (--add-runtime dropped at a restart) is still killed by
+    os.kill. True when the exit was seen."""
     began = time.monotonic()
     waiter = asyncio.ensure_future(exited)
     try:
@@ -59,7 +61,7 @@ async def kill_and_wait(runtime: Runc, c: Container, exited: Awaitable[object],
         log.info("container %s still runs %.1fs after SIGKILL (frozen?): killing it "
                  "through the runtime", c.id[:12], time.monotonic() - began)
         try:
-            await runtime.kill(c.id, _signal.SIGKILL,
+            await runtime().kill(c.id, _signal.SIGKILL,
                                timeout=max(0.1, bound - (time.monotonic() - began)))
         except DockerError as e:        # gone meanwhile, say
             log.info("runtime kill of %s: %s", c.id[:12], e.message)

@@ -139,7 +139,7 @@ class Lifecycle:
             log.info("container %s did not stop within %ss; killing", c.id[:12], timeout)
             if c.state.status == "paused":
                 await self._thaw(c)         # a thaw that failed before
-            if not await kill_and_wait(self.runtimes.of(c), c, exited.wait(), KILL_WAIT):
+            if not await kill_and_wait(lambda: self.runtimes.of(c), c, exited.wait(), KILL_WAIT):
                 # answered (the lock released) rather than waiting for ever; its exit
                 # is recorded when it comes
                 log.error("container %s did not die within %ss of SIGKILL", c.id[:12],
@@ -182,7 +182,7 @@ class Lifecycle:
         if paused:      # runc kill --all thaws it after the signal, as dockerd's kill
             await self.runtimes.of(c).kill(c.id, sig, all_procs=True)
         # one frozen behind our back is killed through the runtime (killing.py)
-        if not await kill_and_wait(self.runtimes.of(c), c, exited.wait(), KILL_WAIT):
+        if not await kill_and_wait(lambda: self.runtimes.of(c), c, exited.wait(), KILL_WAIT):
             log.warning("container %s did not die within %ss of SIGKILL", c.id[:12], KILL_WAIT)
             return
         await self.exits.record_exit(c)

@@ -211,11 +211,14 @@ async def _record_locked(lc: Lifecycle, c: Container) -> None:
             # left it stopped)
             continue_process(c.state.conmon_pid,
                              lambda: conmon.is_monitor_of(c.state.conmon_pid, c.id))
-            runtime = lc.runtimes.of(c)
             if c.state.status == "paused":
-                await thaw(runtime, c)      # a frozen process never dies (SIGKILL pends)
+                try:
+                    await thaw(lc.runtimes.of(c), c)    # a frozen process never dies
+                except DockerError as e:                # its runtime no longer configured
+                    log.warning("thawing %s: %s", c.id[:12], e.message)
             # one frozen but recorded running is killed through the runtime (killing.py)
-            if not await kill_and_wait(runtime, c, wait_pid(c.state.conmon_pid), KILL_WAIT):
+            if not await kill_and_wait(lambda: lc.runtimes.of(c), c,
+                                       wait_pid(c.state.conmon_pid), KILL_WAIT):
                 # recorded exited all the same (its release, a forced runtime delete,
                 # comes next): a start that never ends would be worse
                 log.error("container %s did not die within %ss of SIGKILL", c.id[:12],
