@@ -7,12 +7,15 @@ our children and returns their exit status when it can know it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
 import warnings
 
 from ..util.procfs import children, stat_fields
+
+log = logging.getLogger("pydockerd.exec")
 
 
 async def wait_pid(pid: int) -> int | None:
@@ -72,32 +75,53 @@ def kill_tree(pid: int) -> list[int]:
     pidfds of the descendants, parents first (for `reap_pidfds`: they are ours once
     their parents are gone). Each is stopped before its children are read: a stopped
     process, or one with a signal pending, forks no more, and does not die and hand
-    its children to the daemon before they are read."""
+    its children to the daemon before they are read. Every member found is killed
+    even when the scan fails (no pidfd, no /proc read under fd pressure): none is
+    left stopped; the failure is logged, as descendants may have been missed."""
     try:
         root = os.pidfd_open(pid)
     except ProcessLookupError:
         return []
-    tree = [(pid, root)]
+    except OSError as e:        # our child, not reaped: its pid is still its own
+        log.warning("killing %d without its descendants: %s", pid, e)
+        os.kill(pid, signal.SIGKILL)
+        return []
+    tree: dict[int, int] = {pid: root}          # parents first (insertion order)
+    handed = False
     try:
-        i = 0
-        while i < len(tree):
-            parent, fd = tree[i]
-            i += 1
-            _signal(fd, signal.SIGSTOP)
-            for kid in sorted(children(parent)):
-                try:
-                    kid_fd = os.pidfd_open(kid)
-                except ProcessLookupError:
-                    continue
-                if kid in children(parent):     # not reaped (and reused) meanwhile
-                    tree.append((kid, kid_fd))
-                else:
-                    os.close(kid_fd)
-        for _, fd in tree:
-            _signal(fd, signal.SIGKILL)
+        try:
+            _scan(tree)
+        except OSError as e:
+            log.warning("killing %d: descendants may be missed: %s", pid, e)
+        handed = True
     finally:
+        for fd in tree.values():
+            _signal(fd, signal.SIGKILL)
         os.close(root)
-    return [fd for _, fd in tree[1:]]
+        if not handed:
+            for p, fd in tree.items():
+                if p != pid:
+                    os.close(fd)
+    return [fd for p, fd in tree.items() if p != pid]
+
+
+def _scan(tree: dict[int, int]) -> None:
+    """Stop each member of `tree`, and each child added, and add its children (with
+    their pidfds)."""
+    i = 0
+    while i < len(tree):
+        parent = list(tree)[i]
+        i += 1
+        _signal(tree[parent], signal.SIGSTOP)
+        for kid in sorted(children(parent, strict=True) - tree.keys()):
+            try:
+                kid_fd = os.pidfd_open(kid)
+            except ProcessLookupError:
+                continue
+            if kid in children(parent, strict=True):    # not reaped (reused) meanwhile
+                tree[kid] = kid_fd
+            else:
+                os.close(kid_fd)
 
 
 def _signal(pidfd: int, sig: int) -> None:

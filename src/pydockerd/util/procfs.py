@@ -1,6 +1,7 @@
 """Reading small kernel files (/proc, /sys) that may be absent."""
 from __future__ import annotations
 
+import errno
 import os
 
 
@@ -30,17 +31,26 @@ def stat_fields(pid: int | str, dir_fd: int | None = None) -> list[str] | None:
     return fields if len(fields) > 19 else None
 
 
-def children(pid: int | str) -> set[int]:
-    """The pids of the process's children (of all its threads), empty when it is gone."""
+def children(pid: int | str, strict: bool = False) -> set[int]:
+    """The pids of the process's children (of all its threads), empty when it is gone.
+    `strict`: a read that fails for another reason than the process (or thread) being
+    gone (EMFILE, ENOMEM) raises OSError instead of leaving its children out."""
     out: set[int] = set()
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
+    except OSError as e:
+        if strict and not _gone(e):
+            raise
         return out
     for tid in tasks:
         try:
             with open(f"/proc/{pid}/task/{tid}/children") as f:
                 out.update(int(p) for p in f.read().split())
-        except OSError:
-            pass
+        except OSError as e:
+            if strict and not _gone(e):
+                raise
     return out
+
+
+def _gone(e: OSError) -> bool:
+    return e.errno in (errno.ENOENT, errno.ESRCH)
