@@ -162,3 +162,54 @@ def test_strict_children_of_a_gone_process_are_none() -> None:
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
     assert procfs.children(p.pid, strict=True) == set()
+
+
+# P forks C; C, at the trigger file, clones G with CLONE_PARENT (a child of P, as
+# runc's nsexec stages are) and G writes its pid
+_CLONE_PARENT = r'''
+import ctypes, os, sys, time
+trigger, g_file = sys.argv[1:]
+libc = ctypes.CDLL(None, use_errno=True)
+if os.fork() == 0:
+    while not os.path.exists(trigger):
+        time.sleep(0.001)
+    if libc.syscall(56, 0x00008000 | 17, 0, 0, 0, 0) == 0:   # clone(CLONE_PARENT|SIGCHLD)
+        open(g_file + ".tmp", "w").write(str(os.getpid()))
+        os.rename(g_file + ".tmp", g_file)
+        time.sleep(60); os._exit(0)
+    time.sleep(60); os._exit(0)
+time.sleep(60)
+'''
+
+
+def test_a_child_cloned_with_clone_parent_after_the_read_is_killed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """C, not stopped yet when P's children were read, clones G as P's child: a
+    later pass finds G, which is killed and handed over with the others."""
+    trigger, g_file = tmp_path / "go", tmp_path / "g"
+    p = subprocess.Popen([sys.executable, "-c", _CLONE_PARENT, str(trigger), str(g_file)])
+    _wait_for(lambda: len(procfs.children(p.pid)) == 1, "C never started")
+    real = procfs.children
+    calls = 0
+
+    def children(pid: int | str, strict: bool = False) -> set[int]:
+        nonlocal calls
+        calls += 1
+        kids = real(pid, strict)
+        if calls == 1:                  # P's children read; C clones G meanwhile
+            trigger.touch()
+            _wait_for(g_file.exists, "G was never cloned")
+        return kids
+    monkeypatch.setattr(pidwatch, "children", children)
+    fds: list[int] = []
+    g = 0
+    try:
+        fds = pidwatch.kill_tree(p.pid)
+        g = int(g_file.read_text())
+        handed = [_pidfd_pid(fd) for fd in fds]
+        assert g in handed, "G was missed"
+        _wait_for(lambda: _state(g) in ("Z", "gone"), "G was not killed")
+    finally:
+        for fd in fds:
+            os.close(fd)
+        _cleanup(p, *([g] if g else []), *real(p.pid))

@@ -106,22 +106,29 @@ def kill_tree(pid: int) -> list[int]:
 
 
 def _scan(tree: dict[int, int]) -> None:
-    """Stop each member of `tree`, and each child added, and add its children (with
-    their pidfds)."""
-    i = 0
-    while i < len(tree):
-        parent = list(tree)[i]
-        i += 1
-        _signal(tree[parent], signal.SIGSTOP)
-        for kid in sorted(children(parent, strict=True) - tree.keys()):
-            try:
-                kid_fd = os.pidfd_open(kid)
-            except ProcessLookupError:
-                continue
-            if kid in children(parent, strict=True):    # not reaped (reused) meanwhile
-                tree[kid] = kid_fd
-            else:
-                os.close(kid_fd)
+    """Stop each member of `tree` and add its children (with their pidfds), pass
+    after pass over every member until one finds no new child: a member not stopped
+    yet when its parent's children were read may have cloned with CLONE_PARENT (as
+    runc's nsexec does), giving its parent a child after that read. Each pass stops
+    every member before it reads any children: in the last pass no member could
+    clone after a read."""
+    grew = True
+    while grew:
+        grew = False
+        members = list(tree)
+        for parent in members:
+            _signal(tree[parent], signal.SIGSTOP)
+        for parent in members:
+            for kid in sorted(children(parent, strict=True) - tree.keys()):
+                try:
+                    kid_fd = os.pidfd_open(kid)
+                except ProcessLookupError:
+                    continue
+                if kid in children(parent, strict=True):    # not reaped (reused)
+                    tree[kid] = kid_fd
+                    grew = True
+                else:
+                    os.close(kid_fd)
 
 
 def _signal(pidfd: int, sig: int) -> None:
