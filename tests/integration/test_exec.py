@@ -94,6 +94,18 @@ def sleeper(sdk):
         c.remove(force=True)
 
 
+def test_exec_with_an_env_larger_than_the_fork_servers_socket(sdk, sleeper):
+    """A plan larger than the fork server's socket takes (EMSGSIZE): that exec runs
+    through runc; an exec in flight meanwhile and the ones after still work."""
+    slow = sdk.api.exec_create(sleeper.id, ["sh", "-c", "sleep 1; echo slow"])
+    stream = sdk.api.exec_start(slow["Id"], stream=True)
+    env = {f"BIG{i}": str(i) * 100_000 for i in range(4)}       # 400 KB
+    code, out = sleeper.exec_run(["sh", "-c", "echo ${#BIG0} ${#BIG3}"], environment=env)
+    assert (code, out) == (0, b"100000 100000\n")
+    assert b"".join(stream) == b"slow\n"
+    assert sleeper.exec_run(["echo", "after"]) == (0, b"after\n")
+
+
 def test_exec_tty_is_decided_by_create(sdk, sleeper):
     """exec start's Tty only picks the framing: a TTY exec started with Tty=false
     runs on a terminal and its output comes in stdcopy frames (all of it on stdout);

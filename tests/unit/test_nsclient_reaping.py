@@ -335,3 +335,38 @@ def test_requests_waiting_for_room_end_when_the_server_goes() -> None:
             os.close(w)
             await server.close()
     asyncio.run(main())
+
+
+def test_a_plan_too_large_for_the_socket_fails_alone() -> None:
+    """A plan larger than the socket's send buffer (a big env) is EMSGSIZE: that
+    exec alone goes to runc (None); the server is not taken for gone, the exec in
+    flight gets its answer."""
+    import pickle
+    import socket
+
+    async def main() -> None:
+        server = nsclient.ForkServer()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        ours.setblocking(False)
+        asyncio.get_running_loop().add_reader(ours.fileno(), server._on_reply)
+        server._sock = ours
+        r, w = os.pipe()
+        try:
+            other = asyncio.create_task(server.fork(b"small plan", [r, w]))   # in flight
+            await asyncio.sleep(0)
+            assert await server.fork(b"e" * 300_000, [r, w]) is None
+            assert server.ready()
+            msg, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 4)
+            for fd in fds:
+                os.close(fd)
+            req_id, plan = pickle.loads(msg)
+            assert plan == b"small plan"
+            theirs.send(pickle.dumps((req_id, 0)))
+            assert await asyncio.wait_for(other, 5) == 0
+        finally:
+            os.close(r)
+            os.close(w)
+            await server.close()
+            theirs.close()
+    asyncio.run(main())

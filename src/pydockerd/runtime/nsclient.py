@@ -6,6 +6,7 @@ of them held."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
 import os
@@ -87,7 +88,8 @@ class ForkServer:
 
     async def fork(self, plan: ExecPlan, fds: list[int]) -> int | None:
         """B's pid (0: A failed, see the error pipe); None if the request could not be
-        sent (nothing was forked). ConnectionError: the server died with it. B goes
+        sent (nothing was forked: the server is gone, or this plan is larger than
+        the socket takes; the exec uses runc). ConnectionError: the server died with it. B goes
         on only once its pid is returned here: cancelled before, it ends untouched."""
         assert self._sock is not None
         self._next += 1
@@ -102,7 +104,11 @@ class ForkServer:
                 break
             except BlockingIOError:         # its queue is full (a stuck A holds it up)
                 await asyncio.shield(self._room())
-            except OSError:
+            except OSError as e:
+                if e.errno == errno.EMSGSIZE:   # this plan alone: the socket is fine
+                    log.info("exec plan of %d bytes too large for the fork server; "
+                             "runc runs it", len(msg[0]))
+                    return None
                 self._gone()
                 return None
         self._waiters[req_id] = fut
