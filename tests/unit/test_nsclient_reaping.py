@@ -8,6 +8,7 @@ import asyncio
 import ctypes
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Iterator
@@ -267,6 +268,12 @@ def test_a_late_a_that_reported_and_left_hands_its_b_over() -> None:
             os.kill(b, signal.SIGKILL)
 
 
+def _small_sndbuf(sock: socket.socket) -> None:
+    """A send buffer of 64 KiB (the kernel doubles it): 60 requests of 8 KB fill
+    it whatever net.core.wmem_default is."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+
+
 def test_requests_wait_for_room_on_a_full_socket() -> None:
     """The server held up (a stuck A: up to 10 s) while execs keep coming: its
     socket's queue fills; the next requests wait for room instead of taking the
@@ -277,6 +284,7 @@ def test_requests_wait_for_room_on_a_full_socket() -> None:
     async def main() -> None:
         server = nsclient.ForkServer()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        _small_sndbuf(ours)
         ours.setblocking(False)
         theirs.setblocking(False)
         loop = asyncio.get_running_loop()
@@ -286,7 +294,11 @@ def test_requests_wait_for_room_on_a_full_socket() -> None:
         plan = b"p" * 8000              # a plan: a few KB
         try:
             forks = [asyncio.create_task(server.fork(plan, [r, w])) for _ in range(60)]
-            await asyncio.sleep(0.2)        # the server is stuck meanwhile
+            deadline = time.monotonic() + 5     # the server is stuck meanwhile
+            while server._wait_room is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert server._wait_room is not None, "the socket never filled"
+            await asyncio.sleep(0)
             assert not any(f.done() for f in forks), "requests failed on a full socket"
             answered = 0
             deadline = time.monotonic() + 10
@@ -317,13 +329,17 @@ def test_requests_waiting_for_room_end_when_the_server_goes() -> None:
     async def main() -> None:
         server = nsclient.ForkServer()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        _small_sndbuf(ours)
         ours.setblocking(False)
         asyncio.get_running_loop().add_reader(ours.fileno(), server._on_reply)
         server._sock = ours
         r, w = os.pipe()
         try:
             forks = [asyncio.create_task(server.fork(b"p" * 8000, [r, w])) for _ in range(60)]
-            await asyncio.sleep(0.1)
+            deadline = time.monotonic() + 5
+            while server._wait_room is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert server._wait_room is not None, "the socket never filled"
             theirs.close()                  # the server dies
             done, pending = await asyncio.wait(forks, timeout=5)
             assert not pending
@@ -368,5 +384,34 @@ def test_a_plan_too_large_for_the_socket_fails_alone() -> None:
             os.close(r)
             os.close(w)
             await server.close()
+            theirs.close()
+    asyncio.run(main())
+
+
+def test_close_ends_the_requests_waiting_for_room() -> None:
+    """The daemon's shutdown (close) while requests wait for room, the server
+    alive but not reading: every waiter ends."""
+    import socket
+
+    async def main() -> None:
+        server = nsclient.ForkServer()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        _small_sndbuf(ours)
+        ours.setblocking(False)
+        asyncio.get_running_loop().add_reader(ours.fileno(), server._on_reply)
+        server._sock = ours
+        r, w = os.pipe()
+        try:
+            forks = [asyncio.create_task(server.fork(b"p" * 8000, [r, w])) for _ in range(60)]
+            deadline = time.monotonic() + 5
+            while server._wait_room is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert server._wait_room is not None, "the socket never filled"
+            await asyncio.wait_for(server.close(), 5)
+            done, pending = await asyncio.wait(forks, timeout=5)
+            assert not pending, f"{len(pending)} requests still waiting after close()"
+        finally:
+            os.close(r)
+            os.close(w)
             theirs.close()
     asyncio.run(main())
