@@ -184,6 +184,27 @@ time.sleep(60)
 """
 
 
+def _accepted(run_dir: Path) -> bool:
+    """Whether this process holds an accepted connection on a console socket in
+    `run_dir` (/proc/net/unix names an accepted socket by its listener's path)."""
+    ours = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            ours.add(link[8:-1])
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if (len(fields) > 7 and fields[5] == "03" and fields[6] in ours
+                    and fields[7].startswith(str(run_dir))):
+                return True
+    return False
+
+
 def _frozen_runc_start(tmp_path: Path, runc: Path, run_dir: Path, tty: bool
                        ) -> asyncio.Task[rexec.ExecProcess]:
     runc.write_text(f"#!{sys.executable}\n{FROZEN_RUNC}")
@@ -206,7 +227,9 @@ def test_a_cancelled_tty_runc_exec_start_ends_after_the_grace(
         deadline = time.monotonic() + 20
         while not (tmp_path / "child").exists() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.2)            # runc's init has the connection
+        while not _accepted(short_dir) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)       # until we hold runc's init's connection
+        assert _accepted(short_dir), "the console connection was never accepted"
         start.cancel()
         done, _ = await asyncio.wait([start], timeout=6)
         init = int((tmp_path / "child").read_text())
