@@ -16,7 +16,7 @@ from typing import Iterator
 import pytest
 
 from pydockerd.runtime import nschild, nsclient, nsexec, nsserver
-from tests.unit.test_nsexec import _STUCK_SERVER, _ended, _plan_running
+from tests.unit.test_nsexec import _STUCK_SERVER, _ended, _our_zombie, _plan_running
 
 pytestmark = pytest.mark.skipif(os.uname().machine not in nschild.SYSCALLS,
                                 reason="no fast exec here")
@@ -49,13 +49,6 @@ _STUCK_ONCE_SERVER = _STUCK_SERVER.replace(
     "    child = real_fork_into(prep, cg_fd)\n",
     "    child = real_fork_into(prep, cg_fd)\n"
     "    if os.path.exists(os.environ['TEST_STUCK_PIDS']): return child\n", 1)
-
-
-def _our_zombie(pid: int) -> bool:
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return False
 
 
 def _pidfds_not_of(pid: int) -> list[int]:
@@ -274,30 +267,42 @@ def _small_sndbuf(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
 
 
+def _server_on_a_pair() -> tuple[nsclient.ForkServer, socket.socket]:
+    """A ForkServer client whose socket is one end of a pair, with a small send
+    buffer; the other end plays the server (in a running loop)."""
+    server = nsclient.ForkServer()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    _small_sndbuf(ours)
+    ours.setblocking(False)
+    asyncio.get_running_loop().add_reader(ours.fileno(), server._on_reply)
+    server._sock = ours
+    return server, theirs
+
+
+async def _fill(server: nsclient.ForkServer, plan: bytes,
+                fds: list[int]) -> list[asyncio.Task[int | None]]:
+    """60 requests of `plan`: the socket's queue fills, the last ones wait for room."""
+    forks = [asyncio.create_task(server.fork(plan, fds)) for _ in range(60)]
+    deadline = time.monotonic() + 5
+    while server._wait_room is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert server._wait_room is not None, "the socket never filled"
+    return forks
+
+
 def test_requests_wait_for_room_on_a_full_socket() -> None:
     """The server held up (a stuck A: up to 10 s) while execs keep coming: its
     socket's queue fills; the next requests wait for room instead of taking the
     server for gone (which failed every exec in flight)."""
     import pickle
-    import socket
 
     async def main() -> None:
-        server = nsclient.ForkServer()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        _small_sndbuf(ours)
-        ours.setblocking(False)
+        server, theirs = _server_on_a_pair()
         theirs.setblocking(False)
-        loop = asyncio.get_running_loop()
-        loop.add_reader(ours.fileno(), server._on_reply)
-        server._sock = ours
         r, w = os.pipe()
         plan = b"p" * 8000              # a plan: a few KB
         try:
-            forks = [asyncio.create_task(server.fork(plan, [r, w])) for _ in range(60)]
-            deadline = time.monotonic() + 5     # the server is stuck meanwhile
-            while server._wait_room is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            assert server._wait_room is not None, "the socket never filled"
+            forks = await _fill(server, plan, [r, w])   # the server is stuck meanwhile
             await asyncio.sleep(0)
             assert not any(f.done() for f in forks), "requests failed on a full socket"
             answered = 0
@@ -324,22 +329,12 @@ def test_requests_wait_for_room_on_a_full_socket() -> None:
 
 
 def test_requests_waiting_for_room_end_when_the_server_goes() -> None:
-    import socket
 
     async def main() -> None:
-        server = nsclient.ForkServer()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        _small_sndbuf(ours)
-        ours.setblocking(False)
-        asyncio.get_running_loop().add_reader(ours.fileno(), server._on_reply)
-        server._sock = ours
+        server, theirs = _server_on_a_pair()
         r, w = os.pipe()
         try:
-            forks = [asyncio.create_task(server.fork(b"p" * 8000, [r, w])) for _ in range(60)]
-            deadline = time.monotonic() + 5
-            while server._wait_room is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            assert server._wait_room is not None, "the socket never filled"
+            forks = await _fill(server, b"p" * 8000, [r, w])
             theirs.close()                  # the server dies
             done, pending = await asyncio.wait(forks, timeout=5)
             assert not pending
@@ -358,7 +353,6 @@ def test_a_plan_too_large_for_the_socket_fails_alone() -> None:
     exec alone goes to runc (None); the server is not taken for gone, the exec in
     flight gets its answer."""
     import pickle
-    import socket
 
     async def main() -> None:
         server = nsclient.ForkServer()
@@ -391,22 +385,12 @@ def test_a_plan_too_large_for_the_socket_fails_alone() -> None:
 def test_close_ends_the_requests_waiting_for_room() -> None:
     """The daemon's shutdown (close) while requests wait for room, the server
     alive but not reading: every waiter ends."""
-    import socket
 
     async def main() -> None:
-        server = nsclient.ForkServer()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        _small_sndbuf(ours)
-        ours.setblocking(False)
-        asyncio.get_running_loop().add_reader(ours.fileno(), server._on_reply)
-        server._sock = ours
+        server, theirs = _server_on_a_pair()
         r, w = os.pipe()
         try:
-            forks = [asyncio.create_task(server.fork(b"p" * 8000, [r, w])) for _ in range(60)]
-            deadline = time.monotonic() + 5
-            while server._wait_room is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            assert server._wait_room is not None, "the socket never filled"
+            forks = await _fill(server, b"p" * 8000, [r, w])
             await asyncio.wait_for(server.close(), 5)
             done, pending = await asyncio.wait(forks, timeout=5)
             assert not pending, f"{len(pending)} requests still waiting after close()"

@@ -164,6 +164,14 @@ def _plan_for_self() -> "nsexec.ExecPlan":
                     [], None, True, started)
 
 
+def _our_zombie(pid: int) -> bool:
+    """`pid` is a child of this process that exited and was not reaped yet."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return False
+
+
 def _ended(pid: int) -> bool:
     from pydockerd.util.procfs import stat_fields
     fields = stat_fields(pid)
@@ -275,12 +283,6 @@ def test_the_b_of_an_a_killed_as_stuck_is_reaped(tmp_path, monkeypatch: pytest.M
     libc = ctypes.CDLL(None, use_errno=True)
     b = 0
 
-    def our_zombie(pid: int) -> bool:
-        try:
-            return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-        except ChildProcessError:
-            return False
-
     async def main() -> None:
         nonlocal b
         server = nsclient.ForkServer()
@@ -294,9 +296,9 @@ def test_the_b_of_an_a_killed_as_stuck_is_reaped(tmp_path, monkeypatch: pytest.M
             while not _ended(a) and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)   # A dead: B re-parented to us (it has ended)
             assert _ended(a)
-            while our_zombie(b) and time.monotonic() < deadline:
+            while _our_zombie(b) and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
-            assert not our_zombie(b), "B was left a zombie of the daemon"
+            assert not _our_zombie(b), "B was left a zombie of the daemon"
         finally:
             os.close(null)
             await server.close()
@@ -306,7 +308,7 @@ def test_the_b_of_an_a_killed_as_stuck_is_reaped(tmp_path, monkeypatch: pytest.M
         asyncio.run(main())
     finally:
         libc.prctl(36, 0, 0, 0, 0)
-        if b and our_zombie(b):
+        if b and _our_zombie(b):
             os.waitpid(b, 0)
     assert not ran.exists()
 
@@ -330,12 +332,6 @@ def test_the_a_and_b_of_a_fork_server_that_died_are_reaped(
     libc = ctypes.CDLL(None, use_errno=True)
     left: list[int] = []
 
-    def our_zombie(pid: int) -> bool:
-        try:
-            return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-        except ChildProcessError:
-            return False
-
     async def main() -> None:
         server = nsclient.ForkServer()
         monkeypatch.setattr(nsexec, "_SERVER", server)
@@ -350,10 +346,10 @@ def test_the_a_and_b_of_a_fork_server_that_died_are_reaped(
             server._proc.kill()
             with pytest.raises(nsexec.ExecFailed):
                 await start
-            while any(not _ended(p) or our_zombie(p) for p in left) \
+            while any(not _ended(p) or _our_zombie(p) for p in left) \
                     and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
-            assert [p for p in left if our_zombie(p)] == [], "left zombies of the daemon"
+            assert [p for p in left if _our_zombie(p)] == [], "left zombies of the daemon"
             assert all(_ended(p) for p in left)
         finally:
             os.close(null)
@@ -364,7 +360,7 @@ def test_the_a_and_b_of_a_fork_server_that_died_are_reaped(
     finally:
         libc.prctl(36, 0, 0, 0, 0)
         for pid in left:
-            if our_zombie(pid):
+            if _our_zombie(pid):
                 os.waitpid(pid, 0)
     assert not ran.exists()
 
