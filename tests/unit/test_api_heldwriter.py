@@ -7,7 +7,7 @@ import socket
 import time
 
 from pydockerd.api import heldwriter
-from pydockerd.api.heldwriter import unix_fd, unread_bytes
+from pydockerd.util.sockets import unix_fd, unread_bytes
 from pydockerd.api.respond import hand_over
 
 

@@ -15,29 +15,12 @@ SIOCOUTQ counts unacknowledged bytes, which says nothing about the reader.
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import socket
-import struct
-import termios
 from typing import Iterable
+
+from ..util.sockets import unread_bytes
 
 HOLD_S = 0.2        # longest wait for the head to be read (a client that never reads)
 POLL_S = 0.001      # SIOCOUTQ polling step while the head is unread
-_INT = struct.Struct("i")
-
-
-def unread_bytes(fd: int) -> int:
-    """SIOCOUTQ of a unix stream socket: what its peer has not read yet."""
-    out = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0" * _INT.size)   # SIOCOUTQ == TIOCOUTQ
-    return int(_INT.unpack(out)[0])
-
-
-def unix_fd(transport: asyncio.BaseTransport) -> int | None:
-    """The fd of a transport over an AF_UNIX stream socket, else None."""
-    sock = transport.get_extra_info("socket")
-    if sock is None or sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
-        return None
-    return int(sock.fileno())
 
 
 class HeadHeldWriter(asyncio.StreamWriter):

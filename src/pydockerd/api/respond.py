@@ -8,7 +8,8 @@ from typing import Protocol
 
 from .. import __version__
 from .errormap import error_response, error_status
-from .heldwriter import HeadHeldWriter, unix_fd
+from ..util.sockets import unix_fd
+from .heldwriter import HeadHeldWriter
 from .http import HijackResponse, Response, StreamResponse
 from .version import API_VERSION, version_str
 

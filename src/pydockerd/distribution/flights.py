@@ -7,8 +7,8 @@ or one image pulled twice at once): daemon-wide bookkeeping, in the event loop.
   its latest event on), as dockerd's watchers of one transfer do, and waits
   for its end. The making goes on while any pull waits for it (the starter's
   client may go away), and is cancelled, and waited out, when the last one
-  leaves; if it fails, the starter fails with its error and each other pull
-  makes the layer itself;
+  leaves; if it fails, the starter fails with its error and the next waiting
+  pull makes the layer again, the others joining that making;
 - the layer made is handed to one pull that saw the making end (the last one
   to leave, when cancelled), which counts it among the layers it made;
 - every pull holds the layers of its image (`claim`) until it ends; a failed pull

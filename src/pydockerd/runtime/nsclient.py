@@ -20,7 +20,7 @@ from ..util.lazy import lazy_import
 from ..util.procfs import children, read_text
 from ..util.tasks import TaskOwner
 from .execplan import ExecPlan
-from .pidwatch import reap_pidfds, wait_pid
+from .pidwatch import reap_pidfds, signal_pidfd, wait_pid
 
 log = logging.getLogger("pydockerd.exec")
 pickle = lazy_import("pickle")      # not for an idle daemon
@@ -255,10 +255,7 @@ class ForkServer:
                 if not _forked_by(pid, server.pid, comm):     # reaped and reused meanwhile
                     os.close(fd)
                     continue
-                try:
-                    signal.pidfd_send_signal(fd, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass                    # exited already
+                signal_pidfd(fd, signal.SIGKILL)
                 found.append(fd)
             if not found:
                 return

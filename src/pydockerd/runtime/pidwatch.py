@@ -96,7 +96,7 @@ def kill_tree(pid: int) -> list[int]:
         handed = True
     finally:
         for fd in tree.values():
-            _signal(fd, signal.SIGKILL)
+            signal_pidfd(fd, signal.SIGKILL)
         os.close(root)
         if not handed:
             for p, fd in tree.items():
@@ -117,7 +117,7 @@ def _scan(tree: dict[int, int]) -> None:
         grew = False
         members = list(tree)
         for parent in members:
-            _signal(tree[parent], signal.SIGSTOP)
+            signal_pidfd(tree[parent], signal.SIGSTOP)
         for parent in members:
             for kid in sorted(children(parent, strict=True) - tree.keys()):
                 try:
@@ -131,7 +131,8 @@ def _scan(tree: dict[int, int]) -> None:
                     os.close(kid_fd)
 
 
-def _signal(pidfd: int, sig: int) -> None:
+def signal_pidfd(pidfd: int, sig: int) -> None:
+    """Signal the process behind a pidfd; nothing when it has exited already."""
     try:
         signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
