@@ -3,10 +3,11 @@ socket in a temp dir, driven with raw bytes (limits, errors, streams, versions).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -240,6 +241,28 @@ def test_filters_forms() -> None:
     assert status == 200 and json.loads(resp) == {"a": ["x"], "b": ["y"]}
 
 
+@contextlib.asynccontextmanager
+async def _streaming(path: str, handler: Callable[[Request], Awaitable[AnyResponse]]
+                     ) -> AsyncIterator[tuple[ApiServer, asyncio.StreamWriter]]:
+    """An ApiServer with one GET route on a temporary unix socket, a client that
+    asked for it and read a 200 head; the server is stopped at the end."""
+    router = Router()
+    router.add([Route("GET", path, handler)])
+    server = ApiServer(router)
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = os.path.join(tmp, "api.sock")
+        await server.listen_unix(sock, None)
+        reader, writer = await asyncio.open_unix_connection(sock)
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: d\r\n\r\n".encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200")
+            yield server, writer
+        finally:
+            writer.close()
+            await server.stop_accepting()
+            await server.finish(1)
+
 
 def test_a_stream_ends_when_its_client_goes_away() -> None:
     """An idle stream (events, logs -f) is stopped as soon as the client closes the
@@ -257,23 +280,9 @@ def test_a_stream_ends_when_its_client_goes_away() -> None:
         return StreamResponse(body())
 
     async def main() -> None:
-        router = Router()
-        router.add([Route("GET", "/idle", idle)])
-        server = ApiServer(router)
-        with tempfile.TemporaryDirectory() as tmp:
-            sock = os.path.join(tmp, "api.sock")
-            await server.listen_unix(sock, None)
-            reader, writer = await asyncio.open_unix_connection(sock)
-            try:
-                writer.write(b"GET /idle HTTP/1.1\r\nHost: d\r\n\r\n")
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-                assert head.startswith(b"HTTP/1.1 200")
-                writer.close()
-                await asyncio.wait_for(ended.wait(), 5)
-            finally:
-                writer.close()
-                await server.stop_accepting()
-                await server.finish(1)
+        async with _streaming("/idle", idle) as (_, writer):
+            writer.close()
+            await asyncio.wait_for(ended.wait(), 5)
     asyncio.run(main())
 
 
@@ -295,30 +304,16 @@ def test_a_stream_waits_while_its_client_does_not_read() -> None:
         return StreamResponse(body(), "application/x-tar")
 
     async def main() -> None:
-        router = Router()
-        router.add([Route("GET", "/endless", endless)])
-        server = ApiServer(router)
-        with tempfile.TemporaryDirectory() as tmp:
-            sock = os.path.join(tmp, "api.sock")
-            await server.listen_unix(sock, None)
-            reader, writer = await asyncio.open_unix_connection(sock)
-            try:
-                writer.write(b"GET /endless HTTP/1.1\r\nHost: d\r\n\r\n")
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-                assert head.startswith(b"HTTP/1.1 200")
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + 5
-                while not any(c.write_flow.paused for c in server._site.connections):
-                    assert loop.time() < deadline, produced
-                    await asyncio.sleep(0.01)
-                before = produced[0]
-                for _ in range(200):              # turns of the loop: nothing more is made
-                    await asyncio.sleep(0)
-                assert produced[0] == before < 64 << 20
-                writer.transport.abort()
-                await asyncio.wait_for(ended.wait(), 5)
-            finally:
-                writer.close()
-                await server.stop_accepting()
-                await server.finish(1)
+        async with _streaming("/endless", endless) as (server, writer):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5
+            while not any(c.write_flow.paused for c in server._site.connections):
+                assert loop.time() < deadline, produced
+                await asyncio.sleep(0.01)
+            before = produced[0]
+            for _ in range(200):              # turns of the loop: nothing more is made
+                await asyncio.sleep(0)
+            assert produced[0] == before < 64 << 20
+            writer.transport.abort()
+            await asyncio.wait_for(ended.wait(), 5)
     asyncio.run(main())

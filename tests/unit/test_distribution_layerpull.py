@@ -202,6 +202,23 @@ async def until(cond: Callable[[], bool]) -> None:
         await asyncio.sleep(0.01)
 
 
+async def cancelled_again_and_again(p: Pull, reached: Callable[[], bool],
+                                    go_on: threading.Event, times: int) -> bool:
+    """Pull `p` until `reached`, then cancel it `times` times, 10 ms apart, while
+    the pull cleans up (a client gone); then let the blocked thread go on. True if
+    the pull ended before that (it should have waited)."""
+    consumer = asyncio.create_task(collect(p))
+    await until(reached)
+    for _ in range(times):
+        consumer.cancel()
+        await asyncio.sleep(0.01)
+    ended_early = consumer.done()
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    return ended_early
+
+
 def errors(evs: list[ProgressEvent]) -> list[str]:
     return [e.message for e in evs if isinstance(e, ErrorEvent)]
 
@@ -458,18 +475,8 @@ def test_a_second_cancel_still_waits_for_the_unpack_and_undoes_it(svc, reg, monk
         return out
     monkeypatch.setattr(svc.layers, "unpack", unpack_then_hang)
 
-    async def main() -> bool:
-        consumer = asyncio.create_task(collect(make_pull(svc, slots(), "img", [layer])))
-        await until(registered.is_set)
-        for _ in range(30):                # the client is gone; cancelled again and again
-            consumer.cancel()              # while the pull cleans up
-            await asyncio.sleep(0.01)
-        ended_early = consumer.done()
-        go_on.set()
-        with pytest.raises(asyncio.CancelledError):
-            await consumer
-        return ended_early
-    ended_before_unpack = asyncio.run(main())
+    ended_before_unpack = asyncio.run(cancelled_again_and_again(
+        make_pull(svc, slots(), "img", [layer]), registered.is_set, go_on, 30))
     assert not ended_before_unpack         # the pull waited for its unpack thread
     assert pull_threads() == []
     assert leftovers(svc) == []
@@ -543,18 +550,8 @@ def test_a_cancel_while_the_blob_is_kept_waits_for_the_keeping(svc, reg, monkeyp
             raise
     monkeypatch.setattr(cache, "keep_blob", slow_keep)
 
-    async def main() -> bool:
-        consumer = asyncio.create_task(collect(make_pull(svc, slots(), "img", [layer])))
-        await until(keeping.is_set)
-        for _ in range(20):                # the client is gone, cancelled again and again
-            consumer.cancel()
-            await asyncio.sleep(0.01)
-        ended_early = consumer.done()
-        go_on.set()
-        with pytest.raises(asyncio.CancelledError):
-            await consumer
-        return ended_early
-    ended_early = asyncio.run(main())
+    ended_early = asyncio.run(cancelled_again_and_again(
+        make_pull(svc, slots(), "img", [layer]), keeping.is_set, go_on, 20))
     assert not ended_early and kept == [None]
     assert pull_threads() == [] and leftovers(svc) == []
 

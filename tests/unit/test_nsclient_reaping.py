@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import pickle
 import signal
 import socket
 import time
@@ -279,6 +280,18 @@ def _server_on_a_pair() -> tuple[nsclient.ForkServer, socket.socket]:
     return server, theirs
 
 
+
+def _answer_one(theirs: socket.socket) -> object:
+    """Play the server for one request: close the fds it carried, answer "A failed"
+    (pid 0); its plan."""
+    msg, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 4)
+    for fd in fds:
+        os.close(fd)
+    req_id, plan = pickle.loads(msg)
+    theirs.send(pickle.dumps((req_id, 0)))
+    return plan
+
+
 async def _fill(server: nsclient.ForkServer, plan: bytes,
                 fds: list[int]) -> list[asyncio.Task[int | None]]:
     """60 requests of `plan`: the socket's queue fills, the last ones wait for room."""
@@ -294,7 +307,6 @@ def test_requests_wait_for_room_on_a_full_socket() -> None:
     """The server held up (a stuck A: up to 10 s) while execs keep coming: its
     socket's queue fills; the next requests wait for room instead of taking the
     server for gone (which failed every exec in flight)."""
-    import pickle
 
     async def main() -> None:
         server, theirs = _server_on_a_pair()
@@ -309,15 +321,10 @@ def test_requests_wait_for_room_on_a_full_socket() -> None:
             deadline = time.monotonic() + 10
             while answered < len(forks) and time.monotonic() < deadline:
                 try:
-                    msg, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 4)
+                    assert _answer_one(theirs) == plan
                 except BlockingIOError:
                     await asyncio.sleep(0.01)
                     continue
-                for fd in fds:
-                    os.close(fd)
-                req_id, got = pickle.loads(msg)
-                assert got == plan
-                theirs.send(pickle.dumps((req_id, 0)))      # A failed: pid 0
                 answered += 1
             assert await asyncio.gather(*forks) == [0] * len(forks)
         finally:
@@ -352,27 +359,16 @@ def test_a_plan_too_large_for_the_socket_fails_alone() -> None:
     """A plan larger than the socket's send buffer (a big env) is EMSGSIZE: that
     exec alone goes to runc (None); the server is not taken for gone, the exec in
     flight gets its answer."""
-    import pickle
 
     async def main() -> None:
-        server = nsclient.ForkServer()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
-        ours.setblocking(False)
-        asyncio.get_running_loop().add_reader(ours.fileno(), server._on_reply)
-        server._sock = ours
+        server, theirs = _server_on_a_pair()
         r, w = os.pipe()
         try:
             other = asyncio.create_task(server.fork(b"small plan", [r, w]))   # in flight
             await asyncio.sleep(0)
             assert await server.fork(b"e" * 300_000, [r, w]) is None
             assert server.ready()
-            msg, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 4)
-            for fd in fds:
-                os.close(fd)
-            req_id, plan = pickle.loads(msg)
-            assert plan == b"small plan"
-            theirs.send(pickle.dumps((req_id, 0)))
+            assert _answer_one(theirs) == b"small plan"
             assert await asyncio.wait_for(other, 5) == 0
         finally:
             os.close(r)
